@@ -1,0 +1,151 @@
+"""The ``switchd`` command: run | check | passwd | bench."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import sys
+from pathlib import Path
+
+from switchd import __version__
+
+__all__ = ["main"]
+
+
+def _err(msg: str) -> None:
+    sys.stderr.write(msg.rstrip("\n") + "\n")
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    """Validate a config file: one FILE:LINE:COL line per problem and exit 1, or a summary and 0."""
+    from switchd.config import config_summary, load_config
+    from switchd.exceptions import ConfigError
+
+    try:
+        cfg = load_config(args.config)
+    except ConfigError as exc:
+        for p in exc.problems:
+            print(p)
+        return 1
+    print(config_summary(cfg))
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """Run the daemon in the foreground until SIGTERM/SIGINT."""
+    from switchd.app import App
+    from switchd.config import load_config, parse_listen
+    from switchd.exceptions import ConfigError
+    from switchd.logconfig import configure_logging
+
+    try:
+        cfg = load_config(args.config)
+    except ConfigError as exc:
+        for p in exc.problems:
+            _err(p)
+        _err(f"switchd: not starting: {args.config} has {len(exc.problems)} problem(s); "
+             f"`switchd check -c {args.config}` shows them")
+        return 1
+    if args.cti_listen is not None:
+        try:
+            parse_listen(args.cti_listen)
+        except ValueError as exc:
+            _err(f"switchd: --cti-listen {args.cti_listen}: {exc}")
+            return 2
+    configure_logging(args.log_format or cfg.log.format, cfg.log.level)
+    state_dir = Path(args.state_dir).absolute() if args.state_dir else None
+    app = App(cfg, config_path=Path(args.config), state_dir=state_dir, cti_listen=args.cti_listen)
+    demo = app.check_demo_secrets()
+    if demo:
+        host, port = app.listen_address()
+        msg = (f"refusing to start: users {', '.join(demo)} still have the demo secrets from "
+               f"config.yaml, and the control socket would listen on {host}:{port}, which is "
+               "not a loopback address. Set real secrets with `switchd passwd` or listen on "
+               "127.0.0.1.")
+        app.log.error("demo_secrets_refused", users=demo, host=host, port=port)
+        _err(f"switchd: {msg}")
+        return 1
+    try:
+        import uvloop  # type: ignore[import-not-found]
+
+        runner = uvloop.run
+    except ImportError:
+        runner = asyncio.run
+    return runner(app.run())
+
+
+def cmd_passwd(args: argparse.Namespace) -> int:
+    """Print a PBKDF2 hash of a secret for the ``secret:`` key of a user in config.yaml."""
+    from switchd.passwords import hash_secret
+
+    if args.stdin:
+        secret = sys.stdin.readline().rstrip("\r\n")
+    else:
+        secret = getpass.getpass("secret: ")
+        if getpass.getpass("again: ") != secret:
+            _err("switchd passwd: the two secrets differ")
+            return 1
+    if not secret:
+        _err("switchd passwd: the secret is empty")
+        return 1
+    print(hash_secret(secret))
+    return 0
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    """Benchmarks; see ``switchd bench calls --help``."""
+    from switchd.bench import run_bench
+
+    return run_bench(args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the ``switchd`` command."""
+    p = argparse.ArgumentParser(prog="switchd", description="A call-centre telephone switch.")
+    p.add_argument("--version", action="version", version=f"switchd {__version__}")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="run the switch in the foreground")
+    run.add_argument("-c", "--config", default="config.yaml", help="config file (config.yaml)")
+    run.add_argument("--state-dir", help="where switchd.db lives (overrides state_dir)")
+    run.add_argument("--cti-listen", metavar="HOST:PORT",
+                     help="control socket address (overrides cti.listen; port 0 = any free port)")
+    run.add_argument("--log-format", choices=("auto", "json", "console"),
+                     help="log format (overrides log.format)")
+    run.set_defaults(func=cmd_run)
+
+    chk = sub.add_parser("check", help="validate a config file")
+    chk.add_argument("-c", "--config", default="config.yaml")
+    chk.set_defaults(func=cmd_check)
+
+    pw = sub.add_parser("passwd", help="print a PBKDF2 hash of a secret for config.yaml")
+    pw.add_argument("--stdin", action="store_true", help="read the secret from one line of stdin")
+    pw.set_defaults(func=cmd_passwd)
+
+    bench = sub.add_parser("bench", help="benchmarks")
+    bsub = bench.add_subparsers(dest="bench", required=True)
+    calls = bsub.add_parser("calls", help="call set-up/answer/hang-up rate with CDRs written")
+    calls.add_argument("--live", action="store_true",
+                       help="drive a real daemon over the socket instead of the core in virtual time")
+    calls.add_argument("--json", action="store_true", help="print one JSON object")
+    calls.add_argument("--calls", type=int, default=None,
+                       help="number of calls (default 100000 virtual, 6000 live)")
+    calls.add_argument("--rate", type=float, default=None,
+                       help="live: offered calls per second (default: as fast as accepted)")
+    calls.add_argument("--lines", type=int, default=200, help="trunks and extensions on the board")
+    calls.set_defaults(func=cmd_bench)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``switchd`` console script."""
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

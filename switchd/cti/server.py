@@ -1,0 +1,311 @@
+"""The CTI control socket: asyncio streams around the sans-IO codec.
+
+One :class:`Session` per TCP connection. Requests on a connection are handled in
+order (clients may pipeline with ``#tag``); replies and events go through a
+bounded outbound queue drained by a writer task, so a client that stops reading
+fills only its own queue and is then told ``ERR overloaded`` and disconnected,
+without ever making the event loop wait for it (DESIGN §5, §9).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import fnmatch
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import structlog
+
+from switchd.cti.codec import DecodeError, LineDecoder, Request, encode_error, encode_reply
+from switchd.events import CallEnded, Event
+
+__all__ = ["CtiServer", "Reply", "Session", "event_wire_fields"]
+
+log = structlog.get_logger("switchd.cti")
+
+_LINE_KEYS = ("line", "line_a", "line_b", "held_line")
+
+
+def _iso(t: float) -> str:
+    return dt.datetime.fromtimestamp(t, dt.UTC).isoformat(timespec="milliseconds").replace(
+        "+00:00", "Z")
+
+
+def event_wire_fields(event: Event) -> dict[str, Any]:
+    """The fields of ``event`` as they go on the wire.
+
+    ``call_id`` is sent as ``call`` (the key every verb takes) and ``time`` as
+    ISO-8601 UTC with milliseconds, like CDR times.
+    """
+    out: dict[str, Any] = {"event": event.name}
+    for key, value in event.fields().items():
+        if key == "call_id":
+            out["call"] = value
+        elif key == "time":
+            out["time"] = _iso(value)
+        else:
+            out[key] = value
+    return out
+
+
+@dataclass(slots=True)
+class Reply:
+    """What a verb handler returns: an ``OK`` with fields, or ``ITEM`` lines then ``END``."""
+
+    fields: dict[str, Any] = field(default_factory=dict)
+    items: list[dict[str, Any]] | None = None
+    close: bool = False
+
+
+class Session:
+    """One CTI connection: its auth, its subscriptions and its bounded outbound queue."""
+
+    def __init__(self, server: CtiServer, reader: asyncio.StreamReader,
+                 writer: asyncio.StreamWriter) -> None:
+        self.server = server
+        self.reader = reader
+        self.writer = writer
+        self.decoder = LineDecoder(server.max_line_bytes)
+        self.queue: asyncio.Queue[bytes | None] = asyncio.Queue(server.outbound_queue)
+        self.user: str | None = None
+        self.role: str | None = None
+        #: ``ext/201`` for an agent: an agent sees only its own line and calls.
+        self.agent_line: str | None = None
+        self.own_calls: set[str] = set()
+        self.subscribed = False
+        self.patterns: tuple[str, ...] = ("*",)
+        self.closed = False
+        #: Events caused by this session's own request wait here until its reply is queued,
+        #: so ``OK call=<id>`` reaches the client before the events about that call.
+        self.held: list[bytes] | None = None
+        peer = writer.get_extra_info("peername")
+        self.peer = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
+
+    @property
+    def json_mode(self) -> bool:
+        """True after ``FORMAT json``: one JSON object per line both ways."""
+        return self.decoder.json_mode
+
+    def send(self, data: bytes) -> bool:
+        """Queue ``data`` for the client without waiting. False (and disconnect) when the queue is full."""
+        if self.closed:
+            return False
+        try:
+            self.queue.put_nowait(data)
+        except asyncio.QueueFull:
+            self.overloaded()
+            return False
+        return True
+
+    def overloaded(self) -> None:
+        """Tell the client it fell behind, bypassing its full queue, and drop it."""
+        if self.closed:
+            return
+        log.warning("cti_client_overloaded", peer=self.peer, user=self.user,
+                    queued=self.queue.qsize())
+        transport = self.writer.transport
+        with contextlib.suppress(Exception):
+            transport.write(encode_error("overloaded", "you did not read fast enough; "
+                                         "your outbound queue is full", json_mode=self.json_mode))
+        self.close()
+        with contextlib.suppress(Exception):
+            transport.abort()
+
+    def close(self) -> None:
+        """Stop this session (idempotent)."""
+        if self.closed:
+            return
+        self.closed = True
+        with contextlib.suppress(asyncio.QueueFull):
+            self.queue.put_nowait(None)
+
+    def wants(self, event: Event, fields: dict[str, Any]) -> bool:
+        """True when this session subscribed to ``event`` and may see it."""
+        if not self.subscribed:
+            return False
+        if not any(fnmatch.fnmatchcase(event.name, p) for p in self.patterns):
+            return False
+        if self.agent_line is None:
+            return True
+        call = fields.get("call")
+        if any(fields.get(k) == self.agent_line for k in _LINE_KEYS):
+            if call is not None and not isinstance(event, CallEnded):
+                self.own_calls.add(call)
+            return True
+        if call is not None and call in self.own_calls:
+            if isinstance(event, CallEnded):
+                self.own_calls.discard(call)
+            return True
+        return False
+
+
+Handler = Callable[[Session, Request], Awaitable[Reply]]
+
+
+class CtiServer:
+    """The TCP server. ``handler`` carries out verbs; :meth:`publish` fans events out."""
+
+    def __init__(self, handler: Handler, *, host: str, port: int, version: str,
+                 max_line_bytes: int = 8192, outbound_queue: int = 1024) -> None:
+        self.handler = handler
+        self.host = host
+        self.port = port
+        self.version = version
+        self.max_line_bytes = max_line_bytes
+        self.outbound_queue = outbound_queue
+        self.sessions: set[Session] = set()
+        self._server: asyncio.Server | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def start(self) -> int:
+        """Listen; returns the bound port (useful with port 0)."""
+        self._server = await asyncio.start_server(self._serve, self.host, self.port,
+                                                  limit=self.max_line_bytes * 2)
+        sock = self._server.sockets[0]
+        self.port = sock.getsockname()[1]
+        return self.port
+
+    async def close(self) -> None:
+        """Stop listening, flush what each client has queued (briefly), close every connection."""
+        if self._server is not None:
+            self._server.close()
+        for s in list(self.sessions):
+            s.close()
+        if self._tasks:
+            await asyncio.wait(self._tasks, timeout=1.0)
+        for t in list(self._tasks):
+            t.cancel()
+        if self._server is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._server.wait_closed(), 1.0)
+
+    def publish(self, event: Event) -> None:
+        """Send ``event`` to every subscribed session that may see it. Never waits."""
+        if not self.sessions:
+            return
+        fields: dict[str, Any] | None = None
+        encoded: dict[bool, bytes] = {}
+        for s in list(self.sessions):
+            if not s.subscribed:
+                continue
+            if fields is None:
+                fields = event_wire_fields(event)
+            if not s.wants(event, fields):
+                continue
+            data = encoded.get(s.json_mode)
+            if data is None:
+                data = encoded[s.json_mode] = encode_reply("EVENT", fields, json_mode=s.json_mode)
+            if s.held is not None:
+                s.held.append(data)
+            else:
+                s.send(data)
+
+    def broadcast_lines(self, sessions: Iterable[Session], data: bytes) -> None:
+        """Queue the same bytes to several sessions."""
+        for s in sessions:
+            s.send(data)
+
+    # ------------------------------------------------------------ per connection
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        session = Session(self, reader, writer)
+        self.sessions.add(session)
+        task = asyncio.current_task()
+        if task is not None:
+            self._tasks.add(task)  # type: ignore[arg-type]
+        log.info("cti_connected", peer=session.peer)
+        writer_task = asyncio.create_task(self._writer(session))
+        try:
+            session.send(encode_reply("HELLO", {"version": f"switchd/{self.version}", "proto": 1}))
+            await self._reader(session)
+        except (ConnectionError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            session.close()
+            self.sessions.discard(session)
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(writer_task, 2.0)
+            writer_task.cancel()
+            with contextlib.suppress(Exception):
+                writer.close()
+            log.info("cti_disconnected", peer=session.peer, user=session.user)
+            if task is not None:
+                self._tasks.discard(task)  # type: ignore[arg-type]
+
+    async def _reader(self, session: Session) -> None:
+        while not session.closed:
+            data = await session.reader.read(65536)
+            if not data:
+                return
+            for item in session.decoder.feed(data):
+                if session.closed:
+                    return
+                if isinstance(item, DecodeError):
+                    session.send(encode_error(item.code, item.msg, tag=item.tag,
+                                              json_mode=session.json_mode))
+                    continue
+                await self._dispatch(session, item)
+
+    async def _dispatch(self, session: Session, req: Request) -> None:
+        session.held = []
+        try:
+            await self._dispatch_held(session, req)
+        finally:
+            held, session.held = session.held, None
+            if held:
+                session.send(b"".join(held))
+
+    async def _dispatch_held(self, session: Session, req: Request) -> None:
+        jm = session.json_mode
+        try:
+            reply = await self.handler(session, req)
+        except Exception as exc:  # a bug in a verb must not take the connection down
+            from switchd.exceptions import ProtocolError
+
+            if isinstance(exc, ProtocolError):
+                session.send(encode_error(exc.code, exc.msg, tag=req.tag, json_mode=jm))
+                return
+            log.exception("cti_verb_failed", verb=req.verb, peer=session.peer)
+            session.send(encode_error("internal", f"{req.verb} failed inside switchd: "
+                                      f"{type(exc).__name__}; see the log", tag=req.tag,
+                                      json_mode=jm))
+            return
+        # A verb like FORMAT json changes the mode: its own reply already uses the new one.
+        jm = session.json_mode
+        if reply.items is None:
+            session.send(encode_reply("OK", reply.fields, tag=req.tag, json_mode=jm))
+        else:
+            chunks = [encode_reply("ITEM", it, tag=req.tag, json_mode=jm) for it in reply.items]
+            chunks.append(encode_reply("END", {"count": len(reply.items), **reply.fields},
+                                       tag=req.tag, json_mode=jm))
+            # One queue entry for the whole list: a long answer is not "falling behind".
+            session.send(b"".join(chunks))
+        if reply.close:
+            session.close()
+
+    async def _writer(self, session: Session) -> None:
+        w = session.writer
+        q = session.queue
+        try:
+            while True:
+                item = await q.get()
+                batch = []
+                done = item is None
+                if item is not None:
+                    batch.append(item)
+                while not done and not q.empty():
+                    nxt = q.get_nowait()
+                    if nxt is None:
+                        done = True
+                    else:
+                        batch.append(nxt)
+                if batch:
+                    w.write(b"".join(batch))
+                    await w.drain()
+                if done:
+                    return
+        except (ConnectionError, RuntimeError):
+            session.closed = True

@@ -1,0 +1,1 @@
+"""switchd.lines."""

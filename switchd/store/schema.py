@@ -1,0 +1,322 @@
+"""The storage schema, its forward migrations, and the named queries over it.
+
+Everything here is portable SQL (SQLite and PostgreSQL, the planned second backend,
+see DESIGN.md §6): standard types (``TEXT``, ``INTEGER``, ``DOUBLE PRECISION``),
+double-quoted identifiers where a column name is a reserved word (``"end"``),
+``INSERT … ON CONFLICT … DO UPDATE`` upserts, and ``:name`` placeholders (a
+PostgreSQL backend rewrites them to psycopg's ``%(name)s``). Nothing here opens a
+connection; ``switchd.store.sqlite`` is the one SQLite-specific module.
+
+Representation rules, shared by every backend:
+
+- times are ISO-8601 UTC text with milliseconds and a ``Z``
+  (``2026-11-30T03:48:43.123Z``), fixed width, so text order is time order and an
+  index on the column serves range queries;
+- ids (``uniqueid``, ``linkedid``, phone numbers) are text;
+- booleans are ``INTEGER`` 0/1 (with a ``CHECK``), read back as ``bool``.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import fields
+from datetime import UTC, datetime, timedelta
+from decimal import ROUND_CEILING, Decimal, InvalidOperation
+
+from switchd.events import Cdr
+
+__all__ = [
+    "CDR_COLUMNS",
+    "CONTACT_COLUMNS",
+    "MIGRATIONS",
+    "SCHEMA_VERSION",
+    "SQL_CDR_COUNT",
+    "SQL_CONTACT_FLAGS",
+    "SQL_CONTACT_SET",
+    "SQL_CONTACT_TOUCH",
+    "SQL_GET_CONTACT",
+    "SQL_INSERT_CDR",
+    "TIME_FORMATS_HELP",
+    "caller_of",
+    "cdr_row",
+    "contact_touch_row",
+    "iso_utc",
+    "parse_time_bound",
+    "select_cdrs_sql",
+]
+
+# Migration i brings the schema from version i to i + 1. Append only: a released
+# migration is never edited, because databases in the field already ran it.
+MIGRATIONS: tuple[str, ...] = (
+    # 0 -> 1: CDRs and contacts.
+    """
+    CREATE TABLE cdr (
+        uniqueid       TEXT PRIMARY KEY,
+        linkedid       TEXT NOT NULL,
+        src            TEXT NOT NULL,
+        dst            TEXT NOT NULL,
+        clid           TEXT NOT NULL,
+        start          TEXT NOT NULL,
+        answer         TEXT,
+        "end"          TEXT NOT NULL,
+        duration       INTEGER NOT NULL,
+        billsec        INTEGER NOT NULL,
+        disposition    TEXT NOT NULL,
+        direction      TEXT NOT NULL,
+        trunk          INTEGER,
+        extension      INTEGER,
+        agent          TEXT,
+        queue          TEXT,
+        wait_s         DOUBLE PRECISION NOT NULL DEFAULT 0,
+        ivr_path       TEXT,
+        recording_id   TEXT,
+        hangup_by      TEXT,
+        blocked_reason TEXT,
+        dnis           TEXT
+    );
+    CREATE INDEX cdr_start_idx ON cdr (start);
+    CREATE INDEX cdr_src_idx ON cdr (src);
+    CREATE INDEX cdr_dst_idx ON cdr (dst);
+    CREATE INDEX cdr_disposition_idx ON cdr (disposition);
+    CREATE TABLE contacts (
+        number       TEXT PRIMARY KEY,
+        name         TEXT,
+        vip          INTEGER NOT NULL DEFAULT 0 CHECK (vip IN (0, 1)),
+        blacklisted  INTEGER NOT NULL DEFAULT 0 CHECK (blacklisted IN (0, 1)),
+        notes        TEXT,
+        last_agent   TEXT,
+        last_call_at TEXT,
+        created_at   TEXT NOT NULL,
+        updated_at   TEXT NOT NULL
+    );
+    """,
+)
+
+SCHEMA_VERSION: int = len(MIGRATIONS)
+
+# Same order as the fields of switchd.events.Cdr; tests check they agree, since a new
+# Cdr field needs a migration that adds its column.
+CDR_COLUMNS: tuple[str, ...] = (
+    "uniqueid",
+    "linkedid",
+    "src",
+    "dst",
+    "clid",
+    "start",
+    "answer",
+    "end",
+    "duration",
+    "billsec",
+    "disposition",
+    "direction",
+    "trunk",
+    "extension",
+    "agent",
+    "queue",
+    "wait_s",
+    "ivr_path",
+    "recording_id",
+    "hangup_by",
+    "blocked_reason",
+    "dnis",
+)
+
+CONTACT_COLUMNS: tuple[str, ...] = (
+    "number",
+    "name",
+    "vip",
+    "blacklisted",
+    "notes",
+    "last_agent",
+    "last_call_at",
+    "created_at",
+    "updated_at",
+)
+
+_TIME_COLUMNS = frozenset({"start", "answer", "end"})
+
+
+def _q(column: str) -> str:
+    """Quote an identifier the standard way; ``end`` is reserved in PostgreSQL."""
+    return f'"{column}"'
+
+
+_CDR_SELECT_LIST = ", ".join(_q(c) for c in CDR_COLUMNS)
+_CONTACT_SELECT_LIST = ", ".join(_q(c) for c in CONTACT_COLUMNS)
+
+SQL_INSERT_CDR = (
+    f"INSERT INTO cdr ({_CDR_SELECT_LIST}) VALUES ({', '.join(':' + c for c in CDR_COLUMNS)})"
+)
+
+SQL_CDR_COUNT = "SELECT COUNT(*) FROM cdr"
+
+# Records that a number just called (or was called). A CDR that arrives late (older
+# than the one already recorded) must not move last_call_at back nor overwrite the
+# agent of the newer call; an unknown agent (NULL) keeps the previous one.
+SQL_CONTACT_TOUCH = """
+INSERT INTO contacts (number, vip, blacklisted, last_agent, last_call_at, created_at, updated_at)
+VALUES (:number, 0, 0, :last_agent, :last_call_at, :now, :now)
+ON CONFLICT (number) DO UPDATE SET
+    last_agent = CASE
+        WHEN excluded.last_agent IS NOT NULL
+         AND (contacts.last_call_at IS NULL OR excluded.last_call_at >= contacts.last_call_at)
+        THEN excluded.last_agent ELSE contacts.last_agent END,
+    last_call_at = CASE
+        WHEN contacts.last_call_at IS NULL OR excluded.last_call_at > contacts.last_call_at
+        THEN excluded.last_call_at ELSE contacts.last_call_at END,
+    updated_at = excluded.updated_at
+"""
+
+# Partial upsert: a NULL parameter means "not given, keep the stored value".
+SQL_CONTACT_SET = """
+INSERT INTO contacts (number, name, vip, blacklisted, notes, created_at, updated_at)
+VALUES (:number, :name, COALESCE(:vip, 0), COALESCE(:blacklisted, 0), :notes, :now, :now)
+ON CONFLICT (number) DO UPDATE SET
+    name = COALESCE(:name, contacts.name),
+    vip = COALESCE(:vip, contacts.vip),
+    blacklisted = COALESCE(:blacklisted, contacts.blacklisted),
+    notes = COALESCE(:notes, contacts.notes),
+    updated_at = excluded.updated_at
+"""
+
+SQL_GET_CONTACT = f"SELECT {_CONTACT_SELECT_LIST} FROM contacts WHERE number = :number"
+
+SQL_CONTACT_FLAGS = (
+    "SELECT number, vip, blacklisted FROM contacts WHERE vip <> 0 OR blacklisted <> 0"
+)
+
+# The only filters query_cdrs may combine; each is a fixed fragment, so composed
+# queries stay a closed, reviewable set and every filter can use its index.
+_CDR_FILTERS: Mapping[str, str] = {
+    "caller": "src = :caller",
+    "callee": "dst = :callee",
+    "disposition": "disposition = :disposition",
+    "since": "start >= :since",
+    "until": "start < :until",
+}
+
+
+def select_cdrs_sql(filters: frozenset[str] | set[str]) -> str:
+    """Return the CDR query for the given filter names, newest first, ``LIMIT :limit``.
+
+    ``filters`` is a subset of ``caller``, ``callee``, ``disposition``, ``since``,
+    ``until``; the caller binds a parameter of the same name for each. Raises
+    ``KeyError`` for a filter name outside that set (a programming error).
+    """
+    where = " AND ".join(_CDR_FILTERS[name] for name in sorted(filters))
+    clause = f" WHERE {where}" if where else ""
+    # uniqueid breaks ties between calls that started in the same millisecond, so
+    # paging and tests see a stable order.
+    return (
+        f"SELECT {_CDR_SELECT_LIST} FROM cdr{clause} "
+        "ORDER BY start DESC, uniqueid DESC LIMIT :limit"
+    )
+
+
+_EPOCH = datetime(1970, 1, 1)  # naive UTC: isoformat() then carries no offset
+
+
+def iso_utc(epoch_s: float) -> str:
+    """Format epoch seconds (UTC) as ``YYYY-MM-DDTHH:MM:SS.mmmZ``, rounded to the ms.
+
+    Fixed width (years 0001–9999), so stored text sorts in time order. Raises
+    ``ValueError`` for NaN, infinity or a time outside those years.
+    """
+    if not math.isfinite(epoch_s):
+        raise ValueError(f"not a finite epoch time: {epoch_s!r}")
+    try:
+        moment = _EPOCH + timedelta(milliseconds=round(epoch_s * 1000))
+    except OverflowError as exc:
+        raise ValueError(f"epoch time out of range: {epoch_s!r}") from exc
+    return moment.isoformat(timespec="milliseconds") + "Z"
+
+
+_EPOCH_TEXT = re.compile(r"[+-]?\d+(\.\d+)?")
+TIME_FORMATS_HELP: str = (
+    "expected a date (2026-11-30), an ISO-8601 timestamp "
+    "(2026-11-30T03:48:43Z, 2026-11-30T11:48:43+08:00; no offset means UTC) "
+    "or epoch seconds (1796010523)"
+)
+
+
+def parse_time_bound(text: str, *, name: str = "time") -> str:
+    """Turn a user's time bound into the stored text form, for comparison with ``start``.
+
+    Accepts a date (midnight UTC), an ISO-8601 timestamp with or without ``Z`` or an
+    offset (none means UTC), or epoch seconds as text (all digits is always read as
+    epoch seconds). The result is rounded *up* to the millisecond, which keeps both
+    ``start >= since`` and ``start < until`` exact for millisecond-precision stored
+    times. Raises ``ValueError`` naming ``name`` and the accepted formats.
+    """
+    raw = text.strip()
+    try:
+        if _EPOCH_TEXT.fullmatch(raw):
+            ms = int((Decimal(raw) * 1000).to_integral_value(rounding=ROUND_CEILING))
+            moment = _EPOCH + timedelta(milliseconds=ms)
+        else:
+            # Python 3.11 reads every ISO-8601 form here, a bare date included.
+            parsed = datetime.fromisoformat(raw)
+            if parsed.tzinfo is not None:
+                parsed = parsed.astimezone(UTC).replace(tzinfo=None)
+            extra_us = parsed.microsecond % 1000
+            moment = parsed - timedelta(microseconds=extra_us)
+            if extra_us:
+                moment += timedelta(milliseconds=1)
+    except (ValueError, OverflowError, InvalidOperation) as exc:
+        raise ValueError(f"bad {name} {text!r}: {TIME_FORMATS_HELP}") from exc
+    return moment.isoformat(timespec="milliseconds") + "Z"
+
+
+def cdr_row(cdr: Cdr) -> dict[str, object]:
+    """Return the bind parameters of ``SQL_INSERT_CDR`` for one CDR.
+
+    Epoch times become ISO-8601 text (see ``iso_utc``); everything else is stored
+    as is. Raises ``ValueError`` for a non-finite time.
+    """
+    row: dict[str, object] = {}
+    for f in fields(cdr):
+        value = getattr(cdr, f.name)
+        if f.name in _TIME_COLUMNS and value is not None:
+            value = iso_utc(value)
+        row[f.name] = value
+    return row
+
+
+def caller_of(cdr: Cdr) -> str | None:
+    """Return the outside party's number of a CDR, the key of its contact row.
+
+    The remote party is ``src`` for an inbound call and ``dst`` for an outbound one;
+    an internal call (or any other direction) and an empty number have none.
+    """
+    if cdr.direction == "inbound":
+        number = cdr.src
+    elif cdr.direction == "outbound":
+        number = cdr.dst
+    else:
+        return None
+    return number or None
+
+
+def contact_touch_row(cdr: Cdr, now_iso: str) -> dict[str, object] | None:
+    """Return the bind parameters of ``SQL_CONTACT_TOUCH`` for a CDR, or None if it has no caller.
+
+    ``last_agent`` is the agent's id, else the extension number as text, else None
+    (which keeps the previously stored agent).
+    """
+    number = caller_of(cdr)
+    if number is None:
+        return None
+    if cdr.agent is not None:
+        agent: str | None = cdr.agent
+    elif cdr.extension is not None:
+        agent = str(cdr.extension)
+    else:
+        agent = None
+    return {
+        "number": number,
+        "last_agent": agent,
+        "last_call_at": iso_utc(cdr.end),
+        "now": now_iso,
+    }

@@ -1,0 +1,227 @@
+"""Behaviour of switchd.logconfig: JSON lines, console, levels, robustness."""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import json
+from collections.abc import Iterator
+
+import pytest
+import structlog
+
+from switchd.logconfig import configure_logging, get_logger
+
+
+@pytest.fixture(autouse=True)
+def _restore_structlog() -> Iterator[None]:
+    yield
+    structlog.reset_defaults()
+    structlog.contextvars.clear_contextvars()
+
+
+def _lines(stream: io.StringIO) -> list[dict[str, object]]:
+    return [json.loads(line) for line in stream.getvalue().splitlines()]
+
+
+def test_json_line_has_utc_millisecond_timestamp_level_event_and_logger():
+    out = io.StringIO()
+    configure_logging("json", "info", out)
+    get_logger("switchd.core").info("call.offered", trunk=3)
+
+    (rec,) = _lines(out)
+    assert rec["level"] == "info"
+    assert rec["event"] == "call.offered"
+    assert rec["logger"] == "switchd.core"
+    assert rec["trunk"] == 3
+    ts = rec["timestamp"]
+    assert isinstance(ts, str) and ts.endswith("Z")
+    assert len(ts.split(".")[1]) == len("123Z")
+    parsed = dt.datetime.fromisoformat(ts)
+    assert parsed.utcoffset() == dt.timedelta(0)
+    assert abs((dt.datetime.now(dt.UTC) - parsed).total_seconds()) < 60
+
+
+def test_each_event_is_exactly_one_line_even_with_newlines_in_values():
+    out = io.StringIO()
+    configure_logging("json", "info", out)
+    log = get_logger()
+    log.info("one", note="line1\nline2")
+    log.info("two")
+    assert [r["event"] for r in _lines(out)] == ["one", "two"]
+    assert "logger" not in _lines(out)[1]
+
+
+def test_bound_contextvars_appear_in_every_line_inside_the_block_only():
+    out = io.StringIO()
+    configure_logging("json", "info", out)
+    log = get_logger("switchd.acd")
+    with structlog.contextvars.bound_contextvars(
+        call_id="01HX", line=4, agent="1001", queue="sales"
+    ):
+        log.info("agent.offered")
+    log.info("after")
+
+    inside, after = _lines(out)
+    assert {k: inside[k] for k in ("call_id", "line", "agent", "queue")} == {
+        "call_id": "01HX",
+        "line": 4,
+        "agent": "1001",
+        "queue": "sales",
+    }
+    assert "call_id" not in after
+
+
+def test_events_below_the_level_are_dropped():
+    out = io.StringIO()
+    configure_logging("json", "warning", out)
+    log = get_logger()
+    log.debug("d")
+    log.info("i")
+    log.warning("w")
+    log.error("e")
+    assert [(r["level"], r["event"]) for r in _lines(out)] == [("warning", "w"), ("error", "e")]
+
+
+def test_exception_renders_as_a_string_field_at_error_level():
+    out = io.StringIO()
+    configure_logging("json", "info", out)
+    try:
+        raise RuntimeError("board lost")
+    except RuntimeError:
+        get_logger().exception("driver.crashed")
+
+    (rec,) = _lines(out)
+    assert rec["level"] == "error"
+    assert isinstance(rec["exception"], str)
+    assert "RuntimeError: board lost" in rec["exception"]
+    assert "Traceback" in rec["exception"]
+
+
+def test_values_json_cannot_hold_are_written_as_strings():
+    class Opaque:
+        def __str__(self) -> str:
+            return "opaque-thing"
+
+    out = io.StringIO()
+    configure_logging("json", "info", out)
+    cycle: list[object] = []
+    cycle.append(cycle)
+    log = get_logger()
+    log.info("odd", obj=Opaque(), raw=b"\x00", nan=float("nan"), keys={(1, 2): "x"})
+    log.info("cycle", value=cycle)
+
+    odd, cyc = _lines(out)
+    assert odd["obj"] == "opaque-thing"
+    assert odd["nan"] == "nan"
+    assert isinstance(odd["keys"], str)
+    assert cyc["event"] == "cycle"
+
+
+def test_console_format_is_human_text_not_json():
+    out = io.StringIO()
+    configure_logging("console", "info", out)
+    get_logger().info("call.offered", trunk=3)
+
+    text = out.getvalue()
+    assert "call.offered" in text and "trunk" in text
+    with pytest.raises(json.JSONDecodeError):
+        json.loads(text.splitlines()[0])
+    assert "\x1b[" not in text  # no colour codes on a non-TTY
+
+
+def test_auto_on_a_non_tty_stream_writes_json():
+    out = io.StringIO()
+    configure_logging("auto", "info", out)
+    get_logger().info("hello")
+    assert _lines(out)[0]["event"] == "hello"
+
+
+def test_auto_on_a_tty_writes_console():
+    class FakeTty(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    out = FakeTty()
+    configure_logging("auto", "info", out)
+    get_logger().info("hello")
+    with pytest.raises(json.JSONDecodeError):
+        json.loads(out.getvalue().splitlines()[0])
+
+
+def test_reconfiguring_switches_stream_and_format_of_an_already_used_logger():
+    first, second = io.StringIO(), io.StringIO()
+    configure_logging("json", "info", first)
+    log = get_logger("switchd.app")
+    log.info("before")
+    configure_logging("console", "info", second)
+    log.info("after")
+
+    assert [r["event"] for r in _lines(first)] == ["before"]
+    assert "after" in second.getvalue()
+    with pytest.raises(json.JSONDecodeError):
+        json.loads(second.getvalue().splitlines()[0])
+
+
+def test_raising_the_level_on_reload_reaches_an_already_used_logger():
+    out = io.StringIO()
+    configure_logging("json", "info", out)
+    log = get_logger()
+    log.info("kept")
+    configure_logging("json", "error", out)
+    log.info("dropped")
+    log.error("kept too")
+    assert [r["event"] for r in _lines(out)] == ["kept", "kept too"]
+
+
+class _ClosedPipe(io.StringIO):
+    def __init__(self) -> None:
+        super().__init__()
+        self.writes = 0
+
+    def write(self, s: str) -> int:
+        self.writes += 1
+        raise BrokenPipeError(32, "Broken pipe")
+
+
+def test_a_broken_pipe_is_swallowed_and_not_retried():
+    pipe = _ClosedPipe()
+    configure_logging("json", "info", pipe)
+    log = get_logger()
+    log.info("lost")
+    log.error("lost too")
+    assert pipe.writes == 1
+
+
+def test_a_closed_stream_does_not_raise():
+    out = io.StringIO()
+    configure_logging("json", "info", out)
+    out.close()
+    get_logger().info("nowhere")
+
+
+def test_each_line_is_written_with_one_write_and_flushed():
+    class Recorder(io.StringIO):
+        def __init__(self) -> None:
+            super().__init__()
+            self.calls: list[str] = []
+
+        def write(self, s: str) -> int:
+            self.calls.append("write")
+            return super().write(s)
+
+        def flush(self) -> None:
+            self.calls.append("flush")
+
+    out = Recorder()
+    configure_logging("json", "info", out)
+    get_logger().info("a", x=1)
+    get_logger().info("b")
+    assert out.calls == ["write", "flush", "write", "flush"]
+    assert out.getvalue().count("\n") == 2
+
+
+@pytest.mark.parametrize(("fmt", "level"), [("xml", "info"), ("json", "verbose")])
+def test_unknown_format_or_level_is_rejected_with_the_valid_choices(fmt: str, level: str):
+    with pytest.raises(ValueError, match="use one of"):
+        configure_logging(fmt, level, io.StringIO())

@@ -287,9 +287,7 @@ class Config:
 
     board: BoardConfig = field(default_factory=BoardConfig)
     dialplan: DialplanConfig = field(default_factory=DialplanConfig)
-    ring_groups: Mapping[str, RingGroupConfig] = field(
-        default_factory=lambda: MappingProxyType({})
-    )
+    ring_groups: Mapping[str, RingGroupConfig] = field(default_factory=lambda: MappingProxyType({}))
     routes: tuple[RouteConfig, ...] = ()
     users: tuple[UserConfig, ...] = ()
     cti: CtiConfig = field(default_factory=CtiConfig)
@@ -660,7 +658,7 @@ def _message(error: Mapping[str, Any], path: YamlPath) -> tuple[str, bool]:
         where = f"in {_dotted(parent)}" if parent else "at the top level"
         hint = _MISSING_HINTS.get(str(key))
         return f"missing required key {key!r} {where}" + (f" ({hint})" if hint else ""), False
-    if kind == "extra_forbidden":
+    if kind == "extra_forbidden" or kind == "invalid_key":
         model = _MODEL_AT.get(_normalise(path[:-1]))
         allowed = list(model.model_fields) if model is not None else []
         return _unknown_key(path[-1], path[:-1], allowed), True
@@ -688,8 +686,7 @@ def _message(error: Mapping[str, Any], path: YamlPath) -> tuple[str, bool]:
         return f"{name}: allows at most {ctx.get('max_length')} item(s)", False
     if kind == "finite_number":
         return f"{name}: must be a finite number, got {value!r}", False
-    if kind == "switchd":
-        return f"{name}: {error['msg']}", False
+    # Our own rules ("switchd" errors) and anything rarer: pydantic's sentence.
     return f"{name}: {error['msg']}", False
 
 
@@ -765,7 +762,9 @@ def _check_board(c: _Collector, raw: _RawBoard) -> tuple[tuple[int, ...], dict[i
         path = ("board", "extensions", i, "number")
         if entry.number in seen:
             first = c.line_of(("board", "extensions", seen[entry.number], "number"))
-            c.add(path, f"duplicate extension number {entry.number} (already listed at line {first})")
+            c.add(
+                path, f"duplicate extension number {entry.number} (already listed at line {first})"
+            )
             continue
         seen[entry.number] = i
         if entry.name is not None:
@@ -860,7 +859,9 @@ def _check_route(
     tpath = (*path, "to")
     kind = route.to.strip().partition(":")[0]
     if kind not in ("extension", "group", "busy"):
-        later = " (queues and IVR flows cannot be routed to yet)" if kind in ("queue", "flow") else ""
+        later = (
+            " (queues and IVR flows cannot be routed to yet)" if kind in ("queue", "flow") else ""
+        )
         c.add(
             tpath,
             f"routes[{i}].to: unknown target kind {kind!r} in {route.to!r}{later}; "

@@ -26,6 +26,9 @@ __all__ = ["CtiServer", "Reply", "Session", "event_wire_fields"]
 
 log = structlog.get_logger("switchd.cti")
 
+#: Seconds an overloaded client gets to read its final ERR before the connection is aborted.
+OVERLOAD_LINGER_S = 5.0
+
 _LINE_KEYS = ("line", "line_a", "line_b", "held_line")
 
 
@@ -81,6 +84,9 @@ class Session:
         #: Events caused by this session's own request wait here until its reply is queued,
         #: so ``OK call=<id>`` reaches the client before the events about that call.
         self.held: list[bytes] | None = None
+        self.writer_task: asyncio.Task[None] | None = None
+        #: Set when the session was dropped for overload: input is read and discarded.
+        self.dropped = False
         peer = writer.get_extra_info("peername")
         self.peer = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
 
@@ -101,18 +107,31 @@ class Session:
         return True
 
     def overloaded(self) -> None:
-        """Tell the client it fell behind, bypassing its full queue, and drop it."""
+        """Tell the client it fell behind and drop it.
+
+        What it has not yet been sent is discarded; ``ERR overloaded`` goes after the
+        bytes already in the transport, which is then closed gracefully (so a client
+        that resumes reading sees why), and aborted if it still does not read within
+        :data:`OVERLOAD_LINGER_S`.
+        """
         if self.closed:
             return
         log.warning("cti_client_overloaded", peer=self.peer, user=self.user,
                     queued=self.queue.qsize())
+        self.closed = True
+        if self.writer_task is not None:
+            self.writer_task.cancel()
+        while not self.queue.empty():
+            self.queue.get_nowait()
         transport = self.writer.transport
         with contextlib.suppress(Exception):
             transport.write(encode_error("overloaded", "you did not read fast enough; "
                                          "your outbound queue is full", json_mode=self.json_mode))
-        self.close()
-        with contextlib.suppress(Exception):
-            transport.abort()
+            # Half-close after the ERR and keep reading (and discarding): closing a socket
+            # with unread input makes the kernel send RST, and the client would lose the ERR.
+            transport.write_eof()
+            asyncio.get_running_loop().call_later(OVERLOAD_LINGER_S, transport.abort)
+        self.dropped = True
 
     def close(self) -> None:
         """Stop this session (idempotent)."""
@@ -217,7 +236,7 @@ class CtiServer:
         if task is not None:
             self._tasks.add(task)  # type: ignore[arg-type]
         log.info("cti_connected", peer=session.peer)
-        writer_task = asyncio.create_task(self._writer(session))
+        writer_task = session.writer_task = asyncio.create_task(self._writer(session))
         try:
             session.send(encode_reply("HELLO", {"version": f"switchd/{self.version}", "proto": 1}))
             await self._reader(session)
@@ -226,7 +245,7 @@ class CtiServer:
         finally:
             session.close()
             self.sessions.discard(session)
-            with contextlib.suppress(Exception):
+            with contextlib.suppress(Exception, asyncio.CancelledError):
                 await asyncio.wait_for(writer_task, 2.0)
             writer_task.cancel()
             with contextlib.suppress(Exception):
@@ -236,13 +255,17 @@ class CtiServer:
                 self._tasks.discard(task)  # type: ignore[arg-type]
 
     async def _reader(self, session: Session) -> None:
-        while not session.closed:
+        while True:
             data = await session.reader.read(65536)
             if not data:
                 return
+            if session.closed:
+                if session.dropped:
+                    continue
+                return
             for item in session.decoder.feed(data):
                 if session.closed:
-                    return
+                    break
                 if isinstance(item, DecodeError):
                     session.send(encode_error(item.code, item.msg, tag=item.tag,
                                               json_mode=session.json_mode))
@@ -273,8 +296,8 @@ class CtiServer:
                                       f"{type(exc).__name__}; see the log", tag=req.tag,
                                       json_mode=jm))
             return
-        # A verb like FORMAT json changes the mode: its own reply already uses the new one.
-        jm = session.json_mode
+        # The reply uses the format the request came in: FORMAT json is answered in text,
+        # and everything after it in JSON, so a client always knows how to read the reply.
         if reply.items is None:
             session.send(encode_reply("OK", reply.fields, tag=req.tag, json_mode=jm))
         else:

@@ -36,7 +36,7 @@ from switchd.events import (
     ToneStopped,
 )
 from switchd.exceptions import ConfigError, StorageError
-from switchd.passwords import hash_secret, uses_demo_secret
+from switchd.passwords import uses_demo_secret
 from switchd.sdnotify import SdNotifier, watchdog_interval_s
 from switchd.sim.board import (
     AgentMode,
@@ -114,7 +114,6 @@ class App:
         self.cdr_writer: CdrWriter = None  # type: ignore[assignment]
         self.server: CtiServer | None = None
         self.notifier = SdNotifier()
-        self.dummy_hash = hash_secret("no such user", iterations=600_000)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._epoch0 = 0.0
         self._loop0 = 0.0

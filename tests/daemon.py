@@ -66,7 +66,8 @@ class Daemon:
 
 
 def start_daemon(tmp: Path, cfg: dict[str, Any] | None = None, *, extra: list[str] | None = None,
-                 listen: str = "127.0.0.1:0", wait: bool = True) -> Daemon:
+                 listen: str = "127.0.0.1:0", wait: bool = True,
+                 env: dict[str, str] | None = None) -> Daemon:
     """Write ``cfg`` (default :func:`make_config`) under ``tmp`` and start the daemon on it."""
     tmp.mkdir(parents=True, exist_ok=True)
     config_path = tmp / "config.yaml"
@@ -74,8 +75,10 @@ def start_daemon(tmp: Path, cfg: dict[str, Any] | None = None, *, extra: list[st
     state_dir = tmp / "state"
     log_path = tmp / "stdout.log"
     out = open(log_path, "wb")
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
-    env.pop("NOTIFY_SOCKET", None)
+    base = dict(os.environ, PYTHONUNBUFFERED="1")
+    for key in ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID"):
+        base.pop(key, None)
+    env = {**base, **(env or {})}
     proc = subprocess.Popen(
         [sys.executable, "-m", "switchd", "run", "-c", str(config_path), "--state-dir",
          str(state_dir), "--cti-listen", listen, *(extra or [])],

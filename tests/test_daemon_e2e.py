@@ -282,3 +282,36 @@ def test_passwd_prints_a_hash_that_verifies(fmt):
                          capture_output=True, text=True, timeout=30)
     assert out.returncode == 0
     assert verify_secret("s3cret", out.stdout.strip())
+
+
+async def test_systemd_notify_ready_reloading_watchdog_stopping(tmp_path):
+    import socket
+
+    path = tmp_path / "notify.sock"
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(str(path))
+    sock.settimeout(10)
+    env = {"NOTIFY_SOCKET": str(path), "WATCHDOG_USEC": "400000"}
+    with running(tmp_path / "d", env=env) as d:
+
+        def until(word: str) -> list[str]:
+            seen: list[str] = []
+            while not any(x == word for x in seen):
+                seen.extend(sock.recv(4096).decode().splitlines())
+            return seen
+
+        assert "READY=1" in until("READY=1")
+        assert "WATCHDOG=1" in until("WATCHDOG=1")
+        d.proc.send_signal(signal.SIGHUP)
+        reload = until("RELOADING=1")
+        assert any(x.startswith("MONOTONIC_USEC=") for x in reload + until("READY=1"))
+        d.proc.send_signal(signal.SIGTERM)
+        until("STOPPING=1")
+        assert d.proc.wait(10) == 0
+    sock.close()
+
+
+def test_ctrl_c_stops_cleanly(tmp_path):
+    with running(tmp_path) as d:
+        assert d.stop(signal.SIGINT) == 0
+    assert any('"switchd_stopped"' in x for x in d.log_lines())

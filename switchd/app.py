@@ -123,6 +123,8 @@ class App:
         self._stopping = False
         self._reload_lock = asyncio.Lock()
         self._tasks: set[asyncio.Task[Any]] = set()
+        #: Line and tone events are logged only at debug level; skip building them otherwise.
+        self._debug = config.log.level == "debug"
         self.bus.on_any(self._log_event)
 
     # ------------------------------------------------------------------ clock
@@ -354,6 +356,10 @@ class App:
     # ---------------------------------------------------------------- logging
 
     def _log_event(self, ev: Event) -> None:
+        if isinstance(ev, LineState | ToneStarted | ToneStopped):
+            if self._debug:
+                self.log.debug(ev.name, **ev.fields())
+            return
         fields = ev.fields()
         fields.pop("time", None)
         if isinstance(ev, CallEvent):
@@ -365,8 +371,6 @@ class App:
             self.log.info(ev.name, call_id=call_id, **fields)
         elif isinstance(ev, LineError):
             self.log.warning(ev.name, **fields)
-        elif isinstance(ev, LineState | ToneStarted | ToneStopped):
-            self.log.debug(ev.name, **fields)
         else:
             self.log.info(ev.name, **fields)
 

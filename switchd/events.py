@@ -67,6 +67,10 @@ class Cdr:
     dnis: str | None = None
 
 
+#: Field names per event class, computed once: ``fields()`` runs for every event published.
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
+
+
 @dataclass(frozen=True, slots=True)
 class Event:
     """Base of all events; ``name`` is the wire name used by CTI ``EVENT`` lines."""
@@ -75,11 +79,14 @@ class Event:
 
     def fields(self) -> dict[str, Any]:
         """Return the event's fields for the wire, None values and the CDR dropped."""
+        names = _FIELD_NAMES.get(type(self))
+        if names is None:
+            names = _FIELD_NAMES[type(self)] = tuple(f.name for f in fields(self))
         out: dict[str, Any] = {}
-        for f in fields(self):
-            value = getattr(self, f.name)
+        for name in names:
+            value = getattr(self, name)
             if value is not None and not isinstance(value, Cdr):
-                out[f.name] = value
+                out[name] = value
         return out
 
 

@@ -141,11 +141,13 @@ class Session:
         with contextlib.suppress(asyncio.QueueFull):
             self.queue.put_nowait(None)
 
+    def matches(self, name: str) -> bool:
+        """True when the event name ``name`` matches one of this session's SUB patterns."""
+        return any(p == "*" or fnmatch.fnmatchcase(name, p) for p in self.patterns)
+
     def wants(self, event: Event, fields: dict[str, Any]) -> bool:
-        """True when this session subscribed to ``event`` and may see it."""
-        if not self.subscribed:
-            return False
-        if not any(fnmatch.fnmatchcase(event.name, p) for p in self.patterns):
+        """True when this session subscribed to ``event`` and its role may see it."""
+        if not self.subscribed or not self.matches(event.name):
             return False
         if self.agent_line is None:
             return True
@@ -207,8 +209,9 @@ class CtiServer:
             return
         fields: dict[str, Any] | None = None
         encoded: dict[bool, bytes] = {}
+        name = event.name
         for s in list(self.sessions):
-            if not s.subscribed:
+            if not s.subscribed or not s.matches(name):
                 continue
             if fields is None:
                 fields = event_wire_fields(event)

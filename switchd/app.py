@@ -23,6 +23,7 @@ from switchd import __version__
 from switchd.bus import Bus
 from switchd.config import Config, load_config, parse_listen
 from switchd.core.engine import CoreError, SwitchCore
+from switchd.core.ids import CallIds
 from switchd.core.routing import CoreConfig, RingGroup, RingStrategy, Route, Target, TargetKind
 from switchd.cti.commands import Commands
 from switchd.cti.server import CtiServer, _iso
@@ -107,7 +108,7 @@ class App:
         self.cti_listen_override = cti_listen
         self.log = structlog.get_logger("switchd")
         self.bus = Bus()
-        self.core = SwitchCore(core_config(config))
+        self.core = SwitchCore(core_config(config), id_factory=CallIds())
         self.board = SimBoard(sim_settings(config), tuple(config.board.extension_numbers))
         self.contact_flags: dict[str, tuple[bool, bool]] = {}
         self.store: Store = None  # type: ignore[assignment]  # set in start()

@@ -53,7 +53,7 @@ from switchd.store import CdrWriter, Store
 __all__ = ["App", "core_config", "is_loopback", "sim_settings"]
 
 #: Seconds a clean shutdown may take before switchd gives up waiting (systemd stops us at 15 s).
-SHUTDOWN_BUDGET_S = 4.0
+SHUTDOWN_BUDGET_S = 3.0
 
 
 def core_config(cfg: Config) -> CoreConfig:
@@ -258,11 +258,15 @@ class App:
             old = self.config
             restart = [name for name, a, b in (
                 ("board", old.board, new.board), ("cti", old.cti, new.cti),
-                ("state_dir", old.state_dir, new.state_dir)) if a != b]
+                ("state_dir", old.state_dir, new.state_dir), ("log", old.log, new.log))
+                if a != b]
             if restart:
+                # The log level is built into cached loggers, so a changed log section
+                # is a restart setting too rather than a half-applied one.
                 self.log.warning("config_needs_restart", sections=restart,
                                  msg="these sections keep their running values until restart")
-                new = replace(new, board=old.board, cti=old.cti, state_dir=old.state_dir)
+                new = replace(new, board=old.board, cti=old.cti, state_dir=old.state_dir,
+                              log=old.log)
             self.config = new
             self.core.reconfigure(core_config(new))
             self.board.reconfigure(sim_settings(new), tuple(new.board.extension_numbers))

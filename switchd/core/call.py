@@ -86,6 +86,14 @@ class Call:
     transfer_from: str | None = None
     recalling: bool = False
     timer_token: int = 0
+    #: The line that placed the call (the trunk of an inbound call, the dialling extension
+    #: otherwise). ``a_line`` changes in a blind transfer; this does not, so the CDR's
+    #: ``hangup_by`` still tells the calling side from the called side afterwards.
+    origin_line: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.origin_line is None:
+            self.origin_line = self.a_line
 
     def can_move(self, to: CallState) -> bool:
         """True when ``CALL_TRANSITIONS`` allows moving from the current state to ``to``."""

@@ -98,6 +98,9 @@ class SwitchCore:
         self._timers: list[tuple[float, int, str, int, _Timer]] = []
         self._seq = 0
         self._idle_trunks: list[int] = []
+        #: Trunk numbers currently in ``_idle_trunks``, so a trunk is never pushed twice and
+        #: the heap stays at most ``trunks`` long however many calls a long run carries.
+        self._in_trunk_heap: set[int] = set()
         self._out: list[Event] = []
         #: group name -> (the RingGroup it was built from, its member lines); rebuilt when
         #: the group object changes (reconfigure) so a reload is picked up.
@@ -111,7 +114,7 @@ class SwitchCore:
             name = line_name(LineKind.TRUNK, n)
             if name not in self.lines:
                 self.lines[name] = Line(LineKind.TRUNK, n)
-                heapq.heappush(self._idle_trunks, n)
+                self._push_idle_trunk(n)
         for n in config.extensions:
             name = line_name(LineKind.EXTENSION, n)
             if name not in self.lines:
@@ -160,7 +163,7 @@ class SwitchCore:
             raise CoreError(
                 "not_found",
                 f"no line {name} (trunks are trunk/1..trunk/{self.config.trunks}, "
-                f"extensions ext/{self.config.extensions[0]}..ext/{self.config.extensions[-1]})"
+                f"extensions ext/{min(self.config.extensions)}..ext/{max(self.config.extensions)})"
                 if self.config.extensions
                 else f"no line {name}",
             )
@@ -303,7 +306,11 @@ class SwitchCore:
         return self._drain()
 
     def far_busy(self, now: float, line: str) -> list[Event]:
-        """The outside number dialled on trunk ``line`` is busy: the caller hears busy tone."""
+        """The outside number dialled on trunk ``line`` is busy: the caller hears busy tone.
+
+        Refused (a LineError, nothing changes) unless ``line`` is a trunk ringing for an
+        outbound call. Raises CoreError(not_found) for an unknown line.
+        """
         ln = self.line(line)
         call = self.call_of_line(line)
         # Only the PSTN reports busy: an extension that is rung cannot be "busy" (it is
@@ -338,7 +345,7 @@ class SwitchCore:
                 self._next_hunt_or_fail(now, call)
             return self._drain()
         call.hangup_line = line
-        call.hangup_by = "caller" if line == call.a_line else "callee"
+        call.hangup_by = "caller" if line == call.origin_line else "callee"
         self._end(now, call)
         return self._drain()
 
@@ -607,8 +614,13 @@ class SwitchCore:
             n = self._idle_trunks[0]
             if self.lines[line_name(LineKind.TRUNK, n)].idle:
                 return n
-            heapq.heappop(self._idle_trunks)
+            self._in_trunk_heap.discard(heapq.heappop(self._idle_trunks))
         return None
+
+    def _push_idle_trunk(self, n: int) -> None:
+        if n not in self._in_trunk_heap:
+            self._in_trunk_heap.add(n)
+            heapq.heappush(self._idle_trunks, n)
 
     def _move(self, now: float, ln: Line, what: LineInput, call_id: str | None,
               event_call_id: str | None = None) -> bool:
@@ -621,7 +633,7 @@ class SwitchCore:
         if nxt is _S.IDLE:
             ln.call_id = None
             if ln.kind is LineKind.TRUNK:
-                heapq.heappush(self._idle_trunks, ln.number)
+                self._push_idle_trunk(ln.number)
         elif call_id is not None:
             ln.call_id = call_id
         self._emit(LineState(ln.name, nxt.value, prev.value, now, call_id or event_call_id))

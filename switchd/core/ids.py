@@ -25,7 +25,8 @@ class CallIds:
         self._last: int = 0
 
     def __call__(self, now: float) -> str:
-        value = int(ULID.from_timestamp(now))
+        # float(): python-ulid reads an int timestamp as milliseconds (1970 for epoch seconds).
+        value = int(ULID.from_timestamp(float(now)))
         if value <= self._last or (value >> 80) <= (self._last >> 80):
             value = self._last + 1
         self._last = value

@@ -201,6 +201,7 @@ class Commands:
         return Reply({"user": cfg.name, "role": cfg.role, "extension": cfg.extension})
 
     async def _ping(self, session: Session, req: Request) -> Reply:
+        _only(req)
         return Reply({"pong": True, "time": event_wire_fields_time(self.app.now())})
 
     async def _help(self, session: Session, req: Request) -> Reply:
@@ -216,6 +217,7 @@ class Commands:
                             for v in VERBS.values()])
 
     async def _quit(self, session: Session, req: Request) -> Reply:
+        _only(req)
         return Reply({"bye": True}, close=True)
 
     async def _format(self, session: Session, req: Request) -> Reply:
@@ -237,6 +239,7 @@ class Commands:
         return Reply({"events": ",".join(patterns)})
 
     async def _unsub(self, session: Session, req: Request) -> Reply:
+        _only(req)
         session.subscribed = False
         return Reply({})
 
@@ -372,13 +375,11 @@ class Commands:
     async def _sim_agent(self, session: Session, req: Request) -> Reply:
         _only(req, "ext", "mode", "answer_after", "talk")
         ext_raw = _arg(req, "ext")
-        mode_raw = req.args.get("mode")
-        mode = None
-        if mode_raw is not None:
-            try:
-                mode = AgentMode(mode_raw.lower())
-            except ValueError:
-                raise ProtocolError("bad_arg", f"mode={mode_raw!r}: use auto or manual") from None
+        mode_raw = _arg(req, "mode")
+        try:
+            mode = AgentMode(mode_raw.lower())
+        except ValueError:
+            raise ProtocolError("bad_arg", f"mode={mode_raw!r}: use auto or manual") from None
         answer_after = _float(req, "answer_after")
         talk = None
         raw_talk = req.args.get("talk")

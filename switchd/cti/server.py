@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import datetime as dt
 import fnmatch
+import socket
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,8 +27,16 @@ __all__ = ["CtiServer", "Reply", "Session", "event_wire_fields"]
 
 log = structlog.get_logger("switchd.cti")
 
+#: Seconds a reply waits for room in a full outbound queue before the client is overloaded.
+REPLY_WAIT_S = 2.0
+#: Requests handled from one read before yielding, so one pipelining client cannot hog the loop.
+YIELD_EVERY = 32
+
+#: Bytes of kernel send buffer per CTI connection (SO_SNDBUF).
+KERNEL_SNDBUF = 256 * 1024
+
 #: Seconds an overloaded client gets to read its final ERR before the connection is aborted.
-OVERLOAD_LINGER_S = 5.0
+OVERLOAD_LINGER_S = 30.0
 
 _LINE_KEYS = ("line", "line_a", "line_b", "held_line")
 
@@ -105,6 +114,20 @@ class Session:
             self.overloaded()
             return False
         return True
+
+    async def send_reply(self, data: bytes) -> None:
+        """Queue a reply, waiting up to :data:`REPLY_WAIT_S` for room.
+
+        A client pipelining many requests is throttled (its next request is not read
+        until its replies have room) rather than dropped; one that still has not read
+        after the wait is overloaded. Events never wait: see :meth:`send`.
+        """
+        if self.closed:
+            return
+        try:
+            await asyncio.wait_for(self.queue.put(data), REPLY_WAIT_S)
+        except TimeoutError:
+            self.overloaded()
 
     def overloaded(self) -> None:
         """Tell the client it fell behind and drop it.
@@ -233,6 +256,12 @@ class CtiServer:
     # ------------------------------------------------------------ per connection
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        sock = writer.get_extra_info("socket")
+        if sock is not None:
+            # Bound what the kernel buffers for one client too (Linux would otherwise
+            # autotune it to megabytes), so a stalled client is noticed by its queue.
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, KERNEL_SNDBUF)
         session = Session(self, reader, writer)
         self.sessions.add(session)
         task = asyncio.current_task()
@@ -266,12 +295,14 @@ class CtiServer:
                 if session.dropped:
                     continue
                 return
-            for item in session.decoder.feed(data):
+            for n, item in enumerate(session.decoder.feed(data), 1):
                 if session.closed:
                     break
+                if n % YIELD_EVERY == 0:
+                    await asyncio.sleep(0)
                 if isinstance(item, DecodeError):
-                    session.send(encode_error(item.code, item.msg, tag=item.tag,
-                                              json_mode=session.json_mode))
+                    await session.send_reply(encode_error(item.code, item.msg, tag=item.tag,
+                                                          json_mode=session.json_mode))
                     continue
                 await self._dispatch(session, item)
 
@@ -282,7 +313,7 @@ class CtiServer:
         finally:
             held, session.held = session.held, None
             if held:
-                session.send(b"".join(held))
+                await session.send_reply(b"".join(held))
 
     async def _dispatch_held(self, session: Session, req: Request) -> None:
         jm = session.json_mode
@@ -292,23 +323,24 @@ class CtiServer:
             from switchd.exceptions import ProtocolError
 
             if isinstance(exc, ProtocolError):
-                session.send(encode_error(exc.code, exc.msg, tag=req.tag, json_mode=jm))
+                await session.send_reply(encode_error(exc.code, exc.msg, tag=req.tag,
+                                                      json_mode=jm))
                 return
             log.exception("cti_verb_failed", verb=req.verb, peer=session.peer)
-            session.send(encode_error("internal", f"{req.verb} failed inside switchd: "
+            await session.send_reply(encode_error("internal", f"{req.verb} failed inside switchd: "
                                       f"{type(exc).__name__}; see the log", tag=req.tag,
                                       json_mode=jm))
             return
         # The reply uses the format the request came in: FORMAT json is answered in text,
         # and everything after it in JSON, so a client always knows how to read the reply.
         if reply.items is None:
-            session.send(encode_reply("OK", reply.fields, tag=req.tag, json_mode=jm))
+            await session.send_reply(encode_reply("OK", reply.fields, tag=req.tag, json_mode=jm))
         else:
             chunks = [encode_reply("ITEM", it, tag=req.tag, json_mode=jm) for it in reply.items]
             chunks.append(encode_reply("END", {"count": len(reply.items), **reply.fields},
                                        tag=req.tag, json_mode=jm))
             # One queue entry for the whole list: a long answer is not "falling behind".
-            session.send(b"".join(chunks))
+            await session.send_reply(b"".join(chunks))
         if reply.close:
             session.close()
 

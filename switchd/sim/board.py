@@ -134,11 +134,19 @@ class SimBoard:
         for n in extensions:
             if self.agents.get(n, old) == old:
                 self.agents[n] = settings.bots
+        if not settings.traffic.enabled:
+            # Otherwise the arrival already drawn would still come after traffic was switched off.
+            self._cancel("traffic")
+            self._traffic_armed = False
 
     def set_agent(self, ext: int, *, mode: AgentMode | None = None,
                   answer_after_s: float | None = None,
                   talk_s: tuple[float, float] | None = None) -> BotSettings:
-        """Change how the phone on extension ``ext`` behaves. Raises KeyError for an unknown extension."""
+        """Change how the phone on extension ``ext`` behaves. Raises KeyError for an unknown extension.
+
+        Switching a phone to ``manual`` also drops what its bot had already planned (an
+        answer while it rings, a hangup after talking): from then on a person decides.
+        """
         cur = self.agents[ext]
         new = replace(
             cur,
@@ -147,6 +155,8 @@ class SimBoard:
             talk_s=talk_s if talk_s is not None else cur.talk_s,
         )
         self.agents[ext] = new
+        if new.mode is AgentMode.MANUAL:
+            self._cancel(f"ext/{ext}")
         return new
 
     # ------------------------------------------------------------- time

@@ -75,6 +75,8 @@ async def test_sigterm_ends_live_calls_with_cdrs_and_exits_zero(tmp_path):
         t0 = time.monotonic()
         code, logs = stop_and_check_json(d)
         assert time.monotonic() - t0 < 5
+        # A client still connected at shutdown is closed without a traceback.
+        assert d.proc.stderr is not None and d.proc.stderr.read() == b""
     assert code == 0
     with sqlite3.connect(d.db) as db:
         got = dict(db.execute("SELECT uniqueid, disposition FROM cdr").fetchall())

@@ -216,15 +216,24 @@ class CtiServer:
         """Stop listening, flush what each client has queued (briefly), close every connection."""
         if self._server is not None:
             self._server.close()
-        for s in list(self.sessions):
+        sessions = list(self.sessions)
+        for s in sessions:
             s.close()
+        writers = [s.writer_task for s in sessions if s.writer_task is not None]
+        if writers:
+            await asyncio.wait(writers, timeout=0.5)
+        for s in sessions:
+            # Closing the transport ends the session's pending read with EOF, so its
+            # task finishes by itself instead of being cancelled.
+            with contextlib.suppress(Exception):
+                s.writer.close()
         if self._tasks:
-            await asyncio.wait(self._tasks, timeout=1.0)
+            await asyncio.wait(self._tasks, timeout=0.5)
         for t in list(self._tasks):
             t.cancel()
         if self._server is not None:
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(self._server.wait_closed(), 1.0)
+                await asyncio.wait_for(self._server.wait_closed(), 0.5)
 
     def publish(self, event: Event) -> None:
         """Send ``event`` to every subscribed session that may see it. Never waits."""
@@ -273,6 +282,10 @@ class CtiServer:
             session.send(encode_reply("HELLO", {"version": f"switchd/{self.version}", "proto": 1}))
             await self._reader(session)
         except (ConnectionError, asyncio.IncompleteReadError):
+            pass
+        except asyncio.CancelledError:
+            # Only at shutdown; finishing normally keeps asyncio's stream callback from
+            # printing a traceback for a cancelled connection task.
             pass
         finally:
             session.close()

@@ -51,9 +51,11 @@ __all__ = [
     "CtiConfig",
     "DialplanConfig",
     "LogConfig",
+    "MediaConfig",
     "OutsideConfig",
     "RingGroupConfig",
     "RouteConfig",
+    "SimAudioConfig",
     "SimConfig",
     "Target",
     "TrafficConfig",
@@ -74,6 +76,7 @@ TargetKind: TypeAlias = Literal["extension", "group", "busy"]
 LogFormat: TypeAlias = Literal["auto", "json", "console"]
 LogLevel: TypeAlias = Literal["debug", "info", "warning", "error"]
 BotMode: TypeAlias = Literal["auto", "manual"]
+SourceName: TypeAlias = Literal["silence", "tone", "speech"]
 
 _TARGET_HELP = "extension:<number>, group:<name> or busy"
 
@@ -267,6 +270,21 @@ class OutsideConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class SimAudioConfig:
+    """What simulated parties say while in a call: ``silence``, ``tone`` or ``speech``.
+
+    ``tone_hz``/``tone_dbm0``: the test tone; ``speech_file``: a WAV of speech
+    (absolute path, resolved against the config file), None = speech falls back to the tone.
+    """
+
+    callers: SourceName = "silence"
+    agents: SourceName = "silence"
+    tone_hz: float = 1000.0
+    tone_dbm0: float = -20.0
+    speech_file: Path | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class SimConfig:
     """Everything the simulated board needs. ``caller_hangup_after_tone_s`` in seconds."""
 
@@ -274,6 +292,17 @@ class SimConfig:
     traffic: TrafficConfig = field(default_factory=TrafficConfig)
     outside: OutsideConfig = field(default_factory=OutsideConfig)
     caller_hangup_after_tone_s: float = 2.0
+    audio: SimAudioConfig = field(default_factory=SimAudioConfig)
+
+
+@dataclass(frozen=True, slots=True)
+class MediaConfig:
+    """The media plane: where prompts and music on hold live (absolute paths), and the
+    prompt cache bound in MiB."""
+
+    prompts_dir: Path = field(default_factory=lambda: Path("prompts").absolute())
+    moh_dir: Path | None = field(default_factory=lambda: Path("prompts/moh").absolute())
+    prompt_cache_mb: int = 64
 
 
 @dataclass(frozen=True, slots=True)
@@ -294,6 +323,7 @@ class Config:
     log: LogConfig = field(default_factory=LogConfig)
     state_dir: Path = field(default_factory=lambda: Path("state").absolute())
     sim: SimConfig = field(default_factory=SimConfig)
+    media: MediaConfig = field(default_factory=MediaConfig)
     source: Path = Path("config.yaml")
 
 
@@ -491,13 +521,28 @@ class _RawOutside(_Raw):
     unanswered_numbers: list[Digits] = Field(default_factory=list)
 
 
+class _RawSimAudio(_Raw):
+    callers: SourceName = "silence"
+    agents: SourceName = "silence"
+    tone_hz: Annotated[float, Field(gt=0, lt=4000, allow_inf_nan=False)] = 1000.0
+    tone_dbm0: Annotated[float, Field(ge=-60, le=3, allow_inf_nan=False)] = -20.0
+    speech_file: Annotated[str, Field(min_length=1)] | None = None
+
+
+class _RawMedia(_Raw):
+    prompts_dir: Annotated[str, Field(min_length=1)] = "prompts"
+    moh_dir: Annotated[str, Field(min_length=1)] | None = "prompts/moh"
+    prompt_cache_mb: Annotated[int, Field(ge=1, le=65_536)] = 64
+
+
 class _RawSim(_Raw):
     bots: _RawBots = Field(default_factory=_RawBots)
     traffic: _RawTraffic = Field(default_factory=_RawTraffic)
     outside: _RawOutside = Field(default_factory=_RawOutside)
     caller_hangup_after_tone_s: Seconds = 2.0
+    audio: _RawSimAudio = Field(default_factory=_RawSimAudio)
 
-    @field_validator("bots", "traffic", "outside", mode="before")
+    @field_validator("bots", "traffic", "outside", "audio", mode="before")
     @classmethod
     def _empty_section_means_defaults(cls, value: Any) -> Any:
         # `bots:` with every line below commented out parses as null.
@@ -518,6 +563,8 @@ _MODEL_AT: dict[tuple[str, ...], type[BaseModel]] = {
     ("sim", "bots"): _RawBots,
     ("sim", "traffic"): _RawTraffic,
     ("sim", "outside"): _RawOutside,
+    ("sim", "audio"): _RawSimAudio,
+    ("media",): _RawMedia,
 }
 _SECTIONS = (
     "board",
@@ -529,6 +576,7 @@ _SECTIONS = (
     "log",
     "state_dir",
     "sim",
+    "media",
 )
 _ADAPTERS: dict[type[BaseModel], TypeAdapter[Any]] = {
     model: TypeAdapter(model) for model in _MODEL_AT.values()
@@ -963,6 +1011,8 @@ def _build(doc: LocatedDocument, source: Path) -> Config:
     log = c.validate(_RawLog, log_data, ("log",))
     sim_data = _section(top, "sim", dict)
     sim = c.validate(_RawSim, sim_data, ("sim",))
+    media_data = _section(top, "media", dict)
+    media = c.validate(_RawMedia, media_data, ("media",))
 
     extensions: tuple[int, ...] | None = None
     names: dict[int, str] = {}
@@ -1005,6 +1055,7 @@ def _build(doc: LocatedDocument, source: Path) -> Config:
         raise ConfigError(format_problems(doc.source, c.problems))
     assert board is not None and dialplan is not None and cti is not None
     assert log is not None and sim is not None and extensions is not None
+    assert media is not None
 
     host, port = parse_listen(cti.listen)
     return Config(
@@ -1066,6 +1117,20 @@ def _build(doc: LocatedDocument, source: Path) -> Config:
                 unanswered_numbers=frozenset(sim.outside.unanswered_numbers),
             ),
             caller_hangup_after_tone_s=float(sim.caller_hangup_after_tone_s),
+            audio=SimAudioConfig(
+                callers=sim.audio.callers,
+                agents=sim.audio.agents,
+                tone_hz=float(sim.audio.tone_hz),
+                tone_dbm0=float(sim.audio.tone_dbm0),
+                speech_file=None
+                if sim.audio.speech_file is None
+                else _resolve_state_dir(sim.audio.speech_file, source),
+            ),
+        ),
+        media=MediaConfig(
+            prompts_dir=_resolve_state_dir(media.prompts_dir, source),
+            moh_dir=None if media.moh_dir is None else _resolve_state_dir(media.moh_dir, source),
+            prompt_cache_mb=media.prompt_cache_mb,
         ),
         source=source,
     )

@@ -30,6 +30,7 @@ from switchd.cti.server import CtiServer, _iso
 from switchd.events import (
     CallEnded,
     CallEvent,
+    DtmfReceived,
     Event,
     LineError,
     LineState,
@@ -37,8 +38,13 @@ from switchd.events import (
     ToneStopped,
 )
 from switchd.exceptions import ConfigError, StorageError
+from switchd.lines.dtmf import generate_digits
+from switchd.lines.media import MediaPlane
+from switchd.lines.prompts import PromptCache, PromptError, load_prompt
+from switchd.lines.ticker import MediaTicker
 from switchd.passwords import uses_demo_secret
 from switchd.sdnotify import SdNotifier, watchdog_interval_s
+from switchd.sim.audio import SimAudio, SourceKind
 from switchd.sim.board import (
     AgentMode,
     BotSettings,
@@ -87,6 +93,29 @@ def sim_settings(cfg: Config) -> SimSettings:
     )
 
 
+def build_media(cfg: Config, lines: list[str]) -> MediaPlane:
+    """The media plane for ``lines`` (channel order), with the configured tones, MOH and sim audio.
+
+    A speech file that cannot be loaded is logged with the reason and the simulated
+    parties fall back to the test tone; switchd still starts.
+    """
+    audio = cfg.sim.audio
+    speech = None
+    if audio.speech_file is not None:
+        try:
+            speech = load_prompt(audio.speech_file)
+        except PromptError as exc:
+            structlog.get_logger("switchd.media").error(
+                "sim_speech_unusable", file=str(exc.path), reason=exc.reason,
+                fallback="test tone")
+    sim = SimAudio(len(lines), tone_hz=audio.tone_hz, tone_dbm0=audio.tone_dbm0, speech=speech)
+    return MediaPlane(
+        lines, tone_plan=cfg.board.tone_plan, moh_dir=cfg.media.moh_dir,
+        prompt_cache=PromptCache(cfg.media.prompt_cache_mb * 1024 * 1024), sim_audio=sim,
+        caller_source=SourceKind[audio.callers.upper()],
+        agent_source=SourceKind[audio.agents.upper()])
+
+
 def is_loopback(host: str) -> bool:
     """True when ``host`` is a loopback address (127.0.0.0/8, ::1) or ``localhost``."""
     if host == "localhost":
@@ -110,6 +139,8 @@ class App:
         self.bus = Bus()
         self.core = SwitchCore(core_config(config), id_factory=CallIds())
         self.board = SimBoard(sim_settings(config), tuple(config.board.extension_numbers))
+        self.media = build_media(config, list(self.core.lines))
+        self.ticker = MediaTicker(self._on_frames)
         self.contact_flags: dict[str, tuple[bool, bool]] = {}
         self.store: Store = None  # type: ignore[assignment]  # set in start()
         self.cdr_writer: CdrWriter = None  # type: ignore[assignment]
@@ -169,6 +200,7 @@ class App:
         self.log.info("cti_listening", host=host, port=port)
         self.board.start(self.now())
         self._rearm()
+        self.ticker.start()
         b = self.config.board
         self.log.info("switchd_started", version=__version__, config=str(self.config_path),
                       state_dir=str(self.state_dir), database=str(db), trunks=b.trunks,
@@ -213,6 +245,7 @@ class App:
         t0 = time.monotonic()
         live = len(self.core.calls)
         self.dispatch(self.core.shutdown(self.now()))
+        await self.ticker.stop()
         if self._timer is not None:
             self._timer.cancel()
         for t in list(self._tasks):
@@ -284,6 +317,7 @@ class App:
         now = self.now()
         for ev in events:
             self.board.on_event(ev, now)
+            self.media.on_event(ev)
             if isinstance(ev, CallEnded):
                 self.cdr_writer.submit(ev.cdr)
             self.bus.publish(ev)
@@ -322,6 +356,25 @@ class App:
                 "lines": ",".join(call.lines()), "vip": call.vip or None,
             })
         return out
+
+    def inject_dtmf(self, line: str, digits: str) -> None:
+        """The simulated party on ``line`` presses ``digits``: real two-tone audio on its line.
+
+        The digits reach the bus only as the media plane detects them in the audio
+        (``call.dtmf`` events), exactly as on an analog board.
+        """
+        self.media.inject(line, generate_digits(digits))
+
+    def _on_frames(self, frames: int) -> None:
+        hits = self.media.process(frames, self.now())
+        if not hits:
+            return
+        events: list[Event] = []
+        for hit in hits:
+            call = self.core.call_of_line(hit.line)
+            if call is not None:
+                events.append(DtmfReceived(call.call_id, hit.time, hit.line, hit.digit))
+        self.dispatch(events)
 
     def _on_timer(self) -> None:
         self._timer = None

@@ -320,3 +320,28 @@ def test_ctrl_c_stops_cleanly(tmp_path):
     with running(tmp_path) as d:
         assert d.stop(signal.SIGINT) == 0
     assert any('"switchd_stopped"' in x for x in d.log_lines())
+
+
+async def test_sim_dtmf_is_sent_as_audio_and_detected_from_it(tmp_path):
+    cfg = make_config(**{"sim.audio.agents": "tone"})
+    with running(tmp_path, cfg) as d:
+        c = await admin(d.port)
+        await c.ok("SUB events=call.*")
+        await c.ok("SIM.AGENT ext=201 mode=auto answer_after=0 talk=3600")
+        call = (await c.ok("SIM.CALL caller=13800000001 dnis=8200"))["call"]
+        await c.wait_event("call.answered", call=call)
+        ok = await c.ok(f"SIM.DTMF call={call} digits=123#")
+        assert ok["line"] == "trunk/1"
+        # The reply comes before any digit: digits exist only once heard in the audio.
+        assert not [e for e in c.events if e["event"] == "call.dtmf"]
+        deadline = time.monotonic() + 5
+        while len([e for e in c.events if e["event"] == "call.dtmf"]) < 4:
+            assert time.monotonic() < deadline, c.events
+            c.events.append(Client.parse_event(await c.line(5)))
+        digits = [e for e in c.events if e["event"] == "call.dtmf"]
+        assert "".join(e["digit"] for e in digits) == "123#"
+        assert all(e["call"] == call and e["line"] == "trunk/1" for e in digits)
+        times = [e["time"] for e in digits]
+        assert times == sorted(times) and len(set(times)) == 4
+        await c.close()
+        assert stop_and_check_json(d)[0] == 0

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from switchd.core.engine import CoreError
 from switchd.cti.codec import Request
 from switchd.cti.server import Reply, Session
-from switchd.events import DtmfReceived, LineError
+from switchd.events import LineError
 from switchd.exceptions import ProtocolError
 from switchd.passwords import hash_secret, verify_secret
 from switchd.sim.board import AgentMode
@@ -327,9 +327,8 @@ class Commands:
         if call.answer_time is None:
             raise ProtocolError("wrong_state", f"call {call_id} is {call.state.value}; "
                                 "keys can be pressed once it is answered")
-        now = self.app.now()
-        self.app.dispatch([DtmfReceived(call_id, now, call.a_line, d) for d in digits.upper()])
-        return Reply({"call": call_id, "digits": digits.upper()})
+        self.app.inject_dtmf(call.a_line, digits.upper())
+        return Reply({"call": call_id, "line": call.a_line, "digits": digits.upper()})
 
     async def _sim_hangup(self, session: Session, req: Request) -> Reply:
         _only(req, "call", "line")

@@ -1,0 +1,155 @@
+"""The media plane driven by the real call core's events: what each party actually hears."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from switchd.core.engine import SwitchCore
+from switchd.core.routing import CoreConfig, Route, Target, TargetKind
+from switchd.lines.dtmf import generate_digits
+from switchd.lines.media import FRAME, MediaPlane
+from switchd.lines.ticker import FrameSchedule
+from switchd.sim.audio import SimAudio, SourceKind
+
+T0 = 1_764_000_000.0
+
+
+def _setup(tone_plan: str = "cn", callers: SourceKind = SourceKind.TONE,
+           agents: SourceKind = SourceKind.SILENCE, tmp_path=None):
+    cfg = CoreConfig(trunks=2, extensions=(201, 202),
+                     routes=(Route(Target(TargetKind.BUSY), dnis="0"),
+                             Route(Target(TargetKind.EXTENSION, "201"))))
+    core = SwitchCore(cfg)
+    media = MediaPlane(list(core.lines), tone_plan=tone_plan, moh_dir=tmp_path,
+                       sim_audio=SimAudio(4, tone_hz=1000.0, tone_dbm0=-20.0),
+                       caller_source=callers, agent_source=agents)
+    return core, media
+
+
+def _feed(media: MediaPlane, events):
+    for ev in events:
+        media.on_event(ev)
+    return events
+
+
+def _run(media: MediaPlane, frames: int, line: str) -> tuple[np.ndarray, np.ndarray]:
+    """Run ``frames`` frames; return (what ``line`` says, what ``line`` hears)."""
+    ch = media.channel_of[line]
+    rx, tx = [], []
+    for _ in range(frames):
+        media.process(1, T0)
+        rx.append(media.last_inbound[ch].copy())
+        tx.append(media.last_outbound[ch].copy())
+    return np.concatenate(rx), np.concatenate(tx)
+
+
+def _peak_hz(x: np.ndarray) -> float:
+    spec = np.abs(np.fft.rfft(x.astype(np.float64) * np.hanning(len(x))))
+    return float(np.argmax(spec) * 8000 / len(x))
+
+
+def test_caller_hears_real_busy_tone_with_the_cn_cadence(tmp_path):
+    core, media = _setup(tmp_path=tmp_path)
+    _, events = core.incoming(T0, "100", "0")
+    _feed(media, events)
+    _, heard = _run(media, 100, "trunk/1")          # 2 s
+    on = np.abs(heard.reshape(-1, 40)).max(axis=1) > 1000   # 5 ms windows
+    # 0.35 s on / 0.35 s off: 70 windows per on or off burst.
+    edges = np.flatnonzero(np.diff(on.astype(int)))
+    assert np.allclose(np.diff(edges), 70, atol=2)
+    assert abs(_peak_hz(heard[:2800]) - 450) < 3
+
+
+def test_two_party_call_carries_each_side_to_the_other_exactly(tmp_path):
+    core, media = _setup(callers=SourceKind.TONE, agents=SourceKind.SILENCE, tmp_path=tmp_path)
+    _, ev = core.incoming(T0, "100", "8000")
+    _feed(media, ev)
+    _feed(media, core.answer(T0 + 1, "ext/201"))
+    media.process(2, T0)  # the frame after the bridge change crossfades
+    trunk, ext = media.channel_of["trunk/1"], media.channel_of["ext/201"]
+    said, heard = [], []
+    for _ in range(10):
+        media.process(1, T0)
+        said.append(media.last_inbound[trunk].copy())
+        heard.append(media.last_outbound[ext].copy())
+    assert np.array_equal(np.concatenate(said), np.concatenate(heard))
+    assert np.abs(np.concatenate(said)).max() > 2000
+    # The caller hears the silent agent: nothing (no ringback any more either).
+    assert np.abs(media.last_outbound[trunk]).max() == 0
+    # A line not in the call hears nothing.
+    assert np.abs(media.last_outbound[media.channel_of["ext/202"]]).max() == 0
+
+
+def test_held_party_hears_music_on_hold_and_the_holder_hears_silence(tmp_path):
+    core, media = _setup(callers=SourceKind.TONE, agents=SourceKind.TONE, tmp_path=tmp_path)
+    _, ev = core.incoming(T0, "100", "8000")
+    _feed(media, ev)
+    _feed(media, core.answer(T0 + 1, "ext/201"))
+    media.process(2, T0)
+    _feed(media, core.hold(T0 + 2, "ext/201"))
+    media.process(2, T0)
+    _, caller_hears = _run(media, 50, "trunk/1")
+    _, agent_hears = _run(media, 5, "ext/201")
+    assert np.abs(agent_hears).max() == 0
+    moh = media.moh.samples
+    # What the held caller hears is the MOH buffer itself, sample for sample.
+    start = int(np.flatnonzero(caller_hears)[0])
+    window = caller_hears[start:start + 400]
+    hits = [i for i in range(len(moh) - 400) if np.array_equal(moh[i:i + 400], window)]
+    assert hits, "the held party does not hear the music-on-hold samples"
+    _feed(media, core.retrieve(T0 + 3, "ext/201"))
+    media.process(2, T0)
+    said, _ = _run(media, 1, "ext/201")
+    assert np.array_equal(said, media.last_outbound[media.channel_of["trunk/1"]])
+
+
+def test_injected_dtmf_is_detected_on_the_line_that_sent_it(tmp_path):
+    core, media = _setup(callers=SourceKind.SILENCE, tmp_path=tmp_path)
+    _, ev = core.incoming(T0, "100", "8000")
+    _feed(media, ev)
+    _feed(media, core.answer(T0 + 1, "ext/201"))
+    media.inject("trunk/1", generate_digits("9*0D"))
+    hits = media.process(60, T0 + 2)
+    assert "".join(h.digit for h in hits) == "9*0D"
+    assert {h.line for h in hits} == {"trunk/1"}
+    assert [h.time for h in hits] == sorted(h.time for h in hits)
+
+
+def test_taps_hand_over_what_the_caller_says_and_hears(tmp_path):
+    core, media = _setup(callers=SourceKind.TONE, agents=SourceKind.SILENCE, tmp_path=tmp_path)
+    _, ev = core.incoming(T0, "100", "8000")
+    _feed(media, ev)
+    got: list[tuple[list[str], np.ndarray, np.ndarray]] = []
+    media.taps.add("rec1", media.channel_of["trunk/1"],
+                   lambda keys, chs, rx, tx: got.append((list(keys), rx.copy(), tx.copy())))
+    media.process(3, T0)
+    assert len(got) == 3 and got[0][0] == ["rec1"]
+    keys, rx, tx = got[-1]
+    assert rx.shape == tx.shape == (1, FRAME)
+    assert abs(_peak_hz(np.concatenate([g[1][0] for g in got])) - 1000) < 60
+    # While ringing, what the caller hears is the 450 Hz ringback.
+    assert np.abs(tx).max() > 1000
+    media.taps.remove("rec1")
+    media.process(1, T0)
+    assert len(got) == 3
+
+
+def test_frame_schedule_never_drifts_and_catches_up_late_ticks():
+    s = FrameSchedule(100.0)
+    assert s.due(100.019) == (0, 0)
+    assert s.due(100.020) == (1, 0)
+    assert abs(s.next_deadline() - 100.040) < 1e-9
+    # Woken 75 ms after the 40 ms deadline: frames 2..5 are due at once, and the next
+    # deadline stays on the 20 ms grid.
+    assert s.due(100.115) == (4, 0)
+    assert abs(s.next_deadline() - 100.120) < 1e-9
+    # After an hour of ticks the schedule is still anchored to t0.
+    for k in range(6, 180_000):
+        s.due(100.0 + k * 0.020 + 0.0015)
+    assert s.frames == 179_999 and abs(s.next_deadline() - (100.0 + 180_000 * 0.020)) < 1e-6
+
+
+def test_frame_schedule_skips_beyond_the_catch_up_limit_and_says_so():
+    s = FrameSchedule(0.0, max_catchup=50)
+    assert s.due(10.0) == (50, 450)
+    assert s.skipped == 450 and s.frames == 500

@@ -153,3 +153,27 @@ def test_frame_schedule_skips_beyond_the_catch_up_limit_and_says_so():
     s = FrameSchedule(0.0, max_catchup=50)
     assert s.due(10.0) == (50, 450)
     assert s.skipped == 450 and s.frames == 500
+
+
+def test_a_key_press_barges_into_a_prompt_but_not_into_music_on_hold(tmp_path):
+    core, media = _setup(callers=SourceKind.SILENCE, tmp_path=tmp_path)
+    _, ev = core.incoming(T0, "100", "8000")
+    _feed(media, ev)
+    _feed(media, core.answer(T0 + 1, "ext/201"))
+    prompt = (3000 * np.sin(np.arange(8000 * 5) * 2 * np.pi * 300 / 8000)).astype(np.int16)
+    media.play("trunk/1", prompt, barge_in=True)
+    media.play("ext/201", prompt, barge_in=False)
+    media.inject("trunk/1", generate_digits("5"))
+    hits = media.process(20, T0 + 2)
+    assert [h.digit for h in hits] == ["5"]
+    assert not media.player.playing(media.channel_of["trunk/1"])
+    assert media.player.playing(media.channel_of["ext/201"])
+
+
+def test_a_missing_prompt_file_is_reported_and_the_call_goes_on(tmp_path):
+    core, media = _setup(tmp_path=tmp_path)
+    _, ev = core.incoming(T0, "100", "8000")
+    _feed(media, ev)
+    assert media.play_file("trunk/1", tmp_path / "welcome.wav") is None
+    media.process(2, T0)
+    assert core.call_of_line("trunk/1") is not None

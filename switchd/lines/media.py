@@ -40,7 +40,7 @@ from switchd.events import (
 )
 from switchd.lines.dtmf import DtmfDetector
 from switchd.lines.mixer import Mixer, held, two_party
-from switchd.lines.prompts import MusicOnHold, PromptCache, PromptPlayer
+from switchd.lines.prompts import MusicOnHold, PromptCache, PromptError, PromptPlayer
 from switchd.lines.tones import ToneBank
 from switchd.recorder.taps import Taps
 from switchd.sim.audio import SimAudio, SourceKind
@@ -160,8 +160,26 @@ class MediaPlane:
 
     def play(self, line: str, samples: np.ndarray, *, loop: bool = False,
              barge_in: bool = True) -> int:
-        """Play a prompt to the party on ``line``; returns the play id."""
+        """Play a prompt to the party on ``line``; returns the play id.
+
+        With ``barge_in`` a DTMF digit detected on that line stops the prompt.
+        """
         return self.player.play(self.channel_of[line], samples, loop=loop, barge_in=barge_in)
+
+    def play_file(self, line: str, path: Path, *, loop: bool = False,
+                  barge_in: bool = True) -> int | None:
+        """Play the prompt file ``path`` to ``line``; None when it cannot be played.
+
+        A missing or undecodable file is logged once with the file and what to do
+        (install ffmpeg, convert to WAV); the call goes on and the caller hears
+        silence, and the caller of this method takes its error path.
+        """
+        try:
+            samples = self.cache.get(path)
+        except PromptError as exc:
+            log.error("prompt_unplayable", line=line, file=str(exc.path), reason=exc.reason)
+            return None
+        return self.play(line, samples, loop=loop, barge_in=barge_in)
 
     # ------------------------------------------------------------ the tick
 
@@ -174,6 +192,8 @@ class MediaPlane:
         for k in range(frames):
             t_end = now - (frames - 1 - k) * FRAME / RATE
             for ch, digit, _ in self._frame():
+                # Barge-in: a key press stops a prompt that allows it (never music on hold).
+                self.player.barge(ch)
                 hits.append(DtmfHit(self.lines[ch], digit, t_end))
         return hits
 

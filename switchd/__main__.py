@@ -82,9 +82,17 @@ def cmd_passwd(args: argparse.Namespace) -> int:
 
     if args.stdin:
         secret = sys.stdin.readline().rstrip("\r\n")
+    elif not sys.stdin.isatty():
+        _err("switchd passwd: stdin is not a terminal; pipe the secret with --stdin")
+        return 1
     else:
-        secret = getpass.getpass("secret: ")
-        if getpass.getpass("again: ") != secret:
+        try:
+            secret = getpass.getpass("secret: ")
+            again = getpass.getpass("again: ")
+        except EOFError:
+            _err("switchd passwd: no secret given")
+            return 1
+        if again != secret:
             _err("switchd passwd: the two secrets differ")
             return 1
     if not secret:

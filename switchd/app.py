@@ -380,12 +380,11 @@ class App:
         self._timer = None
         self._timer_at = None
         now = self.now()
-        events = self.core.handle_timer(now)
+        self.dispatch(self.core.handle_timer(now))
+        # One action at a time, its events dispatched before the next is taken, so an
+        # answer made moot by another phone answering first is cancelled, not delivered.
         while (action := self.board.pop_due(now)) is not None:
-            self.dispatch(events)
-            events = []
-            events = self._apply(action, now)
-        self.dispatch(events)
+            self.dispatch(self._apply(action, now))
 
     def _apply(self, action: Any, now: float) -> list[Event]:
         try:

@@ -984,6 +984,20 @@ def _resolve_state_dir(value: str, source: Path) -> Path:
     return Path(os.path.abspath(path))
 
 
+def _lenient_board(data: Any) -> _RawBoard | None:
+    """The board with unknown keys dropped, if the rest is valid; None otherwise.
+
+    Used only for cross-section checks after ``board`` itself was reported.
+    """
+    if not isinstance(data, dict):
+        return None
+    known = {k: v for k, v in data.items() if k in _RawBoard.model_fields}
+    try:
+        return _RawBoard.model_validate(known)
+    except ValidationError:
+        return None
+
+
 def _build(doc: LocatedDocument, source: Path) -> Config:
     c = _Collector(doc)
     top = doc.data
@@ -1016,7 +1030,15 @@ def _build(doc: LocatedDocument, source: Path) -> Config:
 
     extensions: tuple[int, ...] | None = None
     names: dict[int, str] = {}
-    if board is not None:
+    if board is None:
+        # Still check routes, groups and users against the board when the only
+        # trouble in `board` is elsewhere (an unknown key): all problems at once.
+        board_for_checks = _lenient_board(board_data)
+        trunks_for_checks = board_for_checks.trunks if board_for_checks is not None else None
+        if board_for_checks is not None:
+            extensions, names = _check_board(_Collector(doc), board_for_checks)
+    else:
+        trunks_for_checks = board.trunks
         extensions, names = _check_board(c, board)
     if board is not None and dialplan is not None and extensions is not None:
         _check_prefix(c, dialplan.outside_prefix, extensions, board)
@@ -1035,7 +1057,7 @@ def _build(doc: LocatedDocument, source: Path) -> Config:
         if raw_route is None:
             continue
         target = _check_route(
-            c, i, raw_route, board.trunks if board else None, extensions, group_names
+            c, i, raw_route, trunks_for_checks, extensions, group_names
         )
         if target is not None:
             routes.append(RouteConfig(to=target, dnis=raw_route.dnis, trunk=raw_route.trunk))

@@ -693,3 +693,10 @@ def test_parse_config_names_the_source_in_messages():
     with pytest.raises(ConfigError) as info:
         parse_config("log:\n  level: loud\n", Path("conf/x.yaml"))
     assert info.value.problems[0].startswith("conf/x.yaml:2:10: log.level:")
+
+
+def test_a_typo_in_board_does_not_hide_a_route_to_a_missing_extension(problems):
+    assert problems("board:\n  trunkz: 8\nroutes:\n  - to: extension:299\n") == [
+        "c.yaml:2:3: unknown key 'trunkz' in board; did you mean 'trunks'?",
+        "c.yaml:4:9: routes[0].to: no extension 299 on the board; extensions are 201-208",
+    ]

@@ -114,3 +114,19 @@ async def test_a_long_list_reply_does_not_count_as_falling_behind():
     assert lines[-1] == "END count=5000" and len(lines) == 5001
     await c.close()
     await server.close()
+
+
+async def test_quit_replies_and_then_the_server_closes_the_connection():
+    from switchd.cti.commands import Commands
+
+    class _App:
+        pass
+
+    server = CtiServer(Commands(_App()), host="127.0.0.1", port=0, version="9.9")  # type: ignore[arg-type]
+    await server.start()
+    c = await Client.connect(server.port)
+    await c.send_raw(b"#q QUIT\n")
+    assert await c.line() == "#q OK bye=true"
+    assert await asyncio.wait_for(c.reader.read(), 2) == b""
+    await c.close()
+    await server.close()

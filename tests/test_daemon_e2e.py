@@ -345,3 +345,23 @@ async def test_sim_dtmf_is_sent_as_audio_and_detected_from_it(tmp_path):
         assert times == sorted(times) and len(set(times)) == 4
         await c.close()
         assert stop_and_check_json(d)[0] == 0
+
+
+async def test_ringall_pickup_by_bots_raises_no_line_errors(tmp_path):
+    with running(tmp_path) as d:
+        c = await admin(d.port)
+        await c.ok("SUB events=call.*,line.error")
+        for ext in (201, 202, 203, 204):
+            await c.ok(f"SIM.AGENT ext={ext} mode=auto answer_after=0.3 talk=0.3")
+        call = (await c.ok("SIM.CALL caller=101 dnis=8000"))["call"]
+        await c.wait_event("call.ended", call=call)
+        await c.ok("PING")
+        assert not [e for e in c.events if e["event"] == "line.error"], c.events
+        await c.close()
+        assert stop_and_check_json(d)[0] == 0
+
+
+def test_passwd_without_a_terminal_says_to_use_stdin():
+    out = subprocess.run([sys.executable, "-m", "switchd", "passwd"], input="",
+                         capture_output=True, text=True, timeout=30)
+    assert out.returncode == 1 and "--stdin" in out.stderr and "Traceback" not in out.stderr

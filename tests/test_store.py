@@ -272,6 +272,8 @@ async def test_query_filters_on_caller_callee_and_disposition(day_of_calls):
 async def test_query_date_bounds_select_one_utc_day(day_of_calls):
     rows = await day_of_calls.query_cdrs(since="2026-11-30", until="2026-12-01")
     assert ids(rows) == [4, 3, 2]
+    # ISO-8601 basic dates mean the same day, not epoch seconds in 1970.
+    assert ids(await day_of_calls.query_cdrs(since="20261130", until="20261201")) == [4, 3, 2]
 
 
 async def test_query_since_is_inclusive_and_until_exclusive_on_timestamps(day_of_calls):

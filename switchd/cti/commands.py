@@ -296,7 +296,7 @@ class Commands:
         if problems:
             raise ProtocolError("bad_arg", "config rejected, old config stays in force: "
                                 + " | ".join(problems))
-        return Reply({"config": str(self.app.config_path)})
+        return Reply({"config": str(self.app.config_path.resolve())})
 
     # ------------------------------------------------------------ simulator verbs
 
@@ -362,6 +362,8 @@ class Commands:
         _only(req, "ext", "number")
         line = f"ext/{_arg(req, 'ext')}"
         number = _arg(req, "number")
+        if not re.fullmatch(r"[0-9*#]{1,32}", number):
+            raise ProtocolError("bad_arg", f"number={number!r} must be 1 to 32 of 0-9 * #")
         try:
             call_id, events = self.app.core.dial(self.app.now(), self.app.core.line(line).name,
                                                  number)

@@ -318,6 +318,9 @@ class CtiServer:
                                                           json_mode=session.json_mode))
                     continue
                 await self._dispatch(session, item)
+            if session.closed and not session.dropped:
+                # QUIT (or shutdown): stop reading; _serve flushes the replies and closes.
+                return
 
     async def _dispatch(self, session: Session, req: Request) -> None:
         session.held = []

@@ -245,14 +245,16 @@ def parse_time_bound(text: str, *, name: str = "time") -> str:
     """Turn a user's time bound into the stored text form, for comparison with ``start``.
 
     Accepts a date (midnight UTC), an ISO-8601 timestamp with or without ``Z`` or an
-    offset (none means UTC), or epoch seconds as text (all digits is always read as
-    epoch seconds). The result is rounded *up* to the millisecond, which keeps both
+    offset (none means UTC), or epoch seconds as text. Exactly eight digits are an
+    ISO-8601 basic date (``20261130``), not epoch seconds in 1970. The result is rounded *up* to the millisecond, which keeps both
     ``start >= since`` and ``start < until`` exact for millisecond-precision stored
     times. Raises ``ValueError`` naming ``name`` and the accepted formats.
     """
     raw = text.strip()
     try:
-        if _EPOCH_TEXT.fullmatch(raw):
+        if len(raw) == 8 and raw.isdigit():
+            moment = datetime.strptime(raw, "%Y%m%d")
+        elif _EPOCH_TEXT.fullmatch(raw):
             ms = int((Decimal(raw) * 1000).to_integral_value(rounding=ROUND_CEILING))
             moment = _EPOCH + timedelta(milliseconds=ms)
         else:

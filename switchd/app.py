@@ -26,7 +26,7 @@ from switchd.core.engine import CoreError, SwitchCore
 from switchd.core.ids import CallIds
 from switchd.core.routing import CoreConfig, RingGroup, RingStrategy, Route, Target, TargetKind
 from switchd.cti.commands import Commands
-from switchd.cti.server import CtiServer, _iso
+from switchd.cti.server import CtiServer
 from switchd.events import (
     CallEnded,
     CallEvent,
@@ -55,6 +55,7 @@ from switchd.sim.board import (
 )
 from switchd.sim.driver import apply_action
 from switchd.store import CdrWriter, Store
+from switchd.timefmt import iso_utc
 
 __all__ = ["App", "core_config", "is_loopback", "sim_settings"]
 
@@ -351,8 +352,8 @@ class App:
                 "call": call.call_id, "state": call.state.value,
                 "direction": call.direction.value, "caller": call.caller,
                 "callee": call.callee, "dnis": call.dnis, "trunk": call.trunk,
-                "extension": call.extension, "start": _iso(call.start),
-                "answer": _iso(call.answer_time) if call.answer_time is not None else None,
+                "extension": call.extension, "start": iso_utc(call.start),
+                "answer": iso_utc(call.answer_time) if call.answer_time is not None else None,
                 "lines": ",".join(call.lines()), "vip": call.vip or None,
             })
         return out

@@ -23,6 +23,7 @@ from switchd.events import LineError
 from switchd.exceptions import ProtocolError
 from switchd.passwords import hash_secret, verify_secret
 from switchd.sim.board import AgentMode
+from switchd.timefmt import iso_utc
 
 if TYPE_CHECKING:
     from switchd.app import App
@@ -202,7 +203,7 @@ class Commands:
 
     async def _ping(self, session: Session, req: Request) -> Reply:
         _only(req)
-        return Reply({"pong": True, "time": event_wire_fields_time(self.app.now())})
+        return Reply({"pong": True, "time": iso_utc(self.app.now())})
 
     async def _help(self, session: Session, req: Request) -> Reply:
         name = (req.positional[0] if req.positional else req.args.get("verb", "")).upper()
@@ -403,9 +404,3 @@ class Commands:
         return Reply({"ext": ext, "mode": bot.mode.value, "answer_after": bot.answer_after_s,
                       "talk": f"{bot.talk_s[0]:g}-{bot.talk_s[1]:g}"})
 
-
-def event_wire_fields_time(t: float) -> str:
-    """An epoch time as the ISO-8601 UTC text used on the wire."""
-    from switchd.cti.server import _iso
-
-    return _iso(t)

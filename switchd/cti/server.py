@@ -11,10 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import datetime as dt
 import fnmatch
 import socket
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,6 +21,7 @@ import structlog
 
 from switchd.cti.codec import DecodeError, LineDecoder, Request, encode_error, encode_reply
 from switchd.events import CallEnded, Event
+from switchd.timefmt import iso_utc
 
 __all__ = ["CtiServer", "Reply", "Session", "event_wire_fields"]
 
@@ -41,11 +41,6 @@ OVERLOAD_LINGER_S = 30.0
 _LINE_KEYS = ("line", "line_a", "line_b", "held_line")
 
 
-def _iso(t: float) -> str:
-    return dt.datetime.fromtimestamp(t, dt.UTC).isoformat(timespec="milliseconds").replace(
-        "+00:00", "Z")
-
-
 def event_wire_fields(event: Event) -> dict[str, Any]:
     """The fields of ``event`` as they go on the wire.
 
@@ -57,7 +52,7 @@ def event_wire_fields(event: Event) -> dict[str, Any]:
         if key == "call_id":
             out["call"] = value
         elif key == "time":
-            out["time"] = _iso(value)
+            out["time"] = iso_utc(value)
         else:
             out[key] = value
     return out
@@ -256,11 +251,6 @@ class CtiServer:
                 s.held.append(data)
             else:
                 s.send(data)
-
-    def broadcast_lines(self, sessions: Iterable[Session], data: bytes) -> None:
-        """Queue the same bytes to several sessions."""
-        for s in sessions:
-            s.send(data)
 
     # ------------------------------------------------------------ per connection
 

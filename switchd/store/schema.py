@@ -18,7 +18,6 @@ Representation rules, shared by every backend:
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Mapping
 from dataclasses import fields
@@ -26,6 +25,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import ROUND_CEILING, Decimal, InvalidOperation
 
 from switchd.events import Cdr
+from switchd.timefmt import iso_utc
 
 __all__ = [
     "CDR_COLUMNS",
@@ -216,21 +216,6 @@ def select_cdrs_sql(filters: frozenset[str] | set[str]) -> str:
 
 
 _EPOCH = datetime(1970, 1, 1)  # naive UTC: isoformat() then carries no offset
-
-
-def iso_utc(epoch_s: float) -> str:
-    """Format epoch seconds (UTC) as ``YYYY-MM-DDTHH:MM:SS.mmmZ``, rounded to the ms.
-
-    Fixed width (years 0001–9999), so stored text sorts in time order. Raises
-    ``ValueError`` for NaN, infinity or a time outside those years.
-    """
-    if not math.isfinite(epoch_s):
-        raise ValueError(f"not a finite epoch time: {epoch_s!r}")
-    try:
-        moment = _EPOCH + timedelta(milliseconds=round(epoch_s * 1000))
-    except OverflowError as exc:
-        raise ValueError(f"epoch time out of range: {epoch_s!r}") from exc
-    return moment.isoformat(timespec="milliseconds") + "Z"
 
 
 _EPOCH_TEXT = re.compile(r"[+-]?\d+(\.\d+)?")

@@ -109,6 +109,10 @@ def build_media(cfg: Config, lines: list[str]) -> MediaPlane:
             structlog.get_logger("switchd.media").error(
                 "sim_speech_unusable", file=str(exc.path), reason=exc.reason,
                 fallback="test tone")
+    if speech is None and "speech" in (audio.callers, audio.agents):
+        structlog.get_logger("switchd.media").warning(
+            "sim_speech_missing", fallback="test tone",
+            msg="sim.audio asks for speech but sim.audio.speech_file is not set or unusable")
     sim = SimAudio(len(lines), tone_hz=audio.tone_hz, tone_dbm0=audio.tone_dbm0, speech=speech)
     return MediaPlane(
         lines, tone_plan=cfg.board.tone_plan, moh_dir=cfg.media.moh_dir,

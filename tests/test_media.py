@@ -177,3 +177,44 @@ def test_a_missing_prompt_file_is_reported_and_the_call_goes_on(tmp_path):
     assert media.play_file("trunk/1", tmp_path / "welcome.wav") is None
     media.process(2, T0)
     assert core.call_of_line("trunk/1") is not None
+
+
+def test_keys_sent_back_to_back_queue_instead_of_replacing_each_other(tmp_path):
+    core, media = _setup(callers=SourceKind.TONE, tmp_path=tmp_path)
+    _, ev = core.incoming(T0, "100", "8000")
+    _feed(media, ev)
+    _feed(media, core.answer(T0 + 1, "ext/201"))
+    media.inject("trunk/1", generate_digits("12"))
+    hits = media.process(2, T0)
+    media.inject("trunk/1", generate_digits("34"))
+    hits += media.process(50, T0 + 2)
+    # The caller's own tone is muted while the keys are sent, as a phone does.
+    assert "".join(h.digit for h in hits) == "1234"
+
+
+async def test_an_overloaded_media_tick_still_lets_the_event_loop_run():
+    import asyncio
+    import time as _time
+
+    from switchd.lines.ticker import MediaTicker
+
+    frames = 0
+
+    def slow(n: int) -> None:
+        nonlocal frames
+        frames += n
+        _time.sleep(0.03 * n)  # 30 ms of work per 20 ms frame: cannot keep up
+
+    ticker = MediaTicker(slow, max_catchup=4, batch=2)
+    ticker.start()
+    worst = 0.0
+    t_end = _time.monotonic() + 0.8
+    while _time.monotonic() < t_end:
+        t0 = _time.monotonic()
+        await asyncio.sleep(0.005)
+        worst = max(worst, _time.monotonic() - t0)
+    await ticker.stop()
+    assert frames > 10
+    # Other work waits for at most one batch (2 frames × 30 ms) plus slack, never for the backlog.
+    assert worst < 0.15, worst
+    assert ticker.schedule is not None and ticker.schedule.skipped > 0

@@ -94,6 +94,8 @@ class MediaPlane:
         self.taps = Taps()
         self.frames = 0
         self._moh_key: dict[int, str] = {}
+        #: channel -> the buffer being injected on it (to queue further injections)
+        self._injecting: dict[int, np.ndarray] = {}
         self.last_inbound = np.zeros((c, FRAME), dtype=np.int16)
         self.last_outbound = np.zeros((c, FRAME), dtype=np.int16)
 
@@ -139,6 +141,7 @@ class MediaPlane:
                 self._stop_tone(ch)
                 self.player.stop(ch)
                 self.injector.stop(ch)
+                self._injecting.pop(ch, None)
                 self.sim.stop(ch)
                 self.dtmf.reset([ch])
             elif ev.previous == "idle":
@@ -155,8 +158,18 @@ class MediaPlane:
     # ------------------------------------------------------------ inputs
 
     def inject(self, line: str, samples: np.ndarray) -> None:
-        """Play ``samples`` (int16 1-D) into ``line``'s inbound, as if its party sent them."""
-        self.injector.play(self.channel_of[line], samples, barge_in=False)
+        """Send ``samples`` (int16 1-D) on ``line``'s inbound, as if its party sent them.
+
+        Injections queue: what is still being sent goes first, then ``samples``. While
+        injected audio plays, the simulated party's own audio is muted, as a phone
+        mutes its microphone while it sends DTMF.
+        """
+        ch = self.channel_of[line]
+        current = self._injecting.get(ch)
+        if current is not None and self.injector.playing(ch):
+            samples = np.concatenate([current[self.injector.position(ch):], samples])
+        self._injecting[ch] = samples
+        self.injector.play(ch, samples, barge_in=False)
 
     def play(self, line: str, samples: np.ndarray, *, loop: bool = False,
              barge_in: bool = True) -> int:
@@ -201,9 +214,9 @@ class MediaPlane:
         inbound = self.sim.render(FRAME)
         rows, audio = self.injector.render(FRAME)
         if rows.size:
-            mixed = inbound[rows].astype(np.int32) + audio
-            inbound[rows] = np.clip(mixed, -32768, 32767).astype(np.int16)
-        self.injector.take_finished()
+            inbound[rows] = audio  # the party's microphone is muted while it sends
+        for ch, _ in self.injector.take_finished():
+            self._injecting.pop(ch, None)
         hits = self.dtmf.process(inbound)
 
         extra_rows: list[np.ndarray] = []

@@ -63,9 +63,12 @@ class FrameSchedule:
 class MediaTicker:
     """Runs ``on_frames(n)`` every 20 ms on the event loop, drift-corrected."""
 
-    def __init__(self, on_frames: Callable[[int], None], *, max_catchup: int = 50) -> None:
+    def __init__(self, on_frames: Callable[[int], None], *, max_catchup: int = 50,
+                 batch: int = 5) -> None:
         self.on_frames = on_frames
         self.max_catchup = max_catchup
+        #: Frames processed between two yields to the event loop when catching up.
+        self.batch = batch
         self.schedule: FrameSchedule | None = None
         self._task: asyncio.Task[None] | None = None
 
@@ -86,15 +89,24 @@ class MediaTicker:
         sched = self.schedule = FrameSchedule(loop.time(), max_catchup=self.max_catchup)
         while True:
             delay = sched.next_deadline() - loop.time()
-            if delay > 0:
-                await asyncio.sleep(delay)
+            # Always yield, even when already late: CTI requests, timers and signals
+            # must run between media batches, or an overloaded tick starves the switch.
+            await asyncio.sleep(max(delay, 0.0005))
             n, skipped = sched.due(loop.time())
             if skipped:
                 log.warning("media_frames_skipped", frames=skipped,
-                            msg="the event loop was blocked for more than "
-                                f"{self.max_catchup * FRAME_S:.1f} s")
-            if n:
+                            msg="the media tick fell more than "
+                                f"{self.max_catchup * FRAME_S:.1f} s behind (too many channels "
+                                "for this CPU, or the event loop was blocked); "
+                                "the missed audio was dropped")
+            while n > 0:
+                batch = min(n, self.batch)
+                n -= batch
                 try:
-                    self.on_frames(n)
+                    self.on_frames(batch)
                 except Exception:
-                    log.exception("media_tick_failed", frames=n)
+                    log.exception("media_tick_failed", frames=batch)
+                if n:
+                    # A short timer rather than sleep(0): the loop then runs everything
+                    # already ready (CTI replies, core timers) before the next batch.
+                    await asyncio.sleep(0.0005)

@@ -63,6 +63,8 @@ MIN_STEADINESS_EACH = 0.70
 PREFILTER_SHARE = 0.5
 END_MISSES = 3
 MAX_DRIFT_HZ = 8.0
+HARMONIC_PAIR_HZ = 8.0
+FIT_PASSES = 2
 
 _NONE = -1
 
@@ -74,18 +76,25 @@ class _Tables:
     rate: int
     dft: np.ndarray  # float32 [BLOCK, 72]: rect, harmonics, Hann A, Hann B, Hann full (cos|sin)
     energy: np.ndarray  # float32 [BLOCK, 2]: plain and full-Hann² weights
-    nominal: np.ndarray  # float64 [8]
+    nominal: np.ndarray  # float64 [8] Hz
+    omega: np.ndarray  # float64 [8] rad/sample
     min_amp: float  # peak amplitude of MIN_LEVEL_DBM0
     max_harmonic: float  # power ratio of MAX_HARMONIC_DB
     max_reverse: float  # amplitude ratio high/low of MAX_REVERSE_TWIST_DB
     min_normal: float  # amplitude ratio high/low of -MAX_NORMAL_TWIST_DB
-    full_sum: float  # Σw of the full-block Hann window
-    full_sq_sum: float  # Σw²
-    resp_grid: np.ndarray  # Hz offsets for the full-Hann amplitude response
-    resp: np.ndarray  # |W(δf)| / W(0) of the full-block Hann window
+    full_sq_sum: float  # Σw² of the full-block Hann window
+    kern_grid: np.ndarray  # float64 [G]: δω in rad/sample for the kernels below
+    kern_amp: np.ndarray  # float64 [3, G]: real amplitude of rect, short Hann, full Hann
+    kern_center: np.ndarray  # float64 [4]: centre sample of rect, Hann A, Hann B, full Hann
 
 
 _TABLE_CACHE: dict[int, _Tables] = {}
+
+# Kernel indices: which window's response _kernel() evaluates.
+_RECT, _HANN_A, _HANN_B, _FULL = 0, 1, 2, 3
+_KERN_AMP_ROW = (0, 1, 1, 2)  # Hann A and B share one amplitude response
+_KERN_STEP_HZ = 0.25
+_KERN_SPAN_HZ = 1200.0  # >= the widest tone-to-bin distance (1633 - 697 + slack)
 
 
 def _tables(rate: int) -> _Tables:
@@ -125,24 +134,96 @@ def _tables(rate: int) -> _Tables:
     ]
     dft = np.concatenate(cols, axis=1).astype(np.float32)
     energy = np.stack([np.ones(BLOCK), full**2], axis=1)
-    grid = np.linspace(-300.0, 300.0, 1201)
-    resp = np.abs(np.exp(2j * np.pi * np.outer(grid, n) / rate) @ full) / full.sum()
+    # W(δω) = Σ w[n]·e^{jδω·n} = e^{jδω·centre}·R(δω) with R real for a symmetric window:
+    # tabulate R finely, apply the phase exactly (see _kernel).
+    span = 2.0 * np.pi * _KERN_SPAN_HZ / rate
+    grid = np.linspace(-span, span, int(round(2 * _KERN_SPAN_HZ / _KERN_STEP_HZ)) + 1)
+    amps = []
+    for win in (np.ones(BLOCK), w, full):
+        m = np.arange(win.size) - (win.size - 1) / 2.0
+        amps.append(np.cos(np.outer(grid, m)) @ win)
+    centre = np.array(
+        [(BLOCK - 1) / 2.0, (HANN_LEN - 1) / 2.0, HANN_HOP + (HANN_LEN - 1) / 2.0, (BLOCK - 1) / 2.0]
+    )
     tables = _Tables(
         rate=rate,
         dft=dft,
         energy=energy.astype(np.float32),
         nominal=freqs,
+        omega=2.0 * np.pi * freqs / rate,
         min_amp=DBM0_PEAK * 10.0 ** (MIN_LEVEL_DBM0 / 20.0),
         max_harmonic=10.0 ** (MAX_HARMONIC_DB / 10.0),
         max_reverse=10.0 ** (MAX_REVERSE_TWIST_DB / 20.0),
         min_normal=10.0 ** (-MAX_NORMAL_TWIST_DB / 20.0),
-        full_sum=float(full.sum()),
         full_sq_sum=float((full**2).sum()),
-        resp_grid=grid,
-        resp=resp,
+        kern_grid=grid,
+        kern_amp=np.stack(amps),
+        kern_center=centre,
     )
     _TABLE_CACHE[rate] = tables
     return tables
+
+
+def _kernel(t: _Tables, kind: int, dw: np.ndarray) -> np.ndarray:
+    """Response W(δω) = Σ w[n]·e^{jδω·n} of analysis window ``kind`` (complex, same shape as ``dw``).
+
+    ``dw`` is the distance in rad/sample from a tone to the bin analysed.  A real tone
+    Re(c·e^{jωn}) gives (c/2)·W(ω - ω_k) in the bin at ω_k of that window (its image at
+    -ω is >= 1394 Hz away and ignored: < -35 dB even for the rectangular window).
+    """
+    amp = np.interp(dw, t.kern_grid, t.kern_amp[_KERN_AMP_ROW[kind]])
+    return amp * np.exp(1j * t.kern_center[kind] * dw)
+
+
+def _complex_bins(y: np.ndarray, first: int, sel: np.ndarray | None = None) -> np.ndarray:
+    """Complex DFT X = Σx·w·e^{-jωn} from the cos|sin column pair starting at ``first``."""
+    re = y[:, first : first + 8].astype(np.float64)
+    im = y[:, first + 8 : first + 16].astype(np.float64)
+    if sel is not None:
+        re = np.take_along_axis(re, sel, axis=1)
+        im = np.take_along_axis(im, sel, axis=1)
+    return re - 1j * im
+
+
+def _fit_pair(
+    t: _Tables, om: np.ndarray, a: np.ndarray, b: np.ndarray, f: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Measure both tones of a candidate pair with each one's leakage into the other removed.
+
+    ``om`` [S, 2] nominal rad/sample of the row and column tone; ``a``, ``b``, ``f`` [S, 2]
+    their complex bins in Hann A, Hann B and the full-block Hann window.  Returns
+    (δω [S, 2] rad/sample, half complex amplitude h = c/2 [S, 2], |A'|, |B'| [S, 2]
+    corrected short-window magnitudes).
+
+    Why: the short windows hear the other group's tone (>= 250 Hz away) at up to -20 dB,
+    and with 8 dB of twist that is -12 dB under the weak tone: enough to move its
+    measured frequency by ±9 Hz and its early/late amplitudes by ±25 %.  Estimate both
+    tones, subtract each one's predicted contribution from the other's bins, measure
+    again (two passes bring the error under 1 Hz).
+    """
+    dw = np.angle(b * np.conj(a)) / HANN_HOP
+    a_c, b_c = a, b
+    for it in range(FIT_PASSES + 1):
+        cross = om[:, ::-1] + dw[:, ::-1] - om  # other tone as seen from this tone's bin
+        own_f = _kernel(t, _FULL, dw)
+        cross_f = _kernel(t, _FULL, cross)
+        # f_i = h_i·W(δω_i) + h_j·W(cross_i): solve the 2×2 system for h = c/2.
+        det = own_f[:, 0] * own_f[:, 1] - cross_f[:, 0] * cross_f[:, 1]
+        det = np.where(np.abs(det) > 1e-9, det, 1e-9)
+        h = np.stack(
+            [
+                (own_f[:, 1] * f[:, 0] - cross_f[:, 0] * f[:, 1]) / det,
+                (own_f[:, 0] * f[:, 1] - cross_f[:, 1] * f[:, 0]) / det,
+            ],
+            axis=1,
+        )
+        if it == FIT_PASSES:
+            break
+        other = h[:, ::-1]
+        a_c = a - other * _kernel(t, _HANN_A, cross)
+        b_c = b - other * _kernel(t, _HANN_B, cross)
+        dw = np.angle(b_c * np.conj(a_c)) / HANN_HOP
+    return dw, h, np.abs(a_c), np.abs(b_c)
 
 
 def _block_hits(blocks: np.ndarray, t: _Tables) -> tuple[np.ndarray, np.ndarray]:
@@ -172,35 +253,39 @@ def _block_hits(blocks: np.ndarray, t: _Tables) -> tuple[np.ndarray, np.ndarray]
     sub = np.flatnonzero(cand)
     if sub.size == 0:
         return out, offsets
-    y, e, rect = y[sub], e[sub], rect[sub]
+    y, e = y[sub], e[sub]
     row, col, best_c = row[sub], col[sub], best_c[sub]
     k = np.arange(sub.size)
-
-    srow = np.sort(rect[:, :4], axis=1)
-    scol = np.sort(rect[:, 4:], axis=1)
-    peak = 10.0 ** (RELATIVE_PEAK_DB / 10.0)
-    ok = (srow[:, 3] >= peak * srow[:, 2]) & (scol[:, 3] >= peak * scol[:, 2])
-    ok &= y[k, 16 + col] ** 2 + y[k, 20 + col] ** 2 <= t.max_harmonic * best_c
+    ok = y[k, 16 + col] ** 2 + y[k, 20 + col] ** 2 <= t.max_harmonic * best_c
 
     sel = np.stack([row, col + 4], axis=1).astype(np.int64)  # [S, 2]
-    ar = np.take_along_axis(y[:, 24:32], sel, axis=1).astype(np.float64)
-    ai = np.take_along_axis(y[:, 32:40], sel, axis=1).astype(np.float64)
-    br = np.take_along_axis(y[:, 40:48], sel, axis=1).astype(np.float64)
-    bi = np.take_along_axis(y[:, 48:56], sel, axis=1).astype(np.float64)
-    # Phase advance from window A to window B = δω·HOP (tables use e^{+jω0 n}).
-    dphi = np.arctan2(ai * br - ar * bi, ar * br + ai * bi)
-    dfreq = dphi * (t.rate / (2.0 * np.pi * HANN_HOP))
+    om = t.omega[sel]
+    dw, h, mag_a, mag_b = _fit_pair(
+        t, om, _complex_bins(y, 24, sel), _complex_bins(y, 40, sel), _complex_bins(y, 56, sel)
+    )
+    dfreq = dw * (t.rate / (2.0 * np.pi))
     ok &= np.all(np.abs(dfreq) <= FREQ_TOLERANCE * t.nominal[sel], axis=1)
+    # A note and its own 2nd harmonic (f, 2f) can sit inside the windows of 2, 6 or C
+    # (680 + 1360 Hz looks like 697 + 1336); no DTMF pair within ±1.5 % is closer than
+    # 17 Hz to f_high = 2·f_low (697·0.985·2 vs 1336·1.015), a harmonic is at 0.
+    f_meas = t.nominal[sel] + dfreq
+    ok &= np.abs(f_meas[:, 1] - 2.0 * f_meas[:, 0]) > HARMONIC_PAIR_HZ
 
-    mag_a = np.sqrt(ar * ar + ai * ai)
-    mag_b = np.sqrt(br * br + bi * bi)
-    # Level, twist and energy share from the full-block Hann window: its sidelobes at
-    # the other group (>= 268 Hz) and at speech harmonics >= 160 Hz away are < -30 dB,
-    # where the short windows would let a vowel's neighbouring harmonics in.
-    fr = np.take_along_axis(y[:, 56:64], sel, axis=1).astype(np.float64)
-    fi = np.take_along_axis(y[:, 64:72], sel, axis=1).astype(np.float64)
-    resp = np.interp(dfreq, t.resp_grid, t.resp)
-    amp = 2.0 * np.sqrt(fr * fr + fi * fi) / t.full_sum / np.maximum(resp, 1e-3)  # peak
+    # Relative peak: what the rectangular DFT hears in the other bins of each group once
+    # both measured tones are subtracted (their leakage is not a competing tone).
+    x = _complex_bins(y, 0)  # [S, 8]
+    dist = om[:, :, None] + dw[:, :, None] - t.omega[None, None, :]  # [S, 2, 8]
+    resid = x - np.einsum("sk,skb->sb", h, _kernel(t, _RECT, dist))
+    res2 = np.abs(resid) ** 2
+    np.put_along_axis(res2, sel, 0.0, axis=1)
+    tone2 = np.abs(h * _kernel(t, _RECT, dw)) ** 2  # each tone in its own rect bin
+    peak = 10.0 ** (RELATIVE_PEAK_DB / 10.0)
+    ok &= tone2[:, 0] >= peak * res2[:, :4].max(axis=1)
+    ok &= tone2[:, 1] >= peak * res2[:, 4:].max(axis=1)
+
+    # Level, twist and energy share from the full-block Hann fit: its sidelobes at the
+    # other group (>= 250 Hz) and at speech harmonics >= 160 Hz away are < -30 dB.
+    amp = 2.0 * np.abs(h)  # peak amplitude of each tone
     ok &= np.all(amp >= t.min_amp, axis=1)
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio_tw = amp[:, 1] / amp[:, 0]

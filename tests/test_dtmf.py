@@ -18,6 +18,7 @@ from switchd.lines.dtmf import (
 RATE = 8000
 #: Offsets (samples of leading silence) that put the tone start everywhere in a 102 block.
 OFFSETS = (0, 1, 17, 33, 50, 51, 64, 80, 95, 101)
+BLOCK_LEN = 102
 
 
 def pair(
@@ -265,3 +266,61 @@ def test_reset_rejects_unknown_channel() -> None:
 def test_detector_refuses_a_rate_its_timing_was_not_tuned_for() -> None:
     with pytest.raises(ValueError, match="8000"):
         DtmfDetector(1, rate=16000)
+
+
+# --- twist at the limits with frequency offsets (vectorised: one trial per channel) -----------
+
+
+def _edge_trials(digit: str, seed: int, per_case: int = 16) -> np.ndarray:
+    """Trials of ``digit`` as rows: twist exactly +4 or -8 dB, every combination of
+    -1.5 / 0 / +1.5 % on each tone, each tone between -25 and 0 dBm0, random phases,
+    random start in the block (0..101 samples), 40-50 ms long.  int16 [trials, 900]."""
+    rng = np.random.default_rng(seed)
+    low, high = digit_pair(digit)
+    cases = [
+        (tw, ol, oh)
+        for tw in (4.0, -8.0)
+        for ol in (-0.015, 0.0, 0.015)
+        for oh in (-0.015, 0.0, 0.015)
+    ]
+    rows = []
+    for tw, ol, oh in cases:
+        loud = rng.uniform(-25.0 + abs(tw), 0.0, per_case)  # the weaker tone stays >= -25
+        lo_db = loud - max(tw, 0.0)
+        ms = rng.uniform(40.0, 50.0, per_case)
+        pre = rng.integers(0, BLOCK_LEN, per_case)
+        ph = rng.uniform(0, 2 * np.pi, (per_case, 2))
+        n = np.arange(900)[None, :] - pre[:, None]
+        on = (n >= 0) & (n < np.round(ms * RATE / 1000)[:, None])
+        a = DBM0_PEAK * 10 ** (lo_db / 20)
+        b = DBM0_PEAK * 10 ** ((lo_db + tw) / 20)
+        x = a[:, None] * np.sin(2 * np.pi * low * (1 + ol) * n / RATE + ph[:, :1])
+        x += b[:, None] * np.sin(2 * np.pi * high * (1 + oh) * n / RATE + ph[:, 1:])
+        rows.append(np.where(on, x, 0.0))
+    return np.clip(np.round(np.concatenate(rows)), -32768, 32767).astype(np.int16)
+
+
+@pytest.mark.parametrize("digit", list(DIGITS))
+def test_twist_at_both_limits_with_1_5_percent_offsets_never_misses(digit: str) -> None:
+    # 2 twists x 9 offset combinations x 16 = 288 trials, each trial on its own channel.
+    x = _edge_trials(digit, seed=1000 + DIGITS.index(digit))
+    assert x.shape[0] >= 200
+    det = DtmfDetector(x.shape[0])
+    got = [""] * x.shape[0]
+    for s in range(0, x.shape[1], 160):
+        for ch, d, _ in det.process(x[:, s : s + 160]):
+            got[ch] += d
+    misses = [i for i, g in enumerate(got) if g != digit]
+    assert misses == [], (digit, len(misses), [got[i] for i in misses[:5]])
+
+
+@pytest.mark.parametrize("digit", ["2", "6", "C", "*"])
+def test_pairs_nearest_to_a_harmonic_ratio_are_accepted_at_worst_offsets(digit: str) -> None:
+    # 697/1336, 770/1477, 852/1633 are ~1.92:1; low -1.5 % and high +1.5 % bring them
+    # to 1.975:1, the closest any DTMF pair gets to a note and its 2nd harmonic; 941/1209
+    # the same way gets to 1.324:1, the closest to a voice's 3rd and 4th harmonics (4:3).
+    low, high = digit_pair(digit)
+    for level in (-25.0, -10.0, -4.0):  # -4 dBm0 per tone: the sum just fits in int16
+        for pre in (0, 37, 80):
+            x = pair(low * 0.985, high * 1.015, 45, level=level, pre=pre)
+            assert detect_digits(x) == digit, (level, pre)

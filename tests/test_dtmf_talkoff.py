@@ -124,3 +124,47 @@ def test_loud_white_noise_on_many_channels_produces_no_digits() -> None:
     rng = np.random.default_rng(11)
     x = rng.normal(0, 2000, (16, 4000)).astype(np.int16)
     assert DtmfDetector(16).process(x) == []
+
+
+@pytest.mark.parametrize("level", [-25.0, -10.0, 0.0])
+@pytest.mark.parametrize("third", [0.0, 0.3, 0.6])
+def test_single_notes_with_harmonics_from_600_to_1000_hz_produce_no_digits(
+    level: float, third: float
+) -> None:
+    # A note f with its 2nd harmonic 2f: 680-684 Hz passed for 2, 752-756 Hz for 6 and
+    # 832-836 Hz for C (2f within the column window).  One note per channel, 1 Hz steps.
+    f0 = np.arange(600.0, 1001.0, 1.0)
+    for k, second in enumerate((0.3, 0.45, 0.6, 0.8, 1.0)):
+        partials = (1.0, second, third) if third else (1.0, second)
+        x = talkoff.harmonic_notes(f0, 0.5, partials, level, seed=k)
+        frames = np.clip(np.round(x), -32768, 32767).astype(np.int16)
+        events = DtmfDetector(f0.size).process(frames)
+        assert events == [], (second, [(f0[c], d) for c, d, _ in events][:5])
+
+
+def test_note_plus_2nd_harmonic_is_a_harmonic_not_a_digit_but_the_dtmf_pair_is() -> None:
+    # The counter-check: the same detector accepts digit 2's own tones at the same level.
+    note = talkoff.harmonic_notes(np.array([682.0]), 0.5, (1.0, 0.6), -10.0)[0]
+    assert _digits_in(note) == ""
+    t = np.arange(int(0.5 * RATE)) / RATE
+    digit = _amp(-10) * (np.sin(2 * np.pi * 697 * t) + 0.6 * np.sin(2 * np.pi * 1336 * t))
+    assert _digits_in(digit) == "2"
+
+
+@pytest.mark.parametrize("level", [-25.0, -10.0, 0.0])
+def test_high_voice_whose_3rd_and_4th_harmonics_straddle_941_and_1209_gives_no_star(
+    level: float,
+) -> None:
+    # f0 ≈ 306-312 Hz: 3·f0 ≈ 929 Hz (941 - 1.3 %), 4·f0 ≈ 1239 Hz (1209 + 2.5 %), a
+    # formant on them; 2 h of espeak-ng speech found this twice before the 4:3 rule.
+    f0 = np.arange(300.0, 322.0, 0.25)
+    x = talkoff.harmonic_notes(f0, 0.5, (0.15, 0.25, 1.0, 0.9, 0.1, 0.05), level, seed=4)
+    events = DtmfDetector(f0.size).process(np.round(x).astype(np.int16))
+    assert events == [], [(f0[c], d) for c, d, _ in events][:5]
+
+
+def test_ten_minutes_of_piano_like_music_produce_no_digits() -> None:
+    clips = [clip for _, clip in talkoff.piano_clips(600.0, seed=1)]
+    false, seconds, found = talkoff.count_false_digits(clips)
+    assert seconds >= 600.0
+    assert false == 0, found

@@ -254,6 +254,72 @@ def music_clips(seconds: float, seed: int = 1) -> Iterator[tuple[str, np.ndarray
         yield label, clip
 
 
+def harmonic_notes(
+    f0: np.ndarray,
+    seconds: float,
+    partials: tuple[float, ...],
+    level_dbm0: float = -10.0,
+    seed: int = 0,
+) -> np.ndarray:
+    """Steady notes: one row per fundamental in ``f0`` (Hz), float64 [len(f0), samples].
+
+    ``partials`` are the amplitudes of harmonics 1, 2, 3, ... relative to the
+    fundamental (e.g. (1.0, 0.6) = a sine plus its 2nd harmonic at 0.6).  Phases are
+    random per row and partial; the peak of the sum is scaled to ``level_dbm0``.
+    Why: a note f with its 2nd harmonic 2f is the classic music talk-off (680 + 1360 Hz
+    looks like 697 + 1336 = digit 2).
+    """
+    rng = np.random.default_rng(seed)
+    f0 = np.asarray(f0, dtype=np.float64)
+    t = np.arange(int(round(seconds * RATE))) / RATE
+    x = np.zeros((f0.size, t.size))
+    for h, g in enumerate(partials, start=1):
+        ph = rng.uniform(0, 2 * np.pi, (f0.size, 1))
+        x += g * np.sin(2 * np.pi * h * f0[:, None] * t + ph)
+    return x * (DBM0_PEAK * 10 ** (level_dbm0 / 20) / sum(partials))
+
+
+def piano_clips(
+    seconds: float, seed: int = 1, clip_seconds: float = 30.0
+) -> Iterator[tuple[str, np.ndarray]]:
+    """Yield (label, int16 clip) of synthetic piano-like music, ``seconds`` in total.
+
+    Melodies of random notes over MIDI 48-96 (131-1976 Hz, so every DTMF row and column
+    is a fundamental or 2nd harmonic somewhere), one tempo per clip (0.12-0.6 s per
+    note).  Each note has 8 partials with a random spectral roll-off (0.35-0.8 per
+    partial), slight piano inharmonicity (f_n = n·f·sqrt(1 + B·n²), B up to 4e-4), an
+    exponential decay that is faster for higher partials, and rings on under the next
+    note (sustain pedal) for one more note length.  Built note-by-note as array rows,
+    so 10 minutes take about a second.
+    """
+    rng = np.random.default_rng(seed)
+    made = 0.0
+    while made < seconds:
+        d = int(RATE * float(rng.uniform(0.12, 0.6)))
+        n = max(1, int(clip_seconds * RATE) // d)
+        midi = rng.integers(48, 97, size=n)
+        f0 = 440.0 * 2.0 ** ((midi - 69) / 12.0)
+        rolloff = rng.uniform(0.35, 0.8, size=(n, 1))
+        inharm = rng.uniform(0.0, 4e-4, size=(n, 1))
+        tau = rng.uniform(0.3, 1.5, size=(n, 1))  # seconds, fundamental
+        t = np.arange(2 * d) / RATE
+        attack = np.minimum(1.0, t / 0.005)
+        notes = np.zeros((n, 2 * d))
+        for h in range(1, 9):
+            fh = h * f0[:, None] * np.sqrt(1.0 + inharm * h * h)
+            amp = rolloff ** (h - 1) * np.where(fh < RATE / 2 - 200, 1.0, 0.0)
+            env = np.exp(-t * h**0.5 / tau)
+            ph = rng.uniform(0, 2 * np.pi, (n, 1))
+            notes += amp * env * np.sin(2 * np.pi * fh * t + ph)
+        notes *= attack
+        x = np.zeros((n + 1) * d)
+        x[: n * d] += notes[:, :d].reshape(-1)
+        x[d:] += notes[:, d:].reshape(-1)
+        level = float(rng.uniform(-25.0, -5.0))
+        made += x.size / RATE
+        yield f"piano {d / RATE * 1000:.0f} ms/note {level:.0f}dBm0", to_level(x, level)
+
+
 def count_false_digits(clips: list[np.ndarray]) -> tuple[int, float, list[tuple[int, str]]]:
     """Run all ``clips`` through one streaming DtmfDetector (one channel per clip, 160-sample
     frames) and return (false digits, seconds of material, [(clip index, digit)])."""
@@ -297,6 +363,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         print("espeak-ng not installed: speech skipped (apt-get install espeak-ng)")
     kinds.append(("music-like synthetic", music_clips(args.minutes * 60, args.seed)))
+    kinds.append(("piano-like synthetic", piano_clips(args.minutes * 60, args.seed)))
     for name, gen in kinds:
         labelled = list(gen)
         clips = [c for _, c in labelled]

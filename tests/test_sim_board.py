@@ -268,3 +268,14 @@ def _talk_times(rng: random.Random) -> list[int]:
 def test_board_uses_the_given_random_source() -> None:
     assert _talk_times(random.Random(5)) == _talk_times(random.Random(5))
     assert _talk_times(random.Random(5)) != _talk_times(random.Random(6))
+
+
+def test_demo_traffic_rings_the_first_caller_within_a_second():
+    from switchd.sim.board import FIRST_CALL_WITHIN_S, SimBoard, SimSettings, TrafficSettings
+
+    for seed in range(20):
+        board = SimBoard(SimSettings(traffic=TrafficSettings(enabled=True, calls_per_minute=1,
+                                                             seed=seed)), (201,))
+        board.start(1000.0)
+        first = board.next_deadline()
+        assert first is not None and first <= 1000.0 + FIRST_CALL_WITHIN_S

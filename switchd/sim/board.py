@@ -30,6 +30,10 @@ __all__ = [
 ]
 
 
+#: Seconds within which the demo traffic's first caller rings after start.
+FIRST_CALL_WITHIN_S = 1.0
+
+
 @dataclass(frozen=True, slots=True)
 class Answer:
     """The party on ``line`` answers."""
@@ -162,10 +166,14 @@ class SimBoard:
     # ------------------------------------------------------------- time
 
     def start(self, now: float) -> None:
-        """Arm the traffic generator (if enabled)."""
+        """Arm the traffic generator (if enabled).
+
+        The first caller rings within :data:`FIRST_CALL_WITHIN_S`, so a demo shows a
+        call at once rather than after a long first Poisson gap; later arrivals are Poisson.
+        """
         if self.settings.traffic.enabled and not self._traffic_armed:
             self._traffic_armed = True
-            self._arm_arrival(now)
+            self._arm_arrival(now, first=True)
 
     def next_deadline(self) -> float | None:
         """Epoch time of the next simulated action, or None."""
@@ -251,15 +259,17 @@ class SimBoard:
 
     # -------------------------------------------------------- primitives
 
-    def _arm_arrival(self, now: float) -> None:
+    def _arm_arrival(self, now: float, first: bool = False) -> None:
         rate = self.settings.traffic.calls_per_minute / 60.0
         if rate <= 0:
             self._traffic_armed = False
             return
         self._next_caller += 1
         caller = f"1390000{self.rng.randrange(10000):04d}"
-        self._arm("traffic", now + self.rng.expovariate(rate),
-                  Incoming(caller, self.settings.traffic.dnis))
+        gap = self.rng.expovariate(rate)
+        if first:
+            gap = min(gap, FIRST_CALL_WITHIN_S)
+        self._arm("traffic", now + gap, Incoming(caller, self.settings.traffic.dnis))
 
     def _arm(self, key: str, deadline: float, action: BoardAction) -> None:
         self._seq += 1

@@ -294,17 +294,31 @@ class App:
                 self.notifier.ready("reload rejected; old config in force")
                 return exc.problems
             old = self.config
+            host, _ = self.listen_address()
+            if not is_loopback(host):
+                demo = await asyncio.to_thread(
+                    lambda: [u.name for u in new.users if uses_demo_secret(u.secret)])
+                if demo:
+                    problem = (f"{self.config_path}: users {', '.join(demo)} have the demo "
+                               f"secrets and the control socket listens on {host}, which is not "
+                               "loopback; set real secrets with `switchd passwd`")
+                    self.log.error("config_rejected", problem=problem)
+                    self.notifier.ready("reload rejected; old config in force")
+                    return [problem]
             restart = [name for name, a, b in (
                 ("board", old.board, new.board), ("cti", old.cti, new.cti),
-                ("state_dir", old.state_dir, new.state_dir), ("log", old.log, new.log))
+                ("state_dir", old.state_dir, new.state_dir), ("log", old.log, new.log),
+                ("media", old.media, new.media), ("sim.audio", old.sim.audio, new.sim.audio))
                 if a != b]
             if restart:
-                # The log level is built into cached loggers, so a changed log section
-                # is a restart setting too rather than a half-applied one.
+                # The log level is built into cached loggers, and the media plane loads
+                # its music and sources once, so these are restart settings rather than
+                # half-applied ones.
                 self.log.warning("config_needs_restart", sections=restart,
                                  msg="these sections keep their running values until restart")
                 new = replace(new, board=old.board, cti=old.cti, state_dir=old.state_dir,
-                              log=old.log)
+                              log=old.log, media=old.media,
+                              sim=replace(new.sim, audio=old.sim.audio))
             self.config = new
             self.core.reconfigure(core_config(new))
             self.board.reconfigure(sim_settings(new), tuple(new.board.extension_numbers))
@@ -321,10 +335,20 @@ class App:
         """Publish the core's events, let the board react, hand CDRs to the writer, re-arm the timer."""
         now = self.now()
         for ev in events:
-            self.board.on_event(ev, now)
-            self.media.on_event(ev)
             if isinstance(ev, CallEnded):
+                # First: the record must be kept whatever a follower below does.
                 self.cdr_writer.submit(ev.cdr)
+            # A bug in one follower must not stop the others, nor leave the timer unarmed.
+            try:
+                self.board.on_event(ev, now)
+            except Exception:
+                self.log.exception("event_follower_failed", follower="sim_board",
+                                   event_name=ev.name)
+            try:
+                self.media.on_event(ev)
+            except Exception:
+                self.log.exception("event_follower_failed", follower="media",
+                                   event_name=ev.name)
             self.bus.publish(ev)
         self._rearm()
 
@@ -334,10 +358,8 @@ class App:
         call_id, events = self.core.incoming(
             self.now(), caller, dnis, trunk=trunk,
             blocked_reason="blacklist" if blacklisted else None, vip=vip)
-        call = self.core.calls.get(call_id)
-        trunk_no = call.trunk if call is not None else trunk
-        if trunk_no is None:
-            trunk_no = next((e.cdr.trunk for e in events if isinstance(e, CallEnded)), 0) or 0
+        # A refused caller still holds its trunk (busy tone), so the call is live here.
+        trunk_no = self.core.calls[call_id].trunk or 0
         self.dispatch(events)
         return call_id, trunk_no
 
@@ -372,6 +394,8 @@ class App:
 
     def _on_frames(self, frames: int) -> None:
         hits = self.media.process(frames, self.now())
+        # Nothing waits for prompt completion until the IVR issue; keep the list bounded.
+        self.media.take_finished_plays()
         if not hits:
             return
         events: list[Event] = []
@@ -385,11 +409,15 @@ class App:
         self._timer = None
         self._timer_at = None
         now = self.now()
-        self.dispatch(self.core.handle_timer(now))
-        # One action at a time, its events dispatched before the next is taken, so an
-        # answer made moot by another phone answering first is cancelled, not delivered.
-        while (action := self.board.pop_due(now)) is not None:
-            self.dispatch(self._apply(action, now))
+        try:
+            self.dispatch(self.core.handle_timer(now))
+            # One action at a time, its events dispatched before the next is taken, so an
+            # answer made moot by another phone answering first is cancelled, not delivered.
+            while (action := self.board.pop_due(now)) is not None:
+                self.dispatch(self._apply(action, now))
+        finally:
+            # Whatever happened above, the next deadline stays armed.
+            self._rearm()
 
     def _apply(self, action: Any, now: float) -> list[Event]:
         try:

@@ -130,3 +130,35 @@ async def test_quit_replies_and_then_the_server_closes_the_connection():
     assert await asyncio.wait_for(c.reader.read(), 2) == b""
     await c.close()
     await server.close()
+
+
+async def test_events_held_during_a_slow_verb_are_bounded_like_the_queue():
+    server = await _server(outbound_queue=8)
+    c = await Client.connect(server.port)
+    await c.ok("SUB")
+    await c.send_raw(b"SLOW\n")
+    await asyncio.sleep(0.01)  # the verb is now running and holding this session's events
+    for i in range(20):
+        server.publish(LineState(f"ext/{i}", "alerting", "idle", 1.0))
+    data = await asyncio.wait_for(c.reader.read(), 5)
+    assert b"ERR code=overloaded" in data
+    await c.close()
+    await server.close()
+
+
+async def test_an_agent_forgets_a_call_when_it_ends_even_without_subscribing_to_call_ended():
+    from switchd.events import CallEnded, Cdr
+
+    server = await _server()
+    agent = await Client.connect(server.port)
+    await agent.ok("SUB events=line.state")
+    await agent.ok("AGENT line=ext/201")
+    session = next(iter(server.sessions))
+    for i in range(50):
+        server.publish(LineState("ext/201", "alerting", "idle", 1.0, f"C{i}"))
+        cdr = Cdr(f"C{i}", f"C{i}", "1", "2", "", 1.0, None, 2.0, 1, 0, "NO ANSWER", "inbound")
+        server.publish(CallEnded(f"C{i}", 2.0, "NO ANSWER", 1, 0, "caller", cdr))
+    await agent.ok("PING")
+    assert session.own_calls == set()
+    await agent.close()
+    await server.close()

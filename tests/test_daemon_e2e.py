@@ -367,3 +367,29 @@ def test_passwd_without_a_terminal_says_to_use_stdin():
     out = subprocess.run([sys.executable, "-m", "switchd", "passwd"], input="",
                          capture_output=True, text=True, timeout=30)
     assert out.returncode == 1 and "--stdin" in out.stderr and "Traceback" not in out.stderr
+
+
+async def test_reload_refuses_demo_secrets_while_listening_beyond_loopback(tmp_path):
+    from switchd.passwords import hash_secret
+
+    cfg = make_config()
+    real = hash_secret("not-the-demo", iterations=1000)
+    for user in cfg["users"]:
+        user["secret"] = real
+    with running(tmp_path, cfg, listen="0.0.0.0:0") as d:
+        demo = make_config()
+        d.config_path.write_text(yaml.safe_dump(demo))
+        d.proc.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + 10
+        while not any('"config_rejected"' in x for x in d.log_lines()):
+            assert time.monotonic() < deadline, d.log_lines()[-5:]
+            await asyncio.sleep(0.05)
+        c = await Client.connect(d.port)
+        await c.ok("AUTH user=admin secret=not-the-demo")
+        await c.close()
+        other = await Client.connect(d.port)
+        lines = await other.cmd("AUTH user=admin secret=demo-admin")
+        assert fields(lines[-1])["code"] == "forbidden"  # the old secrets are still in force
+        await other.close()
+        assert stop_and_check_json(d)[0] == 0
+    assert not any('"config_reloaded"' in x for x in d.log_lines())

@@ -218,3 +218,13 @@ async def test_an_overloaded_media_tick_still_lets_the_event_loop_run():
     # Other work waits for at most one batch (2 frames × 30 ms) plus slack, never for the backlog.
     assert worst < 0.15, worst
     assert ticker.schedule is not None and ticker.schedule.skipped > 0
+
+
+def test_a_prompt_that_plays_to_its_end_is_reported_once(tmp_path):
+    core, media = _setup(tmp_path=tmp_path)
+    _, ev = core.incoming(T0, "100", "8000")
+    _feed(media, ev)
+    pid = media.play("trunk/1", np.ones(400, dtype=np.int16))
+    media.process(3, T0)
+    assert media.take_finished_plays() == [("trunk/1", pid)]
+    assert media.take_finished_plays() == []

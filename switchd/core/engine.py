@@ -22,9 +22,8 @@ import heapq
 from collections.abc import Callable, Iterable
 from enum import Enum
 
-from ulid import ULID
-
 from switchd.core.call import Call, CallState, Direction, Disposition
+from switchd.core.ids import CallIds
 from switchd.core.routing import CoreConfig, RingGroup, RingStrategy, Target, TargetKind
 from switchd.events import (
     CallAnswered,
@@ -44,7 +43,7 @@ from switchd.events import (
 )
 from switchd.lines.state import Line, LineInput, LineKind, LineStatus, line_name
 
-__all__ = ["CoreError", "SwitchCore", "new_call_id"]
+__all__ = ["CoreError", "SwitchCore"]
 
 _I = LineInput
 _S = LineStatus
@@ -67,13 +66,6 @@ class _Timer(Enum):
     TONE = "tone"
 
 
-def new_call_id(now: float) -> str:
-    """Return a unique, time-sortable call id: a ULID (26 chars) stamped with ``now`` (epoch s)."""
-    # float() on purpose: python-ulid reads an *int* timestamp as milliseconds, so an
-    # integral ``now`` such as 1764000000 would otherwise be stamped in January 1970.
-    return str(ULID.from_timestamp(float(now)))
-
-
 def _round_half_up(x: float) -> int:
     return int(x + 0.5) if x > 0 else 0
 
@@ -88,10 +80,11 @@ class SwitchCore:
     """
 
     def __init__(
-        self, config: CoreConfig, *, id_factory: Callable[[float], str] = new_call_id
+        self, config: CoreConfig, *, id_factory: Callable[[float], str] | None = None
     ) -> None:
         self.config = config
-        self._new_id = id_factory
+        # Each core its own monotonic factory: ids sort in creation order (core/ids.py).
+        self._new_id = id_factory if id_factory is not None else CallIds()
         self.lines: dict[str, Line] = {}
         self.calls: dict[str, Call] = {}
         self.accepting = True

@@ -27,7 +27,7 @@ class CallIds:
     def __call__(self, now: float) -> str:
         # float(): python-ulid reads an int timestamp as milliseconds (1970 for epoch seconds).
         value = int(ULID.from_timestamp(float(now)))
-        if value <= self._last or (value >> 80) <= (self._last >> 80):
+        if (value >> 80) <= (self._last >> 80):  # same or earlier millisecond
             value = self._last + 1
         self._last = value
         return str(ULID.from_int(value))

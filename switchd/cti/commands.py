@@ -20,7 +20,7 @@ from switchd.core.engine import CoreError
 from switchd.cti.codec import Request
 from switchd.cti.server import Reply, Session
 from switchd.events import LineError
-from switchd.exceptions import ProtocolError
+from switchd.exceptions import ProtocolError, StorageError
 from switchd.passwords import hash_secret, verify_secret
 from switchd.sim.board import AgentMode
 from switchd.timefmt import iso_utc
@@ -30,6 +30,8 @@ if TYPE_CHECKING:
 
 __all__ = ["ALL_ROLES", "Commands", "VERBS", "Verb"]
 
+#: Seconds CDR.QUERY waits for CDRs still being written.
+FLUSH_WAIT_S = 2.0
 ALL_ROLES = frozenset({"agent", "supervisor", "crm", "admin"})
 _STAFF = frozenset({"supervisor", "crm", "admin"})
 _ADMIN = frozenset({"admin"})
@@ -261,7 +263,12 @@ class Commands:
             if disposition not in ("ANSWERED", "NO ANSWER", "BUSY", "FAILED", "CONGESTION"):
                 raise ProtocolError("bad_arg", f"disposition={req.args['disposition']!r}: use "
                                     "ANSWERED, NO_ANSWER, BUSY, FAILED or CONGESTION")
-        await self.app.cdr_writer.flush()
+        try:
+            # Include the calls that just ended, but never wait on a failing database:
+            # after FLUSH_WAIT_S the query answers with what is committed.
+            await asyncio.wait_for(self.app.cdr_writer.flush(), FLUSH_WAIT_S)
+        except (TimeoutError, StorageError):
+            pass
         try:
             rows = await self.app.store.query_cdrs(
                 caller=req.args.get("caller"), callee=req.args.get("callee"),

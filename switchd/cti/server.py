@@ -20,7 +20,7 @@ from typing import Any
 import structlog
 
 from switchd.cti.codec import DecodeError, LineDecoder, Request, encode_error, encode_reply
-from switchd.events import CallEnded, Event
+from switchd.events import CallEnded, CallTransferred, Event
 from switchd.timefmt import iso_utc
 
 __all__ = ["CtiServer", "Reply", "Session", "event_wire_fields"]
@@ -248,9 +248,20 @@ class CtiServer:
             if data is None:
                 data = encoded[s.json_mode] = encode_reply("EVENT", fields, json_mode=s.json_mode)
             if s.held is not None:
-                s.held.append(data)
+                # Held events count against the same bound as the queue.
+                if len(s.held) >= self.outbound_queue:
+                    s.overloaded()
+                else:
+                    s.held.append(data)
             else:
                 s.send(data)
+        if isinstance(event, CallEnded | CallTransferred):
+            # An agent stops following a call when it ends, or when the agent transferred
+            # it away, whether or not it subscribed to those events.
+            for s in self.sessions:
+                if s.agent_line is not None and (
+                        isinstance(event, CallEnded) or event.line == s.agent_line):
+                    s.own_calls.discard(event.call_id)
 
     # ------------------------------------------------------------ per connection
 

@@ -96,6 +96,9 @@ class MediaPlane:
         self._moh_key: dict[int, str] = {}
         #: channel -> the buffer being injected on it (to queue further injections)
         self._injecting: dict[int, np.ndarray] = {}
+        #: (channel, play id) of prompts that played to their end; the owner drains it
+        #: with :meth:`take_finished_plays` (the IVR's "prompt done" signal).
+        self.finished_plays: list[tuple[int, int]] = []
         self.last_inbound = np.zeros((c, FRAME), dtype=np.int16)
         self.last_outbound = np.zeros((c, FRAME), dtype=np.int16)
 
@@ -194,6 +197,12 @@ class MediaPlane:
             return None
         return self.play(line, samples, loop=loop, barge_in=barge_in)
 
+    def take_finished_plays(self) -> list[tuple[str, int]]:
+        """Return and forget the (line, play id) of prompts that played to their end."""
+        out = [(self.lines[ch], pid) for ch, pid in self.finished_plays]
+        self.finished_plays.clear()
+        return out
+
     # ------------------------------------------------------------ the tick
 
     def process(self, frames: int, now: float) -> list[DtmfHit]:
@@ -228,6 +237,7 @@ class MediaPlane:
             extra_rows.append(tone_rows)
             self.tone_pos[tone_rows] += FRAME
         prows, paudio = self.player.render(FRAME)
+        self.finished_plays.extend(self.player.take_finished())
         if prows.size:
             extra.append(paudio)
             extra_rows.append(prows)

@@ -161,6 +161,7 @@ class Commands:
 
     def __init__(self, app: App) -> None:
         self.app = app
+        self._auth_slots = asyncio.Semaphore(2)
         self._handlers: dict[str, Callable[[Session, Request], Awaitable[Reply]]] = {
             v.name: getattr(self, f"_{v.handler}") for v in VERBS.values()
         }
@@ -191,8 +192,11 @@ class Commands:
                                 "open a new connection to log in as someone else")
         cfg = next((u for u in self.app.config.users if u.name == user), None)
         # Verify even for unknown users, so timing does not reveal which names exist.
-        ok = await asyncio.to_thread(
-            verify_secret, secret, cfg.secret if cfg is not None else _dummy_hash())
+        # PBKDF2 costs ~0.3 s of CPU: a few at a time, so a crowd of clients guessing
+        # secrets cannot occupy every worker thread (RELOAD and CDR writes share them).
+        async with self._auth_slots:
+            ok = await asyncio.to_thread(
+                verify_secret, secret, cfg.secret if cfg is not None else _dummy_hash())
         if cfg is None or not ok:
             self.app.log.warning("cti_auth_failed", user=user, peer=session.peer)
             raise ProtocolError("forbidden", "wrong user or secret")

@@ -116,8 +116,9 @@ class SwitchCore:
     def reconfigure(self, config: CoreConfig) -> None:
         """Take new routes, ring groups and timeouts; live calls keep running untouched.
 
-        Lines are only ever added (a removed line may carry a live call); the board
-        size proper changes on restart.
+        Lines are only ever added (a removed line may carry a live call). The daemon
+        keeps the board of its start (a board change needs a restart, because the
+        media plane's channels are fixed then); this serves embedders and tests.
         """
         self.config = config
         self._add_lines(config)
@@ -333,7 +334,6 @@ class SwitchCore:
             # that member declining: stop ringing it, and let the rest go on.
             call.ringing.remove(line)
             self._move(now, ln, _I.HANGUP, None, call.call_id)
-            ln.call_id = None
             if not call.ringing:
                 self._next_hunt_or_fail(now, call)
             return self._drain()
@@ -407,7 +407,6 @@ class SwitchCore:
         call.a_line, call.b_line = peer, None
         self._stop_tone(now, ln)
         self._move(now, ln, _I.RELEASE, None, call.call_id)
-        ln.call_id = None
         self._stop_tone(now, p)
         self._move(now, p, _I.RINGBACK, call.call_id)
         self._emit(CallTransferred(call.call_id, now, line, f"ext/{number}"))
@@ -574,7 +573,6 @@ class SwitchCore:
                 self._stop_tone(now, ln)
                 what = _I.HANGUP if name == call.hangup_line else _I.RELEASE
                 self._move(now, ln, what, None, call.call_id)
-                ln.call_id = None
         call.ringing.clear()
         del self.calls[call.call_id]
         cdr = self._cdr(now, call)

@@ -163,6 +163,10 @@ class App:
         #: Line and tone events are logged only at debug level; skip building them otherwise.
         self._debug = config.log.level == "debug"
         self.bus.on_any(self._log_event)
+        # The engines that follow the core hear its events through the bus, whose guard
+        # logs a failing handler and still delivers to the others.
+        self.bus.on_any(lambda ev: self.board.on_event(ev, self.now()))
+        self.bus.on_any(self.media.on_event)
 
     # ------------------------------------------------------------------ clock
 
@@ -333,28 +337,16 @@ class App:
 
     def dispatch(self, events: list[Event]) -> None:
         """Publish the core's events, let the board react, hand CDRs to the writer, re-arm the timer."""
-        now = self.now()
         for ev in events:
             if isinstance(ev, CallEnded):
-                # First: the record must be kept whatever a follower below does.
+                # First: the record must be kept whatever a bus handler does.
                 self.cdr_writer.submit(ev.cdr)
-            # A bug in one follower must not stop the others, nor leave the timer unarmed.
-            try:
-                self.board.on_event(ev, now)
-            except Exception:
-                self.log.exception("event_follower_failed", follower="sim_board",
-                                   event_name=ev.name)
-            try:
-                self.media.on_event(ev)
-            except Exception:
-                self.log.exception("event_follower_failed", follower="media",
-                                   event_name=ev.name)
             self.bus.publish(ev)
         self._rearm()
 
     def sim_incoming(self, caller: str, dnis: str, trunk: int | None) -> tuple[str, int]:
         """A simulated caller dials in (SIM.CALL). Raises CoreError when refused."""
-        vip, blacklisted = self.contact_flags.get(caller, (False, False))
+        vip, blacklisted = self._contact_lookup(caller)
         call_id, events = self.core.incoming(
             self.now(), caller, dnis, trunk=trunk,
             blocked_reason="blacklist" if blacklisted else None, vip=vip)

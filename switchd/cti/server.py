@@ -174,11 +174,8 @@ class Session:
             if call is not None and not isinstance(event, CallEnded):
                 self.own_calls.add(call)
             return True
-        if call is not None and call in self.own_calls:
-            if isinstance(event, CallEnded):
-                self.own_calls.discard(call)
-            return True
-        return False
+        # CtiServer.publish forgets the call once it ended, for every agent session.
+        return call is not None and call in self.own_calls
 
 
 Handler = Callable[[Session, Request], Awaitable[Reply]]

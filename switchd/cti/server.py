@@ -21,6 +21,7 @@ import structlog
 
 from switchd.cti.codec import DecodeError, LineDecoder, Request, encode_error, encode_reply
 from switchd.events import CallEnded, CallTransferred, Event
+from switchd.exceptions import ProtocolError
 from switchd.timefmt import iso_utc
 
 __all__ = ["CtiServer", "Reply", "Session", "event_wire_fields"]
@@ -334,8 +335,6 @@ class CtiServer:
         try:
             reply = await self.handler(session, req)
         except Exception as exc:  # a bug in a verb must not take the connection down
-            from switchd.exceptions import ProtocolError
-
             if isinstance(exc, ProtocolError):
                 await session.send_reply(encode_error(exc.code, exc.msg, tag=req.tag,
                                                       json_mode=jm))

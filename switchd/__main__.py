@@ -18,9 +18,28 @@ def _err(msg: str) -> None:
     sys.stderr.write(msg.rstrip("\n") + "\n")
 
 
+def _listen_host(args: argparse.Namespace, cfg_host: str) -> str | None:
+    """The CTI host in force: ``--cti-listen`` overrides ``cti.listen``; None if it is invalid."""
+    from switchd.config import parse_listen
+
+    if args.cti_listen is None:
+        return cfg_host
+    try:
+        return parse_listen(args.cti_listen)[0]
+    except ValueError as exc:
+        _err(f"switchd: --cti-listen {args.cti_listen}: {exc}")
+        return None
+
+
 def cmd_check(args: argparse.Namespace) -> int:
-    """Validate a config file: one FILE:LINE:COL line per problem and exit 1, or a summary and 0."""
-    from switchd.config import config_summary, load_config
+    """Validate a config file as `switchd run` would, without starting anything.
+
+    Exit 1 with one line per problem on stdout when `run` would refuse to start
+    (config errors as FILE:LINE:COL, demo secrets on a non-loopback address);
+    otherwise print each warning, then the summary line, and exit 0. Exit 2 for a
+    bad ``--cti-listen``.
+    """
+    from switchd.config import config_summary, config_warnings, demo_secret_problem, load_config
     from switchd.exceptions import ConfigError
 
     try:
@@ -29,16 +48,30 @@ def cmd_check(args: argparse.Namespace) -> int:
         for p in exc.problems:
             print(p)
         return 1
+    host = _listen_host(args, cfg.cti.host)
+    if host is None:
+        return 2
+    refusal = demo_secret_problem(cfg, host)
+    if refusal is not None:
+        print(refusal)
+        return 1
+    for warning in config_warnings(cfg):
+        print(warning)
     print(config_summary(cfg))
     return 0
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    """Run the daemon in the foreground until SIGTERM/SIGINT."""
-    from switchd.app import App
-    from switchd.config import load_config, parse_listen
+    """Run the daemon in the foreground until SIGTERM/SIGINT.
+
+    Refuses to start, exactly as `switchd check` does, with the same lines on
+    stderr followed by a ``switchd: not starting: …`` line, and exit 1. The
+    warnings `check` prints (:func:`switchd.config.config_warnings`) are logged by
+    the app at start, off the event loop, as ``config_warning`` events.
+    """
+    from switchd.config import demo_secret_problem, load_config
     from switchd.exceptions import ConfigError
-    from switchd.logconfig import configure_logging
+    from switchd.logconfig import configure_logging, get_logger
 
     try:
         cfg = load_config(args.config)
@@ -48,25 +81,22 @@ def cmd_run(args: argparse.Namespace) -> int:
         _err(f"switchd: not starting: {args.config} has {len(exc.problems)} problem(s); "
              f"`switchd check -c {args.config}` shows them")
         return 1
-    if args.cti_listen is not None:
-        try:
-            parse_listen(args.cti_listen)
-        except ValueError as exc:
-            _err(f"switchd: --cti-listen {args.cti_listen}: {exc}")
-            return 2
+    host = _listen_host(args, cfg.cti.host)
+    if host is None:
+        return 2
     configure_logging(args.log_format or cfg.log.format, cfg.log.level)
+    log = get_logger("switchd")
+    refusal = demo_secret_problem(cfg, host)
+    if refusal is not None:
+        log.error("demo_secrets_refused", problem=refusal)
+        _err(refusal)
+        _err("switchd: not starting: demo secrets on a non-loopback address")
+        return 1
+
+    from switchd.app import App
+
     state_dir = Path(args.state_dir).absolute() if args.state_dir else None
     app = App(cfg, config_path=Path(args.config), state_dir=state_dir, cti_listen=args.cti_listen)
-    demo = app.check_demo_secrets()
-    if demo:
-        host, port = app.listen_address()
-        msg = (f"refusing to start: users {', '.join(demo)} still have the demo secrets from "
-               f"config.yaml, and the control socket would listen on {host}:{port}, which is "
-               "not a loopback address. Set real secrets with `switchd passwd` or listen on "
-               "127.0.0.1.")
-        app.log.error("demo_secrets_refused", users=demo, host=host, port=port)
-        _err(f"switchd: {msg}")
-        return 1
     try:
         import uvloop  # type: ignore[import-not-found]
 
@@ -131,8 +161,10 @@ def build_parser() -> argparse.ArgumentParser:
                      help="log format (overrides log.format)")
     run.set_defaults(func=cmd_run)
 
-    chk = sub.add_parser("check", help="validate a config file")
-    chk.add_argument("-c", "--config", default="config.yaml")
+    chk = sub.add_parser("check", help="validate a config file as `switchd run` would")
+    chk.add_argument("-c", "--config", default="config.yaml", help="config file (config.yaml)")
+    chk.add_argument("--cti-listen", metavar="HOST:PORT",
+                     help="check for this control socket address, as `run --cti-listen` gives")
     chk.set_defaults(func=cmd_check)
 
     pw = sub.add_parser("passwd", help="print a PBKDF2 hash of a secret for config.yaml")

@@ -35,9 +35,12 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
+
+if TYPE_CHECKING:
+    from switchd.cti.client import CtiClient, Response
 
 __all__ = [
     "BenchError",
@@ -168,17 +171,15 @@ def bench_virtual(calls: int = DEFAULT_VIRTUAL_CALLS, lines: int = 200, *,
     use. Wall time (``time.perf_counter``) covers the whole run, CDR collection
     included. Raises ValueError for ``calls`` or ``lines`` < 1.
     """
-    from switchd.core.engine import SwitchCore
+    from switchd.bus import Bus
+    from switchd.core.engine import CoreError, SwitchCore
+    from switchd.core.inputs import Incoming
     from switchd.core.routing import CoreConfig, RingGroup, RingStrategy, Route, Target, TargetKind
-    from switchd.sim.board import (
-        AgentMode,
-        BotSettings,
-        Incoming,
-        SimBoard,
-        SimSettings,
-        TrafficSettings,
-    )
-    from switchd.sim.driver import VirtualRun
+    from switchd.drivers.sim.board import AgentMode, BotSettings, SimSettings, TrafficSettings
+    from switchd.drivers.sim.driver import SimDriver
+    from switchd.engine import Input
+    from switchd.events import CallEnded, Cdr, Event
+    from switchd.shell import Shell, VirtualClock
 
     if calls < 1 or lines < 1:
         raise ValueError(f"calls and lines must be at least 1, got {calls} and {lines}")
@@ -191,25 +192,43 @@ def bench_virtual(calls: int = DEFAULT_VIRTUAL_CALLS, lines: int = 200, *,
     ))
     settings = SimSettings(bots=BotSettings(AgentMode.AUTO, _VIRTUAL_ANSWER_S, _VIRTUAL_TALK_S),
                            traffic=TrafficSettings(enabled=False))
-    board = SimBoard(settings, exts, rng=random.Random(seed))
-    run = VirtualRun(core, board, keep_events=False)
+    driver = SimDriver(settings, exts, list(core.lines))
+    driver.board.rng = random.Random(seed)
+    # The daemon's wiring on a virtual clock: the same shell, core and board driver.
+    bus = Bus()
+    cdrs: list[Cdr] = []
+    rejected: list[Exception] = []
+
+    def keep(ev: Event) -> None:
+        assert isinstance(ev, CallEnded)
+        cdrs.append(ev.cdr)
+
+    bus.on(CallEnded.name, keep)
+    clock = VirtualClock()
+    shell = Shell(bus, clock, log_events=False, refusals=(CoreError,),
+                  on_refused=lambda _item, exc: rejected.append(exc))
+    shell.add(core, takes=(Input,))
+    shell.add(driver, follows=True)
     hold_max_s = _VIRTUAL_ANSWER_S + _VIRTUAL_TALK_S[1]
     interval_s = hold_max_s / (lines * _VIRTUAL_LOAD)
-    t0 = run.now
+    t0 = clock.now()
     started = time.perf_counter()
     for i in range(calls):
-        run.run_until(t0 + i * interval_s)
-        run.act(Incoming(str(CALLER_BASE + i), DNIS))
+        shell.run_until(t0 + i * interval_s)
+        try:
+            shell.submit(Incoming(str(CALLER_BASE + i), DNIS))
+        except CoreError as exc:
+            rejected.append(exc)
     # Each remaining call needs a handful of steps (answer, hang-up, stale timers).
-    run.run_idle(limit=50 * lines + 1000)
+    shell.run_idle(limit=50 * lines + 1000)
     wall_s = time.perf_counter() - started
     ours = {str(CALLER_BASE + i) for i in range(calls)}
-    with_cdr = {c.src for c in run.cdrs if c.src in ours}
-    answered = sum(1 for c in run.cdrs if c.src in ours and c.disposition == "ANSWERED")
+    with_cdr = {c.src for c in cdrs if c.src in ours}
+    answered = sum(1 for c in cdrs if c.src in ours and c.disposition == "ANSWERED")
     return VirtualResult(
-        calls=calls, answered=answered, cdrs=len(with_cdr), errors=len(run.rejected),
+        calls=calls, answered=answered, cdrs=len(with_cdr), errors=len(rejected),
         wall_s=round(wall_s, 4), calls_per_s=round(calls / wall_s, 1) if wall_s > 0 else 0.0,
-        lines=lines, virtual_s=round(run.now - t0, 3),
+        lines=lines, virtual_s=round(clock.now() - t0, 3),
     )
 
 
@@ -260,7 +279,6 @@ class _Tally:
     finished: int = 0  # calls settled: refused with ERR, or ended
     first_send: float | None = None
     last_end: float | None = None
-    unparsed: int = 0
 
 
 def _free_port() -> int:
@@ -308,80 +326,82 @@ def _wait_for_port(proc: subprocess.Popen[bytes], log_path: Path, err_path: Path
                      f"{_tail(err_path) or '(empty)'}")
 
 
-async def _login(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    from switchd.cti.codec import DecodeError, parse_line
+async def _login(client: CtiClient) -> None:
+    """Log in as the bench user and subscribe to ``call.ended``; raises BenchError if refused."""
+    from switchd.cti.client import ReplyError
 
-    async def expect_ok(tag: str, what: str) -> None:
-        while True:
-            raw = await reader.readline()
-            if not raw:
-                raise BenchError(f"the daemon closed the connection during {what}")
-            msg = parse_line(raw.decode("utf-8", "replace").rstrip("\r\n"))
-            if isinstance(msg, DecodeError) or msg.tag != tag:
-                continue
-            if msg.verb != "OK":
-                raise BenchError(f"{what} refused: {msg.args.get('code')}: {msg.args.get('msg')}")
-            return
-
-    hello = await reader.readline()
-    if not hello.startswith(b"HELLO"):
-        raise BenchError(f"expected HELLO from the daemon, got {hello[:200]!r}")
-    writer.write(f"#auth AUTH user={BENCH_USER} secret={BENCH_SECRET}\n".encode())
-    await expect_ok("auth", "AUTH")
-    writer.write(b"#sub SUB events=call.ended\n")
-    await expect_ok("sub", "SUB")
+    try:
+        await client.auth(BENCH_USER, BENCH_SECRET)
+        await client.sub("call.ended")
+    except ReplyError as exc:
+        raise BenchError(f"{exc.verb} refused: {exc.code}: {exc.msg}") from None
 
 
-async def _read_replies(reader: asyncio.StreamReader, tally: _Tally, wake: asyncio.Event) -> None:
-    from switchd.cti.codec import DecodeError, parse_line
+def _settle(tally: _Tally, wake: asyncio.Event, finished: asyncio.Event) -> None:
+    """One call is over (refused, or ended): free its window slot."""
+    tally.in_flight -= 1
+    tally.finished += 1
+    wake.set()
+    if tally.finished >= tally.calls:
+        finished.set()
 
-    def settle() -> None:
-        tally.in_flight -= 1
-        tally.finished += 1
 
-    while tally.finished < tally.calls:
-        raw = await reader.readline()
-        if not raw:
-            raise BenchError("the daemon closed the connection in the middle of the run")
-        msg = parse_line(raw.decode("utf-8", "replace").rstrip("\r\n"))
-        if isinstance(msg, DecodeError):
-            tally.unparsed += 1
-            continue
-        if msg.verb == "EVENT":
-            if msg.positional[:1] != ("call.ended",):
-                continue
-            call_id = msg.args.get("call", "")
+def _on_reply(tally: _Tally, wake: asyncio.Event, finished: asyncio.Event,
+              future: asyncio.Future[Response]) -> None:
+    """Done-callback of one SIM.CALL: note the call id, or count the ERR."""
+    from switchd.cti.client import ConnectionLost, ReplyError
+
+    if future.cancelled():
+        return
+    exc = future.exception()
+    if isinstance(exc, ReplyError):
+        tally.errors[exc.code] += 1
+        _settle(tally, wake, finished)
+        return
+    if isinstance(exc, ConnectionLost):
+        return  # the event reader reports the lost connection
+    if exc is not None:
+        tally.errors["internal"] += 1
+        _settle(tally, wake, finished)
+        return
+    call_id = str(future.result().get("call", ""))
+    tally.ok_ids.append(call_id)
+    if call_id in tally.ended_early:
+        # The server sends OK before the events of that call; kept in case.
+        tally.ended_early.discard(call_id)
+        tally.last_end = time.perf_counter()
+        _settle(tally, wake, finished)
+    else:
+        tally.pending.add(call_id)
+
+
+async def _read_events(client: CtiClient, tally: _Tally, wake: asyncio.Event,
+                       finished: asyncio.Event) -> None:
+    """Count ``call.ended`` events of our calls until the run is over."""
+    from switchd.cti.client import ConnectionLost
+
+    try:
+        async for event in client.events():
+            call_id = str(event.fields.get("call", ""))
+            tally.dispositions[str(event.fields.get("disposition", "?"))] += 1
             if call_id in tally.pending:
                 tally.pending.discard(call_id)
-                tally.dispositions[msg.args.get("disposition", "?")] += 1
                 tally.last_end = time.perf_counter()
-                settle()
+                _settle(tally, wake, finished)
             else:
-                # The server sends OK before the events of that call; keep it in case.
                 tally.ended_early.add(call_id)
-                tally.dispositions[msg.args.get("disposition", "?")] += 1
-        elif msg.tag is not None and msg.tag.startswith("c"):
-            if msg.verb == "OK":
-                call_id = msg.args.get("call", "")
-                tally.ok_ids.append(call_id)
-                if call_id in tally.ended_early:
-                    tally.ended_early.discard(call_id)
-                    tally.last_end = time.perf_counter()
-                    settle()
-                else:
-                    tally.pending.add(call_id)
-            else:
-                tally.errors[msg.args.get("code", msg.verb.lower())] += 1
-                settle()
-        else:
-            continue
-        wake.set()
+    except ConnectionLost as exc:
+        raise BenchError(f"the daemon closed the connection in the middle of the run: "
+                         f"{exc.reason}") from None
+    raise BenchError("the daemon closed the connection in the middle of the run")
 
 
-async def _send_calls(writer: asyncio.StreamWriter, tally: _Tally, wake: asyncio.Event,
-                      window: int | None, rate: float | None) -> None:
-    def request(i: int) -> bytes:
-        return f"#c{i} SIM.CALL caller={CALLER_BASE + i} dnis={DNIS}\n".encode()
+async def _send_calls(client: CtiClient, tally: _Tally, wake: asyncio.Event,
+                      finished: asyncio.Event, window: int | None, rate: float | None) -> None:
+    """Offer the calls: at most ``window`` in flight, or ``rate`` per second."""
+
+    def on_reply(future: asyncio.Future[Response]) -> None:
+        _on_reply(tally, wake, finished, future)
 
     sent = 0
     while sent < tally.calls:
@@ -403,30 +423,55 @@ async def _send_calls(writer: asyncio.StreamWriter, tally: _Tally, wake: asyncio
                 continue
         if tally.first_send is None:
             tally.first_send = time.perf_counter()
-        writer.write(b"".join(request(i) for i in range(sent, sent + n)))
+        # Pipelined: n requests go out in one write, each reply finds its call by tag.
+        for i in range(sent, sent + n):
+            future = client.submit("SIM.CALL", caller=CALLER_BASE + i, dnis=DNIS)
+            future.add_done_callback(on_reply)
         tally.in_flight += n
         sent += n
-        await writer.drain()
+        await client.drain()
 
 
 async def _drive(port: int, tally: _Tally, window: int | None, rate: float | None,
                  timeout_s: float) -> bool:
-    """Log in, offer the calls, wait for them to end. Returns True when it timed out."""
-    reader, writer = await asyncio.open_connection("127.0.0.1", port, limit=1 << 20)
+    """Log in, offer the calls, wait for them to end. Returns True when it timed out.
+
+    Raises BenchError when the daemon cannot be reached, refuses the login, or closes
+    the connection before every call has ended.
+    """
+    from switchd.cti.client import CtiClient, CtiError
+
     try:
-        await asyncio.wait_for(_login(reader, writer), 10.0)
-        wake = asyncio.Event()
-        work = asyncio.gather(_read_replies(reader, tally, wake),
-                              _send_calls(writer, tally, wake, window, rate))
+        client = await CtiClient.connect("127.0.0.1", port, timeout=10.0)
+    except (OSError, TimeoutError, CtiError) as exc:
+        raise BenchError(f"cannot talk to the daemon on port {port}: {exc}") from None
+    async with client:
         try:
-            await asyncio.wait_for(work, timeout_s)
+            await asyncio.wait_for(_login(client), 10.0)
+        except (TimeoutError, CtiError) as exc:
+            raise BenchError(f"login to the daemon failed: {exc or 'timed out'}") from None
+        wake, finished = asyncio.Event(), asyncio.Event()
+        tasks = [asyncio.create_task(_read_events(client, tally, wake, finished)),
+                 asyncio.create_task(_send_calls(client, tally, wake, finished, window, rate)),
+                 asyncio.create_task(finished.wait())]
+        try:
+            await asyncio.wait_for(_until_finished(tasks, finished), timeout_s)
         except TimeoutError:
             return True
+        finally:
+            for t in tasks:
+                t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
         return False
-    finally:
-        writer.close()
-        with contextlib.suppress(Exception):
-            await writer.wait_closed()
+
+
+async def _until_finished(tasks: list[asyncio.Task[Any]], finished: asyncio.Event) -> None:
+    """Wait until every call is settled; re-raise the first failure of a task meanwhile."""
+    waiting = set(tasks)
+    while not finished.is_set():
+        done, waiting = await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+        for t in done:
+            t.result()  # the reader only ever ends by raising; the sender ends when all are sent
 
 
 def _count_cdrs(db: Path, call_ids: Sequence[str]) -> int:

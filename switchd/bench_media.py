@@ -18,10 +18,12 @@ from pathlib import Path
 
 import numpy as np
 
+from switchd.drivers.sim.audio import SimAudio, SourceKind
+from switchd.drivers.sim.board import SimSettings
+from switchd.drivers.sim.driver import SimDriver
 from switchd.lines.media import FRAME, MediaPlane
 from switchd.lines.mixer import two_party
-from switchd.lines.prompts import PromptCache
-from switchd.sim.audio import SimAudio, SourceKind
+from switchd.lines.prompts import MusicOnHold, PromptCache
 
 __all__ = ["MediaResult", "bench_media", "run_media_bench"]
 
@@ -54,8 +56,12 @@ def bench_media(channels: int, seconds: float) -> MediaResult:
     cache = PromptCache()
     moh_dir = _ROOT / "prompts" / "moh"
     sim = SimAudio(len(lines), tone_hz=1000.0, tone_dbm0=-20.0, seed=1)
-    media = MediaPlane(lines, moh_dir=moh_dir if moh_dir.is_dir() else None,
-                       prompt_cache=cache, sim_audio=sim)
+    # The simulated board's audio, as in the daemon: the parties' voices come through
+    # the board-driver seam.
+    driver = SimDriver(SimSettings(), (), lines, audio=sim)
+    moh = MusicOnHold(moh_dir if moh_dir.is_dir() else None, cache)
+    moh.preload()
+    media = MediaPlane(lines, port=driver, moh=moh, prompt_cache=cache)
     speech = media.moh.samples
     sim.speech = speech if len(speech) else None
     for i in range(half):
@@ -64,7 +70,8 @@ def bench_media(channels: int, seconds: float) -> MediaResult:
         media.mixer.set_bridge(f"c{i}", two_party(i, half + i))
     kept: list[int] = [0]
 
-    def sink(keys: object, chs: np.ndarray, rx: np.ndarray, tx: np.ndarray) -> None:
+    def sink(frame: int, t: float, keys: object, chs: np.ndarray, rx: np.ndarray,
+             tx: np.ndarray) -> None:
         # A recorder interleaves the two legs into stereo frames.
         stereo = np.stack([rx, tx], axis=-1)
         kept[0] += stereo.nbytes

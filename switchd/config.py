@@ -20,12 +20,11 @@ from __future__ import annotations
 import difflib
 import ipaddress
 import os
-import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import Annotated, Any, Literal, TypeAlias
+from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeAlias
 
 from pydantic import (
     AfterValidator,
@@ -34,15 +33,19 @@ from pydantic import (
     Discriminator,
     Field,
     Tag,
-    TypeAdapter,
     ValidationError,
     field_validator,
 )
 from pydantic_core import PydanticCustomError
 
+from switchd.core.routing import NAME_RE, RingGroup, RingStrategy, Route, Target, TargetKind
 from switchd.exceptions import ConfigError
 from switchd.passwords import is_hash, uses_demo_secret
-from switchd.yamlloc import LocatedDocument, Problem, YamlPath, compose_located, format_problems
+from switchd.yamlerrors import ProblemCollector, describe, dotted, unknown_key_message
+from switchd.yamlloc import LocatedDocument, Mark, YamlPath, compose_located
+
+if TYPE_CHECKING:
+    from switchd.lines.prompts import PromptCache
 
 __all__ = [
     "BoardConfig",
@@ -53,16 +56,16 @@ __all__ = [
     "LogConfig",
     "MediaConfig",
     "OutsideConfig",
-    "RingGroupConfig",
-    "RouteConfig",
     "SimAudioConfig",
     "SimConfig",
-    "Target",
     "TrafficConfig",
     "UserConfig",
     "config_summary",
+    "config_warnings",
     "default_config",
+    "demo_secret_problem",
     "demo_secret_users",
+    "is_loopback",
     "load_config",
     "parse_config",
     "parse_listen",
@@ -72,56 +75,15 @@ Driver: TypeAlias = Literal["sim"]
 TonePlan: TypeAlias = Literal["cn", "us"]
 Strategy: TypeAlias = Literal["ringall", "hunt"]
 Role: TypeAlias = Literal["agent", "supervisor", "crm", "admin"]
-TargetKind: TypeAlias = Literal["extension", "group", "busy"]
 LogFormat: TypeAlias = Literal["auto", "json", "console"]
 LogLevel: TypeAlias = Literal["debug", "info", "warning", "error"]
 BotMode: TypeAlias = Literal["auto", "manual"]
 SourceName: TypeAlias = Literal["silence", "tone", "speech"]
 
-_TARGET_HELP = "extension:<number>, group:<name> or busy"
-
 
 # --------------------------------------------------------------------------
 # The validated configuration (what the rest of switchd sees)
 # --------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Target:
-    """Where a route sends an inbound call: ``extension:201``, ``group:sales`` or ``busy``.
-
-    ``value`` is the extension number (as text) or group name; None for ``busy``.
-    ``str(target)`` gives back the config spelling.
-    """
-
-    kind: TargetKind
-    value: str | None = None
-
-    def __str__(self) -> str:
-        return self.kind if self.value is None else f"{self.kind}:{self.value}"
-
-    @classmethod
-    def parse(cls, text: str) -> Target:
-        """Parse the config spelling of a target.
-
-        Checks the grammar only, not that the extension or group exists (that
-        needs the whole config). Raises ValueError with a message naming the
-        accepted forms.
-        """
-        kind, sep, value = text.strip().partition(":")
-        if kind == "busy":
-            if sep:
-                raise ValueError(f"'busy' takes no value, got {text!r}")
-            return cls("busy")
-        if kind == "extension":
-            if not value.isdigit() or not value.isascii():
-                raise ValueError(f"{text!r}: the extension must be a number, e.g. extension:201")
-            return cls("extension", str(int(value)))
-        if kind == "group":
-            if not _NAME_RE.fullmatch(value):
-                raise ValueError(f"{text!r}: expected a ring group name, e.g. group:sales")
-            return cls("group", value)
-        raise ValueError(f"unknown target kind {kind!r} in {text!r}; use {_TARGET_HELP}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,35 +124,6 @@ class DialplanConfig:
 
 
 @dataclass(frozen=True, slots=True)
-class RingGroupConfig:
-    """A named set of extensions rung together (ringall) or one by one (hunt).
-
-    ``ring_timeout_s`` (seconds) is the whole ring time for ringall and the time
-    per member for hunt; None means ``dialplan.ring_timeout_s``.
-    """
-
-    name: str
-    members: tuple[int, ...]
-    strategy: Strategy = "ringall"
-    ring_timeout_s: float | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class RouteConfig:
-    """An inbound route; first match wins. ``dnis``/``trunk`` None means "any"."""
-
-    to: Target
-    dnis: str | None = None
-    trunk: int | None = None
-
-    def matches(self, dnis: str, trunk: int) -> bool:
-        """True when a call to ``dnis`` arriving on ``trunk`` takes this route."""
-        return (self.dnis is None or self.dnis == dnis) and (
-            self.trunk is None or self.trunk == trunk
-        )
-
-
-@dataclass(frozen=True, slots=True)
 class UserConfig:
     """A CTI login. ``secret`` is a :func:`switchd.passwords.hash_secret` hash, never plain."""
 
@@ -214,19 +147,6 @@ class CtiConfig:
     port: int = 7070
     max_line_bytes: int = 8192
     outbound_queue: int = 1024
-
-    @property
-    def is_loopback(self) -> bool:
-        """True when only this machine can connect (127.0.0.0/8, ::1 or localhost).
-
-        Demo credentials are allowed only then (see :func:`demo_secret_users`).
-        """
-        if self.host.lower() == "localhost":
-            return True
-        try:
-            return ipaddress.ip_address(self.host).is_loopback
-        except ValueError:
-            return False
 
 
 @dataclass(frozen=True, slots=True)
@@ -273,8 +193,10 @@ class OutsideConfig:
 class SimAudioConfig:
     """What simulated parties say while in a call: ``silence``, ``tone`` or ``speech``.
 
-    ``tone_hz``/``tone_dbm0``: the test tone; ``speech_file``: a WAV of speech
-    (absolute path, resolved against the config file), None = speech falls back to the tone.
+    ``tone_hz`` (Hz) / ``tone_dbm0`` (dBm0): the test tone. ``speech_file``: an
+    audio file of speech (absolute path, resolved against the config file); when
+    set, :func:`load_config` has checked that it loads. None = ``speech`` sources
+    send the test tone.
     """
 
     callers: SourceName = "silence"
@@ -286,12 +208,22 @@ class SimAudioConfig:
 
 @dataclass(frozen=True, slots=True)
 class SimConfig:
-    """Everything the simulated board needs. ``caller_hangup_after_tone_s`` in seconds."""
+    """Everything the simulated board needs. Times in seconds.
+
+    ``caller_hangup_after_tone_s``: how long a simulated caller listens to busy or
+    congestion tone before hanging up (>= 0).
+    ``caller_talk_s``: (min, max) uniform range of how long a *connected* simulated
+    caller talks before hanging up, whatever the agent's phone does (>= 0, min <= max).
+    ``caller_patience_s``: how long a simulated caller who is not answered waits
+    (ringing, queued, on hold before answer) before giving up (> 0).
+    """
 
     bots: BotConfig = field(default_factory=BotConfig)
     traffic: TrafficConfig = field(default_factory=TrafficConfig)
     outside: OutsideConfig = field(default_factory=OutsideConfig)
     caller_hangup_after_tone_s: float = 2.0
+    caller_talk_s: tuple[float, float] = (60.0, 180.0)
+    caller_patience_s: float = 60.0
     audio: SimAudioConfig = field(default_factory=SimAudioConfig)
 
 
@@ -309,15 +241,18 @@ class MediaConfig:
 class Config:
     """The whole validated configuration.
 
+    ``ring_groups`` and ``routes`` are the call core's own types
+    (:mod:`switchd.core.routing`), so the core takes them as they are.
     ``state_dir`` is absolute (a relative value in the file is taken relative to
     the config file's directory). ``source`` is the config path as given, for
-    messages and reload.
+    messages and reload. ``marks`` is where each key's value is in the file (for
+    :func:`config_warnings`); it takes no part in comparing two configs.
     """
 
     board: BoardConfig = field(default_factory=BoardConfig)
     dialplan: DialplanConfig = field(default_factory=DialplanConfig)
-    ring_groups: Mapping[str, RingGroupConfig] = field(default_factory=lambda: MappingProxyType({}))
-    routes: tuple[RouteConfig, ...] = ()
+    ring_groups: Mapping[str, RingGroup] = field(default_factory=lambda: MappingProxyType({}))
+    routes: tuple[Route, ...] = ()
     users: tuple[UserConfig, ...] = ()
     cti: CtiConfig = field(default_factory=CtiConfig)
     log: LogConfig = field(default_factory=LogConfig)
@@ -325,13 +260,28 @@ class Config:
     sim: SimConfig = field(default_factory=SimConfig)
     media: MediaConfig = field(default_factory=MediaConfig)
     source: Path = Path("config.yaml")
+    marks: Mapping[YamlPath, Mark] = field(
+        default_factory=lambda: MappingProxyType({}), compare=False, repr=False
+    )
 
 
 # --------------------------------------------------------------------------
 # Field rules shared by the raw schema
 # --------------------------------------------------------------------------
 
-_NAME_RE = re.compile(r"[A-Za-z0-9_.@-]{1,64}")
+def is_loopback(host: str) -> bool:
+    """True when only this machine can connect to ``host``: 127.0.0.0/8, ::1 or localhost.
+
+    ``host`` is a listen host as :func:`parse_listen` returns it (no brackets).
+    The shipped demo secrets are allowed only on such an address
+    (:func:`demo_secret_problem`). Never raises.
+    """
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def parse_listen(text: str) -> tuple[str, int]:
@@ -397,7 +347,7 @@ def _check_secret(value: str) -> str:
 
 
 def _check_name(value: str) -> str:
-    if not _NAME_RE.fullmatch(value):
+    if not NAME_RE.fullmatch(value):
         raise _custom(
             f"{value!r} is not a valid name; use 1-64 letters, digits, '.', '_', '-' or '@'"
         )
@@ -405,6 +355,10 @@ def _check_name(value: str) -> str:
 
 
 def _check_range(value: list[float]) -> list[float]:
+    # The length is checked here rather than with min/max_length so that every
+    # [min, max] key gets the same sentence, whatever it is called.
+    if len(value) != 2:
+        raise _custom("expected [min, max] (two numbers of seconds)")
     if value[0] > value[1]:
         raise _custom(f"expected [min, max] with min <= max, got [{value[0]:g}, {value[1]:g}]")
     return value
@@ -413,9 +367,7 @@ def _check_range(value: list[float]) -> list[float]:
 Digits = Annotated[str, AfterValidator(_check_digits)]
 PositiveSeconds = Annotated[float, Field(gt=0, allow_inf_nan=False)]
 Seconds = Annotated[float, Field(ge=0, allow_inf_nan=False)]
-SecondsRange = Annotated[
-    list[Seconds], Field(min_length=2, max_length=2), AfterValidator(_check_range)
-]
+SecondsRange = Annotated[list[Seconds], AfterValidator(_check_range)]
 
 
 # --------------------------------------------------------------------------
@@ -540,6 +492,8 @@ class _RawSim(_Raw):
     traffic: _RawTraffic = Field(default_factory=_RawTraffic)
     outside: _RawOutside = Field(default_factory=_RawOutside)
     caller_hangup_after_tone_s: Seconds = 2.0
+    caller_talk_s: SecondsRange = Field(default_factory=lambda: [60.0, 180.0])
+    caller_patience_s: PositiveSeconds = 60.0
     audio: _RawSimAudio = Field(default_factory=_RawSimAudio)
 
     @field_validator("bots", "traffic", "outside", "audio", mode="before")
@@ -549,23 +503,6 @@ class _RawSim(_Raw):
         return {} if value is None else value
 
 
-# Which model sits at each (normalised) path: for "unknown key" suggestions.
-_MODEL_AT: dict[tuple[str, ...], type[BaseModel]] = {
-    ("board",): _RawBoard,
-    ("board", "extensions", "*"): _RawExtension,
-    ("dialplan",): _RawDialplan,
-    ("ring_groups", "*"): _RawGroup,
-    ("routes", "*"): _RawRoute,
-    ("users", "*"): _RawUser,
-    ("cti",): _RawCti,
-    ("log",): _RawLog,
-    ("sim",): _RawSim,
-    ("sim", "bots"): _RawBots,
-    ("sim", "traffic"): _RawTraffic,
-    ("sim", "outside"): _RawOutside,
-    ("sim", "audio"): _RawSimAudio,
-    ("media",): _RawMedia,
-}
 _SECTIONS = (
     "board",
     "dialplan",
@@ -578,10 +515,8 @@ _SECTIONS = (
     "sim",
     "media",
 )
-_ADAPTERS: dict[type[BaseModel], TypeAdapter[Any]] = {
-    model: TypeAdapter(model) for model in _MODEL_AT.values()
-}
 _STATE_DIR_DEFAULT = "state"
+_TARGET_HELP = "extension:<number>, group:<name> or busy"
 
 # Hints appended to "missing required key" messages.
 _MISSING_HINTS = {
@@ -592,176 +527,6 @@ _MISSING_HINTS = {
     "secret": "run `switchd passwd` and paste the hash it prints",
     "number": "the extension number",
 }
-_EXPECTED = {
-    "int_type": "a whole number",
-    "float_type": "a number",
-    "bool_type": "true or false",
-    "string_type": "text",
-    "list_type": "a list",
-    "dict_type": "a mapping of keys to values",
-    "model_type": "a mapping of keys to values",
-    "model_attributes_type": "a mapping of keys to values",
-}
-_YAML11_BOOLS = {"yes", "no", "on", "off", "y", "n"}
-_COMPARE = {
-    "greater_than": ("gt", "greater than"),
-    "greater_than_equal": ("ge", "at least"),
-    "less_than": ("lt", "less than"),
-    "less_than_equal": ("le", "at most"),
-}
-
-
-# --------------------------------------------------------------------------
-# Turning pydantic errors into located messages
-# --------------------------------------------------------------------------
-
-
-def _dotted(path: YamlPath) -> str:
-    """``("users", 2, "role")`` -> ``users[2].role``, as the user would navigate."""
-    out = ""
-    for part in path:
-        if isinstance(part, int) and not isinstance(part, bool):
-            out += f"[{part}]"
-        else:
-            out += f".{part}" if out else str(part)
-    return out
-
-
-def _describe(value: Any) -> str:
-    if value is None:
-        return "an empty value"
-    if isinstance(value, bool):
-        return f"the boolean {str(value).lower()}"
-    if isinstance(value, int | float):
-        return f"the number {value!r}"
-    if isinstance(value, str):
-        shown = value if len(value) <= 40 else value[:37] + "..."
-        return f"the text {shown!r}"
-    if isinstance(value, list):
-        return "a list"
-    if isinstance(value, dict):
-        return "a mapping"
-    return f"a {type(value).__name__}"
-
-
-def _normalise(path: YamlPath) -> tuple[str, ...]:
-    """Path with list indices and ring-group names replaced by ``*``."""
-    out: list[str] = []
-    for i, part in enumerate(path):
-        is_index = isinstance(part, int) and not isinstance(part, bool)
-        group_name = i == 1 and path[0] == "ring_groups"
-        out.append("*" if is_index or group_name else str(part))
-    return tuple(out)
-
-
-def _unknown_key(key: Any, parent: YamlPath, allowed: Iterable[str]) -> str:
-    allowed = list(allowed)
-    where = f"in {_dotted(parent)}" if parent else "at the top level"
-    message = f"unknown key {key!r} {where}"
-    close = difflib.get_close_matches(str(key), allowed, n=1)
-    if not close:
-        close = [a for a in allowed if a.lower() == str(key).lower()]
-    if close:
-        return f"{message}; did you mean {close[0]!r}?"
-    return f"{message}; known keys: {', '.join(allowed)}"
-
-
-def _data_path(data: Any, loc: tuple[Any, ...]) -> tuple[YamlPath, bool]:
-    """Map a pydantic ``loc`` onto a path through ``data``; True if it names a key.
-
-    pydantic inserts union tags (``extensions -> list -> 0``) that are not in the
-    data; they are skipped. The last element may be absent (a missing key).
-    """
-    path: list[Any] = []
-    current = data
-    for i, part in enumerate(loc):
-        if part == "[key]":
-            return tuple(path), True
-        last = i == len(loc) - 1
-        if isinstance(current, dict):
-            if part in current:
-                path.append(part)
-                current = current[part]
-            elif last:
-                path.append(part)
-        elif (
-            isinstance(current, list)
-            and isinstance(part, int)
-            and not isinstance(part, bool)
-            and 0 <= part < len(current)
-        ):
-            path.append(part)
-            current = current[part]
-    return tuple(path), False
-
-
-def _message(error: Mapping[str, Any], path: YamlPath) -> tuple[str, bool]:
-    """Human message for one pydantic error at ``path``; True if it points at the key."""
-    kind = error["type"]
-    name = _dotted(path)
-    value = error.get("input")
-    ctx = error.get("ctx") or {}
-    if kind == "missing":
-        key, parent = path[-1], path[:-1]
-        where = f"in {_dotted(parent)}" if parent else "at the top level"
-        hint = _MISSING_HINTS.get(str(key))
-        return f"missing required key {key!r} {where}" + (f" ({hint})" if hint else ""), False
-    if kind == "extra_forbidden" or kind == "invalid_key":
-        model = _MODEL_AT.get(_normalise(path[:-1]))
-        allowed = list(model.model_fields) if model is not None else []
-        return _unknown_key(path[-1], path[:-1], allowed), True
-    secret = bool(path) and path[-1] == "secret"
-    got = "a value that is not shown because it may be a password" if secret else _describe(value)
-    if kind in _EXPECTED:
-        text = f"{name}: expected {_EXPECTED[kind]}, got {got}"
-        if kind == "bool_type" and isinstance(value, str) and value.lower() in _YAML11_BOOLS:
-            text += "; only true and false are booleans in this file"
-        elif kind == "string_type" and isinstance(value, int | float) and not secret:
-            text += f'; put it in quotes, e.g. "{value}"'
-        elif kind == "int_type" and isinstance(value, float):
-            text += " with a fraction"
-        return text, False
-    if kind == "literal_error":
-        return f"{name}: {got} is not allowed; use {ctx.get('expected', '?')}", False
-    if kind in _COMPARE:
-        key, words = _COMPARE[kind]
-        return f"{name}: must be {words} {ctx.get(key)}, got {value!r}", False
-    if kind == "too_short" or kind == "too_long":
-        if path and path[-1] == "talk_s":
-            return f"{name}: expected [min, max] (two numbers of seconds)", False
-        if kind == "too_short":
-            return f"{name}: needs at least {ctx.get('min_length')} item(s)", False
-        return f"{name}: allows at most {ctx.get('max_length')} item(s)", False
-    if kind == "finite_number":
-        return f"{name}: must be a finite number, got {value!r}", False
-    # Our own rules ("switchd" errors) and anything rarer: pydantic's sentence.
-    return f"{name}: {error['msg']}", False
-
-
-class _Collector:
-    """Gathers problems against one located document."""
-
-    def __init__(self, doc: LocatedDocument) -> None:
-        self.doc = doc
-        self.problems: list[Problem] = list(doc.problems)
-
-    def add(self, path: YamlPath, message: str, *, key: bool = False) -> None:
-        self.problems.append(Problem(self.doc.mark_for(path, key=key), message))
-
-    def line_of(self, path: YamlPath) -> int:
-        return self.doc.mark_for(path).line
-
-    def validate(self, model: type[BaseModel], data: Any, base: YamlPath) -> Any:
-        """Validate ``data`` (found at ``base``) as ``model``; None and problems on failure."""
-        try:
-            return _ADAPTERS[model].validate_python(data)
-        except ValidationError as exc:
-            for error in exc.errors(include_url=False):
-                rel, is_key = _data_path(data, tuple(error["loc"]))
-                path = (*base, *rel)
-                text, points_at_key = _message(error, path)
-                self.add(path, text, key=is_key or points_at_key)
-            return None
 
 
 # --------------------------------------------------------------------------
@@ -792,15 +557,15 @@ def _section(top: dict[Any, Any], name: str, empty: Callable[[], Any]) -> Any:
     return empty() if value is None else value
 
 
-def _items(c: _Collector, value: Any, path: YamlPath, model: type[BaseModel]) -> list[Any]:
+def _items(c: ProblemCollector, value: Any, path: YamlPath, model: type[BaseModel]) -> list[Any]:
     """Validate each list entry on its own, so one bad entry hides no other check."""
     if not isinstance(value, list):
-        c.add(path, f"{_dotted(path)}: expected a list, got {_describe(value)}")
+        c.add(path, f"{dotted(path)}: expected a list, got {describe(value)}")
         return []
     return [c.validate(model, item, (*path, i)) for i, item in enumerate(value)]
 
 
-def _check_board(c: _Collector, raw: _RawBoard) -> tuple[tuple[int, ...], dict[int, str]]:
+def _check_board(c: ProblemCollector, raw: _RawBoard) -> tuple[tuple[int, ...], dict[int, str]]:
     if isinstance(raw.extensions, int):
         numbers = range(raw.first_extension, raw.first_extension + raw.extensions)
         return tuple(numbers), {}
@@ -821,7 +586,7 @@ def _check_board(c: _Collector, raw: _RawBoard) -> tuple[tuple[int, ...], dict[i
 
 
 def _check_prefix(
-    c: _Collector, prefix: str, extensions: tuple[int, ...], board: _RawBoard
+    c: ProblemCollector, prefix: str, extensions: tuple[int, ...], board: _RawBoard
 ) -> None:
     clash = [n for n in extensions if str(n).startswith(prefix)]
     if not clash:
@@ -845,18 +610,18 @@ def _check_prefix(
 
 
 def _check_groups(
-    c: _Collector, raw: Any, extensions: tuple[int, ...] | None
+    c: ProblemCollector, raw: Any, extensions: tuple[int, ...] | None
 ) -> dict[str, _RawGroup]:
     groups: dict[str, _RawGroup] = {}
     if not isinstance(raw, dict):
         c.add(
             ("ring_groups",),
-            f"ring_groups: expected a mapping of group name to group, got {_describe(raw)}",
+            f"ring_groups: expected a mapping of group name to group, got {describe(raw)}",
         )
         return groups
     for name, body in raw.items():
         path = ("ring_groups", name)
-        if not isinstance(name, str) or not _NAME_RE.fullmatch(name):
+        if not isinstance(name, str) or not NAME_RE.fullmatch(name):
             c.add(
                 path,
                 f"ring group name {name!r} is not valid; use 1-64 letters, digits, '.', '_', "
@@ -872,11 +637,11 @@ def _check_groups(
         for i, member in enumerate(group.members):
             mpath = (*path, "members", i)
             if member in seen:
-                c.add(mpath, f"{_dotted(mpath)}: extension {member} is listed twice")
+                c.add(mpath, f"{dotted(mpath)}: extension {member} is listed twice")
             elif extensions is not None and member not in extensions:
                 c.add(
                     mpath,
-                    f"{_dotted(mpath)}: {member} is not an extension on the board "
+                    f"{dotted(mpath)}: {member} is not an extension on the board "
                     f"(extensions: {_ranges(extensions)})",
                 )
             seen.add(member)
@@ -891,7 +656,7 @@ def _target_help(extensions: tuple[int, ...] | None, groups: Iterable[str] | Non
 
 
 def _check_route(
-    c: _Collector,
+    c: ProblemCollector,
     i: int,
     route: _RawRoute,
     trunks: int | None,
@@ -906,7 +671,7 @@ def _check_route(
         )
     tpath = (*path, "to")
     kind = route.to.strip().partition(":")[0]
-    if kind not in ("extension", "group", "busy"):
+    if kind not in {k.value for k in TargetKind}:
         later = (
             " (queues and IVR flows cannot be routed to yet)" if kind in ("queue", "flow") else ""
         )
@@ -921,14 +686,14 @@ def _check_route(
     except ValueError as exc:
         c.add(tpath, f"routes[{i}].to: {exc}")
         return None
-    if target.kind == "extension" and extensions is not None:
+    if target.kind is TargetKind.EXTENSION and extensions is not None:
         if int(target.value or 0) not in extensions:
             c.add(
                 tpath,
                 f"routes[{i}].to: no extension {target.value} on the board; "
                 f"extensions are {_ranges(extensions)}",
             )
-    elif target.kind == "group" and groups is not None and target.value not in groups:
+    elif target.kind is TargetKind.GROUP and groups is not None and target.value not in groups:
         close = difflib.get_close_matches(target.value or "", sorted(groups), n=1)
         hint = f"; did you mean 'group:{close[0]}'?" if close else ""
         known = ", ".join(sorted(groups)) if groups else "none are defined"
@@ -940,7 +705,7 @@ def _check_route(
 
 
 def _check_users(
-    c: _Collector, users: list[_RawUser | None], extensions: tuple[int, ...] | None
+    c: ProblemCollector, users: list[_RawUser | None], extensions: tuple[int, ...] | None
 ) -> None:
     names: dict[str, int] = {}
     owners: dict[int, int] = {}
@@ -998,8 +763,27 @@ def _lenient_board(data: Any) -> _RawBoard | None:
         return None
 
 
+def _check_speech_file(c: ProblemCollector, value: str, source: Path) -> Path:
+    """Resolve ``sim.audio.speech_file`` and make sure it loads; the resolved path.
+
+    Why load it here: a file the operator named explicitly that cannot be played
+    is a mistake in the config, so `switchd check` (and run, and reload) report it
+    at the key, with the file and the reason, instead of the daemon quietly
+    falling back to the test tone.
+    """
+    # Imported here: most configs name no speech file, and check should stay quick.
+    from switchd.lines.prompts import PromptError, load_prompt
+
+    path = _resolve_state_dir(value, source)
+    try:
+        load_prompt(path)
+    except PromptError as exc:
+        c.add(("sim", "audio", "speech_file"), f"sim.audio.speech_file: {exc.path}: {exc.reason}")
+    return path
+
+
 def _build(doc: LocatedDocument, source: Path) -> Config:
-    c = _Collector(doc)
+    c = ProblemCollector(doc, hints=_MISSING_HINTS)
     top = doc.data
     if top is None:
         top = {}
@@ -1007,13 +791,13 @@ def _build(doc: LocatedDocument, source: Path) -> Config:
         c.add(
             (),
             f"the file must be a mapping of sections ({', '.join(_SECTIONS)}), "
-            f"got {_describe(top)}",
+            f"got {describe(top)}",
         )
-        raise ConfigError(format_problems(doc.source, c.problems))
+        c.raise_if_any()
 
     for key in top:
         if key not in _SECTIONS:
-            c.add((key,), _unknown_key(key, (), _SECTIONS), key=True)
+            c.add((key,), unknown_key_message(key, (), _SECTIONS), key=True)
 
     board_data = _section(top, "board", dict)
     board = c.validate(_RawBoard, board_data, ("board",))
@@ -1036,7 +820,7 @@ def _build(doc: LocatedDocument, source: Path) -> Config:
         board_for_checks = _lenient_board(board_data)
         trunks_for_checks = board_for_checks.trunks if board_for_checks is not None else None
         if board_for_checks is not None:
-            extensions, names = _check_board(_Collector(doc), board_for_checks)
+            extensions, names = _check_board(ProblemCollector(doc), board_for_checks)
     else:
         trunks_for_checks = board.trunks
         extensions, names = _check_board(c, board)
@@ -1052,15 +836,13 @@ def _build(doc: LocatedDocument, source: Path) -> Config:
     )
 
     routes_data = _section(top, "routes", list)
-    routes: list[RouteConfig] = []
+    routes: list[Route] = []
     for i, raw_route in enumerate(_items(c, routes_data, ("routes",), _RawRoute)):
         if raw_route is None:
             continue
-        target = _check_route(
-            c, i, raw_route, trunks_for_checks, extensions, group_names
-        )
+        target = _check_route(c, i, raw_route, trunks_for_checks, extensions, group_names)
         if target is not None:
-            routes.append(RouteConfig(to=target, dnis=raw_route.dnis, trunk=raw_route.trunk))
+            routes.append(Route(target, dnis=raw_route.dnis, trunk=raw_route.trunk))
 
     users_data = _section(top, "users", list)
     raw_users = _items(c, users_data, ("users",), _RawUser)
@@ -1070,11 +852,14 @@ def _build(doc: LocatedDocument, source: Path) -> Config:
     if not isinstance(state_value, str) or not state_value.strip():
         c.add(
             ("state_dir",),
-            f"state_dir: expected a directory path, got {_describe(state_value)}",
+            f"state_dir: expected a directory path, got {describe(state_value)}",
         )
 
-    if c.problems:
-        raise ConfigError(format_problems(doc.source, c.problems))
+    speech_file: Path | None = None
+    if sim is not None and sim.audio.speech_file is not None:
+        speech_file = _check_speech_file(c, sim.audio.speech_file, source)
+
+    c.raise_if_any()
     assert board is not None and dialplan is not None and cti is not None
     assert log is not None and sim is not None and extensions is not None
     assert media is not None
@@ -1096,10 +881,10 @@ def _build(doc: LocatedDocument, source: Path) -> Config:
         ),
         ring_groups=MappingProxyType(
             {
-                name: RingGroupConfig(
+                name: RingGroup(
                     name=name,
+                    strategy=RingStrategy(g.strategy),
                     members=tuple(g.members),
-                    strategy=g.strategy,
                     ring_timeout_s=None if g.ring_timeout_s is None else float(g.ring_timeout_s),
                 )
                 for name, g in groups.items()
@@ -1139,14 +924,14 @@ def _build(doc: LocatedDocument, source: Path) -> Config:
                 unanswered_numbers=frozenset(sim.outside.unanswered_numbers),
             ),
             caller_hangup_after_tone_s=float(sim.caller_hangup_after_tone_s),
+            caller_talk_s=(float(sim.caller_talk_s[0]), float(sim.caller_talk_s[1])),
+            caller_patience_s=float(sim.caller_patience_s),
             audio=SimAudioConfig(
                 callers=sim.audio.callers,
                 agents=sim.audio.agents,
                 tone_hz=float(sim.audio.tone_hz),
                 tone_dbm0=float(sim.audio.tone_dbm0),
-                speech_file=None
-                if sim.audio.speech_file is None
-                else _resolve_state_dir(sim.audio.speech_file, source),
+                speech_file=speech_file,
             ),
         ),
         media=MediaConfig(
@@ -1155,6 +940,7 @@ def _build(doc: LocatedDocument, source: Path) -> Config:
             prompt_cache_mb=media.prompt_cache_mb,
         ),
         source=source,
+        marks=MappingProxyType(dict(doc.values)),
     )
 
 
@@ -1226,12 +1012,98 @@ def config_summary(cfg: Config) -> str:
 
 
 def demo_secret_users(cfg: Config) -> tuple[str, ...]:
-    """Names of users whose secret is one of the shipped demo secrets.
+    """Names of users whose secret is one of the shipped demo secrets, in file order.
 
-    The daemon must refuse to start when this is non-empty and
-    ``cfg.cti.is_loopback`` is False. Not part of :func:`load_config` because it
-    costs one PBKDF2 run per user and demo secret (~0.3 s each at 600 000
-    iterations) on first use; call it only when the listen address is not
-    loopback.
+    Costs one PBKDF2 run per user and demo secret (~0.3 s each at 600 000
+    iterations) on first use, so it is not part of :func:`load_config`;
+    :func:`demo_secret_problem` calls it only for a non-loopback address.
     """
     return tuple(u.name for u in cfg.users if uses_demo_secret(u.secret))
+
+
+def demo_secret_problem(cfg: Config, host: str) -> str | None:
+    """Why ``cfg`` must not serve the control socket on ``host``, or None when it may.
+
+    ``host`` is the address actually listened on: ``cti.host``, or the host of
+    ``switchd run --cti-listen``. The shipped demo users' secrets are public, so
+    they are allowed only on a loopback address (:func:`is_loopback`). The
+    returned sentence is the one refusal message of `switchd check`, `switchd run`
+    and reload: it names the config file, the users and the address, and says
+    how to fix it. Costs PBKDF2 runs only when ``host`` is not loopback (see
+    :func:`demo_secret_users`). Never raises.
+    """
+    if is_loopback(host):
+        return None
+    users = demo_secret_users(cfg)
+    if not users:
+        return None
+    shown = f"[{host}]" if ":" in host else host
+    return (
+        f"{cfg.source}: users {', '.join(users)} still have the demo secrets of the shipped "
+        f"config.yaml, and the control socket would listen on {shown}, which is not a "
+        "loopback address, so anyone who can reach it could log in with them; set real "
+        "secrets with `switchd passwd` or listen on 127.0.0.1"
+    )
+
+
+def _where(cfg: Config, path: YamlPath) -> tuple[tuple[int, int], str]:
+    """(sort key, ``FILE:LINE:COL``) of the value at ``path`` when the file sets it, else ``FILE``.
+
+    Warnings about keys the file does not set (defaults) sort after the others.
+    """
+    mark = cfg.marks.get(path)
+    if mark is None:
+        return (1 << 30, 0), str(cfg.source)
+    return (mark.line, mark.column), f"{cfg.source}:{mark}"
+
+
+def config_warnings(cfg: Config, *, cache: PromptCache | None = None) -> list[str]:
+    """What in ``cfg`` will not work as the operator probably expects, though switchd can run.
+
+    One line per finding, ``FILE[:LINE:COL]: warning: key: what and what to do``
+    (the position when the file sets the key), in file order; findings about keys
+    left at their default come last. The same lines are printed by
+    `switchd check` and logged by `switchd run` (``config_warning``), so the two
+    never disagree:
+
+    - ``media.prompts_dir`` is not an existing folder;
+    - ``media.moh_dir`` is set but is not an existing folder, or one of its audio
+      files cannot be played (each file named with the reason; it is skipped);
+    - a user with role ``agent`` has no ``extension``.
+
+    Reads the disk: it lists the folders and decodes every music-on-hold file
+    (through ``cache`` when given, so a daemon that preloads music on hold with
+    the same cache decodes each file once). Run it off the event loop
+    (``asyncio.to_thread``). Never raises for what it finds.
+    """
+    # Imported here so that importing the config schema does not import the media
+    # plane (numpy, pydub) for callers that only parse a file.
+    from switchd.lines.prompts import MusicOnHold, PromptCache
+
+    found: list[tuple[tuple[int, int], str]] = []
+
+    def warn(path: YamlPath, message: str) -> None:
+        key, where = _where(cfg, path)
+        found.append((key, f"{where}: warning: {message}"))
+
+    media = cfg.media
+    if not media.prompts_dir.is_dir():
+        what = "is not a folder" if media.prompts_dir.exists() else "does not exist"
+        warn(("media", "prompts_dir"),
+             f"media.prompts_dir: the folder {media.prompts_dir} {what}, so no prompt can be "
+             "found there; copy the prompts folder next to the config file or set "
+             "media.prompts_dir to where it is")
+    if media.moh_dir is not None:
+        moh = MusicOnHold(media.moh_dir, cache if cache is not None else PromptCache())
+        for path, reason in moh.preload():
+            skipped = "" if path == media.moh_dir else "; the file is skipped"
+            warn(("media", "moh_dir"), f"media.moh_dir: {path}: {reason}{skipped}")
+    for i, user in enumerate(cfg.users):
+        if user.role == "agent" and user.extension is None:
+            warn(("users", i),
+                 f"users[{i}]: agent {user.name!r} has no extension, so no call can be offered "
+                 f"to them and they can answer none; set users[{i}].extension to the number of "
+                 "their phone")
+    # In file order, like the problems of load_config (a stable sort keeps one key's
+    # warnings, e.g. several music files, in the order they were found).
+    return [text for _, text in sorted(found, key=lambda item: item[0])]

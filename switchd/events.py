@@ -1,33 +1,181 @@
-"""Frozen dataclasses for every event that crosses an engine boundary.
+"""Frozen dataclasses for every event that crosses an engine boundary, and their vocabulary.
 
-Engines return these; the shell publishes them on the bus (``switchd.bus``), the CTI
-server turns them into ``EVENT`` lines, the store writes ``CallEnded.cdr``. Times are
-epoch seconds (float, UTC) taken from the ``now`` the engine was given.
+Engines return these; the shell publishes them on the bus (``switchd.bus``) and logs
+them, the CTI server turns them into ``EVENT`` lines, the store writes
+``CallEnded.cdr``. Times are epoch seconds (float, UTC) taken from the ``now`` the
+engine was given. Fields that are states, dispositions, directions, tones, roles or
+causes are Enums (``StrEnum``: they compare equal to their wire text, and
+:meth:`Event.fields` turns them into that text, in this one place).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
+from enum import Enum, StrEnum
 from typing import Any, ClassVar
 
+from switchd.lines.state import LineStatus
+
 __all__ = [
+    "BridgeChanged",
+    "BridgeMember",
     "CallAnswered",
     "CallBridged",
+    "CallConferenced",
+    "CallConsultEnded",
+    "CallConsulting",
     "CallEnded",
     "CallEvent",
     "CallHeld",
     "CallNew",
+    "CallPickedUp",
     "CallRetrieved",
     "CallRinging",
+    "CallSwitchAnswered",
     "CallTransferred",
     "Cdr",
+    "ConsultEnd",
+    "Direction",
+    "Disposition",
     "DtmfReceived",
     "Event",
+    "HangupCause",
     "LineError",
     "LineState",
+    "MonitorEnded",
+    "MonitorStarted",
+    "OfferEnd",
+    "OfferWithdrawn",
+    "Role",
+    "Tone",
     "ToneStarted",
     "ToneStopped",
+    "TransferKind",
 ]
+
+
+class Direction(StrEnum):
+    """Which way a call goes, from the centre's point of view."""
+
+    INBOUND = "inbound"
+    OUTBOUND = "outbound"
+    INTERNAL = "internal"
+
+
+class Disposition(StrEnum):
+    """Asterisk's CDR dispositions (REFERENCE.md, CDR)."""
+
+    ANSWERED = "ANSWERED"
+    NO_ANSWER = "NO ANSWER"
+    BUSY = "BUSY"
+    FAILED = "FAILED"
+    CONGESTION = "CONGESTION"
+
+
+class Tone(StrEnum):
+    """What the switch plays to a line by itself (national plans in ``lines/tones.py``)."""
+
+    DIAL = "dial"
+    RINGBACK = "ringback"
+    BUSY = "busy"
+    CONGESTION = "congestion"
+    MOH = "moh"
+
+
+class Role(StrEnum):
+    """A leg's part in a bridge; the media plane derives every mixing weight from these.
+
+    ``party`` hears and is heard by the other parties; ``held`` hears music on hold and
+    nobody hears it; ``listen`` hears the parties and nobody hears it; ``whisper``
+    hears the parties and only the leg it coaches hears it; ``barge`` is a full party.
+    """
+
+    PARTY = "party"
+    HELD = "held"
+    LISTEN = "listen"
+    WHISPER = "whisper"
+    BARGE = "barge"
+
+
+#: Roles a supervisor's monitor leg may take.
+MONITOR_ROLES = frozenset({Role.LISTEN, Role.WHISPER, Role.BARGE})
+
+
+class HangupCause(Enum):
+    """Why a call ended: Q.850 cause names as FreeSWITCH spells them, with their numbers.
+
+    ``value`` is ``(name, number)``. Q.850 (ITU-T, "Usage of cause and location in
+    DSS1 and ISUP") numbers the network causes; the few causes that have no Q.850
+    number take FreeSWITCH's own (``switch_types.h``: ORIGINATOR_CANCEL 487,
+    SYSTEM_SHUTDOWN 701), so CDRs compare one to one with a FreeSWITCH centre's.
+    """
+
+    UNALLOCATED_NUMBER = ("UNALLOCATED_NUMBER", 1)
+    NORMAL_CLEARING = ("NORMAL_CLEARING", 16)
+    USER_BUSY = ("USER_BUSY", 17)
+    NO_USER_RESPONSE = ("NO_USER_RESPONSE", 18)
+    NO_ANSWER = ("NO_ANSWER", 19)
+    CALL_REJECTED = ("CALL_REJECTED", 21)
+    NORMAL_CIRCUIT_CONGESTION = ("NORMAL_CIRCUIT_CONGESTION", 34)
+    ORIGINATOR_CANCEL = ("ORIGINATOR_CANCEL", 487)
+    SYSTEM_SHUTDOWN = ("SYSTEM_SHUTDOWN", 701)
+
+    @property
+    def q850(self) -> int:
+        """The cause number (Q.850, or FreeSWITCH's for causes Q.850 lacks)."""
+        return int(self.value[1])
+
+    def __str__(self) -> str:
+        return str(self.value[0])
+
+
+class OfferEnd(StrEnum):
+    """Why a ringing offer stopped ringing without being answered by its line."""
+
+    #: Its timeout passed (the phone rang out).
+    TIMEOUT = "timeout"
+    #: The caller hung up (or the call ended some other way).
+    CALLER_GONE = "caller_gone"
+    #: Another phone answered the call first (FreeSWITCH: LOSE_RACE).
+    TAKEN_ELSEWHERE = "taken_elsewhere"
+    #: Somebody picked the call up from another phone (FreeSWITCH: PICKED_OFF).
+    PICKED_UP = "picked_up"
+    #: Withdrawn on request (the ACD, a cancelled consult).
+    WITHDRAWN = "withdrawn"
+    #: The rung phone hung up / declined.
+    DECLINED = "declined"
+
+
+class ConsultEnd(StrEnum):
+    """Why a consultation ended without a transfer."""
+
+    #: The consulting party cancelled it.
+    CANCEL = "cancel"
+    #: The consulted phone rang out.
+    NO_ANSWER = "no_answer"
+    #: The consulted phone hung up while ringing.
+    DECLINED = "declined"
+    #: The consulted party hung up after answering.
+    CONSULTED_HUNG_UP = "consulted_hung_up"
+
+
+class TransferKind(StrEnum):
+    """How a call was transferred."""
+
+    BLIND = "blind"
+    ATTENDED = "attended"
+
+
+@dataclass(frozen=True, slots=True)
+class BridgeMember:
+    """One leg in a bridge: its line, its role, and (for ``whisper``) the line that hears it."""
+
+    line: str
+    role: Role
+    to: str | None = None
+
+    def __str__(self) -> str:
+        return f"{self.line}:{self.role.value}" + (f">{self.to}" if self.to else "")
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,11 +184,12 @@ class Cdr:
 
     Field names follow Asterisk's CDR (uniqueid, linkedid, src, dst, clid, start,
     answer, end, duration, billsec, disposition) plus switchd's own. ``start``,
-    ``answer`` and ``end`` are epoch seconds (UTC); ``answer`` is None when the call
-    was never answered. ``duration`` = end − start and ``billsec`` = end − answer, in
-    whole seconds rounded half-up like Asterisk; ``wait_s`` is the exact float time
-    from start to answer (or to end when unanswered). ``disposition`` is one of
-    ``ANSWERED``, ``NO ANSWER``, ``BUSY``, ``FAILED``, ``CONGESTION``.
+    ``answer`` and ``end`` are epoch seconds (UTC); ``answer`` is None when no person
+    answered. ``duration`` = end − start and ``billsec`` = end − answer, in whole
+    seconds rounded half-up like Asterisk; ``wait_s`` is the exact float time from
+    start to answer (or to end when unanswered). ``disposition`` is one of
+    ``ANSWERED``, ``NO ANSWER``, ``BUSY``, ``FAILED``, ``CONGESTION``;
+    ``hangup_cause``/``q850`` say why it ended (:class:`HangupCause`).
     """
 
     uniqueid: str
@@ -65,10 +214,20 @@ class Cdr:
     hangup_by: str | None = None
     blocked_reason: str | None = None
     dnis: str | None = None
+    hangup_cause: str | None = None
+    q850: int | None = None
 
 
 #: Field names per event class, computed once: ``fields()`` runs for every event published.
 _FIELD_NAMES: dict[type, tuple[str, ...]] = {}
+
+
+def _wire(value: Any) -> Any:
+    if isinstance(value, Enum):
+        return str(value) if isinstance(value, HangupCause) else value.value
+    if isinstance(value, tuple):
+        return ",".join(str(v) for v in value)
+    return value
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,7 +237,8 @@ class Event:
     name: ClassVar[str] = "event"
 
     def fields(self) -> dict[str, Any]:
-        """Return the event's fields for the wire, None values and the CDR dropped."""
+        """Return the event's fields as wire values (Enums as their text, member tuples
+        as ``line:role,…``), None values and the CDR dropped."""
         names = _FIELD_NAMES.get(type(self))
         if names is None:
             names = _FIELD_NAMES[type(self)] = tuple(f.name for f in fields(self))
@@ -86,7 +246,7 @@ class Event:
         for name in names:
             value = getattr(self, name)
             if value is not None and not isinstance(value, Cdr):
-                out[name] = value
+                out[name] = _wire(value)
         return out
 
 
@@ -103,7 +263,7 @@ class CallNew(CallEvent):
     """A call was created: inbound on a trunk, internal, or outbound from an extension."""
 
     name: ClassVar[str] = "call.new"
-    direction: str
+    direction: Direction
     caller: str
     callee: str
     trunk: int | None = None
@@ -112,12 +272,20 @@ class CallNew(CallEvent):
 
 @dataclass(frozen=True, slots=True)
 class CallRinging(CallEvent):
-    """A line is being rung for this call (an extension, or a trunk dialled out)."""
+    """A line is being rung for this call (an offer: an extension, or a trunk dialled out)."""
 
     name: ClassVar[str] = "call.ringing"
     line: str
     caller: str
     callee: str
+
+
+@dataclass(frozen=True, slots=True)
+class CallSwitchAnswered(CallEvent):
+    """The switch answered the caller's line itself (for an IVR or a queue); no person yet."""
+
+    name: ClassVar[str] = "call.switch_answered"
+    line: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,6 +303,27 @@ class CallBridged(CallEvent):
     name: ClassVar[str] = "call.bridged"
     line_a: str
     line_b: str
+
+
+@dataclass(frozen=True, slots=True)
+class BridgeChanged(CallEvent):
+    """A bridge of the call has new members or roles; ``members`` empty = dissolved.
+
+    The media plane derives every mixing weight from this one event.
+    """
+
+    name: ClassVar[str] = "bridge.changed"
+    bridge: str
+    members: tuple[BridgeMember, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class OfferWithdrawn(CallEvent):
+    """``line`` stopped ringing for this call without answering it, for ``reason``."""
+
+    name: ClassVar[str] = "offer.withdrawn"
+    line: str
+    reason: OfferEnd
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,12 +346,69 @@ class CallRetrieved(CallEvent):
 
 @dataclass(frozen=True, slots=True)
 class CallTransferred(CallEvent):
-    """``line`` blind-transferred its peer to ``target`` and left the call."""
+    """``line`` transferred its peer to ``target`` and left the call."""
 
     name: ClassVar[str] = "call.transferred"
     line: str
     target: str
-    kind: str = "blind"
+    kind: TransferKind = TransferKind.BLIND
+
+
+@dataclass(frozen=True, slots=True)
+class CallConsulting(CallEvent):
+    """``line`` holds its peer ``held_line`` and rings ``target`` in a second bridge."""
+
+    name: ClassVar[str] = "call.consulting"
+    line: str
+    held_line: str
+    target: str
+
+
+@dataclass(frozen=True, slots=True)
+class CallConsultEnded(CallEvent):
+    """A consultation ended without a transfer: ``line`` is back with ``held_line``."""
+
+    name: ClassVar[str] = "call.consult_ended"
+    line: str
+    held_line: str
+    target: str
+    reason: ConsultEnd
+
+
+@dataclass(frozen=True, slots=True)
+class CallConferenced(CallEvent):
+    """``line`` joined its held peer and the consulted party: ``lines`` all hear each other."""
+
+    name: ClassVar[str] = "call.conferenced"
+    line: str
+    lines: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class CallPickedUp(CallEvent):
+    """``line`` picked up the call that was ringing on ``from_lines``."""
+
+    name: ClassVar[str] = "call.picked_up"
+    line: str
+    from_lines: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class MonitorStarted(CallEvent):
+    """Supervisor ``line`` monitors the call as ``mode`` (a change of mode is a new event)."""
+
+    name: ClassVar[str] = "monitor.started"
+    line: str
+    mode: Role
+    agent: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class MonitorEnded(CallEvent):
+    """Supervisor ``line`` stopped monitoring (it hung up, or the call ended)."""
+
+    name: ClassVar[str] = "monitor.ended"
+    line: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,10 +416,12 @@ class CallEnded(CallEvent):
     """The call is over; ``cdr`` is the record the store writes."""
 
     name: ClassVar[str] = "call.ended"
-    disposition: str
+    disposition: Disposition
     duration: int
     billsec: int
     hangup_by: str | None
+    hangup_cause: HangupCause
+    q850: int
     cdr: Cdr
 
 
@@ -183,23 +431,23 @@ class LineState(Event):
 
     name: ClassVar[str] = "line.state"
     line: str
-    state: str
-    previous: str
+    state: LineStatus
+    previous: LineStatus
     time: float
     call_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class LineError(Event):
-    """An action was refused because the line was in the wrong state.
+    """An action was refused because the line (or its call) was in the wrong state.
 
-    The line keeps its state: a refused action never leaves a line stuck.
+    Everything keeps its state: a refused action never leaves a line stuck.
     """
 
     name: ClassVar[str] = "line.error"
     line: str
     action: str
-    state: str
+    state: LineStatus
     reason: str
     time: float
     call_id: str | None = None
@@ -207,11 +455,11 @@ class LineError(Event):
 
 @dataclass(frozen=True, slots=True)
 class ToneStarted(Event):
-    """The switch started playing ``tone`` (dial, ringback, busy, congestion, moh) to a line."""
+    """The switch started playing ``tone`` to a line."""
 
     name: ClassVar[str] = "tone.started"
     line: str
-    tone: str
+    tone: Tone
     time: float
     call_id: str | None = None
 

@@ -1,40 +1,46 @@
 """structlog setup: JSON lines for machines, a coloured console for people.
 
-switchd logs every call event (200+ calls/s under load), so this module keeps the
-per-event path short: level filtering is done by the bound logger class itself
-(`structlog.make_filtering_bound_logger`: a call below the level is a bare
-``return None``), loggers are cached on first use, and each event costs one
-``write()`` and one ``flush()`` of a single line.
+Everything here is structlog's own machinery, configured: ``TimeStamper`` (ISO-8601
+UTC), ``JSONRenderer`` with orjson as its serializer, ``ConsoleRenderer``, and
+``BytesLoggerFactory`` (orjson returns bytes, so the lines are written as bytes
+and never re-encoded). Level filtering is done by the bound logger class itself
+(``structlog.make_filtering_bound_logger``: a call below the level is a bare
+``return None``); loggers are cached on first use; each event costs one
+``write()`` and one ``flush()`` of a single line (switchd logs every call event,
+200+ calls/s under load).
 
 Output (DESIGN.md §7, "Logs"):
 
-- ``json``: one object per line, ``{"timestamp": "2024-05-01T12:00:00.123Z",
+- ``json``: one object per line, ``{"timestamp": "2024-05-01T12:00:00.123456Z",
   "level": "info", "event": "...", "logger": "...", "call_id": ..., ...}``. Context
   bound with `structlog.contextvars.bound_contextvars` (``call_id``, ``line``,
   ``agent``, ``queue``) is merged into every line; an exception becomes an
-  ``"exception"`` string field. Values JSON cannot hold are written as ``str()``.
+  ``"exception"`` string field. Values JSON cannot hold are written as ``str()``;
+  NaN and infinities as ``null`` (orjson's rule).
 - ``console``: structlog's aligned, coloured (on a TTY) renderer.
 - ``auto``: ``json`` unless the stream is a TTY (journald and log shippers get JSON,
   an operator at a terminal gets the console).
 
-`configure_logging` may be called again (tests, SIGHUP reload): loggers that were
-already cached keep working and follow the new format and stream, because the
-processor chain and the output sink are the same objects, changed in place. A
-*raised* level also applies to them; a *lowered* level only reaches loggers first
-used after the call, since a cached logger's class has its level built in.
+What is ours, and why (three small pieces around structlog's):
+
+- ``_Sink``: the file the loggers write to. It forwards to the current stream, so
+  `configure_logging` can switch streams for loggers already cached; and once the
+  stream is gone (reader of the pipe exited, file closed) it goes quiet instead of
+  raising into the caller: a daemon must not die because journald restarted.
+- ``_drop_below_level``: a *raised* level on reload also reaches loggers cached
+  before (their class has the old level built in); a *lowered* level only reaches
+  loggers first used after the call.
+- ``_timestamp_level_event_first``: puts those three keys first in each JSON line,
+  so ``journalctl -o cat`` lines line up for a human scanning them.
 """
 
 from __future__ import annotations
 
-import datetime as _dt
-import json
-import math
 import sys
-import threading
-import time
-from collections.abc import Callable, MutableMapping
-from typing import Any, TextIO, cast
+from collections.abc import MutableMapping
+from typing import Any, BinaryIO, cast
 
+import orjson
 import structlog
 from structlog.typing import EventDict, FilteringBoundLogger, Processor, WrappedLogger
 
@@ -62,64 +68,43 @@ _METHOD_LEVEL: dict[str, int] = {
 
 
 class _Sink:
-    """The one place log lines go; its stream is swapped by `configure_logging`.
+    """The one binary file every logger writes to; its stream is swapped by `configure_logging`.
 
-    A lock keeps lines whole when a worker thread (e.g. ``asyncio.to_thread``) logs
-    at the same time as the loop. Once the stream is gone (reader of the pipe
-    exited, file closed) the sink goes quiet instead of raising into the caller:
-    a daemon must not die because journald restarted.
+    structlog's ``BytesLogger`` holds a lock per file object and writes each line
+    with one ``write()`` then ``flush()``; this object is that file.
     """
 
-    __slots__ = ("_lock", "broken", "stream")
+    # __weakref__: structlog keeps its per-file lock in a WeakKeyDictionary.
+    __slots__ = ("__weakref__", "broken", "stream")
 
-    def __init__(self, stream: TextIO) -> None:
+    def __init__(self, stream: BinaryIO | None) -> None:
         self.stream = stream
         self.broken = False
-        self._lock = threading.Lock()
 
-    def write_line(self, line: str) -> None:
-        """Write ``line`` plus a newline in one ``write()``, then flush."""
-        if self.broken:
+    def write(self, data: bytes) -> int:
+        """Write ``data`` to the current stream; after a failure, drop it silently."""
+        if self.broken or self.stream is None:
+            return 0
+        try:
+            return self.stream.write(data)
+        except (OSError, ValueError):
+            # BrokenPipeError/EPIPE and other OSErrors: the reader is gone.
+            # ValueError: "I/O operation on closed file".
+            self.broken = True
+            return 0
+
+    def flush(self) -> None:
+        """Flush the current stream, with the same tolerance as :meth:`write`."""
+        if self.broken or self.stream is None:
             return
-        with self._lock:
-            try:
-                self.stream.write(line + "\n")
-                self.stream.flush()
-            except (OSError, ValueError):
-                # BrokenPipeError/EPIPE and other OSErrors: the reader is gone.
-                # ValueError: "I/O operation on closed file".
-                self.broken = True
+        try:
+            self.stream.flush()
+        except (OSError, ValueError):
+            self.broken = True
 
 
-_SINK = _Sink(sys.stdout)
-
-
-class _LineLogger:
-    """The wrapped logger structlog hands the rendered line to.
-
-    One instance per ``get_logger(name)`` so the name can be reported; all share
-    the module sink, which is why a reconfigure reaches already-cached loggers.
-    """
-
-    __slots__ = ("name",)
-
-    def __init__(self, name: str | None = None) -> None:
-        self.name = name
-
-    def msg(self, message: str) -> None:
-        """Write one rendered event."""
-        _SINK.write_line(message)
-
-    log = debug = info = warn = warning = err = error = critical = exception = fatal = msg
-
-
-def _logger_factory(*args: Any) -> _LineLogger:
-    """structlog logger factory: ``get_logger("x")`` names the logger ``x``."""
-    name = args[0] if args and isinstance(args[0], str) else None
-    return _LineLogger(name)
-
-
-# --- processors -----------------------------------------------------------------
+# No stream until `configure_logging` names one (before it, structlog's defaults apply).
+_SINK = _Sink(None)
 
 # Current minimum level; read by `_drop_below_level` for loggers cached before a
 # reconfigure raised the level.
@@ -134,101 +119,66 @@ def _drop_below_level(logger: WrappedLogger, method_name: str, event_dict: Event
 
 
 def _add_logger_name(logger: WrappedLogger, method_name: str, event_dict: EventDict) -> EventDict:
-    """Add ``"logger"`` from the name given to ``get_logger``, unless already bound."""
+    """Add ``"logger"``: the name given to ``get_logger`` (``BytesLogger.name``), if any.
+
+    Why not ``structlog.stdlib.add_logger_name``: it writes ``"logger": null`` for an
+    unnamed logger, and overrides a ``logger`` value bound by the caller.
+    """
     name = getattr(logger, "name", None)
     if name and "logger" not in event_dict:
         event_dict["logger"] = name
     return event_dict
 
 
-# Formatting a datetime costs more than the rest of the chain; the part up to the
-# second only changes once a second, so it is cached.
-_ts_cache: tuple[int, str] = (-1, "")
+def _timestamp_level_event_first(
+    logger: WrappedLogger, method_name: str, event_dict: EventDict
+) -> EventDict:
+    """Reorder so a JSON line starts with ``timestamp``, ``level``, ``event``."""
+    head = {k: event_dict.pop(k) for k in ("timestamp", "level", "event") if k in event_dict}
+    head.update(event_dict)
+    return head
 
 
-def _add_timestamp(logger: WrappedLogger, method_name: str, event_dict: EventDict) -> EventDict:
-    """Add ``"timestamp"``: ISO-8601 UTC with milliseconds and ``Z``.
-
-    Example ``2024-05-01T12:00:00.123Z``; `datetime.fromisoformat` reads it back
-    (Python >= 3.11). Wall-clock time, because log lines are correlated with CDRs
-    and other hosts' logs, not with the loop's monotonic clock.
-    """
-    global _ts_cache
-    now_ns = time.time_ns()
-    sec, rem_ns = divmod(now_ns, 1_000_000_000)
-    cached_sec, prefix = _ts_cache
-    if sec != cached_sec:
-        prefix = _dt.datetime.fromtimestamp(sec, _dt.UTC).strftime("%Y-%m-%dT%H:%M:%S")
-        _ts_cache = (sec, prefix)
-    event_dict["timestamp"] = f"{prefix}.{rem_ns // 1_000_000:03d}Z"
-    return event_dict
-
-
-def _safe_fallback(event_dict: MutableMapping[str, Any]) -> dict[str, Any]:
-    """Make an event dict JSON can always hold: str keys, plain scalars, else str()."""
-    plain = (str, int, float, bool, type(None))
+def _plain(event_dict: MutableMapping[str, Any]) -> dict[str, Any]:
+    """The event with str keys and every value JSON can hold as it is, else its str()."""
+    scalar = (int, float, bool, type(None))
     out: dict[str, Any] = {}
     for key, value in event_dict.items():
-        if isinstance(value, float) and not math.isfinite(value):
-            out[str(key)] = str(value)  # NaN and infinities are not JSON
-        elif isinstance(value, plain):
-            out[str(key)] = value
-        else:
-            out[str(key)] = _str_or_repr(value)
+        keep = isinstance(value, scalar) and not (isinstance(value, int) and abs(value) >= 2**63)
+        out[_utf8(_str_or_repr(key))] = value if keep else _utf8(_str_or_repr(value))
     return out
+
+
+def _utf8(text: str) -> str:
+    """``text`` with lone surrogates (undecodable file names, say) escaped: orjson refuses them."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return text
 
 
 def _str_or_repr(value: object) -> str:
     """``str(value)``, or a placeholder when even ``__str__`` raises."""
+    if isinstance(value, str):
+        return value
     try:
         return str(value)
     except Exception:  # a broken __str__ must not lose the log line
         return f"<unprintable {type(value).__name__}>"
 
 
-def _make_dumps() -> Callable[[MutableMapping[str, Any]], str]:
-    """Pick the JSON encoder: orjson when installed (several times faster), else json.
+def _orjson_dumps(obj: Any, **kw: Any) -> bytes:
+    """``orjson.dumps`` for ``JSONRenderer``; an event orjson refuses is written flattened.
 
-    Both fall back to ``str()`` for values they do not know, and to
-    `_safe_fallback` for what still fails (non-str keys, NaN, reference cycles,
-    ints beyond 64 bits in orjson), so a log call never raises.
+    orjson refuses non-str keys, reference cycles, ints beyond 64 bits and strings
+    with lone surrogates (``JSONEncodeError``, a ``TypeError``); a log call must
+    never raise for them.
     """
     try:
-        import orjson  # type: ignore[import-not-found, unused-ignore]
-    except ImportError:
-        encoder = json.JSONEncoder(default=_str_or_repr, ensure_ascii=False, allow_nan=False)
-
-        def dumps(event_dict: MutableMapping[str, Any]) -> str:
-            try:
-                return encoder.encode(event_dict)
-            except (TypeError, ValueError, RecursionError):
-                return encoder.encode(_safe_fallback(event_dict))
-
-        return dumps
-
-    def dumps_orjson(event_dict: MutableMapping[str, Any]) -> str:
-        try:
-            return orjson.dumps(event_dict, default=_str_or_repr).decode()
-        except (TypeError, ValueError, RecursionError):
-            return orjson.dumps(_safe_fallback(event_dict), default=_str_or_repr).decode()
-
-    return dumps_orjson
-
-
-def _json_renderer(dumps: Callable[[MutableMapping[str, Any]], str]) -> Processor:
-    """Final processor for ``json``: event dict -> one line of JSON."""
-
-    def render(logger: WrappedLogger, method_name: str, event_dict: EventDict) -> str:
-        # Fixed keys first so a human scanning `journalctl -o cat` sees them aligned.
-        ordered: dict[str, Any] = {
-            "timestamp": event_dict.pop("timestamp", None),
-            "level": event_dict.pop("level", None),
-            "event": event_dict.pop("event", None),
-        }
-        ordered.update(event_dict)
-        return dumps(ordered)
-
-    return render
+        return orjson.dumps(obj, **kw)
+    except TypeError:
+        return orjson.dumps(_plain(obj), **kw)
 
 
 # The list object handed to structlog never changes; `configure_logging` replaces
@@ -236,7 +186,7 @@ def _json_renderer(dumps: Callable[[MutableMapping[str, Any]], str]) -> Processo
 _PROCESSORS: list[Processor] = []
 
 
-def _is_tty(stream: TextIO) -> bool:
+def _is_tty(stream: BinaryIO) -> bool:
     """True when ``stream`` is a terminal; False for pipes, files, closed streams."""
     try:
         return bool(stream.isatty())
@@ -244,18 +194,26 @@ def _is_tty(stream: TextIO) -> bool:
         return False
 
 
-def configure_logging(fmt: str = "auto", level: str = "info", stream: TextIO | None = None) -> None:
+def _encode(logger: WrappedLogger, method_name: str, line: str) -> bytes:
+    """After ``ConsoleRenderer``: its text as UTF-8 bytes for ``BytesLogger``."""
+    return line.encode("utf-8", "backslashreplace")
+
+
+def configure_logging(
+    fmt: str = "auto", level: str = "info", stream: BinaryIO | None = None
+) -> None:
     """Set up structlog for the whole process; safe to call again to switch output.
 
     Args:
         fmt: ``"auto"`` (JSON lines unless ``stream`` is a TTY, then console),
             ``"json"`` or ``"console"`` (coloured only when ``stream`` is a TTY).
         level: minimum level, one of ``debug info warning error`` (case-insensitive).
-        stream: where lines go; default ``sys.stdout`` as it is when called (under
-            systemd that is the journal).
+        stream: a *binary* stream the lines go to; default ``sys.stdout.buffer`` as
+            it is when called (under systemd that is the journal).
 
     Raises:
-        ValueError: unknown ``fmt`` or ``level``; the message lists the valid ones.
+        ValueError: unknown ``fmt`` or ``level`` (the message lists the valid ones),
+            or no ``stream`` given while ``sys.stdout`` has no binary buffer.
     """
     global _min_level
     fmt_key = fmt.lower()
@@ -264,7 +222,9 @@ def configure_logging(fmt: str = "auto", level: str = "info", stream: TextIO | N
     level_key = level.lower()
     if level_key not in LEVELS:
         raise ValueError(f"unknown log level {level!r}; use one of: {', '.join(LEVELS)}")
-    out = stream if stream is not None else sys.stdout
+    out = stream if stream is not None else getattr(sys.stdout, "buffer", None)
+    if out is None:
+        raise ValueError("sys.stdout has no binary buffer; pass a binary stream to log to")
     tty = _is_tty(out)
     if fmt_key == "auto":
         fmt_key = "console" if tty else "json"
@@ -274,19 +234,22 @@ def configure_logging(fmt: str = "auto", level: str = "info", stream: TextIO | N
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
         _add_logger_name,
-        _add_timestamp,
+        # Wall-clock time: log lines are correlated with CDRs and other hosts' logs,
+        # not with the loop's monotonic clock.
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
         structlog.processors.StackInfoRenderer(),
     ]
     if fmt_key == "json":
-        chain = [
+        chain: list[Processor] = [
             *shared,
             structlog.processors.format_exc_info,
-            _json_renderer(_make_dumps()),
+            _timestamp_level_event_first,
+            structlog.processors.JSONRenderer(serializer=_orjson_dumps, default=_str_or_repr),
         ]
     else:
         # ConsoleRenderer formats exc_info itself (prettier); format_exc_info must
         # not run before it.
-        chain = [*shared, structlog.dev.ConsoleRenderer(colors=tty)]
+        chain = [*shared, structlog.dev.ConsoleRenderer(colors=tty), _encode]
 
     _SINK.stream = out
     _SINK.broken = False
@@ -296,7 +259,7 @@ def configure_logging(fmt: str = "auto", level: str = "info", stream: TextIO | N
         processors=_PROCESSORS,
         wrapper_class=structlog.make_filtering_bound_logger(LEVELS[level_key]),
         context_class=dict,
-        logger_factory=_logger_factory,
+        logger_factory=structlog.BytesLoggerFactory(cast(BinaryIO, _SINK)),
         cache_logger_on_first_use=True,
     )
 

@@ -7,18 +7,20 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from pydantic import BaseModel
 
 from switchd import config as config_module
 from switchd.config import (
     Config,
-    Target,
     config_summary,
     default_config,
     demo_secret_users,
+    is_loopback,
     load_config,
     parse_config,
     parse_listen,
 )
+from switchd.core.routing import RingGroup, RingStrategy, Route, Target, TargetKind
 from switchd.exceptions import ConfigError
 from switchd.passwords import hash_secret
 from switchd.yamlloc import compose_located
@@ -61,11 +63,13 @@ def test_shipped_config_loads_with_the_demo_setup():
     assert cfg.board.trunks == 8
     assert cfg.board.extension_numbers == tuple(range(201, 209))
     assert cfg.board.tone_plan == "cn"
-    assert cfg.ring_groups["sales"].strategy == "ringall"
-    assert cfg.ring_groups["sales"].members == (201, 202, 203, 204)
-    assert cfg.ring_groups["support"].strategy == "hunt"
-    assert cfg.ring_groups["support"].members == (205, 206, 207, 208)
-    assert [str(r.to) for r in cfg.routes] == [
+    assert cfg.ring_groups["sales"] == RingGroup(
+        "sales", RingStrategy.RINGALL, (201, 202, 203, 204), 20.0
+    )
+    assert cfg.ring_groups["support"] == RingGroup(
+        "support", RingStrategy.HUNT, (205, 206, 207, 208), 10.0
+    )
+    assert [str(r.target) for r in cfg.routes] == [
         "group:sales",
         "group:support",
         "extension:201",
@@ -81,28 +85,49 @@ def test_shipped_config_loads_with_the_demo_setup():
     assert users["crm"].role == "crm"
     assert users["agent3"].extension == 203 and users["agent3"].role == "agent"
     assert all(u.secret.startswith("pbkdf2_sha256$600000$") for u in cfg.users)
-    assert cfg.cti.listen == "127.0.0.1:7070" and cfg.cti.is_loopback
+    assert cfg.cti.listen == "127.0.0.1:7070" and is_loopback(cfg.cti.host)
     assert cfg.state_dir == REPO / "state"
     assert cfg.sim.traffic.enabled and cfg.sim.traffic.calls_per_minute == 10
     assert cfg.sim.traffic.seed is None
     assert cfg.sim.bots.mode == "auto" and cfg.sim.bots.answer_after_s == 3
     assert cfg.sim.bots.talk_s == (10.0, 30.0)
+    assert cfg.sim.caller_talk_s == (60.0, 180.0) and cfg.sim.caller_patience_s == 60.0
+
+
+def _model_keys(model: type[BaseModel], prefix: str = "") -> set[str]:
+    """Dotted keys of a raw model and the models nested in it (lists and groups as ``*``)."""
+    keys: set[str] = set()
+    for name, field in model.model_fields.items():
+        keys.add(prefix + name)
+        nested = getattr(field.annotation, "model_fields", None)
+        if nested is not None:
+            keys |= _model_keys(field.annotation, f"{prefix}{name}.")
+    return keys
+
+
+def _file_keys(node: object, prefix: str = "") -> set[str]:
+    keys: set[str] = set()
+    if isinstance(node, dict):
+        for key, value in node.items():
+            keys.add(prefix + str(key))
+            keys |= _file_keys(value, f"{prefix}{key}.")
+    return keys
 
 
 def test_shipped_config_sets_every_key_of_the_schema():
     doc = compose_located((REPO / "config.yaml").read_text(encoding="utf-8"), "config.yaml")
     assert set(doc.data) == set(config_module._SECTIONS)
-    for path, model in config_module._MODEL_AT.items():
-        if path == ("board", "extensions", "*"):
-            continue  # the list form is shown in a comment; the demo uses a count
-        nodes = [doc.data]
-        for part in path:
-            if part != "*":
-                nodes = [n[part] for n in nodes]
-            else:  # every list entry / every ring group
-                nodes = [e for n in nodes for e in (n if isinstance(n, list) else n.values())]
-        present = set().union(*(set(n) for n in nodes))
-        assert set(model.model_fields) <= present, path
+    m = config_module
+    sections = {"board": m._RawBoard, "dialplan": m._RawDialplan, "cti": m._RawCti,
+                "log": m._RawLog, "sim": m._RawSim, "media": m._RawMedia}
+    for section, model in sections.items():
+        assert _model_keys(model) <= _file_keys(doc.data[section]), section
+    entries = {"ring_groups": (m._RawGroup, doc.data["ring_groups"].values()),
+               "routes": (m._RawRoute, doc.data["routes"]),
+               "users": (m._RawUser, doc.data["users"])}
+    for section, (model, items) in entries.items():
+        present = set().union(*(set(item) for item in items))
+        assert set(model.model_fields) <= present, section
 
 
 def test_shipped_config_demo_users_are_flagged_as_demo():
@@ -545,10 +570,13 @@ def test_routes_keep_their_order_and_match_first(write):
             """
         )
     )
+    assert all(isinstance(r, Route) for r in cfg.routes)
     first = next(r for r in cfg.routes if r.matches("8000", 2))
-    assert first.to == Target("extension", "202")
-    assert next(r for r in cfg.routes if r.matches("8000", 1)).to == Target("extension", "201")
-    assert next(r for r in cfg.routes if r.matches("123", 1)).to == Target("busy")
+    assert first.target == Target(TargetKind.EXTENSION, "202")
+    assert next(r for r in cfg.routes if r.matches("8000", 1)).target == Target(
+        TargetKind.EXTENSION, "201"
+    )
+    assert next(r for r in cfg.routes if r.matches("123", 1)).target == Target(TargetKind.BUSY)
 
 
 @pytest.mark.parametrize("text", ["extension:201", "group:sales", "busy"])
@@ -665,7 +693,7 @@ def test_listen_is_split_into_host_and_port(write, listen, host, port, loopback)
     assert parse_listen(listen) == (host, port)
     cfg = load_config(write(f'cti: {{listen: "{listen}"}}\n'))
     assert (cfg.cti.host, cfg.cti.port, cfg.cti.listen) == (host, port, listen)
-    assert cfg.cti.is_loopback is loopback
+    assert is_loopback(cfg.cti.host) is loopback
 
 
 # --- paths --------------------------------------------------------------------
@@ -699,4 +727,214 @@ def test_a_typo_in_board_does_not_hide_a_route_to_a_missing_extension(problems):
     assert problems("board:\n  trunkz: 8\nroutes:\n  - to: extension:299\n") == [
         "c.yaml:2:3: unknown key 'trunkz' in board; did you mean 'trunks'?",
         "c.yaml:4:9: routes[0].to: no extension 299 on the board; extensions are 201-208",
+    ]
+
+
+# --- one loopback test, one demo-secret check ------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("host", "loopback"),
+    [
+        ("127.0.0.1", True),
+        ("127.8.9.10", True),
+        ("::1", True),
+        ("localhost", True),
+        ("LocalHost", True),
+        ("0.0.0.0", False),
+        ("::", False),
+        ("10.1.2.3", False),
+        ("2001:db8::1", False),
+        ("switch.example.com", False),
+        ("", False),
+    ],
+)
+def test_is_loopback_accepts_only_addresses_no_other_machine_can_reach(host, loopback):
+    assert is_loopback(host) is loopback
+
+
+def _demo_config(tmp_path, *, demo: bool = True) -> Config:
+    secret = hash_secret("demo" if demo else "not-demo", iterations=1000)
+    path = tmp_path / "d.yaml"
+    path.write_text(
+        f'users:\n  - {{name: boss, role: admin, secret: "{secret}"}}\n'
+        f'  - {{name: ann, role: agent, extension: 201, secret: "{secret}"}}\n'
+    )
+    return load_config(path)
+
+
+def test_demo_secrets_are_refused_beyond_loopback_with_one_message_naming_users_and_host(tmp_path):
+    cfg = _demo_config(tmp_path)
+    message = config_module.demo_secret_problem(cfg, "0.0.0.0")
+    assert message == (
+        f"{cfg.source}: users boss, ann still have the demo secrets of the shipped config.yaml, "
+        "and the control socket would listen on 0.0.0.0, which is not a loopback address, so "
+        "anyone who can reach it could log in with them; set real secrets with `switchd passwd` "
+        "or listen on 127.0.0.1"
+    )
+    assert "would listen on [2001:db8::1]," in config_module.demo_secret_problem(cfg, "2001:db8::1")
+
+
+def test_demo_secrets_on_loopback_are_allowed_without_hashing_anything(tmp_path, monkeypatch):
+    cfg = _demo_config(tmp_path)
+
+    def expensive(_: str) -> bool:
+        raise AssertionError("no PBKDF2 run is needed on loopback")
+
+    monkeypatch.setattr(config_module, "uses_demo_secret", expensive)
+    for host in ("127.0.0.1", "::1", "localhost"):
+        assert config_module.demo_secret_problem(cfg, host) is None
+
+
+def test_real_secrets_may_listen_anywhere(tmp_path):
+    cfg = _demo_config(tmp_path, demo=False)
+    assert config_module.demo_secret_problem(cfg, "0.0.0.0") is None
+
+
+# --- simulator keys ---------------------------------------------------------------
+
+
+def test_simulated_caller_talk_time_and_patience_have_defaults(write):
+    cfg = load_config(write("sim: {}\n"))
+    assert cfg.sim.caller_talk_s == (60.0, 180.0)
+    assert cfg.sim.caller_patience_s == 60.0
+    cfg = load_config(write("sim:\n  caller_talk_s: [5, 7.5]\n  caller_patience_s: 12\n"))
+    assert cfg.sim.caller_talk_s == (5.0, 7.5) and cfg.sim.caller_patience_s == 12.0
+
+
+def test_simulated_caller_keys_are_validated_like_the_others(problems):
+    assert problems(
+        """
+        sim:
+          caller_talk_s: [90, 20]
+          caller_patience_s: 0
+        """
+    ) == [
+        "c.yaml:2:18: sim.caller_talk_s: expected [min, max] with min <= max, got [90, 20]",
+        "c.yaml:3:22: sim.caller_patience_s: must be greater than 0, got 0",
+    ]
+    assert problems("sim:\n  caller_talk_s: [5]\n  caller_patience_s: -1\n") == [
+        "c.yaml:2:18: sim.caller_talk_s: expected [min, max] (two numbers of seconds)",
+        "c.yaml:3:22: sim.caller_patience_s: must be greater than 0, got -1",
+    ]
+    assert problems('sim:\n  caller_patience_s: "60"\n  caller_talk_s: [1, -2]\n') == [
+        "c.yaml:2:22: sim.caller_patience_s: expected a number, got the text '60'",
+        "c.yaml:3:22: sim.caller_talk_s[1]: must be at least 0, got -2",
+    ]
+
+
+# --- files the config names ---------------------------------------------------------
+
+
+def _wav(path: Path, seconds: float = 0.1) -> Path:
+    import wave
+
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(8000)
+        w.writeframes(bytes(int(seconds * 8000) * 2))
+    return path
+
+
+def test_speech_file_that_cannot_be_played_is_an_error_at_its_key(problems, tmp_path):
+    (tmp_path / "speech.wav").write_bytes(b"RIFF\x04\x00\x00\x00WAVE")
+    assert problems(
+        """
+        sim:
+          audio:
+            callers: speech
+            speech_file: speech.wav
+        log: {level: loud}
+        """
+    ) == [
+        f"c.yaml:4:18: sim.audio.speech_file: {tmp_path / 'speech.wav'}: corrupt WAV: no 'fmt ' "
+        "chunk; re-export it as 16-bit PCM WAV",
+        "c.yaml:5:14: log.level: the text 'loud' is not allowed; use 'debug', 'info', 'warning' "
+        "or 'error'",
+    ]
+
+
+def test_missing_speech_file_names_the_folder_and_a_close_match(problems, tmp_path):
+    _wav(tmp_path / "speech.wav")
+    (message,) = problems("sim:\n  audio:\n    speech_file: speach.wav\n")
+    assert message.startswith(f"c.yaml:3:18: sim.audio.speech_file: {tmp_path / 'speach.wav'}: ")
+    assert "did you mean speech.wav?" in message
+
+
+def test_playable_speech_file_is_resolved_against_the_config_file(tmp_path, monkeypatch):
+    conf = tmp_path / "etc"
+    conf.mkdir()
+    _wav(conf / "speech.wav")
+    (conf / "c.yaml").write_text("sim:\n  audio: {speech_file: speech.wav}\n")
+    monkeypatch.chdir(tmp_path)
+    assert load_config("etc/c.yaml").sim.audio.speech_file == conf / "speech.wav"
+
+
+def test_marks_take_no_part_in_comparing_configs(write):
+    a = load_config(write("# the board\nboard: {trunks: 8}\n"))
+    b = load_config(write("board: {trunks: 8}\n"))
+    assert a == b and a.marks != b.marks
+
+
+# --- warnings -------------------------------------------------------------------------
+
+
+def test_shipped_config_has_no_warning():
+    assert config_module.config_warnings(load_config(REPO / "config.yaml")) == []
+
+
+def test_missing_prompt_and_music_folders_are_warnings_at_their_keys(write, tmp_path):
+    cfg = load_config(write("media:\n  prompts_dir: voice\n  moh_dir: voice/moh\n"))
+    assert config_module.config_warnings(cfg) == [
+        f"c.yaml:2:16: warning: media.prompts_dir: the folder {tmp_path / 'voice'} does not "
+        "exist, so no prompt can be found there; copy the prompts folder next to the config "
+        "file or set media.prompts_dir to where it is",
+        f"c.yaml:3:12: warning: media.moh_dir: {tmp_path / 'voice' / 'moh'}: the music-on-hold "
+        "folder does not exist; callers on hold hear the generated chime instead",
+    ]
+
+
+def test_default_folders_that_are_missing_name_the_file_without_a_position(write, tmp_path):
+    warnings = config_module.config_warnings(load_config(write("")))
+    assert [w.split(": warning: ")[0] for w in warnings] == ["c.yaml", "c.yaml"]
+    assert str(tmp_path / "prompts") in warnings[0] and str(tmp_path / "prompts" / "moh") in warnings[1]
+
+
+def test_no_music_folder_is_no_warning(write, tmp_path):
+    (tmp_path / "prompts").mkdir()
+    assert config_module.config_warnings(load_config(write("media: {moh_dir: null}\n"))) == []
+
+
+def test_each_music_file_that_cannot_be_played_is_a_warning_naming_it(write, tmp_path):
+    moh = tmp_path / "prompts" / "moh"
+    moh.mkdir(parents=True)
+    _wav(moh / "1-good.wav")
+    (moh / "2-broken.wav").write_bytes(b"not audio at all")
+    (moh / "README.md").write_text("ignored")
+    cfg = load_config(write("media:\n  moh_dir: prompts/moh\n"))
+    assert config_module.config_warnings(cfg) == [
+        f"c.yaml:2:12: warning: media.moh_dir: {moh / '2-broken.wav'}: is not a WAV (RIFF/WAVE) "
+        "file (it starts with b'not audio at'); re-export it as 16-bit PCM WAV; the file is "
+        "skipped"
+    ]
+
+
+def test_an_agent_without_an_extension_is_a_warning(write, tmp_path):
+    (tmp_path / "prompts" / "moh").mkdir(parents=True)
+    cfg = load_config(
+        write(
+            f"""
+            users:
+              - {{name: sup, role: supervisor, secret: "{HASH}"}}
+              - name: bob
+                role: agent
+                secret: "{HASH}"
+              - {{name: ann, role: agent, extension: 201, secret: "{HASH}"}}
+            """
+        )
+    )
+    assert config_module.config_warnings(cfg) == [
+        "c.yaml:3:5: warning: users[1]: agent 'bob' has no extension, so no call can be offered "
+        "to them and they can answer none; set users[1].extension to the number of their phone"
     ]

@@ -8,16 +8,16 @@ at the end, every call ever created has exactly one CDR and every line is free.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
+from switchd.core import inputs as ci
 from switchd.core.call import CallState, Disposition
 from switchd.core.engine import CoreError, SwitchCore
 from switchd.core.routing import CoreConfig, RingGroup, RingStrategy, Route, Target, TargetKind
-from switchd.events import CallEnded, CallNew, Event, LineState
+from switchd.engine import Input
+from switchd.events import CallEnded, CallNew, Event, HangupCause, LineState, Role
 from switchd.lines.state import LineStatus
 
 T0 = 1_764_000_000.0
@@ -27,6 +27,7 @@ TRUNK_LINES = [f"trunk/{n}" for n in (1, 2, 3)]
 EXT_LINES = [f"ext/{n}" for n in EXTS]
 ALL_LINES = TRUNK_LINES + EXT_LINES
 DISPOSITIONS = {d.value for d in Disposition}
+CAUSES = {str(c): c.q850 for c in HangupCause}
 
 CONFIG = CoreConfig(
     trunks=3,
@@ -76,18 +77,20 @@ class CoreMachine(RuleBasedStateMachine):
                 assert (ev.cdr.answer is not None) == (ev.cdr.disposition == "ANSWERED")
                 assert ev.cdr.hangup_by in {"caller", "callee", "system"}
                 assert 0 <= ev.cdr.wait_s <= ev.cdr.end - ev.cdr.start + 0.001
+                # The cause on the event and on the CDR agree.
+                assert (ev.cdr.hangup_cause, ev.cdr.q850) == (str(ev.hangup_cause), ev.q850)
+                assert CAUSES[ev.cdr.hangup_cause] == ev.q850
                 self.ended.append(ev.call_id)
             elif isinstance(ev, LineState):
                 assert ev.state != ev.previous
 
-    def do(self, fn: Callable[..., object], *args: object) -> None:
+    def do(self, item: Input) -> None:
         """Apply one core input; CoreError is the one exception allowed to escape."""
         try:
-            out = fn(self.now, *args)
+            events = self.core.handle(self.now, item)
         except CoreError as exc:
             assert exc.code in {"busy", "not_found", "bad_arg", "wrong_state"}
             return
-        events = out[1] if isinstance(out, tuple) else out
         assert isinstance(events, list)
         self.feed(events)
 
@@ -103,42 +106,40 @@ class CoreMachine(RuleBasedStateMachine):
     @rule(dnis=st.sampled_from(["8000", "8001", "8002", "201", "202", "203", "7777"]),
           trunk=st.one_of(st.none(), st.integers(1, 3)), blocked=st.booleans())
     def incoming(self, dnis: str, trunk: int | None, blocked: bool) -> None:
-        def go(now: float) -> tuple[str, list[Event]]:
-            return self.core.incoming(now, "13900001111", dnis, trunk=trunk,
-                                      blocked_reason="blacklist" if blocked else None)
-        self.do(go)
+        self.do(ci.Incoming("13900001111", dnis, trunk=trunk,
+                            blocked_reason="blacklist" if blocked else None))
 
     @rule(line=ext_lines, number=st.sampled_from(["201", "202", "203", "777", "95550001"]))
     def dial(self, line: str, number: str) -> None:
-        self.do(self.core.dial, line, number)
+        self.do(ci.Dial(line, number))
 
     @rule(line=ext_lines)
     def offhook(self, line: str) -> None:
-        self.do(self.core.offhook, line)
+        self.do(ci.OffHook(line))
 
     @rule(line=lines)
     def answer(self, line: str) -> None:
-        self.do(self.core.answer, line)
+        self.do(ci.Answer(line))
 
     @rule(line=lines)
     def hangup(self, line: str) -> None:
-        self.do(self.core.hangup, line)
+        self.do(ci.Hangup(line))
 
     @rule(line=lines)
     def hold(self, line: str) -> None:
-        self.do(self.core.hold, line)
+        self.do(ci.Hold(line))
 
     @rule(line=lines)
     def retrieve(self, line: str) -> None:
-        self.do(self.core.retrieve, line)
+        self.do(ci.Retrieve(line))
 
     @rule(line=lines, number=st.sampled_from(["201", "202", "203", "777"]))
     def blind_transfer(self, line: str, number: str) -> None:
-        self.do(self.core.blind_transfer, line, number)
+        self.do(ci.BlindTransfer(line, number))
 
     @rule(line=lines)
     def far_busy(self, line: str) -> None:
-        self.do(self.core.far_busy, line)
+        self.do(ci.FarBusy(line))
 
     @rule(seconds=st.sampled_from([0.0, 0.5, 3.0, 5.0, 10.0, 20.0, 45.0]))
     def advance(self, seconds: float) -> None:
@@ -175,22 +176,34 @@ class CoreMachine(RuleBasedStateMachine):
     def call_states_match_their_lines(self) -> None:
         st_ = {n: ln.status for n, ln in self.core.lines.items()}
         for call in self.core.calls.values():
+            a = call.anchor
+            offers = list(call.offers)
+            # The older core's ``b_line``: the party connected with the anchor, if any.
+            others = [n for n in call.legs if n != a]
+            assert all(st_[n] is S.ALERTING for n in offers), call
             if call.state is CallState.RINGING:
-                assert call.ringing and call.b_line is None
-                assert all(st_[n] is S.ALERTING for n in call.ringing)
-                assert st_[call.a_line] in (S.ALERTING, S.RINGBACK)
+                assert offers and not others, call
+                assert st_[a] in (S.ALERTING, S.RINGBACK)
+                assert not call.bridges, call
             elif call.state is CallState.ANSWERED:
-                assert not call.ringing and call.b_line is not None
-                pair = sorted([st_[call.a_line].value, st_[call.b_line].value])
+                assert not offers and len(others) == 1, call
+                b = others[0]
+                pair = sorted([st_[a].value, st_[b].value])
                 assert pair in (["connected", "connected"], ["connected", "held"]), call
-            elif call.state is CallState.TRANSFERRING:
-                assert call.ringing and call.b_line is None
-                assert st_[call.a_line] is S.RINGBACK
-                assert self.core.lines[call.a_line].tone == "ringback"
+                # Who hears whom agrees with the lines: one bridge, held role iff held line.
+                [main] = call.bridges.values()
+                assert set(main.members) == {a, b}, call
+                for n in (a, b):
+                    assert (main.members[n] is Role.HELD) == (st_[n] is S.HELD), call
+            elif call.state in (CallState.TRANSFERRING, CallState.RECALLING):
+                # (The older core called both of these TRANSFERRING.)
+                assert offers and not others, call
+                assert st_[a] is S.RINGBACK
+                assert self.core.lines[a].tone == "ringback"
             elif call.state is CallState.TONE:
-                assert not call.ringing and call.b_line is None
-                assert st_[call.a_line] is S.TONE
-                assert self.core.lines[call.a_line].tone in ("busy", "congestion")
+                assert not offers and not others, call
+                assert st_[a] is S.TONE
+                assert self.core.lines[a].tone in ("busy", "congestion")
             else:
                 raise AssertionError(f"call left in {call.state}: {call}")
 
@@ -215,7 +228,7 @@ class CoreMachine(RuleBasedStateMachine):
             busy = [n for n, ln in self.core.lines.items() if not ln.idle]
             if not busy:
                 break
-            self.do(self.core.hangup, busy[0])
+            self.do(ci.Hangup(busy[0]))
         assert all(ln.idle and ln.call_id is None for ln in self.core.lines.values())
         assert self.core.calls == {}
         assert sorted(self.created) == sorted(self.ended)

@@ -16,13 +16,20 @@ from hypothesis import strategies as st
 
 from switchd.cti.codec import (
     ERROR_CODES,
+    JSON_BACK_TO_TEXT,
     DecodeError,
     LineDecoder,
+    LineFramer,
+    LineKind,
     Request,
+    ServerLine,
+    ServerLineDecoder,
     _parse_slow,
     encode_error,
     encode_reply,
+    encode_request,
     parse_line,
+    parse_server_line,
     quote,
 )
 
@@ -441,3 +448,323 @@ def test_error_codes_are_the_documented_closed_set():
         "forbidden", "not_found", "wrong_state", "busy", "line_too_long", "overloaded",
         "internal",
     }  # fmt: skip
+
+
+
+# --- end of input ------------------------------------------------------------------
+
+
+def test_a_last_line_without_newline_is_decoded_at_end_of_input():
+    decoder = LineDecoder()
+    assert decoder.feed(b"PING\n#last PING x=1") == [Request("PING", {})]
+    assert decoder.feed_eof() == [Request("PING", {"x": "1"}, (), "last")]
+    assert decoder.buffered == 0
+    assert decoder.feed_eof() == []
+
+
+def test_end_of_input_strips_a_final_cr_and_skips_blank_rest():
+    decoder = LineDecoder()
+    decoder.feed(b"PING a=1\r")
+    assert decoder.feed_eof() == [Request("PING", {"a": "1"})]
+    decoder.feed(b"PING\n  \t")
+    assert decoder.feed_eof() == []
+
+
+def test_end_of_input_after_an_over_long_line_reports_it_only_once():
+    decoder = LineDecoder(max_line_bytes=16)
+    assert [r.code for r in decoder.feed(b"#t PING " + b"x" * 40)] == ["line_too_long"]
+    assert decoder.feed_eof() == []
+    assert decoder.feed(b"PING\n") == [Request("PING", {})]
+
+
+def test_end_of_input_in_json_mode_decodes_the_last_object():
+    decoder = LineDecoder()
+    decoder.json_mode = True
+    assert decoder.feed(b'{"verb":"PING","tag":"z"}') == []
+    assert decoder.feed_eof() == [Request("PING", {}, (), "z")]
+
+
+@given(cuts=st.lists(st.integers(0, 40), max_size=6))
+def test_end_of_input_gives_what_a_final_newline_would_give(cuts):
+    data = b'#1 A x=1\r\nB y="q q"\nC \xff\nD last'
+    expected = LineDecoder().feed(data + b"\n")
+    decoder = LineDecoder()
+    got, last = [], 0
+    for cut in sorted(cuts):
+        got += decoder.feed(data[last:cut])
+        last = max(last, cut)
+    got += decoder.feed(data[last:]) + decoder.feed_eof()
+    assert got == expected
+
+
+def test_a_non_json_line_in_json_mode_says_how_to_get_back_to_text():
+    error = only(decode_all(b"FORMAT text\n", json_mode=True))
+    assert error.code == "bad_syntax"
+    assert error.msg.startswith("not valid JSON: Expecting value at column 1")
+    assert JSON_BACK_TO_TEXT in error.msg
+    # ...and the hint it gives is itself a request that switches back.
+    assert only(decode_all(JSON_BACK_TO_TEXT.encode() + b"\n", json_mode=True)) == Request(
+        "FORMAT", {"mode": "text"}
+    )
+
+
+def test_a_json_scalar_in_json_mode_also_gets_the_hint():
+    error = only(decode_all(b"42\n", json_mode=True))
+    assert "must be an object, got a number" in error.msg and JSON_BACK_TO_TEXT in error.msg
+
+
+def test_a_non_string_json_verb_is_named_by_its_type():
+    error = only(decode_all(b'{"verb": ["PING"]}\n', json_mode=True))
+    assert error.msg == 'missing verb: "verb" is an array, not a string'
+
+
+# --- server lines (the client side) -----------------------------------------------
+
+reply_kinds = st.sampled_from(["OK", "ITEM", "END"])
+scalar_values = (
+    any_text
+    | tricky_text
+    | st.integers()
+    | st.booleans()
+    | st.floats(allow_nan=False, allow_infinity=False)
+)
+reply_fields = st.dictionaries(keys, scalar_values | st.none(), max_size=6)
+
+
+def _text_fields(fields: dict[str, object]) -> dict[str, str]:
+    """What a text line carries for ``fields``: the text of each value, nulls left out."""
+    return {k: v if isinstance(v, str) else quote(v) for k, v in fields.items() if v is not None}
+
+
+def _assert_same_json_fields(got: ServerLine, fields: dict[str, object]) -> None:
+    """JSON keeps types: 1 must not come back as True, nor 1.0 as 1."""
+    expected = {k: v for k, v in fields.items() if v is not None}
+    assert dict(got.fields) == expected
+    assert {k: type(v) for k, v in got.fields.items()} == {k: type(v) for k, v in expected.items()}
+
+
+@given(kind=reply_kinds, fields=reply_fields, tag=st.none() | tags)
+def test_every_text_reply_parses_back_to_its_fields(kind, fields, tag):
+    line = encode_reply(kind, fields, tag=tag)
+    assert parse_server_line(line) == ServerLine(LineKind(kind), _text_fields(fields), tag)
+
+
+@given(kind=reply_kinds, fields=reply_fields, tag=st.none() | tags)
+def test_every_json_reply_parses_back_to_its_fields_with_their_types(kind, fields, tag):
+    got = parse_server_line(encode_reply(kind, fields, tag=tag, json_mode=True), json_mode=True)
+    assert isinstance(got, ServerLine)
+    assert (got.kind, got.tag) == (LineKind(kind), tag)
+    _assert_same_json_fields(got, fields)
+
+
+@given(
+    name=any_text.filter(bool) | tricky_text.filter(bool),
+    fields=st.dictionaries(keys.filter(lambda k: k != "event"), scalar_values, max_size=5),
+    json_mode=st.booleans(),
+)
+def test_every_event_parses_back_with_its_name(name, fields, json_mode):
+    line = encode_reply("EVENT", {"event": name, **fields}, json_mode=json_mode)
+    got = parse_server_line(line, json_mode=json_mode)
+    assert isinstance(got, ServerLine) and got.kind is LineKind.EVENT and got.tag is None
+    assert got.event_name == name
+    if json_mode:
+        _assert_same_json_fields(got, {"event": name, **fields})
+    else:
+        assert got.fields == {"event": name, **_text_fields(fields)}
+
+
+@given(code=st.sampled_from(sorted(ERROR_CODES)), msg=any_text | tricky_text,
+       tag=st.none() | tags, json_mode=st.booleans())
+def test_every_error_parses_back_to_code_and_msg(code, msg, tag, json_mode):
+    got = parse_server_line(encode_error(code, msg, tag=tag, json_mode=json_mode),
+                            json_mode=json_mode)
+    assert got == ServerLine(LineKind.ERR, {"code": code, "msg": msg}, tag)
+
+
+@pytest.mark.parametrize("json_mode", [False, True])
+def test_hello_parses_to_version_and_proto(json_mode):
+    got = parse_server_line(
+        encode_reply("HELLO", {"version": "switchd/0.1.0", "proto": 1}, json_mode=json_mode),
+        json_mode=json_mode,
+    )
+    proto = 1 if json_mode else "1"
+    assert got == ServerLine(LineKind.HELLO, {"version": "switchd/0.1.0", "proto": proto})
+    assert got.event_name is None and not got.kind.final
+
+
+def test_only_ok_err_and_end_end_a_reply():
+    assert {k for k in LineKind if k.final} == {LineKind.OK, LineKind.ERR, LineKind.END}
+
+
+def test_a_json_enum_and_a_non_finite_float_come_back_as_the_wire_has_them():
+    line = encode_reply("OK", {"c": Colour.RED, "x": float("inf"), "n": 2}, json_mode=True)
+    assert parse_server_line(line, json_mode=True) == ServerLine(LineKind.OK, {"c": "red", "n": 2})
+
+
+@pytest.mark.parametrize(
+    ("line", "fragment", "tag"),
+    [
+        ("#q FOO a=1", "unknown line kind 'FOO' at column 4", "q"),
+        ("hello", "unknown line kind 'hello' at column 1", None),
+        ("EVENT", "EVENT line without its event name", None),
+        ("HELLO proto=1", "HELLO line without its version", None),
+        ("EVENT call.new extra k=1", "unexpected 'extra' in the EVENT line", None),
+        ("EVENT call.new event=x", "both a event name and event=", None),
+        ("#t OK stray k=1", "unexpected 'stray' in the OK line", "t"),
+        ("#t ERR msg=x", "ERR line without code=", "t"),
+        ('#t OK a="open', "unterminated quote starting at column 9", "t"),
+        ("#t OK a=1 a=2", "duplicate key 'a' at column 11", "t"),
+        ("", "empty line", None),
+    ],
+)
+def test_bad_text_server_lines_name_the_problem(line, fragment, tag):
+    error = parse_server_line(line)
+    assert isinstance(error, DecodeError) and error.code == "bad_syntax"
+    assert fragment in error.msg
+    assert error.tag == tag
+
+
+@pytest.mark.parametrize(
+    ("line", "fragment", "tag"),
+    [
+        ('{"type": "OK",', "not valid JSON: Expecting property name", None),
+        ("OK pong=true", "not valid JSON: Expecting value at column 1", None),
+        ("[1]", "must be an object, got an array", None),
+        ('{"tag": "t", "x": 1}', '"type" is missing', "t"),
+        ('{"type": 1}', '"type" is a number, not a string', None),
+        ('{"type": "YES", "tag": "t"}', "unknown \"type\" 'YES'", "t"),
+        ('{"type": "OK", "tag": "a b"}', "bad tag 'a b'", None),
+        ('{"type": "OK", "x": {"y": 1}}', "nested value for 'x' (an object)", None),
+        ('{"type": "OK", "X": 1}', "bad field name 'X'", None),
+        ('{"type": "OK", "a": 1, "a": 2}', "duplicate key 'a'", None),
+        ('{"type": "OK", "n": NaN}', "NaN", None),
+        ('{"type": "EVENT", "call": "1"}', 'EVENT line without a string "event"', None),
+        ('{"type": "ERR", "tag": "t", "msg": "x"}', 'ERR line without a string "code"', "t"),
+    ],
+)
+def test_bad_json_server_lines_name_the_problem(line, fragment, tag):
+    error = parse_server_line(line, json_mode=True)
+    assert isinstance(error, DecodeError) and error.code == "bad_syntax"
+    assert fragment in error.msg
+    assert error.tag == tag
+
+
+def test_a_server_line_that_is_not_utf8_names_the_byte_and_keeps_the_tag():
+    assert parse_server_line(b"#t OK a=caf\xe9\n") == DecodeError(
+        "bad_syntax", "line is not valid UTF-8 (byte 0xe9 at offset 11)", "t"
+    )
+
+
+def test_a_json_integer_tag_in_a_server_line_is_read_as_text():
+    got = parse_server_line('{"type":"END","tag":7,"count":0}', json_mode=True)
+    assert got == ServerLine(LineKind.END, {"count": 0}, "7")
+
+
+@given(cuts=st.lists(st.integers(0, 120), max_size=8), json_mode=st.booleans())
+def test_the_server_stream_decodes_the_same_however_it_is_split(cuts, json_mode):
+    data = b"".join(
+        [
+            encode_reply("HELLO", {"version": "switchd/9", "proto": 1}, json_mode=json_mode),
+            encode_reply("ITEM", {"s": "a b\nc"}, tag="x", json_mode=json_mode),
+            b"\r\n",
+            encode_reply("END", {"count": 1}, tag="x", json_mode=json_mode),
+            encode_reply("EVENT", {"event": "call.new", "n": 1.5}, json_mode=json_mode),
+            encode_error("busy", "no trunk", tag="y", json_mode=json_mode)[:-1],  # no LF
+        ]
+    )
+    whole = ServerLineDecoder()
+    whole.json_mode = json_mode
+    expected = whole.feed(data + b"\n")
+    assert [x.kind for x in expected] == [
+        LineKind.HELLO, LineKind.ITEM, LineKind.END, LineKind.EVENT, LineKind.ERR
+    ]  # fmt: skip
+    decoder = ServerLineDecoder()
+    decoder.json_mode = json_mode
+    got, last = [], 0
+    for cut in sorted(cuts):
+        got += decoder.feed(data[last:cut])
+        last = max(last, cut)
+    assert got + decoder.feed(data[last:]) + decoder.feed_eof() == expected
+
+
+def test_the_server_stream_has_a_line_limit_too():
+    decoder = ServerLineDecoder(max_line_bytes=32)
+    got = decoder.feed(b"#big OK v=" + b"x" * 40 + b"\n#s OK\n")
+    assert [type(x) for x in got] == [DecodeError, ServerLine]
+    assert got[0].code == "line_too_long" and got[0].tag == "big"
+    assert got[1] == ServerLine(LineKind.OK, {}, "s")
+
+
+def test_the_framer_lets_a_client_switch_to_json_between_two_lines_of_one_read():
+    data = b'#1 OK format=json\r\n\n{"type":"OK","tag":"2","pong":true}\n'
+    framer = LineFramer()
+    raw = framer.feed(data)
+    assert raw == [b"#1 OK format=json", b'{"type":"OK","tag":"2","pong":true}']
+    assert parse_server_line(raw[0]) == ServerLine(LineKind.OK, {"format": "json"}, "1")
+    assert parse_server_line(raw[1], json_mode=True) == ServerLine(
+        LineKind.OK, {"pong": True}, "2"
+    )
+
+
+# --- requests out (the client side) -----------------------------------------------
+
+request_values = any_text | tricky_text | st.integers() | st.booleans()
+
+
+@given(
+    verb=verbs,
+    args=st.dictionaries(keys, request_values, max_size=5),
+    positional=st.lists(any_text | tricky_text, max_size=3),
+    tag=st.none() | tags,
+)
+def test_every_text_request_decodes_back_exactly(verb, args, positional, tag):
+    line = encode_request(verb, args, positional, tag=tag)
+    assert line.count(b"\n") == 1 and line.endswith(b"\n")
+    got = only(LineDecoder(max_line_bytes=1 << 16).feed(line))
+    text = {k: v if isinstance(v, str) else quote(v) for k, v in args.items()}
+    assert got == Request(verb.upper(), text, tuple(positional), tag)
+
+
+@given(
+    verb=verbs,
+    args=st.dictionaries(keys.filter(lambda k: k != "verb"), request_values | st.none(),
+                         max_size=5),
+    tag=st.none() | tags,
+)
+def test_every_json_request_decodes_back_exactly(verb, args, tag):
+    line = encode_request(verb, args, tag=tag, json_mode=True)
+    decoder = LineDecoder(max_line_bytes=1 << 16)
+    decoder.json_mode = True
+    text = {k: v if isinstance(v, str) else quote(v) for k, v in args.items() if v is not None}
+    assert only(decoder.feed(line)) == Request(verb.upper(), text, (), tag)
+
+
+@given(value=st.floats(allow_nan=False, allow_infinity=False), json_mode=st.booleans())
+def test_request_floats_are_sent_exactly_not_rounded(value, json_mode):
+    decoder = LineDecoder()
+    decoder.json_mode = json_mode
+    got = only(decoder.feed(encode_request("SET", {"x": value}, json_mode=json_mode)))
+    assert float(got.args["x"]) == value
+
+
+def test_request_arguments_of_none_are_left_out():
+    assert encode_request("PING", {"a": None, "b": 1}, tag="t") == b"#t PING b=1\n"
+
+
+@pytest.mark.parametrize(
+    ("verb", "args", "positional", "tag", "json_mode", "fragment"),
+    [
+        ("P NG", {}, (), None, False, "bad verb"),
+        ("PING", {"Bad": 1}, (), None, False, "bad key 'Bad'"),
+        ("PING", {}, (), "#1", False, "bad tag"),
+        ("PING", {"x": float("nan")}, (), None, False, "cannot send the float nan"),
+        ("PING", {"x": float("inf")}, (), None, True, "cannot send the float inf"),
+        ("HELP", {}, ("CALLS",), None, True, "no positional arguments"),
+        ("HELP", {"verb": "CALLS"}, (), None, True, "key 'verb' cannot be sent in JSON mode"),
+    ],
+)
+def test_encode_request_refuses_what_the_wire_cannot_carry(
+    verb, args, positional, tag, json_mode, fragment
+):
+    with pytest.raises(ValueError, match=fragment):
+        encode_request(verb, args, positional, tag=tag, json_mode=json_mode)

@@ -162,3 +162,60 @@ async def test_an_agent_forgets_a_call_when_it_ends_even_without_subscribing_to_
     assert session.own_calls == set()
     await agent.close()
     await server.close()
+
+
+async def _half_close(port: int, data: bytes) -> bytes:
+    """Send ``data``, half-close (as ``nc`` does on Ctrl-D) and read until the server closes."""
+    r, w = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        assert (await asyncio.wait_for(r.readline(), 5)).startswith(b"HELLO ")
+        w.write(data)
+        w.write_eof()
+        return await asyncio.wait_for(r.read(), 5)
+    finally:
+        w.close()
+
+
+async def test_a_last_line_without_newline_is_answered_after_a_half_close():
+    server = await _server()
+    got = await _half_close(server.port, b"#a PING\n#last SLOW x=1")
+    assert got == b"#a OK verb=PING\n#last OK verb=SLOW x=1\n"
+    await server.close()
+
+
+async def test_a_lone_last_line_with_cr_but_no_lf_is_answered_after_a_half_close():
+    server = await _server()
+    assert await _half_close(server.port, b"#only LIST n=2\r") == (
+        b"#only ITEM i=0\n#only ITEM i=1\n#only END count=2\n"
+    )
+    await server.close()
+
+
+async def test_a_bad_last_line_gets_its_error_after_a_half_close():
+    server = await _server()
+    got = await _half_close(server.port, b'#bad PING a="open')
+    assert got.startswith(b"#bad ERR code=bad_syntax msg=\"unterminated quote")
+    await server.close()
+
+
+async def test_an_over_long_last_line_is_refused_once_after_a_half_close():
+    server = await _server(max_line_bytes=64)
+    got = await _half_close(server.port, b"#ok PING\n#big PING " + b"x" * 200)
+    lines = got.decode().splitlines()
+    assert lines[0] == "#ok OK verb=PING"
+    assert len(lines) == 2 and lines[1].startswith("#big ERR code=line_too_long")
+    await server.close()
+
+
+async def test_a_last_json_line_without_newline_is_answered_after_a_half_close():
+    server = await _server()
+    r, w = await asyncio.open_connection("127.0.0.1", server.port)
+    await asyncio.wait_for(r.readline(), 5)
+    w.write(b"FORMAT json\n")
+    assert await asyncio.wait_for(r.readline(), 5) == b"OK format=json\n"
+    w.write(b'{"verb":"PING","tag":"j","n":1}')
+    w.write_eof()
+    assert json.loads(await asyncio.wait_for(r.read(), 5)) == {
+        "type": "OK", "tag": "j", "verb": "PING", "n": "1"}
+    w.close()
+    await server.close()

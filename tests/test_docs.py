@@ -167,3 +167,153 @@ def test_docs_link_to_each_other_with_existing_files() -> None:
     for doc in (README, PROTOCOL, OPERATIONS):
         for target in re.findall(r"\]\(([^)#:]+)(?:#[^)]*)?\)", doc.read_text(encoding="utf-8")):
             assert (doc.parent / target).exists(), f"{doc.name} links to missing {target}"
+
+
+# --- docs/operations.md: hangup causes ------------------------------------------------
+
+
+def _section_body(text: str, heading: str) -> str:
+    """The body of the ``## heading`` section, up to the next ``## `` heading."""
+    return text.split(f"\n## {heading}\n", 1)[1].split("\n## ", 1)[0]
+
+
+def test_hangup_cause_table_is_exactly_the_causes_switchd_writes():
+    body = _section_body(OPERATIONS.read_text(encoding="utf-8"), "Hangup causes")
+    rows = re.findall(r"^\| `([A-Z_]+)` \| (\d+) \| (.+) \|$", body, re.M)
+    documented = {name: int(number) for name, number, _ in rows}
+    assert documented == {str(c): c.q850 for c in events.HangupCause}
+    assert len(rows) == len(documented), "a cause is listed twice"
+    assert all(len(meaning.split()) >= 5 for _, _, meaning in rows), "say when each happens"
+
+
+def test_hangup_causes_section_names_freeswitchs_numbers_for_causes_q850_lacks():
+    body = _section_body(OPERATIONS.read_text(encoding="utf-8"), "Hangup causes")
+    for cause in (events.HangupCause.ORIGINATOR_CANCEL, events.HangupCause.SYSTEM_SHUTDOWN):
+        assert f"`{cause}` {cause.q850}" in body.split("|", 1)[0]
+
+
+def test_cdr_table_documents_the_cause_columns():
+    ops = OPERATIONS.read_text(encoding="utf-8")
+    assert re.search(r"^\| `hangup_cause` \|", ops, re.M) and re.search(r"^\| `q850` \|", ops, re.M)
+
+
+# --- docs/operations.md: the server install steps, followed for real --------------------
+
+_SKIPPED_STEPS = ("git clone ", "python3 -m venv ", "/opt/switchd/.venv/bin/pip install ")
+
+
+def _install_steps() -> list[str]:
+    body = _section_body(OPERATIONS.read_text(encoding="utf-8"), "Install")
+    block = next(b for b in _FENCE_RE.findall(body) if "git clone" in b)
+    return [line for line in block.splitlines() if line.strip()]
+
+
+def test_server_install_steps_give_a_copy_that_check_and_run_accept_without_warning(tmp_path):
+    """Follow the documented steps with /opt/switchd = this checkout and /etc in tmp_path."""
+    import json
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    steps = _install_steps()
+    skipped = [s for s in steps if s.startswith(_SKIPPED_STEPS)]
+    assert len(skipped) == 3, "update the test: the clone/venv/pip steps changed"
+    etc = tmp_path / "etc" / "switchd"
+    switchd = f"{sys.executable} -m switchd"
+    script = "\n".join(
+        s.replace("/opt/switchd/.venv/bin/switchd", switchd)
+        .replace("/opt/switchd", str(ROOT))
+        .replace("/etc/switchd", str(etc))
+        for s in steps if s not in skipped
+    )
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    for key in ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID"):
+        env.pop(key, None)
+    done = subprocess.run(["bash", "-euo", "pipefail", "-c", script], capture_output=True,
+                          text=True, timeout=120, cwd=tmp_path, env=env)
+    assert done.returncode == 0, done.stderr
+    config = etc / "config.yaml"
+    assert done.stdout.splitlines() == [
+        f"{config}: ok — 8 trunks, 8 extensions (201-208), 5 routes, 2 ring groups, 11 users, "
+        "cti 127.0.0.1:7070"
+    ]
+    assert (etc / "prompts" / "moh" / "demo.wav").is_file() and (etc / "flows").is_dir()
+    installed = yaml.safe_load(config.read_text(encoding="utf-8"))
+    assert installed["sim"]["traffic"]["enabled"] is False
+
+    # As the systemd unit runs it (its own state directory), on a free port.
+    log_path = tmp_path / "run.log"
+    with open(log_path, "wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "switchd", "run", "-c", str(config), "--state-dir",
+             str(tmp_path / "state"), "--cti-listen", "127.0.0.1:0", "--log-format", "json"],
+            stdout=out, stderr=subprocess.PIPE, cwd=tmp_path, env=env)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            records = [json.loads(x) for x in log_path.read_text().splitlines() if x.startswith("{")]
+            if any(r["event"] == "switchd_started" for r in records) or proc.poll() is not None:
+                break
+            assert time.monotonic() < deadline, records[-3:]
+            time.sleep(0.05)
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+        code = proc.wait(15)
+    err = proc.stderr.read().decode() if proc.stderr else ""
+    assert code == 0, err
+    records = [json.loads(x) for x in log_path.read_text().splitlines() if x.startswith("{")]
+    assert [r for r in records if r["level"] in ("warning", "error")] == [], err
+    started = next(r for r in records if r["event"] == "switchd_started")
+    assert started["demo_traffic"] is False
+
+
+# --- words that promise what does not exist ------------------------------------------------
+
+
+UNIT = ROOT / "contrib" / "systemd" / "switchd.service"
+
+
+@pytest.mark.parametrize("path", [CONFIG, UNIT], ids=lambda p: p.name)
+def test_shipped_files_do_not_promise_recordings_or_a_queue_log(path):
+    """Recordings and queue_log come with later issues; say so there, not before."""
+    text = path.read_text(encoding="utf-8").lower()
+    assert "recording" not in text and "queue_log" not in text
+
+
+def test_config_role_comments_name_only_verbs_that_exist():
+    text = CONFIG.read_text(encoding="utf-8")
+    roles = text.split("# What each role may do", 1)[1].split("\nusers:", 1)[0]
+    named = set(re.findall(r"\b([A-Z]{3,}(?:\.[A-Z]+)?)\b", roles)) - {"CTI"}
+    families = {v.split(".")[0] for v in VERBS}
+    assert named, "the role comments name no verb"
+    for verb in named:
+        assert verb in VERBS or verb in families, f"config.yaml names {verb}, which is no verb"
+    assert "not on the socket yet" in roles  # monitoring and pickup: said honestly
+
+
+def test_readme_says_what_agents_supervisors_and_ivr_designers_can_do_today():
+    text = README.read_text(encoding="utf-8")
+    for who in ("**Agents**", "**Supervisors**", "**IVR designers**"):
+        assert who in text
+    assert "not on the socket yet" in text and "IVR issue" in text
+
+
+def test_check_warning_example_is_what_check_prints_for_a_copy_without_its_folders(tmp_path):
+    """The sample in "switchd check" is real output: same lines, same positions."""
+    import subprocess
+    import sys
+
+    body = _sections(OPERATIONS.read_text(encoding="utf-8"))["switchd check"]
+    block = next(b for b in _FENCE_RE.findall(body) if ": warning: " in b)
+    lines = block.splitlines()
+    assert lines[0] == "$ switchd check -c /etc/switchd/config.yaml"
+    etc = tmp_path / "etc" / "switchd"
+    etc.mkdir(parents=True)
+    (etc / "config.yaml").write_text(CONFIG.read_text(encoding="utf-8"), encoding="utf-8")
+    done = subprocess.run([sys.executable, "-m", "switchd", "check", "-c", str(etc / "config.yaml")],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0
+    assert done.stdout.splitlines() == [x.replace("/etc/switchd", str(etc)) for x in lines[1:]]

@@ -324,3 +324,48 @@ def test_pairs_nearest_to_a_harmonic_ratio_are_accepted_at_worst_offsets(digit: 
         for pre in (0, 37, 80):
             x = pair(low * 0.985, high * 1.015, 45, level=level, pre=pre)
             assert detect_digits(x) == digit, (level, pre)
+
+
+# ---------------------------------------------------------------- offline input types
+
+
+def test_float_samples_in_plus_minus_one_give_the_same_digits_as_int16():
+    x = generate_digits(DIGITS, on_ms=50, off_ms=50)
+    for dtype in (np.float32, np.float64):
+        f = (x / 32768.0).astype(dtype)  # what soundfile / scipy return for a float file
+        assert detect_digits(f) == DIGITS, dtype
+
+
+def test_quiet_float_digits_are_not_lost_to_scaling():
+    # -20 dBm0 is well above the -25 dBm0 limit; in float it is a peak of about 0.14.
+    x = generate_digits("159#", level_dbm0=-20.0) / 32768.0
+    assert np.abs(x).max() < 0.2 and detect_digits(x) == "159#"
+
+
+def test_full_scale_float_is_accepted():
+    x = np.zeros(800)
+    x[100] = 1.0
+    x[200] = -1.0
+    assert detect_digits(x) == ""
+
+
+@pytest.mark.parametrize(
+    ("samples", "message"),
+    [
+        (generate_digits("1").astype(np.float64), r"in \[-1, 1\].*peak of 14245;.*divide them by 32768"),
+        (np.array([0.0, np.nan, 0.0]), "NaN or infinity"),
+        (np.array([0.0, np.inf]), "NaN or infinity"),
+        (generate_digits("1").astype(np.int32), "int16 or float in \\[-1, 1\\], got int32"),
+        (np.zeros(160, np.uint8), "got uint8"),
+        (np.zeros((160, 2), np.int16), r"1-D \(one channel\), got shape \(160, 2\)"),
+        (np.zeros((2, 160), np.float32), "1-D"),
+    ],
+)
+def test_anything_else_is_a_clear_error(samples, message):
+    with pytest.raises(ValueError, match=message):
+        detect_digits(samples)
+
+
+def test_empty_input_of_either_type_has_no_digits():
+    assert detect_digits(np.zeros(0, np.float32)) == ""
+    assert detect_digits(np.zeros(0, np.int16)) == ""

@@ -20,30 +20,34 @@ def _restore_structlog() -> Iterator[None]:
     structlog.contextvars.clear_contextvars()
 
 
-def _lines(stream: io.StringIO) -> list[dict[str, object]]:
+def _lines(stream: io.BytesIO) -> list[dict[str, object]]:
     return [json.loads(line) for line in stream.getvalue().splitlines()]
 
 
-def test_json_line_has_utc_millisecond_timestamp_level_event_and_logger():
-    out = io.StringIO()
+def _text(stream: io.BytesIO) -> str:
+    return stream.getvalue().decode("utf-8")
+
+
+def test_json_line_has_utc_iso_timestamp_level_event_and_logger_first():
+    out = io.BytesIO()
     configure_logging("json", "info", out)
     get_logger("switchd.core").info("call.offered", trunk=3)
 
     (rec,) = _lines(out)
+    assert list(rec)[:3] == ["timestamp", "level", "event"]
     assert rec["level"] == "info"
     assert rec["event"] == "call.offered"
     assert rec["logger"] == "switchd.core"
     assert rec["trunk"] == 3
     ts = rec["timestamp"]
-    assert isinstance(ts, str) and ts.endswith("Z")
-    assert len(ts.split(".")[1]) == len("123Z")
+    assert isinstance(ts, str) and ts.endswith("Z") and "T" in ts
     parsed = dt.datetime.fromisoformat(ts)
     assert parsed.utcoffset() == dt.timedelta(0)
     assert abs((dt.datetime.now(dt.UTC) - parsed).total_seconds()) < 60
 
 
 def test_each_event_is_exactly_one_line_even_with_newlines_in_values():
-    out = io.StringIO()
+    out = io.BytesIO()
     configure_logging("json", "info", out)
     log = get_logger()
     log.info("one", note="line1\nline2")
@@ -53,7 +57,7 @@ def test_each_event_is_exactly_one_line_even_with_newlines_in_values():
 
 
 def test_bound_contextvars_appear_in_every_line_inside_the_block_only():
-    out = io.StringIO()
+    out = io.BytesIO()
     configure_logging("json", "info", out)
     log = get_logger("switchd.acd")
     with structlog.contextvars.bound_contextvars(
@@ -73,7 +77,7 @@ def test_bound_contextvars_appear_in_every_line_inside_the_block_only():
 
 
 def test_events_below_the_level_are_dropped():
-    out = io.StringIO()
+    out = io.BytesIO()
     configure_logging("json", "warning", out)
     log = get_logger()
     log.debug("d")
@@ -84,7 +88,7 @@ def test_events_below_the_level_are_dropped():
 
 
 def test_exception_renders_as_a_string_field_at_error_level():
-    out = io.StringIO()
+    out = io.BytesIO()
     configure_logging("json", "info", out)
     try:
         raise RuntimeError("board lost")
@@ -103,7 +107,7 @@ def test_values_json_cannot_hold_are_written_as_strings():
         def __str__(self) -> str:
             return "opaque-thing"
 
-    out = io.StringIO()
+    out = io.BytesIO()
     configure_logging("json", "info", out)
     cycle: list[object] = []
     cycle.append(cycle)
@@ -111,19 +115,22 @@ def test_values_json_cannot_hold_are_written_as_strings():
     log.info("odd", obj=Opaque(), raw=b"\x00", nan=float("nan"), keys={(1, 2): "x"})
     log.info("cycle", value=cycle)
 
-    odd, cyc = _lines(out)
+    log.info("huge", value=2**80)
+    odd, cyc, huge = _lines(out)
     assert odd["obj"] == "opaque-thing"
-    assert odd["nan"] == "nan"
-    assert isinstance(odd["keys"], str)
-    assert cyc["event"] == "cycle"
+    assert odd["nan"] is None  # orjson writes NaN as null, like JSON.stringify
+    assert isinstance(odd["keys"], str) and "(1, 2)" in odd["keys"]
+    assert odd["raw"] == str(b"\x00")
+    assert cyc["event"] == "cycle" and isinstance(cyc["value"], str)
+    assert huge["value"] == str(2**80)
 
 
 def test_console_format_is_human_text_not_json():
-    out = io.StringIO()
+    out = io.BytesIO()
     configure_logging("console", "info", out)
     get_logger().info("call.offered", trunk=3)
 
-    text = out.getvalue()
+    text = _text(out)
     assert "call.offered" in text and "trunk" in text
     with pytest.raises(json.JSONDecodeError):
         json.loads(text.splitlines()[0])
@@ -131,14 +138,14 @@ def test_console_format_is_human_text_not_json():
 
 
 def test_auto_on_a_non_tty_stream_writes_json():
-    out = io.StringIO()
+    out = io.BytesIO()
     configure_logging("auto", "info", out)
     get_logger().info("hello")
     assert _lines(out)[0]["event"] == "hello"
 
 
 def test_auto_on_a_tty_writes_console():
-    class FakeTty(io.StringIO):
+    class FakeTty(io.BytesIO):
         def isatty(self) -> bool:
             return True
 
@@ -147,10 +154,11 @@ def test_auto_on_a_tty_writes_console():
     get_logger().info("hello")
     with pytest.raises(json.JSONDecodeError):
         json.loads(out.getvalue().splitlines()[0])
+    assert "\x1b[" in _text(out)  # coloured for the person at the terminal
 
 
 def test_reconfiguring_switches_stream_and_format_of_an_already_used_logger():
-    first, second = io.StringIO(), io.StringIO()
+    first, second = io.BytesIO(), io.BytesIO()
     configure_logging("json", "info", first)
     log = get_logger("switchd.app")
     log.info("before")
@@ -158,13 +166,13 @@ def test_reconfiguring_switches_stream_and_format_of_an_already_used_logger():
     log.info("after")
 
     assert [r["event"] for r in _lines(first)] == ["before"]
-    assert "after" in second.getvalue()
+    assert "after" in _text(second)
     with pytest.raises(json.JSONDecodeError):
         json.loads(second.getvalue().splitlines()[0])
 
 
 def test_raising_the_level_on_reload_reaches_an_already_used_logger():
-    out = io.StringIO()
+    out = io.BytesIO()
     configure_logging("json", "info", out)
     log = get_logger()
     log.info("kept")
@@ -174,12 +182,12 @@ def test_raising_the_level_on_reload_reaches_an_already_used_logger():
     assert [r["event"] for r in _lines(out)] == ["kept", "kept too"]
 
 
-class _ClosedPipe(io.StringIO):
+class _ClosedPipe(io.BytesIO):
     def __init__(self) -> None:
         super().__init__()
         self.writes = 0
 
-    def write(self, s: str) -> int:
+    def write(self, s: bytes) -> int:  # type: ignore[override]
         self.writes += 1
         raise BrokenPipeError(32, "Broken pipe")
 
@@ -194,19 +202,19 @@ def test_a_broken_pipe_is_swallowed_and_not_retried():
 
 
 def test_a_closed_stream_does_not_raise():
-    out = io.StringIO()
+    out = io.BytesIO()
     configure_logging("json", "info", out)
     out.close()
     get_logger().info("nowhere")
 
 
 def test_each_line_is_written_with_one_write_and_flushed():
-    class Recorder(io.StringIO):
+    class Recorder(io.BytesIO):
         def __init__(self) -> None:
             super().__init__()
             self.calls: list[str] = []
 
-        def write(self, s: str) -> int:
+        def write(self, s: bytes) -> int:  # type: ignore[override]
             self.calls.append("write")
             return super().write(s)
 
@@ -218,10 +226,45 @@ def test_each_line_is_written_with_one_write_and_flushed():
     get_logger().info("a", x=1)
     get_logger().info("b")
     assert out.calls == ["write", "flush", "write", "flush"]
-    assert out.getvalue().count("\n") == 2
+    assert out.getvalue().count(b"\n") == 2
 
 
 @pytest.mark.parametrize(("fmt", "level"), [("xml", "info"), ("json", "verbose")])
 def test_unknown_format_or_level_is_rejected_with_the_valid_choices(fmt: str, level: str):
     with pytest.raises(ValueError, match="use one of"):
-        configure_logging(fmt, level, io.StringIO())
+        configure_logging(fmt, level, io.BytesIO())
+
+
+def test_text_that_is_not_valid_unicode_still_gives_a_line_in_both_formats():
+    out = io.BytesIO()
+    configure_logging("json", "info", out)
+    log = get_logger()
+    log.info("odd file", name="caf\udce9.wav", **{"k\udcff": 1})
+    (rec,) = _lines(out)
+    assert rec["name"] == "caf\\udce9.wav" and rec["k\\udcff"] == 1
+    configure_logging("console", "info", out)
+    log.info("odd file", name="caf\udce9.wav")
+    assert "caf\\udce9.wav" in _text(out).splitlines()[-1]
+
+
+def test_a_value_whose_str_raises_does_not_lose_the_line():
+    class Broken:
+        def __str__(self) -> str:
+            raise RuntimeError("no")
+
+    out = io.BytesIO()
+    configure_logging("json", "info", out)
+    get_logger().info("x", value=Broken(), keys={Broken(): 1})
+    (rec,) = _lines(out)
+    assert rec["value"] == "<unprintable Broken>"
+
+
+def test_the_pieces_are_structlogs_own():
+    configure_logging("json", "info", io.BytesIO())
+    cfg = structlog.get_config()
+    assert isinstance(cfg["logger_factory"], structlog.BytesLoggerFactory)
+    kinds = {type(p) for p in cfg["processors"]}
+    assert structlog.processors.TimeStamper in kinds
+    assert structlog.processors.JSONRenderer in kinds
+    stamper = next(p for p in cfg["processors"] if isinstance(p, structlog.processors.TimeStamper))
+    assert stamper.fmt == "iso" and stamper.utc

@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import numpy as np
 
+import pytest
+
 from switchd.core.engine import SwitchCore
+from switchd.core.inputs import Answer, Hold, Incoming, Retrieve
 from switchd.core.routing import CoreConfig, Route, Target, TargetKind
-from switchd.lines.dtmf import generate_digits
+from switchd.drivers.sim.audio import SimAudio, SourceKind
+from switchd.drivers.sim.board import SimSettings
+from switchd.drivers.sim.driver import SimDriver
 from switchd.lines.media import FRAME, MediaPlane
+from switchd.lines.prompts import MusicOnHold, PromptCache, PromptError
 from switchd.lines.ticker import FrameSchedule
-from switchd.sim.audio import SimAudio, SourceKind
 
 T0 = 1_764_000_000.0
 
@@ -20,14 +25,22 @@ def _setup(tone_plan: str = "cn", callers: SourceKind = SourceKind.TONE,
                      routes=(Route(Target(TargetKind.BUSY), dnis="0"),
                              Route(Target(TargetKind.EXTENSION, "201"))))
     core = SwitchCore(cfg)
-    media = MediaPlane(list(core.lines), tone_plan=tone_plan, moh_dir=tmp_path,
-                       sim_audio=SimAudio(4, tone_hz=1000.0, tone_dbm0=-20.0),
+    lines = list(core.lines)
+    # The simulated board's audio reaches the media plane through the board-driver seam.
+    driver = SimDriver(SimSettings(), (201, 202), lines,
+                       audio=SimAudio(4, tone_hz=1000.0, tone_dbm0=-20.0),
                        caller_source=callers, agent_source=agents)
+    cache = PromptCache()
+    moh = MusicOnHold(tmp_path, cache)
+    moh.preload()
+    media = MediaPlane(lines, port=driver, tone_plan=tone_plan, moh=moh, prompt_cache=cache)
+    media.driver = driver  # type: ignore[attr-defined]  # the tests press keys through it
     return core, media
 
 
 def _feed(media: MediaPlane, events):
     for ev in events:
+        media.driver.handle(T0, ev)  # type: ignore[attr-defined]
         media.on_event(ev)
     return events
 
@@ -50,7 +63,7 @@ def _peak_hz(x: np.ndarray) -> float:
 
 def test_caller_hears_real_busy_tone_with_the_cn_cadence(tmp_path):
     core, media = _setup(tmp_path=tmp_path)
-    _, events = core.incoming(T0, "100", "0")
+    events = core.handle(T0, Incoming("100", "0"))
     _feed(media, events)
     _, heard = _run(media, 100, "trunk/1")          # 2 s
     on = np.abs(heard.reshape(-1, 40)).max(axis=1) > 1000   # 5 ms windows
@@ -62,9 +75,9 @@ def test_caller_hears_real_busy_tone_with_the_cn_cadence(tmp_path):
 
 def test_two_party_call_carries_each_side_to_the_other_exactly(tmp_path):
     core, media = _setup(callers=SourceKind.TONE, agents=SourceKind.SILENCE, tmp_path=tmp_path)
-    _, ev = core.incoming(T0, "100", "8000")
+    ev = core.handle(T0, Incoming("100", "8000"))
     _feed(media, ev)
-    _feed(media, core.answer(T0 + 1, "ext/201"))
+    _feed(media, core.handle(T0 + 1, Answer("ext/201")))
     media.process(2, T0)  # the frame after the bridge change crossfades
     trunk, ext = media.channel_of["trunk/1"], media.channel_of["ext/201"]
     said, heard = [], []
@@ -82,11 +95,11 @@ def test_two_party_call_carries_each_side_to_the_other_exactly(tmp_path):
 
 def test_held_party_hears_music_on_hold_and_the_holder_hears_silence(tmp_path):
     core, media = _setup(callers=SourceKind.TONE, agents=SourceKind.TONE, tmp_path=tmp_path)
-    _, ev = core.incoming(T0, "100", "8000")
+    ev = core.handle(T0, Incoming("100", "8000"))
     _feed(media, ev)
-    _feed(media, core.answer(T0 + 1, "ext/201"))
+    _feed(media, core.handle(T0 + 1, Answer("ext/201")))
     media.process(2, T0)
-    _feed(media, core.hold(T0 + 2, "ext/201"))
+    _feed(media, core.handle(T0 + 2, Hold("ext/201")))
     media.process(2, T0)
     _, caller_hears = _run(media, 50, "trunk/1")
     _, agent_hears = _run(media, 5, "ext/201")
@@ -97,7 +110,7 @@ def test_held_party_hears_music_on_hold_and_the_holder_hears_silence(tmp_path):
     window = caller_hears[start:start + 400]
     hits = [i for i in range(len(moh) - 400) if np.array_equal(moh[i:i + 400], window)]
     assert hits, "the held party does not hear the music-on-hold samples"
-    _feed(media, core.retrieve(T0 + 3, "ext/201"))
+    _feed(media, core.handle(T0 + 3, Retrieve("ext/201")))
     media.process(2, T0)
     said, _ = _run(media, 1, "ext/201")
     assert np.array_equal(said, media.last_outbound[media.channel_of["trunk/1"]])
@@ -105,10 +118,10 @@ def test_held_party_hears_music_on_hold_and_the_holder_hears_silence(tmp_path):
 
 def test_injected_dtmf_is_detected_on_the_line_that_sent_it(tmp_path):
     core, media = _setup(callers=SourceKind.SILENCE, tmp_path=tmp_path)
-    _, ev = core.incoming(T0, "100", "8000")
+    ev = core.handle(T0, Incoming("100", "8000"))
     _feed(media, ev)
-    _feed(media, core.answer(T0 + 1, "ext/201"))
-    media.inject("trunk/1", generate_digits("9*0D"))
+    _feed(media, core.handle(T0 + 1, Answer("ext/201")))
+    media.driver.press("trunk/1", "9*0D")
     hits = media.process(60, T0 + 2)
     assert "".join(h.digit for h in hits) == "9*0D"
     assert {h.line for h in hits} == {"trunk/1"}
@@ -117,11 +130,11 @@ def test_injected_dtmf_is_detected_on_the_line_that_sent_it(tmp_path):
 
 def test_taps_hand_over_what_the_caller_says_and_hears(tmp_path):
     core, media = _setup(callers=SourceKind.TONE, agents=SourceKind.SILENCE, tmp_path=tmp_path)
-    _, ev = core.incoming(T0, "100", "8000")
+    ev = core.handle(T0, Incoming("100", "8000"))
     _feed(media, ev)
     got: list[tuple[list[str], np.ndarray, np.ndarray]] = []
     media.taps.add("rec1", media.channel_of["trunk/1"],
-                   lambda keys, chs, rx, tx: got.append((list(keys), rx.copy(), tx.copy())))
+                   lambda frame, t, keys, chs, rx, tx: got.append((list(keys), rx.copy(), tx.copy())))
     media.process(3, T0)
     assert len(got) == 3 and got[0][0] == ["rec1"]
     keys, rx, tx = got[-1]
@@ -157,36 +170,42 @@ def test_frame_schedule_skips_beyond_the_catch_up_limit_and_says_so():
 
 def test_a_key_press_barges_into_a_prompt_but_not_into_music_on_hold(tmp_path):
     core, media = _setup(callers=SourceKind.SILENCE, tmp_path=tmp_path)
-    _, ev = core.incoming(T0, "100", "8000")
+    ev = core.handle(T0, Incoming("100", "8000"))
     _feed(media, ev)
-    _feed(media, core.answer(T0 + 1, "ext/201"))
+    _feed(media, core.handle(T0 + 1, Answer("ext/201")))
     prompt = (3000 * np.sin(np.arange(8000 * 5) * 2 * np.pi * 300 / 8000)).astype(np.int16)
     media.play("trunk/1", prompt, barge_in=True)
     media.play("ext/201", prompt, barge_in=False)
-    media.inject("trunk/1", generate_digits("5"))
+    media.driver.press("trunk/1", "5")
     hits = media.process(20, T0 + 2)
     assert [h.digit for h in hits] == ["5"]
     assert not media.player.playing(media.channel_of["trunk/1"])
     assert media.player.playing(media.channel_of["ext/201"])
 
 
-def test_a_missing_prompt_file_is_reported_and_the_call_goes_on(tmp_path):
+def test_a_missing_prompt_is_reported_where_it_is_loaded_and_never_read_in_the_tick(tmp_path):
     core, media = _setup(tmp_path=tmp_path)
-    _, ev = core.incoming(T0, "100", "8000")
+    ev = core.handle(T0, Incoming("100", "8000"))
     _feed(media, ev)
-    assert media.play_file("trunk/1", tmp_path / "welcome.wav") is None
+    missing = tmp_path / "welcome.wav"
+    # Loading (off the loop, before anything plays) names the file and the reason ...
+    [(path, reason)] = media.cache.preload([missing])
+    assert path == missing and reason
+    # ... and a prompt that was not loaded is never read from disk inside the tick.
+    with pytest.raises(PromptError):
+        media.cache.lookup(missing)
     media.process(2, T0)
     assert core.call_of_line("trunk/1") is not None
 
 
 def test_keys_sent_back_to_back_queue_instead_of_replacing_each_other(tmp_path):
     core, media = _setup(callers=SourceKind.TONE, tmp_path=tmp_path)
-    _, ev = core.incoming(T0, "100", "8000")
+    ev = core.handle(T0, Incoming("100", "8000"))
     _feed(media, ev)
-    _feed(media, core.answer(T0 + 1, "ext/201"))
-    media.inject("trunk/1", generate_digits("12"))
+    _feed(media, core.handle(T0 + 1, Answer("ext/201")))
+    media.driver.press("trunk/1", "12")
     hits = media.process(2, T0)
-    media.inject("trunk/1", generate_digits("34"))
+    media.driver.press("trunk/1", "34")
     hits += media.process(50, T0 + 2)
     # The caller's own tone is muted while the keys are sent, as a phone does.
     assert "".join(h.digit for h in hits) == "1234"
@@ -222,7 +241,7 @@ async def test_an_overloaded_media_tick_still_lets_the_event_loop_run():
 
 def test_a_prompt_that_plays_to_its_end_is_reported_once(tmp_path):
     core, media = _setup(tmp_path=tmp_path)
-    _, ev = core.incoming(T0, "100", "8000")
+    ev = core.handle(T0, Incoming("100", "8000"))
     _feed(media, ev)
     pid = media.play("trunk/1", np.ones(400, dtype=np.int16))
     media.process(3, T0)

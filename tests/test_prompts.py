@@ -9,13 +9,14 @@ from __future__ import annotations
 import os
 import shutil
 import struct
+import subprocess
+import threading
 import time
 import wave
 from pathlib import Path
 
 import numpy as np
 import pytest
-from structlog.testing import capture_logs
 
 from switchd.lines import prompts
 from switchd.lines.g711 import ulaw_encode
@@ -23,11 +24,22 @@ from switchd.lines.prompts import (
     MusicOnHold,
     PromptCache,
     PromptError,
+    PromptNotLoaded,
     PromptPlayer,
     load_prompt,
 )
 
 RATE = 8000
+FFMPEG = shutil.which("ffmpeg")
+needs_ffmpeg = pytest.mark.skipif(
+    FFMPEG is None, reason="ffmpeg not installed (apt-get install ffmpeg): decodes AIFF/MP3/RF64"
+)
+
+
+@pytest.fixture
+def no_ffmpeg(monkeypatch):
+    """Pretend ffmpeg is not installed (switchd looks it up with shutil.which)."""
+    monkeypatch.setattr(shutil, "which", lambda name, *a, **k: None)
 
 
 def sine(freq: float, seconds: float, rate: int, amp: float = 0.5) -> np.ndarray:
@@ -121,18 +133,77 @@ def _riff(fmt_tag: int, channels: int, rate: int, bits: int, data: bytes,
     return b"RIFF" + struct.pack("<I", len(body)) + body
 
 
-def test_ulaw_wav_and_float_wav_and_24_bit_wav_decode(tmp_path):
+def test_ulaw_and_alaw_wav_decode_here_without_ffmpeg(tmp_path, no_ffmpeg):
     x = sine(440, 0.1, 8000, 0.5)
     i16 = np.rint(x * 32768).astype(np.int16)
     (tmp_path / "u.wav").write_bytes(_riff(7, 1, 8000, 8, ulaw_encode(i16).tobytes()))
-    (tmp_path / "f.wav").write_bytes(_riff(3, 1, 8000, 32, x.astype("<f4").tobytes()))
+    out = load_prompt(tmp_path / "u.wav")
+    assert len(out) == len(i16) and np.abs(out.astype(np.int32) - i16).max() <= 600
+
+
+def _pcm24(x: np.ndarray) -> bytes:
     v24 = np.rint(x * (1 << 23)).astype(np.int32)
-    b24 = np.stack([v24 & 0xFF, (v24 >> 8) & 0xFF, (v24 >> 16) & 0xFF], 1).astype(np.uint8)
-    (tmp_path / "p24.wav").write_bytes(_riff(1, 1, 8000, 24, b24.tobytes()))
-    for name, tolerance in (("u.wav", 600), ("f.wav", 1), ("p24.wav", 1)):
-        out = load_prompt(tmp_path / name)
-        assert len(out) == len(i16)
-        assert np.abs(out.astype(np.int32) - i16).max() <= tolerance, name
+    return np.stack([v24 & 0xFF, (v24 >> 8) & 0xFF, (v24 >> 16) & 0xFF], 1).astype(np.uint8).tobytes()
+
+
+def test_24_bit_wav_is_read_by_pydub_without_ffmpeg(tmp_path, no_ffmpeg):
+    x = sine(440, 0.1, 16000, 0.5)
+    (tmp_path / "p24.wav").write_bytes(_riff(1, 1, 16000, 24, _pcm24(x)))
+    out = load_prompt(tmp_path / "p24.wav")
+    expected = np.rint(sine(440, 0.1, 8000, 0.5) * 32768)
+    assert len(out) == 800
+    assert np.abs(out[50:-50] - expected[50:-50]).max() < 0.002 * 32768
+
+
+def test_own_wav_decoder_handles_only_8_and_16_bit_pcm_and_g711():
+    # The hand-written AIFF, 24-bit and RF64 readers are gone: pydub and ffmpeg do those.
+    assert not hasattr(prompts, "_decode_aiff") and not hasattr(prompts, "_ieee_extended")
+    assert set(prompts._WAV_FAST.values()) == {"u8", "s16le", "ulaw", "alaw"}
+
+
+def test_float_wav_without_ffmpeg_says_how_to_convert(tmp_path, no_ffmpeg):
+    x = sine(440, 0.1, 8000, 0.5)
+    (tmp_path / "f.wav").write_bytes(_riff(3, 1, 8000, 32, x.astype("<f4").tobytes()))
+    with pytest.raises(PromptError) as info:
+        load_prompt(tmp_path / "f.wav")
+    assert info.value.reason == (
+        "WAV (float, 32-bit) needs ffmpeg to decode; install it (Debian: apt-get install "
+        "ffmpeg) or convert the file to 16-bit PCM WAV "
+        "(sox f.wav -e signed-integer -b 16 -r 8000 -c 1 f-8k.wav)"
+    )
+
+
+@needs_ffmpeg
+def test_float_wav_decodes_through_ffmpeg(tmp_path):
+    x = sine(440, 0.1, 8000, 0.5)
+    (tmp_path / "f.wav").write_bytes(_riff(3, 1, 8000, 32, x.astype("<f4").tobytes()))
+    out = load_prompt(tmp_path / "f.wav")
+    assert len(out) == 800
+    assert np.abs(out - np.rint(x * 32768)).max() <= 2
+
+
+def _rf64(samples: np.ndarray, rate: int) -> bytes:
+    """An RF64 WAV (EBU Tech 3306): sizes in a ds64 chunk, the 32-bit ones set to -1."""
+    data = samples.astype("<i2").tobytes()
+    fmt = struct.pack("<HHIIHH", 1, 1, rate, rate * 2, 2, 16)
+    ds64 = struct.pack("<QQQI", 4 + 36 + 24 + 8 + len(data), len(data), len(samples), 0)
+    body = (b"WAVE" + b"ds64" + struct.pack("<I", len(ds64)) + ds64
+            + b"fmt " + struct.pack("<I", len(fmt)) + fmt
+            + b"data" + struct.pack("<I", 0xFFFFFFFF) + data)
+    return b"RF64" + struct.pack("<I", 0xFFFFFFFF) + body
+
+
+@needs_ffmpeg
+def test_rf64_wav_decodes_through_ffmpeg(tmp_path):
+    samples = pcm(1600)
+    (tmp_path / "big.wav").write_bytes(_rf64(samples, 8000))
+    np.testing.assert_array_equal(load_prompt(tmp_path / "big.wav"), samples)
+
+
+def test_rf64_wav_without_ffmpeg_says_so(tmp_path, no_ffmpeg):
+    (tmp_path / "big.wav").write_bytes(_rf64(pcm(160), 8000))
+    with pytest.raises(PromptError, match=r"^.*big.wav: RF64 WAV needs ffmpeg to decode"):
+        load_prompt(tmp_path / "big.wav")
 
 
 def test_odd_sized_chunk_before_data_is_skipped_with_its_pad_byte(tmp_path):
@@ -150,15 +221,40 @@ def test_unfinished_recording_with_zero_data_size_reads_to_end_of_file(tmp_path)
     np.testing.assert_array_equal(load_prompt(tmp_path / "crash.wav"), samples)
 
 
-def test_aiff_big_endian_pcm_decodes(tmp_path):
-    samples = pcm(800)
+def _aiff(samples: np.ndarray) -> bytes:
     rate_ext = bytes.fromhex("400BFA00000000000000")  # 8000.0 as 80-bit extended
     comm = struct.pack(">hIh", 1, len(samples), 16) + rate_ext
     ssnd = struct.pack(">II", 0, 0) + samples.astype(">i2").tobytes()
     body = b"AIFF" + b"COMM" + struct.pack(">I", len(comm)) + comm
     body += b"SSND" + struct.pack(">I", len(ssnd)) + ssnd
-    (tmp_path / "mac.aiff").write_bytes(b"FORM" + struct.pack(">I", len(body)) + body)
+    return b"FORM" + struct.pack(">I", len(body)) + body
+
+
+@needs_ffmpeg
+def test_aiff_decodes_through_ffmpeg(tmp_path):
+    samples = pcm(800)
+    (tmp_path / "mac.aiff").write_bytes(_aiff(samples))
     np.testing.assert_array_equal(load_prompt(tmp_path / "mac.aiff"), samples)
+
+
+def test_aiff_without_ffmpeg_says_how_to_convert(tmp_path, no_ffmpeg):
+    (tmp_path / "mac.aiff").write_bytes(_aiff(pcm(80)))
+    with pytest.raises(PromptError, match=r"AIFF needs ffmpeg .*\(sox mac.aiff .* mac.wav\)"):
+        load_prompt(tmp_path / "mac.aiff")
+
+
+@needs_ffmpeg
+@pytest.mark.parametrize(("suffix", "codec"), [(".mp3", "libmp3lame"), (".ogg", "libvorbis")])
+def test_compressed_music_decodes_through_ffmpeg_at_the_right_pitch(tmp_path, suffix, codec):
+    src = write_wav(tmp_path / "src.wav", sine(500, 1.0, 44100, 0.4), 44100)
+    out = tmp_path / f"music{suffix}"
+    made = subprocess.run([FFMPEG, "-v", "error", "-y", "-i", str(src), "-c:a", codec, str(out)],
+                          capture_output=True, timeout=60)
+    if made.returncode != 0:
+        pytest.skip(f"this ffmpeg cannot encode {codec}: {made.stderr.decode()[-200:]}")
+    samples = load_prompt(out)
+    assert abs(len(samples) - 8000) < 800  # encoders pad a little
+    assert dominant_hz(samples[800:7200]) == pytest.approx(500, abs=3)
 
 
 def test_asterisk_raw_formats_decode_by_suffix(tmp_path):
@@ -187,22 +283,21 @@ def test_missing_directory_is_named(tmp_path):
     assert str(tmp_path / "nope") in str(info.value)
 
 
-def test_mp3_without_ffmpeg_says_to_install_it_or_convert(tmp_path, monkeypatch):
-    monkeypatch.setattr(shutil, "which", lambda name, *a, **k: None)
+def test_mp3_without_ffmpeg_says_to_install_it_or_convert(tmp_path, no_ffmpeg):
     path = tmp_path / "welcome.mp3"
     path.write_bytes(b"ID3\x04\x00\x00\x00\x00\x00\x00" + bytes(200))
     with pytest.raises(PromptError) as info:
         load_prompt(path)
     assert str(info.value) == (
         f"{path}: MP3 needs ffmpeg to decode; install it (Debian: apt-get install ffmpeg) "
-        "or convert the file to WAV (sox welcome.mp3 -r 8000 -c 1 welcome.wav)"
+        "or convert the file to 16-bit PCM WAV "
+        "(sox welcome.mp3 -e signed-integer -b 16 -r 8000 -c 1 welcome.wav)"
     )
 
 
-def test_adpcm_wav_without_ffmpeg_says_how_to_convert(tmp_path, monkeypatch):
-    monkeypatch.setattr(shutil, "which", lambda name, *a, **k: None)
+def test_adpcm_wav_without_ffmpeg_says_how_to_convert(tmp_path, no_ffmpeg):
     (tmp_path / "adpcm.wav").write_bytes(_riff(0x11, 1, 8000, 4, bytes(100)))
-    with pytest.raises(PromptError, match=r"IMA ADPCM.*sox .*ffmpeg"):
+    with pytest.raises(PromptError, match=r"WAV \(IMA ADPCM, 4-bit\) needs ffmpeg.*\(sox adpcm"):
         load_prompt(tmp_path / "adpcm.wav")
 
 
@@ -237,7 +332,7 @@ def test_ffmpeg_decoder_failure_reports_its_reason(tmp_path, monkeypatch):
     ("content", "reason"),
     [
         (b"", "empty"),
-        (b"ID3\x04" + bytes(60), "not a WAV"),
+        (b"ID3\x04" + bytes(60), "is not a WAV"),
         (b"RIFF\x10\x00\x00\x00WAVEjunk\x00\x00\x00\x00", "no 'fmt ' chunk"),
         (b"RIFF\x24\x00\x00\x00WAVEfmt \x10\x00\x00\x00" + struct.pack(
             "<HHIIHH", 1, 1, 8000, 16000, 2, 16), "no 'data' chunk"),
@@ -319,6 +414,92 @@ def test_prompt_bigger_than_the_cache_is_returned_not_kept(tmp_path):
     cache = PromptCache(max_bytes=100)
     assert len(cache.get(path)) == 4000
     assert cache.bytes_used == 0 and len(cache) == 0
+
+
+def test_preload_reports_each_bad_prompt_with_its_path_and_loads_the_rest(tmp_path, no_ffmpeg):
+    good = write_wav(tmp_path / "welcome.wav", sine(400, 0.25, 8000), 8000)
+    (tmp_path / "menu.mp3").write_bytes(b"ID3" + bytes(40))
+    cache = PromptCache()
+    problems = cache.preload([good, tmp_path / "welcom2.wav", tmp_path / "menu.mp3"])
+    assert [p for p, _ in problems] == [tmp_path / "welcom2.wav", tmp_path / "menu.mp3"]
+    assert "did you mean welcome.wav?" in problems[0][1]
+    assert problems[1][1].startswith("MP3 needs ffmpeg to decode")
+    assert len(cache.lookup(good)) == 2000 and len(cache) == 1
+
+
+def test_lookup_never_touches_the_disk(tmp_path, monkeypatch):
+    path = write_wav(tmp_path / "greeting.wav", sine(400, 0.25, 8000), 8000)
+    cache = PromptCache()
+    assert cache.preload([path]) == []
+    monkeypatch.chdir(tmp_path)
+
+    def no_io(*args, **kwargs):
+        raise AssertionError("the media tick must not touch the disk")
+
+    for name in ("stat", "resolve", "read_bytes", "exists", "open"):
+        monkeypatch.setattr(Path, name, no_io)
+    monkeypatch.setattr(prompts, "load_prompt", no_io)
+    hits = cache.hits
+    assert cache.lookup(path) is cache.lookup(Path("greeting.wav"))  # relative to the cwd
+    assert cache.hits == hits + 2
+
+
+def test_lookup_of_a_prompt_never_preloaded_raises_a_clear_error(tmp_path):
+    path = write_wav(tmp_path / "late.wav", sine(400, 0.1, 8000), 8000)
+    cache = PromptCache()
+    with pytest.raises(PromptNotLoaded, match="was not preloaded") as info:
+        cache.lookup(path)
+    assert info.value.path == path and isinstance(info.value, PromptError)
+    assert len(cache) == 0  # looking up did not load it either
+
+
+def test_preloaded_prompts_are_pinned_while_on_demand_ones_make_room(tmp_path):
+    one = 2000 * 2  # 0.25 s of int16
+    paths = [write_wav(tmp_path / f"{i}.wav", sine(400, 0.25, 8000), 8000) for i in range(4)]
+    cache = PromptCache(max_bytes=2 * one)
+    assert cache.preload(paths[:1]) == []
+    cache.get(paths[1])
+    cache.get(paths[2])  # evicts 1 (on demand), never 0 (preloaded)
+    cache.get(paths[3])
+    assert cache.lookup(paths[0]) is not None
+    with pytest.raises(PromptNotLoaded):
+        cache.lookup(paths[1])
+
+
+def test_preload_that_cannot_fit_beside_the_pinned_prompts_is_a_problem(tmp_path):
+    one = 2000 * 2
+    paths = [write_wav(tmp_path / f"{i}.wav", sine(400, 0.25, 8000), 8000) for i in range(3)]
+    cache = PromptCache(max_bytes=2 * one)
+    problems = cache.preload(paths)
+    assert [p for p, _ in problems] == [paths[2]]
+    assert problems[0][1].startswith("does not fit in the prompt cache") and (
+        "raise media.prompt_cache_mb" in problems[0][1])
+    assert cache.bytes_used == 2 * one
+
+
+def test_preloading_again_picks_up_a_replaced_file(tmp_path):
+    path = write_wav(tmp_path / "greeting.wav", sine(400, 0.5, 8000), 8000)
+    cache = PromptCache()
+    cache.preload([path])
+    assert cache.preload([path]) == [] and cache.misses == 1  # unchanged: not decoded again
+    write_wav(path, sine(900, 0.25, 8000), 8000)
+    st = path.stat()
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 5_000_000_000))
+    assert len(cache.lookup(path)) == 4000  # lookup answers with what was loaded
+    cache.preload([path])
+    assert len(cache.lookup(path)) == 2000 and cache.bytes_used == 4000
+
+
+def test_lookups_in_the_loop_while_a_thread_preloads_stay_consistent(tmp_path):
+    paths = [write_wav(tmp_path / f"{i}.wav", sine(300 + i, 0.05, 8000), 8000) for i in range(40)]
+    cache = PromptCache(max_bytes=40 * 800)
+    cache.preload(paths[:1])
+    worker = threading.Thread(target=cache.preload, args=(paths,))
+    worker.start()
+    while worker.is_alive():
+        assert len(cache.lookup(paths[0])) == 400
+    worker.join()
+    assert all(len(cache.lookup(p)) == 400 for p in paths) and cache.bytes_used == 40 * 800
 
 
 # ---------------------------------------------------------------- player
@@ -486,6 +667,7 @@ def test_render_1000_channels_is_fast():
 def test_held_calls_resume_at_their_own_positions(tmp_path):
     write_wav(tmp_path / "a.wav", sine(400, 1.0, 8000), 8000)
     moh = MusicOnHold(tmp_path, PromptCache())
+    assert moh.preload() == []
     player = PromptPlayer(4)
     moh.start(player, 0, "call-A")
     render_all(player, 10)
@@ -532,21 +714,46 @@ def test_stop_leaves_a_prompt_that_replaced_the_music_alone(tmp_path):
     assert player.play_id(0) == announcement
 
 
-def test_playlist_is_the_files_in_name_order_and_bad_files_are_skipped(tmp_path, monkeypatch):
-    monkeypatch.setattr(shutil, "which", lambda name, *a, **k: None)
+def test_playlist_is_the_files_in_name_order_and_bad_files_are_skipped(tmp_path, no_ffmpeg):
     write_wav(tmp_path / "2-second.wav", sine(600, 0.1, 8000), 8000)
     write_wav(tmp_path / "1-first.wav", sine(300, 0.2, 16000), 16000)
     (tmp_path / "3-broken.wav").write_bytes(b"RIFF\x00\x00\x00\x00WAVE")
     (tmp_path / "4-song.mp3").write_bytes(b"ID3" + bytes(50))
     (tmp_path / "README.md").write_text("not music")
-    with capture_logs() as logs:
-        moh = MusicOnHold(tmp_path, PromptCache())
+    moh = MusicOnHold(tmp_path, PromptCache())
+    skipped = dict(moh.preload())
     assert [p.name for p in moh.files] == ["1-first.wav", "2-second.wav"]
     assert len(moh.samples) == 1600 + 800
     assert dominant_hz(moh.samples[:1600]) == pytest.approx(300, abs=6)
-    skipped = {e["file"]: e["reason"] for e in logs if e["event"] == "moh_file_skipped"}
-    assert set(skipped) == {str(tmp_path / "3-broken.wav"), str(tmp_path / "4-song.mp3")}
-    assert "ffmpeg" in skipped[str(tmp_path / "4-song.mp3")]
+    assert set(skipped) == {tmp_path / "3-broken.wav", tmp_path / "4-song.mp3"}
+    assert "ffmpeg" in skipped[tmp_path / "4-song.mp3"]
+
+
+def test_music_is_read_only_at_preload_never_when_a_call_is_held(tmp_path, monkeypatch):
+    write_wav(tmp_path / "a.wav", sine(400, 0.5, 8000), 8000)
+    reads: list[Path] = []
+    real = prompts.load_prompt
+    monkeypatch.setattr(prompts, "load_prompt", lambda p: reads.append(p) or real(p))
+    moh = MusicOnHold(tmp_path, PromptCache())
+    assert reads == []  # building it reads nothing
+    player = PromptPlayer(1)
+    with pytest.raises(PromptNotLoaded, match="MusicOnHold.preload"):
+        moh.start(player, 0, "c1")
+    moh.preload()
+    assert reads == [tmp_path / "a.wav"]
+    moh.start(player, 0, "c1")
+    render_all(player, 3)
+    moh.stop(player, 0, "c1")
+    moh.start(player, 0, "c2")
+    assert reads == [tmp_path / "a.wav"] and len(moh.samples) == 4000
+
+
+def test_preload_again_picks_up_new_music(tmp_path):
+    write_wav(tmp_path / "a.wav", sine(400, 0.5, 8000), 8000)
+    moh = MusicOnHold(tmp_path, PromptCache())
+    moh.preload()
+    write_wav(tmp_path / "b.wav", sine(500, 0.25, 8000), 8000)
+    assert moh.preload() == [] and len(moh.samples) == 6000
 
 
 @pytest.mark.parametrize("kind", ["none", "missing", "empty", "only-bad"])
@@ -556,6 +763,9 @@ def test_no_playable_music_falls_back_to_a_soft_chime(tmp_path, kind):
     if kind == "only-bad":
         (tmp_path / "x.wav").write_bytes(b"nonsense")
     moh = MusicOnHold(folder, PromptCache())
+    problems = moh.preload()
+    assert [p for p, _ in problems] == {"none": [], "missing": [tmp_path / "nope"], "empty": [],
+                                        "only-bad": [tmp_path / "x.wav"]}[kind]
     s = moh.samples.astype(np.float64)
     assert len(s) == 4 * 8000 and s.any()
     assert np.abs(s).max() < 0.2 * 32768  # soft
@@ -566,11 +776,19 @@ def test_no_playable_music_falls_back_to_a_soft_chime(tmp_path, kind):
     assert spectrum[(freqs > 1150) & (freqs < 1700)].max() < 0.01 * spectrum.max()
 
 
+def test_missing_music_folder_is_reported_with_what_callers_hear(tmp_path):
+    ((path, reason),) = MusicOnHold(tmp_path / "moh", PromptCache()).preload()
+    assert path == tmp_path / "moh"
+    assert reason == ("the music-on-hold folder does not exist; callers on hold hear the "
+                      "generated chime instead")
+
+
 def test_demo_moh_in_the_repo_loads(tmp_path):
     demo = Path(__file__).resolve().parent.parent / "prompts" / "moh" / "demo.wav"
     if not demo.exists():
         pytest.skip("prompts/moh/demo.wav not generated (python tools/make_demo_moh.py)")
     moh = MusicOnHold(demo.parent, PromptCache())
+    assert moh.preload() == []
     assert moh.files == [demo] and len(moh.samples) == 20 * 8000
 
 
@@ -578,9 +796,10 @@ def test_hold_music_never_sounds_like_a_key_press():
     dtmf = pytest.importorskip("switchd.lines.dtmf")
     demo = Path(__file__).resolve().parent.parent / "prompts" / "moh"
     for moh in (MusicOnHold(None, PromptCache()), MusicOnHold(demo, PromptCache())):
+        moh.preload()
         assert dtmf.detect_digits(np.tile(moh.samples, 2)) == ""
 
 
 def test_module_exports_match_the_documented_api():
-    assert {"MusicOnHold", "PromptCache", "PromptError", "PromptPlayer", "load_prompt"} <= set(
-        prompts.__all__)
+    assert {"MusicOnHold", "PromptCache", "PromptError", "PromptNotLoaded", "PromptPlayer",
+            "load_prompt"} <= set(prompts.__all__)

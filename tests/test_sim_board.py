@@ -1,30 +1,36 @@
-"""The simulated board: bot phones, the simulated PSTN and the traffic generator, in virtual time."""
+"""The simulated board: bot phones, the simulated PSTN and the traffic generator, in virtual time.
+
+Runs go through the production wiring: the shell on a virtual clock, the real core
+taking the inputs, and the board following the core's events (as ``switchd.bench`` does).
+"""
 
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 
 import pytest
 
-from switchd.core.engine import SwitchCore
+from switchd.bus import Bus
+from switchd.core.engine import CoreError, SwitchCore
+from switchd.core.inputs import Answer, Dial, FarBusy, Hangup, Incoming, Shutdown
 from switchd.core.routing import CoreConfig, RingGroup, RingStrategy, Route, Target, TargetKind
-from switchd.events import CallAnswered, CallNew, CallRinging, LineError
-from switchd.sim.board import (
+from switchd.drivers.sim.board import (
     AgentMode,
-    Answer,
     BotSettings,
-    FarBusy,
-    Hangup,
-    Incoming,
     OutsideSettings,
     SimBoard,
     SimSettings,
     TrafficSettings,
 )
-from switchd.sim.driver import VirtualRun, apply_action
+from switchd.engine import Input
+from switchd.events import CallAnswered, CallEnded, CallNew, CallRinging, Cdr, Event, LineError
+from switchd.shell import Shell, VirtualClock
 
 T0 = 1_764_000_000.0
 CALLER = "13900001111"
+#: Simulated callers that never give up or hang up by themselves within a test.
+FOREVER = 1e9
 
 
 def _config(trunks: int = 8) -> CoreConfig:
@@ -41,15 +47,66 @@ def _config(trunks: int = 8) -> CoreConfig:
     )
 
 
-def _run(settings: SimSettings, *, trunks: int = 8, contacts: object = None) -> VirtualRun:
+class Run:
+    """Core + simulated board on a shell in virtual time.
+
+    ``events`` keeps every published event in order, ``cdrs`` every CDR, ``rejected``
+    the inputs the core refused (simulated callers when every trunk is busy).
+    """
+
+    def __init__(self, core: SwitchCore, board: SimBoard) -> None:
+        self.core = core
+        self.board = board
+        self.events: list[Event] = []
+        self.cdrs: list[Cdr] = []
+        self.rejected: list[Exception] = []
+        bus = Bus()
+        bus.on_any(self._keep)
+        self.clock = VirtualClock(T0)
+        self.shell = Shell(bus, self.clock, log_events=False, refusals=(CoreError,),
+                           on_refused=lambda _item, exc: self.rejected.append(exc))
+        self.shell.add(core, takes=(Input,))
+        self.shell.add(board, follows=True)
+        board.start(T0)
+
+    def _keep(self, ev: Event) -> None:
+        self.events.append(ev)
+        if isinstance(ev, CallEnded):
+            self.cdrs.append(ev.cdr)
+
+    @property
+    def now(self) -> float:
+        return self.clock.now()
+
+    def act(self, item: Input) -> list[Event]:
+        """Feed one input now (as a CTI client or the board would); a refusal is kept."""
+        try:
+            return self.shell.submit(item)
+        except CoreError as exc:
+            self.rejected.append(exc)
+            return []
+
+    def next_deadline(self) -> float | None:
+        return self.shell.next_deadline()
+
+    def advance(self, seconds: float) -> None:
+        self.shell.advance(seconds)
+
+    def run_until(self, t: float) -> None:
+        self.shell.run_until(t)
+
+    def run_idle(self) -> None:
+        self.shell.run_idle()
+
+
+def _run(settings: SimSettings, *, trunks: int = 8,
+         contacts: Callable[[str], tuple[bool, bool]] | None = None) -> Run:
     cfg = _config(trunks)
-    kw = {} if contacts is None else {"contacts": contacts}
-    return VirtualRun(SwitchCore(cfg), SimBoard(settings, cfg.extensions), now=T0, **kw)
+    return Run(SwitchCore(cfg, contacts=contacts), SimBoard(settings, cfg.extensions))
 
 
-def _dial(run: VirtualRun, line: str, number: str) -> None:
-    _, events = run.core.dial(run.now, line, number)
-    run.feed(events)
+def _dial(run: Run, line: str, number: str) -> None:
+    run.act(Dial(line, number))
 
 
 def test_bot_answers_after_answer_after_s_and_hangs_up_after_talk() -> None:

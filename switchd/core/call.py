@@ -1,64 +1,171 @@
-"""A call: its state table, its parties and the facts its CDR is built from."""
+"""A call: its state table, its legs, bridges, offers and monitors, and its CDR facts.
+
+A call is one customer interaction (one CDR). It owns:
+
+* **legs** — a line's part in the call once that line is connected (``party``),
+  on hold, or monitoring; keyed by line name (a line serves one call at a time);
+* **bridges** — sets of (leg, role) members; the media plane mixes each bridge
+  from its members and roles alone (``bridge.changed``);
+* **offers** — lines being rung for the call that are not connected yet (a ring
+  group, an ACD offer, a transfer or consult target, a supervisor's phone).
+
+Every one of them is released when the call ends, whatever path it took, because
+they live nowhere else (DESIGN §3, §9).
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import Enum, StrEnum
 
-__all__ = ["CALL_TRANSITIONS", "Call", "CallState", "Disposition", "Direction"]
+from switchd.events import (
+    BridgeMember,
+    Direction,
+    Disposition,
+    HangupCause,
+    Role,
+)
+
+__all__ = [
+    "CALL_TRANSITIONS",
+    "Bridge",
+    "Call",
+    "CallInput",
+    "CallState",
+    "Direction",
+    "Disposition",
+    "Offer",
+    "OfferPurpose",
+]
 
 
-class Direction(Enum):
-    """Which way a call goes, from the centre's point of view."""
-
-    INBOUND = "inbound"
-    OUTBOUND = "outbound"
-    INTERNAL = "internal"
-
-
-class Disposition(Enum):
-    """Asterisk's CDR dispositions (REFERENCE.md, CDR)."""
-
-    ANSWERED = "ANSWERED"
-    NO_ANSWER = "NO ANSWER"
-    BUSY = "BUSY"
-    FAILED = "FAILED"
-    CONGESTION = "CONGESTION"
-
-
-class CallState(Enum):
+class CallState(StrEnum):
     """The life of a call."""
 
     ROUTING = "routing"
+    #: Routed offers ring (an extension, a ring group, a trunk dialled out); the
+    #: caller hears ringback.
     RINGING = "ringing"
+    #: The switch answered the caller itself (IVR, queue); offers may ring (ACD).
+    SWITCH = "switch"
+    #: Two or more parties connected in the main bridge (one may be on hold).
     ANSWERED = "answered"
+    #: A party consults a third in a second bridge while its peer is held.
+    CONSULTING = "consulting"
+    #: Three or more parties hear each other in one bridge.
+    CONFERENCE = "conference"
     #: A blind transfer's target is ringing; the remaining party hears ringback.
     TRANSFERRING = "transferring"
+    #: The transfer target did not answer; the transferring extension is rung back.
+    RECALLING = "recalling"
     #: The caller hears busy/congestion tone until it hangs up or the tone times out.
     TONE = "tone"
     ENDED = "ended"
 
 
+class CallInput(Enum):
+    """What moves a call from one state to another."""
+
+    OFFER = "offer"
+    SWITCH_ANSWER = "switch_answer"
+    ANSWER = "answer"
+    FAIL = "fail"
+    TRANSFER = "transfer"
+    RECALL = "recall"
+    CONSULT = "consult"
+    COMPLETE = "complete"
+    CANCEL = "cancel"
+    CONFERENCE = "conference"
+    PARTY_LEFT = "party_left"
+    END = "end"
+
+
 _C = CallState
-#: state -> states it may move to. Every state but ENDED may end: a call can always be cleared.
-CALL_TRANSITIONS: dict[CallState, frozenset[CallState]] = {
-    _C.ROUTING: frozenset({_C.RINGING, _C.TONE, _C.ANSWERED, _C.ENDED}),
-    _C.RINGING: frozenset({_C.ANSWERED, _C.TONE, _C.ENDED}),
-    _C.ANSWERED: frozenset({_C.TRANSFERRING, _C.ENDED}),
-    _C.TRANSFERRING: frozenset({_C.ANSWERED, _C.ENDED}),
-    _C.TONE: frozenset({_C.ENDED}),
-    _C.ENDED: frozenset(),
+_I = CallInput
+
+#: (state, input) -> next state. Anything not listed is refused (h11 ``_state.py`` style).
+CALL_TRANSITIONS: dict[tuple[CallState, CallInput], CallState] = {
+    (_C.ROUTING, _I.OFFER): _C.RINGING,
+    (_C.ROUTING, _I.SWITCH_ANSWER): _C.SWITCH,
+    (_C.ROUTING, _I.FAIL): _C.TONE,
+    (_C.RINGING, _I.OFFER): _C.RINGING,  # the next hunt member
+    (_C.RINGING, _I.ANSWER): _C.ANSWERED,
+    (_C.RINGING, _I.FAIL): _C.TONE,
+    (_C.RINGING, _I.SWITCH_ANSWER): _C.SWITCH,
+    (_C.SWITCH, _I.OFFER): _C.SWITCH,
+    (_C.SWITCH, _I.ANSWER): _C.ANSWERED,
+    (_C.SWITCH, _I.FAIL): _C.TONE,
+    (_C.ANSWERED, _I.TRANSFER): _C.TRANSFERRING,
+    (_C.ANSWERED, _I.CONSULT): _C.CONSULTING,
+    (_C.CONSULTING, _I.COMPLETE): _C.ANSWERED,
+    (_C.CONSULTING, _I.CANCEL): _C.ANSWERED,
+    (_C.CONSULTING, _I.CONFERENCE): _C.CONFERENCE,
+    # The consulting party hung up before its target answered: the held party is
+    # transferred to the ringing target (semi-attended transfer).
+    (_C.CONSULTING, _I.TRANSFER): _C.TRANSFERRING,
+    (_C.CONFERENCE, _I.PARTY_LEFT): _C.ANSWERED,
+    (_C.TRANSFERRING, _I.ANSWER): _C.ANSWERED,
+    (_C.TRANSFERRING, _I.RECALL): _C.RECALLING,
+    (_C.RECALLING, _I.ANSWER): _C.ANSWERED,
 }
+# Every state but ENDED may end: a call can always be cleared.
+for _state in CallState:
+    if _state is not _C.ENDED:
+        CALL_TRANSITIONS[(_state, _I.END)] = _C.ENDED
+
+
+class OfferPurpose(StrEnum):
+    """What answering an offer does."""
+
+    #: Connect the answering line with the call's anchor (routing, ACD, transfer, recall).
+    CONNECT = "connect"
+    #: Connect it with the consulting party in the consult bridge.
+    CONSULT = "consult"
+    #: Join the main bridge as a supervisor (listen/whisper/barge).
+    MONITOR = "monitor"
+
+
+@dataclass(slots=True, eq=False)
+class Offer:
+    """A line ringing for the call. ``deadline`` is epoch seconds; ``routed`` offers are
+    the core's own (ring group, transfer): when the last one ends unanswered the core
+    hunts on or fails the call; other offers (ACD) only report ``offer.withdrawn``."""
+
+    line: str
+    purpose: OfferPurpose
+    deadline: float
+    routed: bool
+    mode: Role | None = None
+    agent: str | None = None
+
+
+@dataclass(slots=True, eq=False)
+class Bridge:
+    """Members (line -> role) that the media plane mixes together; ``whisper_to`` maps a
+    whispering supervisor's line to the one line that hears it."""
+
+    bridge_id: str
+    members: dict[str, Role] = field(default_factory=dict)
+    whisper_to: dict[str, str] = field(default_factory=dict)
+
+    def snapshot(self) -> tuple[BridgeMember, ...]:
+        """The members as frozen values, in join order."""
+        return tuple(BridgeMember(line, role, self.whisper_to.get(line))
+                     for line, role in self.members.items())
+
+    def parties(self) -> list[str]:
+        """Lines that take part in the conversation (party or barge), in join order."""
+        return [ln for ln, r in self.members.items() if r in (Role.PARTY, Role.BARGE)]
 
 
 @dataclass(slots=True, eq=False)
 class Call:
     """One call and everything the core tracks about it.
 
-    ``a_line`` is the caller's side (a trunk for inbound, an extension otherwise);
-    ``b_line`` is the connected callee, or None until someone answers. ``ringing``
-    holds the lines being rung right now (several for a ``ringall`` group), ``hunt``
-    the members still to try. Times are epoch seconds.
+    ``anchor`` is the customer's side: the line that placed the call, or, after
+    that line transferred the call away, the party it left behind. When the anchor
+    hangs up, the call ends. ``origin_line`` never changes (the CDR's ``hangup_by``
+    tells the calling side from the called side with it). Times are epoch seconds.
     """
 
     call_id: str
@@ -66,51 +173,77 @@ class Call:
     caller: str
     callee: str
     start: float
-    a_line: str
+    anchor: str
     dnis: str | None = None
     trunk: int | None = None
     extension: int | None = None
     state: CallState = CallState.ROUTING
-    b_line: str | None = None
-    ringing: list[str] = field(default_factory=list)
+    #: Lines connected in the call (party, held or monitoring), in the order they joined.
+    legs: dict[str, None] = field(default_factory=dict)
+    bridges: dict[str, Bridge] = field(default_factory=dict)
+    offers: dict[str, Offer] = field(default_factory=dict)
+    #: supervisor line -> the line its whisper goes to (None for listen/barge)
+    monitors: dict[str, str | None] = field(default_factory=dict)
+    #: Ring-group members still to try, in order (hunt strategy).
     hunt: list[int] = field(default_factory=list)
     hunt_timeout_s: float | None = None
     answer_time: float | None = None
+    switch_answer_time: float | None = None
     failure: Disposition | None = None
+    cause: HangupCause | None = None
     blocked_reason: str | None = None
     #: Who ended the call for the CDR: ``caller``, ``callee`` or ``system``.
     hangup_by: str | None = None
     hangup_line: str | None = None
     vip: bool = False
-    #: A blind transfer in progress: the line that left, so a failed transfer can recall it.
+    #: The line that left by a blind transfer (rung back if the target does not answer).
     transfer_from: str | None = None
-    recalling: bool = False
-    timer_token: int = 0
-    #: The line that placed the call (the trunk of an inbound call, the dialling extension
-    #: otherwise). ``a_line`` changes in a blind transfer; this does not, so the CDR's
-    #: ``hangup_by`` still tells the calling side from the called side afterwards.
+    #: During a consultation: who consults, who is held, and the consulted line.
+    consulter: str | None = None
+    held_party: str | None = None
+    consulted: str | None = None
     origin_line: str | None = None
+    _bridge_seq: int = 0
 
     def __post_init__(self) -> None:
         if self.origin_line is None:
-            self.origin_line = self.a_line
+            self.origin_line = self.anchor
 
-    def can_move(self, to: CallState) -> bool:
-        """True when ``CALL_TRANSITIONS`` allows moving from the current state to ``to``."""
-        return to in CALL_TRANSITIONS[self.state]
+    def can(self, what: CallInput) -> bool:
+        """True when ``CALL_TRANSITIONS`` has an entry for (state, ``what``)."""
+        return (self.state, what) in CALL_TRANSITIONS
 
-    def peer_of(self, line: str) -> str | None:
-        """Return the other connected party of ``line`` in this call, if any."""
-        if line == self.a_line:
-            return self.b_line
-        if line == self.b_line:
-            return self.a_line
+    def new_bridge(self) -> Bridge:
+        """Create and register a bridge with the next id (``<call>/b1``, ``/b2``, …)."""
+        self._bridge_seq += 1
+        b = Bridge(f"{self.call_id}/b{self._bridge_seq}")
+        self.bridges[b.bridge_id] = b
+        return b
+
+    def bridge_of(self, line: str) -> Bridge | None:
+        """The bridge ``line`` is a member of, or None."""
+        for b in self.bridges.values():
+            if line in b.members:
+                return b
         return None
 
+    @property
+    def main(self) -> Bridge | None:
+        """The bridge the anchor is in (the customer's conversation), or None."""
+        return self.bridge_of(self.anchor)
+
+    def peer_of(self, line: str) -> str | None:
+        """The one other party or held member in ``line``'s bridge, if there is exactly one."""
+        b = self.bridge_of(line)
+        if b is None:
+            return None
+        others = [ln for ln, r in b.members.items()
+                  if ln != line and r in (Role.PARTY, Role.HELD, Role.BARGE)]
+        return others[0] if len(others) == 1 else None
+
     def lines(self) -> list[str]:
-        """Every line this call holds right now."""
-        out = [self.a_line]
-        if self.b_line is not None:
-            out.append(self.b_line)
-        out.extend(x for x in self.ringing if x not in out)
+        """Every line this call holds right now: the anchor, other legs, then ringing offers."""
+        out = [self.anchor]
+        out.extend(x for x in self.legs if x != self.anchor)
+        out.extend(x for x in self.offers if x not in out)
         return out

@@ -1,52 +1,89 @@
-"""The switch core: calls, legs and routing, sans-IO.
+"""The switch core: calls, legs, bridges, offers and routing, sans-IO.
 
-:class:`SwitchCore` takes inputs (a trunk rings, an extension dials, a line
-answers or hangs up, a timer fires) together with ``now`` (epoch seconds, float)
-and returns the events they cause. It never sleeps, reads a socket or touches a
-file; the asyncio shell (``switchd.app``) and the virtual-time driver
-(``switchd.sim``) both run this same code.
+:class:`SwitchCore` implements the engine protocol (``switchd.engine``): it takes an
+input (a frozen dataclass of ``switchd.core.inputs``) together with ``now`` (epoch
+seconds, float) and returns the events it caused. It never sleeps, reads a socket,
+opens a file or logs; the daemon's shell and the virtual-time runs (``switchd bench
+calls``) drive this same code.
 
 Two kinds of failure, kept apart on purpose:
 
 * a request naming something that does not exist, or that cannot be served
-  (unknown call, unknown line, all trunks busy) raises :class:`CoreError` before
-  anything changes;
-* an input that is legal in general but not in the line's current state (answer
-  an idle line, hold a ringing one) returns a :class:`~switchd.events.LineError`
-  event with the reason, and every line keeps its state.
+  (unknown call, unknown line, all trunks busy, a busy target) raises
+  :class:`CoreError` before anything changes;
+* an input that is legal in general but not in the current state of the line or
+  call (answer an idle line, hold a ringing one, complete a consultation nobody
+  answered) returns a :class:`~switchd.events.LineError` event with the reason, and
+  everything keeps its state. Both the line table (``lines/state.py``) and the call
+  table (``core/call.py``) are consulted before anything moves.
+
+Who hears whom is decided here and only here, as bridge members and roles
+(``bridge.changed``); the media plane turns them into mixing weights.
 """
 
 from __future__ import annotations
 
 import heapq
 from collections.abc import Callable, Iterable
-from enum import Enum
+from typing import Any
 
-from switchd.core.call import Call, CallState, Direction, Disposition
+from switchd.core import inputs as I
+from switchd.core.call import (
+    CALL_TRANSITIONS,
+    Bridge,
+    Call,
+    CallInput,
+    CallState,
+    Offer,
+    OfferPurpose,
+)
 from switchd.core.ids import CallIds
 from switchd.core.routing import CoreConfig, RingGroup, RingStrategy, Target, TargetKind
+from switchd.engine import TimerHeap
 from switchd.events import (
+    MONITOR_ROLES,
+    BridgeChanged,
     CallAnswered,
     CallBridged,
+    CallConferenced,
+    CallConsultEnded,
+    CallConsulting,
     CallEnded,
     CallHeld,
     CallNew,
+    CallPickedUp,
     CallRetrieved,
     CallRinging,
+    CallSwitchAnswered,
     CallTransferred,
     Cdr,
+    ConsultEnd,
+    Direction,
+    Disposition,
+    DtmfReceived,
     Event,
+    HangupCause,
     LineError,
     LineState,
+    MonitorEnded,
+    MonitorStarted,
+    OfferEnd,
+    OfferWithdrawn,
+    Role,
+    Tone,
     ToneStarted,
     ToneStopped,
+    TransferKind,
 )
 from switchd.lines.state import Line, LineInput, LineKind, LineStatus, line_name
 
-__all__ = ["CoreError", "SwitchCore"]
+__all__ = ["CoreError", "SwitchCore", "new_call_id"]
 
-_I = LineInput
+_L = LineInput
 _S = LineStatus
+_CI = CallInput
+_H = HangupCause
+_PARTY_ROLES = (Role.PARTY, Role.HELD, Role.BARGE)
 
 
 class CoreError(Exception):
@@ -61,9 +98,12 @@ class CoreError(Exception):
         self.msg = msg
 
 
-class _Timer(Enum):
-    RING = "ring"
-    TONE = "tone"
+def new_call_id(events: Iterable[Event]) -> str | None:
+    """The id of the call a ``call.new`` event in ``events`` announces, or None."""
+    for ev in events:
+        if isinstance(ev, CallNew):
+            return ev.call_id
+    return None
 
 
 def _round_half_up(x: float) -> int:
@@ -73,31 +113,43 @@ def _round_half_up(x: float) -> int:
 class SwitchCore:
     """The call-control engine for one board.
 
-    Lines are named ``trunk/<n>`` (1..trunks) and ``ext/<number>``. Every public
-    input method takes ``now`` and returns the list of events it caused, in order.
-    Timers are asked for through :meth:`next_deadline` and fed back through
-    :meth:`handle_timer` (aioquic's pattern).
+    Lines are named ``trunk/<n>`` (1..trunks) and ``ext/<number>``. :meth:`handle`
+    takes one input and returns the events it caused, in order; timers are asked
+    for through :meth:`next_deadline` and fed back through :meth:`handle_timer`.
     """
 
     def __init__(
-        self, config: CoreConfig, *, id_factory: Callable[[float], str] | None = None
+        self, config: CoreConfig, *, id_factory: Callable[[float], str] | None = None,
+        contacts: Callable[[str], tuple[bool, bool]] | None = None,
     ) -> None:
+        """``contacts(number) -> (vip, blacklisted)``: the in-memory contact flags, looked up
+        for every inbound caller (a pure lookup; the store keeps it current)."""
         self.config = config
+        self._contacts = contacts
         # Each core its own monotonic factory: ids sort in creation order (core/ids.py).
         self._new_id = id_factory if id_factory is not None else CallIds()
         self.lines: dict[str, Line] = {}
         self.calls: dict[str, Call] = {}
         self.accepting = True
-        self._timers: list[tuple[float, int, str, int, _Timer]] = []
-        self._seq = 0
+        #: ("offer", line) -> call id, ("tone", call id) -> call id
+        self._timers: TimerHeap[tuple[str, str]] = TimerHeap()
         self._idle_trunks: list[int] = []
-        #: Trunk numbers currently in ``_idle_trunks``, so a trunk is never pushed twice and
-        #: the heap stays at most ``trunks`` long however many calls a long run carries.
+        #: Trunk numbers currently in ``_idle_trunks``, so a trunk is never pushed twice.
         self._in_trunk_heap: set[int] = set()
         self._out: list[Event] = []
-        #: group name -> (the RingGroup it was built from, its member lines); rebuilt when
-        #: the group object changes (reconfigure) so a reload is picked up.
+        #: group name -> (the RingGroup it was built from, its member lines), rebuilt
+        #: when the group object changes (reconfigure) so a reload is picked up.
         self._members: dict[str, tuple[RingGroup, tuple[Line | None, ...]]] = {}
+        self._handlers: dict[type, Callable[[float, Any], None]] = {
+            I.Incoming: self._incoming, I.OffHook: self._offhook, I.Dial: self._dial,
+            I.Answer: self._answer, I.Hangup: self._hangup, I.FarBusy: self._far_busy,
+            I.Digit: self._digit, I.SwitchAnswer: self._switch_answer, I.Offer: self._offer_in,
+            I.Withdraw: self._withdraw_in, I.Hold: self._hold, I.Retrieve: self._retrieve,
+            I.BlindTransfer: self._blind_transfer, I.Consult: self._consult,
+            I.Complete: self._complete, I.Cancel: self._cancel, I.Conference: self._conference,
+            I.Monitor: self._monitor, I.SetMonitorMode: self._set_monitor_mode,
+            I.Pickup: self._pickup, I.Shutdown: self._shutdown,
+        }
         self._add_lines(config)
 
     # ----------------------------------------------------------------- set-up
@@ -124,17 +176,48 @@ class SwitchCore:
         self._add_lines(config)
         self._members.clear()
 
-    # ---------------------------------------------------------------- queries
+    # ------------------------------------------------------- engine protocol
+
+    def handle(self, now: float, item: Any) -> list[Event]:
+        """Carry out one input (``switchd.core.inputs``) at ``now``; return the events.
+
+        Raises CoreError (nothing changed) for unknown calls/lines, busy targets and
+        bad arguments; TypeError for something that is not a core input.
+        """
+        handler = self._handlers.get(type(item))
+        if handler is None:
+            raise TypeError(f"the core takes switchd.core.inputs values, not {item!r}")
+        try:
+            handler(now, item)
+        except CoreError:
+            # Raised before anything changed: nothing to report.
+            self._out.clear()
+            raise
+        return self._drain()
 
     def next_deadline(self) -> float | None:
         """Return the epoch time of the earliest pending timer, or None."""
-        while self._timers:
-            deadline, _, call_id, token, _ = self._timers[0]
+        return self._timers.next_deadline()
+
+    def handle_timer(self, now: float) -> list[Event]:
+        """Fire every timer due at ``now``: offer timeouts (ring, hunt, transfer, consult,
+        monitor) and tone timeouts."""
+        while (due := self._timers.pop_due(now)) is not None:
+            (kind, key), call_id = due
             call = self.calls.get(call_id)
-            if call is not None and call.timer_token == token:
-                return deadline
-            heapq.heappop(self._timers)
-        return None
+            if call is None:
+                continue
+            if kind == "tone":
+                call.hangup_by = "system"
+                self._end(now, call)
+            elif kind == "offer":
+                offer = call.offers.get(key)
+                if offer is not None:
+                    self._withdraw(now, call, offer, OfferEnd.TIMEOUT)
+                    self._offer_gone(now, call, offer, OfferEnd.TIMEOUT)
+        return self._drain()
+
+    # ---------------------------------------------------------------- queries
 
     def call_of_line(self, line: str) -> Call | None:
         """Return the call that holds ``line``, or None."""
@@ -167,27 +250,20 @@ class SwitchCore:
         """Return the line of extension ``number``. Raises CoreError(not_found)."""
         return self.line(f"ext/{number}")
 
-    # ------------------------------------------------------------------ inputs
+    def _idle_extension(self, number: str, what: str) -> Line:
+        target = self.lines.get(f"ext/{number}")
+        if target is None:
+            raise CoreError("not_found", f"no extension {number} to {what}")
+        if not target.idle:
+            raise CoreError("busy", f"extension {number} is {target.status.value}")
+        return target
 
-    def incoming(
-        self,
-        now: float,
-        caller: str,
-        dnis: str,
-        *,
-        trunk: int | None = None,
-        blocked_reason: str | None = None,
-        vip: bool = False,
-    ) -> tuple[str, list[Event]]:
-        """A call arrives from the PSTN on ``trunk`` (None: the first idle trunk).
+    # ------------------------------------------------------- line signalling
 
-        Returns the new call id and the events. A blacklisted caller
-        (``blocked_reason`` set) hears busy tone and ends ``BUSY``.
-        Raises CoreError ``busy`` when the trunk (or every trunk) is in use or the
-        switch is shutting down, ``not_found`` for a trunk that does not exist.
-        """
+    def _incoming(self, now: float, inp: I.Incoming) -> None:
         if not self.accepting:
             raise CoreError("busy", "switchd is shutting down and takes no new calls")
+        trunk = inp.trunk
         if trunk is None:
             t = self._first_idle_trunk()
             if t is None:
@@ -196,40 +272,37 @@ class SwitchCore:
         ln = self.line(line_name(LineKind.TRUNK, trunk))
         if not ln.idle:
             raise CoreError("busy", f"trunk {trunk} is {ln.status.value}")
+        vip, blocked = inp.vip, inp.blocked_reason
+        if self._contacts is not None:
+            listed_vip, blacklisted = self._contacts(inp.caller)
+            vip = vip or listed_vip
+            if blacklisted and blocked is None:
+                blocked = "blacklist"
         call = Call(
-            call_id=self._new_id(now), direction=Direction.INBOUND, caller=caller,
-            callee=dnis, dnis=dnis, start=now, a_line=ln.name, trunk=trunk, vip=vip,
-            blocked_reason=blocked_reason,
+            call_id=self._new_id(now), direction=Direction.INBOUND, caller=inp.caller,
+            callee=inp.dnis, dnis=inp.dnis, start=now, anchor=ln.name, trunk=trunk, vip=vip,
+            blocked_reason=blocked,
         )
         self.calls[call.call_id] = call
-        self._emit(CallNew(call.call_id, now, call.direction.value, caller, dnis, trunk=trunk))
-        self._move(now, ln, _I.ALERT, call.call_id)
-        if blocked_reason is not None:
-            self._fail(now, call, Disposition.BUSY, "busy")
+        self._emit(CallNew(call.call_id, now, call.direction, inp.caller, inp.dnis, trunk=trunk))
+        self._move(now, ln, _L.ALERT, call.call_id)
+        if blocked is not None:
+            self._fail(now, call, Disposition.BUSY, Tone.BUSY, _H.CALL_REJECTED)
         else:
-            self._route_inbound(now, call, self.config.route(dnis, trunk))
-        return call.call_id, self._drain()
+            self._route_inbound(now, call, self.config.route(inp.dnis, trunk))
 
-    def offhook(self, now: float, line: str) -> list[Event]:
-        """An extension lifts its handset: it hears dial tone until it dials or hangs up."""
-        ln = self.line(line)
+    def _offhook(self, now: float, inp: I.OffHook) -> None:
+        ln = self.line(inp.line)
         if ln.kind is not LineKind.EXTENSION:
-            raise CoreError("bad_arg", f"{line} is a trunk; only extensions go off-hook to dial")
-        if self._move(now, ln, _I.OFFHOOK, None):
-            self._tone(now, ln, "dial")
-        return self._drain()
+            raise CoreError("bad_arg", f"{inp.line} is a trunk; only extensions go off-hook to dial")
+        if self._move(now, ln, _L.OFFHOOK, None):
+            self._tone(now, ln, Tone.DIAL)
 
-    def dial(self, now: float, line: str, number: str) -> tuple[str | None, list[Event]]:
-        """Extension ``line`` dials ``number``: another extension, or the outside prefix + a number.
-
-        Works from idle (click-to-dial) or off-hook. Returns the new call id (None
-        when the line refused) and the events. An unknown number ends ``FAILED``
-        with congestion tone; no idle trunk ends ``CONGESTION``; a busy extension
-        ends ``BUSY``. Raises CoreError(bad_arg) for an empty or non-digit number.
-        """
-        ln = self.line(line)
+    def _dial(self, now: float, inp: I.Dial) -> None:
+        ln = self.line(inp.line)
+        number = inp.number
         if ln.kind is not LineKind.EXTENSION:
-            raise CoreError("bad_arg", f"{line} is a trunk; only extensions dial")
+            raise CoreError("bad_arg", f"{inp.line} is a trunk; only extensions dial")
         if not number or not all(c in "0123456789*#" for c in number):
             raise CoreError("bad_arg", f"number {number!r} must be digits (0-9, *, #)")
         if not self.accepting:
@@ -240,227 +313,431 @@ class SwitchCore:
         call = Call(
             call_id=self._new_id(now),
             direction=Direction.OUTBOUND if outside else Direction.INTERNAL,
-            caller=str(ln.number), callee=callee, start=now, a_line=ln.name,
+            caller=str(ln.number), callee=callee, start=now, anchor=ln.name,
             extension=ln.number,
         )
-        if not self._move(now, ln, _I.DIAL, call.call_id):
-            return None, self._drain()
+        if not self._move(now, ln, _L.DIAL, call.call_id):
+            return
         self.calls[call.call_id] = call
         self._stop_tone(now, ln)
-        self._emit(CallNew(call.call_id, now, call.direction.value, call.caller, callee,
+        self._emit(CallNew(call.call_id, now, call.direction, call.caller, callee,
                            extension=ln.number))
         if outside:
             t = self._first_idle_trunk()
             if t is None:
-                self._fail(now, call, Disposition.CONGESTION, "congestion")
+                self._fail(now, call, Disposition.CONGESTION, Tone.CONGESTION,
+                           _H.NORMAL_CIRCUIT_CONGESTION)
             else:
                 call.trunk = t
                 self._ring(now, call, [self.lines[line_name(LineKind.TRUNK, t)]])
         else:
             target = self.lines.get(f"ext/{callee}")
             if target is None:
-                self._fail(now, call, Disposition.FAILED, "congestion")
+                self._fail(now, call, Disposition.FAILED, Tone.CONGESTION, _H.UNALLOCATED_NUMBER)
             elif target is ln or not target.idle:
-                self._fail(now, call, Disposition.BUSY, "busy")
+                self._fail(now, call, Disposition.BUSY, Tone.BUSY, _H.USER_BUSY)
             else:
                 self._ring(now, call, [target])
-        return call.call_id, self._drain()
 
-    def answer(self, now: float, line: str) -> list[Event]:
-        """The party on ``line`` answers its ringing call (an extension, or the far end of a trunk)."""
+    def _answer(self, now: float, inp: I.Answer) -> None:
+        line = inp.line
         ln = self.line(line)
         call = self.call_of_line(line)
-        if call is None or line not in call.ringing:
-            self._refuse(now, ln, _I.ANSWER, f"cannot answer {line}: it is not ringing "
+        offer = call.offers.get(line) if call is not None else None
+        if call is None or offer is None:
+            self._refuse(now, ln, "answer", f"cannot answer {line}: it is not ringing "
                          f"(line is {ln.status.value})")
-            return self._drain()
-        if not self._move(now, ln, _I.ANSWER, call.call_id):
-            return self._drain()
-        call.ringing.remove(line)
-        for other in call.ringing:
-            self._release(now, self.lines[other])
-        call.ringing.clear()
-        call.hunt.clear()
-        self._cancel_timer(call)
-        if call.state is CallState.TRANSFERRING:
-            self._complete_transfer(now, call, ln)
-            return self._drain()
-        call.b_line = line
-        if ln.kind is LineKind.EXTENSION and call.direction is Direction.INBOUND:
-            call.extension = ln.number
-        elif ln.kind is LineKind.EXTENSION and call.direction is Direction.INTERNAL:
-            call.callee = str(ln.number)
-        a = self.lines[call.a_line]
-        call.answer_time = now
-        self._set_state(call, CallState.ANSWERED)
-        self._move(now, a, _I.ANSWER if a.status is _S.ALERTING else _I.CONNECT, call.call_id)
-        self._stop_tone(now, a)
-        self._emit(CallAnswered(call.call_id, now, line))
-        self._emit(CallBridged(call.call_id, now, call.a_line, line))
-        return self._drain()
+            return
+        if not self._move(now, ln, _L.ANSWER, call.call_id):
+            return
+        del call.offers[line]
+        self._timers.cancel(("offer", line))
+        if offer.purpose is OfferPurpose.CONNECT:
+            self._connect(now, call, ln)
+        elif offer.purpose is OfferPurpose.CONSULT:
+            self._consult_answered(now, call, ln)
+        else:
+            self._join_monitor(now, call, ln, offer)
 
-    def far_busy(self, now: float, line: str) -> list[Event]:
-        """The outside number dialled on trunk ``line`` is busy: the caller hears busy tone.
-
-        Refused (a LineError, nothing changes) unless ``line`` is a trunk ringing for an
-        outbound call. Raises CoreError(not_found) for an unknown line.
-        """
+    def _far_busy(self, now: float, inp: I.FarBusy) -> None:
+        line = inp.line
         ln = self.line(line)
         call = self.call_of_line(line)
         # Only the PSTN reports busy: an extension that is rung cannot be "busy" (it is
         # ringing), and letting it fail the call would end a whole ringall group.
-        if (ln.kind is not LineKind.TRUNK or call is None or line not in call.ringing
+        if (ln.kind is not LineKind.TRUNK or call is None or line not in call.offers
                 or call.state is not CallState.RINGING):
-            self._refuse(now, ln, _I.TONE, f"cannot report busy on {line}: no outbound call "
+            self._refuse(now, ln, "tone", f"cannot report busy on {line}: no outbound call "
                          f"is ringing on it (line is {ln.status.value})")
-            return self._drain()
-        self._fail(now, call, Disposition.BUSY, "busy")
-        return self._drain()
+            return
+        self._fail(now, call, Disposition.BUSY, Tone.BUSY, _H.USER_BUSY)
 
-    def hangup(self, now: float, line: str) -> list[Event]:
-        """The party on ``line`` hangs up (goes on-hook)."""
+    def _digit(self, now: float, inp: I.Digit) -> None:
+        call = self.call_of_line(inp.line)
+        if call is not None:
+            self._emit(DtmfReceived(call.call_id, inp.time if inp.time is not None else now,
+                                    inp.line, inp.digit))
+
+    def _hangup(self, now: float, inp: I.Hangup) -> None:
+        line = inp.line
         ln = self.line(line)
         if ln.idle:
-            self._refuse(now, ln, _I.HANGUP, f"cannot hang up {line}: line is idle")
-            return self._drain()
+            self._refuse(now, ln, "hangup", f"cannot hang up {line}: line is idle")
+            return
         call = self.call_of_line(line)
         if call is None:
             # Off-hook with dial tone and no call yet.
             self._stop_tone(now, ln)
-            self._move(now, ln, _I.HANGUP, None)
-            return self._drain()
-        if line in call.ringing:
-            # A rung party cannot reject by going on-hook on an analog line; treat it as
-            # that member declining: stop ringing it, and let the rest go on.
-            call.ringing.remove(line)
-            self._move(now, ln, _I.HANGUP, None, call.call_id)
-            if not call.ringing:
-                self._next_hunt_or_fail(now, call)
-            return self._drain()
-        call.hangup_line = line
-        call.hangup_by = "caller" if line == call.origin_line else "callee"
-        self._end(now, call)
-        return self._drain()
+            self._move(now, ln, _L.HANGUP, None)
+            return
+        offer = call.offers.get(line)
+        if offer is not None:
+            # A rung phone cannot reject by going on-hook on an analog line; treat it as
+            # that phone declining: stop ringing it, and let the rest go on.
+            self._withdraw(now, call, offer, OfferEnd.DECLINED, hangup=True)
+            self._offer_gone(now, call, offer, OfferEnd.DECLINED)
+            return
+        if line in call.monitors:
+            self._drop_monitor(now, call, line, hangup=True)
+            return
+        if call.state is CallState.CONSULTING:
+            if line == call.consulter:
+                self._consulter_left(now, call, ln)
+                return
+            if line == call.consulted:
+                self._end_consult(now, call, ConsultEnd.CONSULTED_HUNG_UP, hangup=True)
+                return
+        talking = sum(1 for leg in call.legs if leg not in call.monitors)
+        if (line == call.anchor or talking <= 2
+                or call.state in (CallState.TONE, CallState.CONSULTING)):
+            self._end_by(now, call, line)
+            return
+        self._party_left(now, call, ln)
 
-    def hold(self, now: float, line: str) -> list[Event]:
-        """``line`` puts its connected peer on hold; the peer hears music on hold."""
+    # ----------------------------------------------------------- call control
+
+    def _switch_answer(self, now: float, inp: I.SwitchAnswer) -> None:
+        call = self.get_call(inp.call_id)
+        a = self.lines[call.anchor]
+        if not call.can(_CI.SWITCH_ANSWER) or a.status is not _S.ALERTING:
+            self._refuse(now, a, "switch_answer", f"cannot answer call {call.call_id} in the "
+                         f"switch: it is {call.state.value} (line {a.name} is {a.status.value})")
+            return
+        for offer in list(call.offers.values()):
+            self._withdraw(now, call, offer, OfferEnd.WITHDRAWN)
+        call.hunt.clear()
+        self._set_state(call, _CI.SWITCH_ANSWER)
+        self._move(now, a, _L.ANSWER, call.call_id)
+        self._stop_tone(now, a)
+        call.switch_answer_time = now
+        self._emit(CallSwitchAnswered(call.call_id, now, a.name))
+
+    def _offer_in(self, now: float, inp: I.Offer) -> None:
+        call = self.get_call(inp.call_id)
+        ln = self.line(inp.line)
+        if ln.kind is not LineKind.EXTENSION:
+            raise CoreError("bad_arg", f"{inp.line} is a trunk; calls are offered to extensions")
+        if not inp.timeout_s > 0:
+            raise CoreError("bad_arg", f"offer timeout {inp.timeout_s} must be > 0 seconds")
+        if not ln.idle:
+            raise CoreError("busy", f"{inp.line} is {ln.status.value}")
+        if call.state is not CallState.SWITCH:
+            self._refuse(now, ln, "offer", f"cannot offer call {call.call_id} to {inp.line}: "
+                         f"the call is {call.state.value}; only calls the switch answered "
+                         "(IVR, queue) are offered")
+            return
+        self._offer(now, call, ln, OfferPurpose.CONNECT, inp.timeout_s, routed=False)
+
+    def _withdraw_in(self, now: float, inp: I.Withdraw) -> None:
+        call = self.get_call(inp.call_id)
+        offer = call.offers.get(inp.line)
+        if offer is None:
+            raise CoreError("not_found", f"call {call.call_id} is not ringing {inp.line}")
+        self._withdraw(now, call, offer, OfferEnd.WITHDRAWN)
+        self._offer_gone(now, call, offer, OfferEnd.WITHDRAWN)
+
+    def _hold(self, now: float, inp: I.Hold) -> None:
+        line = inp.line
         ln = self.line(line)
         call = self.call_of_line(line)
         peer = call.peer_of(line) if call is not None else None
         if (call is None or peer is None or call.state is not CallState.ANSWERED
-                or ln.status is not _S.CONNECTED):
-            self._refuse(now, ln, _I.HOLD, f"cannot hold from {line}: it has no connected call "
-                         f"(line is {ln.status.value})")
-            return self._drain()
+                or ln.status is not _S.CONNECTED or line in call.monitors):
+            self._refuse(now, ln, "hold", f"cannot hold from {line}: it has no connected "
+                         f"two-party call (line is {ln.status.value}"
+                         + (f", call is {call.state.value})" if call is not None else ")"))
+            return
         p = self.lines[peer]
         if p.status is not _S.CONNECTED:
             # Report on the line that asked, so the client learns why *its* request failed.
-            self._refuse(now, ln, _I.HOLD, f"cannot hold from {line}: {peer} is already "
+            self._refuse(now, ln, "hold", f"cannot hold from {line}: {peer} is already "
                          f"{p.status.value}")
-            return self._drain()
-        self._move(now, p, _I.HOLD, call.call_id)
-        self._tone(now, p, "moh")
+            return
+        bridge = call.bridge_of(line)
+        assert bridge is not None
+        self._move(now, p, _L.HOLD, call.call_id)
+        self._tone(now, p, Tone.MOH)
+        bridge.members[peer] = Role.HELD
         self._emit(CallHeld(call.call_id, now, line, peer))
-        return self._drain()
+        self._bridge_changed(now, call, bridge)
 
-    def retrieve(self, now: float, line: str) -> list[Event]:
-        """``line`` takes its held peer back."""
+    def _retrieve(self, now: float, inp: I.Retrieve) -> None:
+        line = inp.line
         ln = self.line(line)
         call = self.call_of_line(line)
         peer = call.peer_of(line) if call is not None else None
-        if call is None or peer is None or self.lines[peer].status is not _S.HELD:
-            self._refuse(now, ln, _I.RETRIEVE, f"cannot retrieve from {line}: nothing is on hold")
-            return self._drain()
+        if (call is None or peer is None or call.state is not CallState.ANSWERED
+                or self.lines[peer].status is not _S.HELD or ln.status is not _S.CONNECTED):
+            self._refuse(now, ln, "retrieve", f"cannot retrieve from {line}: nothing is on hold")
+            return
         p = self.lines[peer]
-        self._move(now, p, _I.RETRIEVE, call.call_id)
+        bridge = call.bridge_of(line)
+        assert bridge is not None
+        self._move(now, p, _L.RETRIEVE, call.call_id)
         self._stop_tone(now, p)
+        bridge.members[peer] = Role.PARTY
         self._emit(CallRetrieved(call.call_id, now, line, peer))
-        return self._drain()
+        self._bridge_changed(now, call, bridge)
 
-    def blind_transfer(self, now: float, line: str, number: str) -> list[Event]:
-        """``line`` sends its peer to extension ``number`` and leaves the call.
+    def _transferable(self, now: float, ln: Line, call: Call | None, what: str) -> str | None:
+        """The peer ``ln`` may hand on, or None after reporting why it may not."""
+        peer = call.peer_of(ln.name) if call is not None else None
+        if (call is None or peer is None or call.state is not CallState.ANSWERED
+                or ln.status is not _S.CONNECTED or ln.name in call.monitors):
+            self._refuse(now, ln, what, f"cannot {what} from {ln.name}: it has no connected "
+                         f"two-party call (line is {ln.status.value}"
+                         + (f", call is {call.state.value})" if call is not None else ")"))
+            return None
+        return peer
 
-        The peer hears ringback while the target rings. If the target does not
-        answer within the ring timeout, the transferring extension is rung back
-        (recall, so a failed transfer never strands the caller); if that is not
-        answered either, the call ends. Raises CoreError ``not_found`` for an
-        unknown extension and ``busy`` when the target is not idle; in both cases
-        nothing changes.
-        """
+    def _blind_transfer(self, now: float, inp: I.BlindTransfer) -> None:
+        ln = self.line(inp.line)
+        call = self.call_of_line(inp.line)
+        target = self._idle_extension(inp.number, "transfer to")
+        peer = self._transferable(now, ln, call, "transfer")
+        if call is None or peer is None:
+            return
+        self._set_state(call, _CI.TRANSFER)
+        call.transfer_from = ln.name
+        self._leave(now, call, ln, _L.RELEASE, announce=False)
+        if call.anchor == ln.name:
+            call.anchor = peer
+        p = self.lines[peer]
+        bridge = call.bridge_of(peer)
+        assert bridge is not None
+        bridge.members[peer] = Role.PARTY
+        self._stop_tone(now, p)
+        self._move(now, p, _L.RINGBACK, call.call_id)
+        self._emit(CallTransferred(call.call_id, now, ln.name, target.name))
+        self._bridge_changed(now, call, bridge)
+        self._ring(now, call, [target])
+
+    def _consult(self, now: float, inp: I.Consult) -> None:
+        ln = self.line(inp.line)
+        call = self.call_of_line(inp.line)
+        target = self._idle_extension(inp.number, "consult")
+        peer = self._transferable(now, ln, call, "consult")
+        if call is None or peer is None:
+            return
+        main = call.bridge_of(ln.name)
+        assert main is not None
+        self._set_state(call, _CI.CONSULT)
+        call.consulter, call.held_party, call.consulted = ln.name, peer, target.name
+        p = self.lines[peer]
+        if p.status is _S.CONNECTED:
+            self._move(now, p, _L.HOLD, call.call_id)
+            self._tone(now, p, Tone.MOH)
+            self._emit(CallHeld(call.call_id, now, ln.name, peer))
+        main.members[peer] = Role.HELD
+        del main.members[ln.name]
+        side = call.new_bridge()
+        side.members[ln.name] = Role.PARTY
+        self._move(now, ln, _L.RINGBACK, call.call_id)
+        self._tone(now, ln, Tone.RINGBACK)
+        self._emit(CallConsulting(call.call_id, now, ln.name, peer, target.name))
+        self._bridge_changed(now, call, main)
+        self._bridge_changed(now, call, side)
+        self._offer(now, call, target, OfferPurpose.CONSULT, self.config.ring_timeout_s,
+                    routed=True)
+
+    def _consulting(self, now: float, line: str, what: str, *, answered: bool) -> Call | None:
+        """The call ``line`` consults in (its consulted party answered, if ``answered``),
+        or None after reporting why not."""
         ln = self.line(line)
         call = self.call_of_line(line)
-        peer = call.peer_of(line) if call is not None else None
-        if call is None or peer is None or call.state is not CallState.ANSWERED:
-            self._refuse(now, ln, _I.RELEASE, f"cannot transfer from {line}: it has no "
-                         f"connected call (line is {ln.status.value})")
-            return self._drain()
-        target = self.lines.get(f"ext/{number}")
-        if target is None:
-            raise CoreError("not_found", f"no extension {number} to transfer to")
-        if not target.idle:
-            raise CoreError("busy", f"extension {number} is {target.status.value}")
-        p = self.lines[peer]
-        self._set_state(call, CallState.TRANSFERRING)
-        call.transfer_from = line
-        call.recalling = False
-        # While the target rings, a_line is the party that stays; the target becomes b_line.
-        call.a_line, call.b_line = peer, None
-        self._stop_tone(now, ln)
-        self._move(now, ln, _I.RELEASE, None, call.call_id)
-        self._stop_tone(now, p)
-        self._move(now, p, _I.RINGBACK, call.call_id)
-        self._emit(CallTransferred(call.call_id, now, line, f"ext/{number}"))
-        self._ring(now, call, [target])
-        return self._drain()
+        if call is None or call.state is not CallState.CONSULTING or call.consulter != line:
+            self._refuse(now, ln, what, f"cannot {what} from {line}: it is not consulting "
+                         f"(line is {ln.status.value}"
+                         + (f", call is {call.state.value})" if call is not None else ")"))
+            return None
+        if answered and call.consulted not in call.legs:
+            self._refuse(now, ln, what, f"cannot {what} from {line}: {call.consulted} has not "
+                         "answered yet; wait for it, or cancel the consultation")
+            return None
+        return call
 
-    def handle_timer(self, now: float) -> list[Event]:
-        """Fire every timer due at ``now``: ring timeouts, hunt steps, tone timeouts."""
-        while self._timers and self._timers[0][0] <= now:
-            _, _, call_id, token, kind = heapq.heappop(self._timers)
-            call = self.calls.get(call_id)
-            if call is None or call.timer_token != token:
-                continue
-            if kind is _Timer.TONE:
-                call.hangup_by = "system"
-                self._end(now, call)
-            elif kind is _Timer.RING:
-                self._ring_timeout(now, call)
-        return self._drain()
+    def _complete(self, now: float, inp: I.Complete) -> None:
+        call = self._consulting(now, inp.line, "complete", answered=True)
+        if call is None:
+            return
+        ln = self.lines[inp.line]
+        held, consulted = call.held_party, call.consulted
+        assert held is not None and consulted is not None
+        self._set_state(call, _CI.COMPLETE)
+        side = call.bridge_of(consulted)
+        self._leave(now, call, ln, _L.RELEASE, announce=False)
+        if call.anchor == ln.name:
+            call.anchor = held
+        main = self._retrieve_held(now, call)
+        if side is not None:
+            del side.members[consulted]
+            self._dissolve(now, call, side)
+        main.members[consulted] = Role.PARTY
+        self._clear_consult(call)
+        c = self.lines[consulted]
+        if c.kind is LineKind.EXTENSION:
+            call.extension = c.number
+        self._emit(CallTransferred(call.call_id, now, ln.name, consulted, TransferKind.ATTENDED))
+        self._emit(CallBridged(call.call_id, now, held, consulted))
+        self._bridge_changed(now, call, main)
 
-    def shutdown(self, now: float) -> list[Event]:
-        """Stop taking calls and end every live call, each with its CDR (``hangup_by=system``)."""
+    def _cancel(self, now: float, inp: I.Cancel) -> None:
+        if self._consulting(now, inp.line, "cancel", answered=False) is not None:
+            call = self.call_of_line(inp.line)
+            assert call is not None
+            self._end_consult(now, call, ConsultEnd.CANCEL)
+
+    def _conference(self, now: float, inp: I.Conference) -> None:
+        call = self._consulting(now, inp.line, "conference", answered=True)
+        if call is None:
+            return
+        consulter, held, consulted = inp.line, call.held_party, call.consulted
+        assert held is not None and consulted is not None
+        self._set_state(call, _CI.CONFERENCE)
+        side = call.bridge_of(consulter)
+        main = self._retrieve_held(now, call)
+        if side is not None:
+            side.members.clear()
+            self._dissolve(now, call, side)
+        main.members[consulter] = Role.PARTY
+        main.members[consulted] = Role.PARTY
+        self._clear_consult(call)
+        self._emit(CallConferenced(call.call_id, now, consulter, tuple(main.parties())))
+        self._bridge_changed(now, call, main)
+
+    def _monitor(self, now: float, inp: I.Monitor) -> None:
+        call = self.get_call(inp.call_id)
+        ln = self.line(inp.line)
+        if inp.mode not in MONITOR_ROLES:
+            raise CoreError("bad_arg", f"monitor mode {inp.mode} must be listen, whisper or barge")
+        if ln.kind is not LineKind.EXTENSION:
+            raise CoreError("bad_arg", f"{inp.line} is a trunk; supervisors monitor from an extension")
+        if ln.call_id == call.call_id:
+            raise CoreError("bad_arg", f"{inp.line} is already part of call {call.call_id}")
+        if not ln.idle:
+            raise CoreError("busy", f"{inp.line} is {ln.status.value}")
+        main = call.main
+        if call.state not in (CallState.ANSWERED, CallState.CONSULTING, CallState.CONFERENCE) \
+                or main is None:
+            self._refuse(now, ln, "monitor", f"cannot monitor call {call.call_id}: it is "
+                         f"{call.state.value}; only connected calls are monitored")
+            return
+        agent = self._whisper_target(call, main, inp.agent)
+        self._offer(now, call, ln, OfferPurpose.MONITOR, self.config.ring_timeout_s,
+                    routed=False, mode=inp.mode, agent=agent)
+
+    def _whisper_target(self, call: Call, main: Bridge, agent: str | None) -> str | None:
+        if agent is not None:
+            if agent not in call.legs or agent in call.monitors:
+                raise CoreError("bad_arg", f"{agent} is not a party of call {call.call_id}; "
+                                f"its parties are {','.join(main.parties())}")
+            return agent
+        # The agent is the party on an extension: a whisper must never reach the customer,
+        # who is the anchor on an inbound call but the trunk on an agent's outbound call.
+        phones = [ln for ln in call.legs if ln not in call.monitors
+                  and self.lines[ln].kind is LineKind.EXTENSION]
+        if len(phones) > 1:
+            phones = [ln for ln in phones if ln != call.anchor] or phones
+        return phones[0] if phones else None
+
+    def _set_monitor_mode(self, now: float, inp: I.SetMonitorMode) -> None:
+        ln = self.line(inp.line)
+        if inp.mode not in MONITOR_ROLES:
+            raise CoreError("bad_arg", f"monitor mode {inp.mode} must be listen, whisper or barge")
+        call = self.call_of_line(inp.line)
+        if call is None:
+            self._refuse(now, ln, "monitor", f"{inp.line} is not monitoring a call")
+            return
+        offer = call.offers.get(inp.line)
+        if offer is not None and offer.purpose is OfferPurpose.MONITOR:
+            offer.mode = inp.mode  # takes effect when the supervisor answers
+            return
+        bridge = call.bridge_of(inp.line)
+        if inp.line not in call.monitors or bridge is None:
+            self._refuse(now, ln, "monitor", f"{inp.line} is not monitoring call {call.call_id}")
+            return
+        agent = call.monitors[inp.line]
+        bridge.members[inp.line] = inp.mode
+        bridge.whisper_to.pop(inp.line, None)
+        if inp.mode is Role.WHISPER and agent is not None:
+            bridge.whisper_to[inp.line] = agent
+        self._emit(MonitorStarted(call.call_id, now, inp.line, inp.mode, agent))
+        self._bridge_changed(now, call, bridge)
+
+    def _pickup(self, now: float, inp: I.Pickup) -> None:
+        call = self.get_call(inp.call_id)
+        ln = self.line(inp.line)
+        if ln.kind is not LineKind.EXTENSION:
+            raise CoreError("bad_arg", f"{inp.line} is a trunk; calls are picked up from extensions")
+        if ln.call_id == call.call_id:
+            raise CoreError("bad_arg", f"{inp.line} is already part of call {call.call_id}")
+        if not ln.idle:
+            raise CoreError("busy", f"{inp.line} is {ln.status.value}")
+        ringing = [o for o in call.offers.values() if o.purpose is OfferPurpose.CONNECT]
+        if not ringing:
+            self._refuse(now, ln, "pickup", f"cannot pick up call {call.call_id}: it is not "
+                         f"ringing anywhere (call is {call.state.value})")
+            return
+        for offer in ringing:
+            self._withdraw(now, call, offer, OfferEnd.PICKED_UP)
+        call.hunt.clear()
+        self._move(now, ln, _L.ALERT, call.call_id)
+        self._move(now, ln, _L.ANSWER, call.call_id)
+        self._emit(CallPickedUp(call.call_id, now, ln.name, tuple(o.line for o in ringing)))
+        self._connect(now, call, ln)
+
+    def _shutdown(self, now: float, inp: I.Shutdown) -> None:
         self.accepting = False
         for call in list(self.calls.values()):
             call.hangup_by = "system"
-            self._end(now, call)
-        return self._drain()
+            self._end(now, call, _H.SYSTEM_SHUTDOWN)
 
     # ---------------------------------------------------------------- routing
 
     def _route_inbound(self, now: float, call: Call, target: Target | None) -> None:
         if target is None:
-            self._fail(now, call, Disposition.FAILED, "congestion")
+            self._fail(now, call, Disposition.FAILED, Tone.CONGESTION, _H.UNALLOCATED_NUMBER)
             return
         if target.kind is TargetKind.BUSY:
-            self._fail(now, call, Disposition.BUSY, "busy")
+            self._fail(now, call, Disposition.BUSY, Tone.BUSY, _H.USER_BUSY)
         elif target.kind is TargetKind.EXTENSION:
             ln = self.lines.get(f"ext/{target.value}")
             if ln is None:
-                self._fail(now, call, Disposition.FAILED, "congestion")
+                self._fail(now, call, Disposition.FAILED, Tone.CONGESTION, _H.UNALLOCATED_NUMBER)
             elif not ln.idle:
-                self._fail(now, call, Disposition.BUSY, "busy")
+                self._fail(now, call, Disposition.BUSY, Tone.BUSY, _H.USER_BUSY)
             else:
                 self._ring(now, call, [ln])
         elif target.kind is TargetKind.GROUP:
             group = self.config.ring_groups.get(target.value or "")
             if group is None:
-                self._fail(now, call, Disposition.FAILED, "congestion")
+                self._fail(now, call, Disposition.FAILED, Tone.CONGESTION, _H.UNALLOCATED_NUMBER)
                 return
             members = self._group_lines(group)
             if group.strategy is RingStrategy.RINGALL:
                 idle = [ln for ln in members if ln is not None and ln.idle]
                 if not idle:
-                    self._fail(now, call, Disposition.BUSY, "busy")
+                    self._fail(now, call, Disposition.BUSY, Tone.BUSY, _H.USER_BUSY)
                 else:
                     self._ring(now, call, idle, timeout=group.ring_timeout_s)
                 return
@@ -473,7 +750,7 @@ class SwitchCore:
                     call.hunt_timeout_s = group.ring_timeout_s
                     self._ring(now, call, [ln], timeout=group.ring_timeout_s)
                     return
-            self._fail(now, call, Disposition.BUSY, "busy")
+            self._fail(now, call, Disposition.BUSY, Tone.BUSY, _H.USER_BUSY)
 
     def _group_lines(self, group: RingGroup) -> tuple[Line | None, ...]:
         """The member lines of ``group`` in list order (None for a member with no line), cached."""
@@ -485,29 +762,21 @@ class SwitchCore:
 
     def _ring(self, now: float, call: Call, targets: Iterable[Line],
               timeout: float | None = None) -> None:
-        a = self.lines[call.a_line]
+        """Routed offers to ``targets``; the anchor hears ringback while they ring."""
+        rung = False
         for t in targets:
-            if self._move(now, t, _I.ALERT, call.call_id):
-                call.ringing.append(t.name)
-                self._emit(CallRinging(call.call_id, now, t.name, call.caller, call.callee))
-        if not call.ringing:
-            if call.state is CallState.TRANSFERRING:
+            rung |= self._offer(now, call, t, OfferPurpose.CONNECT,
+                                timeout or self.config.ring_timeout_s, routed=True)
+        if not rung:
+            if call.state in (CallState.TRANSFERRING, CallState.RECALLING):
                 self._transfer_failed(now, call)
             else:
-                self._fail(now, call, Disposition.BUSY, "busy")
+                self._fail(now, call, Disposition.BUSY, Tone.BUSY, _H.USER_BUSY)
             return
-        if call.state is CallState.ROUTING:
-            self._set_state(call, CallState.RINGING)
+        a = self.lines[call.anchor]
         if a.status is _S.DIALING:
-            self._move(now, a, _I.RINGBACK, call.call_id)
-        self._tone(now, a, "ringback")
-        self._arm(call, now + (timeout or self.config.ring_timeout_s), _Timer.RING)
-
-    def _ring_timeout(self, now: float, call: Call) -> None:
-        for name in call.ringing:
-            self._release(now, self.lines[name])
-        call.ringing.clear()
-        self._next_hunt_or_fail(now, call)
+            self._move(now, a, _L.RINGBACK, call.call_id)
+        self._tone(now, a, Tone.RINGBACK)
 
     def _next_hunt_or_fail(self, now: float, call: Call) -> None:
         while call.hunt:
@@ -515,88 +784,349 @@ class SwitchCore:
             if ln is not None and ln.idle:
                 self._ring(now, call, [ln], timeout=call.hunt_timeout_s)
                 return
-        if call.state is CallState.TRANSFERRING:
-            self._transfer_failed(now, call)
-            return
         call.hangup_by = "system"
         call.failure = Disposition.NO_ANSWER
-        self._end(now, call)
+        self._end(now, call, _H.NO_ANSWER)
+
+    # ----------------------------------------------------------------- offers
+
+    def _offer(self, now: float, call: Call, ln: Line, purpose: OfferPurpose, timeout: float,
+               *, routed: bool, mode: Role | None = None, agent: str | None = None) -> bool:
+        """Ring ``ln`` for ``call``; False (and a line.error) when the line refuses."""
+        if not self._move(now, ln, _L.ALERT, call.call_id):
+            return False
+        call.offers[ln.name] = Offer(ln.name, purpose, now + timeout, routed, mode, agent)
+        self._timers.arm(("offer", ln.name), now + timeout, call.call_id)
+        if call.can(_CI.OFFER) and purpose is OfferPurpose.CONNECT:
+            self._set_state(call, _CI.OFFER)
+        self._emit(CallRinging(call.call_id, now, ln.name, call.caller, call.callee))
+        return True
+
+    def _withdraw(self, now: float, call: Call, offer: Offer, reason: OfferEnd,
+                  *, hangup: bool = False) -> None:
+        """Stop ringing ``offer``'s line and free it; the caller of this decides what next."""
+        call.offers.pop(offer.line, None)
+        self._timers.cancel(("offer", offer.line))
+        ln = self.lines[offer.line]
+        if ln.call_id == call.call_id and not ln.idle:
+            self._stop_tone(now, ln)
+            self._move(now, ln, _L.HANGUP if hangup else _L.RELEASE, None, call.call_id)
+        self._emit(OfferWithdrawn(call.call_id, now, offer.line, reason))
+
+    def _offer_gone(self, now: float, call: Call, offer: Offer, reason: OfferEnd) -> None:
+        """A routed offer ended unanswered: hunt on, recall, end the consultation, or fail."""
+        if not offer.routed or call.state is CallState.ENDED:
+            return
+        if any(o.routed for o in call.offers.values()):
+            return  # other phones of a ringall group still ring
+        if offer.purpose is OfferPurpose.CONSULT:
+            self._end_consult(now, call, ConsultEnd.NO_ANSWER if reason is OfferEnd.TIMEOUT
+                              else ConsultEnd.DECLINED if reason is OfferEnd.DECLINED
+                              else ConsultEnd.CANCEL)
+        elif call.state is CallState.RINGING:
+            self._next_hunt_or_fail(now, call)
+        elif call.state in (CallState.TRANSFERRING, CallState.RECALLING):
+            self._transfer_failed(now, call)
+
+    def _connect(self, now: float, call: Call, ln: Line) -> None:
+        """``ln`` answered a connect offer (or picked the call up): it talks with the anchor."""
+        for other in list(call.offers.values()):
+            if other.purpose is OfferPurpose.CONNECT:
+                self._withdraw(now, call, other, OfferEnd.TAKEN_ELSEWHERE)
+        call.hunt.clear()
+        self._set_state(call, _CI.ANSWER)
+        a = self.lines[call.anchor]
+        if a.status is _S.ALERTING:
+            self._move(now, a, _L.ANSWER, call.call_id)
+        elif a.status in (_S.DIALING, _S.RINGBACK):
+            self._move(now, a, _L.CONNECT, call.call_id)
+        self._stop_tone(now, a)
+        main = call.main
+        if main is None:
+            main = call.new_bridge()
+            main.members[call.anchor] = Role.PARTY
+            call.legs[call.anchor] = None
+        main.members[ln.name] = Role.PARTY
+        call.legs[ln.name] = None
+        if call.answer_time is None:
+            call.answer_time = now
+        if ln.kind is LineKind.EXTENSION:
+            if call.direction is Direction.INBOUND or call.transfer_from is not None:
+                call.extension = ln.number
+            elif call.direction is Direction.INTERNAL:
+                call.callee = str(ln.number)
+        call.transfer_from = None
+        self._emit(CallAnswered(call.call_id, now, ln.name))
+        self._emit(CallBridged(call.call_id, now, call.anchor, ln.name))
+        self._bridge_changed(now, call, main)
+
+    def _consult_answered(self, now: float, call: Call, ln: Line) -> None:
+        consulter = self.lines[call.consulter or ""]
+        side = call.bridge_of(consulter.name)
+        assert side is not None
+        self._move(now, consulter, _L.CONNECT, call.call_id)
+        self._stop_tone(now, consulter)
+        side.members[ln.name] = Role.PARTY
+        call.legs[ln.name] = None
+        self._emit(CallAnswered(call.call_id, now, ln.name))
+        self._emit(CallBridged(call.call_id, now, consulter.name, ln.name))
+        self._bridge_changed(now, call, side)
+
+    def _join_monitor(self, now: float, call: Call, ln: Line, offer: Offer) -> None:
+        main = call.main
+        mode = offer.mode or Role.LISTEN
+        if main is None:
+            # The call left the state it was monitored in before the supervisor answered.
+            self._move(now, ln, _L.RELEASE, None, call.call_id)
+            return
+        main.members[ln.name] = mode
+        agent = offer.agent if offer.agent in call.legs else None
+        if mode is Role.WHISPER and agent is not None:
+            main.whisper_to[ln.name] = agent
+        call.legs[ln.name] = None
+        call.monitors[ln.name] = agent
+        self._emit(MonitorStarted(call.call_id, now, ln.name, mode, agent))
+        self._bridge_changed(now, call, main)
+
+    def _drop_monitor(self, now: float, call: Call, line: str, *, hangup: bool) -> None:
+        call.monitors.pop(line, None)
+        bridge = call.bridge_of(line)
+        call.legs.pop(line, None)
+        ln = self.lines[line]
+        if ln.call_id == call.call_id and not ln.idle:
+            self._move(now, ln, _L.HANGUP if hangup else _L.RELEASE, None, call.call_id)
+        self._emit(MonitorEnded(call.call_id, now, line))
+        if bridge is not None:
+            del bridge.members[line]
+            bridge.whisper_to.pop(line, None)
+            self._bridge_changed(now, call, bridge)
+
+    # -------------------------------------------------------------- consult
+
+    def _retrieve_held(self, now: float, call: Call) -> Bridge:
+        """Take the held party of a consultation off hold in the main bridge; returns it."""
+        held = call.held_party or ""
+        main = call.bridge_of(held)
+        assert main is not None
+        h = self.lines[held]
+        if h.status is _S.HELD:
+            self._move(now, h, _L.RETRIEVE, call.call_id)
+        self._stop_tone(now, h)
+        main.members[held] = Role.PARTY
+        return main
+
+    def _clear_consult(self, call: Call) -> None:
+        call.consulter = call.held_party = call.consulted = None
+
+    def _end_consult(self, now: float, call: Call, reason: ConsultEnd, *,
+                     hangup: bool = False) -> None:
+        """Back to the held party without a transfer (cancel, no answer, consulted left)."""
+        consulter, held, consulted = call.consulter, call.held_party, call.consulted
+        assert consulter is not None and held is not None and consulted is not None
+        offer = call.offers.get(consulted)
+        if offer is not None:
+            self._withdraw(now, call, offer, OfferEnd.WITHDRAWN)
+        elif consulted in call.legs:
+            self._leave(now, call, self.lines[consulted], _L.HANGUP if hangup else _L.RELEASE,
+                        announce=False)
+        self._set_state(call, _CI.CANCEL)
+        side = call.bridge_of(consulter)
+        if side is not None:
+            side.members.clear()
+            self._dissolve(now, call, side)
+        c = self.lines[consulter]
+        if c.status is _S.RINGBACK:
+            self._move(now, c, _L.CONNECT, call.call_id)
+        self._stop_tone(now, c)
+        main = self._retrieve_held(now, call)
+        main.members[consulter] = Role.PARTY
+        self._clear_consult(call)
+        self._emit(CallConsultEnded(call.call_id, now, consulter, held, consulted, reason))
+        self._emit(CallRetrieved(call.call_id, now, consulter, held))
+        self._bridge_changed(now, call, main)
+
+    def _consulter_left(self, now: float, call: Call, ln: Line) -> None:
+        """The consulting party hung up: hand its held peer to the consulted party
+        (attended transfer when it answered; otherwise the held party hears the target
+        ring, and the consulter is rung back if nobody answers)."""
+        consulted = call.consulted or ""
+        if consulted in call.legs:
+            call.hangup_line = None
+            self._complete_by_hangup(now, call, ln)
+            return
+        held = call.held_party or ""
+        offer = call.offers.get(consulted)
+        self._set_state(call, _CI.TRANSFER)
+        side = call.bridge_of(ln.name)
+        self._leave(now, call, ln, _L.HANGUP, announce=False)
+        if side is not None:
+            self._dissolve(now, call, side)
+        if call.anchor == ln.name:
+            call.anchor = held
+        main = call.bridge_of(held)
+        assert main is not None
+        h = self.lines[held]
+        self._stop_tone(now, h)
+        self._move(now, h, _L.RINGBACK, call.call_id)
+        self._tone(now, h, Tone.RINGBACK)
+        main.members[held] = Role.PARTY
+        call.transfer_from = ln.name
+        self._clear_consult(call)
+        if offer is not None:
+            offer.purpose = OfferPurpose.CONNECT
+        self._emit(CallTransferred(call.call_id, now, ln.name, consulted))
+        self._bridge_changed(now, call, main)
+
+    def _complete_by_hangup(self, now: float, call: Call, ln: Line) -> None:
+        held, consulted = call.held_party or "", call.consulted or ""
+        self._set_state(call, _CI.COMPLETE)
+        side = call.bridge_of(consulted)
+        self._leave(now, call, ln, _L.HANGUP, announce=False)
+        if call.anchor == ln.name:
+            call.anchor = held
+        main = self._retrieve_held(now, call)
+        if side is not None:
+            side.members.pop(consulted, None)
+            self._dissolve(now, call, side)
+        main.members[consulted] = Role.PARTY
+        self._clear_consult(call)
+        c = self.lines[consulted]
+        if c.kind is LineKind.EXTENSION:
+            call.extension = c.number
+        self._emit(CallTransferred(call.call_id, now, ln.name, consulted, TransferKind.ATTENDED))
+        self._emit(CallBridged(call.call_id, now, held, consulted))
+        self._bridge_changed(now, call, main)
 
     # --------------------------------------------------------------- transfer
 
-    def _complete_transfer(self, now: float, call: Call, target: Line) -> None:
-        remaining = call.a_line
-        call.b_line = target.name
-        if target.kind is LineKind.EXTENSION:
-            call.extension = target.number
-        call.transfer_from = None
-        call.recalling = False
-        self._set_state(call, CallState.ANSWERED)
-        r = self.lines[remaining]
-        self._stop_tone(now, r)
-        self._move(now, r, _I.CONNECT, call.call_id)
-        self._emit(CallAnswered(call.call_id, now, target.name))
-        self._emit(CallBridged(call.call_id, now, remaining, target.name))
-
     def _transfer_failed(self, now: float, call: Call) -> None:
         back = self.lines.get(call.transfer_from or "")
-        if not call.recalling and back is not None and back.idle:
-            call.recalling = True
+        if call.state is CallState.TRANSFERRING and back is not None and back.idle:
+            self._set_state(call, _CI.RECALL)
             self._ring(now, call, [back])
             return
         call.hangup_by = "system"
-        self._end(now, call)
+        self._end(now, call, _H.NO_ANSWER)
 
     # ------------------------------------------------------------ call ending
 
-    def _fail(self, now: float, call: Call, disposition: Disposition, tone: str) -> None:
+    def _party_left(self, now: float, call: Call, ln: Line) -> None:
+        """A party other than the anchor hung up: the call goes on while two remain."""
+        bridge = call.bridge_of(ln.name)
+        self._leave(now, call, ln, _L.HANGUP, announce=False)
+        talking = sum(1 for leg in call.legs if leg not in call.monitors)
+        if talking >= 2 and bridge is not None:
+            if call.state is CallState.CONFERENCE and len(bridge.parties()) < 3:
+                self._set_state(call, _CI.PARTY_LEFT)
+            self._bridge_changed(now, call, bridge)
+            return
+        call.hangup_line = ln.name
+        call.hangup_by = "caller" if ln.name == call.origin_line else "callee"
+        self._end(now, call)
+
+    def _end_by(self, now: float, call: Call, line: str) -> None:
+        call.hangup_line = line
+        call.hangup_by = "caller" if line == call.origin_line else "callee"
+        self._end(now, call)
+
+    def _leave(self, now: float, call: Call, ln: Line, how: LineInput,
+               *, announce: bool = True) -> None:
+        """Take ``ln`` out of the call: out of its bridge and legs, the line freed."""
+        bridge = call.bridge_of(ln.name)
+        if bridge is not None:
+            del bridge.members[ln.name]
+            bridge.whisper_to.pop(ln.name, None)
+        # A supervisor coaching this line has nobody to whisper to any more.
+        for sup, agent in call.monitors.items():
+            if agent == ln.name:
+                call.monitors[sup] = None
+                for b in call.bridges.values():
+                    if b.whisper_to.get(sup) == ln.name:
+                        del b.whisper_to[sup]
+        call.legs.pop(ln.name, None)
+        self._stop_tone(now, ln)
+        self._move(now, ln, how, None, call.call_id)
+        if bridge is not None and announce:
+            self._bridge_changed(now, call, bridge)
+        elif bridge is not None and not bridge.members:
+            self._dissolve(now, call, bridge)
+
+    def _fail(self, now: float, call: Call, disposition: Disposition, tone: Tone,
+              cause: HangupCause) -> None:
         """The caller hears ``tone`` until it hangs up or ``tone_timeout_s`` passes."""
-        for name in call.ringing:
-            self._release(now, self.lines[name])
-        call.ringing.clear()
+        for offer in list(call.offers.values()):
+            self._withdraw(now, call, offer, OfferEnd.WITHDRAWN)
         call.hunt.clear()
         call.failure = disposition
-        self._set_state(call, CallState.TONE)
-        a = self.lines[call.a_line]
-        self._move(now, a, _I.TONE, call.call_id)
+        call.cause = cause
+        self._set_state(call, _CI.FAIL)
+        a = self.lines[call.anchor]
+        self._move(now, a, _L.TONE, call.call_id)
         self._tone(now, a, tone)
-        self._arm(call, now + self.config.tone_timeout_s, _Timer.TONE)
+        self._timers.arm(("tone", call.call_id), now + self.config.tone_timeout_s, call.call_id)
 
-    def _end(self, now: float, call: Call) -> None:
+    def _end(self, now: float, call: Call, cause: HangupCause | None = None) -> None:
+        """End ``call``: every offer, monitor, leg and bridge it owns is released, then the CDR."""
         if call.state is CallState.ENDED:
             return
-        self._set_state(call, CallState.ENDED)
-        self._cancel_timer(call)
-        for name in call.lines():
+        if cause is None:
+            cause = call.cause
+        if cause is None:
+            if call.answer_time is not None or call.switch_answer_time is not None:
+                cause = _H.NORMAL_CLEARING
+            elif call.hangup_by == "caller":
+                cause = _H.ORIGINATOR_CANCEL
+            else:
+                cause = _H.NO_ANSWER
+        self._set_state(call, _CI.END)
+        self._timers.cancel(("tone", call.call_id))
+        for offer in list(call.offers.values()):
+            self._withdraw(now, call, offer, OfferEnd.CALLER_GONE)
+        for sup in list(call.monitors):
+            self._drop_monitor(now, call, sup, hangup=False)
+        for name in [call.anchor, *call.legs]:
             ln = self.lines[name]
             if ln.call_id == call.call_id and not ln.idle:
                 self._stop_tone(now, ln)
-                what = _I.HANGUP if name == call.hangup_line else _I.RELEASE
+                what = _L.HANGUP if name == call.hangup_line else _L.RELEASE
                 self._move(now, ln, what, None, call.call_id)
-        call.ringing.clear()
+        call.legs.clear()
+        for bridge in list(call.bridges.values()):
+            bridge.members.clear()
+            self._dissolve(now, call, bridge)
         del self.calls[call.call_id]
-        cdr = self._cdr(now, call)
-        self._emit(CallEnded(call.call_id, now, cdr.disposition, cdr.duration, cdr.billsec,
-                             call.hangup_by, cdr))
+        cdr = self._cdr(now, call, cause)
+        self._emit(CallEnded(call.call_id, now, Disposition(cdr.disposition), cdr.duration,
+                             cdr.billsec, call.hangup_by, cause, cause.q850, cdr))
 
-    def _cdr(self, now: float, call: Call) -> Cdr:
+    def _cdr(self, now: float, call: Call, cause: HangupCause) -> Cdr:
         if call.answer_time is not None:
             disposition = Disposition.ANSWERED
         else:
             disposition = call.failure or Disposition.NO_ANSWER
-        trunk = call.trunk
         return Cdr(
             uniqueid=call.call_id, linkedid=call.call_id, src=call.caller, dst=call.callee,
             clid=f'"{call.caller}" <{call.caller}>', start=call.start, answer=call.answer_time,
             end=now, duration=_round_half_up(now - call.start),
             billsec=_round_half_up(now - call.answer_time) if call.answer_time is not None else 0,
-            disposition=disposition.value, direction=call.direction.value, trunk=trunk,
+            disposition=disposition.value, direction=call.direction.value, trunk=call.trunk,
             extension=call.extension,
             wait_s=round((call.answer_time if call.answer_time is not None else now) - call.start, 3),
             hangup_by=call.hangup_by, blocked_reason=call.blocked_reason, dnis=call.dnis,
+            hangup_cause=str(cause), q850=cause.q850,
         )
 
     # ------------------------------------------------------------ primitives
+
+    def _bridge_changed(self, now: float, call: Call, bridge: Bridge) -> None:
+        if not bridge.members:
+            self._dissolve(now, call, bridge)
+            return
+        self._emit(BridgeChanged(call.call_id, now, bridge.bridge_id, bridge.snapshot()))
+
+    def _dissolve(self, now: float, call: Call, bridge: Bridge) -> None:
+        if call.bridges.pop(bridge.bridge_id, None) is not None:
+            self._emit(BridgeChanged(call.call_id, now, bridge.bridge_id, ()))
 
     def _first_idle_trunk(self) -> int | None:
         # Lazy heap: entries for trunks that became busy are skipped here, and a trunk
@@ -616,8 +1146,8 @@ class SwitchCore:
     def _move(self, now: float, ln: Line, what: LineInput, call_id: str | None,
               event_call_id: str | None = None) -> bool:
         nxt = ln.next_status(what)
-        if isinstance(nxt, str):
-            self._refuse(now, ln, what, nxt)
+        if not isinstance(nxt, LineStatus):
+            self._refuse(now, ln, what.value, nxt)
             return False
         prev = ln.status
         ln.status = nxt
@@ -627,18 +1157,13 @@ class SwitchCore:
                 self._push_idle_trunk(ln.number)
         elif call_id is not None:
             ln.call_id = call_id
-        self._emit(LineState(ln.name, nxt.value, prev.value, now, call_id or event_call_id))
+        self._emit(LineState(ln.name, nxt, prev, now, call_id or event_call_id))
         return True
 
-    def _release(self, now: float, ln: Line) -> None:
-        call_id = ln.call_id
-        self._stop_tone(now, ln)
-        self._move(now, ln, _I.RELEASE, None, call_id)
+    def _refuse(self, now: float, ln: Line, what: str, reason: str) -> None:
+        self._emit(LineError(ln.name, what, ln.status, reason, now, ln.call_id))
 
-    def _refuse(self, now: float, ln: Line, what: LineInput, reason: str) -> None:
-        self._emit(LineError(ln.name, what.value, ln.status.value, reason, now, ln.call_id))
-
-    def _tone(self, now: float, ln: Line, tone: str) -> None:
+    def _tone(self, now: float, ln: Line, tone: Tone) -> None:
         if ln.tone == tone:
             return
         ln.tone = tone
@@ -649,21 +1174,13 @@ class SwitchCore:
             ln.tone = None
             self._emit(ToneStopped(ln.name, now, ln.call_id))
 
-    def _set_state(self, call: Call, to: CallState) -> None:
-        if call.state is to:
-            return
-        if not call.can_move(to):
-            # A bug in this module, not a peer's mistake: fail loudly in tests.
-            raise AssertionError(f"call {call.call_id}: {call.state.value} -> {to.value} is not in the table")
-        call.state = to
-
-    def _arm(self, call: Call, deadline: float, kind: _Timer) -> None:
-        call.timer_token += 1
-        self._seq += 1
-        heapq.heappush(self._timers, (deadline, self._seq, call.call_id, call.timer_token, kind))
-
-    def _cancel_timer(self, call: Call) -> None:
-        call.timer_token += 1
+    def _set_state(self, call: Call, what: CallInput) -> None:
+        nxt = CALL_TRANSITIONS.get((call.state, what))
+        if nxt is None:
+            # A bug in this module, not a peer's mistake: every caller checks first.
+            raise AssertionError(f"call {call.call_id}: {what.value} in state "
+                                 f"{call.state.value} is not in the table")
+        call.state = nxt
 
     def _emit(self, event: Event) -> None:
         self._out.append(event)
@@ -671,3 +1188,4 @@ class SwitchCore:
     def _drain(self) -> list[Event]:
         out, self._out = self._out, []
         return out
+

@@ -2,14 +2,20 @@
 
 A ULID is 48 bits of millisecond timestamp then 80 random bits, so ids from
 different milliseconds sort by time. Within one millisecond (hundreds of calls per
-second make that common) random bits would sort arbitrarily; like the ULID spec's
-monotonic mode, :class:`CallIds` then increments the previous id by one instead, so
-``sorted(ids) == ids`` always holds for one switch.
+second make that common) random bits would sort arbitrarily; python-ulid's
+``ULIDGenerator`` with its ``StrictMonotonicPolicy`` (the ULID spec's monotonic
+mode) then increments the previous id's random part instead. One generator per
+:class:`CallIds`, so each switch core has its own sequence and no shared state.
+
+The one thing the library does not do: a clock that steps *backwards* (NTP, a
+virtual clock in tests) would give a new millisecond that sorts before the last
+id. :class:`CallIds` keeps the millisecond from going back, so the library's
+same-millisecond increment applies and ``sorted(ids) == ids`` always holds.
 """
 
 from __future__ import annotations
 
-from ulid import ULID
+from ulid import StrictMonotonicPolicy, ULIDGenerator
 
 __all__ = ["CallIds"]
 
@@ -17,17 +23,20 @@ __all__ = ["CallIds"]
 class CallIds:
     """A callable ``now -> id``: unique, time-ordered call ids (26-char Crockford base32).
 
-    ``now`` is epoch seconds. A clock that steps backwards never makes an id sort
-    before an earlier one: the previous id is incremented instead.
+    ``now`` is epoch seconds (the core's clock, real or virtual). Ids are strictly
+    increasing in creation order, also within one millisecond and when ``now``
+    goes backwards (then they carry the latest millisecond seen). Raises
+    ValueError, from python-ulid, only if 2**80 ids are asked for within one
+    millisecond.
     """
 
     def __init__(self) -> None:
-        self._last: int = 0
+        self._generator = ULIDGenerator(policy=StrictMonotonicPolicy())
+        self._last_ms = 0
 
     def __call__(self, now: float) -> str:
-        # float(): python-ulid reads an int timestamp as milliseconds (1970 for epoch seconds).
-        value = int(ULID.from_timestamp(float(now)))
-        if (value >> 80) <= (self._last >> 80):  # same or earlier millisecond
-            value = self._last + 1
-        self._last = value
-        return str(ULID.from_int(value))
+        # An int is read as milliseconds by python-ulid (a float as seconds); pass
+        # milliseconds so the clamp below and the library agree on the unit.
+        ms = max(int(now * 1000), self._last_ms)
+        self._last_ms = ms
+        return str(self._generator.generate(ms))

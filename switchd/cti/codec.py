@@ -1,8 +1,14 @@
-"""Sans-IO codec of the CTI line protocol (DESIGN.md §5): bytes in, requests out;
-replies and events in, bytes out.
+"""Sans-IO codec of the CTI line protocol (DESIGN.md §5), both ways.
 
-It never touches a socket, so the server, ``switchctl`` and the tests share it, and
-every rule about framing, quoting and syntax errors lives in this one module.
+Server side: bytes in, :class:`Request` out (:class:`LineDecoder`); replies and events
+in, bytes out (:func:`encode_reply`, :func:`encode_error`). Client side: requests in,
+bytes out (:func:`encode_request`); bytes in, :class:`ServerLine` out
+(:class:`ServerLineDecoder`, or :class:`LineFramer` plus :func:`parse_server_line`).
+
+It never touches a socket, so the server, :mod:`switchd.cti.client` (the bench,
+``switchctl``) and the tests share it, and every rule about framing, quoting and
+syntax errors lives in this one module. Each encoder's output parses back to what it
+was given (property-tested).
 
 Wire format, one UTF-8 line per message, LF or CRLF terminated::
 
@@ -29,6 +35,8 @@ Conventions chosen here (the brief left them open):
   the decoder does not act on verbs. Lines that arrived in the same ``feed()`` call as
   the ``FORMAT`` request were decoded in the old mode, so clients must wait for the
   ``OK`` before switching (like SMTP's STARTTLS).
+- At end of input (EOF or a half-close) the unterminated last line is decoded by
+  ``feed_eof()`` like any other: ``nc`` sends the line typed before Ctrl-D that way.
 """
 
 from __future__ import annotations
@@ -39,7 +47,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import Enum
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 try:  # orjson is optional: faster JSON replies when present, same output shape.
     import orjson as _orjson
@@ -48,14 +56,23 @@ except ImportError:  # pragma: no cover - depends on the environment
 
 __all__ = [
     "ERROR_CODES",
+    "JSON_BACK_TO_TEXT",
     "DecodeError",
     "LineDecoder",
+    "LineFramer",
+    "LineKind",
     "Request",
+    "ServerLine",
+    "ServerLineDecoder",
     "encode_error",
     "encode_reply",
+    "encode_request",
     "parse_line",
+    "parse_server_line",
     "quote",
 ]
+
+_T = TypeVar("_T")
 
 ERROR_CODES: frozenset[str] = frozenset(
     {
@@ -160,27 +177,28 @@ class _Problem(Exception):
 # --- decoding ------------------------------------------------------------------------
 
 
-class LineDecoder:
-    """Turns a client's byte stream into :class:`Request` and :class:`DecodeError` items.
+class _Framer(Generic[_T]):
+    """Splits a byte stream into lines; subclasses say what a complete line becomes.
 
-    One decoder per connection. ``feed`` may be called with any slicing of the
-    stream (down to one byte at a time); partial lines are kept between calls. The
-    buffer never holds more than ``max_line_bytes`` bytes: a line that grows past the
-    limit is reported once, as soon as the limit is crossed, and its remaining bytes
-    are dropped up to the next LF, so a client streaming 100 MB without a newline
-    costs no memory. ``json_mode`` selects one-JSON-object-per-line decoding; the
-    server sets it after accepting ``FORMAT json`` (see the module docstring).
+    The same framing serves both directions (requests read by the server, server lines
+    read by a client), so the rules for terminators, blank lines and the line limit
+    cannot drift apart. ``feed`` may be called with any slicing of the stream (down to
+    one byte at a time); partial lines are kept between calls. The buffer never holds
+    ``max_line_bytes`` bytes or more: a line that grows past the limit is reported
+    once, as soon as the limit is crossed, and its remaining bytes are dropped up to
+    the next LF, so a peer streaming 100 MB without a newline costs no memory.
     """
 
+    json_mode: bool = False
+
     def __init__(self, max_line_bytes: int = 8192) -> None:
-        """Create a decoder; ``max_line_bytes`` counts a line's LF or CR LF too.
+        """Create a framer; ``max_line_bytes`` counts a line's LF or CR LF too.
 
         Raises ValueError when ``max_line_bytes`` < 2 (no room for a verb and LF).
         """
         if max_line_bytes < 2:
             raise ValueError(f"max_line_bytes must be at least 2, got {max_line_bytes}")
         self.max_line_bytes = max_line_bytes
-        self.json_mode: bool = False
         self._buf = bytearray()
         self._discarding = False
 
@@ -189,15 +207,15 @@ class LineDecoder:
         """Bytes of an unfinished line held right now (always < ``max_line_bytes``)."""
         return len(self._buf)
 
-    def feed(self, data: bytes) -> list[Request | DecodeError]:
-        """Take the next bytes from the client; return what the complete lines say.
+    def feed(self, data: bytes) -> list[_T | DecodeError]:
+        """Take the next bytes from the peer; return what the complete lines say.
 
         Each non-blank line yields exactly one item, in order; blank lines yield none.
-        Never raises for anything the client sends.
+        Never raises for anything the peer sends.
         """
         if type(data) is not bytes:
             data = bytes(data)
-        out: list[Request | DecodeError] = []
+        out: list[_T | DecodeError] = []
         limit = self.max_line_bytes
         n = len(data)
         pos = 0
@@ -241,12 +259,30 @@ class LineDecoder:
             pos = nl + 1
         return out
 
+    def feed_eof(self) -> list[_T | DecodeError]:
+        """The peer will send no more (EOF or half-close): decode the unterminated last line.
+
+        Why: a client that sends a last line without a newline and then closes its
+        write side (``nc`` then Ctrl-D) means that line; it must be answered like any
+        other, not dropped. The line had fewer than ``max_line_bytes`` bytes (the
+        buffer never holds more), so it is within the limit as if an LF followed.
+        Returns at most one item. The framer is then empty and may be fed again.
+        Never raises.
+        """
+        out: list[_T | DecodeError] = []
+        if self._buf:
+            self._decode_into(bytes(self._buf), out)
+        self._buf.clear()
+        self._discarding = False
+        return out
+
+    def _decode_into(self, raw: bytes, out: list[_T | DecodeError]) -> None:
+        """Decode one line (without its LF) and append the result, if any, to ``out``."""
+        raise NotImplementedError
+
     def _too_long(self, head: bytes) -> DecodeError:
         """Build the single error for an over-long line, keeping its tag if visible."""
-        tag = None
-        if not self.json_mode:
-            m = _HEAD_TAG_BYTES_RE.match(head)
-            tag = m.group(1).decode("ascii") if m else None
+        tag = None if self.json_mode else _head_tag(head)
         return DecodeError(
             "line_too_long",
             f"line is longer than {self.max_line_bytes} bytes (terminator included); "
@@ -254,8 +290,26 @@ class LineDecoder:
             tag,
         )
 
+
+class LineDecoder(_Framer[Request]):
+    """Turns a client's byte stream into :class:`Request` and :class:`DecodeError` items.
+
+    One decoder per connection; the framing rules are :class:`_Framer`'s (call
+    :meth:`feed_eof` when the client half-closes, so its last line is not lost).
+    ``json_mode`` selects one-JSON-object-per-line decoding; the server sets it after
+    accepting ``FORMAT json`` (see the module docstring).
+    """
+
+    def __init__(self, max_line_bytes: int = 8192) -> None:
+        """Create a decoder; ``max_line_bytes`` counts a line's LF or CR LF too.
+
+        Raises ValueError when ``max_line_bytes`` < 2 (no room for a verb and LF).
+        """
+        super().__init__(max_line_bytes)
+        self.json_mode = False
+
     def _decode_into(self, raw: bytes, out: list[Request | DecodeError]) -> None:
-        """Decode one line (without its LF) and append the result, if any, to ``out``."""
+        """Decode one request line (without its LF) and append the result, if any."""
         if raw.endswith(b"\r"):
             raw = raw[:-1]
         if not raw.strip(b" \t"):
@@ -263,19 +317,24 @@ class LineDecoder:
         try:
             text = raw.decode("utf-8")
         except UnicodeDecodeError as exc:
-            tag = None
-            if not self.json_mode:
-                m = _HEAD_TAG_BYTES_RE.match(raw)
-                tag = m.group(1).decode("ascii") if m else None
-            out.append(
-                DecodeError(
-                    "bad_syntax",
-                    f"line is not valid UTF-8 (byte 0x{raw[exc.start]:02x} at offset {exc.start})",
-                    tag,
-                )
-            )
+            out.append(_not_utf8(raw, exc, None if self.json_mode else _head_tag(raw)))
             return
         out.append(_parse_json_line(text) if self.json_mode else parse_line(text))
+
+
+def _head_tag(raw: bytes) -> str | None:
+    """The ``#tag`` at the start of a raw text line, when it can be read."""
+    m = _HEAD_TAG_BYTES_RE.match(raw)
+    return m.group(1).decode("ascii") if m else None
+
+
+def _not_utf8(raw: bytes, exc: UnicodeDecodeError, tag: str | None) -> DecodeError:
+    """The error for a line that is not UTF-8, naming the first bad byte and its offset."""
+    return DecodeError(
+        "bad_syntax",
+        f"line is not valid UTF-8 (byte 0x{raw[exc.start]:02x} at offset {exc.start})",
+        tag,
+    )
 
 
 def parse_line(line: str) -> Request | DecodeError:
@@ -465,6 +524,14 @@ def _pairs_no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return obj
 
 
+JSON_BACK_TO_TEXT = '{"verb":"FORMAT","mode":"text"}'
+"""The JSON request that switches a connection back to text lines (``FORMAT text``)."""
+
+# Someone typing text lines into a connection they (or a script) switched to JSON
+# needs to learn how to get out; a bare "not valid JSON" leaves them stuck.
+_JSON_HINT = f"; this connection is in JSON mode: send {JSON_BACK_TO_TEXT} to go back to text"
+
+
 def _parse_json_line(text: str) -> Request | DecodeError:
     """Parse one JSON-mode line: a flat object with a string ``verb``.
 
@@ -477,12 +544,15 @@ def _parse_json_line(text: str) -> Request | DecodeError:
             text, object_pairs_hook=_pairs_no_duplicates, parse_constant=_reject_constant
         )
     except json.JSONDecodeError as exc:
-        return DecodeError("bad_syntax", f"not valid JSON: {exc.msg} at column {exc.colno}")
+        return DecodeError(
+            "bad_syntax", f"not valid JSON: {exc.msg} at column {exc.colno}{_JSON_HINT}"
+        )
     except (ValueError, RecursionError) as exc:
-        return DecodeError("bad_syntax", f"not valid JSON: {exc}")
+        return DecodeError("bad_syntax", f"not valid JSON: {exc}{_JSON_HINT}")
     if not isinstance(obj, dict):
         return DecodeError(
-            "bad_syntax", f"a JSON request must be an object, got {_json_type_name(obj)}"
+            "bad_syntax",
+            f"a JSON request must be an object, got {_json_type_name(obj)}{_JSON_HINT}",
         )
     tag: str | None = None
     raw_tag = obj.pop("tag", None)
@@ -496,7 +566,7 @@ def _parse_json_line(text: str) -> Request | DecodeError:
         tag = raw_tag
     verb = obj.pop("verb", None)
     if not isinstance(verb, str):
-        what = "missing" if verb is None else f"a {_json_type_name(verb)}, not a string"
+        what = "missing" if verb is None else f"{_json_type_name(verb)}, not a string"
         return DecodeError("bad_syntax", f'missing verb: "verb" is {what}', tag)
     if _VERB_VALUE_RE.fullmatch(verb) is None:
         return DecodeError(
@@ -691,3 +761,300 @@ def encode_error(code: str, msg: str, *, tag: str | None = None, json_mode: bool
     if code not in ERROR_CODES:
         raise ValueError(f"unknown error code {code!r}; expected one of {sorted(ERROR_CODES)}")
     return encode_reply("ERR", {"code": code, "msg": msg}, tag=tag, json_mode=json_mode)
+
+
+# --- the client side: requests out, server lines in ---------------------------------
+
+
+class LineKind(Enum):
+    """What a server line is: its first word (after the tag)."""
+
+    HELLO = "HELLO"
+    OK = "OK"
+    ERR = "ERR"
+    ITEM = "ITEM"
+    END = "END"
+    EVENT = "EVENT"
+
+    @property
+    def final(self) -> bool:
+        """True for the line that ends a reply (``OK``, ``ERR``, ``END``)."""
+        return self in _FINAL_KINDS
+
+
+_FINAL_KINDS = frozenset({LineKind.OK, LineKind.ERR, LineKind.END})
+# EVENT and HELLO carry one positional token in text mode, a named key in JSON mode.
+_LEAD_KEYS = {LineKind.EVENT: ("event", "event name"), LineKind.HELLO: ("version", "version")}
+_KINDS_TEXT = "HELLO, OK, ERR, ITEM, END or EVENT"
+_KIND_START_RE = re.compile(rf"[ \t]*(?:#{_TAG_CHARS}[ \t]+)?")
+_KINDS_BY_WORD = {k.value: k for k in LineKind}
+
+FieldValue = str | int | float | bool
+"""A field value of a server line: always ``str`` in text mode, a JSON scalar in JSON mode."""
+
+
+@dataclass(frozen=True)
+class ServerLine:
+    """One decoded line from the server, the inverse of :func:`encode_reply`.
+
+    ``fields`` are what the server's encoder was given, nulls left out: the event
+    name of an EVENT is ``fields["event"]`` and the version of HELLO is
+    ``fields["version"]`` (text mode writes them as the token after the kind, JSON
+    mode as keys), and an ERR always has ``code`` (and normally ``msg``). In text
+    mode every value is the ``str`` on the wire (``pong=true`` gives ``"true"``); in
+    JSON mode values keep their JSON type. ``tag`` is the echoed tag without ``#``.
+    """
+
+    kind: LineKind
+    fields: Mapping[str, FieldValue]
+    tag: str | None = None
+
+    @property
+    def event_name(self) -> str | None:
+        """The event's name for an EVENT line (``call.new``), else None."""
+        return self.fields.get("event") if self.kind is LineKind.EVENT else None  # type: ignore[return-value]
+
+
+def parse_server_line(line: str | bytes, *, json_mode: bool = False) -> ServerLine | DecodeError:
+    """Parse one line the server sent (LF or CR LF terminator optional) into a ServerLine.
+
+    ``json_mode`` says how the line is framed: the server switches only after its
+    ``OK`` to ``FORMAT``, so the caller decides line by line. Never raises: a line that
+    is not what switchd sends gives ``DecodeError("bad_syntax", …)`` naming the problem
+    (and its 1-based column when it has one), with the line's tag when it was read.
+    """
+    if isinstance(line, bytes | bytearray):
+        raw = bytes(line).removesuffix(b"\n").removesuffix(b"\r")
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            return _not_utf8(raw, exc, None if json_mode else _head_tag(raw))
+    else:
+        text = line.removesuffix("\n").removesuffix("\r")
+    if not text.strip(" \t"):
+        return DecodeError("bad_syntax", "empty line: a server line starts with " + _KINDS_TEXT)
+    return _parse_server_json(text) if json_mode else _parse_server_text(text)
+
+
+def _parse_server_text(text: str) -> ServerLine | DecodeError:
+    """Text-mode server line: the request grammar, with a kind for a verb."""
+    parsed = parse_line(text)
+    if isinstance(parsed, DecodeError):
+        return parsed
+    tag = parsed.tag
+    # The server writes kinds in capitals; parse_line upper-cased the word, so look at
+    # the line itself: a lower-case "ok" is not something switchd sends.
+    start = _KIND_START_RE.match(text).end()
+    word = text[start : start + len(parsed.verb)]
+    kind = _KINDS_BY_WORD.get(word)
+    if kind is None:
+        return DecodeError(
+            "bad_syntax",
+            f"unknown line kind {word!r} at column {start + 1}; the server sends {_KINDS_TEXT}",
+            tag,
+        )
+    lead = _LEAD_KEYS.get(kind)
+    fields: dict[str, FieldValue]
+    if lead is not None:
+        key, what = lead
+        if not parsed.positional:
+            return DecodeError(
+                "bad_syntax",
+                f"{kind.value} line without its {what}: expected {kind.value} <{what}> key=value …",
+                tag,
+            )
+        if len(parsed.positional) > 1:
+            return DecodeError(
+                "bad_syntax",
+                f"unexpected {parsed.positional[1]!r} in the {kind.value} line: "
+                f"only the {what} comes without a key",
+                tag,
+            )
+        if key in parsed.args:
+            return DecodeError("bad_syntax", f"{kind.value} line has both a {what} and {key}=", tag)
+        fields = {key: parsed.positional[0], **parsed.args}
+    else:
+        if parsed.positional:
+            return DecodeError(
+                "bad_syntax",
+                f"unexpected {parsed.positional[0]!r} in the {kind.value} line: "
+                "its fields are key=value",
+                tag,
+            )
+        fields = dict(parsed.args)
+    if kind is LineKind.ERR and "code" not in fields:
+        return DecodeError("bad_syntax", "ERR line without code=", tag)
+    return ServerLine(kind, fields, tag)
+
+
+def _parse_server_json(text: str) -> ServerLine | DecodeError:
+    """JSON-mode server line: ``{"type": KIND, "tag": …, …fields}`` with scalar values."""
+    try:
+        obj = json.loads(
+            text, object_pairs_hook=_pairs_no_duplicates, parse_constant=_reject_constant
+        )
+    except json.JSONDecodeError as exc:
+        return DecodeError("bad_syntax", f"not valid JSON: {exc.msg} at column {exc.colno}")
+    except (ValueError, RecursionError) as exc:
+        return DecodeError("bad_syntax", f"not valid JSON: {exc}")
+    if not isinstance(obj, dict):
+        return DecodeError(
+            "bad_syntax", f"a JSON server line must be an object, got {_json_type_name(obj)}"
+        )
+    tag: str | None = None
+    raw_tag = obj.pop("tag", None)
+    if raw_tag is not None:
+        if type(raw_tag) is int:
+            raw_tag = str(raw_tag)
+        if not isinstance(raw_tag, str) or _TAG_VALUE_RE.fullmatch(raw_tag) is None:
+            return DecodeError("bad_syntax", f"bad tag {raw_tag!r}: 1 to 64 of A-Z a-z 0-9 _ . : -")
+        tag = raw_tag
+    raw_kind = obj.pop("type", None)
+    if not isinstance(raw_kind, str):
+        what = "missing" if raw_kind is None else f"{_json_type_name(raw_kind)}, not a string"
+        return DecodeError("bad_syntax", f'"type" is {what}; the server sends {_KINDS_TEXT}', tag)
+    try:
+        kind = LineKind(raw_kind)
+    except ValueError:
+        return DecodeError(
+            "bad_syntax", f'unknown "type" {raw_kind!r}; the server sends {_KINDS_TEXT}', tag
+        )
+    fields: dict[str, FieldValue] = {}
+    for key, value in obj.items():
+        if _KEY_RE.fullmatch(key) is None:
+            return DecodeError(
+                "bad_syntax", f"bad field name {key!r}: keys are lower-case [a-z][a-z0-9_.-]*", tag
+            )
+        if value is None:
+            continue  # the encoder writes null only for a non-finite float: unknown
+        if isinstance(value, dict | list):
+            return DecodeError(
+                "bad_syntax",
+                f"nested value for {key!r} ({_json_type_name(value)}); "
+                "server lines are flat objects",
+                tag,
+            )
+        fields[key] = value
+    lead = _LEAD_KEYS.get(kind)
+    if lead is not None and not isinstance(fields.get(lead[0]), str):
+        return DecodeError("bad_syntax", f'{kind.value} line without a string "{lead[0]}"', tag)
+    if kind is LineKind.ERR and not isinstance(fields.get("code"), str):
+        return DecodeError("bad_syntax", 'ERR line without a string "code"', tag)
+    return ServerLine(kind, fields, tag)
+
+
+class LineFramer(_Framer[bytes]):
+    """Splits a byte stream into raw lines (terminator and one CR removed, blanks skipped).
+
+    For a client that must change how it parses in the middle of a read: after its
+    ``FORMAT json`` is answered, the very next line is JSON even when both came in one
+    read, so it frames here and calls :func:`parse_server_line` line by line. A line
+    over ``max_line_bytes`` gives one ``DecodeError("line_too_long")`` instead.
+    """
+
+    def _decode_into(self, raw: bytes, out: list[bytes | DecodeError]) -> None:
+        """Append the line without its CR, unless it is blank."""
+        if raw.endswith(b"\r"):
+            raw = raw[:-1]
+        if raw.strip(b" \t"):
+            out.append(raw)
+
+
+#: Default line limit on the client side. The server bounds requests, not replies: an
+#: ITEM with escaped free text can exceed 8 KiB, so a client allows much longer lines.
+CLIENT_MAX_LINE_BYTES = 1 << 20
+
+
+class ServerLineDecoder(_Framer[ServerLine]):
+    """Turns the server's byte stream into :class:`ServerLine` and :class:`DecodeError` items.
+
+    The client-side twin of :class:`LineDecoder`: the same framing (LF or CR LF, the
+    line limit counting the terminator, :meth:`feed_eof` for a last line without LF)
+    and ``json_mode`` for lines after ``FORMAT json``. A client that pipelines
+    requests behind ``FORMAT`` needs to switch between two lines of one read; it uses
+    :class:`LineFramer` and :func:`parse_server_line` instead.
+    """
+
+    def __init__(self, max_line_bytes: int = CLIENT_MAX_LINE_BYTES) -> None:
+        """Create a decoder; ``max_line_bytes`` counts a line's LF or CR LF too.
+
+        Raises ValueError when ``max_line_bytes`` < 2.
+        """
+        super().__init__(max_line_bytes)
+        self.json_mode = False
+
+    def _decode_into(self, raw: bytes, out: list[ServerLine | DecodeError]) -> None:
+        """Decode one server line (without its LF) and append the result, if any."""
+        if raw.endswith(b"\r"):
+            raw = raw[:-1]
+        if raw.strip(b" \t"):
+            out.append(parse_server_line(raw, json_mode=self.json_mode))
+
+
+def _request_text(value: object) -> str:
+    """One request argument as text: bools as ``true``/``false``, floats exactly (``repr``).
+
+    Raises ValueError for a non-finite float (the server would refuse it anyway).
+    """
+    if isinstance(value, Enum):
+        value = value.value
+    if value is True or value is False:
+        return "true" if value else "false"
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValueError(f"cannot send the float {value!r}")
+        return repr(value)
+    return str(value)
+
+
+def encode_request(
+    verb: str,
+    args: Mapping[str, object] | None = None,
+    positional: tuple[object, ...] | list[object] = (),
+    *,
+    tag: str | None = None,
+    json_mode: bool = False,
+) -> bytes:
+    """Encode one client request, LF-terminated; :class:`LineDecoder` reads it back exactly.
+
+    Text mode writes ``[#tag] VERB positional… key=value…`` with :func:`quote`'s
+    quoting; JSON mode writes ``{"verb": …, "tag": …, …args}`` (the shape the server
+    reads). Arguments that are None are left out; bools become ``true``/``false``,
+    floats are written exactly (requests are not rounded like replies).
+
+    Raises ValueError for a bad verb, tag or key, a non-finite float, positional
+    arguments in JSON mode (the JSON shape has none: pass them by key), or the keys
+    ``verb``/``tag`` in JSON mode (they name the request itself there).
+    """
+    if type(verb) is not str or _VERB_VALUE_RE.fullmatch(verb) is None:
+        raise ValueError(f"bad verb {verb!r}: a letter then letters, digits, '_', '.' or '-'")
+    if tag is not None and (type(tag) is not str or _TAG_VALUE_RE.fullmatch(tag) is None):
+        raise ValueError(f"bad tag {tag!r}: 1 to 64 of A-Z a-z 0-9 _ . : - without '#'")
+    args = args or {}
+    for key in args:
+        if type(key) is not str or _KEY_RE.fullmatch(key) is None:
+            raise ValueError(f"bad key {key!r}: keys are lower-case [a-z][a-z0-9_.-]*")
+    if json_mode:
+        if positional:
+            raise ValueError(
+                f"{verb} {' '.join(map(str, positional))}: a JSON request has no positional "
+                "arguments; pass them by key"
+            )
+        obj: dict[str, Any] = {"verb": verb}
+        if tag is not None:
+            obj["tag"] = tag
+        for key, value in args.items():
+            if value is None:
+                continue
+            if key in ("verb", "tag"):
+                raise ValueError(f"key {key!r} cannot be sent in JSON mode: it names the request")
+            if isinstance(value, Enum):
+                value = value.value
+            if type(value) is float and not math.isfinite(value):
+                raise ValueError(f"cannot send the float {value!r}")
+            obj[key] = value if isinstance(value, str | int | float) else str(value)
+        return _dump_json(obj) + b"\n"
+    parts = [f"#{tag} {verb}" if tag is not None else verb]
+    parts.extend(quote(_request_text(p)) for p in positional)
+    parts.extend(f"{k}={quote(_request_text(v))}" for k, v in args.items() if v is not None)
+    return (" ".join(parts) + "\n").encode("utf-8")

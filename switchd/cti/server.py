@@ -302,24 +302,32 @@ class CtiServer:
         while True:
             data = await session.reader.read(65536)
             if not data:
+                # EOF or a half-close (``nc`` then Ctrl-D): a last line without LF is
+                # still a request and is answered; _serve then flushes and closes.
+                if not session.closed:
+                    await self._handle(session, session.decoder.feed_eof())
                 return
             if session.closed:
                 if session.dropped:
                     continue
                 return
-            for n, item in enumerate(session.decoder.feed(data), 1):
-                if session.closed:
-                    break
-                if n % YIELD_EVERY == 0:
-                    await asyncio.sleep(0)
-                if isinstance(item, DecodeError):
-                    await session.send_reply(encode_error(item.code, item.msg, tag=item.tag,
-                                                          json_mode=session.json_mode))
-                    continue
-                await self._dispatch(session, item)
+            await self._handle(session, session.decoder.feed(data))
             if session.closed and not session.dropped:
                 # QUIT (or shutdown): stop reading; _serve flushes the replies and closes.
                 return
+
+    async def _handle(self, session: Session, items: list[Request | DecodeError]) -> None:
+        """Answer decoded lines in order, yielding now and then so one client cannot hog the loop."""
+        for n, item in enumerate(items, 1):
+            if session.closed:
+                return
+            if n % YIELD_EVERY == 0:
+                await asyncio.sleep(0)
+            if isinstance(item, DecodeError):
+                await session.send_reply(encode_error(item.code, item.msg, tag=item.tag,
+                                                      json_mode=session.json_mode))
+                continue
+            await self._dispatch(session, item)
 
     async def _dispatch(self, session: Session, req: Request) -> None:
         session.held = []

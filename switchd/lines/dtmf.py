@@ -467,13 +467,40 @@ class DtmfDetector:
 
 
 def detect_digits(samples: np.ndarray, rate: int = 8000) -> str:
-    """Decode all DTMF digits in a whole 1-D int16 signal (offline; same rules as streaming).
+    """Decode all DTMF digits in a whole mono signal (offline; same rules as streaming).
 
-    Raises ValueError if ``samples`` is not one-dimensional.
+    ``samples`` is 1-D, either int16 (full scale ±32768, as the media plane and
+    ``wave`` give) or floating point in [-1, 1] (as ``soundfile`` and
+    ``scipy.io.wavfile`` give for float files). Floats are scaled by 32768 and
+    rounded to int16, so both spellings of one signal give the same digits; the
+    level limits (dBm0) are the same for both.
+
+    Raises ValueError, saying what was given, for: a signal that is not 1-D (a
+    stereo ``[n, 2]`` array: pick or mix a channel first); any other dtype (int32,
+    uint8, …: convert, since their full scale is not known here); floats outside
+    [-1, 1], NaN or infinity (likely int16 values stored as floats: divide by
+    32768); and any rate but 8000 Hz.
     """
     x = np.asarray(samples)
     if x.ndim != 1:
-        raise ValueError(f"samples must be 1-D, got shape {x.shape}")
+        raise ValueError(
+            f"samples must be 1-D (one channel), got shape {x.shape}; pick or mix one channel"
+        )
+    if np.issubdtype(x.dtype, np.floating):
+        if x.size and not np.isfinite(x).all():
+            raise ValueError("float samples contain NaN or infinity")
+        peak = float(np.abs(x).max()) if x.size else 0.0
+        if peak > 1.0:
+            raise ValueError(
+                f"float samples must be in [-1, 1] (full scale 1.0), got a peak of {peak:g}; "
+                "if these are int16 values stored as floats, divide them by 32768"
+            )
+        x = np.clip(np.rint(x * 32768.0), -32768, 32767).astype(np.int16)
+    elif x.dtype != np.int16:
+        raise ValueError(
+            f"samples must be int16 or float in [-1, 1], got {x.dtype}; convert them "
+            "(e.g. int32 PCM: (x >> 16).astype(np.int16))"
+        )
     if x.size == 0:
         return ""
     det = DtmfDetector(1, rate)

@@ -34,14 +34,17 @@ from __future__ import annotations
 
 import math
 import operator
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
+from switchd.events import BridgeMember, Role
+
 __all__ = [
     "Mixer",
     "barge",
+    "bridge_weights",
     "conference",
     "held",
     "listen",
@@ -481,3 +484,43 @@ def held(holder: int, held_party: int) -> list[Weight]:
     """
     _distinct("held", (holder, held_party))
     return []
+
+
+#: Roles whose voice the conversation carries (heard by everyone but held members).
+_TALKERS = frozenset({Role.PARTY, Role.BARGE})
+#: Roles that hear the conversation.
+_LISTENERS = frozenset({Role.PARTY, Role.BARGE, Role.LISTEN, Role.WHISPER})
+
+
+def bridge_weights(members: Sequence[BridgeMember], channel_of: Mapping[str, int]) -> list[Weight]:
+    """Who hears whom in one bridge, from its members and their roles alone (DESIGN §3).
+
+    The one place roles become mixing weights (``bridge.changed`` → :meth:`Mixer.set_bridge`):
+
+    * ``party`` and ``barge`` members talk: every other ``party``, ``barge``,
+      ``listen`` and ``whisper`` member hears them;
+    * ``listen`` hears the talkers and nobody hears it;
+    * ``whisper`` hears the talkers, and only the member named in its ``to`` hears it
+      (the coached agent; never the caller);
+    * ``held`` hears nobody through the bridge (its music on hold is a source the
+      media plane adds) and nobody hears it.
+
+    All gains are 1.0 (see :func:`conference` for why not 1/(N−1)). Members whose line
+    has no channel are skipped. Returns ``(listener, talker, gain)`` weights.
+    """
+    chans = [(channel_of.get(m.line), m) for m in members]
+    present = [(ch, m) for ch, m in chans if ch is not None]
+    out: list[Weight] = []
+    for lch, listener in present:
+        if listener.role not in _LISTENERS:
+            continue
+        for tch, talker in present:
+            if tch != lch and talker.role in _TALKERS:
+                out.append((lch, tch, 1.0))
+    lines = {m.line: ch for ch, m in present}
+    for wch, m in present:
+        if m.role is Role.WHISPER and m.to is not None:
+            to = lines.get(m.to)
+            if to is not None and to != wch:
+                out.append((to, wch, 1.0))
+    return out

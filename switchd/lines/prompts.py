@@ -1,41 +1,49 @@
 """Prompts and music on hold: audio files played into calls.
 
-Three jobs, one module:
+Four jobs, one module:
 
 * :func:`load_prompt` turns a file into what the media tick plays: int16, mono,
-  8 kHz (DESIGN §3). WAV (PCM 8/16/24/32-bit, float, µ-law, A-law), AIFF/AIFC
-  and Asterisk's headerless ``.sln``/``.ulaw``/``.alaw`` are decoded here with
-  numpy; everything else (MP3, OGG, M4A, FLAC, …) goes through pydub, which
-  needs ffmpeg, and without it the error says so instead of a traceback.
-* :class:`PromptCache` loads each file once and keeps it in memory, bounded by bytes.
+  8 kHz (DESIGN §3). The common telephony files are decoded here with numpy:
+  8- and 16-bit PCM WAV, G.711 (µ-law, A-law) WAV, and Asterisk's headerless
+  ``.sln``/``.ulaw``/``.alaw``. Everything else goes through pydub: other PCM
+  WAVs (24/32-bit) with its own WAV reader, and the rest (float WAV, RF64, AIFF,
+  MP3, OGG, M4A, FLAC, …) through ffmpeg; without ffmpeg the error says how to
+  install it or convert the file, instead of a traceback.
+* :class:`PromptCache` holds decoded prompts in memory, bounded by bytes. Prompts
+  are loaded into it *off the event loop* (:meth:`PromptCache.preload`, a plain
+  function for ``asyncio.to_thread``) and looked up in the media tick with
+  :meth:`PromptCache.lookup`, which never touches the disk (DESIGN §3: no file I/O
+  in the tick).
 * :class:`PromptPlayer` plays those buffers to many channels at once: every
   20 ms frame is one gather from one big sample array, whatever the number of
-  channels; :class:`MusicOnHold` loops a playlist on it and remembers where
-  each held call was.
+  channels.
+* :class:`MusicOnHold` loops a playlist on the player and remembers where each
+  held call was; its folder is read once by :meth:`MusicOnHold.preload`.
 
-Why WAV and AIFF are not read through pydub: its WAV reader falls back to
-ffmpeg on *any* error (a corrupt WAV then fails with "ffmpeg not found" instead
-of the real reason), rejects float and G.711 WAVs, ignores the RIFF pad byte of
-odd-sized chunks, and converts 24-bit audio one sample at a time in Python;
-AIFF always needs ffmpeg there. Why resampling is not pydub's
-``set_frame_rate``: ``audioop.ratecv`` interpolates linearly without a
-low-pass filter, so 44.1 kHz music folds everything above 4 kHz back into the
-telephone band as aliasing; :func:`load_prompt` uses a windowed-sinc polyphase
-filter instead.
+Why the common WAVs are not read through pydub: its WAV reader rejects G.711
+WAVs and ignores the RIFF pad byte of odd-sized chunks, and our reader also plays
+an unfinished recording (data size 0) to its end. Why resampling is not pydub's
+``set_frame_rate``: ``audioop.ratecv`` interpolates linearly without a low-pass
+filter, so 44.1 kHz music folds everything above 4 kHz back into the telephone
+band as aliasing; :func:`load_prompt` uses a windowed-sinc polyphase filter
+instead.
 
-Loading reads files and may take a while for long music (about 0.3 s per minute
-of 44.1 kHz audio): the shell should call it off the event loop
-(``asyncio.to_thread``). The player and MOH are pure and cheap.
+Loading may take a while for long music (about 0.3 s per minute of 44.1 kHz
+audio; pydub's 24-bit WAV reader is slower): always off the event loop. The
+player and the music-on-hold playback are pure and cheap.
 """
 
 from __future__ import annotations
 
 import difflib
 import math
+import os
 import shutil
 import struct
+import threading
 import warnings
 from collections import OrderedDict
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -51,6 +59,7 @@ __all__ = [
     "MusicOnHold",
     "PromptCache",
     "PromptError",
+    "PromptNotLoaded",
     "PromptPlayer",
     "load_prompt",
 ]
@@ -61,7 +70,6 @@ log = structlog.get_logger(__name__)
 RATE = 8000
 
 _WAV_SUFFIXES = frozenset({".wav", ".wave"})
-_AIFF_SUFFIXES = frozenset({".aif", ".aiff", ".aifc"})
 #: Headerless files, by Asterisk's naming: (sample encoding, sample rate).
 _RAW_SUFFIXES: dict[str, tuple[str, int]] = {
     ".sln": ("s16le", 8000),
@@ -76,19 +84,24 @@ _RAW_SUFFIXES: dict[str, tuple[str, int]] = {
 }
 #: Formats only ffmpeg decodes (through pydub).
 _FFMPEG_SUFFIXES = frozenset({
-    ".mp3", ".ogg", ".oga", ".opus", ".m4a", ".mp4", ".aac", ".flac", ".wma", ".webm", ".gsm",
+    ".aif", ".aiff", ".aifc", ".mp3", ".ogg", ".oga", ".opus", ".m4a", ".mp4", ".aac",
+    ".flac", ".wma", ".webm", ".gsm",
 })
 #: Every file suffix :class:`MusicOnHold` picks up from its folder (others, like a README, are ignored).
-AUDIO_SUFFIXES = _WAV_SUFFIXES | _AIFF_SUFFIXES | frozenset(_RAW_SUFFIXES) | _FFMPEG_SUFFIXES
+AUDIO_SUFFIXES = _WAV_SUFFIXES | frozenset(_RAW_SUFFIXES) | _FFMPEG_SUFFIXES
 
 _INSTALL_FFMPEG = "install it (Debian: apt-get install ffmpeg)"
 
-#: WAV format tags we name in errors (Microsoft's mmreg.h); the rest are shown as hex.
+#: WAV format tags we name in messages (Microsoft's mmreg.h); the rest are shown as hex.
 _WAV_TAG_NAMES = {
-    0x0002: "MS ADPCM", 0x0011: "IMA ADPCM", 0x0031: "GSM 6.10", 0x0040: "G.721 ADPCM",
-    0x0050: "MPEG", 0x0055: "MP3", 0x0064: "G.726 ADPCM",
+    0x0001: "PCM", 0x0002: "MS ADPCM", 0x0003: "float", 0x0011: "IMA ADPCM",
+    0x0031: "GSM 6.10", 0x0040: "G.721 ADPCM", 0x0050: "MPEG", 0x0055: "MP3",
+    0x0064: "G.726 ADPCM",
 }
-_WAV_PCM, _WAV_FLOAT, _WAV_ALAW, _WAV_ULAW, _WAV_EXTENSIBLE = 0x0001, 0x0003, 0x0006, 0x0007, 0xFFFE
+_WAV_PCM, _WAV_ALAW, _WAV_ULAW, _WAV_EXTENSIBLE = 0x0001, 0x0006, 0x0007, 0xFFFE
+#: (format tag, bits per sample) -> encoding, for the WAVs decoded here.
+_WAV_FAST = {(_WAV_PCM, 8): "u8", (_WAV_PCM, 16): "s16le", (_WAV_ULAW, 8): "ulaw",
+             (_WAV_ALAW, 8): "alaw"}
 
 
 class PromptError(SwitchdError):
@@ -104,12 +117,22 @@ class PromptError(SwitchdError):
         self.reason = reason
 
 
+class PromptNotLoaded(PromptError):
+    """:meth:`PromptCache.lookup` or :meth:`MusicOnHold.start` found nothing preloaded.
+
+    A programming error rather than a bad file: whoever names a prompt (config,
+    flow) must preload it off the event loop before it can play. A subclass of
+    :class:`PromptError` so the media plane treats it like any unplayable prompt
+    (logged, skipped) instead of stopping the tick.
+    """
+
+
 class _Undecodable(Exception):
     """Internal: a decoder's reason, turned into a :class:`PromptError` by :func:`load_prompt`."""
 
 
-class _NeedsFfmpeg(Exception):
-    """Internal: the file is valid but only ffmpeg can decode it (e.g. an ADPCM WAV)."""
+class _NotOurs(Exception):
+    """Internal: a valid WAV this module does not decode itself (``args[0]`` names its format)."""
 
 
 # ---------------------------------------------------------------- loading
@@ -118,19 +141,22 @@ class _NeedsFfmpeg(Exception):
 def load_prompt(path: Path) -> np.ndarray:
     """Load an audio file as the media plane plays it: int16, mono, 8 kHz, 1-D.
 
-    The format is recognised by content (RIFF/WAVE, FORM/AIFF) first, then by
-    suffix (``.sln``/``.raw``/``.pcm``: signed 16-bit little-endian 8 kHz mono,
-    ``.sln16`` the same at 16 kHz, ``.ulaw``/``.alaw``: G.711 at 8 kHz — Asterisk's
-    conventions). Anything else is handed to pydub/ffmpeg. Channels are averaged,
-    other rates are resampled with a windowed-sinc low-pass (cutoff 3.6 kHz when
-    downsampling), samples are rounded and saturated to int16. A WAV whose data
-    size is 0 or runs past the end (an unfinished recording) is read to the end
-    of the file, rounded down to whole frames (REFERENCE.md, WAV crash safety).
+    The format is recognised by content (RIFF/WAVE) first, then by suffix
+    (``.sln``/``.raw``/``.pcm``: signed 16-bit little-endian 8 kHz mono, ``.sln16``
+    the same at 16 kHz, ``.ulaw``/``.alaw``: G.711 at 8 kHz — Asterisk's
+    conventions). 8/16-bit PCM and G.711 WAVs are decoded here; other WAVs go to
+    pydub's WAV reader, then ffmpeg; any other file to ffmpeg through pydub.
+    Channels are averaged, other rates are resampled with a windowed-sinc low-pass
+    (cutoff 3.6 kHz when downsampling), samples are rounded and saturated to
+    int16. A WAV whose data size is 0 or runs past the end (an unfinished
+    recording) is read to the end of the file, rounded down to whole frames
+    (REFERENCE.md, WAV crash safety).
 
-    Raises :class:`PromptError` for a missing or unreadable file (naming the
-    directory searched and any close match), a format that needs ffmpeg when
-    ffmpeg is not installed (naming the command to install it and the sox
-    command that converts the file), and a corrupt file (the decoder's reason).
+    Reads the file: call it off the event loop. Raises :class:`PromptError` for a
+    missing or unreadable file (naming the directory searched and any close
+    match), a format that needs ffmpeg when ffmpeg is not installed (naming the
+    command to install it and the sox command that converts the file), and a
+    corrupt file (the decoder's reason).
     """
     path = Path(path)
     try:
@@ -145,27 +171,28 @@ def load_prompt(path: Path) -> np.ndarray:
         ) from None
     suffix = path.suffix.lower()
     try:
-        if data[:4] in (b"RIFF", b"RF64") and data[8:12] == b"WAVE":
-            signal, rate = _decode_wav(data)
-        elif data[:4] == b"FORM" and data[8:12] in (b"AIFF", b"AIFC"):
-            signal, rate = _decode_aiff(data)
-        elif suffix in _WAV_SUFFIXES or suffix in _AIFF_SUFFIXES:
-            kind = "WAV (RIFF/WAVE)" if suffix in _WAV_SUFFIXES else "AIFF (FORM/AIFF)"
+        if data[:4] == b"RIFF" and data[8:12] == b"WAVE":
+            try:
+                signal, rate = _decode_wav(data)
+            except _NotOurs as exc:
+                signal, rate = _decode_with_pydub(path, data, str(exc))
+        elif data[:4] == b"RF64" and data[8:12] == b"WAVE":
+            signal, rate = _decode_with_pydub(path, None, "RF64 WAV")
+        elif suffix in _WAV_SUFFIXES:
             if not data:
                 raise _Undecodable("the file is empty")
             raise _Undecodable(
-                f"is not a {kind} file (it starts with {data[:12]!r}); "
+                f"is not a WAV (RIFF/WAVE) file (it starts with {data[:12]!r}); "
                 "re-export it as 16-bit PCM WAV"
             )
         elif suffix in _RAW_SUFFIXES:
             encoding, rate = _RAW_SUFFIXES[suffix]
             signal = _decode_samples(data, encoding, channels=1)
         else:
-            raise _NeedsFfmpeg
+            what = suffix[1:].upper() if suffix else "a file without a known audio suffix"
+            signal, rate = _decode_with_pydub(path, None, what)
     except _Undecodable as exc:
         raise PromptError(path, str(exc)) from None
-    except _NeedsFfmpeg as exc:
-        signal, rate = _decode_with_ffmpeg(path, str(exc))
     return _to_int16(_resample(signal, rate))
 
 
@@ -179,33 +206,52 @@ def _not_found_reason(path: Path) -> str:
     return f"no such file in {folder} ({len(names)} file(s) there){hint}"
 
 
-def _decode_with_ffmpeg(path: Path, what: str) -> tuple[np.ndarray, int]:
-    """Decode ``path`` through pydub/ffmpeg; ``what`` names the format for the error."""
-    fmt = what or (path.suffix[1:].upper() or "A file without a known audio suffix")
-    if _find_ffmpeg() is None:
-        wav = path.with_suffix(".wav").name
-        raise PromptError(
-            path,
-            f"{fmt} needs ffmpeg to decode; {_INSTALL_FFMPEG} or convert the file to WAV "
-            f"(sox {path.name} -r 8000 -c 1 {wav})",
-        )
+def _needs_ffmpeg(path: Path, what: str) -> PromptError:
+    out = path.with_suffix(".wav").name if path.suffix.lower() != ".wav" else f"{path.stem}-8k.wav"
+    return PromptError(
+        path,
+        f"{what} needs ffmpeg to decode; {_INSTALL_FFMPEG} or convert the file to 16-bit "
+        f"PCM WAV (sox {path.name} -e signed-integer -b 16 -r 8000 -c 1 {out})",
+    )
+
+
+def _decode_with_pydub(path: Path, wav: bytes | None, what: str) -> tuple[np.ndarray, int]:
+    """Decode ``path`` with pydub: ``wav`` (the file's bytes) by its own reader first, else ffmpeg.
+
+    ``what`` names the format in messages ("MP3", "WAV (float, 32-bit)").
+    """
     with warnings.catch_warnings():
-        # pydub warns at import when ffmpeg is missing; we have just checked it is not.
+        # pydub warns at import when ffmpeg is missing (we say so ourselves, below)
+        # and about the deprecated audioop module it uses.
         warnings.simplefilter("ignore", RuntimeWarning)
+        warnings.simplefilter("ignore", DeprecationWarning)
         from pydub import AudioSegment
-    try:
-        segment = AudioSegment.from_file(str(path))
-    except Exception as exc:  # pydub raises bare Exception subclasses and OSErrors alike
-        detail = [line for line in str(exc).strip().splitlines() if line.strip()]
-        reason = detail[-1] if detail else type(exc).__name__
-        raise PromptError(path, f"{fmt} could not be decoded by ffmpeg: {reason}") from None
-    width = int(segment.sample_width)
-    encoding = {1: "s8", 2: "s16le", 4: "s32le"}.get(width)
+    segment = None
+    if wav is not None:
+        try:
+            segment = AudioSegment(data=wav)  # pydub's own reader: PCM WAV of any width
+        except Exception:  # pydub raises its own errors, struct.error, ValueError alike
+            segment = None
+    if segment is None:
+        if _find_ffmpeg() is None:
+            raise _needs_ffmpeg(path, what)
+        try:
+            segment = AudioSegment.from_file(str(path))
+        except Exception as exc:  # pydub raises bare Exception subclasses and OSErrors alike
+            detail = [line for line in str(exc).strip().splitlines() if line.strip()]
+            reason = detail[-1] if detail else type(exc).__name__
+            raise PromptError(path, f"{what} could not be decoded by ffmpeg: {reason}") from None
+    encoding = {1: "s8", 2: "s16le", 4: "s32le"}.get(int(segment.sample_width))
     if encoding is None:
-        raise PromptError(path, f"{fmt}: ffmpeg returned {width}-byte samples; convert it to WAV")
+        raise PromptError(
+            path, f"{what}: got {segment.sample_width}-byte samples; convert it to 16-bit PCM WAV"
+        )
     # pydub hands out signed samples (it re-biases 8-bit WAV and widens 24-bit to
     # 32-bit by adding a low byte), so the integer scale follows from the width.
-    return _decode_samples(segment.raw_data, encoding, int(segment.channels)), int(segment.frame_rate)
+    return (
+        _decode_samples(segment.raw_data, encoding, int(segment.channels)),
+        int(segment.frame_rate),
+    )
 
 
 def _find_ffmpeg() -> str | None:
@@ -213,20 +259,20 @@ def _find_ffmpeg() -> str | None:
     return shutil.which("ffmpeg") or shutil.which("avconv")
 
 
-def _riff_chunks(data: bytes, start: int, fmt: str) -> list[tuple[bytes, int, int]]:
-    """Walk RIFF/IFF chunks from ``start``: ``(id, body offset, body size)``.
+def _riff_chunks(data: bytes) -> list[tuple[bytes, int, int]]:
+    """Walk a RIFF file's chunks after the ``WAVE`` id: ``(id, body offset, body size)``.
 
-    A size that is 0 or runs past the end of the file is clipped to the end (the
-    chunk is the last one; an unfinished recording looks like this); chunks are
-    padded to even sizes (RIFF and IFF both).
+    A size that is 0 (for ``data``) or runs past the end of the file is clipped to
+    the end (the chunk is the last one; an unfinished recording looks like this);
+    chunks are padded to even sizes.
     """
     chunks = []
-    pos = start
+    pos = 12
     while pos + 8 <= len(data):
         cid = data[pos:pos + 4]
-        (size,) = struct.unpack(fmt, data[pos + 4:pos + 8])
+        (size,) = struct.unpack("<I", data[pos + 4:pos + 8])
         body = pos + 8
-        if (size == 0 and cid in (b"data", b"SSND")) or body + size > len(data):
+        if (size == 0 and cid == b"data") or body + size > len(data):
             chunks.append((cid, body, len(data) - body))
             break
         chunks.append((cid, body, size))
@@ -235,7 +281,8 @@ def _riff_chunks(data: bytes, start: int, fmt: str) -> list[tuple[bytes, int, in
 
 
 def _decode_wav(data: bytes) -> tuple[np.ndarray, int]:
-    chunks = {cid: (off, size) for cid, off, size in reversed(_riff_chunks(data, 12, "<I"))}
+    """Decode an 8/16-bit PCM or G.711 WAV; raise ``_NotOurs`` for any other valid WAV."""
+    chunks = {cid: (off, size) for cid, off, size in reversed(_riff_chunks(data))}
     if b"fmt " not in chunks or chunks[b"fmt "][1] < 16:
         raise _Undecodable("corrupt WAV: no 'fmt ' chunk; re-export it as 16-bit PCM WAV")
     if b"data" not in chunks:
@@ -247,86 +294,32 @@ def _decode_wav(data: bytes) -> tuple[np.ndarray, int]:
         (tag,) = struct.unpack("<H", data[off + 24:off + 26])
     if channels < 1 or rate < 1:
         raise _Undecodable(f"corrupt WAV: {channels} channel(s) at {rate} Hz")
-    encoding = {
-        (_WAV_PCM, 8): "u8", (_WAV_PCM, 16): "s16le", (_WAV_PCM, 24): "s24le",
-        (_WAV_PCM, 32): "s32le", (_WAV_FLOAT, 32): "f32le", (_WAV_FLOAT, 64): "f64le",
-        (_WAV_ULAW, 8): "ulaw", (_WAV_ALAW, 8): "alaw",
-    }.get((tag, bits))
+    encoding = _WAV_FAST.get((tag, bits))
     if encoding is None:
-        name = _WAV_TAG_NAMES.get(tag, {1: "PCM", 3: "float"}.get(tag, "unknown"))
-        if _find_ffmpeg() is not None:
-            raise _NeedsFfmpeg(f"WAV ({name}, {bits}-bit)")
-        raise _Undecodable(
-            f"WAV format 0x{tag:04X} ({name}, {bits}-bit) is not supported without ffmpeg; "
-            f"convert it to 16-bit PCM (sox in.wav -e signed-integer -b 16 -r 8000 -c 1 out.wav) "
-            f"or {_INSTALL_FFMPEG}"
-        )
+        raise _NotOurs(f"WAV ({_WAV_TAG_NAMES.get(tag, f'format 0x{tag:04X}')}, {bits}-bit)")
     off, size = chunks[b"data"]
     return _decode_samples(data[off:off + size], encoding, channels), rate
 
 
-def _decode_aiff(data: bytes) -> tuple[np.ndarray, int]:
-    chunks = {cid: (off, size) for cid, off, size in reversed(_riff_chunks(data, 12, ">I"))}
-    if b"COMM" not in chunks or chunks[b"COMM"][1] < 18:
-        raise _Undecodable("corrupt AIFF: no COMM chunk; re-export it as 16-bit PCM WAV")
-    if b"SSND" not in chunks:
-        raise _Undecodable("corrupt AIFF: no SSND chunk (truncated file?)")
-    off, size = chunks[b"COMM"]
-    channels, frames, bits = struct.unpack(">hIh", data[off:off + 8])
-    rate = _ieee_extended(data[off + 8:off + 18])
-    compression = data[off + 18:off + 22] if data[8:12] == b"AIFC" and size >= 22 else b"NONE"
-    signed_be = {8: "s8", 16: "s16be", 24: "s24be", 32: "s32be"}.get(bits)
-    encoding = {
-        b"NONE": signed_be, b"twos": signed_be, b"sowt": {16: "s16le", 24: "s24le", 32: "s32le"}.get(bits),
-        b"fl32": "f32be", b"FL32": "f32be", b"fl64": "f64be", b"FL64": "f64be",
-        b"ulaw": "ulaw", b"ULAW": "ulaw", b"alaw": "alaw", b"ALAW": "alaw",
-    }.get(compression)
-    if encoding is None or channels < 1 or not 1 <= rate <= 1_000_000:
-        raise _Undecodable(
-            f"AIFF with {bits}-bit {compression.decode('latin-1')!r} samples, {channels} "
-            f"channel(s) at {rate} Hz is not supported; convert it to 16-bit PCM WAV "
-            "(sox in.aiff -e signed-integer -b 16 -r 8000 -c 1 out.wav)"
-        )
-    off, size = chunks[b"SSND"]
-    (skip,) = struct.unpack(">I", data[off:off + 4])
-    signal = _decode_samples(data[off + 8 + skip:off + size], encoding, channels)
-    return signal[:frames], rate
-
-
-def _ieee_extended(b: bytes) -> int:
-    """The 80-bit IEEE 754 extended float of AIFF's sample rate, as a whole number of Hz."""
-    exponent = int.from_bytes(b[:2], "big") & 0x7FFF
-    mantissa = int.from_bytes(b[2:10], "big")
-    if exponent == 0 or mantissa == 0:
-        return 0
-    return round(mantissa * 2.0 ** (exponent - 16383 - 63))
+#: Bytes per sample and numpy dtype of each integer encoding.
+_ENCODINGS: dict[str, tuple[int, str]] = {
+    "u8": (1, "u1"), "s8": (1, "i1"), "ulaw": (1, "u1"), "alaw": (1, "u1"),
+    "s16le": (2, "<i2"), "s32le": (4, "<i4"),
+}
 
 
 def _decode_samples(raw: bytes, encoding: str, channels: int) -> np.ndarray:
     """Interleaved samples → float32 mono in [-1, 1); a trailing partial frame is dropped."""
-    width = {"u8": 1, "s8": 1, "ulaw": 1, "alaw": 1, "s16le": 2, "s16be": 2, "s24le": 3,
-             "s24be": 3, "s32le": 4, "s32be": 4, "f32le": 4, "f32be": 4, "f64le": 8,
-             "f64be": 8}[encoding]
+    width, dtype = _ENCODINGS[encoding]
     usable = len(raw) - len(raw) % (width * channels)
-    buf = np.frombuffer(raw, dtype=np.uint8, count=usable)
+    v = np.frombuffer(raw, dtype=dtype, count=usable // width)
     if encoding == "u8":
-        x = (buf.astype(np.float32) - 128.0) / 128.0
-    elif encoding == "s8":
-        x = buf.view(np.int8).astype(np.float32) / 128.0
+        x = (v.astype(np.float32) - 128.0) / 128.0
     elif encoding in ("ulaw", "alaw"):
         decode = ulaw_decode if encoding == "ulaw" else alaw_decode
-        x = decode(buf).astype(np.float32) / 32768.0
-    elif encoding in ("s24le", "s24be"):
-        b = buf.reshape(-1, 3).astype(np.int32)
-        if encoding == "s24be":
-            b = b[:, ::-1]
-        v = b[:, 0] | (b[:, 1] << 8) | (b[:, 2] << 16)
-        x = (v - ((v & 0x800000) << 1)).astype(np.float32) / float(1 << 23)
+        x = decode(v).astype(np.float32) / 32768.0
     else:
-        kind, bits, endian = encoding[0], int(encoding[1:3]), encoding[3:]
-        dtype = np.dtype(f"{'<' if endian == 'le' else '>'}{'i' if kind == 's' else 'f'}{bits // 8}")
-        v = buf.view(dtype)
-        x = v.astype(np.float32) / float(1 << (bits - 1)) if kind == "s" else v.astype(np.float32)
+        x = v.astype(np.float32) / float(1 << (8 * width - 1))
     if channels > 1:
         x = x.reshape(-1, channels).mean(axis=1, dtype=np.float32)
     return x
@@ -385,17 +378,33 @@ def _to_int16(x: np.ndarray) -> np.ndarray:
 
 
 class PromptCache:
-    """Loads each prompt once and keeps it in memory, least recently used first out.
+    """Decoded prompts in memory, loaded off the event loop and looked up in the tick.
+
+    Two ways in:
+
+    * :meth:`preload` (a plain function; run it with ``asyncio.to_thread``) loads a
+      list of files and *pins* them: they stay until preloaded again, whatever
+      else is loaded. Whoever names a prompt (the config, a flow when it is
+      checked) preloads it, so a prompt that cannot be loaded fails there, with
+      its path and reason, not when a caller should hear it.
+    * :meth:`get` loads one file on demand (also off the loop) and keeps it
+      least-recently-used: it may be dropped to make room.
+
+    :meth:`lookup` is for the media tick: it answers from memory only and never
+    touches the disk; a prompt that was not loaded raises :class:`PromptNotLoaded`.
 
     Bounded by the total size of the samples held (``max_bytes``, default 64 MiB ≈
-    70 minutes of 8 kHz audio). A cached entry is keyed by the file's resolved
-    path, modification time and size, so a file replaced on disk (a new
-    recording of the greeting) is loaded again on the next :meth:`get` without a
-    restart, and its old samples are dropped. Returned arrays are read-only:
-    they are shared by every call that plays them.
+    70 minutes of 8 kHz audio); pinned prompts count towards it and are never
+    dropped, so a preload that would not fit is reported as a problem instead. An
+    entry is keyed by the file's resolved path and remembers its modification
+    time and size: :meth:`get` and :meth:`preload` load a file replaced on disk
+    (a new recording of the greeting) again and drop the old samples;
+    :meth:`lookup` keeps answering with what was loaded last. Returned arrays are
+    read-only: they are shared by every call that plays them.
 
-    ``hits``/``misses`` count :meth:`get` calls answered from memory / from disk;
-    ``bytes_used`` is the size of the samples held.
+    ``hits``/``misses`` count answers from memory / loads from disk;
+    ``bytes_used`` is the size of the samples held. Thread-safe: loading happens
+    in worker threads while the loop looks prompts up.
     """
 
     def __init__(self, max_bytes: int = 64 * 1024 * 1024) -> None:
@@ -405,50 +414,142 @@ class PromptCache:
         self.bytes_used = 0
         self.hits = 0
         self.misses = 0
-        self._entries: OrderedDict[tuple[Path, int, int], np.ndarray] = OrderedDict()
-        self._key_of: dict[Path, tuple[Path, int, int]] = {}
+        self._entries: OrderedDict[Path, _Entry] = OrderedDict()  # by resolved path, LRU first
+        self._resolved: dict[Path, Path] = {}  # absolute path as given -> resolved path
+        self._pinned_bytes = 0
+        self._lock = threading.Lock()
+
+    def preload(self, paths: Iterable[Path]) -> list[tuple[Path, str]]:
+        """Load ``paths`` into the cache and pin them; return the ``(path, reason)`` of each failure.
+
+        Blocking file I/O and decoding: run it off the event loop
+        (``await asyncio.to_thread(cache.preload, paths)``). A file already held
+        and unchanged on disk is not decoded again. A failure (missing, corrupt,
+        needs ffmpeg, or too big for what ``max_bytes`` leaves beside the other
+        pinned prompts) leaves that path out of the cache and does not stop the
+        others; ``reason`` is the same sentence :class:`PromptError` carries.
+        Never raises for a bad file.
+        """
+        problems: list[tuple[Path, str]] = []
+        for path in paths:
+            try:
+                self._load(Path(path), pin=True)
+            except PromptError as exc:
+                problems.append((exc.path, exc.reason))
+        return problems
 
     def get(self, path: Path) -> np.ndarray:
         """Return the samples of ``path`` (int16, 8 kHz mono, read-only), loading it if needed.
 
-        Raises :class:`PromptError` as :func:`load_prompt` does; a failed load
-        leaves nothing in the cache, so the next call tries the file again. A
-        prompt larger than ``max_bytes`` is returned but not kept.
+        Reads the disk (at least a ``stat``): never call it in the media tick, use
+        :meth:`lookup` there. Raises :class:`PromptError` as :func:`load_prompt`
+        does; a failed load leaves nothing in the cache, so the next call tries the
+        file again. A prompt larger than the room left is returned but not kept.
         """
-        path = Path(path)
-        try:
-            st = path.stat()
-            resolved = path.resolve()
-        except OSError:
-            self.misses += 1
-            return _read_only(load_prompt(path))  # raises the explanatory PromptError
-        key = (resolved, st.st_mtime_ns, st.st_size)
-        cached = self._entries.get(key)
-        if cached is not None:
-            self._entries.move_to_end(key)
+        return self._load(Path(path), pin=False)
+
+    def lookup(self, path: Path) -> np.ndarray:
+        """The samples of a prompt loaded before, from memory only (for the media tick).
+
+        ``path`` may be spelled as it was given to :meth:`preload` or :meth:`get`
+        (relative paths are taken from the current directory, without touching
+        the disk). Raises :class:`PromptNotLoaded` when it was not loaded, or was
+        loaded with :meth:`get` and since dropped to make room.
+        """
+        key = Path(os.path.abspath(path))
+        with self._lock:
+            resolved = self._resolved.get(key)
+            entry = self._entries.get(resolved) if resolved is not None else None
+            if entry is None:
+                raise PromptNotLoaded(
+                    Path(path),
+                    "was not preloaded: prompts are loaded off the event loop "
+                    "(PromptCache.preload) before they play, never in the media tick",
+                )
+            self._entries.move_to_end(resolved)
             self.hits += 1
-            return cached
-        self.misses += 1
-        samples = _read_only(load_prompt(path))
-        stale = self._key_of.pop(resolved, None)
-        if stale is not None:
-            self.bytes_used -= self._entries.pop(stale).nbytes
-        if samples.nbytes > self.max_bytes:
-            log.warning("prompt_too_big_to_cache", file=str(path), bytes=samples.nbytes,
-                        max_bytes=self.max_bytes)
-            return samples
-        self._entries[key] = samples
-        self._key_of[resolved] = key
-        self.bytes_used += samples.nbytes
-        while self.bytes_used > self.max_bytes:
-            old_key, old = self._entries.popitem(last=False)
-            del self._key_of[old_key[0]]
-            self.bytes_used -= old.nbytes
-        return samples
+            return entry.samples
 
     def __len__(self) -> int:
         """Number of prompts held."""
         return len(self._entries)
+
+    def _load(self, path: Path, *, pin: bool) -> np.ndarray:
+        try:
+            st = path.stat()
+            resolved = path.resolve()
+        except OSError:
+            with self._lock:
+                self.misses += 1
+            return _read_only(load_prompt(path))  # raises the explanatory PromptError
+        stamp = (st.st_mtime_ns, st.st_size)
+        with self._lock:
+            entry = self._entries.get(resolved)
+            if entry is not None and entry.stamp == stamp:
+                self._entries.move_to_end(resolved)
+                self._resolved[Path(os.path.abspath(path))] = resolved
+                if pin and not entry.pinned:
+                    if not self._fits_pinned(entry.samples.nbytes):
+                        raise self._too_big(path, entry.samples.nbytes)
+                    entry.pinned = True
+                    self._pinned_bytes += entry.samples.nbytes
+                self.hits += 1
+                return entry.samples
+            self.misses += 1
+        samples = _read_only(load_prompt(path))  # the slow part, outside the lock
+        with self._lock:
+            old = self._entries.pop(resolved, None)
+            if old is not None:  # replaced on disk: the new samples take its place
+                self.bytes_used -= old.samples.nbytes
+                if old.pinned:
+                    self._pinned_bytes -= old.samples.nbytes
+                pin = pin or old.pinned
+            if pin and not self._fits_pinned(samples.nbytes):
+                raise self._too_big(path, samples.nbytes)
+            if not pin and samples.nbytes > self.max_bytes - self._pinned_bytes:
+                log.warning("prompt_too_big_to_cache", file=str(path), bytes=samples.nbytes,
+                            max_bytes=self.max_bytes)
+                return samples
+            self._entries[resolved] = _Entry(stamp, samples, pin)
+            self._resolved[Path(os.path.abspath(path))] = resolved
+            self.bytes_used += samples.nbytes
+            if pin:
+                self._pinned_bytes += samples.nbytes
+            self._evict()
+            return samples
+
+    def _fits_pinned(self, nbytes: int) -> bool:
+        return self._pinned_bytes + nbytes <= self.max_bytes
+
+    def _too_big(self, path: Path, nbytes: int) -> PromptError:
+        mib = 1024 * 1024
+        return PromptError(
+            path,
+            f"does not fit in the prompt cache: {nbytes / mib:.1f} MiB decoded, with "
+            f"{self._pinned_bytes / mib:.1f} of {self.max_bytes / mib:.1f} MiB already held by "
+            "other prompts; raise media.prompt_cache_mb or shorten the file",
+        )
+
+    def _evict(self) -> None:
+        """Drop least recently used unpinned prompts until the total fits (lock held)."""
+        if self.bytes_used <= self.max_bytes:
+            return
+        for resolved in [k for k, e in self._entries.items() if not e.pinned]:
+            if self.bytes_used <= self.max_bytes:
+                break
+            self.bytes_used -= self._entries.pop(resolved).samples.nbytes
+        gone = [k for k, r in self._resolved.items() if r not in self._entries]
+        for k in gone:
+            del self._resolved[k]
+
+
+@dataclass(slots=True)
+class _Entry:
+    """One cached prompt: the file's (mtime ns, size) when loaded, its samples, pinned or not."""
+
+    stamp: tuple[int, int]
+    samples: np.ndarray
+    pinned: bool
 
 
 def _read_only(a: np.ndarray) -> np.ndarray:
@@ -705,10 +806,12 @@ class MusicOnHold:
     """The music a held caller hears: one looping playlist, a resume point per held call.
 
     ``folder``'s audio files (suffixes in :data:`AUDIO_SUFFIXES`; README and other
-    files are ignored) are loaded through ``cache`` in name order and joined into
-    one buffer, :attr:`samples`, that loops. A file that cannot be loaded (corrupt,
-    or MP3 without ffmpeg) is skipped with a warning naming it and the reason,
-    so one bad upload never silences hold for everyone.
+    files are ignored) are loaded through ``cache`` in name order by
+    :meth:`preload` and joined into one buffer, :attr:`samples`, that loops. The
+    constructor reads nothing: :meth:`preload` is the one place that touches the
+    disk, run off the event loop before the media tick needs the music; a file
+    that cannot be loaded (corrupt, or MP3 without ffmpeg) is skipped and
+    reported, so one bad upload never silences hold for everyone.
 
     With no folder, an empty or missing one, or no loadable file, :attr:`samples`
     is a generated soft chime (two falling notes, C5 after E5, every 4 s). Why not
@@ -725,31 +828,50 @@ class MusicOnHold:
     def __init__(self, folder: Path | None, cache: PromptCache) -> None:
         self.folder = Path(folder) if folder is not None else None
         self.files: list[Path] = []
-        parts: list[np.ndarray] = []
-        for path in self._candidates():
-            try:
-                parts.append(cache.get(path))
-            except PromptError as exc:
-                log.warning("moh_file_skipped", file=str(path), reason=exc.reason)
-                continue
-            self.files.append(path)
-        parts = [p for p in parts if len(p)]
-        if parts:
-            samples = parts[0] if len(parts) == 1 else np.concatenate(parts)
-        else:
-            log.info("moh_fallback_tone", folder=str(self.folder) if self.folder else None,
-                     reason="no playable audio file")
-            samples = _fallback_chime()
-        self.samples: np.ndarray = _read_only(samples)
+        self._cache = cache
+        self.samples: np.ndarray = _read_only(_fallback_chime())
+        #: True once :meth:`preload` ran (always, without a folder: nothing to read).
+        self.loaded = self.folder is None
         self._resume: dict[str, int] = {}
         self._on: dict[int, tuple[str, int]] = {}  # channel -> (key, play id)
 
+    def preload(self) -> list[tuple[Path, str]]:
+        """Read the folder and decode its files into :attr:`samples`; return what could not be used.
+
+        Blocking file I/O and decoding: run it off the event loop
+        (``await asyncio.to_thread(moh.preload)``) before the media tick plays
+        music. Returns ``(path, reason)`` for a missing folder (``path`` is the
+        folder) and for each file skipped; the music is what loaded, or the chime.
+        Calling it again reads the folder again (new files join, removed ones
+        leave) for the next :meth:`start`. Never raises for a bad file.
+        """
+        problems: list[tuple[Path, str]] = []
+        files: list[Path] = []
+        parts: list[np.ndarray] = []
+        if self.folder is not None:
+            if not self.folder.is_dir():
+                what = "is not a folder" if self.folder.exists() else "does not exist"
+                problems.append((self.folder, f"the music-on-hold folder {what}; callers on "
+                                              "hold hear the generated chime instead"))
+            else:
+                for path in self._candidates():
+                    try:
+                        parts.append(self._cache.get(path))
+                    except PromptError as exc:
+                        problems.append((exc.path, exc.reason))
+                        continue
+                    files.append(path)
+        parts = [p for p in parts if len(p)]
+        if parts:
+            self.samples = _read_only(parts[0] if len(parts) == 1 else np.concatenate(parts))
+        else:
+            self.samples = _read_only(_fallback_chime())
+        self.files = files
+        self.loaded = True
+        return problems
+
     def _candidates(self) -> list[Path]:
-        if self.folder is None:
-            return []
-        if not self.folder.is_dir():
-            log.warning("moh_folder_missing", folder=str(self.folder))
-            return []
+        assert self.folder is not None
         return sorted(p for p in self.folder.iterdir()
                       if p.is_file() and p.suffix.lower() in AUDIO_SUFFIXES
                       and not p.name.startswith("."))
@@ -757,9 +879,17 @@ class MusicOnHold:
     def start(self, player: PromptPlayer, channel: int, key: str) -> None:
         """Play the music, looping, on ``channel`` for the held call ``key``, from its resume point.
 
-        DTMF does not stop it (``barge_in=False``): a caller pressing keys on hold
-        still hears music.
+        Reads nothing from disk (this runs in the media tick). DTMF does not stop
+        it (``barge_in=False``): a caller pressing keys on hold still hears music.
+        Raises :class:`PromptNotLoaded` if the folder was never preloaded.
         """
+        if not self.loaded:
+            assert self.folder is not None
+            raise PromptNotLoaded(
+                self.folder,
+                "music on hold was not preloaded: call MusicOnHold.preload() off the event "
+                "loop before the media tick starts",
+            )
         play_id = player.play(channel, self.samples, loop=True, barge_in=False,
                               start=self._resume.get(key, 0))
         self._on[channel] = (key, play_id)

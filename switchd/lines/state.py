@@ -9,7 +9,7 @@ hangup in the wrong state can never leave a line stuck half-way.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import Enum
+from enum import Enum, StrEnum
 
 __all__ = [
     "TRANSITIONS",
@@ -21,14 +21,14 @@ __all__ = [
 ]
 
 
-class LineKind(Enum):
+class LineKind(StrEnum):
     """What sits on the far side of a line: the PSTN (trunk, FXO) or an agent phone (extension, FXS)."""
 
     TRUNK = "trunk"
     EXTENSION = "ext"
 
 
-class LineStatus(Enum):
+class LineStatus(StrEnum):
     """The states of one line (a port of the voice board)."""
 
     IDLE = "idle"
@@ -77,6 +77,8 @@ TRANSITIONS: dict[LineStatus, dict[LineInput, LineStatus]] = {
     _S.ALERTING: {_I.ANSWER: _S.CONNECTED, _I.TONE: _S.TONE},
     _S.RINGBACK: {_I.CONNECT: _S.CONNECTED, _I.TONE: _S.TONE},
     _S.CONNECTED: {_I.HOLD: _S.HELD, _I.RINGBACK: _S.RINGBACK, _I.TONE: _S.TONE},
+    # A held party is connected again by the one who held it (retrieve), or hears
+    # ringback when it is transferred on (a consulting agent hung up before the answer).
     _S.HELD: {_I.RETRIEVE: _S.CONNECTED, _I.RINGBACK: _S.RINGBACK, _I.TONE: _S.TONE},
     _S.TONE: {},
 }

@@ -64,8 +64,11 @@ class MediaTicker:
     """Runs ``on_frames(n)`` every 20 ms on the event loop, drift-corrected."""
 
     def __init__(self, on_frames: Callable[[int], None], *, max_catchup: int = 50,
-                 batch: int = 5) -> None:
+                 batch: int = 5, on_skip: Callable[[int], None] | None = None) -> None:
+        """``on_frames(n)`` runs ``n`` frames; ``on_skip(n)`` is told of ``n`` frames
+        dropped because the tick fell too far behind (so frame indices show the gap)."""
         self.on_frames = on_frames
+        self.on_skip = on_skip
         self.max_catchup = max_catchup
         #: Frames processed between two yields to the event loop when catching up.
         self.batch = batch
@@ -94,6 +97,8 @@ class MediaTicker:
             await asyncio.sleep(max(delay, 0.0005))
             n, skipped = sched.due(loop.time())
             if skipped:
+                if self.on_skip is not None:
+                    self.on_skip(skipped)
                 log.warning("media_frames_skipped", frames=skipped,
                             msg="the media tick fell more than "
                                 f"{self.max_catchup * FRAME_S:.1f} s behind (too many channels "

@@ -92,6 +92,11 @@ MIGRATIONS: tuple[str, ...] = (
         updated_at   TEXT NOT NULL
     );
     """,
+    # 1 -> 2: why each call ended (Q.850 cause name as FreeSWITCH spells it, and its number).
+    """
+    ALTER TABLE cdr ADD COLUMN hangup_cause TEXT;
+    ALTER TABLE cdr ADD COLUMN q850 INTEGER;
+    """,
 )
 
 SCHEMA_VERSION: int = len(MIGRATIONS)
@@ -121,6 +126,8 @@ CDR_COLUMNS: tuple[str, ...] = (
     "hangup_by",
     "blocked_reason",
     "dnis",
+    "hangup_cause",
+    "q850",
 )
 
 CONTACT_COLUMNS: tuple[str, ...] = (

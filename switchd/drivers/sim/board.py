@@ -1,28 +1,41 @@
-"""The simulated voice board: callers on trunks, bot agent phones on extensions, the PSTN far end.
+"""The simulated voice board's signalling: callers on trunks, bot agent phones on
+extensions, the PSTN far end.
 
-:class:`SimBoard` is sans-IO like the core. It watches the core's events (a phone
-rings, a call is bridged, a busy tone starts), decides what the simulated people
-do and when, and hands back :data:`BoardAction` values when their time comes. The
-asyncio shell and the virtual-time driver apply those actions to the core.
+:class:`SimBoard` is a sans-IO engine like the core (``switchd.engine``). It follows
+the core's events (a phone rings, a call is bridged, a busy tone starts), decides
+what the simulated people do and when, and hands back core inputs
+(:class:`~switchd.core.inputs.Answer`, ``Hangup``, ``FarBusy``, ``Incoming``) from
+:meth:`SimBoard.handle_timer`, one at a time, which the shell feeds to the core.
+
+Simulated people never strand a call: a connected simulated caller hangs up after
+its own talk time whatever the agent phone does (a phone in ``manual`` mode only
+stops its *own* bot), and a caller nobody answers gives up after its patience.
 """
 
 from __future__ import annotations
 
-import heapq
 import random
 from dataclasses import dataclass, replace
 from enum import Enum
+from typing import Any
 
-from switchd.events import CallBridged, CallRinging, Event, LineState, ToneStarted
+from switchd.core.inputs import Answer, FarBusy, Hangup, Incoming
+from switchd.engine import TimerHeap
+from switchd.events import (
+    CallBridged,
+    CallNew,
+    CallRinging,
+    Direction,
+    LineState,
+    Tone,
+    ToneStarted,
+)
+from switchd.lines.state import LineStatus
 
 __all__ = [
-    "Answer",
     "AgentMode",
     "BoardAction",
     "BotSettings",
-    "FarBusy",
-    "Hangup",
-    "Incoming",
     "OutsideSettings",
     "SimBoard",
     "SimSettings",
@@ -33,36 +46,7 @@ __all__ = [
 #: Seconds within which the demo traffic's first caller rings after start.
 FIRST_CALL_WITHIN_S = 1.0
 
-
-@dataclass(frozen=True, slots=True)
-class Answer:
-    """The party on ``line`` answers."""
-
-    line: str
-
-
-@dataclass(frozen=True, slots=True)
-class Hangup:
-    """The party on ``line`` hangs up."""
-
-    line: str
-
-
-@dataclass(frozen=True, slots=True)
-class FarBusy:
-    """The outside number dialled on trunk ``line`` is busy."""
-
-    line: str
-
-
-@dataclass(frozen=True, slots=True)
-class Incoming:
-    """A simulated caller dials in from the PSTN."""
-
-    caller: str
-    dnis: str
-
-
+#: What the simulated people do: inputs of the core.
 BoardAction = Answer | Hangup | FarBusy | Incoming
 
 
@@ -106,27 +90,37 @@ class TrafficSettings:
 
 @dataclass(frozen=True, slots=True)
 class SimSettings:
-    """Everything the simulated board needs; ``caller_hangup_after_tone_s`` is how long
-    a simulated caller listens to busy/congestion before hanging up."""
+    """Everything the simulated board needs.
+
+    ``caller_hangup_after_tone_s``: how long a simulated caller listens to busy or
+    congestion tone before hanging up. ``caller_talk_s``: (min, max) seconds a
+    connected simulated caller talks before hanging up, whatever the agent phone
+    does. ``caller_patience_s``: seconds a simulated caller waits unanswered (ringing,
+    in an IVR or a queue) before giving up.
+    """
 
     bots: BotSettings = BotSettings()
     outside: OutsideSettings = OutsideSettings()
     traffic: TrafficSettings = TrafficSettings()
     caller_hangup_after_tone_s: float = 2.0
+    caller_talk_s: tuple[float, float] = (60.0, 180.0)
+    caller_patience_s: float = 60.0
 
 
 class SimBoard:
-    """Simulated people around the switch, driven by the core's events and by time."""
+    """Simulated people around the switch, driven by the core's events and by time.
+
+    Implements the engine protocol: :meth:`handle` takes the core's events,
+    :meth:`handle_timer` returns the next due core input (at most one per call).
+    """
 
     def __init__(self, settings: SimSettings, extensions: tuple[int, ...],
                  rng: random.Random | None = None) -> None:
         self.settings = settings
         self.rng = rng if rng is not None else random.Random(settings.traffic.seed)
         self.agents: dict[int, BotSettings] = {n: settings.bots for n in extensions}
-        self._timers: list[tuple[float, int, str, int, BoardAction]] = []
-        self._tokens: dict[str, int] = {}
-        self._seq = 0
-        self._next_caller = 0
+        #: key (a line name, or "traffic") -> the one action planned for it
+        self._timers: TimerHeap[str] = TimerHeap()
         self._traffic_armed = False
         #: Trunks rung for an outbound call: their far end hangs up by itself after talking.
         self._outbound_trunks: set[str] = set()
@@ -140,7 +134,7 @@ class SimBoard:
                 self.agents[n] = settings.bots
         if not settings.traffic.enabled:
             # Otherwise the arrival already drawn would still come after traffic was switched off.
-            self._cancel("traffic")
+            self._timers.cancel("traffic")
             self._traffic_armed = False
 
     def set_agent(self, ext: int, *, mode: AgentMode | None = None,
@@ -150,6 +144,8 @@ class SimBoard:
 
         Switching a phone to ``manual`` also drops what its bot had already planned (an
         answer while it rings, a hangup after talking): from then on a person decides.
+        The caller on the other end keeps its own plan (it still hangs up after its
+        talk time), so no call is stranded.
         """
         cur = self.agents[ext]
         new = replace(
@@ -160,7 +156,7 @@ class SimBoard:
         )
         self.agents[ext] = new
         if new.mode is AgentMode.MANUAL:
-            self._cancel(f"ext/{ext}")
+            self._timers.cancel(f"ext/{ext}")
         return new
 
     # ------------------------------------------------------------- time
@@ -177,76 +173,82 @@ class SimBoard:
 
     def next_deadline(self) -> float | None:
         """Epoch time of the next simulated action, or None."""
-        while self._timers:
-            deadline, _, key, token, _ = self._timers[0]
-            if self._tokens.get(key) == token:
-                return deadline
-            heapq.heappop(self._timers)
-        return None
+        return self._timers.next_deadline()
+
+    def handle_timer(self, now: float) -> list[BoardAction]:
+        """Return the next action due at ``now`` (a list of at most one).
+
+        One at a time, so that the shell feeds it to the core and lets this board see
+        the core's events before the next one is taken: an answer made moot by another
+        phone answering first is cancelled rather than delivered late.
+        """
+        due = self._timers.pop_due(now)
+        if due is None:
+            return []
+        key, action = due
+        if key == "traffic":
+            self._traffic_armed = False
+            if self.settings.traffic.enabled:
+                self._traffic_armed = True
+                self._arm_arrival(now)
+        return [action]
 
     def pop_due(self, now: float) -> BoardAction | None:
-        """Return the next action due at ``now`` (or None).
-
-        One at a time, so that drivers apply it and feed the core's events back before
-        the next one is taken: an answer made moot by another phone answering first is
-        cancelled rather than delivered late.
-        """
-        while self._timers and self._timers[0][0] <= now:
-            _, _, key, token, action = heapq.heappop(self._timers)
-            if self._tokens.get(key) != token:
-                continue
-            del self._tokens[key]
-            if isinstance(action, Incoming):
-                self._traffic_armed = False
-                if self.settings.traffic.enabled:
-                    self._traffic_armed = True
-                    self._arm_arrival(now)
-            return action
-        return None
+        """The next action due at ``now``, or None (:meth:`handle_timer` as a single value)."""
+        out = self.handle_timer(now)
+        return out[0] if out else None
 
     # ----------------------------------------------------------- events
 
-    def on_event(self, event: Event, now: float) -> None:
-        """Let the simulated people react to what the switch did."""
-        if isinstance(event, LineState):
-            if event.state == "idle":
-                self._cancel(event.line)
+    def handle(self, now: float, event: Any) -> list[BoardAction]:
+        """Let the simulated people react to what the switch did; returns nothing at once
+        (people take time: what they do comes from :meth:`handle_timer`)."""
+        kind = type(event)
+        if kind is LineState:
+            if event.state is LineStatus.IDLE:
+                self._timers.cancel(event.line)
                 self._outbound_trunks.discard(event.line)
-        elif isinstance(event, CallRinging):
+        elif kind is CallNew:
+            if event.direction is Direction.INBOUND and event.trunk is not None:
+                # Waiting unanswered: ringing, in an IVR, in a queue — until patience ends.
+                line = f"trunk/{event.trunk}"
+                self._timers.arm(line, now + self.settings.caller_patience_s, Hangup(line))
+        elif kind is CallRinging:
             self._on_ringing(event, now)
-        elif isinstance(event, CallBridged):
+        elif kind is CallBridged:
             for line in (event.line_a, event.line_b):
                 self._on_talking(line, now)
-        elif isinstance(event, ToneStarted) and event.tone in ("busy", "congestion"):
+        elif kind is ToneStarted and event.tone in (Tone.BUSY, Tone.CONGESTION):
             if event.line.startswith("trunk/") or self._bot(event.line) is not None:
-                self._arm(event.line, now + self.settings.caller_hangup_after_tone_s,
-                          Hangup(event.line))
+                self._timers.arm(event.line, now + self.settings.caller_hangup_after_tone_s,
+                                 Hangup(event.line))
+        return []
 
     def _on_ringing(self, event: CallRinging, now: float) -> None:
         if event.line.startswith("trunk/"):
             out = self.settings.outside
             self._outbound_trunks.add(event.line)
             if event.callee in out.busy_numbers:
-                self._arm(event.line, now + 0.5, FarBusy(event.line))
+                self._timers.arm(event.line, now + 0.5, FarBusy(event.line))
             elif event.callee not in out.unanswered_numbers:
-                self._arm(event.line, now + out.answer_after_s, Answer(event.line))
+                self._timers.arm(event.line, now + out.answer_after_s, Answer(event.line))
             return
         bot = self._bot(event.line)
         if bot is not None:
-            self._arm(event.line, now + bot.answer_after_s, Answer(event.line))
+            self._timers.arm(event.line, now + bot.answer_after_s, Answer(event.line))
 
     def _on_talking(self, line: str, now: float) -> None:
         if line.startswith("trunk/"):
-            # Only the far end of an outbound call hangs up by itself; an inbound caller
-            # waits for the agent (or SIM.HANGUP).
-            if line in self._outbound_trunks:
-                lo, hi = self.settings.outside.talk_s
-                self._arm(line, now + self.rng.uniform(lo, hi), Hangup(line))
+            # The far end of an outbound call talks for the outside talk time; an inbound
+            # caller for its own talk time, whatever the agent phone does.
+            lo, hi = (self.settings.outside.talk_s if line in self._outbound_trunks
+                      else self.settings.caller_talk_s)
+            self._timers.arm(line, now + self.rng.uniform(lo, hi), Hangup(line))
             return
         bot = self._bot(line)
         if bot is not None:
             lo, hi = bot.talk_s
-            self._arm(line, now + self.rng.uniform(lo, hi), Hangup(line))
+            self._timers.arm(line, now + self.rng.uniform(lo, hi), Hangup(line))
 
     def _bot(self, line: str) -> BotSettings | None:
         if not line.startswith("ext/"):
@@ -264,17 +266,8 @@ class SimBoard:
         if rate <= 0:
             self._traffic_armed = False
             return
-        self._next_caller += 1
         caller = f"1390000{self.rng.randrange(10000):04d}"
         gap = self.rng.expovariate(rate)
         if first:
             gap = min(gap, FIRST_CALL_WITHIN_S)
-        self._arm("traffic", now + gap, Incoming(caller, self.settings.traffic.dnis))
-
-    def _arm(self, key: str, deadline: float, action: BoardAction) -> None:
-        self._seq += 1
-        self._tokens[key] = self._seq
-        heapq.heappush(self._timers, (deadline, self._seq, key, self._seq, action))
-
-    def _cancel(self, key: str) -> None:
-        self._tokens.pop(key, None)
+        self._timers.arm("traffic", now + gap, Incoming(caller, self.settings.traffic.dnis))

@@ -1,4 +1,4 @@
-"""Recorder taps: per-leg audio handed to a sink every tick.
+"""Taps: per-leg audio handed to a sink (the recorder) every frame.
 
 A tap follows one line. Each tick its sink receives, for all of its taps at once,
 ``rx`` (what the party on the line says, int16 [T, n]) and ``tx`` (what the switch
@@ -10,14 +10,11 @@ the caller, because the caller never hears it (the mixing weights decide).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-
 import numpy as np
 
-__all__ = ["TapSink", "Taps"]
+from switchd.lines.board import TapSink
 
-#: sink(keys, channels, rx int16 [T, n], tx int16 [T, n]) — called once per tick per sink.
-TapSink = Callable[[Sequence[str], np.ndarray, np.ndarray, np.ndarray], None]
+__all__ = ["TapSink", "Taps"]
 
 
 class Taps:
@@ -40,8 +37,11 @@ class Taps:
     def __len__(self) -> int:
         return len(self._taps)
 
-    def deliver(self, inbound: np.ndarray, outbound: np.ndarray) -> None:
-        """Hand this tick's frames to every sink. ``inbound``/``outbound``: int16 [C, n]."""
+    def deliver(self, frame: int, time: float, inbound: np.ndarray, outbound: np.ndarray) -> None:
+        """Hand frame ``frame`` (ending at epoch ``time`` s) to every sink.
+
+        ``inbound``/``outbound``: int16 [C, n].
+        """
         if not self._taps:
             return
         if self._groups is None:
@@ -53,4 +53,4 @@ class Taps:
             self._groups = [(s, keys, np.asarray(chs, dtype=np.intp))
                             for s, keys, chs in by_sink.values()]
         for sink, keys, chs in self._groups:
-            sink(keys, chs, inbound[chs], outbound[chs])
+            sink(frame, time, keys, chs, inbound[chs], outbound[chs])

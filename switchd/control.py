@@ -1,0 +1,105 @@
+"""The narrow interface the CTI verbs drive the switch through.
+
+``cti/commands.py`` and ``cti/sim_verbs.py`` depend on these protocols, never on the
+composition root: a verb can only do what is listed here, and tests can hand the
+verbs a fake switch. ``switchd.app`` implements them over the shell, the core, the
+store and the board driver.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from switchd.engine import Input
+from switchd.events import Event
+
+__all__ = ["CallInfo", "Control", "SimControl", "UserInfo"]
+
+
+@dataclass(frozen=True, slots=True)
+class UserInfo:
+    """A CTI user as the verbs need it: ``secret`` is the stored PBKDF2 hash (or demo text)."""
+
+    name: str
+    role: str
+    secret: str
+    extension: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class CallInfo:
+    """What a verb may know of a live call: its state, its anchor (the caller's side), every
+    line it holds, and whether a person answered."""
+
+    call_id: str
+    state: str
+    anchor: str
+    lines: tuple[str, ...]
+    answered: bool
+
+
+class Control(Protocol):
+    """What every CTI verb may ask of the running switch."""
+
+    @property
+    def config_path(self) -> Path:
+        """The config file the switch was started with."""
+        ...
+
+    @property
+    def trunks(self) -> int:
+        """How many trunks the board has (trunk/1..trunk/N)."""
+        ...
+
+    def now(self) -> float:
+        """Epoch seconds on the switch's clock."""
+        ...
+
+    def user(self, name: str) -> UserInfo | None:
+        """The configured user ``name``, or None."""
+        ...
+
+    def submit(self, item: Input) -> list[Event]:
+        """Feed a core input now; returns its events. Raises CoreError when refused."""
+        ...
+
+    def call_info(self, call_id: str) -> CallInfo:
+        """A live call. Raises CoreError(not_found)."""
+        ...
+
+    def calls(self) -> list[dict[str, Any]]:
+        """Live calls as CTI ``ITEM`` fields, oldest first."""
+        ...
+
+    async def query_cdrs(self, **filters: Any) -> list[dict[str, Any]]:
+        """CDRs matching ``filters`` (caller, callee, since, until, disposition, limit),
+        including the calls that just ended. Raises ValueError for a bad filter."""
+        ...
+
+    async def get_contact(self, number: str) -> Mapping[str, Any] | None:
+        """The contact ``number``, or None."""
+        ...
+
+    async def set_contact(self, number: str, **fields: Any) -> Mapping[str, Any]:
+        """Create or update a contact; routing (VIP, blacklist) follows at once."""
+        ...
+
+    async def reload(self) -> list[str]:
+        """Re-read the config; the problems, empty when the new config is in force."""
+        ...
+
+
+class SimControl(Protocol):
+    """What the ``SIM.*`` verbs may ask of the simulated board."""
+
+    def press(self, line: str, digits: str) -> None:
+        """The simulated party on ``line`` presses ``digits`` (sent as DTMF audio)."""
+        ...
+
+    def set_agent(self, ext: int, *, mode: Any, answer_after_s: float | None,
+                  talk_s: tuple[float, float] | None) -> Any:
+        """Change how a simulated agent phone behaves. Raises KeyError for an unknown one."""
+        ...

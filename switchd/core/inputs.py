@@ -1,0 +1,219 @@
+"""The call core's inputs: one frozen dataclass per thing that can happen to it.
+
+``SwitchCore.handle(now, Answer(line="ext/201"))``. Line signalling comes from the
+board driver (:class:`Incoming`, :class:`OffHook`, :class:`Dial`, :class:`Answer`,
+:class:`Hangup`, :class:`FarBusy`) and from the media plane (:class:`Digit`); call
+control comes from CTI, and later the IVR and the ACD.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from switchd.engine import Input
+from switchd.events import Role
+
+__all__ = [
+    "Answer",
+    "BlindTransfer",
+    "Cancel",
+    "Complete",
+    "Conference",
+    "Consult",
+    "Dial",
+    "Digit",
+    "FarBusy",
+    "Hangup",
+    "Hold",
+    "Incoming",
+    "Monitor",
+    "OffHook",
+    "Offer",
+    "Pickup",
+    "Retrieve",
+    "SetMonitorMode",
+    "Shutdown",
+    "SwitchAnswer",
+    "Withdraw",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Incoming(Input):
+    """A call arrives from the PSTN on ``trunk`` (None: the first idle trunk).
+
+    ``blocked_reason`` set (e.g. ``blacklist``): the caller hears busy tone and the
+    call ends ``CALL_REJECTED``. ``vip``: the caller is flagged VIP in contacts.
+    """
+
+    caller: str
+    dnis: str
+    trunk: int | None = None
+    blocked_reason: str | None = None
+    vip: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class OffHook(Input):
+    """An extension lifts its handset; it hears dial tone until it dials or hangs up."""
+
+    line: str
+
+
+@dataclass(frozen=True, slots=True)
+class Dial(Input):
+    """Extension ``line`` dials ``number`` (another extension, or prefix + outside number)."""
+
+    line: str
+    number: str
+
+
+@dataclass(frozen=True, slots=True)
+class Answer(Input):
+    """The party on ``line`` answers its ringing phone (or the far end of a trunk answers)."""
+
+    line: str
+
+
+@dataclass(frozen=True, slots=True)
+class Hangup(Input):
+    """The party on ``line`` hangs up."""
+
+    line: str
+
+
+@dataclass(frozen=True, slots=True)
+class FarBusy(Input):
+    """The outside number dialled on trunk ``line`` is busy."""
+
+    line: str
+
+
+@dataclass(frozen=True, slots=True)
+class Digit(Input):
+    """The media plane detected DTMF ``digit`` in ``line``'s audio at ``time`` (epoch s)."""
+
+    line: str
+    digit: str
+    time: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SwitchAnswer(Input):
+    """The switch answers the caller's ringing trunk itself (an IVR or a queue takes it)."""
+
+    call_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Offer(Input):
+    """Ring ``line`` for ``call_id`` for at most ``timeout_s`` seconds without connecting it.
+
+    The caller keeps hearing what it hears. When ``line`` answers it is connected
+    with the caller and every other offer of the call is withdrawn; when the call
+    ends, the offer times out or another phone takes the call, the offer is
+    withdrawn (``offer.withdrawn`` with the reason).
+    """
+
+    call_id: str
+    line: str
+    timeout_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class Withdraw(Input):
+    """Stop ringing ``line`` for ``call_id``."""
+
+    call_id: str
+    line: str
+
+
+@dataclass(frozen=True, slots=True)
+class Hold(Input):
+    """``line`` puts its connected peer on hold (the peer hears music on hold)."""
+
+    line: str
+
+
+@dataclass(frozen=True, slots=True)
+class Retrieve(Input):
+    """``line`` takes its held peer back."""
+
+    line: str
+
+
+@dataclass(frozen=True, slots=True)
+class BlindTransfer(Input):
+    """``line`` sends its peer to extension ``number`` and leaves the call."""
+
+    line: str
+    number: str
+
+
+@dataclass(frozen=True, slots=True)
+class Consult(Input):
+    """``line`` holds its peer and rings extension ``number`` in a second bridge."""
+
+    line: str
+    number: str
+
+
+@dataclass(frozen=True, slots=True)
+class Complete(Input):
+    """The consulting ``line`` joins its held peer with the consulted party and leaves."""
+
+    line: str
+
+
+@dataclass(frozen=True, slots=True)
+class Cancel(Input):
+    """The consulting ``line`` drops the consultation and is back with its held peer."""
+
+    line: str
+
+
+@dataclass(frozen=True, slots=True)
+class Conference(Input):
+    """The consulting ``line`` joins its held peer and the consulted party: all three talk."""
+
+    line: str
+
+
+@dataclass(frozen=True, slots=True)
+class Monitor(Input):
+    """Supervisor extension ``line`` monitors ``call_id`` as ``mode`` (listen, whisper, barge).
+
+    The supervisor's phone rings; when it answers it joins the call's main bridge.
+    ``agent``: the line a whisper goes to (default: the party on an extension — the
+    agent, never the customer, whichever way the call goes).
+    """
+
+    line: str
+    call_id: str
+    mode: Role
+    agent: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SetMonitorMode(Input):
+    """Supervisor ``line``, already monitoring, switches to ``mode`` live."""
+
+    line: str
+    mode: Role
+
+
+@dataclass(frozen=True, slots=True)
+class Pickup(Input):
+    """Extension ``line`` (idle) picks up ``call_id``, which is ringing elsewhere.
+
+    Every ringing offer of the call is withdrawn (``picked_up``) and ``line`` is
+    connected with the caller at once.
+    """
+
+    line: str
+    call_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Shutdown(Input):
+    """Stop taking calls and end every live call with its CDR (``SYSTEM_SHUTDOWN``)."""

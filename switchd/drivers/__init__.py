@@ -1,0 +1,1 @@
+"""Board drivers: the simulated board (``sim``) today, SIP/RTP next (DESIGN §3)."""

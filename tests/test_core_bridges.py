@@ -1,0 +1,554 @@
+"""Legs, bridges, offers and monitors in the call core, in virtual time.
+
+Every operation of the core issue and its unhappy branches. After each branch the
+state of every line, every bridge (as the media plane would see it from
+``bridge.changed``) and the CDR are checked together, and every call must leave
+nothing behind: no line off idle, no bridge, no timer.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from switchd.core.call import CallState
+from switchd.core.engine import CoreError, SwitchCore, new_call_id
+from switchd.core.inputs import (
+    Answer,
+    BlindTransfer,
+    Cancel,
+    Complete,
+    Conference,
+    Consult,
+    Hangup,
+    Hold,
+    Incoming,
+    Monitor,
+    Offer,
+    Pickup,
+    Retrieve,
+    SetMonitorMode,
+    SwitchAnswer,
+    Withdraw,
+)
+from switchd.core.routing import CoreConfig, RingGroup, RingStrategy, Route, Target, TargetKind
+from switchd.events import (
+    BridgeChanged,
+    CallEnded,
+    Cdr,
+    Event,
+    HangupCause,
+    LineError,
+    OfferWithdrawn,
+    Role,
+)
+from switchd.lines.state import LineStatus
+
+T0 = 1_764_000_000.0
+CALLER = "trunk/1"
+AGENT = "ext/201"
+OTHER = "ext/202"
+THIRD = "ext/203"
+SUPER = "ext/209"
+RING_S = 20.0
+
+
+class Run:
+    """The core driven by hand, with what the media plane would hold (bridges) kept from events."""
+
+    def __init__(self) -> None:
+        self.core = SwitchCore(CoreConfig(
+            trunks=2, extensions=(201, 202, 203, 209), ring_timeout_s=RING_S,
+            ring_groups={"all": RingGroup("all", RingStrategy.RINGALL, (201, 202))},
+            routes=(Route(Target(TargetKind.GROUP, "all"), dnis="7000"),
+                    Route(Target(TargetKind.EXTENSION, "201"))),
+        ))
+        self.now = T0
+        self.events: list[Event] = []
+        self.bridges: dict[str, dict[str, Role]] = {}
+        self.cdrs: list[Cdr] = []
+
+    def do(self, item: object) -> list[Event]:
+        return self._take(self.core.handle(self.now, item))
+
+    def _take(self, events: list[Event]) -> list[Event]:
+        for ev in events:
+            self.events.append(ev)
+            if isinstance(ev, BridgeChanged):
+                if ev.members:
+                    self.bridges[ev.bridge] = {m.line: m.role for m in ev.members}
+                else:
+                    self.bridges.pop(ev.bridge, None)
+            elif isinstance(ev, CallEnded):
+                self.cdrs.append(ev.cdr)
+        return events
+
+    def advance(self, seconds: float) -> None:
+        end = self.now + seconds
+        while (d := self.core.next_deadline()) is not None and d <= end:
+            self.now = d
+            self._take(self.core.handle_timer(self.now))
+        self.now = end
+
+    def call(self) -> str:
+        [call_id] = list(self.core.calls)
+        return call_id
+
+    def status(self, line: str) -> LineStatus:
+        return self.core.lines[line].status
+
+    def roles(self) -> list[dict[str, Role]]:
+        """The live bridges' members, oldest bridge first."""
+        return [self.bridges[k] for k in sorted(self.bridges)]
+
+    def answered_call(self) -> str:
+        """A caller on trunk/1 talking with the agent on ext/201."""
+        call_id = new_call_id(self.do(Incoming("13900001111", "8000")))
+        assert call_id is not None
+        self.do(Answer(AGENT))
+        return call_id
+
+    def assert_clean(self) -> None:
+        """Nothing left behind: every line idle, no call, no bridge, no timer."""
+        assert {n: ln.status for n, ln in self.core.lines.items()
+                if ln.status is not LineStatus.IDLE} == {}
+        assert all(ln.call_id is None and ln.tone is None for ln in self.core.lines.values())
+        assert self.core.calls == {}
+        assert self.bridges == {}
+        assert self.core.next_deadline() is None
+
+
+def refused(events: list[Event]) -> bool:
+    return any(isinstance(e, LineError) for e in events)
+
+
+# ------------------------------------------------------------------ two-party
+
+
+def test_answered_call_is_one_bridge_of_two_parties_and_ends_clean():
+    r = Run()
+    r.answered_call()
+    assert r.roles() == [{CALLER: Role.PARTY, AGENT: Role.PARTY}]
+    r.do(Hangup(AGENT))
+    r.assert_clean()
+    [cdr] = r.cdrs
+    assert cdr.disposition == "ANSWERED" and cdr.hangup_by == "callee"
+    assert (cdr.hangup_cause, cdr.q850) == ("NORMAL_CLEARING", 16)
+
+
+def test_hold_makes_the_peer_a_held_member_and_retrieve_a_party_again():
+    r = Run()
+    r.answered_call()
+    r.do(Hold(AGENT))
+    assert r.roles() == [{CALLER: Role.HELD, AGENT: Role.PARTY}]
+    assert r.status(CALLER) is LineStatus.HELD and r.core.lines[CALLER].tone == "moh"
+    r.do(Retrieve(AGENT))
+    assert r.roles() == [{CALLER: Role.PARTY, AGENT: Role.PARTY}]
+    assert r.status(CALLER) is LineStatus.CONNECTED and r.core.lines[CALLER].tone is None
+    r.do(Hangup(CALLER))
+    r.assert_clean()
+    assert r.cdrs[0].hangup_by == "caller"
+
+
+def test_blind_transfer_moves_the_caller_to_the_target_in_the_same_bridge():
+    r = Run()
+    r.answered_call()
+    r.do(BlindTransfer(AGENT, "202"))
+    assert r.status(AGENT) is LineStatus.IDLE
+    assert r.status(CALLER) is LineStatus.RINGBACK
+    assert r.roles() == [{CALLER: Role.PARTY}]
+    r.do(Answer(OTHER))
+    assert r.roles() == [{CALLER: Role.PARTY, OTHER: Role.PARTY}]
+    r.do(Hangup(CALLER))
+    r.assert_clean()
+    assert r.cdrs[0].extension == 202 and r.cdrs[0].disposition == "ANSWERED"
+
+
+# --------------------------------------------------------- switch answer, offers
+
+
+def _switch_answered(r: Run) -> str:
+    call_id = new_call_id(r.do(Incoming("13900001111", "8000")))
+    assert call_id is not None
+    r.do(SwitchAnswer(call_id))
+    return call_id
+
+
+def test_switch_answers_the_trunk_without_a_person_and_the_offer_rings_no_caller_tone():
+    r = Run()
+    call_id = _switch_answered(r)
+    assert r.core.calls[call_id].state is CallState.SWITCH
+    assert r.status(CALLER) is LineStatus.CONNECTED and r.status(AGENT) is LineStatus.IDLE
+    r.do(Offer(call_id, OTHER, 15.0))
+    assert r.status(OTHER) is LineStatus.ALERTING
+    # The caller keeps hearing what the IVR or queue plays: no ringback from an offer.
+    assert r.core.lines[CALLER].tone is None
+    r.do(Answer(OTHER))
+    assert r.roles() == [{CALLER: Role.PARTY, OTHER: Role.PARTY}]
+    r.advance(30)
+    r.do(Hangup(OTHER))
+    r.assert_clean()
+    [cdr] = r.cdrs
+    assert cdr.disposition == "ANSWERED" and cdr.extension == 202 and cdr.billsec == 30
+
+
+def test_an_offer_is_withdrawn_the_moment_the_caller_hangs_up():
+    r = Run()
+    call_id = _switch_answered(r)
+    r.do(Offer(call_id, OTHER, 15.0))
+    events = r.do(Hangup(CALLER))
+    [w] = [e for e in events if isinstance(e, OfferWithdrawn)]
+    assert (w.line, w.reason) == (OTHER, "caller_gone")
+    r.assert_clean()
+    [cdr] = r.cdrs
+    # The switch answered, no person did: not ANSWERED (Asterisk's IVR mistake), but
+    # the caller was connected, so normal clearing rather than a cancel.
+    assert cdr.disposition == "NO ANSWER" and cdr.hangup_cause == "NORMAL_CLEARING"
+
+
+def test_an_offer_that_times_out_frees_the_phone_and_leaves_the_caller_waiting():
+    r = Run()
+    call_id = _switch_answered(r)
+    r.do(Offer(call_id, OTHER, 15.0))
+    r.advance(15.0)
+    [w] = [e for e in r.events if isinstance(e, OfferWithdrawn) and e.line == OTHER]
+    assert w.reason == "timeout"
+    assert r.status(OTHER) is LineStatus.IDLE
+    assert r.core.calls[call_id].state is CallState.SWITCH
+    assert r.status(CALLER) is LineStatus.CONNECTED
+    r.do(Hangup(CALLER))
+    r.assert_clean()
+
+
+def test_the_first_phone_to_answer_takes_the_call_and_the_other_offer_is_withdrawn():
+    r = Run()
+    call_id = _switch_answered(r)
+    r.do(Offer(call_id, OTHER, 15.0))
+    r.do(Offer(call_id, THIRD, 15.0))
+    events = r.do(Answer(THIRD))
+    assert [(e.line, e.reason) for e in events if isinstance(e, OfferWithdrawn)] == [
+        (OTHER, "taken_elsewhere")]
+    assert r.status(OTHER) is LineStatus.IDLE
+    # The late answer of the phone that lost is refused and changes nothing.
+    assert refused(r.do(Answer(OTHER)))
+    assert r.roles() == [{CALLER: Role.PARTY, THIRD: Role.PARTY}]
+    r.do(Hangup(THIRD))
+    r.assert_clean()
+    assert r.cdrs[0].extension == 203
+
+
+def test_withdraw_stops_one_offer_and_refuses_what_is_not_ringing():
+    r = Run()
+    call_id = _switch_answered(r)
+    r.do(Offer(call_id, OTHER, 15.0))
+    [w] = [e for e in r.do(Withdraw(call_id, OTHER)) if isinstance(e, OfferWithdrawn)]
+    assert w.reason == "withdrawn" and r.status(OTHER) is LineStatus.IDLE
+    with pytest.raises(CoreError) as exc:
+        r.do(Withdraw(call_id, OTHER))
+    assert exc.value.code == "not_found"
+    r.do(Hangup(CALLER))
+    r.assert_clean()
+
+
+def test_offers_are_refused_to_busy_phones_and_for_calls_not_answered_by_the_switch():
+    r = Run()
+    r.answered_call()
+    with pytest.raises(CoreError) as exc:
+        r.do(Offer(r.call(), AGENT, 10.0))
+    assert exc.value.code == "busy"
+    assert refused(r.do(Offer(r.call(), OTHER, 10.0)))  # the call is answered, not queued
+    assert r.status(OTHER) is LineStatus.IDLE
+    r.do(Hangup(AGENT))
+    r.assert_clean()
+
+
+# ------------------------------------------------------------------ consult
+
+
+def _consulting(r: Run, *, answer: bool) -> str:
+    call_id = r.answered_call()
+    r.do(Consult(AGENT, "202"))
+    if answer:
+        r.do(Answer(OTHER))
+    return call_id
+
+
+def test_consult_holds_the_caller_alone_and_puts_the_agent_in_a_second_bridge():
+    r = Run()
+    call_id = _consulting(r, answer=False)
+    assert r.core.calls[call_id].state is CallState.CONSULTING
+    assert r.roles() == [{CALLER: Role.HELD}, {AGENT: Role.PARTY}]
+    assert r.status(CALLER) is LineStatus.HELD and r.core.lines[CALLER].tone == "moh"
+    assert r.status(AGENT) is LineStatus.RINGBACK and r.status(OTHER) is LineStatus.ALERTING
+    r.do(Answer(OTHER))
+    assert r.roles() == [{CALLER: Role.HELD}, {AGENT: Role.PARTY, OTHER: Role.PARTY}]
+    assert r.status(AGENT) is LineStatus.CONNECTED and r.core.lines[AGENT].tone is None
+
+
+def test_complete_joins_caller_and_consulted_party_and_the_agent_leaves():
+    r = Run()
+    _consulting(r, answer=True)
+    r.do(Complete(AGENT))
+    assert r.status(AGENT) is LineStatus.IDLE
+    assert r.roles() == [{CALLER: Role.PARTY, OTHER: Role.PARTY}]
+    assert r.status(CALLER) is LineStatus.CONNECTED and r.core.lines[CALLER].tone is None
+    r.do(Hangup(CALLER))
+    r.assert_clean()
+    [cdr] = r.cdrs
+    assert cdr.disposition == "ANSWERED" and cdr.extension == 202
+
+
+def test_complete_before_the_consulted_party_answers_is_refused_and_changes_nothing():
+    r = Run()
+    _consulting(r, answer=False)
+    before = r.roles()
+    assert refused(r.do(Complete(AGENT)))
+    assert refused(r.do(Conference(AGENT)))
+    assert r.roles() == before and r.status(OTHER) is LineStatus.ALERTING
+    r.do(Hangup(CALLER))
+    r.assert_clean()
+
+
+@pytest.mark.parametrize("answer", [False, True])
+def test_cancel_brings_the_agent_back_to_the_caller(answer):
+    r = Run()
+    _consulting(r, answer=answer)
+    r.do(Cancel(AGENT))
+    assert r.status(OTHER) is LineStatus.IDLE
+    assert r.roles() == [{CALLER: Role.PARTY, AGENT: Role.PARTY}]
+    assert r.status(CALLER) is LineStatus.CONNECTED and r.status(AGENT) is LineStatus.CONNECTED
+    assert r.core.lines[CALLER].tone is None and r.core.lines[AGENT].tone is None
+    r.do(Hangup(AGENT))
+    r.assert_clean()
+    assert r.cdrs[0].extension == 201
+
+
+def test_conference_puts_all_three_in_one_bridge_and_a_leaving_member_leaves_two():
+    r = Run()
+    call_id = _consulting(r, answer=True)
+    r.do(Conference(AGENT))
+    assert r.core.calls[call_id].state is CallState.CONFERENCE
+    assert r.roles() == [{CALLER: Role.PARTY, AGENT: Role.PARTY, OTHER: Role.PARTY}]
+    r.do(Hangup(OTHER))
+    assert r.core.calls[call_id].state is CallState.ANSWERED
+    assert r.roles() == [{CALLER: Role.PARTY, AGENT: Role.PARTY}]
+    r.do(Hangup(AGENT))
+    r.assert_clean()
+    assert r.cdrs[0].hangup_by == "callee"
+
+
+@pytest.mark.parametrize("answer", [False, True])
+def test_caller_hanging_up_during_a_consult_releases_every_leg(answer):
+    r = Run()
+    _consulting(r, answer=answer)
+    r.do(Hangup(CALLER))
+    r.assert_clean()
+    [cdr] = r.cdrs
+    assert cdr.disposition == "ANSWERED" and cdr.hangup_by == "caller"
+
+
+def test_a_consulted_party_who_never_answers_sends_the_agent_back_to_the_caller():
+    r = Run()
+    _consulting(r, answer=False)
+    r.advance(RING_S)
+    ended = [e for e in r.events if e.name == "call.consult_ended"]
+    assert [e.fields()["reason"] for e in ended] == ["no_answer"]
+    assert r.status(OTHER) is LineStatus.IDLE
+    assert r.roles() == [{CALLER: Role.PARTY, AGENT: Role.PARTY}]
+    r.do(Hangup(CALLER))
+    r.assert_clean()
+
+
+def test_a_consulted_party_who_hangs_up_sends_the_agent_back_to_the_caller():
+    r = Run()
+    _consulting(r, answer=True)
+    r.do(Hangup(OTHER))
+    assert [e.fields()["reason"] for e in r.events if e.name == "call.consult_ended"] == [
+        "consulted_hung_up"]
+    assert r.roles() == [{CALLER: Role.PARTY, AGENT: Role.PARTY}]
+    r.do(Hangup(AGENT))
+    r.assert_clean()
+
+
+def test_agent_hanging_up_after_the_consulted_party_answered_transfers_the_caller():
+    r = Run()
+    _consulting(r, answer=True)
+    r.do(Hangup(AGENT))
+    assert r.roles() == [{CALLER: Role.PARTY, OTHER: Role.PARTY}]
+    assert r.status(CALLER) is LineStatus.CONNECTED
+    r.do(Hangup(OTHER))
+    r.assert_clean()
+    assert r.cdrs[0].extension == 202
+
+
+def test_agent_hanging_up_while_the_consulted_phone_rings_transfers_the_caller_to_it():
+    r = Run()
+    _consulting(r, answer=False)
+    r.do(Hangup(AGENT))
+    assert r.status(CALLER) is LineStatus.RINGBACK and r.core.lines[CALLER].tone == "ringback"
+    r.do(Answer(OTHER))
+    assert r.roles() == [{CALLER: Role.PARTY, OTHER: Role.PARTY}]
+    r.do(Hangup(CALLER))
+    r.assert_clean()
+    assert r.cdrs[0].extension == 202
+
+
+def test_agent_hanging_up_while_nobody_answers_rings_the_agent_back_then_gives_up():
+    r = Run()
+    call_id = _consulting(r, answer=False)
+    r.do(Hangup(AGENT))
+    r.advance(RING_S)
+    assert r.core.calls[call_id].state is CallState.RECALLING
+    assert r.status(AGENT) is LineStatus.ALERTING and r.status(OTHER) is LineStatus.IDLE
+    r.advance(RING_S)
+    r.assert_clean()
+    assert r.cdrs[0].hangup_cause == "NO_ANSWER"
+
+
+def test_consult_needs_a_connected_two_party_call_and_an_idle_target():
+    r = Run()
+    r.answered_call()
+    with pytest.raises(CoreError) as exc:
+        r.do(Consult(AGENT, "201"))
+    assert exc.value.code == "busy"
+    with pytest.raises(CoreError):
+        r.do(Consult(AGENT, "299"))
+    r.do(Hold(AGENT))
+    r.do(Consult(AGENT, "202"))   # consulting from hold is the usual way
+    assert r.roles() == [{CALLER: Role.HELD}, {AGENT: Role.PARTY}]
+    assert refused(r.do(Consult(AGENT, "203")))   # one consultation at a time
+    r.do(Hangup(CALLER))
+    r.assert_clean()
+
+
+# ------------------------------------------------------------------ monitor
+
+
+def _monitored(r: Run, mode: Role) -> str:
+    call_id = r.answered_call()
+    r.do(Monitor(SUPER, call_id, mode))
+    assert r.status(SUPER) is LineStatus.ALERTING
+    r.do(Answer(SUPER))
+    return call_id
+
+
+@pytest.mark.parametrize("mode", [Role.LISTEN, Role.WHISPER, Role.BARGE])
+def test_a_supervisor_joins_the_call_with_the_role_of_its_mode(mode):
+    r = Run()
+    _monitored(r, mode)
+    [bridge] = r.roles()
+    assert bridge == {CALLER: Role.PARTY, AGENT: Role.PARTY, SUPER: mode}
+    if mode is Role.WHISPER:
+        [ev] = [e for e in r.events if isinstance(e, BridgeChanged)][-1:]
+        assert [m.to for m in ev.members if m.line == SUPER] == [AGENT]
+    r.do(Hangup(CALLER))
+    r.assert_clean()
+    [cdr] = r.cdrs
+    assert cdr.disposition == "ANSWERED" and cdr.extension == 201
+
+
+def test_the_monitor_mode_switches_live_and_the_supervisor_may_leave_first():
+    r = Run()
+    call_id = _monitored(r, Role.LISTEN)
+    for mode in (Role.WHISPER, Role.BARGE, Role.LISTEN):
+        r.do(SetMonitorMode(SUPER, mode))
+        assert r.roles() == [{CALLER: Role.PARTY, AGENT: Role.PARTY, SUPER: mode}]
+    r.do(Hangup(SUPER))
+    assert r.roles() == [{CALLER: Role.PARTY, AGENT: Role.PARTY}]
+    assert r.core.calls[call_id].state is CallState.ANSWERED
+    assert r.status(SUPER) is LineStatus.IDLE
+    r.do(Hangup(AGENT))
+    r.assert_clean()
+    assert r.cdrs[0].hangup_by == "callee"
+
+
+def test_a_monitored_call_that_ends_releases_the_supervisor():
+    r = Run()
+    _monitored(r, Role.WHISPER)
+    events = r.do(Hangup(AGENT))
+    assert [e.name for e in events].count("monitor.ended") == 1
+    r.assert_clean()
+
+
+def test_a_supervisor_who_does_not_answer_leaves_the_call_untouched():
+    r = Run()
+    call_id = r.answered_call()
+    r.do(Monitor(SUPER, call_id, Role.LISTEN))
+    r.advance(RING_S)
+    assert r.status(SUPER) is LineStatus.IDLE
+    assert r.roles() == [{CALLER: Role.PARTY, AGENT: Role.PARTY}]
+    assert r.core.calls[call_id].state is CallState.ANSWERED
+    r.do(Hangup(CALLER))
+    r.assert_clean()
+
+
+def test_monitoring_needs_a_connected_call_and_a_real_mode():
+    r = Run()
+    call_id = new_call_id(r.do(Incoming("13900001111", "8000")))
+    assert call_id is not None
+    assert refused(r.do(Monitor(SUPER, call_id, Role.LISTEN)))  # still ringing
+    assert r.status(SUPER) is LineStatus.IDLE
+    r.do(Answer(AGENT))
+    with pytest.raises(CoreError):
+        r.do(Monitor(SUPER, call_id, Role.PARTY))
+    with pytest.raises(CoreError):
+        r.do(Monitor(AGENT, call_id, Role.LISTEN))   # already in the call
+    r.do(Hangup(CALLER))
+    r.assert_clean()
+
+
+# ------------------------------------------------------------------ pickup
+
+
+def test_pickup_takes_a_call_ringing_elsewhere_at_once():
+    r = Run()
+    call_id = new_call_id(r.do(Incoming("13900001111", "7000")))   # rings 201 and 202
+    assert call_id is not None
+    events = r.do(Pickup(SUPER, call_id))
+    assert sorted((e.line, e.reason) for e in events if isinstance(e, OfferWithdrawn)) == [
+        (AGENT, "picked_up"), (OTHER, "picked_up")]
+    assert r.status(AGENT) is LineStatus.IDLE and r.status(OTHER) is LineStatus.IDLE
+    assert r.roles() == [{CALLER: Role.PARTY, SUPER: Role.PARTY}]
+    assert r.core.lines[CALLER].tone is None
+    r.do(Hangup(SUPER))
+    r.assert_clean()
+    [cdr] = r.cdrs
+    assert cdr.disposition == "ANSWERED" and cdr.extension == 209
+
+
+def test_pickup_of_a_call_that_rings_nowhere_is_refused():
+    r = Run()
+    call_id = r.answered_call()
+    assert refused(r.do(Pickup(SUPER, call_id)))
+    assert r.status(SUPER) is LineStatus.IDLE
+    with pytest.raises(CoreError):
+        r.do(Pickup(SUPER, "no-such-call"))
+    r.do(Hangup(CALLER))
+    r.assert_clean()
+
+
+# ------------------------------------------------------------------ causes
+
+
+def test_every_end_carries_its_q850_cause():
+    r = Run()
+    r.do(Incoming("13900001111", "8000"))
+    r.do(Hangup(CALLER))
+    assert (r.cdrs[-1].hangup_cause, r.cdrs[-1].q850) == ("ORIGINATOR_CANCEL", 487)
+    r.do(Incoming("13900001111", "8000"))
+    r.advance(RING_S)
+    assert (r.cdrs[-1].hangup_cause, r.cdrs[-1].q850) == ("NO_ANSWER", 19)
+    assert r.cdrs[-1].disposition == "NO ANSWER"
+    r.assert_clean()
+    assert HangupCause.SYSTEM_SHUTDOWN.q850 == 701
+
+
+def test_a_whisper_whose_agent_transfers_away_goes_to_nobody():
+    r = Run()
+    _monitored(r, Role.WHISPER)
+    r.do(BlindTransfer(AGENT, "202"))
+    last = [e for e in r.events if isinstance(e, BridgeChanged)][-1]
+    assert [(m.line, m.role, m.to) for m in last.members] == [
+        (CALLER, Role.PARTY, None), (SUPER, Role.WHISPER, None)]
+    r.do(Answer(OTHER))
+    r.do(Hangup(CALLER))
+    r.assert_clean()

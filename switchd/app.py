@@ -145,10 +145,6 @@ class App:
             return parse_listen(self.cti_listen_override)
         return self.config.cti.host, self.config.cti.port
 
-    def startup_problem(self) -> str | None:
-        """Why this config must not start on this address (demo secrets beyond loopback), or None."""
-        return demo_secret_problem(self.config, self.listen_address()[0])
-
     # -------------------------------------------------------- lifecycle
 
     async def _load_media(self) -> None:
@@ -284,6 +280,8 @@ class App:
                 log.error("config_rejected", problem=problem)
                 self.notifier.ready("reload rejected; old config in force")
                 return [problem]
+            for warning in await asyncio.to_thread(config_warnings, new, cache=self.cache):
+                log.warning("config_warning", problem=warning)
             plan = plan_reload(self.config, new)
             if plan.restart:
                 log.warning("config_needs_restart", sections=list(plan.restart),

@@ -7,12 +7,22 @@ pass, and ``"20"`` is not silently taken for ``20``), then checked across
 sections (route targets exist, members are on the board, names are unique).
 Every problem is reported at once as ``FILE:LINE:COL: message`` through
 :class:`~switchd.exceptions.ConfigError`, sorted in file order, so an operator
-fixes the whole file in one edit instead of one error per restart.
+fixes the whole file in one edit instead of one error per restart. The pydantic
+errors are turned into those messages by :mod:`switchd.yamlerrors`, which the IVR
+flow files use too.
 
 The result is a tree of frozen dataclasses (:class:`Config`); nothing outside
-this module sees pydantic. Every key is optional except where the schema in
-``config.yaml`` (the commented reference) says REQUIRED; an empty file is the
-default configuration.
+this module sees pydantic. Routes and ring groups are the call core's own types
+(:mod:`switchd.core.routing`), so there is one definition of a route target and of
+route matching. Every key is optional except where the schema in ``config.yaml``
+(the commented reference) says REQUIRED; an empty file is the default
+configuration.
+
+What `switchd check`, `switchd run` and reload share, so they never disagree:
+:func:`load_config` (problems; it also loads ``sim.audio.speech_file``),
+:func:`demo_secret_problem` (the one refusal of demo secrets beyond loopback, with
+the one :func:`is_loopback`) and :func:`config_warnings` (what runs but deserves a
+look: missing folders, unplayable music, agents without a phone).
 """
 
 from __future__ import annotations

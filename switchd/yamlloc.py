@@ -5,7 +5,7 @@ Why: a config error is only useful when it says where to look
 (``yaml.compose``); we walk the node tree ourselves, build plain Python data, and
 record the mark of each mapping key and each value under its path, e.g.
 ``("users", 2, "role")``. Validation (``switchd.config``, the flow loader) then
-maps an error's path back to a line and column.
+maps an error's path back to a line and column, through :mod:`switchd.yamlerrors`.
 
 Two deliberate departures from PyYAML's ``SafeLoader`` (YAML 1.1):
 

@@ -466,3 +466,5 @@ async def test_the_client_drives_the_real_daemon(tmp_path):
                     break
             await cti.quit()
         assert d.stop() == 0
+        if d.proc.stderr is not None:
+            d.proc.stderr.close()

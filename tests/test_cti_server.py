@@ -147,7 +147,7 @@ async def test_events_held_during_a_slow_verb_are_bounded_like_the_queue():
 
 
 async def test_an_agent_forgets_a_call_when_it_ends_even_without_subscribing_to_call_ended():
-    from switchd.events import CallEnded, Cdr
+    from switchd.events import CallEnded, Cdr, Disposition, HangupCause
 
     server = await _server()
     agent = await Client.connect(server.port)
@@ -157,7 +157,9 @@ async def test_an_agent_forgets_a_call_when_it_ends_even_without_subscribing_to_
     for i in range(50):
         server.publish(LineState("ext/201", "alerting", "idle", 1.0, f"C{i}"))
         cdr = Cdr(f"C{i}", f"C{i}", "1", "2", "", 1.0, None, 2.0, 1, 0, "NO ANSWER", "inbound")
-        server.publish(CallEnded(f"C{i}", 2.0, "NO ANSWER", 1, 0, "caller", cdr))
+        cause = HangupCause.NO_USER_RESPONSE
+        server.publish(CallEnded(f"C{i}", 2.0, Disposition.NO_ANSWER, 1, 0, "caller", cause,
+                                 cause.value[1], cdr))
     await agent.ok("PING")
     assert session.own_calls == set()
     await agent.close()

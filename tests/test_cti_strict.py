@@ -24,6 +24,8 @@ from tests.daemon import Client, Daemon, fields, running
 def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
     with running(Path(tmp_path_factory.mktemp("strict"))) as d:
         yield d
+    if d.proc.stderr is not None:
+        d.proc.stderr.close()
 
 
 async def _err(c: Client, text: str) -> dict[str, str]:
@@ -74,6 +76,17 @@ async def test_help_still_takes_one_verb_either_way(daemon: Daemon) -> None:
     assert (await c.ok("HELP verb=CALLS"))["usage"] == "CALLS"
     listing = await c.cmd("HELP")
     assert listing[-1] == f"END count={len(VERBS)}"
+    assert (await c.ok("HELP name=CALLS"))["usage"] == "CALLS"
+    assert (await _err(c, "HELP CALLS name=PING"))["code"] == "bad_arg"
+    await c.close()
+
+
+async def test_help_about_one_verb_works_in_json_mode_with_name(daemon: Daemon) -> None:
+    c = await _login(daemon.port, "agent1", "demo")
+    assert (await c.cmd("FORMAT json"))[-1] == "OK format=json"
+    await c.send_raw(b'{"verb":"HELP","name":"CALLS","tag":"h"}\n')
+    reply = json.loads(await c.line())
+    assert reply["type"] == "OK" and reply["verb"] == "CALLS" and reply["tag"] == "h"
     await c.close()
 
 

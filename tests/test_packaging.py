@@ -37,7 +37,6 @@ def test_library_lower_bounds_have_the_apis_switchd_uses():
     assert deps["structlog"].startswith("structlog>=26.1")  # BytesLogger.name
 
 
-@pytest.mark.slow
 def test_building_the_package_prints_no_deprecation_warning(tmp_path):
     """Build a wheel from a copy of the sources, as `pip install` does, and read its output.
 

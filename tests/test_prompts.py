@@ -173,6 +173,40 @@ def test_float_wav_without_ffmpeg_says_how_to_convert(tmp_path, no_ffmpeg):
     )
 
 
+def _extensible(tag: int, bits: int, data: bytes, rate: int = 8000) -> bytes:
+    """A WAVE_FORMAT_EXTENSIBLE WAV whose SubFormat GUID starts with ``tag``."""
+    block = bits // 8
+    guid = struct.pack("<H", tag) + bytes.fromhex("000000001000800000AA00389B71")
+    fmt = struct.pack("<HHIIHHHHI", 0xFFFE, 1, rate, rate * block, block, bits, 22, bits, 4)
+    fmt += guid
+    body = b"WAVE" + b"fmt " + struct.pack("<I", len(fmt)) + fmt
+    body += b"data" + struct.pack("<I", len(data)) + data
+    return b"RIFF" + struct.pack("<I", len(body)) + body
+
+
+def test_extensible_float_wav_is_never_read_as_pcm(tmp_path, no_ffmpeg):
+    x = sine(440, 0.1, 8000, 0.5)
+    (tmp_path / "xf.wav").write_bytes(_extensible(3, 32, x.astype("<f4").tobytes()))
+    with pytest.raises(PromptError, match=r"WAV \(float, 32-bit\) needs ffmpeg"):
+        load_prompt(tmp_path / "xf.wav")
+
+
+def test_extensible_pcm_wav_decodes(tmp_path, no_ffmpeg):
+    samples = pcm(400)
+    (tmp_path / "x16.wav").write_bytes(_extensible(1, 16, samples.astype("<i2").tobytes()))
+    np.testing.assert_array_equal(load_prompt(tmp_path / "x16.wav"), samples)
+    x = sine(440, 0.1, 8000, 0.5)
+    (tmp_path / "x24.wav").write_bytes(_extensible(1, 24, _pcm24(x)))
+    assert np.abs(load_prompt(tmp_path / "x24.wav") - np.rint(x * 32768)).max() <= 1
+
+
+@needs_ffmpeg
+def test_extensible_float_wav_decodes_through_ffmpeg(tmp_path):
+    x = sine(440, 0.1, 8000, 0.5)
+    (tmp_path / "xf.wav").write_bytes(_extensible(3, 32, x.astype("<f4").tobytes()))
+    assert np.abs(load_prompt(tmp_path / "xf.wav") - np.rint(x * 32768)).max() <= 2
+
+
 @needs_ffmpeg
 def test_float_wav_decodes_through_ffmpeg(tmp_path):
     x = sine(440, 0.1, 8000, 0.5)

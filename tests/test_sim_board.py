@@ -7,13 +7,14 @@ taking the inputs, and the board following the core's events (as ``switchd.bench
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import pytest
+from structlog.testing import capture_logs
 
 from switchd.bus import Bus
 from switchd.core.engine import CoreError, SwitchCore
-from switchd.core.inputs import Answer, Dial, FarBusy, Hangup, Incoming, Shutdown
+from switchd.core.inputs import Answer, Dial, FarBusy, Hangup, Incoming, Shutdown, SwitchAnswer
 from switchd.core.routing import CoreConfig, RingGroup, RingStrategy, Route, Target, TargetKind
 from switchd.drivers.sim.board import (
     AgentMode,
@@ -45,6 +46,16 @@ def _config(trunks: int = 8) -> CoreConfig:
             *(Route(Target(TargetKind.EXTENSION, str(n)), dnis=str(n)) for n in range(201, 209)),
         ),
     )
+
+
+@pytest.fixture(autouse=True)
+def _no_swallowed_failures() -> Iterator[None]:
+    """The shell and the bus log a failing engine or handler and go on: fail the test instead."""
+    with capture_logs() as logs:
+        yield
+    failed = [e for e in logs if e["event"] in
+              ("engine_failed", "engine_timer_failed", "bus_handler_failed")]
+    assert failed == []
 
 
 class Run:
@@ -165,7 +176,9 @@ def test_switching_a_ringing_phone_to_manual_cancels_its_answer() -> None:
 
 
 def test_switching_a_talking_phone_to_manual_cancels_its_hangup() -> None:
-    run = _run(SimSettings(bots=BotSettings(answer_after_s=1.0, talk_s=(5.0, 5.0))))
+    # The caller talks (far) longer than this test, so only the agent's phone could hang up.
+    run = _run(SimSettings(bots=BotSettings(answer_after_s=1.0, talk_s=(5.0, 5.0)),
+                           caller_talk_s=(FOREVER, FOREVER)))
     run.act(Incoming(CALLER, "201"))
     run.advance(2)
     run.board.set_agent(201, mode=AgentMode.MANUAL)
@@ -208,11 +221,15 @@ def test_outside_number_answers_and_far_end_hangs_up_after_talking() -> None:
 
 
 def test_inbound_caller_does_not_hang_up_by_itself() -> None:
-    run = _run(SimSettings(bots=BotSettings(mode=AgentMode.MANUAL)))
+    # A connected caller now hangs up after its own talk time (caller_talk_s); before
+    # that, nothing but the caller's own plan is pending, and its patience no longer applies.
+    run = _run(SimSettings(bots=BotSettings(mode=AgentMode.MANUAL),
+                           caller_talk_s=(FOREVER, FOREVER), caller_patience_s=5.0))
     run.act(Incoming(CALLER, "201"))
     run.act(Answer("ext/201"))
-    run.run_idle()
-    assert run.cdrs == [] and run.next_deadline() is None
+    run.run_until(T0 + 1e6)
+    assert run.cdrs == [] and run.core.lines["trunk/1"].status.value == "connected"
+    assert run.next_deadline() == T0 + FOREVER
 
 
 def test_caller_hangs_up_after_busy_tone() -> None:
@@ -300,22 +317,34 @@ def test_disabling_traffic_stops_arrivals_at_once() -> None:
     run.advance(60)
     assert run.board.next_deadline() is not None
     run.board.reconfigure(SimSettings(), run.core.config.extensions)
-    run.feed(run.core.shutdown(run.now))  # from here any late arrival shows as a rejection
+    run.act(Shutdown())  # from here any late arrival shows as a rejection
     rejected = len(run.rejected)
     run.advance(3600)
     assert len(run.rejected) == rejected
     assert run.next_deadline() is None
 
 
-def test_apply_action_ignores_hangup_of_an_idle_line() -> None:
-    core = SwitchCore(_config())
-    assert apply_action(core, Hangup("ext/201"), T0) == []
-    assert apply_action(core, FarBusy("trunk/1"), T0)[0].name == "line.error"
+def test_board_never_hangs_up_a_line_that_went_idle() -> None:
+    # (Was apply_action ignoring a hangup of an idle line; the board now drops a line's
+    # plan when the line goes idle, so a stale hangup never reaches the core.)
+    run = _run(SimSettings(bots=BotSettings(answer_after_s=1.0, talk_s=(30.0, 30.0)),
+                           caller_talk_s=(FOREVER, FOREVER)))
+    run.act(Incoming(CALLER, "201"))
+    run.advance(5)
+    assert run.board.next_deadline() == T0 + 31  # the bot's hangup
+    run.act(Hangup("trunk/1"))  # the caller hangs up first
+    assert run.next_deadline() is None
+    run.run_idle()
+    assert not any(isinstance(e, LineError) for e in run.events)
+    assert [c.hangup_by for c in run.cdrs] == ["caller"]
+    # Busy from the far end of an idle trunk is refused by the core, not ignored.
+    assert run.act(FarBusy("trunk/1"))[0].name == "line.error"
 
 
 def _talk_times(rng: random.Random) -> list[int]:
-    board = SimBoard(SimSettings(bots=BotSettings(talk_s=(1.0, 100.0))), (201,), rng=rng)
-    run = VirtualRun(SwitchCore(_config()), board, now=T0)
+    board = SimBoard(SimSettings(bots=BotSettings(talk_s=(1.0, 100.0)),
+                                 caller_talk_s=(FOREVER, FOREVER)), (201,), rng=rng)
+    run = Run(SwitchCore(_config()), board)
     for _ in range(5):
         run.act(Incoming(CALLER, "201"))
         run.run_idle()
@@ -328,7 +357,12 @@ def test_board_uses_the_given_random_source() -> None:
 
 
 def test_demo_traffic_rings_the_first_caller_within_a_second():
-    from switchd.sim.board import FIRST_CALL_WITHIN_S, SimBoard, SimSettings, TrafficSettings
+    from switchd.drivers.sim.board import (
+        FIRST_CALL_WITHIN_S,
+        SimBoard,
+        SimSettings,
+        TrafficSettings,
+    )
 
     for seed in range(20):
         board = SimBoard(SimSettings(traffic=TrafficSettings(enabled=True, calls_per_minute=1,
@@ -336,3 +370,51 @@ def test_demo_traffic_rings_the_first_caller_within_a_second():
         board.start(1000.0)
         first = board.next_deadline()
         assert first is not None and first <= 1000.0 + FIRST_CALL_WITHIN_S
+
+
+# ------------------------------------------------ simulated callers never strand a call
+
+
+def test_caller_hangs_up_after_its_talk_time_when_the_agent_phone_goes_manual() -> None:
+    run = _run(SimSettings(bots=BotSettings(answer_after_s=1.0, talk_s=(500.0, 500.0)),
+                           caller_talk_s=(30.0, 30.0)))
+    run.act(Incoming(CALLER, "201"))
+    run.advance(2)
+    assert run.core.lines["ext/201"].status.value == "connected"
+    run.board.set_agent(201, mode=AgentMode.MANUAL)  # nobody will hang up ext/201
+    run.run_idle()
+    [cdr] = run.cdrs
+    assert (cdr.disposition, cdr.answer, cdr.end) == ("ANSWERED", T0 + 1, T0 + 31)
+    assert (cdr.hangup_by, cdr.billsec, cdr.extension) == ("caller", 30, 201)
+    assert (cdr.hangup_cause, cdr.q850) == ("NORMAL_CLEARING", 16)
+    assert all(ln.idle for ln in run.core.lines.values()) and run.core.calls == {}
+    assert run.next_deadline() is None
+    assert not any(isinstance(e, LineError) for e in run.events)
+
+
+def test_unanswered_caller_gives_up_after_its_patience() -> None:
+    # Patience (12 s) shorter than the ring timeout (20 s): the caller leaves first.
+    run = _run(SimSettings(bots=BotSettings(mode=AgentMode.MANUAL), caller_patience_s=12.0))
+    run.act(Incoming(CALLER, "8000"))
+    assert sum(isinstance(e, CallRinging) for e in run.events) == 3
+    run.run_idle()
+    [cdr] = run.cdrs
+    assert (cdr.disposition, cdr.end, cdr.hangup_by) == ("NO ANSWER", T0 + 12, "caller")
+    assert (cdr.hangup_cause, cdr.q850) == ("ORIGINATOR_CANCEL", 487)
+    assert not any(isinstance(e, CallAnswered) for e in run.events)
+    assert all(ln.idle for ln in run.core.lines.values()) and run.core.calls == {}
+    assert run.next_deadline() is None
+    assert not any(isinstance(e, LineError) for e in run.events)
+
+
+def test_caller_waiting_in_the_switch_gives_up_after_its_patience() -> None:
+    # Answered by the switch (an IVR or a queue would hold it): nobody else will end it.
+    run = _run(SimSettings(caller_patience_s=45.0))
+    [cid] = [e.call_id for e in run.act(Incoming(CALLER, "201")) if isinstance(e, CallNew)]
+    run.act(SwitchAnswer(cid))
+    assert run.core.calls[cid].state == "switch"
+    run.run_idle()
+    [cdr] = run.cdrs
+    assert (cdr.uniqueid, cdr.end, cdr.hangup_by) == (cid, T0 + 45, "caller")
+    assert all(ln.idle for ln in run.core.lines.values()) and run.core.calls == {}
+    assert run.next_deadline() is None

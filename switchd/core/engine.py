@@ -834,8 +834,11 @@ class SwitchCore:
             if other.purpose is OfferPurpose.CONNECT:
                 self._withdraw(now, call, other, OfferEnd.TAKEN_ELSEWHERE)
         call.hunt.clear()
-        self._set_state(call, _CI.ANSWER)
         a = self.lines[call.anchor]
+        if call.state in (CallState.TRANSFERRING, CallState.RECALLING):
+            # A transferred party's ringback stops before it is connected (as always).
+            self._stop_tone(now, a)
+        self._set_state(call, _CI.ANSWER)
         if a.status is _S.ALERTING:
             self._move(now, a, _L.ANSWER, call.call_id)
         elif a.status in (_S.DIALING, _S.RINGBACK):
@@ -1080,16 +1083,18 @@ class SwitchCore:
                 cause = _H.NO_ANSWER
         self._set_state(call, _CI.END)
         self._timers.cancel(("tone", call.call_id))
+        # The caller's side first, then the other parties, then phones still ringing,
+        # then supervisors: the order clients have always seen the lines go idle in.
+        for name in [call.anchor, *call.legs]:
+            ln = self.lines[name]
+            if name not in call.monitors and ln.call_id == call.call_id and not ln.idle:
+                self._stop_tone(now, ln)
+                what = _L.HANGUP if name == call.hangup_line else _L.RELEASE
+                self._move(now, ln, what, None, call.call_id)
         for offer in list(call.offers.values()):
             self._withdraw(now, call, offer, OfferEnd.CALLER_GONE)
         for sup in list(call.monitors):
             self._drop_monitor(now, call, sup, hangup=False)
-        for name in [call.anchor, *call.legs]:
-            ln = self.lines[name]
-            if ln.call_id == call.call_id and not ln.idle:
-                self._stop_tone(now, ln)
-                what = _L.HANGUP if name == call.hangup_line else _L.RELEASE
-                self._move(now, ln, what, None, call.call_id)
         call.legs.clear()
         for bridge in list(call.bridges.values()):
             bridge.members.clear()

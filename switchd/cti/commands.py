@@ -146,8 +146,13 @@ class Commands:
         return Reply({"pong": True, "time": iso_utc(self.control.now())})
 
     async def _help(self, session: Session, req: Request) -> Reply:
-        only(req, "verb", positional=1)
-        name = one_of(req, "verb").upper()
+        # In JSON mode the "verb" key is the request's own verb, so the verb asked
+        # about is given as name= there ({"verb":"HELP","name":"CALLS"}).
+        only(req, "verb", "name", positional=1)
+        if "name" in req.args and (req.positional or "verb" in req.args):
+            raise ProtocolError("bad_arg", "HELP takes one verb: give it once; usage: "
+                                f"{VERBS['HELP'].usage}")
+        name = (req.args["name"] if "name" in req.args else one_of(req, "verb")).upper()
         if name:
             verb = VERBS.get(name)
             if verb is None:

@@ -132,7 +132,17 @@ class _Undecodable(Exception):
 
 
 class _NotOurs(Exception):
-    """Internal: a valid WAV this module does not decode itself (``args[0]`` names its format)."""
+    """Internal: a valid WAV this module does not decode itself.
+
+    ``what`` names its format for messages; ``pcm`` says whether its samples are
+    integer PCM, which pydub's own WAV reader decodes (it reads any other format
+    tag of a WAVE_FORMAT_EXTENSIBLE file as PCM too, so float would become noise).
+    """
+
+    def __init__(self, what: str, *, pcm: bool) -> None:
+        super().__init__(what)
+        self.what = what
+        self.pcm = pcm
 
 
 # ---------------------------------------------------------------- loading
@@ -144,8 +154,9 @@ def load_prompt(path: Path) -> np.ndarray:
     The format is recognised by content (RIFF/WAVE) first, then by suffix
     (``.sln``/``.raw``/``.pcm``: signed 16-bit little-endian 8 kHz mono, ``.sln16``
     the same at 16 kHz, ``.ulaw``/``.alaw``: G.711 at 8 kHz — Asterisk's
-    conventions). 8/16-bit PCM and G.711 WAVs are decoded here; other WAVs go to
-    pydub's WAV reader, then ffmpeg; any other file to ffmpeg through pydub.
+    conventions). 8/16-bit PCM and G.711 WAVs are decoded here, other integer-PCM
+    WAVs by pydub's WAV reader, everything else (float and RF64 WAV, AIFF, MP3,
+    OGG, …) by ffmpeg through pydub.
     Channels are averaged, other rates are resampled with a windowed-sinc low-pass
     (cutoff 3.6 kHz when downsampling), samples are rounded and saturated to
     int16. A WAV whose data size is 0 or runs past the end (an unfinished
@@ -175,9 +186,10 @@ def load_prompt(path: Path) -> np.ndarray:
             try:
                 signal, rate = _decode_wav(data)
             except _NotOurs as exc:
-                signal, rate = _decode_with_pydub(path, data, str(exc))
+                signal, rate = _decode_with_pydub(
+                    path, exc.what, pcm_wav=data if exc.pcm else None, wav=True)
         elif data[:4] == b"RF64" and data[8:12] == b"WAVE":
-            signal, rate = _decode_with_pydub(path, None, "RF64 WAV")
+            signal, rate = _decode_with_pydub(path, "RF64 WAV", wav=True)
         elif suffix in _WAV_SUFFIXES:
             if not data:
                 raise _Undecodable("the file is empty")
@@ -190,7 +202,7 @@ def load_prompt(path: Path) -> np.ndarray:
             signal = _decode_samples(data, encoding, channels=1)
         else:
             what = suffix[1:].upper() if suffix else "a file without a known audio suffix"
-            signal, rate = _decode_with_pydub(path, None, what)
+            signal, rate = _decode_with_pydub(path, what)
     except _Undecodable as exc:
         raise PromptError(path, str(exc)) from None
     return _to_int16(_resample(signal, rate))
@@ -215,10 +227,16 @@ def _needs_ffmpeg(path: Path, what: str) -> PromptError:
     )
 
 
-def _decode_with_pydub(path: Path, wav: bytes | None, what: str) -> tuple[np.ndarray, int]:
-    """Decode ``path`` with pydub: ``wav`` (the file's bytes) by its own reader first, else ffmpeg.
+def _decode_with_pydub(
+    path: Path, what: str, *, pcm_wav: bytes | None = None, wav: bool = False
+) -> tuple[np.ndarray, int]:
+    """Decode ``path`` with pydub: a PCM WAV by its own reader, anything else through ffmpeg.
 
     ``what`` names the format in messages ("MP3", "WAV (float, 32-bit)").
+    ``pcm_wav``: the bytes of an integer-PCM WAV, for pydub's reader (no ffmpeg
+    needed). ``wav``: the file is a WAV of some kind, so ffmpeg is given its bytes
+    rather than its name: for a name ending in ``.wav`` pydub would try its own
+    reader first, and that reads a WAVE_FORMAT_EXTENSIBLE float file as PCM noise.
     """
     with warnings.catch_warnings():
         # pydub warns at import when ffmpeg is missing (we say so ourselves, below)
@@ -227,16 +245,20 @@ def _decode_with_pydub(path: Path, wav: bytes | None, what: str) -> tuple[np.nda
         warnings.simplefilter("ignore", DeprecationWarning)
         from pydub import AudioSegment
     segment = None
-    if wav is not None:
+    if pcm_wav is not None:
         try:
-            segment = AudioSegment(data=wav)  # pydub's own reader: PCM WAV of any width
+            segment = AudioSegment(data=pcm_wav)  # pydub's own reader: PCM WAV of any width
         except Exception:  # pydub raises its own errors, struct.error, ValueError alike
             segment = None
     if segment is None:
         if _find_ffmpeg() is None:
             raise _needs_ffmpeg(path, what)
         try:
-            segment = AudioSegment.from_file(str(path))
+            if wav:
+                with path.open("rb") as f:
+                    segment = AudioSegment.from_file(f)
+            else:
+                segment = AudioSegment.from_file(str(path))
         except Exception as exc:  # pydub raises bare Exception subclasses and OSErrors alike
             detail = [line for line in str(exc).strip().splitlines() if line.strip()]
             reason = detail[-1] if detail else type(exc).__name__
@@ -296,7 +318,8 @@ def _decode_wav(data: bytes) -> tuple[np.ndarray, int]:
         raise _Undecodable(f"corrupt WAV: {channels} channel(s) at {rate} Hz")
     encoding = _WAV_FAST.get((tag, bits))
     if encoding is None:
-        raise _NotOurs(f"WAV ({_WAV_TAG_NAMES.get(tag, f'format 0x{tag:04X}')}, {bits}-bit)")
+        name = _WAV_TAG_NAMES.get(tag, f"format 0x{tag:04X}")
+        raise _NotOurs(f"WAV ({name}, {bits}-bit)", pcm=tag == _WAV_PCM)
     off, size = chunks[b"data"]
     return _decode_samples(data[off:off + size], encoding, channels), rate
 

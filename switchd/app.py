@@ -200,7 +200,7 @@ class App:
         # First: the record must be kept whatever another handler does.
         self.bus.on(CallEnded.name, self._keep_cdr)
         shell.add(self.core, takes=(Input,))
-        shell.add(self.driver, follows=True)
+        shell.add(self.driver, follows=self.driver.FOLLOWS)
         self.bus.on_any(self.media.on_event)
         host, port = self.listen_address()
         cti = self.config.cti

@@ -104,7 +104,10 @@ class Shell:
         self.refusals = refusals
         self.on_refused = on_refused
         self._engines: list[Engine] = []
-        self._followers: list[Engine] = []
+        #: (engine, the event types it follows; None = every event)
+        self._followers: list[tuple[Engine, tuple[type, ...] | None]] = []
+        #: event type -> the engines that follow it, worked out once per type
+        self._follow_by_type: dict[type, list[Engine]] = {}
         self._routes: dict[type, Engine] = {}
         self._takes: list[tuple[type, Engine]] = []
         self._queue: deque[Any] = deque()
@@ -115,9 +118,11 @@ class Shell:
 
     # ------------------------------------------------------------- wiring
 
-    def add(self, engine: Engine, *, takes: tuple[type, ...] = (), follows: bool = False) -> None:
-        """Run ``engine``: its timers fire, inputs of the ``takes`` types go to it, and with
-        ``follows`` every published event is handed to its ``handle`` too.
+    def add(self, engine: Engine, *, takes: tuple[type, ...] = (),
+            follows: bool | tuple[type, ...] = False) -> None:
+        """Run ``engine``: its timers fire, inputs of the ``takes`` types go to it, and
+        published events are handed to its ``handle`` too: every event with
+        ``follows=True``, or only events of the given types.
 
         Engines' timers fire in the order they were added (the core first).
         """
@@ -125,7 +130,8 @@ class Shell:
         for t in takes:
             self._takes.append((t, engine))
         if follows:
-            self._followers.append(engine)
+            self._followers.append((engine, None if follows is True else tuple(follows)))
+            self._follow_by_type.clear()
 
     def now(self) -> float:
         """The clock's epoch seconds."""
@@ -181,7 +187,12 @@ class Shell:
             if self.log_events:
                 self._log_event(item)
             self.bus.publish(item)
-            for eng in self._followers:
+            followers = self._follow_by_type.get(type(item))
+            if followers is None:
+                followers = self._follow_by_type[type(item)] = [
+                    eng for eng, kinds in self._followers
+                    if kinds is None or isinstance(item, kinds)]
+            for eng in followers:
                 try:
                     out = eng.handle(now, item)
                     if out:

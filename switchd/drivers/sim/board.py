@@ -33,6 +33,7 @@ from switchd.events import (
 from switchd.lines.state import LineStatus
 
 __all__ = [
+    "FOLLOWS",
     "AgentMode",
     "BoardAction",
     "BotSettings",
@@ -48,6 +49,9 @@ FIRST_CALL_WITHIN_S = 1.0
 
 #: What the simulated people do: inputs of the core.
 BoardAction = Answer | Hangup | FarBusy | Incoming
+
+#: The core events the simulated people react to (:meth:`SimBoard.handle` ignores others).
+FOLLOWS: tuple[type, ...] = (LineState, CallNew, CallRinging, CallBridged, ToneStarted)
 
 
 class AgentMode(Enum):

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from switchd.drivers.sim import board as sim_board
 from switchd.drivers.sim.audio import SimAudio, SourceKind
 from switchd.drivers.sim.board import AgentMode, BoardAction, BotSettings, SimBoard, SimSettings
 from switchd.events import LineState
@@ -29,9 +30,14 @@ FRAME = 160
 class SimDriver:
     """Simulated parties on every line of the board, signalling and audio.
 
+    :attr:`FOLLOWS`: the core events it reacts to (the shell hands it no others).
+
     ``lines``: line names in the media plane's channel order. ``caller_source`` /
     ``agent_source``: what simulated parties on trunks / extensions say in a call.
     """
+
+    #: The board's events; its voices start and stop on ``line.state``, which is among them.
+    FOLLOWS: tuple[type, ...] = sim_board.FOLLOWS
 
     def __init__(self, settings: SimSettings, extensions: tuple[int, ...], lines: Sequence[str],
                  *, audio: SimAudio | None = None,

@@ -578,19 +578,22 @@ class SwitchCore:
 
     def _complete(self, now: float, inp: I.Complete) -> None:
         call = self._consulting(now, inp.line, "complete", answered=True)
-        if call is None:
-            return
-        ln = self.lines[inp.line]
+        if call is not None:
+            self._hand_over(now, call, self.lines[inp.line], _L.RELEASE)
+
+    def _hand_over(self, now: float, call: Call, ln: Line, how: LineInput) -> None:
+        """Attended transfer: the consulting ``ln`` leaves (``how``: released by a Complete,
+        or hung up) and its held peer talks with the consulted party in the main bridge."""
         held, consulted = call.held_party, call.consulted
         assert held is not None and consulted is not None
         self._set_state(call, _CI.COMPLETE)
         side = call.bridge_of(consulted)
-        self._leave(now, call, ln, _L.RELEASE, announce=False)
+        self._leave(now, call, ln, how, announce=False)
         if call.anchor == ln.name:
             call.anchor = held
         main = self._retrieve_held(now, call)
         if side is not None:
-            del side.members[consulted]
+            side.members.pop(consulted, None)
             self._dissolve(now, call, side)
         main.members[consulted] = Role.PARTY
         self._clear_consult(call)
@@ -954,8 +957,7 @@ class SwitchCore:
         ring, and the consulter is rung back if nobody answers)."""
         consulted = call.consulted or ""
         if consulted in call.legs:
-            call.hangup_line = None
-            self._complete_by_hangup(now, call, ln)
+            self._hand_over(now, call, ln, _L.HANGUP)
             return
         held = call.held_party or ""
         offer = call.offers.get(consulted)
@@ -978,26 +980,6 @@ class SwitchCore:
         if offer is not None:
             offer.purpose = OfferPurpose.CONNECT
         self._emit(CallTransferred(call.call_id, now, ln.name, consulted))
-        self._bridge_changed(now, call, main)
-
-    def _complete_by_hangup(self, now: float, call: Call, ln: Line) -> None:
-        held, consulted = call.held_party or "", call.consulted or ""
-        self._set_state(call, _CI.COMPLETE)
-        side = call.bridge_of(consulted)
-        self._leave(now, call, ln, _L.HANGUP, announce=False)
-        if call.anchor == ln.name:
-            call.anchor = held
-        main = self._retrieve_held(now, call)
-        if side is not None:
-            side.members.pop(consulted, None)
-            self._dissolve(now, call, side)
-        main.members[consulted] = Role.PARTY
-        self._clear_consult(call)
-        c = self.lines[consulted]
-        if c.kind is LineKind.EXTENSION:
-            call.extension = c.number
-        self._emit(CallTransferred(call.call_id, now, ln.name, consulted, TransferKind.ATTENDED))
-        self._emit(CallBridged(call.call_id, now, held, consulted))
         self._bridge_changed(now, call, main)
 
     # --------------------------------------------------------------- transfer

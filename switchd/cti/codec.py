@@ -532,6 +532,19 @@ JSON_BACK_TO_TEXT = '{"verb":"FORMAT","mode":"text"}'
 _JSON_HINT = f"; this connection is in JSON mode: send {JSON_BACK_TO_TEXT} to go back to text"
 
 
+def _pop_json_tag(obj: dict[str, Any]) -> str | None | DecodeError:
+    """Take ``"tag"`` out of a JSON line: a string or integer of the text tag's characters."""
+    raw_tag = obj.pop("tag", None)
+    if raw_tag is None:
+        return None
+    if type(raw_tag) is int:
+        raw_tag = str(raw_tag)
+    if not isinstance(raw_tag, str) or _TAG_VALUE_RE.fullmatch(raw_tag) is None:
+        return DecodeError("bad_syntax", f"bad tag {raw_tag!r}: a tag is 1 to 64 of "
+                           "A-Z a-z 0-9 _ . : - (string or integer)")
+    return raw_tag
+
+
 def _parse_json_line(text: str) -> Request | DecodeError:
     """Parse one JSON-mode line: a flat object with a string ``verb``.
 
@@ -554,16 +567,9 @@ def _parse_json_line(text: str) -> Request | DecodeError:
             "bad_syntax",
             f"a JSON request must be an object, got {_json_type_name(obj)}{_JSON_HINT}",
         )
-    tag: str | None = None
-    raw_tag = obj.pop("tag", None)
-    if raw_tag is not None:
-        if type(raw_tag) is int:
-            raw_tag = str(raw_tag)
-        if not isinstance(raw_tag, str) or _TAG_VALUE_RE.fullmatch(raw_tag) is None:
-            return DecodeError(
-                "bad_syntax", "bad tag: a tag is 1 to 64 of A-Z a-z 0-9 _ . : - (string or integer)"
-            )
-        tag = raw_tag
+    tag = _pop_json_tag(obj)
+    if isinstance(tag, DecodeError):
+        return tag
     verb = obj.pop("verb", None)
     if not isinstance(verb, str):
         what = "missing" if verb is None else f"{_json_type_name(verb)}, not a string"
@@ -901,14 +907,9 @@ def _parse_server_json(text: str) -> ServerLine | DecodeError:
         return DecodeError(
             "bad_syntax", f"a JSON server line must be an object, got {_json_type_name(obj)}"
         )
-    tag: str | None = None
-    raw_tag = obj.pop("tag", None)
-    if raw_tag is not None:
-        if type(raw_tag) is int:
-            raw_tag = str(raw_tag)
-        if not isinstance(raw_tag, str) or _TAG_VALUE_RE.fullmatch(raw_tag) is None:
-            return DecodeError("bad_syntax", f"bad tag {raw_tag!r}: 1 to 64 of A-Z a-z 0-9 _ . : -")
-        tag = raw_tag
+    tag = _pop_json_tag(obj)
+    if isinstance(tag, DecodeError):
+        return tag
     raw_kind = obj.pop("type", None)
     if not isinstance(raw_kind, str):
         what = "missing" if raw_kind is None else f"{_json_type_name(raw_kind)}, not a string"

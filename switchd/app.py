@@ -165,31 +165,33 @@ class App:
         start-up, what was opened is closed in reverse order.
         """
         loop = asyncio.get_running_loop()
-        async with contextlib.AsyncExitStack() as stack:
-            try:
-                port = await self._start(stack, loop)
-            except (StorageError, OSError) as exc:
-                log.error("startup_failed", error=str(exc))
-                return 1
-            for sig in (signal.SIGTERM, signal.SIGINT):
-                loop.add_signal_handler(sig, self.request_stop, sig.name)
-            loop.add_signal_handler(signal.SIGHUP, lambda: self._spawn(self.reload()))
-            stack.callback(lambda: [loop.remove_signal_handler(s) for s in
-                                    (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)])
-            b = self.config.board
-            host, _ = self.listen_address()
-            self.notifier.ready(f"serving {b.trunks} trunks, {len(b.extension_numbers)} "
-                                f"extensions; CTI on {host}:{port}")
-            await self._stop.wait()
-            return await self._shutdown()
-        return 1  # pragma: no cover - the with block always returns
+        # Signals first: a SIGTERM during start-up is a stop request like any other.
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self.request_stop, sig.name)
+        loop.add_signal_handler(signal.SIGHUP, lambda: self._spawn(self.reload()))
+        try:
+            async with contextlib.AsyncExitStack() as stack:
+                try:
+                    port = await self._start(stack, loop)
+                except (StorageError, OSError) as exc:
+                    log.error("startup_failed", error=str(exc))
+                    return 1
+                b = self.config.board
+                host, _ = self.listen_address()
+                self.notifier.ready(f"serving {b.trunks} trunks, {len(b.extension_numbers)} "
+                                    f"extensions; CTI on {host}:{port}")
+                await self._stop.wait()
+                return await self._shutdown()
+        finally:
+            for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+                loop.remove_signal_handler(sig)
 
     async def _start(self, stack: contextlib.AsyncExitStack,
                      loop: asyncio.AbstractEventLoop) -> int:
         await self._load_media()
         db = self.state_dir / "switchd.db"
         self.store = await Store.open(db)
-        stack.push_async_callback(self.store.close)
+        stack.push_async_callback(self._close_store)
         self.contact_flags = await self.store.contact_flags()
         self.cdr_writer = CdrWriter(self.store)
         self.cdr_writer.start()
@@ -199,6 +201,10 @@ class App:
             refusals=(CoreError,), on_refused=self._refused)
         # First: the record must be kept whatever another handler does.
         self.bus.on(CallEnded.name, self._keep_cdr)
+        # However the process leaves from here on (a stop request, or an error), live
+        # calls are ended with their CDRs before the writer closes (the stack unwinds in
+        # reverse order).
+        stack.callback(self._end_calls)
         shell.add(self.core, takes=(Input,))
         shell.add(self.driver, follows=self.driver.FOLLOWS)
         self.bus.on_any(self.media.on_event)
@@ -254,9 +260,19 @@ class App:
         self.notifier.close()
         return 1 if unwritten else 0
 
+    def _end_calls(self) -> None:
+        if self.shell is not None and self.core.calls:
+            self.shell.submit(Shutdown())
+
     async def _close_writer(self) -> None:
         if self.cdr_writer is not None:
-            await self.cdr_writer.close(timeout_s=1.0)
+            await self.cdr_writer.close(timeout_s=SHUTDOWN_BUDGET_S)
+
+    async def _close_store(self) -> None:
+        # A write stuck in SQLite's thread must not hold the process past the budget.
+        if self.store is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.store.close(), SHUTDOWN_BUDGET_S)
 
     async def reload(self) -> list[str]:
         """Re-read the config file. Returns the problems (empty when the new config is in force).

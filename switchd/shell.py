@@ -151,10 +151,6 @@ class Shell:
         self._dispatch(outputs)
         return [o for o in outputs if isinstance(o, Event)]
 
-    def publish(self, events: list[Event]) -> None:
-        """Dispatch events that arose outside the engines (rarely needed)."""
-        self._dispatch(events)
-
     def _engine_for(self, item: Any) -> Engine:
         engine = self._routes.get(type(item))
         if engine is None:
@@ -201,12 +197,15 @@ class Shell:
                     self.log.exception("engine_failed", engine=type(eng).__name__,
                                        event_name=item.name)
             return
-        engine = self._engine_for(item)
         try:
+            engine = self._engine_for(item)
             self._queue.extend(engine.handle(now, item))
         except self.refusals as exc:
             if self.on_refused is not None:
                 self.on_refused(item, exc)
+        except Exception:
+            # One bad input must not hold back what is queued behind it.
+            self.log.exception("engine_failed", input=type(item).__name__)
 
     # ------------------------------------------------------------- timers
 

@@ -19,6 +19,7 @@ from switchd.core.inputs import (
     Complete,
     Conference,
     Consult,
+    Dial,
     Hangup,
     Hold,
     Incoming,
@@ -552,3 +553,136 @@ def test_a_whisper_whose_agent_transfers_away_goes_to_nobody():
     r.do(Answer(OTHER))
     r.do(Hangup(CALLER))
     r.assert_clean()
+
+
+# ------------------------------------------- found by review: side paths and races
+
+
+def _dialled_out(r: Run) -> str:
+    """ext/201 called an outside number and the far end (trunk/1) answered."""
+    call_id = new_call_id(r.do(Dial(AGENT, "95550001")))
+    assert call_id is not None
+    r.do(Answer(CALLER))
+    return call_id
+
+
+def test_a_supervisor_joins_the_customers_bridge_even_when_the_agent_dialled_and_consults():
+    r = Run()
+    call_id = _dialled_out(r)
+    r.do(Consult(AGENT, "202"))
+    r.do(Answer(OTHER))
+    r.do(Monitor(SUPER, call_id, Role.BARGE))
+    r.do(Answer(SUPER))
+    # The consultation stays private: the supervisor is with the held customer.
+    assert r.roles() == [{CALLER: Role.HELD, SUPER: Role.BARGE}, {AGENT: Role.PARTY,
+                                                                OTHER: Role.PARTY}]
+    r.do(Cancel(AGENT))
+    assert r.roles() == [{CALLER: Role.PARTY, SUPER: Role.BARGE, AGENT: Role.PARTY}]
+    r.do(SetMonitorMode(SUPER, Role.LISTEN))
+    assert r.roles() == [{CALLER: Role.PARTY, SUPER: Role.LISTEN, AGENT: Role.PARTY}]
+    r.do(Hangup(CALLER))
+    r.assert_clean()
+
+
+def test_a_held_party_never_hears_a_whisper():
+    from switchd.lines.mixer import bridge_weights
+
+    r = Run()
+    call_id = new_call_id(r.do(Dial(AGENT, "202")))
+    assert call_id is not None
+    r.do(Answer(OTHER))
+    r.do(Monitor(SUPER, call_id, Role.WHISPER))   # coaches ext/202, the called agent
+    r.do(Answer(SUPER))
+    r.do(Hold(AGENT))
+    last = [e for e in r.events if isinstance(e, BridgeChanged)][-1]
+    channels = {line: i for i, line in enumerate(r.core.lines)}
+    heard_by_202 = {t for lst, t, _ in bridge_weights(last.members, channels)
+                    if lst == channels[OTHER]}
+    assert heard_by_202 == set()
+    r.do(Hangup(AGENT))
+    r.assert_clean()
+
+
+def test_a_conference_that_loses_a_party_to_two_is_a_plain_call_again_despite_a_barger():
+    r = Run()
+    call_id = _consulting(r, answer=True)
+    r.do(Conference(AGENT))
+    r.do(Monitor(SUPER, call_id, Role.BARGE))
+    r.do(Answer(SUPER))
+    r.do(Hangup(OTHER))
+    assert r.core.calls[call_id].state is CallState.ANSWERED
+    r.do(Hangup(SUPER))
+    r.do(Hold(AGENT))   # a plain call again: hold works
+    assert r.status(CALLER) is LineStatus.HELD
+    r.do(Hangup(CALLER))
+    r.assert_clean()
+
+
+def test_the_agent_who_dialled_may_leave_a_conference_and_the_others_talk_on():
+    r = Run()
+    call_id = _dialled_out(r)
+    r.do(Consult(AGENT, "202"))
+    r.do(Answer(OTHER))
+    r.do(Conference(AGENT))
+    r.do(Hangup(AGENT))
+    assert r.core.calls[call_id].state is CallState.ANSWERED
+    assert r.core.calls[call_id].anchor == CALLER   # the customer's side anchors the call
+    assert r.roles() == [{CALLER: Role.PARTY, OTHER: Role.PARTY}]
+    r.do(Hangup(CALLER))
+    r.assert_clean()
+    assert r.cdrs[0].extension == 202
+
+
+def test_a_call_ringing_out_on_a_trunk_cannot_be_picked_up():
+    r = Run()
+    call_id = new_call_id(r.do(Dial(AGENT, "95550001")))
+    assert call_id is not None
+    assert refused(r.do(Pickup(THIRD, call_id)))
+    assert r.status(CALLER) is LineStatus.ALERTING and r.status(THIRD) is LineStatus.IDLE
+    r.do(Hangup(AGENT))
+    r.assert_clean()
+
+
+def test_a_whisper_aimed_at_the_customer_is_refused():
+    r = Run()
+    call_id = r.answered_call()
+    with pytest.raises(CoreError) as exc:
+        r.do(Monitor(SUPER, call_id, Role.WHISPER, agent=CALLER))
+    assert exc.value.code == "bad_arg" and AGENT in exc.value.msg
+    assert r.status(SUPER) is LineStatus.IDLE
+    r.do(Hangup(CALLER))
+    r.assert_clean()
+
+
+def test_the_whisper_goes_to_the_agent_there_when_the_supervisor_answers():
+    r = Run()
+    call_id = r.answered_call()
+    r.do(Monitor(SUPER, call_id, Role.WHISPER))
+    r.do(BlindTransfer(AGENT, "202"))
+    r.do(Answer(OTHER))
+    r.do(Answer(SUPER))
+    [started] = [e for e in r.events if e.name == "monitor.started"]
+    assert started.fields()["agent"] == OTHER
+    r.do(Hangup(CALLER))
+    r.assert_clean()
+
+
+def test_the_switchs_own_ringing_cannot_be_withdrawn_from_outside():
+    r = Run()
+    call_id = new_call_id(r.do(Incoming("13900001111", "8000")))
+    assert call_id is not None
+    with pytest.raises(CoreError) as exc:
+        r.do(Withdraw(call_id, AGENT))
+    assert exc.value.code == "wrong_state"
+    assert r.status(AGENT) is LineStatus.ALERTING
+    r.do(Hangup(CALLER))
+    r.assert_clean()
+
+
+def test_a_phone_that_refuses_the_only_ringing_offer_rejects_the_call():
+    r = Run()
+    r.do(Incoming("13900001111", "8000"))
+    r.do(Hangup(AGENT))
+    r.assert_clean()
+    [cdr] = r.cdrs
+    assert (cdr.disposition, cdr.hangup_cause, cdr.q850) == ("NO ANSWER", "CALL_REJECTED", 21)

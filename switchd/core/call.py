@@ -202,6 +202,10 @@ class Call:
     consulter: str | None = None
     held_party: str | None = None
     consulted: str | None = None
+    #: The customer's conversation: the bridge the call was first connected in. It keeps
+    #: its id through hold, transfer, consultation and conference (a consultation opens
+    #: a second bridge and merges back into this one); supervisors join it.
+    main_id: str | None = None
     origin_line: str | None = None
     _bridge_seq: int = 0
 
@@ -229,8 +233,8 @@ class Call:
 
     @property
     def main(self) -> Bridge | None:
-        """The bridge the anchor is in (the customer's conversation), or None."""
-        return self.bridge_of(self.anchor)
+        """The customer's conversation (see :attr:`main_id`), or None before anyone connected."""
+        return self.bridges.get(self.main_id) if self.main_id is not None else None
 
     def peer_of(self, line: str) -> str | None:
         """The one other party or held member in ``line``'s bridge, if there is exactly one."""

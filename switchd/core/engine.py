@@ -27,7 +27,7 @@ import heapq
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from switchd.core import inputs as I
+from switchd.core import inputs
 from switchd.core.call import (
     CALL_TRANSITIONS,
     Bridge,
@@ -141,14 +141,14 @@ class SwitchCore:
         #: when the group object changes (reconfigure) so a reload is picked up.
         self._members: dict[str, tuple[RingGroup, tuple[Line | None, ...]]] = {}
         self._handlers: dict[type, Callable[[float, Any], None]] = {
-            I.Incoming: self._incoming, I.OffHook: self._offhook, I.Dial: self._dial,
-            I.Answer: self._answer, I.Hangup: self._hangup, I.FarBusy: self._far_busy,
-            I.Digit: self._digit, I.SwitchAnswer: self._switch_answer, I.Offer: self._offer_in,
-            I.Withdraw: self._withdraw_in, I.Hold: self._hold, I.Retrieve: self._retrieve,
-            I.BlindTransfer: self._blind_transfer, I.Consult: self._consult,
-            I.Complete: self._complete, I.Cancel: self._cancel, I.Conference: self._conference,
-            I.Monitor: self._monitor, I.SetMonitorMode: self._set_monitor_mode,
-            I.Pickup: self._pickup, I.Shutdown: self._shutdown,
+            inputs.Incoming: self._incoming, inputs.OffHook: self._offhook, inputs.Dial: self._dial,
+            inputs.Answer: self._answer, inputs.Hangup: self._hangup, inputs.FarBusy: self._far_busy,
+            inputs.Digit: self._digit, inputs.SwitchAnswer: self._switch_answer, inputs.Offer: self._offer_in,
+            inputs.Withdraw: self._withdraw_in, inputs.Hold: self._hold, inputs.Retrieve: self._retrieve,
+            inputs.BlindTransfer: self._blind_transfer, inputs.Consult: self._consult,
+            inputs.Complete: self._complete, inputs.Cancel: self._cancel, inputs.Conference: self._conference,
+            inputs.Monitor: self._monitor, inputs.SetMonitorMode: self._set_monitor_mode,
+            inputs.Pickup: self._pickup, inputs.Shutdown: self._shutdown,
         }
         self._add_lines(config)
 
@@ -260,7 +260,7 @@ class SwitchCore:
 
     # ------------------------------------------------------- line signalling
 
-    def _incoming(self, now: float, inp: I.Incoming) -> None:
+    def _incoming(self, now: float, inp: inputs.Incoming) -> None:
         if not self.accepting:
             raise CoreError("busy", "switchd is shutting down and takes no new calls")
         trunk = inp.trunk
@@ -291,14 +291,14 @@ class SwitchCore:
         else:
             self._route_inbound(now, call, self.config.route(inp.dnis, trunk))
 
-    def _offhook(self, now: float, inp: I.OffHook) -> None:
+    def _offhook(self, now: float, inp: inputs.OffHook) -> None:
         ln = self.line(inp.line)
         if ln.kind is not LineKind.EXTENSION:
             raise CoreError("bad_arg", f"{inp.line} is a trunk; only extensions go off-hook to dial")
         if self._move(now, ln, _L.OFFHOOK, None):
             self._tone(now, ln, Tone.DIAL)
 
-    def _dial(self, now: float, inp: I.Dial) -> None:
+    def _dial(self, now: float, inp: inputs.Dial) -> None:
         ln = self.line(inp.line)
         number = inp.number
         if ln.kind is not LineKind.EXTENSION:
@@ -339,7 +339,7 @@ class SwitchCore:
             else:
                 self._ring(now, call, [target])
 
-    def _answer(self, now: float, inp: I.Answer) -> None:
+    def _answer(self, now: float, inp: inputs.Answer) -> None:
         line = inp.line
         ln = self.line(line)
         call = self.call_of_line(line)
@@ -359,7 +359,7 @@ class SwitchCore:
         else:
             self._join_monitor(now, call, ln, offer)
 
-    def _far_busy(self, now: float, inp: I.FarBusy) -> None:
+    def _far_busy(self, now: float, inp: inputs.FarBusy) -> None:
         line = inp.line
         ln = self.line(line)
         call = self.call_of_line(line)
@@ -372,13 +372,13 @@ class SwitchCore:
             return
         self._fail(now, call, Disposition.BUSY, Tone.BUSY, _H.USER_BUSY)
 
-    def _digit(self, now: float, inp: I.Digit) -> None:
+    def _digit(self, now: float, inp: inputs.Digit) -> None:
         call = self.call_of_line(inp.line)
         if call is not None:
             self._emit(DtmfReceived(call.call_id, inp.time if inp.time is not None else now,
                                     inp.line, inp.digit))
 
-    def _hangup(self, now: float, inp: I.Hangup) -> None:
+    def _hangup(self, now: float, inp: inputs.Hangup) -> None:
         line = inp.line
         ln = self.line(line)
         if ln.idle:
@@ -408,6 +408,12 @@ class SwitchCore:
                 self._end_consult(now, call, ConsultEnd.CONSULTED_HUNG_UP, hangup=True)
                 return
         talking = sum(1 for leg in call.legs if leg not in call.monitors)
+        if call.state is CallState.CONFERENCE and talking > 2:
+            # Whoever leaves a conference, the others talk on.
+            self._party_left(now, call, ln)
+            return
+        # During a consultation only the held party is left to hang up here: the
+        # customer (or, on a call the agent dialled, the far end) ends the call.
         if (line == call.anchor or talking <= 2
                 or call.state in (CallState.TONE, CallState.CONSULTING)):
             self._end_by(now, call, line)
@@ -416,7 +422,7 @@ class SwitchCore:
 
     # ----------------------------------------------------------- call control
 
-    def _switch_answer(self, now: float, inp: I.SwitchAnswer) -> None:
+    def _switch_answer(self, now: float, inp: inputs.SwitchAnswer) -> None:
         call = self.get_call(inp.call_id)
         a = self.lines[call.anchor]
         if not call.can(_CI.SWITCH_ANSWER) or a.status is not _S.ALERTING:
@@ -432,7 +438,7 @@ class SwitchCore:
         call.switch_answer_time = now
         self._emit(CallSwitchAnswered(call.call_id, now, a.name))
 
-    def _offer_in(self, now: float, inp: I.Offer) -> None:
+    def _offer_in(self, now: float, inp: inputs.Offer) -> None:
         call = self.get_call(inp.call_id)
         ln = self.line(inp.line)
         if ln.kind is not LineKind.EXTENSION:
@@ -448,15 +454,18 @@ class SwitchCore:
             return
         self._offer(now, call, ln, OfferPurpose.CONNECT, inp.timeout_s, routed=False)
 
-    def _withdraw_in(self, now: float, inp: I.Withdraw) -> None:
+    def _withdraw_in(self, now: float, inp: inputs.Withdraw) -> None:
         call = self.get_call(inp.call_id)
         offer = call.offers.get(inp.line)
         if offer is None:
             raise CoreError("not_found", f"call {call.call_id} is not ringing {inp.line}")
+        if offer.routed:
+            raise CoreError("wrong_state", f"{inp.line} rings for call {call.call_id}'s own "
+                            "routing (ring group, transfer or consultation), which the switch "
+                            "ends itself; only offers made with Offer or Monitor are withdrawn")
         self._withdraw(now, call, offer, OfferEnd.WITHDRAWN)
-        self._offer_gone(now, call, offer, OfferEnd.WITHDRAWN)
 
-    def _hold(self, now: float, inp: I.Hold) -> None:
+    def _hold(self, now: float, inp: inputs.Hold) -> None:
         line = inp.line
         ln = self.line(line)
         call = self.call_of_line(line)
@@ -481,7 +490,7 @@ class SwitchCore:
         self._emit(CallHeld(call.call_id, now, line, peer))
         self._bridge_changed(now, call, bridge)
 
-    def _retrieve(self, now: float, inp: I.Retrieve) -> None:
+    def _retrieve(self, now: float, inp: inputs.Retrieve) -> None:
         line = inp.line
         ln = self.line(line)
         call = self.call_of_line(line)
@@ -510,7 +519,7 @@ class SwitchCore:
             return None
         return peer
 
-    def _blind_transfer(self, now: float, inp: I.BlindTransfer) -> None:
+    def _blind_transfer(self, now: float, inp: inputs.BlindTransfer) -> None:
         ln = self.line(inp.line)
         call = self.call_of_line(inp.line)
         target = self._idle_extension(inp.number, "transfer to")
@@ -532,7 +541,7 @@ class SwitchCore:
         self._bridge_changed(now, call, bridge)
         self._ring(now, call, [target])
 
-    def _consult(self, now: float, inp: I.Consult) -> None:
+    def _consult(self, now: float, inp: inputs.Consult) -> None:
         ln = self.line(inp.line)
         call = self.call_of_line(inp.line)
         target = self._idle_extension(inp.number, "consult")
@@ -576,7 +585,7 @@ class SwitchCore:
             return None
         return call
 
-    def _complete(self, now: float, inp: I.Complete) -> None:
+    def _complete(self, now: float, inp: inputs.Complete) -> None:
         call = self._consulting(now, inp.line, "complete", answered=True)
         if call is not None:
             self._hand_over(now, call, self.lines[inp.line], _L.RELEASE)
@@ -604,13 +613,12 @@ class SwitchCore:
         self._emit(CallBridged(call.call_id, now, held, consulted))
         self._bridge_changed(now, call, main)
 
-    def _cancel(self, now: float, inp: I.Cancel) -> None:
-        if self._consulting(now, inp.line, "cancel", answered=False) is not None:
-            call = self.call_of_line(inp.line)
-            assert call is not None
+    def _cancel(self, now: float, inp: inputs.Cancel) -> None:
+        call = self._consulting(now, inp.line, "cancel", answered=False)
+        if call is not None:
             self._end_consult(now, call, ConsultEnd.CANCEL)
 
-    def _conference(self, now: float, inp: I.Conference) -> None:
+    def _conference(self, now: float, inp: inputs.Conference) -> None:
         call = self._consulting(now, inp.line, "conference", answered=True)
         if call is None:
             return
@@ -628,7 +636,7 @@ class SwitchCore:
         self._emit(CallConferenced(call.call_id, now, consulter, tuple(main.parties())))
         self._bridge_changed(now, call, main)
 
-    def _monitor(self, now: float, inp: I.Monitor) -> None:
+    def _monitor(self, now: float, inp: inputs.Monitor) -> None:
         call = self.get_call(inp.call_id)
         ln = self.line(inp.line)
         if inp.mode not in MONITOR_ROLES:
@@ -645,15 +653,24 @@ class SwitchCore:
             self._refuse(now, ln, "monitor", f"cannot monitor call {call.call_id}: it is "
                          f"{call.state.value}; only connected calls are monitored")
             return
-        agent = self._whisper_target(call, main, inp.agent)
+        if inp.agent is not None:
+            self._whisper_target(call, inp.agent)   # refuse a bad target now
         self._offer(now, call, ln, OfferPurpose.MONITOR, self.config.ring_timeout_s,
-                    routed=False, mode=inp.mode, agent=agent)
+                    routed=False, mode=inp.mode, agent=inp.agent)
 
-    def _whisper_target(self, call: Call, main: Bridge, agent: str | None) -> str | None:
+    def _whisper_target(self, call: Call, agent: str | None) -> str | None:
+        """The line a whisper goes to: ``agent`` when given (it must be a phone in the
+        call: a whisper never reaches the customer's trunk), else the agent now in the
+        call. Raises CoreError(bad_arg) for a bad ``agent``."""
         if agent is not None:
-            if agent not in call.legs or agent in call.monitors:
-                raise CoreError("bad_arg", f"{agent} is not a party of call {call.call_id}; "
-                                f"its parties are {','.join(main.parties())}")
+            ln = self.lines.get(agent)
+            if (ln is None or ln.kind is not LineKind.EXTENSION or agent not in call.legs
+                    or agent in call.monitors):
+                phones = [leg for leg in call.legs if leg not in call.monitors
+                          and self.lines[leg].kind is LineKind.EXTENSION]
+                raise CoreError("bad_arg", f"{agent} is not an agent's phone in call "
+                                f"{call.call_id}; a whisper goes to one of "
+                                f"{','.join(phones) or '(none)'}")
             return agent
         # The agent is the party on an extension: a whisper must never reach the customer,
         # who is the anchor on an inbound call but the trunk on an agent's outbound call.
@@ -663,7 +680,7 @@ class SwitchCore:
             phones = [ln for ln in phones if ln != call.anchor] or phones
         return phones[0] if phones else None
 
-    def _set_monitor_mode(self, now: float, inp: I.SetMonitorMode) -> None:
+    def _set_monitor_mode(self, now: float, inp: inputs.SetMonitorMode) -> None:
         ln = self.line(inp.line)
         if inp.mode not in MONITOR_ROLES:
             raise CoreError("bad_arg", f"monitor mode {inp.mode} must be listen, whisper or barge")
@@ -680,6 +697,9 @@ class SwitchCore:
             self._refuse(now, ln, "monitor", f"{inp.line} is not monitoring call {call.call_id}")
             return
         agent = call.monitors[inp.line]
+        if agent is None or agent not in call.legs:
+            # The coached agent left (transfer, consult): coach the one there now.
+            agent = call.monitors[inp.line] = self._whisper_target(call, None)
         bridge.members[inp.line] = inp.mode
         bridge.whisper_to.pop(inp.line, None)
         if inp.mode is Role.WHISPER and agent is not None:
@@ -687,7 +707,7 @@ class SwitchCore:
         self._emit(MonitorStarted(call.call_id, now, inp.line, inp.mode, agent))
         self._bridge_changed(now, call, bridge)
 
-    def _pickup(self, now: float, inp: I.Pickup) -> None:
+    def _pickup(self, now: float, inp: inputs.Pickup) -> None:
         call = self.get_call(inp.call_id)
         ln = self.line(inp.line)
         if ln.kind is not LineKind.EXTENSION:
@@ -696,7 +716,10 @@ class SwitchCore:
             raise CoreError("bad_arg", f"{inp.line} is already part of call {call.call_id}")
         if not ln.idle:
             raise CoreError("busy", f"{inp.line} is {ln.status.value}")
-        ringing = [o for o in call.offers.values() if o.purpose is OfferPurpose.CONNECT]
+        # Only phones can be picked up from: a call ringing out on a trunk is the far
+        # end's to answer.
+        ringing = [o for o in call.offers.values() if o.purpose is OfferPurpose.CONNECT
+                   and self.lines[o.line].kind is LineKind.EXTENSION]
         if not ringing:
             self._refuse(now, ln, "pickup", f"cannot pick up call {call.call_id}: it is not "
                          f"ringing anywhere (call is {call.state.value})")
@@ -709,7 +732,7 @@ class SwitchCore:
         self._emit(CallPickedUp(call.call_id, now, ln.name, tuple(o.line for o in ringing)))
         self._connect(now, call, ln)
 
-    def _shutdown(self, now: float, inp: I.Shutdown) -> None:
+    def _shutdown(self, now: float, inp: inputs.Shutdown) -> None:
         self.accepting = False
         for call in list(self.calls.values()):
             call.hangup_by = "system"
@@ -781,7 +804,7 @@ class SwitchCore:
             self._move(now, a, _L.RINGBACK, call.call_id)
         self._tone(now, a, Tone.RINGBACK)
 
-    def _next_hunt_or_fail(self, now: float, call: Call) -> None:
+    def _next_hunt_or_fail(self, now: float, call: Call, *, declined: bool = False) -> None:
         while call.hunt:
             ln = self.lines.get(f"ext/{call.hunt.pop(0)}")
             if ln is not None and ln.idle:
@@ -789,7 +812,8 @@ class SwitchCore:
                 return
         call.hangup_by = "system"
         call.failure = Disposition.NO_ANSWER
-        self._end(now, call, _H.NO_ANSWER)
+        # A phone that refused the call (went on-hook while ringing) rejected it (Q.850 21).
+        self._end(now, call, _H.CALL_REJECTED if declined else _H.NO_ANSWER)
 
     # ----------------------------------------------------------------- offers
 
@@ -827,7 +851,7 @@ class SwitchCore:
                               else ConsultEnd.DECLINED if reason is OfferEnd.DECLINED
                               else ConsultEnd.CANCEL)
         elif call.state is CallState.RINGING:
-            self._next_hunt_or_fail(now, call)
+            self._next_hunt_or_fail(now, call, declined=reason is OfferEnd.DECLINED)
         elif call.state in (CallState.TRANSFERRING, CallState.RECALLING):
             self._transfer_failed(now, call)
 
@@ -850,6 +874,7 @@ class SwitchCore:
         main = call.main
         if main is None:
             main = call.new_bridge()
+            call.main_id = main.bridge_id
             main.members[call.anchor] = Role.PARTY
             call.legs[call.anchor] = None
         main.members[ln.name] = Role.PARTY
@@ -881,12 +906,12 @@ class SwitchCore:
     def _join_monitor(self, now: float, call: Call, ln: Line, offer: Offer) -> None:
         main = call.main
         mode = offer.mode or Role.LISTEN
-        if main is None:
-            # The call left the state it was monitored in before the supervisor answered.
-            self._move(now, ln, _L.RELEASE, None, call.call_id)
-            return
+        # Monitor is only offered for connected calls, and the main bridge lives as long
+        # as the call: a supervisor always has somewhere to join.
+        assert main is not None, f"call {call.call_id} has no main bridge to monitor"
         main.members[ln.name] = mode
-        agent = offer.agent if offer.agent in call.legs else None
+        # Worked out as the supervisor joins: the agent may have changed while it rang.
+        agent = offer.agent if offer.agent in call.legs else self._whisper_target(call, None)
         if mode is Role.WHISPER and agent is not None:
             main.whisper_to[ln.name] = agent
         call.legs[ln.name] = None
@@ -999,10 +1024,20 @@ class SwitchCore:
         """A party other than the anchor hung up: the call goes on while two remain."""
         bridge = call.bridge_of(ln.name)
         self._leave(now, call, ln, _L.HANGUP, announce=False)
-        talking = sum(1 for leg in call.legs if leg not in call.monitors)
-        if talking >= 2 and bridge is not None:
-            if call.state is CallState.CONFERENCE and len(bridge.parties()) < 3:
+        talkers = [leg for leg in call.legs if leg not in call.monitors]
+        if len(talkers) >= 2 and bridge is not None:
+            if call.state is CallState.CONFERENCE and len(talkers) < 3:
                 self._set_state(call, _CI.PARTY_LEFT)
+            if ln.name == call.anchor:
+                # The customer's side stays the anchor: a trunk if one is left.
+                trunks = [leg for leg in talkers if self.lines[leg].kind is LineKind.TRUNK]
+                call.anchor = (trunks or talkers)[0]
+            if ln.kind is LineKind.EXTENSION and call.extension == ln.number:
+                # The CDR names the extension the call was last with.
+                phones = [self.lines[leg] for leg in talkers
+                          if self.lines[leg].kind is LineKind.EXTENSION]
+                if phones:
+                    call.extension = phones[-1].number
             self._bridge_changed(now, call, bridge)
             return
         call.hangup_line = ln.name
@@ -1065,18 +1100,19 @@ class SwitchCore:
                 cause = _H.NO_ANSWER
         self._set_state(call, _CI.END)
         self._timers.cancel(("tone", call.call_id))
-        # The caller's side first, then the other parties, then phones still ringing,
-        # then supervisors: the order clients have always seen the lines go idle in.
+        # Supervisors first (so no bridge.changed lists lines already gone), then the
+        # caller's side, the other parties, and phones still ringing: the order clients
+        # have always seen the lines go idle in.
+        for sup in list(call.monitors):
+            self._drop_monitor(now, call, sup, hangup=sup == call.hangup_line)
         for name in [call.anchor, *call.legs]:
             ln = self.lines[name]
-            if name not in call.monitors and ln.call_id == call.call_id and not ln.idle:
+            if ln.call_id == call.call_id and not ln.idle:
                 self._stop_tone(now, ln)
                 what = _L.HANGUP if name == call.hangup_line else _L.RELEASE
                 self._move(now, ln, what, None, call.call_id)
         for offer in list(call.offers.values()):
             self._withdraw(now, call, offer, OfferEnd.CALLER_GONE)
-        for sup in list(call.monitors):
-            self._drop_monitor(now, call, sup, hangup=False)
         call.legs.clear()
         for bridge in list(call.bridges.values()):
             bridge.members.clear()

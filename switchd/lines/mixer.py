@@ -501,7 +501,8 @@ def bridge_weights(members: Sequence[BridgeMember], channel_of: Mapping[str, int
       ``listen`` and ``whisper`` member hears them;
     * ``listen`` hears the talkers and nobody hears it;
     * ``whisper`` hears the talkers, and only the member named in its ``to`` hears it
-      (the coached agent; never the caller);
+      (the coached agent, never the caller), and only while that member is a
+      ``party`` or ``barge``;
     * ``held`` hears nobody through the bridge (its music on hold is a source the
       media plane adds) and nobody hears it.
 
@@ -517,10 +518,12 @@ def bridge_weights(members: Sequence[BridgeMember], channel_of: Mapping[str, int
         for tch, talker in present:
             if tch != lch and talker.role in _TALKERS:
                 out.append((lch, tch, 1.0))
-    lines = {m.line: ch for ch, m in present}
+    # Only a member taking part in the conversation hears a whisper: a held party (the
+    # agent's peer put on hold, or a held agent) hears music on hold and nothing else.
+    talking = {m.line: ch for ch, m in present if m.role in _TALKERS}
     for wch, m in present:
         if m.role is Role.WHISPER and m.to is not None:
-            to = lines.get(m.to)
+            to = talking.get(m.to)
             if to is not None and to != wch:
                 out.append((to, wch, 1.0))
     return out

@@ -181,7 +181,15 @@ class App:
                 self.notifier.ready(f"serving {b.trunks} trunks, {len(b.extension_numbers)} "
                                     f"extensions; CTI on {host}:{port}")
                 await self._stop.wait()
-                return await self._shutdown()
+                t0 = time.monotonic()
+                live, unwritten = await self._shutdown()
+            # The stack has closed the CTI server, the ticker and the database: this is
+            # the last line of the run.
+            assert self.cdr_writer is not None
+            log.info("switchd_stopped", calls_ended=live, cdrs_written=self.cdr_writer.written,
+                     seconds=round(time.monotonic() - t0, 3))
+            self.notifier.close()
+            return 1 if unwritten else 0
         finally:
             for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
                 loop.remove_signal_handler(sig)
@@ -238,13 +246,13 @@ class App:
             log.info("switchd_stopping", reason=why)
         self._stop.set()
 
-    async def _shutdown(self) -> int:
-        """End live calls with their CDRs, flush within the budget. Returns 0 when nothing was lost.
+    async def _shutdown(self) -> tuple[int, int]:
+        """End live calls with their CDRs and write them within the budget.
 
-        The rest (server, ticker, store) is closed by the exit stack after this.
+        Returns (calls ended, CDRs left unwritten). The rest (server, ticker, store)
+        is closed by the exit stack after this.
         """
         self.notifier.stopping()
-        t0 = time.monotonic()
         live = len(self.core.calls)
         assert self.shell is not None and self.cdr_writer is not None
         self.shell.submit(Shutdown())
@@ -255,10 +263,7 @@ class App:
         if unwritten:
             log.error("cdrs_not_written", count=unwritten,
                       database=str(self.store.path if self.store else ""))
-        log.info("switchd_stopped", calls_ended=live, cdrs_written=self.cdr_writer.written,
-                 seconds=round(time.monotonic() - t0, 3))
-        self.notifier.close()
-        return 1 if unwritten else 0
+        return live, unwritten
 
     def _end_calls(self) -> None:
         if self.shell is not None and self.core.calls:

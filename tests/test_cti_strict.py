@@ -180,3 +180,35 @@ async def test_a_last_line_without_newline_is_answered_after_a_half_close(
     got = (await asyncio.wait_for(r.read(), 10)).decode().splitlines()
     w.close()
     assert got == ["#a OK user=agent1 role=agent extension=201", "#b END count=0"]
+
+
+# --- values the switch could not store or act on are refused, not crashed on -----------
+
+
+@pytest.mark.parametrize("line", [
+    'CONTACT.SET number=2 name="\\ud800"',
+    'CONTACT.SET number=2 notes="x\\udfff"',
+    'CONTACT.GET number="\\ud800"',
+    'CDR.QUERY caller="\\ud800"',
+])
+async def test_a_lone_surrogate_is_bad_arg_not_internal(daemon: Daemon, line: str) -> None:
+    c = await _login(daemon.port, "admin", "demo-admin")
+    err = await _err(c, line)
+    assert err["code"] == "bad_arg" and "lone surrogate" in err["msg"], err
+    assert (await c.ok("PING"))["pong"] == "true"
+    await c.close()
+
+
+async def test_a_talk_range_without_its_maximum_is_bad_arg(daemon: Daemon) -> None:
+    c = await _login(daemon.port, "admin", "demo-admin")
+    assert (await _err(c, "SIM.AGENT ext=201 mode=auto talk=5-"))["code"] == "bad_arg"
+    await c.close()
+
+
+@pytest.mark.parametrize("pattern", ["[", "call.[", "call.]", "[[a]]"])
+async def test_an_unbalanced_glob_is_refused_rather_than_never_matching(
+        daemon: Daemon, pattern: str) -> None:
+    c = await _login(daemon.port, "agent1", "demo")
+    assert (await _err(c, f"SUB events={pattern}"))["code"] == "bad_arg"
+    assert (await c.ok("SUB events=call.[ae]*"))["events"] == "call.[ae]*"
+    await c.close()

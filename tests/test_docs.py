@@ -199,7 +199,7 @@ def test_cdr_table_documents_the_cause_columns():
 
 # --- docs/operations.md: the server install steps, followed for real --------------------
 
-_SKIPPED_STEPS = ("git clone ", "python3 -m venv ", "/opt/switchd/.venv/bin/pip install ")
+_SKIPPED_STEPS = ("git clone ", "/usr/bin/python3 -m venv ", "/opt/switchd/.venv/bin/pip install ")
 
 
 def _install_steps() -> list[str]:

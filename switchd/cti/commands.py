@@ -67,6 +67,34 @@ register((
 register(SIM_VERBS)
 
 
+def _balanced(pattern: str) -> bool:
+    """True when every ``[`` of a glob pattern closes with a later ``]`` (``[`` alone would
+    match only a literal bracket, which no event name has: a typo, refused rather than
+    a subscription that silently never matches)."""
+    depth = 0
+    for ch in pattern:
+        if ch == "[":
+            if depth:
+                return False
+            depth = 1
+        elif ch == "]":
+            if not depth:
+                return False
+            depth = 0
+    return depth == 0
+
+
+def _text_only(req: Request) -> None:
+    """Refuse values that are not Unicode text (a lone surrogate from a ``\\uD800`` escape):
+    they cannot be stored or sent on as UTF-8."""
+    for key, value in [*req.args.items(), *(("positional", p) for p in req.positional)]:
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ProtocolError("bad_arg", f"{key}= holds a lone surrogate (an unpaired "
+                                "\\uD800-\\uDFFF escape); values must be Unicode text") from None
+
+
 @functools.cache
 def _dummy_hash() -> str:
     """A hash with the default cost, verified for unknown users so AUTH takes as long for them."""
@@ -110,6 +138,7 @@ class Commands:
             if session.role not in verb.roles:
                 raise ProtocolError("forbidden", f"{verb.name} is for {', '.join(sorted(verb.roles))}; "
                                     f"you are {session.user} ({session.role})")
+        _text_only(req)
         handler = self._handlers.get(verb.name)
         if handler is None:
             raise ProtocolError("not_found", f"{verb.name} needs the simulated board "
@@ -180,7 +209,8 @@ class Commands:
         only(req, "events")
         raw = req.args.get("events", "*")
         patterns = tuple(p.strip() for p in raw.split(",") if p.strip())
-        if not patterns or any(not re.fullmatch(r"[a-z.*?\[\]!_-]+", p) for p in patterns):
+        if not patterns or any(not re.fullmatch(r"[a-z.*?\[\]!_-]+", p) or not _balanced(p)
+                                for p in patterns):
             raise ProtocolError("bad_arg", f"events={raw!r}: give comma-separated event names "
                                 "or glob patterns, e.g. events=call.*,line.state")
         session.patterns = patterns

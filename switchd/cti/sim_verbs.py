@@ -144,10 +144,12 @@ class SimVerbs:
         talk = None
         raw_talk = req.args.get("talk")
         if raw_talk is not None:
-            lo_s, _, hi_s = raw_talk.partition("-")
+            lo_s, dash, hi_s = raw_talk.partition("-")
             try:
                 lo = float(lo_s)
-                hi = float(hi_s) if hi_s else lo
+                if dash and not hi_s:
+                    raise ValueError("a range needs its maximum")
+                hi = float(hi_s) if dash else lo
             except ValueError:
                 raise ProtocolError("bad_arg", f"talk={raw_talk!r}: give seconds, e.g. talk=30 "
                                     "or talk=20-90") from None

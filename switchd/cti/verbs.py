@@ -110,7 +110,7 @@ def bool_arg(req: Request, key: str) -> bool | None:
         return True
     if low in ("false", "0", "no"):
         return False
-    raise ProtocolError("bad_arg", f"{key}={raw!r} must be true or false")
+    raise ProtocolError("bad_arg", f"{key}={raw!r} must be true or false (or 1/0, yes/no)")
 
 
 def only(req: Request, *keys: str, positional: int = 0) -> None:

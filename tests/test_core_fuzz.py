@@ -1,0 +1,693 @@
+"""Every core input in random order, with the whole call model checked after every step.
+
+A hypothesis state machine drives :class:`SwitchCore` with all of its inputs (line
+signalling, CTI call control, supervisor monitoring, the switch's own offers, time
+passing). Most arguments are drawn from what the core is doing right now (answer a
+phone that rings, consult from a talking agent, monitor a live call), the rest from
+every line and call, so refusals are exercised as much as the happy paths. It grew
+out of a reviewer's randomised fuzzer; the invariants below are the ones that found
+the core's bugs:
+
+* lines and calls point at each other (a busy line belongs to a live call that holds
+  it as anchor, leg or offer; an idle line belongs to nobody);
+* bridges hold only legs of their own call, no line sits in two bridges, a held role
+  is a held line, supervisors sit in the customer's (main) bridge, and a whisper only
+  ever reaches an agent's phone, never the customer's trunk;
+* the media plane's view, rebuilt from ``bridge.changed`` alone, equals the core's
+  bridges, and the mixing weights derived from it never let a customer hear a
+  whisper nor a held party hear or be heard;
+* every ``call.ended`` carries a CDR with its hangup cause, and ``ANSWERED`` exactly
+  when a person answered;
+* a refusal (``CoreError`` or a ``line.error``) changes nothing at all;
+* with no calls left, every line is free, no bridge exists and no timer is armed.
+
+A failing run prints the inputs it applied (``note``), shrunk to a minimal sequence.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+from typing import Any
+
+from hypothesis import HealthCheck, note, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
+
+from switchd.core import inputs as ci
+from switchd.core.call import Call, CallState, OfferPurpose
+from switchd.core.engine import CoreError, SwitchCore
+from switchd.core.routing import CoreConfig, RingGroup, RingStrategy, Route, Target, TargetKind
+from switchd.engine import Input
+from switchd.events import (
+    MONITOR_ROLES,
+    BridgeChanged,
+    BridgeMember,
+    CallAnswered,
+    CallEnded,
+    CallNew,
+    CallPickedUp,
+    CallRinging,
+    Direction,
+    Event,
+    HangupCause,
+    LineError,
+    MonitorStarted,
+    OfferWithdrawn,
+    Role,
+)
+from switchd.lines.mixer import bridge_weights
+from switchd.lines.state import LineKind, LineStatus
+
+T0 = 1_764_000_000.0
+S = LineStatus
+EXTS = (201, 202, 203, 204, 205)
+TRUNK_LINES = [f"trunk/{n}" for n in (1, 2, 3)]
+EXT_LINES = [f"ext/{n}" for n in EXTS]
+ALL_LINES = TRUNK_LINES + EXT_LINES
+#: The media plane's channel of each line (bridge_weights speaks channels).
+CHANNEL = {name: i for i, name in enumerate(ALL_LINES)}
+CAUSES = {str(c): c.q850 for c in HangupCause}
+ERROR_CODES = {"busy", "not_found", "bad_arg", "wrong_state"}
+TALKING_STATES = (CallState.ANSWERED, CallState.CONSULTING, CallState.CONFERENCE)
+
+CONFIG = CoreConfig(
+    trunks=3,
+    extensions=EXTS,
+    ring_timeout_s=20.0,
+    tone_timeout_s=10.0,
+    ring_groups={
+        "sales": RingGroup("sales", RingStrategy.RINGALL, (201, 202, 203)),
+        "support": RingGroup("support", RingStrategy.HUNT, (203, 202, 201), ring_timeout_s=5.0),
+        # A member with no line (299) is skipped.
+        "overflow": RingGroup("overflow", RingStrategy.HUNT, (299, 204, 205), ring_timeout_s=4.0),
+    },
+    routes=(
+        Route(Target(TargetKind.GROUP, "sales"), dnis="8000"),
+        Route(Target(TargetKind.GROUP, "support"), dnis="8001"),
+        Route(Target(TargetKind.BUSY), dnis="8002"),
+        Route(Target(TargetKind.GROUP, "overflow"), dnis="8003"),
+        Route(Target(TargetKind.EXTENSION, "299"), dnis="8004"),
+        *(Route(Target(TargetKind.EXTENSION, str(n)), dnis=str(n)) for n in EXTS),
+    ),
+)
+
+#: Mostly numbers that ring somebody; the last four end in busy or congestion tone.
+DNIS = ["8000", "8000", "8001", "201", "202", "203", "204", "8003", "8002", "8004", "7777"]
+#: Extensions and outside numbers mostly; then an unknown number, and bad ones (bad_arg).
+DIALLED = ["201", "202", "203", "204", "205", "95550001", "95550002", "95550003", "777", "9",
+           "", "12a"]
+MODES = [Role.LISTEN, Role.WHISPER, Role.BARGE]
+SECONDS = [0.0, 0.5, 4.0, 5.0, 10.0, 20.0, 30.0]
+NOISE_KINDS = {"Answer", "Hangup", "FarBusy", "OffHook", "Dial", "Hold", "Retrieve",
+               "BlindTransfer", "Consult", "Complete", "Cancel", "Conference", "Monitor",
+               "SetMonitorMode", "Pickup", "SwitchAnswer", "Offer", "Withdraw", "Digit"}
+
+
+# ------------------------------------------------------------------ snapshots
+
+
+def _freeze(x: Any) -> Any:
+    """``x`` as nested tuples of plain values (dataclasses field by field, dicts in order)."""
+    if dataclasses.is_dataclass(x) and not isinstance(x, type):
+        return (type(x).__name__,
+                tuple((f.name, _freeze(getattr(x, f.name))) for f in dataclasses.fields(x)))
+    if isinstance(x, dict):
+        return tuple((k, _freeze(v)) for k, v in x.items())
+    if isinstance(x, list | tuple):
+        return tuple(_freeze(v) for v in x)
+    return x
+
+
+def armed_timers(core: SwitchCore) -> dict[Any, float]:
+    """Every timer the core has armed, key -> deadline (the heap's live entries)."""
+    heap = core._timers
+    return {key: deadline for deadline, seq, key, _ in heap._heap if heap._live.get(key) == seq}
+
+
+def snapshot(core: SwitchCore) -> tuple[Any, ...]:
+    """Everything the core holds: lines, calls (every field, offers, bridges), timers."""
+    return (_freeze(core.lines), _freeze(core.calls), sorted(armed_timers(core).items()),
+            core.accepting)
+
+
+def talkers(call: Call) -> list[str]:
+    """The call's legs that are not supervisors."""
+    return [leg for leg in call.legs if leg not in call.monitors]
+
+
+# -------------------------------------------------------------------- machine
+
+
+class CoreFuzz(RuleBasedStateMachine):
+    """One small board; the model is the events the core emitted, the checks are invariants."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        counter = itertools.count(1)
+        # Counter ids: a run replays exactly, and a shrunk example names the same calls.
+        self.core = SwitchCore(CONFIG, id_factory=lambda now: f"c{next(counter)}")
+        self.now = T0
+        self.created: list[str] = []
+        self.ended: dict[str, CallEnded] = {}
+        #: Calls a person answered (call.answered / call.picked_up, not the switch).
+        self.answered: set[str] = set()
+        self.origin: dict[str, str | None] = {}
+        #: The media plane's bridges: bridge id -> members, from bridge.changed alone.
+        self.media: dict[str, tuple[BridgeMember, ...]] = {}
+        #: line -> call, from call.ringing minus offer.withdrawn / answers.
+        self.ringing: dict[str, str] = {}
+        #: False while a step runs: a step that raised leaves nothing for teardown to check.
+        self.sound = True
+
+    # ------------------------------------------------------------- plumbing
+
+    def feed(self, events: list[Event], cause: Input | str) -> None:
+        """Follow the events as the media plane and the CDR writer would, checking each."""
+        for ev in events:
+            assert getattr(ev, "time", self.now) == self.now, ev
+            if isinstance(ev, CallNew):
+                assert ev.call_id not in self.created, f"call id {ev.call_id} reused"
+                self.created.append(ev.call_id)
+                call = self.core.calls.get(ev.call_id)
+                self.origin[ev.call_id] = call.origin_line if call is not None else None
+            elif isinstance(ev, CallAnswered | CallPickedUp):
+                self.answered.add(ev.call_id)
+                self.ringing.pop(ev.line, None)
+            elif isinstance(ev, MonitorStarted):
+                self.ringing.pop(ev.line, None)
+            elif isinstance(ev, CallRinging):
+                assert ev.line not in self.ringing, f"{ev.line} rung twice: {self.ringing}"
+                self.ringing[ev.line] = ev.call_id
+            elif isinstance(ev, OfferWithdrawn):
+                assert self.ringing.get(ev.line) == ev.call_id, (
+                    f"offer.withdrawn {ev.line} for {ev.call_id}, which never rang it "
+                    f"(ringing: {self.ringing})")
+                del self.ringing[ev.line]
+            elif isinstance(ev, BridgeChanged):
+                if ev.members:
+                    lines = [m.line for m in ev.members]
+                    assert len(lines) == len(set(lines)), f"{ev.bridge} lists a line twice: {lines}"
+                    self.media[ev.bridge] = ev.members
+                else:
+                    assert ev.bridge in self.media, f"dissolved unknown bridge {ev.bridge}"
+                    del self.media[ev.bridge]
+            elif isinstance(ev, CallEnded):
+                self.check_cdr(ev, cause)
+
+    def check_cdr(self, ev: CallEnded, cause: Input | str) -> None:
+        """A call.ended: one per call, its CDR complete, ANSWERED iff a person answered."""
+        cid = ev.call_id
+        assert cid in self.created and cid not in self.ended, f"{cid} ended twice or never began"
+        self.ended[cid] = ev
+        cdr = ev.cdr
+        assert cdr is not None and cdr.uniqueid == cid, ev
+        assert cdr.hangup_cause and cdr.q850 is not None, f"CDR {cid} without cause: {cdr}"
+        assert CAUSES.get(cdr.hangup_cause) == cdr.q850, f"CDR {cid} cause/q850 {cdr}"
+        assert (cdr.hangup_cause, cdr.q850) == (str(ev.hangup_cause), ev.q850), (ev, cdr)
+        assert ev.disposition.value == cdr.disposition and ev.hangup_by == cdr.hangup_by
+        answered = cid in self.answered
+        assert (cdr.disposition == "ANSWERED") == answered, (
+            f"CDR {cid} disposition {cdr.disposition} but a person answered: {answered}")
+        assert (cdr.answer is not None) == answered, f"CDR {cid} answer={cdr.answer}, {answered=}"
+        assert cdr.hangup_by in {"caller", "callee", "system"}, cdr.hangup_by
+        assert cdr.end == self.now and cdr.duration >= cdr.billsec >= 0, cdr
+        if answered:
+            assert ev.hangup_cause is not HangupCause.ORIGINATOR_CANCEL, (cid, ev.hangup_cause)
+            if cdr.direction == Direction.INBOUND.value:
+                assert cdr.extension is not None, f"answered inbound CDR {cid} names no extension"
+        if cause == "timer":
+            assert cdr.hangup_by == "system", f"a timer ended {cid} but hangup_by={cdr.hangup_by}"
+        elif isinstance(cause, ci.Shutdown):
+            assert (cdr.hangup_by, ev.hangup_cause) == ("system", HangupCause.SYSTEM_SHUTDOWN), cdr
+        elif isinstance(cause, ci.Hangup) and cdr.hangup_by != "system":
+            want = "caller" if cause.line == self.origin.get(cid) else "callee"
+            assert cdr.hangup_by == want, f"{cause.line} hung up {cid}: hangup_by={cdr.hangup_by}"
+            if answered:
+                assert ev.hangup_cause is HangupCause.NORMAL_CLEARING, (cid, ev.hangup_cause)
+
+    def do(self, item: Input) -> None:
+        """Apply one input. A refusal (CoreError, or nothing but line.error) changes nothing."""
+        self.sound = False
+        note(f"t={self.now - T0:g} {item!r}")
+        before = snapshot(self.core)
+        try:
+            events = self.core.handle(self.now, item)
+        except CoreError as exc:
+            note(f"    CoreError {exc.code}: {exc.msg}")
+            assert exc.code in ERROR_CODES, exc.code
+            assert snapshot(self.core) == before, f"CoreError {exc.code} ({exc.msg}) changed state"
+            self.sound = True
+            return
+        errors = [e for e in events if isinstance(e, LineError)]
+        if errors:
+            note(f"    refused: {errors[0].reason}")
+            assert len(errors) == len(events), (
+                f"a refusal mixed with changes: {[e.name for e in events]}")
+            assert snapshot(self.core) == before, f"refusal {errors[0].reason!r} changed state"
+        elif isinstance(item, ci.Digit):
+            assert snapshot(self.core) == before, "a DTMF digit changed state"
+        self.feed(events, item)
+        self.sound = True
+
+    def fire_until(self, t: float) -> None:
+        """Let time pass to ``t``, firing every timer on its deadline, checking after each."""
+        self.sound = False
+        while (d := self.core.next_deadline()) is not None and d <= t:
+            assert d >= self.now, f"deadline {d} in the past (now {self.now})"
+            self.now = d
+            note(f"t={self.now - T0:g} timer")
+            self.feed(self.core.handle_timer(self.now), "timer")
+            self.check_model()
+        self.now = max(self.now, t)
+        self.sound = True
+
+    # ----------------------------------------------------------- choosing
+
+    def pick(self, data: st.DataObject, preferred: list[Any], pool: list[Any]) -> Any:
+        """Mostly one of ``preferred`` (what makes sense now), else anything of ``pool``."""
+        preferred = list(dict.fromkeys(preferred))
+        if preferred and data.draw(st.integers(0, 4)) < 4:
+            return data.draw(st.sampled_from(preferred))
+        return data.draw(st.sampled_from(pool))
+
+    # What makes sense now (the reviewer's state-aware generator); a rule whose pool is
+    # empty is not chosen, and ``anything`` below tries every input with any argument.
+
+    def calls(self) -> list[Call]:
+        return list(self.core.calls.values())
+
+    def any_call(self) -> list[str]:
+        """Every call id ever made, and one never made (both are CoreError not_found)."""
+        return [*self.created, "c999"]
+
+    def idle_exts(self) -> list[str]:
+        return [n for n in EXT_LINES if self.core.lines[n].idle]
+
+    def busy_lines(self) -> list[str]:
+        return [n for n, ln in self.core.lines.items() if not ln.idle]
+
+    def ringing_lines(self) -> list[str]:
+        return [o for c in self.calls() for o in c.offers]
+
+    def agents(self) -> list[str]:
+        """Parties of two-party calls, phones first (CTI call control comes from agents)."""
+        parties = [leg for c in self.calls() if c.state is CallState.ANSWERED
+                   for leg in talkers(c)]
+        return sorted(parties, key=lambda n: not n.startswith("ext/"))
+
+    def consulters(self) -> list[str]:
+        return [c.consulter for c in self.calls() if c.consulter is not None]
+
+    def supervisors(self) -> list[str]:
+        return [m for c in self.calls() for m in c.monitors] + [
+            o.line for c in self.calls() for o in c.offers.values()
+            if o.purpose is OfferPurpose.MONITOR]
+
+    def calls_in(self, *states: CallState) -> list[str]:
+        return [c.call_id for c in self.calls() if c.state in states]
+
+    def pickable(self) -> list[str]:
+        return [c.call_id for c in self.calls() if any(
+            o.purpose is OfferPurpose.CONNECT and o.line.startswith("ext/")
+            for o in c.offers.values())]
+
+    def target(self, data: st.DataObject) -> str:
+        """An extension number to transfer or consult to (mostly an idle one)."""
+        return self.pick(data, [n[4:] for n in self.idle_exts()], [*map(str, EXTS), "299", "777"])
+
+    def ring_then_answer(self, item: Input, answer: bool) -> None:
+        """Apply ``item``; with ``answer``, a phone it started ringing answers at once (the
+        chains that reach consultations, conferences and supervisors are long otherwise)."""
+        before = set(self.ringing_lines())
+        self.do(item)
+        rung = [ln for ln in self.ringing_lines() if ln not in before]
+        if answer and rung:
+            self.check_model()
+            self.do(ci.Answer(rung[0]))
+
+    # ---------------------------------------------------------------- rules
+
+    @rule(caller=st.sampled_from(["13900001111", "13900002222", "anonymous"]),
+          dnis=st.sampled_from(DNIS), trunk=st.sampled_from([None, None, None, 1, 2, 3]),
+          blocked=st.sampled_from([None] * 7 + ["blacklist"]), vip=st.booleans(),
+          answer=st.booleans())
+    def incoming(self, caller: str, dnis: str, trunk: int | None, blocked: str | None,
+                 vip: bool, answer: bool) -> None:
+        self.ring_then_answer(
+            ci.Incoming(caller, dnis, trunk=trunk, blocked_reason=blocked, vip=vip), answer)
+
+    @precondition(lambda self: any(self.core.lines[n].status in (S.IDLE, S.OFFHOOK)
+                                   for n in EXT_LINES))
+    @rule(data=st.data(), number=st.sampled_from(DIALLED), answer=st.booleans())
+    def dial(self, data: st.DataObject, number: str, answer: bool) -> None:
+        free = [n for n in EXT_LINES if self.core.lines[n].status in (S.IDLE, S.OFFHOOK)]
+        self.ring_then_answer(ci.Dial(self.pick(data, free, ALL_LINES), number), answer)
+
+    @precondition(lambda self: self.idle_exts())
+    @rule(data=st.data())
+    def offhook(self, data: st.DataObject) -> None:
+        self.do(ci.OffHook(self.pick(data, self.idle_exts(), ALL_LINES)))
+
+    @precondition(lambda self: self.ringing_lines())
+    @rule(data=st.data())
+    def answer(self, data: st.DataObject) -> None:
+        self.do(ci.Answer(self.pick(data, self.ringing_lines(), ALL_LINES)))
+
+    @precondition(lambda self: self.busy_lines())
+    @rule(data=st.data())
+    def hangup(self, data: st.DataObject) -> None:
+        self.do(ci.Hangup(self.pick(data, self.busy_lines(), ALL_LINES)))
+
+    @precondition(lambda self: any(o.startswith("trunk/") for o in self.ringing_lines()))
+    @rule(data=st.data())
+    def far_busy(self, data: st.DataObject) -> None:
+        out = [o for o in self.ringing_lines() if o.startswith("trunk/")]
+        self.do(ci.FarBusy(self.pick(data, out, ALL_LINES)))
+
+    @precondition(lambda self: self.agents())
+    @rule(data=st.data())
+    def hold(self, data: st.DataObject) -> None:
+        self.do(ci.Hold(self.pick(data, self.agents(), ALL_LINES)))
+
+    @precondition(lambda self: self.agents())
+    @rule(data=st.data())
+    def retrieve(self, data: st.DataObject) -> None:
+        self.do(ci.Retrieve(self.pick(data, self.agents(), ALL_LINES)))
+
+    @precondition(lambda self: self.agents())
+    @rule(data=st.data(), answer=st.booleans())
+    def blind_transfer(self, data: st.DataObject, answer: bool) -> None:
+        line = self.pick(data, self.agents(), ALL_LINES)
+        self.ring_then_answer(ci.BlindTransfer(line, self.target(data)), answer)
+
+    @precondition(lambda self: self.agents())
+    @rule(data=st.data(), answer=st.booleans())
+    def consult(self, data: st.DataObject, answer: bool) -> None:
+        line = self.pick(data, self.agents(), ALL_LINES)
+        self.ring_then_answer(ci.Consult(line, self.target(data)), answer)
+
+    @precondition(lambda self: self.consulters())
+    @rule(data=st.data())
+    def complete(self, data: st.DataObject) -> None:
+        self.do(ci.Complete(self.pick(data, self.consulters(), ALL_LINES)))
+
+    @precondition(lambda self: self.consulters())
+    @rule(data=st.data())
+    def cancel(self, data: st.DataObject) -> None:
+        self.do(ci.Cancel(self.pick(data, self.consulters(), ALL_LINES)))
+
+    @precondition(lambda self: self.consulters())
+    @rule(data=st.data())
+    def conference(self, data: st.DataObject) -> None:
+        self.do(ci.Conference(self.pick(data, self.consulters(), ALL_LINES)))
+
+    @precondition(lambda self: self.calls_in(*TALKING_STATES))
+    @rule(data=st.data(), mode=st.sampled_from(MODES), explicit=st.booleans(),
+          answer=st.booleans())
+    def monitor(self, data: st.DataObject, mode: Role, explicit: bool, answer: bool) -> None:
+        """Listen, whisper or barge; the whisper target left to the core, or named."""
+        call_id = self.pick(data, self.calls_in(*TALKING_STATES), self.any_call())
+        agent = None
+        if explicit:
+            call = self.core.calls.get(call_id)
+            agent = self.pick(data, talkers(call) if call is not None else [], ALL_LINES)
+        sup = self.pick(data, self.idle_exts(), ALL_LINES)
+        self.ring_then_answer(ci.Monitor(sup, call_id, mode, agent), answer)
+
+    @precondition(lambda self: self.supervisors())
+    @rule(data=st.data(), mode=st.sampled_from([*MODES, Role.PARTY]))
+    def set_monitor_mode(self, data: st.DataObject, mode: Role) -> None:
+        self.do(ci.SetMonitorMode(self.pick(data, self.supervisors(), ALL_LINES), mode))
+
+    @precondition(lambda self: self.pickable())
+    @rule(data=st.data())
+    def pickup(self, data: st.DataObject) -> None:
+        call_id = self.pick(data, self.pickable(), self.any_call())
+        self.do(ci.Pickup(self.pick(data, self.idle_exts(), ALL_LINES), call_id))
+
+    @precondition(lambda self: self.calls_in(CallState.RINGING))
+    @rule(data=st.data(), then_offer=st.booleans())
+    def switch_answer(self, data: st.DataObject, then_offer: bool) -> None:
+        """The switch takes a ringing call (IVR, queue); with ``then_offer`` the ACD offers
+        it to an idle phone at once."""
+        call_id = self.pick(data, self.calls_in(CallState.RINGING), self.any_call())
+        self.do(ci.SwitchAnswer(call_id))
+        call = self.core.calls.get(call_id)
+        if then_offer and call is not None and call.state is CallState.SWITCH and self.idle_exts():
+            self.check_model()
+            self.do(ci.Offer(call_id, data.draw(st.sampled_from(self.idle_exts())), 20.0))
+
+    @precondition(lambda self: self.calls_in(CallState.SWITCH))
+    @rule(data=st.data(), timeout=st.sampled_from([20.0, 5.0, 0.5, 0.0]), answer=st.booleans())
+    def offer(self, data: st.DataObject, timeout: float, answer: bool) -> None:
+        call_id = self.pick(data, self.calls_in(CallState.SWITCH), self.any_call())
+        line = self.pick(data, self.idle_exts(), ALL_LINES)
+        self.ring_then_answer(ci.Offer(call_id, line, timeout), answer)
+
+    @precondition(lambda self: self.ringing_lines())
+    @rule(data=st.data())
+    def withdraw(self, data: st.DataObject) -> None:
+        offers = [(c.call_id, o) for c in self.calls() for o in c.offers]
+        call_id, line = self.pick(data, offers, [(c, ln) for c in self.any_call()[-3:]
+                                                  for ln in ALL_LINES])
+        self.do(ci.Withdraw(call_id, line))
+
+    @rule(data=st.data(), kind=st.sampled_from(sorted(NOISE_KINDS)))
+    def anything(self, data: st.DataObject, kind: str) -> None:
+        """Any input with any arguments: mostly refusals, which must change nothing."""
+        def line() -> str:
+            return data.draw(st.sampled_from(ALL_LINES))
+
+        def call() -> str:
+            return data.draw(st.sampled_from(self.any_call()))
+
+        def number() -> str:
+            return data.draw(st.sampled_from([*DIALLED, "299"]))
+
+        def mode() -> Role:
+            return data.draw(st.sampled_from(list(Role)))
+
+        make = {
+            "Answer": lambda: ci.Answer(line()), "Hangup": lambda: ci.Hangup(line()),
+            "FarBusy": lambda: ci.FarBusy(line()), "OffHook": lambda: ci.OffHook(line()),
+            "Dial": lambda: ci.Dial(line(), number()), "Hold": lambda: ci.Hold(line()),
+            "Retrieve": lambda: ci.Retrieve(line()),
+            "BlindTransfer": lambda: ci.BlindTransfer(line(), number()),
+            "Consult": lambda: ci.Consult(line(), number()),
+            "Complete": lambda: ci.Complete(line()), "Cancel": lambda: ci.Cancel(line()),
+            "Conference": lambda: ci.Conference(line()),
+            "Monitor": lambda: ci.Monitor(line(), call(), mode(),
+                                          data.draw(st.sampled_from([None, *ALL_LINES]))),
+            "SetMonitorMode": lambda: ci.SetMonitorMode(line(), mode()),
+            "Pickup": lambda: ci.Pickup(line(), call()),
+            "SwitchAnswer": lambda: ci.SwitchAnswer(call()),
+            "Offer": lambda: ci.Offer(call(), line(), data.draw(st.sampled_from([20.0, -1.0]))),
+            "Withdraw": lambda: ci.Withdraw(call(), line()),
+            "Digit": lambda: ci.Digit(line(), "5"),
+        }
+        self.do(make[kind]())
+
+    @rule(seconds=st.sampled_from(SECONDS))
+    def advance(self, seconds: float) -> None:
+        self.fire_until(self.now + seconds)
+
+    @precondition(lambda self: self.core.next_deadline() is not None)
+    @rule()
+    def next_timer(self) -> None:
+        d = self.core.next_deadline()
+        assert d is not None
+        self.fire_until(d)
+
+    # ----------------------------------------------------------- invariants
+
+    @invariant()
+    def invariants_hold(self) -> None:
+        self.sound = False
+        self.check_model()
+        self.sound = True
+
+    def check_model(self) -> None:
+        self.lines_point_to_calls_that_hold_them()
+        self.calls_point_back_to_their_lines()
+        self.tones_match_line_states()
+        self.bridges_hold_only_legs_of_their_call()
+        self.held_roles_are_held_lines()
+        self.monitors_sit_in_the_main_bridge()
+        self.whispers_reach_only_an_agent_phone()
+        self.media_bridges_equal_core_bridges()
+        self.mixing_weights_keep_secrets()
+        self.call_states_agree_with_legs_and_timers()
+        self.nothing_left_without_calls()
+
+    def lines_point_to_calls_that_hold_them(self) -> None:
+        calls = self.core.calls
+        for name, ln in self.core.lines.items():
+            if ln.status is S.IDLE:
+                assert ln.call_id is None, f"idle {name} still points to {ln.call_id}"
+            elif ln.status is S.OFFHOOK:
+                assert ln.call_id is None, f"off-hook {name} points to {ln.call_id}"
+            else:
+                call = calls.get(ln.call_id or "")
+                assert call is not None, f"{name} ({ln.status}) points to dead call {ln.call_id}"
+                assert name == call.anchor or name in call.legs or name in call.offers, (
+                    f"{name} ({ln.status}) is not held by its call {call.call_id}: anchor="
+                    f"{call.anchor} legs={list(call.legs)} offers={list(call.offers)}")
+
+    def calls_point_back_to_their_lines(self) -> None:
+        lines = self.core.lines
+        assert set(self.core.calls) == set(self.created) - set(self.ended), (
+            f"live calls {sorted(self.core.calls)} != created - ended")
+        for cid, call in self.core.calls.items():
+            assert call.call_id == cid and call.state is not CallState.ENDED, call
+            for name in [call.anchor, *call.legs, *call.offers]:
+                assert lines[name].call_id == cid and not lines[name].idle, (
+                    f"call {cid} holds {name}, but the line is {lines[name]}")
+            for name in call.offers:
+                assert lines[name].status is S.ALERTING, f"offer {name} is {lines[name].status}"
+                assert name not in call.legs, f"{name} is both a leg and an offer of {cid}"
+            assert set(call.monitors) <= set(call.legs), f"monitors {call.monitors} not legs"
+
+    def tones_match_line_states(self) -> None:
+        for name, ln in self.core.lines.items():
+            if ln.status is S.IDLE:
+                assert ln.tone is None, f"idle {name} hears {ln.tone}"
+            elif ln.status is S.OFFHOOK:
+                assert ln.tone == "dial", f"off-hook {name} hears {ln.tone}"
+            elif ln.status is S.CONNECTED:
+                assert ln.tone is None, f"connected {name} hears {ln.tone}"
+            elif ln.status is S.RINGBACK:
+                assert ln.tone == "ringback", f"{name} in ringback hears {ln.tone}"
+            elif ln.status is S.TONE:
+                assert ln.tone in ("busy", "congestion"), f"{name} in tone hears {ln.tone}"
+            assert (ln.status is S.HELD) == (ln.tone == "moh"), f"{name} {ln.status} {ln.tone}"
+
+    def bridges_hold_only_legs_of_their_call(self) -> None:
+        seen: dict[str, str] = {}
+        for cid, call in self.core.calls.items():
+            for bid, bridge in call.bridges.items():
+                assert bid.startswith(f"{cid}/") and bridge.bridge_id == bid, (cid, bid)
+                assert bridge.members, f"empty bridge {bid} left in call {cid}"
+                for member in bridge.members:
+                    assert member in call.legs, (
+                        f"bridge {bid} holds {member}, not a leg of {cid} (legs {list(call.legs)})")
+                    assert member not in seen, f"{member} is in {seen.get(member)} and {bid}"
+                    seen[member] = bid
+            for leg in call.legs:
+                assert leg in seen, f"leg {leg} of {cid} ({call.state}) is in no bridge"
+            if call.main_id is not None:
+                assert call.main_id in call.bridges, f"{cid} lost its main bridge {call.main_id}"
+            if call.state in TALKING_STATES:
+                assert call.main_id is not None, f"{cid} is {call.state} without a main bridge"
+
+    def held_roles_are_held_lines(self) -> None:
+        held_members = set()
+        for call in self.core.calls.values():
+            for bid, bridge in call.bridges.items():
+                for member, role in bridge.members.items():
+                    status = self.core.lines[member].status
+                    assert (role is Role.HELD) == (status is S.HELD), (
+                        f"{member} has role {role} in {bid} but its line is {status}")
+                    if role is Role.HELD:
+                        held_members.add(member)
+        held_lines = {n for n, ln in self.core.lines.items() if ln.status is S.HELD}
+        assert held_lines == held_members, f"held lines {held_lines} != held members {held_members}"
+
+    def monitors_sit_in_the_main_bridge(self) -> None:
+        for cid, call in self.core.calls.items():
+            # (main_id, not Call.main: the bridge the customer was first connected in.)
+            main = call.bridges.get(call.main_id or "")
+            for sup in call.monitors:
+                assert main is not None and sup in main.members, (
+                    f"supervisor {sup} of {cid} is not in the main bridge {call.main_id}: "
+                    f"{ {b: dict(x.members) for b, x in call.bridges.items()} }")
+                assert main.members[sup] in MONITOR_ROLES, (sup, main.members[sup])
+            for bid, bridge in call.bridges.items():
+                for member, role in bridge.members.items():
+                    if role in (Role.LISTEN, Role.WHISPER):
+                        assert member in call.monitors, f"{member} {role} in {bid}, no supervisor"
+
+    def whispers_reach_only_an_agent_phone(self) -> None:
+        lines = self.core.lines
+        for cid, call in self.core.calls.items():
+            for bid, bridge in call.bridges.items():
+                for sup, to in bridge.whisper_to.items():
+                    assert bridge.members.get(sup) is Role.WHISPER, (
+                        f"{bid}: whisper target for {sup}, which is {bridge.members.get(sup)}")
+                    assert lines[to].kind is LineKind.EXTENSION, (
+                        f"supervisor {sup} whispers to the customer's {to} in {cid}")
+                    assert to in call.legs and to not in call.monitors, (
+                        f"supervisor {sup} whispers to {to}, not an agent leg of {cid}")
+                    assert call.monitors.get(sup) == to, (sup, to, call.monitors)
+
+    def media_bridges_equal_core_bridges(self) -> None:
+        core = {bid: b.snapshot() for c in self.core.calls.values() for bid, b in c.bridges.items()}
+        assert self.media == core, (
+            f"bridges from bridge.changed\n  {self.media}\n!= the core's\n  {core}")
+
+    def mixing_weights_keep_secrets(self) -> None:
+        for bid, members in self.media.items():
+            role = {m.line: m.role for m in members}
+            for m in members:
+                if m.role is Role.WHISPER and m.to is not None:
+                    assert not m.to.startswith("trunk/"), f"{bid}: {m.line} whispers to {m.to}"
+            for listener_ch, talker_ch, _ in bridge_weights(members, CHANNEL):
+                listener, talker = ALL_LINES[listener_ch], ALL_LINES[talker_ch]
+                assert role[listener] is not Role.HELD, f"{bid}: held {listener} hears {talker}"
+                assert role[talker] is not Role.HELD, f"{bid}: held {talker} heard by {listener}"
+                assert role[talker] is not Role.LISTEN, f"{bid}: listener {talker} is heard"
+                if role[talker] is Role.WHISPER:
+                    assert not listener.startswith("trunk/"), (
+                        f"{bid}: customer {listener} hears {talker}'s whisper")
+
+    def call_states_agree_with_legs_and_timers(self) -> None:
+        timers = armed_timers(self.core)
+        want: dict[Any, float | None] = {}
+        for cid, call in self.core.calls.items():
+            for name, offer in call.offers.items():
+                want[("offer", name)] = offer.deadline
+            if call.state is CallState.TONE:
+                want[("tone", cid)] = None
+            if call.state in (CallState.RINGING, CallState.TRANSFERRING, CallState.RECALLING):
+                assert any(o.routed for o in call.offers.values()), (
+                    f"{cid} is {call.state} but no routed offer rings")
+            if call.state is CallState.CONSULTING:
+                assert call.consulted in call.offers or call.consulted in call.legs, call
+                assert call.consulter in call.legs and call.held_party in call.legs, call
+            if call.state is CallState.CONFERENCE:
+                assert len(talkers(call)) >= 3, f"{cid} conference of {talkers(call)}"
+            if call.state is CallState.ANSWERED:
+                assert len(talkers(call)) == 2, f"{cid} answered with {talkers(call)}"
+        assert set(timers) == set(want), f"timers {sorted(timers)} != offers+tones {sorted(want)}"
+        for key, deadline in want.items():
+            assert deadline is None or timers[key] == deadline, (key, timers[key], deadline)
+        offers = {o: c.call_id for c in self.core.calls.values() for o in c.offers}
+        assert self.ringing == offers, f"rung per events {self.ringing} != offers {offers}"
+
+    def nothing_left_without_calls(self) -> None:
+        if self.core.calls:
+            return
+        busy = {n: ln.status for n, ln in self.core.lines.items()
+                if ln.status not in (S.IDLE, S.OFFHOOK) or ln.call_id is not None}
+        assert not busy, f"no calls, but lines are busy: {busy}"
+        assert not self.media, f"no calls, but the media plane has bridges {self.media}"
+        assert self.core.next_deadline() is None, "no calls, but a timer is armed"
+        assert not self.ringing, f"no calls, but {self.ringing} ring"
+
+    def teardown(self) -> None:
+        if not self.sound:
+            return  # a step failed: hypothesis reports that, not its aftermath
+        # Shut down from wherever the run stopped: every live call ends with its CDR.
+        self.do(ci.Shutdown())
+        self.check_model()
+        assert not self.core.calls and sorted(self.created) == sorted(self.ended)
+        assert all(ln.status in (S.IDLE, S.OFFHOOK) for ln in self.core.lines.values())
+        self.do(ci.Incoming("13900001111", "201"))  # refused: the switch is shutting down
+        self.check_model()
+
+
+CoreFuzz.TestCase.settings = settings(
+    max_examples=150, stateful_step_count=40, deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+TestCoreFuzz = CoreFuzz.TestCase

@@ -4,9 +4,10 @@ A hypothesis state machine drives :class:`SwitchCore` with all of its inputs (li
 signalling, CTI call control, supervisor monitoring, the switch's own offers, time
 passing). Most arguments are drawn from what the core is doing right now (answer a
 phone that rings, consult from a talking agent, monitor a live call), the rest from
-every line and call, so refusals are exercised as much as the happy paths. It grew
-out of a reviewer's randomised fuzzer; the invariants below are the ones that found
-the core's bugs:
+every line and call, so refusals are exercised as much as the happy paths; a call or
+two may already be connected when a run starts. It is the reviewer's randomised fuzzer
+(its invariants, its state-aware and CTI-realistic generators) made permanent; after
+every step, timer firings included:
 
 * lines and calls point at each other (a busy line belongs to a live call that holds
   it as anchor, leg or offer; an idle line belongs to nobody);
@@ -21,7 +22,9 @@ the core's bugs:
 * a refusal (``CoreError`` or a ``line.error``) changes nothing at all;
 * with no calls left, every line is free, no bridge exists and no timer is armed.
 
-A failing run prints the inputs it applied (``note``), shrunk to a minimal sequence.
+A failing run prints the inputs it applied (``note``: ``t=<seconds> <input>``, with
+each refusal's reason), shrunk to a minimal sequence. Ids come from a counter (c1, c2,
+…), so a printed sequence replays exactly.
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ from typing import Any
 
 from hypothesis import HealthCheck, note, settings
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
+from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
 from switchd.core import inputs as ci
 from switchd.core.call import Call, CallState, OfferPurpose
@@ -61,7 +64,7 @@ from switchd.lines.state import LineKind, LineStatus
 
 T0 = 1_764_000_000.0
 S = LineStatus
-EXTS = (201, 202, 203, 204, 205)
+EXTS = (201, 202, 203, 204, 205, 206, 207, 208)
 TRUNK_LINES = [f"trunk/{n}" for n in (1, 2, 3)]
 EXT_LINES = [f"ext/{n}" for n in EXTS]
 ALL_LINES = TRUNK_LINES + EXT_LINES
@@ -92,14 +95,15 @@ CONFIG = CoreConfig(
     ),
 )
 
-#: Mostly numbers that ring somebody; the last four end in busy or congestion tone.
-DNIS = ["8000", "8000", "8001", "201", "202", "203", "204", "8003", "8002", "8004", "7777"]
-#: Extensions and outside numbers mostly; then an unknown number, and bad ones (bad_arg).
-DIALLED = ["201", "202", "203", "204", "205", "95550001", "95550002", "95550003", "777", "9",
-           "", "12a"]
+#: Mostly numbers that ring somebody; the last three end in busy or congestion tone.
+DNIS = ["8000", "8000", "8001", "8003", "201", "202", "203", "204", "205", "8002", "8004", "7777"]
+#: What extensions dial: an idle extension or an outside number mostly, else any of
+#: DIALLED (a busy or unknown number, or a bad one: bad_arg).
+OUTSIDE = ["95550001", "95550002"]
+DIALLED = ["201", "202", "203", "204", "205", *OUTSIDE, "777", "9", "", "12a"]
 MODES = [Role.LISTEN, Role.WHISPER, Role.BARGE]
 SECONDS = [0.0, 0.5, 4.0, 5.0, 10.0, 20.0, 30.0]
-NOISE_KINDS = {"Answer", "Hangup", "FarBusy", "OffHook", "Dial", "Hold", "Retrieve",
+NOISE_KINDS = {"Incoming", "Answer", "Hangup", "FarBusy", "OffHook", "Dial", "Hold", "Retrieve",
                "BlindTransfer", "Consult", "Complete", "Cancel", "Conference", "Monitor",
                "SetMonitorMode", "Pickup", "SwitchAnswer", "Offer", "Withdraw", "Digit"}
 
@@ -267,7 +271,7 @@ class CoreFuzz(RuleBasedStateMachine):
     def pick(self, data: st.DataObject, preferred: list[Any], pool: list[Any]) -> Any:
         """Mostly one of ``preferred`` (what makes sense now), else anything of ``pool``."""
         preferred = list(dict.fromkeys(preferred))
-        if preferred and data.draw(st.integers(0, 4)) < 4:
+        if preferred and data.draw(st.integers(0, 9)) < 9:
             return data.draw(st.sampled_from(preferred))
         return data.draw(st.sampled_from(pool))
 
@@ -291,10 +295,20 @@ class CoreFuzz(RuleBasedStateMachine):
         return [o for c in self.calls() for o in c.offers]
 
     def agents(self) -> list[str]:
-        """Parties of two-party calls, phones first (CTI call control comes from agents)."""
-        parties = [leg for c in self.calls() if c.state is CallState.ANSWERED
-                   for leg in talkers(c)]
-        return sorted(parties, key=lambda n: not n.startswith("ext/"))
+        """Phones in two-party calls: CTI call control comes from agents (a trunk's turn
+        comes with the noise of ``pick`` and ``anything``)."""
+        return [leg for c in self.calls() if c.state is CallState.ANSWERED
+                for leg in talkers(c) if leg.startswith("ext/")]
+
+    def holding(self) -> list[str]:
+        """Agents whose peer is on hold."""
+        out = []
+        for line in self.agents():
+            call = self.core.call_of_line(line)
+            peer = call.peer_of(line) if call is not None else None
+            if peer is not None and self.core.lines[peer].status is S.HELD:
+                out.append(line)
+        return out
 
     def consulters(self) -> list[str]:
         return [c.consulter for c in self.calls() if c.consulter is not None]
@@ -303,6 +317,11 @@ class CoreFuzz(RuleBasedStateMachine):
         return [m for c in self.calls() for m in c.monitors] + [
             o.line for c in self.calls() for o in c.offers.values()
             if o.purpose is OfferPurpose.MONITOR]
+
+    def inbound_ringing(self) -> list[str]:
+        """Calls the switch may answer itself: ringing, the caller's trunk alerting."""
+        return [c.call_id for c in self.calls() if c.state is CallState.RINGING
+                and self.core.lines[c.anchor].status is S.ALERTING]
 
     def calls_in(self, *states: CallState) -> list[str]:
         return [c.call_id for c in self.calls() if c.state in states]
@@ -328,6 +347,19 @@ class CoreFuzz(RuleBasedStateMachine):
 
     # ---------------------------------------------------------------- rules
 
+    @initialize(kinds=st.lists(st.sampled_from(["inbound", "internal", "outbound"]), max_size=2))
+    def busy_board(self, kinds: list[str]) -> None:
+        """Start with a call or two already connected (the long chains start sooner)."""
+        for n, kind in enumerate(kinds):
+            caller, callee = EXT_LINES[2 * n], EXT_LINES[2 * n + 1]
+            if kind == "inbound":
+                self.ring_then_answer(ci.Incoming("13900003333", callee[4:]), True)
+            else:
+                number = callee[4:] if kind == "internal" else OUTSIDE[0]
+                self.ring_then_answer(ci.Dial(caller, number), True)
+            self.check_model()
+
+    @precondition(lambda self: any(self.core.lines[n].idle for n in TRUNK_LINES))
     @rule(caller=st.sampled_from(["13900001111", "13900002222", "anonymous"]),
           dnis=st.sampled_from(DNIS), trunk=st.sampled_from([None, None, None, 1, 2, 3]),
           blocked=st.sampled_from([None] * 7 + ["blacklist"]), vip=st.booleans(),
@@ -339,12 +371,15 @@ class CoreFuzz(RuleBasedStateMachine):
 
     @precondition(lambda self: any(self.core.lines[n].status in (S.IDLE, S.OFFHOOK)
                                    for n in EXT_LINES))
-    @rule(data=st.data(), number=st.sampled_from(DIALLED), answer=st.booleans())
-    def dial(self, data: st.DataObject, number: str, answer: bool) -> None:
+    @rule(data=st.data(), answer=st.booleans())
+    def dial(self, data: st.DataObject, answer: bool) -> None:
         free = [n for n in EXT_LINES if self.core.lines[n].status in (S.IDLE, S.OFFHOOK)]
-        self.ring_then_answer(ci.Dial(self.pick(data, free, ALL_LINES), number), answer)
+        line = self.pick(data, free, ALL_LINES)
+        number = self.pick(data, [n[4:] for n in self.idle_exts() if n != line] + OUTSIDE, DIALLED)
+        self.ring_then_answer(ci.Dial(line, number), answer)
 
-    @precondition(lambda self: self.idle_exts())
+    @precondition(lambda self: self.idle_exts() and not any(
+        ln.status is S.OFFHOOK for ln in self.core.lines.values()))
     @rule(data=st.data())
     def offhook(self, data: st.DataObject) -> None:
         self.do(ci.OffHook(self.pick(data, self.idle_exts(), ALL_LINES)))
@@ -370,10 +405,10 @@ class CoreFuzz(RuleBasedStateMachine):
     def hold(self, data: st.DataObject) -> None:
         self.do(ci.Hold(self.pick(data, self.agents(), ALL_LINES)))
 
-    @precondition(lambda self: self.agents())
+    @precondition(lambda self: self.holding())
     @rule(data=st.data())
     def retrieve(self, data: st.DataObject) -> None:
-        self.do(ci.Retrieve(self.pick(data, self.agents(), ALL_LINES)))
+        self.do(ci.Retrieve(self.pick(data, self.holding(), ALL_LINES)))
 
     @precondition(lambda self: self.agents())
     @rule(data=st.data(), answer=st.booleans())
@@ -426,12 +461,12 @@ class CoreFuzz(RuleBasedStateMachine):
         call_id = self.pick(data, self.pickable(), self.any_call())
         self.do(ci.Pickup(self.pick(data, self.idle_exts(), ALL_LINES), call_id))
 
-    @precondition(lambda self: self.calls_in(CallState.RINGING))
+    @precondition(lambda self: self.inbound_ringing())
     @rule(data=st.data(), then_offer=st.booleans())
     def switch_answer(self, data: st.DataObject, then_offer: bool) -> None:
         """The switch takes a ringing call (IVR, queue); with ``then_offer`` the ACD offers
         it to an idle phone at once."""
-        call_id = self.pick(data, self.calls_in(CallState.RINGING), self.any_call())
+        call_id = self.pick(data, self.inbound_ringing(), self.any_call())
         self.do(ci.SwitchAnswer(call_id))
         call = self.core.calls.get(call_id)
         if then_offer and call is not None and call.state is CallState.SWITCH and self.idle_exts():
@@ -469,6 +504,7 @@ class CoreFuzz(RuleBasedStateMachine):
             return data.draw(st.sampled_from(list(Role)))
 
         make = {
+            "Incoming": lambda: ci.Incoming("1", "201", trunk=data.draw(st.sampled_from([None, 1]))),
             "Answer": lambda: ci.Answer(line()), "Hangup": lambda: ci.Hangup(line()),
             "FarBusy": lambda: ci.FarBusy(line()), "OffHook": lambda: ci.OffHook(line()),
             "Dial": lambda: ci.Dial(line(), number()), "Hold": lambda: ci.Hold(line()),

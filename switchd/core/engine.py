@@ -469,12 +469,8 @@ class SwitchCore:
         line = inp.line
         ln = self.line(line)
         call = self.call_of_line(line)
-        peer = call.peer_of(line) if call is not None else None
-        if (call is None or peer is None or call.state is not CallState.ANSWERED
-                or ln.status is not _S.CONNECTED or line in call.monitors):
-            self._refuse(now, ln, "hold", f"cannot hold from {line}: it has no connected "
-                         f"two-party call (line is {ln.status.value}"
-                         + (f", call is {call.state.value})" if call is not None else ")"))
+        peer = self._transferable(now, ln, call, "hold")
+        if call is None or peer is None:
             return
         p = self.lines[peer]
         if p.status is not _S.CONNECTED:
@@ -509,7 +505,8 @@ class SwitchCore:
         self._bridge_changed(now, call, bridge)
 
     def _transferable(self, now: float, ln: Line, call: Call | None, what: str) -> str | None:
-        """The peer ``ln`` may hand on, or None after reporting why it may not."""
+        """The one peer ``ln`` talks with in a plain answered call (to hold, transfer or
+        consult), or None after reporting why there is none."""
         peer = call.peer_of(ln.name) if call is not None else None
         if (call is None or peer is None or call.state is not CallState.ANSWERED
                 or ln.status is not _S.CONNECTED or ln.name in call.monitors):

@@ -114,7 +114,6 @@ class App:
         self._config_path = config_path
         self.state_dir = state_dir or config.state_dir
         self.cti_listen_override = cti_listen
-        self.log = log
         self.bus = Bus()
         self.contact_flags: dict[str, tuple[bool, bool]] = {}
         self.core = SwitchCore(core_config(config), id_factory=CallIds(),
@@ -255,7 +254,7 @@ class App:
         self.notifier.stopping()
         live = len(self.core.calls)
         assert self.shell is not None and self.cdr_writer is not None
-        self.shell.submit(Shutdown())
+        self._end_calls()
         self.shell.stop()
         for t in list(self._tasks):
             t.cancel()
@@ -266,7 +265,9 @@ class App:
         return live, unwritten
 
     def _end_calls(self) -> None:
-        if self.shell is not None and self.core.calls:
+        """Take no new calls and end the live ones with their CDRs (once: it runs on the
+        stop path and again as the exit stack unwinds)."""
+        if self.shell is not None and self.core.accepting:
             self.shell.submit(Shutdown())
 
     async def _close_writer(self) -> None:

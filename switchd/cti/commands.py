@@ -25,6 +25,7 @@ from switchd.cti.sim_verbs import SIM_VERBS, SimVerbs
 from switchd.cti.verbs import (
     ADMIN,
     ALL_ROLES,
+    PHONE_NUMBER,
     STAFF,
     VERBS,
     Verb,
@@ -41,7 +42,6 @@ from switchd.timefmt import iso_utc
 
 __all__ = ["ALL_ROLES", "Commands", "VERBS", "Verb"]
 
-_NUMBER = re.compile(r"^\+?[0-9*#]{1,32}$")
 log = structlog.get_logger("switchd")
 
 register((
@@ -261,7 +261,7 @@ class Commands:
     async def _contact_set(self, session: Session, req: Request) -> Reply:
         only(req, "number", "name", "vip", "blacklisted", "notes")
         number = arg(req, "number")
-        if not _NUMBER.match(number):
+        if not PHONE_NUMBER.match(number):
             raise ProtocolError("bad_arg", f"number={number!r} must be a phone number (digits, "
                                 "optional leading +)")
         row = await self.control.set_contact(

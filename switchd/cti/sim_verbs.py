@@ -16,6 +16,7 @@ from switchd.cti.codec import Request
 from switchd.cti.server import Reply, Session
 from switchd.cti.verbs import (
     ADMIN,
+    PHONE_NUMBER,
     Verb,
     arg,
     core_error,
@@ -30,7 +31,6 @@ from switchd.exceptions import ProtocolError
 __all__ = ["SIM_VERBS", "SimVerbs"]
 
 _DIGITS = re.compile(r"^[0-9A-Da-d*#]+$")
-_NUMBER = re.compile(r"^\+?[0-9*#]{1,32}$")
 
 SIM_VERBS: tuple[Verb, ...] = (
     Verb("SIM.CALL", ADMIN, "SIM.CALL caller=<number> [dnis=<number>] [trunk=<n>]",
@@ -69,10 +69,10 @@ class SimVerbs:
         """SIM.CALL: a simulated caller rings in on a trunk (the first idle one by default)."""
         only(req, "caller", "dnis", "trunk")
         caller = arg(req, "caller")
-        if not _NUMBER.match(caller):
+        if not PHONE_NUMBER.match(caller):
             raise ProtocolError("bad_arg", f"caller={caller!r} must be a phone number")
         dnis = req.args.get("dnis", "")
-        if dnis and not _NUMBER.match(dnis):
+        if dnis and not PHONE_NUMBER.match(dnis):
             raise ProtocolError("bad_arg", f"dnis={dnis!r} must be a phone number")
         trunk = int_arg(req, "trunk", 1, self.control.trunks)
         events = self._submit(Incoming(caller, dnis, trunk=trunk))

@@ -10,6 +10,7 @@ message that says what to fix, quoting the verb's usage.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -22,6 +23,7 @@ from switchd.exceptions import ProtocolError
 __all__ = [
     "ADMIN",
     "ALL_ROLES",
+    "PHONE_NUMBER",
     "STAFF",
     "VERBS",
     "Verb",
@@ -37,6 +39,8 @@ __all__ = [
 ]
 
 ALL_ROLES = frozenset({"agent", "supervisor", "crm", "admin"})
+#: A phone number as verbs take it: digits, * and #, an optional leading +.
+PHONE_NUMBER = re.compile(r"^\+?[0-9*#]{1,32}$")
 STAFF = frozenset({"supervisor", "crm", "admin"})
 ADMIN = frozenset({"admin"})
 

@@ -197,11 +197,6 @@ class SimBoard:
                 self._arm_arrival(now)
         return [action]
 
-    def pop_due(self, now: float) -> BoardAction | None:
-        """The next action due at ``now``, or None (:meth:`handle_timer` as a single value)."""
-        out = self.handle_timer(now)
-        return out[0] if out else None
-
     # ----------------------------------------------------------- events
 
     def handle(self, now: float, event: Any) -> list[BoardAction]:

@@ -525,7 +525,7 @@ class SwitchCore:
             return
         self._set_state(call, _CI.TRANSFER)
         call.transfer_from = ln.name
-        self._leave(now, call, ln, _L.RELEASE, announce=False)
+        self._leave(now, call, ln, _L.RELEASE)
         if call.anchor == ln.name:
             call.anchor = peer
         p = self.lines[peer]
@@ -594,7 +594,7 @@ class SwitchCore:
         assert held is not None and consulted is not None
         self._set_state(call, _CI.COMPLETE)
         side = call.bridge_of(consulted)
-        self._leave(now, call, ln, how, announce=False)
+        self._leave(now, call, ln, how)
         if call.anchor == ln.name:
             call.anchor = held
         main = self._retrieve_held(now, call)
@@ -955,8 +955,7 @@ class SwitchCore:
         if offer is not None:
             self._withdraw(now, call, offer, OfferEnd.WITHDRAWN)
         elif consulted in call.legs:
-            self._leave(now, call, self.lines[consulted], _L.HANGUP if hangup else _L.RELEASE,
-                        announce=False)
+            self._leave(now, call, self.lines[consulted], _L.HANGUP if hangup else _L.RELEASE)
         self._set_state(call, _CI.CANCEL)
         side = call.bridge_of(consulter)
         if side is not None:
@@ -984,10 +983,9 @@ class SwitchCore:
         held = call.held_party or ""
         offer = call.offers.get(consulted)
         self._set_state(call, _CI.TRANSFER)
-        side = call.bridge_of(ln.name)
-        self._leave(now, call, ln, _L.HANGUP, announce=False)
-        if side is not None:
-            self._dissolve(now, call, side)
+        # The consulter was alone in the side bridge (its target still rings): leaving
+        # dissolves it.
+        self._leave(now, call, ln, _L.HANGUP)
         if call.anchor == ln.name:
             call.anchor = held
         main = call.bridge_of(held)
@@ -1018,9 +1016,10 @@ class SwitchCore:
     # ------------------------------------------------------------ call ending
 
     def _party_left(self, now: float, call: Call, ln: Line) -> None:
-        """A party other than the anchor hung up: the call goes on while two remain."""
+        """A party hung up where others talk on (a conference, or a third line): the call
+        goes on while two remain, re-anchored on the customer's side if the anchor left."""
         bridge = call.bridge_of(ln.name)
-        self._leave(now, call, ln, _L.HANGUP, announce=False)
+        self._leave(now, call, ln, _L.HANGUP)
         talkers = [leg for leg in call.legs if leg not in call.monitors]
         if len(talkers) >= 2 and bridge is not None:
             if call.state is CallState.CONFERENCE and len(talkers) < 3:
@@ -1037,18 +1036,19 @@ class SwitchCore:
                     call.extension = phones[-1].number
             self._bridge_changed(now, call, bridge)
             return
-        call.hangup_line = ln.name
-        call.hangup_by = "caller" if ln.name == call.origin_line else "callee"
-        self._end(now, call)
+        self._end_by(now, call, ln.name)
 
     def _end_by(self, now: float, call: Call, line: str) -> None:
         call.hangup_line = line
         call.hangup_by = "caller" if line == call.origin_line else "callee"
         self._end(now, call)
 
-    def _leave(self, now: float, call: Call, ln: Line, how: LineInput,
-               *, announce: bool = True) -> None:
-        """Take ``ln`` out of the call: out of its bridge and legs, the line freed."""
+    def _leave(self, now: float, call: Call, ln: Line, how: LineInput) -> None:
+        """Take ``ln`` out of the call: out of its bridge and legs, the line freed.
+
+        The caller announces the bridge's new members (it usually changes more first);
+        a bridge left empty is dissolved here.
+        """
         bridge = call.bridge_of(ln.name)
         if bridge is not None:
             del bridge.members[ln.name]
@@ -1063,9 +1063,7 @@ class SwitchCore:
         call.legs.pop(ln.name, None)
         self._stop_tone(now, ln)
         self._move(now, ln, how, None, call.call_id)
-        if bridge is not None and announce:
-            self._bridge_changed(now, call, bridge)
-        elif bridge is not None and not bridge.members:
+        if bridge is not None and not bridge.members:
             self._dissolve(now, call, bridge)
 
     def _fail(self, now: float, call: Call, disposition: Disposition, tone: Tone,

@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint bench check clean speech-tools
+.PHONY: run test lint bench check clean speech-tools prompts
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,10 @@ speech-tools:
 	  { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
 	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq espeak-ng sox ffmpeg >/dev/null) ; } || \
 	  echo "note: espeak-ng/sox/ffmpeg not installed; the tests that need them will be skipped"
+
+## prompts: regenerate the IVR prompts (prompts/zh, prompts/en) with espeak-ng; unchanged files stay
+prompts: $(STAMP)
+	$(BIN)/python tools/make_prompts.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check switchd tests tools

@@ -55,9 +55,20 @@ def cmd_check(args: argparse.Namespace) -> int:
     if refusal is not None:
         print(refusal)
         return 1
+    from switchd.ivr.routed import load_routed_flows
+
+    try:
+        flows = load_routed_flows(cfg)
+    except ConfigError as exc:
+        for p in exc.problems:
+            print(p)
+        return 1
     for warning in config_warnings(cfg):
         print(warning)
-    print(config_summary(cfg))
+    summary = config_summary(cfg)
+    if flows.flows:
+        summary += f", flows {', '.join(flows.flows)}"
+    print(summary)
     return 0
 
 
@@ -93,10 +104,23 @@ def cmd_run(args: argparse.Namespace) -> int:
         _err("switchd: not starting: demo secrets on a non-loopback address")
         return 1
 
+    from switchd.ivr.routed import load_routed_flows
+
+    try:
+        flows = load_routed_flows(cfg)
+    except ConfigError as exc:
+        for p in exc.problems:
+            log.error("flow_rejected", problem=p)
+            _err(p)
+        _err(f"switchd: not starting: the flows routed to have {len(exc.problems)} problem(s); "
+             f"`switchd check -c {args.config}` shows them")
+        return 1
+
     from switchd.app import App
 
     state_dir = Path(args.state_dir).absolute() if args.state_dir else None
-    app = App(cfg, config_path=Path(args.config), state_dir=state_dir, cti_listen=args.cti_listen)
+    app = App(cfg, config_path=Path(args.config), state_dir=state_dir, cti_listen=args.cti_listen,
+              flows=flows)
     try:
         import uvloop  # type: ignore[import-not-found]
 
@@ -146,6 +170,13 @@ def cmd_bench_media(args: argparse.Namespace) -> int:
     return run_media_bench(args)
 
 
+def cmd_bench_ivr(args: argparse.Namespace) -> int:
+    """The IVR benchmark; see ``switchd bench ivr --help``."""
+    from switchd.bench_ivr import run_ivr_bench
+
+    return run_ivr_bench(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``switchd`` command."""
     p = argparse.ArgumentParser(prog="switchd", description="A call-centre telephone switch.")
@@ -188,6 +219,21 @@ def build_parser() -> argparse.ArgumentParser:
     media.add_argument("--seconds", type=float, default=10.0, help="seconds of audio (default 10)")
     media.add_argument("--json", action="store_true", help="print one JSON object")
     media.set_defaults(func=cmd_bench_media)
+    ivr = bsub.add_parser("ivr", help="interpreter cost per step, and calls in flows with media")
+    ivr.add_argument("--calls", type=int, default=2000,
+                     help="calls walked through the demo flow for the per-step cost (default 2000)")
+    ivr.add_argument("--channels", type=int, default=500,
+                     help="calls in the flow with the media plane running (default 500)")
+    ivr.add_argument("--seconds", type=float, default=20.0,
+                     help="seconds of audio per media run (default 20)")
+    ivr.add_argument("--sweep", metavar="N,N,...",
+                     help="media runs at each of these sizes instead of --channels; reports "
+                          "the largest with rtf <= 0.5")
+    ivr.add_argument("--json", action="store_true", help="print one JSON object")
+    ivr.set_defaults(func=cmd_bench_ivr)
+    from switchd.ivr.cli import add_flows_parser
+
+    add_flows_parser(sub)
     return p
 
 

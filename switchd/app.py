@@ -25,7 +25,7 @@ from switchd.config import Config, config_warnings, demo_secret_problem, load_co
 from switchd.control import CallInfo, UserInfo
 from switchd.core.engine import CoreError, SwitchCore
 from switchd.core.ids import CallIds
-from switchd.core.inputs import Digit, Shutdown
+from switchd.core.inputs import CORE_INPUTS, Digit, Shutdown
 from switchd.core.routing import CoreConfig
 from switchd.cti.commands import Commands
 from switchd.cti.server import CtiServer
@@ -39,11 +39,16 @@ from switchd.drivers.sim.board import (
 )
 from switchd.drivers.sim.driver import SimDriver
 from switchd.engine import Input
-from switchd.events import CallEnded, Event
-from switchd.exceptions import ConfigError, StorageError
+from switchd.events import CallEnded, Event, IvrLeave
+from switchd.exceptions import ConfigError, ProtocolError, StorageError
+from switchd.ivr.inputs import RouteReply
+from switchd.ivr.interpreter import Ivr, IvrError, submit_reply
+from switchd.ivr.model import FlowSet
+from switchd.ivr.routed import flow_prompt_files, load_routed_flows
 from switchd.lines.media import MediaPlane
 from switchd.lines.prompts import MusicOnHold, PromptCache, PromptError, load_prompt
 from switchd.lines.ticker import MediaTicker
+from switchd.playout import Playout
 from switchd.reload import plan_reload
 from switchd.sdnotify import SdNotifier, watchdog_interval_s
 from switchd.shell import LoopClock, Shell
@@ -56,6 +61,9 @@ __all__ = ["SHUTDOWN_BUDGET_S", "App", "core_config", "sim_settings"]
 SHUTDOWN_BUDGET_S = 3.0
 
 log = structlog.get_logger("switchd")
+
+#: The interpreter's refusal codes as CTI error codes.
+_IVR_CODES = {"not_found": "not_found", "not_waiting": "wrong_state", "bad_arg": "bad_arg"}
 
 
 def core_config(cfg: Config) -> CoreConfig:
@@ -78,7 +86,9 @@ def sim_settings(cfg: Config) -> SimSettings:
                                 frozenset(s.outside.busy_numbers),
                                 frozenset(s.outside.unanswered_numbers)),
         traffic=TrafficSettings(s.traffic.enabled, s.traffic.calls_per_minute, s.traffic.dnis,
-                                s.traffic.seed),
+                                s.traffic.seed, keys=s.traffic.keys,
+                                first_key_after_s=s.traffic.first_key_after_s,
+                                key_gap_s=s.traffic.key_gap_s),
         caller_hangup_after_tone_s=s.caller_hangup_after_tone_s,
         caller_talk_s=tuple(s.caller_talk_s),
         caller_patience_s=s.caller_patience_s,
@@ -109,8 +119,12 @@ class App:
     """
 
     def __init__(self, config: Config, *, config_path: Path,
-                 state_dir: Path | None = None, cti_listen: str | None = None) -> None:
+                 state_dir: Path | None = None, cti_listen: str | None = None,
+                 flows: FlowSet | None = None) -> None:
+        """``flows``: the routed flows, loaded and checked (``switchd run`` does it before
+        starting, so a broken flow refuses the start); None = load them at start."""
         self.config = config
+        self._flows_given = flows is not None
         self._config_path = config_path
         self.state_dir = state_dir or config.state_dir
         self.cti_listen_override = cti_listen
@@ -127,6 +141,8 @@ class App:
         self.media = MediaPlane(lines, port=self.driver, tone_plan=config.board.tone_plan,
                                 prompt_cache=self.cache)
         self.ticker = MediaTicker(self._on_frames, on_skip=self.media.skip)
+        self.ivr = Ivr(flows if flows is not None else FlowSet())
+        self.playout = Playout(self.media, self.cache)
         self.store: Store | None = None
         self.cdr_writer: CdrWriter | None = None
         self.server: CtiServer | None = None
@@ -153,9 +169,24 @@ class App:
         # What cannot be played is reported once, by config_warnings below (as `check` does).
         await asyncio.to_thread(moh.preload)
         self.media.moh = moh
+        if not self._flows_given:
+            # Raises FlowError (a ConfigError) naming every problem: the start is refused.
+            self.ivr.set_flows(await asyncio.to_thread(load_routed_flows, cfg))
+        await self._preload_prompts(self.ivr.flows)
         self.driver.audio = await asyncio.to_thread(_sim_audio, cfg, len(self.media.lines))
         for warning in await asyncio.to_thread(config_warnings, cfg, cache=self.cache):
             log.warning("config_warning", problem=warning)
+
+    async def _preload_prompts(self, flows: FlowSet) -> None:
+        """Decode every prompt the flows may play into the cache (pinned), off the loop.
+
+        The flow check decoded them already; a file that broke since is logged, and
+        the call that would play it hears nothing there and goes on (``ivr.error``).
+        """
+        problems = await asyncio.to_thread(self.cache.preload, flow_prompt_files(flows))
+        for path, reason in problems:
+            log.error("prompt_unusable", file=str(path), reason=reason)
+        self.playout.forget_joined()
 
     async def run(self) -> int:
         """Start, serve until SIGTERM/SIGINT, shut down within the budget. Returns the exit code.
@@ -174,6 +205,12 @@ class App:
                     port = await self._start(stack, loop)
                 except (StorageError, OSError) as exc:
                     log.error("startup_failed", error=str(exc))
+                    return 1
+                except ConfigError as exc:
+                    for p in exc.problems:
+                        log.error("flow_rejected", problem=p)
+                    log.error("startup_failed", error="the routed flows have problems; "
+                              "`switchd flows check` shows them")
                     return 1
                 b = self.config.board
                 host, _ = self.listen_address()
@@ -212,8 +249,10 @@ class App:
         # calls are ended with their CDRs before the writer closes (the stack unwinds in
         # reverse order).
         stack.callback(self._end_calls)
-        shell.add(self.core, takes=(Input,))
+        shell.add(self.core, takes=CORE_INPUTS)
         shell.add(self.driver, follows=self.driver.FOLLOWS)
+        shell.add(self.ivr, takes=Ivr.TAKES, follows=Ivr.FOLLOWS)
+        shell.add(self.playout, takes=Playout.TAKES)
         self.bus.on_any(self.media.on_event)
         host, port = self.listen_address()
         cti = self.config.cti
@@ -304,11 +343,22 @@ class App:
                 return [problem]
             for warning in await asyncio.to_thread(config_warnings, new, cache=self.cache):
                 log.warning("config_warning", problem=warning)
+            try:
+                flows = await asyncio.to_thread(load_routed_flows, new,
+                                                generation=self.ivr.flows.generation + 1)
+            except ConfigError as exc:
+                for p in exc.problems:
+                    log.error("flow_rejected", problem=p)
+                self.notifier.ready("reload rejected; old config and flows in force")
+                return exc.problems
             plan = plan_reload(self.config, new)
             if plan.restart:
                 log.warning("config_needs_restart", sections=list(plan.restart),
                             msg="these sections keep their running values until restart")
+            await self._preload_prompts(flows)
             self.config = plan.config
+            # New calls start on the new flows; calls in a flow keep the generation they started on.
+            self.ivr.set_flows(flows)
             self.core.reconfigure(core_config(plan.config))
             self.driver.reconfigure(sim_settings(plan.config),
                                     tuple(plan.config.board.extension_numbers))
@@ -316,7 +366,8 @@ class App:
                 self.driver.start(self.shell.now())
                 self.shell.rearm()
             log.info("config_reloaded", config=str(self._config_path),
-                     live_calls=len(self.core.calls))
+                     live_calls=len(self.core.calls),
+                     flows={f.name: f.version for f in flows.flows.values()})
             self.notifier.ready("reloaded")
             return []
 
@@ -350,7 +401,7 @@ class App:
         """A live call. Raises CoreError(not_found)."""
         call = self.core.get_call(call_id)
         return CallInfo(call.call_id, call.state.value, call.anchor, tuple(call.lines()),
-                        call.answer_time is not None)
+                        call.answer_time is not None, call.switch_answer_time is not None)
 
     def calls(self) -> list[dict[str, Any]]:
         """Active calls as CTI ``ITEM`` fields, oldest first."""
@@ -390,6 +441,22 @@ class App:
             self.contact_flags.pop(number, None)
         return row
 
+    def route_reply(self, call_id: str, next_node: str | None,
+                    variables: tuple[tuple[str, str], ...]) -> str:
+        """Hand the CRM's ``ROUTE.REPLY`` to the call's flow; returns the node it goes to.
+
+        Raises ProtocolError: not_found, wrong_state (the call does not wait for a
+        reply), bad_arg (the flow cannot use the reply; the call went to its fallback).
+        """
+        assert self.shell is not None, "the switch is not started"
+        try:
+            events = submit_reply(self.ivr, self.shell.submit,
+                                  RouteReply(call_id, next_node, variables))
+        except IvrError as exc:
+            raise ProtocolError(_IVR_CODES.get(exc.code, "bad_arg"), exc.msg) from None
+        left = next((e for e in events if isinstance(e, IvrLeave)), None)
+        return left.next or "" if left is not None else ""
+
     # ------------------------------------------------------------ internals
 
     def _contact_lookup(self, number: str) -> tuple[bool, bool]:
@@ -406,8 +473,8 @@ class App:
     def _on_frames(self, frames: int) -> None:
         assert self.shell is not None
         hits = self.media.process(frames, self.shell.now())
-        # Nothing waits for prompt completion until the IVR issue; keep the list bounded.
-        self.media.take_finished_plays()
+        for done in self.playout.finished(self.media.take_finished_plays()):
+            self.shell.submit(done)
         for hit in hits:
             self.shell.submit(Digit(hit.line, hit.digit, hit.time))
 

@@ -49,6 +49,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from switchd.core.routing import NAME_RE, RingGroup, RingStrategy, Route, Target, TargetKind
+from switchd.drivers.sim.board import check_key_group
 from switchd.exceptions import ConfigError
 from switchd.passwords import is_hash, uses_demo_secret
 from switchd.yamlerrors import ProblemCollector, describe, dotted, unknown_key_message
@@ -63,6 +64,7 @@ __all__ = [
     "Config",
     "CtiConfig",
     "DialplanConfig",
+    "IvrConfig",
     "LogConfig",
     "MediaConfig",
     "OutsideConfig",
@@ -180,13 +182,21 @@ class BotConfig:
 class TrafficConfig:
     """Demo traffic generator: Poisson arrivals at ``calls_per_minute`` to ``dnis``.
 
-    ``seed`` None means a different run each time.
+    ``seed`` None means a different run each time. ``keys``: key scripts, one drawn
+    uniformly per demo call; a script is a tuple of key groups (1-32 of
+    ``0-9*#A-D`` each) the caller presses as in-band DTMF, the first
+    ``first_key_after_s`` seconds after the switch answers the call, each next one
+    ``key_gap_s`` seconds after the previous group's last key (see
+    :class:`switchd.drivers.sim.board.TrafficSettings`). ``()``: nobody presses keys.
     """
 
     enabled: bool = False
     calls_per_minute: float = 6.0
     dnis: str = "8000"
     seed: int | None = None
+    keys: tuple[tuple[str, ...], ...] = ()
+    first_key_after_s: float = 9.0
+    key_gap_s: float = 6.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -248,6 +258,13 @@ class MediaConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class IvrConfig:
+    """Where the IVR flow files live (absolute path; ``flows/NAME.yaml`` is flow NAME)."""
+
+    flows_dir: Path = field(default_factory=lambda: Path("flows").absolute())
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     """The whole validated configuration.
 
@@ -269,6 +286,7 @@ class Config:
     state_dir: Path = field(default_factory=lambda: Path("state").absolute())
     sim: SimConfig = field(default_factory=SimConfig)
     media: MediaConfig = field(default_factory=MediaConfig)
+    ivr: IvrConfig = field(default_factory=IvrConfig)
     source: Path = Path("config.yaml")
     marks: Mapping[YamlPath, Mark] = field(
         default_factory=lambda: MappingProxyType({}), compare=False, repr=False
@@ -364,6 +382,13 @@ def _check_name(value: str) -> str:
     return value
 
 
+def _check_key_group(value: str) -> str:
+    try:
+        return check_key_group(value)
+    except ValueError as exc:
+        raise _custom(str(exc)) from None
+
+
 def _check_range(value: list[float]) -> list[float]:
     # The length is checked here rather than with min/max_length so that every
     # [min, max] key gets the same sentence, whatever it is called.
@@ -378,6 +403,7 @@ Digits = Annotated[str, AfterValidator(_check_digits)]
 PositiveSeconds = Annotated[float, Field(gt=0, allow_inf_nan=False)]
 Seconds = Annotated[float, Field(ge=0, allow_inf_nan=False)]
 SecondsRange = Annotated[list[Seconds], AfterValidator(_check_range)]
+KeyGroup = Annotated[str, AfterValidator(_check_key_group)]
 
 
 # --------------------------------------------------------------------------
@@ -474,6 +500,9 @@ class _RawTraffic(_Raw):
     calls_per_minute: Annotated[float, Field(ge=0, allow_inf_nan=False)] = 6.0
     dnis: Digits = "8000"
     seed: int | None = None
+    keys: list[list[KeyGroup]] = Field(default_factory=list)
+    first_key_after_s: Seconds = 9.0
+    key_gap_s: Seconds = 6.0
 
 
 class _RawOutside(_Raw):
@@ -495,6 +524,10 @@ class _RawMedia(_Raw):
     prompts_dir: Annotated[str, Field(min_length=1)] = "prompts"
     moh_dir: Annotated[str, Field(min_length=1)] | None = "prompts/moh"
     prompt_cache_mb: Annotated[int, Field(ge=1, le=65_536)] = 64
+
+
+class _RawIvr(_Raw):
+    flows_dir: Annotated[str, Field(min_length=1)] = "flows"
 
 
 class _RawSim(_Raw):
@@ -524,9 +557,12 @@ _SECTIONS = (
     "state_dir",
     "sim",
     "media",
+    "ivr",
 )
 _STATE_DIR_DEFAULT = "state"
-_TARGET_HELP = "extension:<number>, group:<name> or busy"
+#: Target kinds an inbound route may name (``number:`` is only a flow's transfer target).
+_ROUTE_KINDS = frozenset({"extension", "group", "flow", "busy"})
+_TARGET_HELP = "extension:<number>, group:<name>, flow:<name> or busy"
 
 # Hints appended to "missing required key" messages.
 _MISSING_HINTS = {
@@ -658,11 +694,19 @@ def _check_groups(
     return groups
 
 
+def _relative_to(path: Path, source: Path) -> str:
+    """``path`` as the config file's reader would write it: relative to its folder if inside."""
+    try:
+        return str(path.relative_to(source.absolute().parent))
+    except ValueError:
+        return str(path)
+
+
 def _target_help(extensions: tuple[int, ...] | None, groups: Iterable[str] | None) -> str:
     ext = f"extension:<number> ({_ranges(extensions)})" if extensions else "extension:<number>"
     names = sorted(groups or ())
     grp = f"group:<name> ({', '.join(names)})" if names else "group:<name> (no groups defined)"
-    return f"{ext}, {grp} or busy"
+    return f"{ext}, {grp}, flow:<name> or busy"
 
 
 def _check_route(
@@ -672,6 +716,8 @@ def _check_route(
     trunks: int | None,
     extensions: tuple[int, ...] | None,
     groups: set[str] | None,
+    flows_dir: Path | None,
+    source: Path = Path("config.yaml"),
 ) -> Target | None:
     path = ("routes", i)
     if route.trunk is not None and trunks is not None and route.trunk > trunks:
@@ -681,9 +727,11 @@ def _check_route(
         )
     tpath = (*path, "to")
     kind = route.to.strip().partition(":")[0]
-    if kind not in {k.value for k in TargetKind}:
+    if kind not in _ROUTE_KINDS:
         later = (
-            " (queues and IVR flows cannot be routed to yet)" if kind in ("queue", "flow") else ""
+            " (queues cannot be routed to yet: the ACD is not built)" if kind == "queue"
+            else " (an outside number is a transfer target in a flow, not a route)"
+            if kind == "number" else ""
         )
         c.add(
             tpath,
@@ -711,6 +759,20 @@ def _check_route(
             tpath,
             f"routes[{i}].to: no ring group {target.value!r}{hint} (ring groups: {known})",
         )
+    elif target.kind is TargetKind.FLOW and flows_dir is not None:
+        path_ = flows_dir / f"{target.value}.yaml"
+        if not path_.is_file():
+            shown = _relative_to(path_, source)
+            shown_dir = _relative_to(flows_dir, source)
+            known_flows = sorted(p.stem for p in flows_dir.glob("*.yaml")) if flows_dir.is_dir() else []
+            close = difflib.get_close_matches(target.value or "", known_flows, n=1)
+            hint = f"; did you mean 'flow:{close[0]}'?" if close else ""
+            listing = ", ".join(known_flows) if known_flows else "none"
+            c.add(
+                tpath,
+                f"routes[{i}].to: no flow {target.value!r}: {shown} does not exist{hint} "
+                f"(flows in {shown_dir}: {listing})",
+            )
     return target
 
 
@@ -821,6 +883,9 @@ def _build(doc: LocatedDocument, source: Path) -> Config:
     sim = c.validate(_RawSim, sim_data, ("sim",))
     media_data = _section(top, "media", dict)
     media = c.validate(_RawMedia, media_data, ("media",))
+    ivr_data = _section(top, "ivr", dict)
+    ivr = c.validate(_RawIvr, ivr_data, ("ivr",))
+    flows_dir = _resolve_state_dir(ivr.flows_dir, source) if ivr is not None else None
 
     extensions: tuple[int, ...] | None = None
     names: dict[int, str] = {}
@@ -850,7 +915,8 @@ def _build(doc: LocatedDocument, source: Path) -> Config:
     for i, raw_route in enumerate(_items(c, routes_data, ("routes",), _RawRoute)):
         if raw_route is None:
             continue
-        target = _check_route(c, i, raw_route, trunks_for_checks, extensions, group_names)
+        target = _check_route(c, i, raw_route, trunks_for_checks, extensions, group_names,
+                              flows_dir, source)
         if target is not None:
             routes.append(Route(target, dnis=raw_route.dnis, trunk=raw_route.trunk))
 
@@ -872,7 +938,7 @@ def _build(doc: LocatedDocument, source: Path) -> Config:
     c.raise_if_any()
     assert board is not None and dialplan is not None and cti is not None
     assert log is not None and sim is not None and extensions is not None
-    assert media is not None
+    assert media is not None and flows_dir is not None
 
     host, port = parse_listen(cti.listen)
     return Config(
@@ -926,6 +992,9 @@ def _build(doc: LocatedDocument, source: Path) -> Config:
                 calls_per_minute=float(sim.traffic.calls_per_minute),
                 dnis=sim.traffic.dnis,
                 seed=sim.traffic.seed,
+                keys=tuple(tuple(script) for script in sim.traffic.keys),
+                first_key_after_s=float(sim.traffic.first_key_after_s),
+                key_gap_s=float(sim.traffic.key_gap_s),
             ),
             outside=OutsideConfig(
                 answer_after_s=float(sim.outside.answer_after_s),
@@ -949,6 +1018,7 @@ def _build(doc: LocatedDocument, source: Path) -> Config:
             moh_dir=None if media.moh_dir is None else _resolve_state_dir(media.moh_dir, source),
             prompt_cache_mb=media.prompt_cache_mb,
         ),
+        ivr=IvrConfig(flows_dir=flows_dir),
         source=source,
         marks=MappingProxyType(dict(doc.values)),
     )

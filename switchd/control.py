@@ -39,6 +39,8 @@ class CallInfo:
     anchor: str
     lines: tuple[str, ...]
     answered: bool
+    #: The switch answered the caller itself (an IVR flow or a queue holds it).
+    switch_answered: bool = False
 
 
 class Control(Protocol):
@@ -91,12 +93,23 @@ class Control(Protocol):
         """Re-read the config; the problems, empty when the new config is in force."""
         ...
 
+    def route_reply(self, call_id: str, next_node: str | None,
+                    variables: tuple[tuple[str, str], ...]) -> str:
+        """Answer the CRM look-up a call in a flow waits for; returns the node it goes to.
+
+        Raises ProtocolError: not_found (no call in a flow), wrong_state (not waiting
+        for a reply), bad_arg (a node or variable the flow cannot take: the call has
+        gone on to the node's fallback).
+        """
+        ...
+
 
 class SimControl(Protocol):
     """What the ``SIM.*`` verbs may ask of the simulated board."""
 
-    def press(self, line: str, digits: str) -> None:
-        """The simulated party on ``line`` presses ``digits`` (sent as DTMF audio)."""
+    def press(self, line: str, digits: str, *, on_ms: float = 50.0, off_ms: float = 50.0) -> None:
+        """The simulated party on ``line`` presses ``digits`` (sent as DTMF audio), each key
+        ``on_ms`` of tone then ``off_ms`` of pause."""
         ...
 
     def set_agent(self, ext: int, *, mode: Any, answer_after_s: float | None,

@@ -31,6 +31,8 @@ __all__ = [
     "CallPickedUp",
     "CallRetrieved",
     "CallRinging",
+    "CallRouteFailed",
+    "CallRouted",
     "CallSwitchAnswered",
     "CallTransferred",
     "Cdr",
@@ -40,12 +42,18 @@ __all__ = [
     "DtmfReceived",
     "Event",
     "HangupCause",
+    "IvrEnter",
+    "IvrError",
+    "IvrExit",
+    "IvrLeave",
+    "IvrRouteRequest",
     "LineError",
     "LineState",
     "MonitorEnded",
     "MonitorStarted",
     "OfferEnd",
     "OfferWithdrawn",
+    "RouteFail",
     "Role",
     "Tone",
     "ToneStarted",
@@ -210,6 +218,8 @@ class Cdr:
     queue: str | None = None
     wait_s: float = 0.0
     ivr_path: str | None = None
+    #: The IVR's variables when the call left its flow, as a JSON object text (or None).
+    ivr_vars: str | None = None
     recording_id: str | None = None
     hangup_by: str | None = None
     blocked_reason: str | None = None
@@ -481,3 +491,123 @@ class DtmfReceived(CallEvent):
     name: ClassVar[str] = "call.dtmf"
     line: str
     digit: str
+
+
+class RouteFail(StrEnum):
+    """Why a route the switch asked for (an IVR ``transfer``) rang nobody to an answer."""
+
+    #: No target line was idle (or the group had no idle member) when it was tried, or
+    #: the outside number dialled was busy.
+    BUSY = "busy"
+    #: Every target rang out (hunt members in turn).
+    NO_ANSWER = "no_answer"
+    #: The (last) rung phone refused the call.
+    DECLINED = "declined"
+    #: The target does not exist (an extension or group not on this switch).
+    UNALLOCATED = "unallocated"
+    #: No trunk was free for an outside number.
+    CONGESTION = "congestion"
+
+
+@dataclass(frozen=True, slots=True)
+class CallRouted(CallEvent):
+    """An inbound call was routed to an application target (``flow:NAME``).
+
+    Emitted before the switch answers the call (``call.switch_answered`` follows at
+    the same instant); the IVR engine starts the flow from it.
+    """
+
+    name: ClassVar[str] = "call.routed"
+    target: str
+    line: str
+    caller: str
+    dnis: str | None = None
+    trunk: int | None = None
+    vip: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class CallRouteFailed(CallEvent):
+    """A ``Route`` asked of a switch-answered call ended with nobody answering.
+
+    The call is back in the switch's hands (state ``switch``, ringback stopped);
+    whoever asked (the IVR) decides what next.
+    """
+
+    name: ClassVar[str] = "call.route_failed"
+    target: str
+    reason: RouteFail
+
+
+@dataclass(frozen=True, slots=True)
+class IvrEnter(CallEvent):
+    """The call entered node ``node`` (of type ``node_type``) of ``flow`` at ``version``.
+
+    ``prompt``: the prompt names the node plays first, comma separated, if any.
+    (``node_type``, not ``type``: ``type`` names the line itself in JSON mode.)
+    """
+
+    name: ClassVar[str] = "ivr.enter"
+    flow: str
+    version: str
+    node: str
+    node_type: str
+    prompt: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class IvrLeave(CallEvent):
+    """The call left ``node``: ``next`` is where it goes (None when the flow ends there),
+    ``digits`` the keys this node consumed, ``why`` the reason in words (the branch
+    taken, ``timeout``, ``invalid``, ``schedule open``, …)."""
+
+    name: ClassVar[str] = "ivr.leave"
+    flow: str
+    version: str
+    node: str
+    next: str | None
+    why: str
+    digits: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class IvrExit(CallEvent):
+    """The call left the IVR: ``outcome`` is ``transferred`` (a person answered),
+    ``hangup`` (a hangup node), ``caller_hangup``, ``queue``, ``error`` or
+    ``shutdown``; ``node`` is where it was."""
+
+    name: ClassVar[str] = "ivr.exit"
+    flow: str
+    version: str
+    outcome: str
+    node: str
+
+
+@dataclass(frozen=True, slots=True)
+class IvrRouteRequest(CallEvent):
+    """A ``route_request`` node asks the CRM where the call goes next.
+
+    Answered with ``ROUTE.REPLY call=<call_id> next=<node> [var=value …]`` within
+    ``timeout_s``; ``vars`` is the call's variables as a JSON object text.
+    """
+
+    name: ClassVar[str] = "ivr.route_request"
+    flow: str
+    version: str
+    node: str
+    caller: str
+    dnis: str | None
+    vars: str
+    timeout_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class IvrError(CallEvent):
+    """Something in a flow could not be done at run time (a prompt that went missing, a
+    value ``say`` cannot read, a bad CRM reply); the call goes on (``next``)."""
+
+    name: ClassVar[str] = "ivr.error"
+    flow: str
+    version: str
+    node: str
+    error: str

@@ -29,9 +29,10 @@ def call_snapshot(call: Call) -> tuple[object, ...]:
         call.state, call.anchor, call.origin_line, tuple(call.legs),
         tuple((b.bridge_id, tuple(b.members.items()), tuple(b.whisper_to.items()))
               for b in call.bridges.values()),
-        tuple((o.line, o.purpose, o.deadline, o.routed, o.mode, o.agent)
+        tuple((o.line, o.purpose, o.deadline, o.routed, o.mode, o.agent, o.number)
               for o in call.offers.values()),
         tuple(call.monitors.items()), tuple(call.hunt), call.answer_time, call.failure,
         call.cause, call.hangup_by, call.transfer_from, call.consulter, call.held_party,
-        call.consulted, call.extension, call.callee,
+        call.consulted, call.extension, call.callee, call.route_target, call.ivr_path,
+        call.ivr_vars,
     )

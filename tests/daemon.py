@@ -24,15 +24,25 @@ ROOT = Path(__file__).resolve().parent.parent
 FAST_HASH = {s: hash_secret(s, iterations=1000) for s in ("demo", "demo-admin")}
 
 
-def make_config(**overrides: Any) -> dict[str, Any]:
+def make_config(*, flows: bool = False, **overrides: Any) -> dict[str, Any]:
     """The shipped config.yaml with demo traffic off and cheap hashes, plus ``overrides``.
 
+    The shipped flows and prompts are used where they are (absolute paths). With
+    ``flows=False`` (the default, for tests of plain call control) the demo service
+    number 8000 rings group sales directly instead of entering flows/main.yaml.
     ``overrides`` are dotted keys: ``{"sim.bots.answer_after_s": 0}``.
     """
     cfg = yaml.safe_load((ROOT / "config.yaml").read_text())
     for user in cfg["users"]:
         user["secret"] = FAST_HASH["demo-admin" if user["name"] == "admin" else "demo"]
     cfg["sim"]["traffic"]["enabled"] = False
+    cfg.setdefault("ivr", {})["flows_dir"] = str(ROOT / "flows")
+    cfg.setdefault("media", {})["prompts_dir"] = str(ROOT / "prompts")
+    cfg["media"]["moh_dir"] = str(ROOT / "prompts" / "moh")
+    if not flows:
+        for route in cfg["routes"]:
+            if str(route.get("to", "")).startswith("flow:"):
+                route["to"] = "group:sales"
     for dotted, value in overrides.items():
         node = cfg
         *path, last = dotted.split(".")

@@ -70,7 +70,7 @@ def test_shipped_config_loads_with_the_demo_setup():
         "support", RingStrategy.HUNT, (205, 206, 207, 208), 10.0
     )
     assert [str(r.target) for r in cfg.routes] == [
-        "group:sales",
+        "flow:main",
         "group:support",
         "extension:201",
         "busy",
@@ -285,7 +285,7 @@ def test_missing_file_is_one_problem(tmp_path):
 def test_top_level_must_be_a_mapping(problems):
     assert problems("- board\n- cti\n") == [
         "c.yaml:1:1: the file must be a mapping of sections (board, dialplan, ring_groups, "
-        "routes, users, cti, log, state_dir, sim, media), got a list"
+        "routes, users, cti, log, state_dir, sim, media, ivr), got a list"
     ]
 
 
@@ -537,8 +537,11 @@ def test_route_to_unknown_group_suggests_and_lists_groups(problems):
     ]
 
 
-@pytest.mark.parametrize("target", ["queue:x", "flow:main"])
-def test_route_to_an_unsupported_kind_names_what_exists(problems, target):
+@pytest.mark.parametrize(("target", "why"), [
+    ("queue:x", "queues cannot be routed to yet: the ACD is not built"),
+    ("number:84001234", "an outside number is a transfer target in a flow, not a route"),
+])
+def test_route_to_an_unsupported_kind_names_what_exists(problems, target, why):
     assert problems(
         f"""
         ring_groups:
@@ -548,9 +551,32 @@ def test_route_to_an_unsupported_kind_names_what_exists(problems, target):
         """
     ) == [
         f"c.yaml:4:9: routes[0].to: unknown target kind {target.split(':')[0]!r} in "
-        f"{target!r} (queues and IVR flows cannot be routed to yet); use "
-        "extension:<number> (201-208), group:<name> (sales) or busy"
+        f"{target!r} ({why}); use "
+        "extension:<number> (201-208), group:<name> (sales), flow:<name> or busy"
     ]
+
+
+def test_route_to_a_missing_flow_names_the_file_and_the_flows_there(tmp_path):
+    (tmp_path / "flows").mkdir()
+    (tmp_path / "flows" / "main.yaml").write_text("start: x\n")
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("routes:\n  - to: flow:mian\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(cfg)
+    assert info.value.problems == [
+        f"{cfg}:2:9: routes[0].to: no flow 'mian': flows/mian.yaml does not exist; "
+        "did you mean 'flow:main'? (flows in flows: main)"
+    ]
+
+
+def test_route_to_a_flow_in_the_configured_flows_dir(tmp_path):
+    (tmp_path / "ivr").mkdir()
+    (tmp_path / "ivr" / "hotline.yaml").write_text("start: x\n")
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("ivr: {flows_dir: ivr}\nroutes:\n  - to: flow:hotline\n")
+    loaded = load_config(cfg)
+    assert loaded.ivr.flows_dir == tmp_path / "ivr"
+    assert [str(r.target) for r in loaded.routes] == ["flow:hotline"]
 
 
 def test_route_trunk_must_exist_on_the_board(problems):

@@ -17,8 +17,11 @@ every step, timer firings included:
 * the media plane's view, rebuilt from ``bridge.changed`` alone, equals the core's
   bridges, and the mixing weights derived from it never let a customer hear a
   whisper nor a held party hear or be heard;
-* every ``call.ended`` carries a CDR with its hangup cause, and ``ANSWERED`` exactly
-  when a person answered;
+* every ``call.ended`` carries a CDR with its hangup cause, ``ANSWERED`` exactly
+  when a person answered, and the IVR facts the last ``Annotate`` gave;
+* a call the switch holds (a flow route, ``SwitchAnswer``) rings a ``Route`` only
+  while its caller hears ringback, and a ``call.route_failed`` leaves it with the
+  switch, nothing of the route left ringing;
 * a refusal (``CoreError`` or a ``line.error``) changes nothing at all;
 * with no calls left, every line is free, no bridge exists and no timer is armed.
 
@@ -51,6 +54,9 @@ from switchd.events import (
     CallNew,
     CallPickedUp,
     CallRinging,
+    CallRouted,
+    CallRouteFailed,
+    CallSwitchAnswered,
     Direction,
     Event,
     HangupCause,
@@ -91,12 +97,26 @@ CONFIG = CoreConfig(
         Route(Target(TargetKind.BUSY), dnis="8002"),
         Route(Target(TargetKind.GROUP, "overflow"), dnis="8003"),
         Route(Target(TargetKind.EXTENSION, "299"), dnis="8004"),
+        Route(Target(TargetKind.FLOW, "main"), dnis="8005"),
         *(Route(Target(TargetKind.EXTENSION, str(n)), dnis=str(n)) for n in EXTS),
     ),
 )
 
 #: Mostly numbers that ring somebody; the last three end in busy or congestion tone.
-DNIS = ["8000", "8000", "8001", "8003", "201", "202", "203", "204", "205", "8002", "8004", "7777"]
+DNIS = ["8000", "8000", "8001", "8003", "201", "202", "203", "204", "205", "8005", "8005",
+        "8002", "8004", "7777"]
+#: Where the IVR routes the calls it holds: mostly what rings somebody, else what cannot
+#: (an unknown extension or group: unallocated; an outside number: busy or congestion
+#: when no trunk is free), and what the core refuses (bad_arg).
+ROUTE_TARGETS = [Target.parse(t) for t in (
+    "extension:201", "extension:202", "extension:203", "extension:204", "group:sales",
+    "group:support", "group:overflow", "number:95550001", "number:5550002", "extension:299",
+    "group:nosuch")]
+BAD_ROUTE_TARGETS = [Target(TargetKind.FLOW, "main"), Target(TargetKind.BUSY),
+                     Target(TargetKind.NUMBER, "12a")]
+ROUTE_TIMEOUTS = [None, None, 5.0, 0.5, 0.0]
+IVR_PATHS = [None, "main:welcome", "main:welcome>menu", "other:x"]
+IVR_VARS = [None, "{}", '{"lang": "en"}']
 #: What extensions dial: an idle extension or an outside number mostly, else any of
 #: DIALLED (a busy or unknown number, or a bad one: bad_arg).
 OUTSIDE = ["95550001", "95550002"]
@@ -105,7 +125,8 @@ MODES = [Role.LISTEN, Role.WHISPER, Role.BARGE]
 SECONDS = [0.0, 0.5, 4.0, 5.0, 10.0, 20.0, 30.0]
 NOISE_KINDS = {"Incoming", "Answer", "Hangup", "FarBusy", "OffHook", "Dial", "Hold", "Retrieve",
                "BlindTransfer", "Consult", "Complete", "Cancel", "Conference", "Monitor",
-               "SetMonitorMode", "Pickup", "SwitchAnswer", "Offer", "Withdraw", "Digit"}
+               "SetMonitorMode", "Pickup", "SwitchAnswer", "Offer", "Withdraw", "Digit",
+               "Route", "Release", "Annotate"}
 
 
 # ------------------------------------------------------------------ snapshots
@@ -161,6 +182,11 @@ class CoreFuzz(RuleBasedStateMachine):
         self.media: dict[str, tuple[BridgeMember, ...]] = {}
         #: line -> call, from call.ringing minus offer.withdrawn / answers.
         self.ringing: dict[str, str] = {}
+        #: Calls a trunk answered (a Route to an outside number, or a call dialled out).
+        self.trunk_answered: set[str] = set()
+        #: Calls routed to a flow (call.routed), and what the last Annotate set per call.
+        self.routed: set[str] = set()
+        self.ivr: dict[str, tuple[str | None, str | None]] = {}
         #: False while a step runs: a step that raised leaves nothing for teardown to check.
         self.sound = True
 
@@ -168,9 +194,19 @@ class CoreFuzz(RuleBasedStateMachine):
 
     def feed(self, events: list[Event], cause: Input | str) -> None:
         """Follow the events as the media plane and the CDR writer would, checking each."""
-        for ev in events:
+        route_failed: list[CallRouteFailed] = []
+        for i, ev in enumerate(events):
             assert getattr(ev, "time", self.now) == self.now, ev
-            if isinstance(ev, CallNew):
+            if isinstance(ev, CallRouted):
+                assert ev.target == "flow:main" and ev.dnis == "8005", ev
+                assert ev.call_id not in self.routed, f"{ev.call_id} routed twice"
+                self.routed.add(ev.call_id)
+                # The switch answers the call it routed to a flow, in the same step.
+                assert any(isinstance(e, CallSwitchAnswered) and e.call_id == ev.call_id
+                           for e in events[i + 1:]), f"call.routed {ev.call_id} not answered"
+            elif isinstance(ev, CallRouteFailed):
+                route_failed.append(ev)
+            elif isinstance(ev, CallNew):
                 assert ev.call_id not in self.created, f"call id {ev.call_id} reused"
                 self.created.append(ev.call_id)
                 call = self.core.calls.get(ev.call_id)
@@ -178,6 +214,8 @@ class CoreFuzz(RuleBasedStateMachine):
             elif isinstance(ev, CallAnswered | CallPickedUp):
                 self.answered.add(ev.call_id)
                 self.ringing.pop(ev.line, None)
+                if ev.line.startswith("trunk/"):
+                    self.trunk_answered.add(ev.call_id)
             elif isinstance(ev, MonitorStarted):
                 self.ringing.pop(ev.line, None)
             elif isinstance(ev, CallRinging):
@@ -198,6 +236,13 @@ class CoreFuzz(RuleBasedStateMachine):
                     del self.media[ev.bridge]
             elif isinstance(ev, CallEnded):
                 self.check_cdr(ev, cause)
+        for ev in route_failed:
+            # The call is back with the switch: nothing of the route rings, no ringback.
+            call = self.core.calls.get(ev.call_id)
+            assert call is not None and call.state is CallState.SWITCH, (ev, call)
+            assert call.route_target is None and not any(o.routed for o in call.offers.values())
+            assert self.core.lines[call.anchor].status is S.CONNECTED, (ev, call.anchor)
+            assert ev.target and ev.reason, ev
 
     def check_cdr(self, ev: CallEnded, cause: Input | str) -> None:
         """A call.ended: one per call, its CDR complete, ANSWERED iff a person answered."""
@@ -218,10 +263,13 @@ class CoreFuzz(RuleBasedStateMachine):
         assert cdr.end == self.now and cdr.duration >= cdr.billsec >= 0, cdr
         if answered:
             assert ev.hangup_cause is not HangupCause.ORIGINATOR_CANCEL, (cid, ev.hangup_cause)
-            if cdr.direction == Direction.INBOUND.value:
+            if cdr.direction == Direction.INBOUND.value and cid not in self.trunk_answered:
                 assert cdr.extension is not None, f"answered inbound CDR {cid} names no extension"
         if cause == "timer":
             assert cdr.hangup_by == "system", f"a timer ended {cid} but hangup_by={cdr.hangup_by}"
+        assert (cdr.ivr_path, cdr.ivr_vars) == self.ivr.get(cid, (None, None)), (cid, cdr)
+        if isinstance(cause, ci.Release):
+            assert (cdr.hangup_by, ev.hangup_cause) == ("system", cause.cause), cdr
         elif isinstance(cause, ci.Shutdown):
             assert (cdr.hangup_by, ev.hangup_cause) == ("system", HangupCause.SYSTEM_SHUTDOWN), cdr
         elif isinstance(cause, ci.Hangup) and cdr.hangup_by != "system":
@@ -251,6 +299,16 @@ class CoreFuzz(RuleBasedStateMachine):
             assert snapshot(self.core) == before, f"refusal {errors[0].reason!r} changed state"
         elif isinstance(item, ci.Digit):
             assert snapshot(self.core) == before, "a DTMF digit changed state"
+        elif isinstance(item, ci.Annotate):
+            assert events == [], f"Annotate emitted {events}"
+            call = self.core.calls.get(item.call_id)
+            if call is None:
+                assert snapshot(self.core) == before, "Annotate of a gone call changed state"
+            else:
+                path, vars_ = self.ivr.get(item.call_id, (None, None))
+                self.ivr[item.call_id] = (item.ivr_path if item.ivr_path is not None else path,
+                                          item.ivr_vars if item.ivr_vars is not None else vars_)
+                assert (call.ivr_path, call.ivr_vars) == self.ivr[item.call_id]
         self.feed(events, item)
         self.sound = True
 
@@ -323,6 +381,11 @@ class CoreFuzz(RuleBasedStateMachine):
         return [c.call_id for c in self.calls() if c.state is CallState.RINGING
                 and self.core.lines[c.anchor].status is S.ALERTING]
 
+    def held_by_switch(self) -> list[str]:
+        """Calls the switch holds with nothing ringing: what the IVR may Route."""
+        return [c.call_id for c in self.calls()
+                if c.state is CallState.SWITCH and not c.offers]
+
     def calls_in(self, *states: CallState) -> list[str]:
         return [c.call_id for c in self.calls() if c.state in states]
 
@@ -347,12 +410,16 @@ class CoreFuzz(RuleBasedStateMachine):
 
     # ---------------------------------------------------------------- rules
 
-    @initialize(kinds=st.lists(st.sampled_from(["inbound", "internal", "outbound"]), max_size=2))
+    @initialize(kinds=st.lists(st.sampled_from(["inbound", "internal", "outbound", "ivr"]),
+                               max_size=2))
     def busy_board(self, kinds: list[str]) -> None:
-        """Start with a call or two already connected (the long chains start sooner)."""
+        """Start with a call or two already connected or in the IVR (the long chains start
+        sooner)."""
         for n, kind in enumerate(kinds):
             caller, callee = EXT_LINES[2 * n], EXT_LINES[2 * n + 1]
-            if kind == "inbound":
+            if kind == "ivr":
+                self.do(ci.Incoming("13900004444", "8005"))
+            elif kind == "inbound":
                 self.ring_then_answer(ci.Incoming("13900003333", callee[4:]), True)
             else:
                 number = callee[4:] if kind == "internal" else OUTSIDE[0]
@@ -480,6 +547,30 @@ class CoreFuzz(RuleBasedStateMachine):
         line = self.pick(data, self.idle_exts(), ALL_LINES)
         self.ring_then_answer(ci.Offer(call_id, line, timeout), answer)
 
+    @precondition(lambda self: self.calls_in(CallState.SWITCH))
+    @rule(data=st.data(), timeout=st.sampled_from(ROUTE_TIMEOUTS), answer=st.booleans())
+    def route(self, data: st.DataObject, timeout: float | None, answer: bool) -> None:
+        """The IVR transfers a call it holds (mostly one with nothing ringing)."""
+        call_id = self.pick(data, self.held_by_switch(), self.calls_in(CallState.SWITCH))
+        target = self.pick(data, ROUTE_TARGETS, BAD_ROUTE_TARGETS)
+        self.ring_then_answer(ci.Route(call_id, target, timeout), answer)
+
+    @precondition(lambda self: self.calls_in(CallState.SWITCH))
+    @rule(data=st.data(), cause=st.sampled_from([HangupCause.NORMAL_CLEARING,
+                                                 HangupCause.CALL_REJECTED]))
+    def release(self, data: st.DataObject, cause: HangupCause) -> None:
+        """The IVR hangs up a call it holds (now and then any live call: Release is
+        allowed in every state)."""
+        call_id = self.pick(data, self.calls_in(CallState.SWITCH),
+                            [c.call_id for c in self.calls()])
+        self.do(ci.Release(call_id, cause))
+
+    @precondition(lambda self: self.calls_in(CallState.SWITCH))
+    @rule(data=st.data(), path=st.sampled_from(IVR_PATHS), ivr_vars=st.sampled_from(IVR_VARS))
+    def annotate(self, data: st.DataObject, path: str | None, ivr_vars: str | None) -> None:
+        call_id = self.pick(data, self.calls_in(CallState.SWITCH), self.any_call())
+        self.do(ci.Annotate(call_id, path, ivr_vars))
+
     @precondition(lambda self: self.ringing_lines())
     @rule(data=st.data())
     def withdraw(self, data: st.DataObject) -> None:
@@ -521,6 +612,10 @@ class CoreFuzz(RuleBasedStateMachine):
             "Offer": lambda: ci.Offer(call(), line(), data.draw(st.sampled_from([20.0, -1.0]))),
             "Withdraw": lambda: ci.Withdraw(call(), line()),
             "Digit": lambda: ci.Digit(line(), "5"),
+            "Route": lambda: ci.Route(call(), data.draw(st.sampled_from(
+                ROUTE_TARGETS + BAD_ROUTE_TARGETS)), data.draw(st.sampled_from(ROUTE_TIMEOUTS))),
+            "Release": lambda: ci.Release(call()),
+            "Annotate": lambda: ci.Annotate(call(), "x:y", None),
         }
         self.do(make[kind]())
 
@@ -692,6 +787,18 @@ class CoreFuzz(RuleBasedStateMachine):
                 assert call.consulter in call.legs and call.held_party in call.legs, call
             if call.state is CallState.CONFERENCE:
                 assert len(talkers(call)) >= 3, f"{cid} conference of {talkers(call)}"
+            routed = [o for o in call.offers.values() if o.routed]
+            if call.state is CallState.SWITCH:
+                # A Route rings exactly while the caller hears its ringback.
+                anchor = self.core.lines[call.anchor]
+                assert (call.route_target is not None) == bool(routed), (
+                    f"{cid} route_target={call.route_target} with routed offers {routed}")
+                want_status = S.RINGBACK if routed else S.CONNECTED
+                assert anchor.status is want_status, (cid, anchor.status, routed)
+                assert not (routed and len(routed) != len(call.offers)), (
+                    f"{cid}: ACD offers ring beside a route: {list(call.offers)}")
+            else:
+                assert call.route_target is None, (cid, call.state, call.route_target)
             if call.state is CallState.ANSWERED:
                 assert len(talkers(call)) == 2, f"{cid} answered with {talkers(call)}"
         assert set(timers) == set(want), f"timers {sorted(timers)} != offers+tones {sorted(want)}"

@@ -237,7 +237,7 @@ def test_server_install_steps_give_a_copy_that_check_and_run_accept_without_warn
     config = etc / "config.yaml"
     assert done.stdout.splitlines() == [
         f"{config}: ok — 8 trunks, 8 extensions (201-208), 5 routes, 2 ring groups, 11 users, "
-        "cti 127.0.0.1:7070"
+        "cti 127.0.0.1:7070, flows main"
     ]
     assert (etc / "prompts" / "moh" / "demo.wav").is_file() and (etc / "flows").is_dir()
     installed = yaml.safe_load(config.read_text(encoding="utf-8"))
@@ -301,7 +301,7 @@ def test_readme_says_what_agents_supervisors_and_ivr_designers_can_do_today():
     assert "not on the socket yet" in text and "IVR issue" in text
 
 
-def test_check_warning_example_is_what_check_prints_for_a_copy_without_its_folders(tmp_path):
+def test_check_warning_example_is_what_check_prints_for_a_copy_without_its_music(tmp_path):
     """The sample in "switchd check" is real output: same lines, same positions."""
     import subprocess
     import sys
@@ -310,9 +310,14 @@ def test_check_warning_example_is_what_check_prints_for_a_copy_without_its_folde
     block = next(b for b in _FENCE_RE.findall(body) if ": warning: " in b)
     lines = block.splitlines()
     assert lines[0] == "$ switchd check -c /etc/switchd/config.yaml"
+    import shutil
+
     etc = tmp_path / "etc" / "switchd"
     etc.mkdir(parents=True)
     (etc / "config.yaml").write_text(CONFIG.read_text(encoding="utf-8"), encoding="utf-8")
+    # The flows and their prompts came along; the music on hold did not.
+    shutil.copytree(ROOT / "flows", etc / "flows")
+    shutil.copytree(ROOT / "prompts", etc / "prompts", ignore=shutil.ignore_patterns("moh"))
     done = subprocess.run([sys.executable, "-m", "switchd", "check", "-c", str(etc / "config.yaml")],
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 0

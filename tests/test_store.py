@@ -106,6 +106,34 @@ async def test_older_database_is_migrated_forward_keeping_its_rows(tmp_path, mon
         assert conn.execute("SELECT name, tag FROM contacts").fetchall() == [("Ada", "x;y")]
 
 
+async def test_version_2_database_gains_ivr_vars_keeping_its_rows(tmp_path, monkeypatch):
+    """Migration 2 -> 3 adds cdr.ivr_vars; rows written before keep every value (NULL vars)."""
+    path = tmp_path / "switchd.db"
+    with monkeypatch.context() as m:
+        m.setattr(schema, "MIGRATIONS", schema.MIGRATIONS[:2])
+        m.setattr(schema, "SCHEMA_VERSION", 2)
+        await (await Store.open(path)).close()
+    old = make_cdr(1, ivr_path="main:welcome", hangup_cause="NORMAL_CLEARING", q850=16)
+    row = {k: v for k, v in schema.cdr_row(old).items() if k != "ivr_vars"}
+    columns = ", ".join(f'"{k}"' for k in row)  # "end" is a reserved word
+    values = ", ".join(f":{k}" for k in row)
+    assert raw_pragma(path, "user_version") == 2
+    with sqlite3.connect(path) as conn:
+        conn.execute(f"INSERT INTO cdr ({columns}) VALUES ({values})", row)
+
+    s = await Store.open(path)
+    try:
+        assert raw_pragma(path, "user_version") == SCHEMA_VERSION >= 3
+        new = make_cdr(2, ivr_path="main:welcome>menu", ivr_vars='{"lang": "en"}')
+        await s.insert_cdrs([new])
+        rows = {r["uniqueid"]: r for r in await s.query_cdrs()}
+    finally:
+        await s.close()
+    assert rows[old.uniqueid] == schema.cdr_row(old) | {"ivr_vars": None}
+    assert (rows[new.uniqueid]["ivr_path"], rows[new.uniqueid]["ivr_vars"]) == (
+        "main:welcome>menu", '{"lang": "en"}')
+
+
 async def test_failed_migration_is_rolled_back_and_version_unchanged(tmp_path, monkeypatch):
     path = tmp_path / "switchd.db"
     await (await Store.open(path)).close()
@@ -199,7 +227,8 @@ async def test_cdr_round_trip_keeps_every_field(store):
         agent="alice",
         queue="sales",
         wait_s=4.25,
-        ivr_path="main>1>sales",
+        ivr_path="main:welcome>menu>sales",
+        ivr_vars='{"account": "12345678", "lang": "中文"}',
         recording_id="01JREC000001",
         hangup_by="caller",
         blocked_reason=None,

@@ -46,7 +46,9 @@ class CallState(StrEnum):
     #: Routed offers ring (an extension, a ring group, a trunk dialled out); the
     #: caller hears ringback.
     RINGING = "ringing"
-    #: The switch answered the caller itself (IVR, queue); offers may ring (ACD).
+    #: The switch answered the caller itself (IVR, queue); offers may ring (ACD), or
+    #: the switch's own ``Route`` rings a target while the caller hears ringback
+    #: (:attr:`Call.route_target`); if nobody answers the call stays here.
     SWITCH = "switch"
     #: Two or more parties connected in the main bridge (one may be on hold).
     ANSWERED = "answered"
@@ -128,8 +130,10 @@ class OfferPurpose(StrEnum):
 @dataclass(slots=True, eq=False)
 class Offer:
     """A line ringing for the call. ``deadline`` is epoch seconds; ``routed`` offers are
-    the core's own (ring group, transfer): when the last one ends unanswered the core
-    hunts on or fails the call; other offers (ACD) only report ``offer.withdrawn``."""
+    the core's own (ring group, transfer, ``Route``): when the last one ends unanswered
+    the core hunts on, fails the call or reports ``call.route_failed``; other offers
+    (ACD) only report ``offer.withdrawn``. ``number``: what a trunk rung for a route
+    dials (``call.ringing``'s callee), when that is not the call's own callee."""
 
     line: str
     purpose: OfferPurpose
@@ -137,6 +141,7 @@ class Offer:
     routed: bool
     mode: Role | None = None
     agent: str | None = None
+    number: str | None = None
 
 
 @dataclass(slots=True, eq=False)
@@ -207,6 +212,13 @@ class Call:
     #: a second bridge and merges back into this one); supervisors join it.
     main_id: str | None = None
     origin_line: str | None = None
+    #: The target a ``Route`` of this switch-held call rings (``extension:201``), while
+    #: it rings; None otherwise. ``call.route_failed`` names it.
+    route_target: str | None = None
+    #: CDR facts from the engine that holds the call (``Annotate``): the IVR path
+    #: (``flow:node>node``) and its variables as JSON object text.
+    ivr_path: str | None = None
+    ivr_vars: str | None = None
     _bridge_seq: int = 0
 
     def __post_init__(self) -> None:

@@ -24,6 +24,7 @@ Who hears whom is decided here and only here, as bridge members and roles
 from __future__ import annotations
 
 import heapq
+import math
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -38,7 +39,15 @@ from switchd.core.call import (
     OfferPurpose,
 )
 from switchd.core.ids import CallIds
-from switchd.core.routing import CoreConfig, RingGroup, RingStrategy, Target, TargetKind
+from switchd.core.routing import (
+    NUMBER_RE,
+    ROUTE_KINDS,
+    CoreConfig,
+    RingGroup,
+    RingStrategy,
+    Target,
+    TargetKind,
+)
 from switchd.engine import TimerHeap
 from switchd.events import (
     MONITOR_ROLES,
@@ -54,6 +63,8 @@ from switchd.events import (
     CallPickedUp,
     CallRetrieved,
     CallRinging,
+    CallRouted,
+    CallRouteFailed,
     CallSwitchAnswered,
     CallTransferred,
     Cdr,
@@ -70,6 +81,7 @@ from switchd.events import (
     OfferEnd,
     OfferWithdrawn,
     Role,
+    RouteFail,
     Tone,
     ToneStarted,
     ToneStopped,
@@ -104,6 +116,16 @@ def new_call_id(events: Iterable[Event]) -> str | None:
         if isinstance(ev, CallNew):
             return ev.call_id
     return None
+
+
+#: How an inbound or dialled call that nothing rings for fails: (disposition, the tone
+#: its caller hears, the hangup cause).
+_FAILURES: dict[RouteFail, tuple[Disposition, Tone, HangupCause]] = {
+    RouteFail.BUSY: (Disposition.BUSY, Tone.BUSY, HangupCause.USER_BUSY),
+    RouteFail.UNALLOCATED: (Disposition.FAILED, Tone.CONGESTION, HangupCause.UNALLOCATED_NUMBER),
+    RouteFail.CONGESTION: (Disposition.CONGESTION, Tone.CONGESTION,
+                           HangupCause.NORMAL_CIRCUIT_CONGESTION),
+}
 
 
 def _round_half_up(x: float) -> int:
@@ -149,6 +171,8 @@ class SwitchCore:
             inputs.Complete: self._complete, inputs.Cancel: self._cancel, inputs.Conference: self._conference,
             inputs.Monitor: self._monitor, inputs.SetMonitorMode: self._set_monitor_mode,
             inputs.Pickup: self._pickup, inputs.Shutdown: self._shutdown,
+            inputs.Route: self._route, inputs.Release: self._release,
+            inputs.Annotate: self._annotate,
         }
         self._add_lines(config)
 
@@ -363,12 +387,18 @@ class SwitchCore:
         line = inp.line
         ln = self.line(line)
         call = self.call_of_line(line)
+        offer = call.offers.get(line) if call is not None else None
         # Only the PSTN reports busy: an extension that is rung cannot be "busy" (it is
         # ringing), and letting it fail the call would end a whole ringall group.
-        if (ln.kind is not LineKind.TRUNK or call is None or line not in call.offers
-                or call.state is not CallState.RINGING):
+        if (ln.kind is not LineKind.TRUNK or call is None or offer is None or not offer.routed
+                or call.state not in (CallState.RINGING, CallState.SWITCH)):
             self._refuse(now, ln, "tone", f"cannot report busy on {line}: no outbound call "
                          f"is ringing on it (line is {ln.status.value})")
+            return
+        if call.state is CallState.SWITCH:
+            # A Route to an outside number: the switch keeps the caller (the IVR decides).
+            self._withdraw(now, call, offer, OfferEnd.WITHDRAWN)
+            self._route_failed(now, call, RouteFail.BUSY)
             return
         self._fail(now, call, Disposition.BUSY, Tone.BUSY, _H.USER_BUSY)
 
@@ -429,6 +459,12 @@ class SwitchCore:
             self._refuse(now, a, "switch_answer", f"cannot answer call {call.call_id} in the "
                          f"switch: it is {call.state.value} (line {a.name} is {a.status.value})")
             return
+        self._answer_by_switch(now, call)
+
+    def _answer_by_switch(self, now: float, call: Call) -> None:
+        """The switch answers the caller's alerting line itself (SwitchAnswer, a flow route);
+        whatever rang for the call stops. The caller checked that the call may be answered."""
+        a = self.lines[call.anchor]
         for offer in list(call.offers.values()):
             self._withdraw(now, call, offer, OfferEnd.WITHDRAWN)
         call.hunt.clear()
@@ -451,6 +487,13 @@ class SwitchCore:
             self._refuse(now, ln, "offer", f"cannot offer call {call.call_id} to {inp.line}: "
                          f"the call is {call.state.value}; only calls the switch answered "
                          "(IVR, queue) are offered")
+            return
+        if call.route_target is not None:
+            # One owner at a time: the caller hears the route's ringback, and its failure
+            # hands the call back to whoever asked for it.
+            self._refuse(now, ln, "offer", f"cannot offer call {call.call_id} to {inp.line}: "
+                         f"the switch is ringing {call.route_target} for it; wait for "
+                         "call.answered or call.route_failed")
             return
         self._offer(now, call, ln, OfferPurpose.CONNECT, inp.timeout_s, routed=False)
 
@@ -735,34 +778,97 @@ class SwitchCore:
             call.hangup_by = "system"
             self._end(now, call, _H.SYSTEM_SHUTDOWN)
 
+    def _route(self, now: float, inp: inputs.Route) -> None:
+        call = self.get_call(inp.call_id)
+        target = inp.target
+        if target.kind not in ROUTE_KINDS:
+            raise CoreError("bad_arg", f"cannot route a call to {target}: a switch-held call "
+                            "is routed to extension:<number>, group:<name> or number:<digits>")
+        if target.kind is TargetKind.NUMBER and not NUMBER_RE.fullmatch(target.value or ""):
+            raise CoreError("bad_arg", f"cannot route a call to {target}: a number is 1-32 "
+                            "digits (0-9, *, #)")
+        if inp.timeout_s is not None and not (inp.timeout_s > 0 and math.isfinite(inp.timeout_s)):
+            raise CoreError("bad_arg", f"route timeout {inp.timeout_s} must be > 0 seconds "
+                            "(or none: the group's or the dial plan's ring time)")
+        a = self.lines[call.anchor]
+        if call.state is not CallState.SWITCH:
+            self._refuse(now, a, "route", f"cannot route call {call.call_id} to {target}: it is "
+                         f"{call.state.value}; only a call the switch answered itself (IVR) "
+                         "is routed")
+            return
+        if call.offers:
+            again = " (a route rings: wait for call.answered or call.route_failed)" \
+                if call.route_target is not None else "; withdraw them first"
+            self._refuse(now, a, "route", f"cannot route call {call.call_id} to {target}: "
+                         f"{', '.join(call.offers)} still ring for it{again}")
+            return
+        # A switch-held caller is connected to the switch (its IVR): assert, not refuse,
+        # because SWITCH with nothing ringing has no other line state.
+        assert a.status is _S.CONNECTED, (call.call_id, a.status)
+        call.route_target = str(target)
+        self._route_to(now, call, target, inp.timeout_s)
+
+    def _release(self, now: float, inp: inputs.Release) -> None:
+        call = self.get_call(inp.call_id)
+        call.hangup_by = "system"
+        self._end(now, call, inp.cause)
+
+    def _annotate(self, now: float, inp: inputs.Annotate) -> None:
+        call = self.calls.get(inp.call_id)
+        if call is None:
+            return  # the IVR may lag the caller's hang-up: the CDR is already written
+        if inp.ivr_path is not None:
+            call.ivr_path = inp.ivr_path
+        if inp.ivr_vars is not None:
+            call.ivr_vars = inp.ivr_vars
+
     # ---------------------------------------------------------------- routing
 
     def _route_inbound(self, now: float, call: Call, target: Target | None) -> None:
         if target is None:
             self._fail(now, call, Disposition.FAILED, Tone.CONGESTION, _H.UNALLOCATED_NUMBER)
-            return
-        if target.kind is TargetKind.BUSY:
+        elif target.kind is TargetKind.BUSY:
             self._fail(now, call, Disposition.BUSY, Tone.BUSY, _H.USER_BUSY)
-        elif target.kind is TargetKind.EXTENSION:
+        elif target.kind is TargetKind.FLOW:
+            # The IVR follows call.routed; routing knows the flow by its name only.
+            a = self.lines[call.anchor]
+            self._emit(CallRouted(call.call_id, now, str(target), a.name, call.caller,
+                                  call.dnis, call.trunk, call.vip))
+            self._answer_by_switch(now, call)
+        else:
+            self._route_to(now, call, target, None)
+
+    def _route_to(self, now: float, call: Call, target: Target, timeout: float | None) -> None:
+        """Ring ``target`` (an extension, a ring group or an outside number) for ``call``.
+
+        The one routing of the core, for inbound routes and for ``Route`` of a
+        switch-held call alike. ``timeout``: seconds of ringing (per member for hunt);
+        None = the group's, else the dial plan's. When nothing can ring, the call is
+        handled by :meth:`_unrouted` (an inbound call fails, a switch-held one reports
+        ``call.route_failed``).
+        """
+        if target.kind is TargetKind.EXTENSION:
             ln = self.lines.get(f"ext/{target.value}")
             if ln is None:
-                self._fail(now, call, Disposition.FAILED, Tone.CONGESTION, _H.UNALLOCATED_NUMBER)
+                self._unrouted(now, call, RouteFail.UNALLOCATED)
             elif not ln.idle:
-                self._fail(now, call, Disposition.BUSY, Tone.BUSY, _H.USER_BUSY)
+                self._unrouted(now, call, RouteFail.BUSY)
             else:
-                self._ring(now, call, [ln])
+                self._ring(now, call, [ln], timeout=timeout)
         elif target.kind is TargetKind.GROUP:
             group = self.config.ring_groups.get(target.value or "")
             if group is None:
-                self._fail(now, call, Disposition.FAILED, Tone.CONGESTION, _H.UNALLOCATED_NUMBER)
+                self._unrouted(now, call, RouteFail.UNALLOCATED)
                 return
+            if timeout is None:
+                timeout = group.ring_timeout_s
             members = self._group_lines(group)
             if group.strategy is RingStrategy.RINGALL:
                 idle = [ln for ln in members if ln is not None and ln.idle]
                 if not idle:
-                    self._fail(now, call, Disposition.BUSY, Tone.BUSY, _H.USER_BUSY)
+                    self._unrouted(now, call, RouteFail.BUSY)
                 else:
-                    self._ring(now, call, idle, timeout=group.ring_timeout_s)
+                    self._ring(now, call, idle, timeout=timeout)
                 return
             # Hunt: ring the first idle member; the members after it are tried in turn
             # (each checked for idleness when its turn comes). Stopping at the first idle
@@ -770,10 +876,49 @@ class SwitchCore:
             for i, ln in enumerate(members):
                 if ln is not None and ln.status is _S.IDLE:
                     call.hunt = list(group.members[i + 1:])
-                    call.hunt_timeout_s = group.ring_timeout_s
-                    self._ring(now, call, [ln], timeout=group.ring_timeout_s)
+                    call.hunt_timeout_s = timeout
+                    self._ring(now, call, [ln], timeout=timeout)
                     return
-            self._fail(now, call, Disposition.BUSY, Tone.BUSY, _H.USER_BUSY)
+            self._unrouted(now, call, RouteFail.BUSY)
+        elif target.kind is TargetKind.NUMBER:
+            t = self._first_idle_trunk()
+            if t is None:
+                self._unrouted(now, call, RouteFail.CONGESTION)
+            else:
+                self._ring(now, call, [self.lines[line_name(LineKind.TRUNK, t)]],
+                           timeout=timeout, number=target.value)
+        else:
+            raise AssertionError(f"{target} is not a target that rings (checked by the caller)")
+
+    def _unrouted(self, now: float, call: Call, why: RouteFail) -> None:
+        """Nothing (more) rings for the call's routing, for ``why``.
+
+        A switch-held call stays with the switch (``call.route_failed``); a transferred
+        call is recalled; any other call fails: busy/congestion tone for what never
+        rang, or ends at once when its phones rang out or refused it.
+        """
+        if call.state is CallState.SWITCH:
+            self._route_failed(now, call, why)
+        elif call.state in (CallState.TRANSFERRING, CallState.RECALLING):
+            self._transfer_failed(now, call)
+        elif why in (RouteFail.NO_ANSWER, RouteFail.DECLINED):
+            call.hangup_by = "system"
+            call.failure = Disposition.NO_ANSWER
+            # A phone that refused the call (went on-hook while ringing) rejected it (Q.850 21).
+            self._end(now, call, _H.CALL_REJECTED if why is RouteFail.DECLINED else _H.NO_ANSWER)
+        else:
+            self._fail(now, call, *_FAILURES[why])
+
+    def _route_failed(self, now: float, call: Call, why: RouteFail) -> None:
+        """A Route of a switch-held call rang nobody to an answer: the caller's ringback
+        stops, the call stays with the switch as it was, and whoever asked learns why."""
+        call.hunt.clear()
+        a = self.lines[call.anchor]
+        if a.status is _S.RINGBACK:
+            self._move(now, a, _L.CONNECT, call.call_id)
+        self._stop_tone(now, a)
+        target, call.route_target = call.route_target, None
+        self._emit(CallRouteFailed(call.call_id, now, target or "", why))
 
     def _group_lines(self, group: RingGroup) -> tuple[Line | None, ...]:
         """The member lines of ``group`` in list order (None for a member with no line), cached."""
@@ -784,20 +929,24 @@ class SwitchCore:
         return members[1]
 
     def _ring(self, now: float, call: Call, targets: Iterable[Line],
-              timeout: float | None = None) -> None:
-        """Routed offers to ``targets``; the anchor hears ringback while they ring."""
+              timeout: float | None = None, number: str | None = None) -> None:
+        """Routed offers to ``targets``; the anchor hears ringback while they ring.
+
+        ``number``: what a trunk rung here dials, when not the call's callee (a Route).
+        """
         rung = False
         for t in targets:
             rung |= self._offer(now, call, t, OfferPurpose.CONNECT,
-                                timeout or self.config.ring_timeout_s, routed=True)
+                                timeout or self.config.ring_timeout_s, routed=True,
+                                number=number)
         if not rung:
-            if call.state in (CallState.TRANSFERRING, CallState.RECALLING):
-                self._transfer_failed(now, call)
-            else:
-                self._fail(now, call, Disposition.BUSY, Tone.BUSY, _H.USER_BUSY)
+            self._unrouted(now, call, RouteFail.BUSY)
             return
         a = self.lines[call.anchor]
-        if a.status is _S.DIALING:
+        # The dialling phone, or the switch-held caller of a Route (off its IVR), now
+        # hears ringback; an inbound caller's trunk stays alerting while it hears it.
+        if a.status is _S.DIALING or (call.state is CallState.SWITCH
+                                      and a.status is _S.CONNECTED):
             self._move(now, a, _L.RINGBACK, call.call_id)
         self._tone(now, a, Tone.RINGBACK)
 
@@ -807,23 +956,25 @@ class SwitchCore:
             if ln is not None and ln.idle:
                 self._ring(now, call, [ln], timeout=call.hunt_timeout_s)
                 return
-        call.hangup_by = "system"
-        call.failure = Disposition.NO_ANSWER
-        # A phone that refused the call (went on-hook while ringing) rejected it (Q.850 21).
-        self._end(now, call, _H.CALL_REJECTED if declined else _H.NO_ANSWER)
+        self._unrouted(now, call, RouteFail.DECLINED if declined else RouteFail.NO_ANSWER)
 
     # ----------------------------------------------------------------- offers
 
     def _offer(self, now: float, call: Call, ln: Line, purpose: OfferPurpose, timeout: float,
-               *, routed: bool, mode: Role | None = None, agent: str | None = None) -> bool:
-        """Ring ``ln`` for ``call``; False (and a line.error) when the line refuses."""
+               *, routed: bool, mode: Role | None = None, agent: str | None = None,
+               number: str | None = None) -> bool:
+        """Ring ``ln`` for ``call``; False (and a line.error) when the line refuses.
+
+        ``number``: the callee this ring announces (a trunk dials it) instead of the call's.
+        """
         if not self._move(now, ln, _L.ALERT, call.call_id):
             return False
-        call.offers[ln.name] = Offer(ln.name, purpose, now + timeout, routed, mode, agent)
+        call.offers[ln.name] = Offer(ln.name, purpose, now + timeout, routed, mode, agent, number)
         self._timers.arm(("offer", ln.name), now + timeout, call.call_id)
         if call.can(_CI.OFFER) and purpose is OfferPurpose.CONNECT:
             self._set_state(call, _CI.OFFER)
-        self._emit(CallRinging(call.call_id, now, ln.name, call.caller, call.callee))
+        self._emit(CallRinging(call.call_id, now, ln.name, call.caller,
+                               number if number is not None else call.callee))
         return True
 
     def _withdraw(self, now: float, call: Call, offer: Offer, reason: OfferEnd,
@@ -847,7 +998,9 @@ class SwitchCore:
             self._end_consult(now, call, ConsultEnd.NO_ANSWER if reason is OfferEnd.TIMEOUT
                               else ConsultEnd.DECLINED if reason is OfferEnd.DECLINED
                               else ConsultEnd.CANCEL)
-        elif call.state is CallState.RINGING:
+        elif call.state in (CallState.RINGING, CallState.SWITCH):
+            # SWITCH: the routed offers are a Route's; when they are all gone the call
+            # stays with the switch (call.route_failed).
             self._next_hunt_or_fail(now, call, declined=reason is OfferEnd.DECLINED)
         elif call.state in (CallState.TRANSFERRING, CallState.RECALLING):
             self._transfer_failed(now, call)
@@ -858,6 +1011,7 @@ class SwitchCore:
             if other.purpose is OfferPurpose.CONNECT:
                 self._withdraw(now, call, other, OfferEnd.TAKEN_ELSEWHERE)
         call.hunt.clear()
+        call.route_target = None
         a = self.lines[call.anchor]
         if call.state in (CallState.TRANSFERRING, CallState.RECALLING):
             # A transferred party's ringback stops before it is connected (as always).
@@ -1131,7 +1285,8 @@ class SwitchCore:
             extension=call.extension,
             wait_s=round((call.answer_time if call.answer_time is not None else now) - call.start, 3),
             hangup_by=call.hangup_by, blocked_reason=call.blocked_reason, dnis=call.dnis,
-            hangup_cause=str(cause), q850=cause.q850,
+            hangup_cause=str(cause), q850=cause.q850, ivr_path=call.ivr_path,
+            ivr_vars=call.ivr_vars,
         )
 
     # ------------------------------------------------------------ primitives

@@ -10,10 +10,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from switchd.core.routing import Target
 from switchd.engine import Input
-from switchd.events import Role
+from switchd.events import HangupCause, Role
 
 __all__ = [
+    "CORE_INPUTS",
+    "Annotate",
     "Answer",
     "BlindTransfer",
     "Cancel",
@@ -30,7 +33,9 @@ __all__ = [
     "OffHook",
     "Offer",
     "Pickup",
+    "Release",
     "Retrieve",
+    "Route",
     "SetMonitorMode",
     "Shutdown",
     "SwitchAnswer",
@@ -217,3 +222,52 @@ class Pickup(Input):
 @dataclass(frozen=True, slots=True)
 class Shutdown(Input):
     """Stop taking calls and end every live call with its CDR (``SYSTEM_SHUTDOWN``)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Route(Input):
+    """Ring ``target`` for a switch-answered call (an IVR ``transfer`` node).
+
+    ``target``: an extension, a ring group (ringall or hunt, as for an inbound route)
+    or an outside ``number`` (rung on the first idle trunk). The caller hears ringback
+    while it rings; the first to answer is connected (``call.answered``). When nobody
+    answers (busy, rang out, declined, no trunk) the call stays with the switch and
+    ``call.route_failed`` says why. ``timeout_s``: ring time (per member for hunt);
+    None = the group's or the dial plan's. Refused (``line.error``) unless the call is
+    in state ``switch`` with nothing ringing.
+    """
+
+    call_id: str
+    target: Target
+    timeout_s: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Release(Input):
+    """The switch ends a call it holds (an IVR ``hangup`` node): CDR ``hangup_by`` is
+    ``system`` and the cause ``cause`` (NORMAL_CLEARING by default)."""
+
+    call_id: str
+    cause: HangupCause = HangupCause.NORMAL_CLEARING
+
+
+@dataclass(frozen=True, slots=True)
+class Annotate(Input):
+    """Facts for the call's CDR from the engine that holds the call (the IVR).
+
+    ``ivr_path``: the nodes visited so far (``flow:node>node>…``), replacing the last
+    value; ``ivr_vars``: the variables as JSON object text. None leaves a field as it
+    is. Unknown or ended calls are ignored (the IVR may lag the caller's hang-up).
+    """
+
+    call_id: str
+    ivr_path: str | None = None
+    ivr_vars: str | None = None
+
+
+#: Every input type the call core takes (what the shell routes to it).
+CORE_INPUTS: tuple[type[Input], ...] = (
+    Incoming, OffHook, Dial, Answer, Hangup, FarBusy, Digit, SwitchAnswer, Offer, Withdraw,
+    Hold, Retrieve, BlindTransfer, Consult, Complete, Cancel, Conference, Monitor,
+    SetMonitorMode, Pickup, Shutdown, Route, Release, Annotate,
+)

@@ -14,24 +14,44 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import Enum
 
-__all__ = ["NAME_RE", "CoreConfig", "RingGroup", "RingStrategy", "Route", "Target", "TargetKind"]
+__all__ = [
+    "INBOUND_KINDS",
+    "NAME_RE",
+    "NUMBER_RE",
+    "ROUTE_KINDS",
+    "CoreConfig",
+    "RingGroup",
+    "RingStrategy",
+    "Route",
+    "Target",
+    "TargetKind",
+]
 
-#: Names of ring groups (and later queues and flows): what an operator can type
+#: Names of ring groups and flows (and later queues): what an operator can type
 #: without quoting in YAML or on the CTI socket.
 NAME_RE = re.compile(r"[A-Za-z0-9_.@-]{1,64}")
 
+#: An outside number a switch-held call may be routed to: what a trunk can dial.
+NUMBER_RE = re.compile(r"[0-9*#]{1,32}")
+
 
 class TargetKind(Enum):
-    """Where a route sends an inbound call."""
+    """Where a route sends a call."""
 
     EXTENSION = "extension"
     GROUP = "group"
     BUSY = "busy"
+    #: An IVR flow, by name only: the core announces ``call.routed`` and answers the
+    #: call itself; which flows exist is the IVR's business, not routing's.
+    FLOW = "flow"
+    #: An outside number, rung on the first idle trunk (``Route`` of a switch-held call).
+    NUMBER = "number"
 
 
 @dataclass(frozen=True, slots=True)
 class Target:
-    """A routing target such as ``extension:201``, ``group:sales`` or ``busy``."""
+    """A routing target: ``extension:201``, ``group:sales``, ``flow:main``,
+    ``number:84001234`` or ``busy``."""
 
     kind: TargetKind
     value: str | None = None
@@ -41,20 +61,20 @@ class Target:
 
     @classmethod
     def parse(cls, text: str) -> Target:
-        """Parse the written form of a target: ``extension:201``, ``group:sales`` or ``busy``.
+        """Parse the written form of a target: ``extension:201``, ``group:sales``,
+        ``flow:main``, ``number:84001234`` or ``busy``.
 
-        Checks the grammar only, not that the extension or group exists (that needs
-        the whole configuration). An extension number is normalised (``extension:0201``
-        is extension 201). Raises ValueError with a message naming the accepted forms.
+        Checks the grammar only, not that the extension, group or flow exists (that
+        needs the whole configuration), nor where the kind may be used (see
+        :data:`INBOUND_KINDS`, :data:`ROUTE_KINDS`). An extension number is normalised
+        (``extension:0201`` is extension 201); a number is kept as written (a leading
+        0 is a trunk prefix). Raises ValueError with a message naming the accepted forms.
         """
         kind_text, sep, value = text.strip().partition(":")
         try:
             kind = TargetKind(kind_text)
         except ValueError:
-            raise ValueError(
-                f"unknown target kind {kind_text!r} in {text!r}; "
-                "use extension:<number>, group:<name> or busy"
-            ) from None
+            raise ValueError(f"unknown target kind {kind_text!r} in {text!r}; use {_FORMS}") from None
         if kind is TargetKind.BUSY:
             if sep:
                 raise ValueError(f"'busy' takes no value, got {text!r}")
@@ -63,9 +83,26 @@ class Target:
             if not value.isdigit() or not value.isascii():
                 raise ValueError(f"{text!r}: the extension must be a number, e.g. extension:201")
             return cls(kind, str(int(value)))
+        if kind is TargetKind.NUMBER:
+            if not NUMBER_RE.fullmatch(value):
+                raise ValueError(f"{text!r}: expected 1-32 digits (0-9, *, #) to dial, "
+                                 "e.g. number:84001234")
+            return cls(kind, value)
         if not NAME_RE.fullmatch(value):
-            raise ValueError(f"{text!r}: expected a ring group name, e.g. group:sales")
+            what = "a ring group name, e.g. group:sales" if kind is TargetKind.GROUP \
+                else "a flow name, e.g. flow:main"
+            raise ValueError(f"{text!r}: expected {what} (1-64 letters, digits, '.', '_', "
+                             "'-' or '@')")
         return cls(kind, value)
+
+
+_FORMS = "extension:<number>, group:<name>, flow:<name>, number:<digits> or busy"
+
+#: Kinds an inbound route (``routes:`` in the config) may send a call to.
+INBOUND_KINDS = frozenset({TargetKind.EXTENSION, TargetKind.GROUP, TargetKind.FLOW,
+                           TargetKind.BUSY})
+#: Kinds a switch-held call may be rung at with ``Route`` (an IVR ``transfer``).
+ROUTE_KINDS = frozenset({TargetKind.EXTENSION, TargetKind.GROUP, TargetKind.NUMBER})
 
 
 class RingStrategy(Enum):

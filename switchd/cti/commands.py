@@ -63,6 +63,9 @@ register((
          "CONTACT.SET number=<number> [name=] [vip=true|false] [blacklisted=true|false] [notes=]",
          "create or update a contact", "contact_set"),
     Verb("RELOAD", ADMIN, "RELOAD", "re-read the config file; live calls are untouched", "reload"),
+    Verb("ROUTE.REPLY", STAFF, "ROUTE.REPLY call=<id> [next=<node>] [<variable>=<value> ...]",
+         "answer an ivr.route_request: where the call goes next, and variables to set",
+         "route_reply"),
 ))
 register(SIM_VERBS)
 
@@ -268,6 +271,17 @@ class Commands:
             number, name=req.args.get("name"), vip=bool_arg(req, "vip"),
             blacklisted=bool_arg(req, "blacklisted"), notes=req.args.get("notes"))
         return Reply(dict(row))
+
+    async def _route_reply(self, session: Session, req: Request) -> Reply:
+        call_id = arg(req, "call")
+        only(req, *req.args)  # every other key is a variable; no positional tokens
+        nxt = req.args.get("next")
+        if nxt == "":
+            raise ProtocolError("bad_arg", "next= is empty; name a node of the flow, or leave "
+                                f"next= out; usage: {VERBS[req.verb].usage}")
+        variables = tuple((k, v) for k, v in req.args.items() if k not in ("call", "next"))
+        node = self.control.route_reply(call_id, nxt, variables)
+        return Reply({"call": call_id, "next": node})
 
     async def _reload(self, session: Session, req: Request) -> Reply:
         only(req)

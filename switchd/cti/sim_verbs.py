@@ -35,7 +35,7 @@ _DIGITS = re.compile(r"^[0-9A-Da-d*#]+$")
 SIM_VERBS: tuple[Verb, ...] = (
     Verb("SIM.CALL", ADMIN, "SIM.CALL caller=<number> [dnis=<number>] [trunk=<n>]",
          "a simulated caller dials in", "sim_call"),
-    Verb("SIM.DTMF", ADMIN, "SIM.DTMF call=<id> digits=<0-9A-D*#>",
+    Verb("SIM.DTMF", ADMIN, "SIM.DTMF call=<id> digits=<0-9A-D*#> [hold_ms=<ms>]",
          "the simulated caller presses keys", "sim_dtmf"),
     Verb("SIM.HANGUP", ADMIN, "SIM.HANGUP call=<id> [line=<line>]",
          "a simulated party hangs up (default: the caller)", "sim_hangup"),
@@ -83,18 +83,19 @@ class SimVerbs:
 
     async def sim_dtmf(self, session: Session, req: Request) -> Reply:
         """SIM.DTMF: the simulated caller presses keys (real DTMF audio on its line)."""
-        only(req, "call", "digits")
+        only(req, "call", "digits", "hold_ms")
         call_id, digits = arg(req, "call"), arg(req, "digits")
+        hold = int_arg(req, "hold_ms", 40, 10_000)
         if not _DIGITS.match(digits) or len(digits) > 64:
             raise ProtocolError("bad_arg", f"digits={digits!r}: use up to 64 of 0-9 A-D * #")
         try:
             call = self.control.call_info(call_id)
         except CoreError as exc:
             raise core_error(exc) from None
-        if not call.answered:
+        if not (call.answered or call.switch_answered):
             raise ProtocolError("wrong_state", f"call {call_id} is {call.state}; "
                                 "keys can be pressed once it is answered")
-        self.sim.press(call.anchor, digits.upper())
+        self.sim.press(call.anchor, digits.upper(), on_ms=float(hold or 50))
         return Reply({"call": call_id, "line": call.anchor, "digits": digits.upper()})
 
     async def sim_hangup(self, session: Session, req: Request) -> Reply:

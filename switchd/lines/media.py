@@ -4,14 +4,21 @@ Per frame (DESIGN §3): board → DTMF → sources → mixing → board, taps.
 
 1. ``inbound`` int16 [C, 160]: what each line's party says, from the board driver
    (:class:`~switchd.lines.board.AudioPort`; the simulated board, or SIP/RTP).
-2. In-band DTMF detection on every channel's inbound (:class:`~switchd.lines.dtmf.DtmfDetector`).
+2. In-band DTMF detection on every channel's inbound (:class:`~switchd.lines.dtmf.DtmfDetector`),
+   and DTMF suppression: while the detector hears a key on a line, that line's row
+   of the inbound used for mixing is silence (see :meth:`MediaPlane._suppress_dtmf`),
+   so a key is delivered once, as a digit, and not also as audio to the other
+   party, a monitoring supervisor or anyone else.
 3. Switch-generated audio for listeners: call-progress tones (:class:`~switchd.lines.tones.ToneBank`),
    prompts and music on hold (:class:`~switchd.lines.prompts.PromptPlayer`).
 4. ``outbound`` int16 [C, 160] = every bridge's weights over inbound plus the
    generated rows (:class:`~switchd.lines.mixer.Mixer`), saturated; handed back to
    the board driver.
 5. Taps (the recorder) get (frame index, time, inbound, outbound) rows of the lines
-   they follow.
+   they follow. Their inbound is the *raw* inbound, keys included: a recording is
+   evidence of what the party did (the CDR's digits can be checked against it);
+   their outbound is what the line heard, so a key the other party pressed is
+   suppressed there as for the listener.
 
 The plane follows the call core through its events: ``bridge.changed`` gives every
 mixing weight (:func:`~switchd.lines.mixer.bridge_weights`, the one function that
@@ -51,6 +58,10 @@ __all__ = ["FRAME", "DtmfHit", "MediaPlane", "SilentPort"]
 #: Samples per frame: 20 ms at 8 kHz.
 FRAME = 160
 RATE = 8000
+#: Frames a line stays muted after its key's tone was declared ended: the detector
+#: declares the end 25-38 ms after the tone stops (three blocks without it), so this
+#: is slack for a tone that fades out (a phone's release click, an echo tail).
+DTMF_TAIL_FRAMES = 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +111,9 @@ class MediaPlane:
         self.cache = prompt_cache or PromptCache()
         self.moh = moh if moh is not None else MusicOnHold(None, self.cache)
         self.dtmf = DtmfDetector(c)
+        #: Frames each line's inbound stays out of the mix for a detected key (this one included).
+        self._dtmf_mute = np.zeros(c, dtype=np.int8)
+        self._dtmf_muting = False
         self.taps = Taps()
         self.frames = 0
         self._moh_key: dict[int, str] = {}
@@ -142,6 +156,7 @@ class MediaPlane:
                 self._stop_tone(ch)
                 self.player.stop(ch)
                 self.dtmf.reset([ch])
+                self._dtmf_mute[ch] = 0
 
     def _stop_tone(self, ch: int) -> None:
         self.tone_id[ch] = -1
@@ -190,6 +205,7 @@ class MediaPlane:
         index = self.frames
         inbound = self.port.inbound(index, t_end)
         hits = self.dtmf.process(inbound)
+        talk = self._suppress_dtmf(inbound)
 
         extra_rows: list[np.ndarray] = []
         extra: list[np.ndarray] = []
@@ -205,12 +221,46 @@ class MediaPlane:
             extra.append(paudio)
             extra_rows.append(prows)
         if extra:
-            outbound = self.mixer.mix(inbound, np.concatenate(extra),
+            outbound = self.mixer.mix(talk, np.concatenate(extra),
                                       np.concatenate(extra_rows))
         else:
-            outbound = self.mixer.mix(inbound)
+            outbound = self.mixer.mix(talk)
         self.port.outbound(index, t_end, outbound)
         self.taps.deliver(index, t_end, inbound, outbound)
         self.last_inbound, self.last_outbound = inbound, outbound
         self.frames += 1
         return hits
+
+    def _suppress_dtmf(self, inbound: np.ndarray) -> np.ndarray:
+        """The inbound to mix: ``inbound`` with the rows of lines sending a detected key zeroed.
+
+        A line is muted from the frame in which the detector first hears its key
+        (one block before the digit is confirmed, see
+        :meth:`~switchd.lines.dtmf.DtmfDetector.active`) until the detector declares
+        the tone ended, plus :data:`DTMF_TAIL_FRAMES`; a key held for seconds stays
+        muted for as long and is one digit. The start of each key's tone reaches
+        the others: 0-25 ms of it, up to the frame in which the first whole 12.75 ms
+        block of tone ends (hiding it would take a delay line, which would delay
+        every call's audio). That is below the 40 ms a detector must accept but in
+        Q.24's 20-40 ms grey zone at worst, so a strict far-end detector may, rarely,
+        still take a leaked start for a key. Whether the switch owns the caller (IVR, queue; a monitoring
+        supervisor) or the caller is bridged to an agent, every listener gets the
+        same suppressed row: who hears whom stays the mixer's business alone.
+
+        ``inbound`` itself is left alone (taps and :attr:`last_inbound` keep the raw
+        audio). Vectorised over all channels; with no key sounding anywhere this
+        is one comparison over the channels and returns ``inbound`` as is.
+        """
+        active = self.dtmf.active()
+        if not self._dtmf_muting and not active.any():
+            return inbound
+        mute = self._dtmf_mute
+        mute -= mute > 0
+        mute[active] = DTMF_TAIL_FRAMES + 1
+        rows = np.flatnonzero(mute)
+        self._dtmf_muting = bool(rows.size)
+        if not rows.size:
+            return inbound
+        talk = inbound.copy()
+        talk[rows] = 0
+        return talk

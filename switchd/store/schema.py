@@ -97,6 +97,11 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE cdr ADD COLUMN hangup_cause TEXT;
     ALTER TABLE cdr ADD COLUMN q850 INTEGER;
     """,
+    # 2 -> 3: the IVR's variables when the call left its flow (JSON object text);
+    # ivr_path, the nodes it went through, has been there since version 1.
+    """
+    ALTER TABLE cdr ADD COLUMN ivr_vars TEXT;
+    """,
 )
 
 SCHEMA_VERSION: int = len(MIGRATIONS)
@@ -122,6 +127,7 @@ CDR_COLUMNS: tuple[str, ...] = (
     "queue",
     "wait_s",
     "ivr_path",
+    "ivr_vars",
     "recording_id",
     "hangup_by",
     "blocked_reason",

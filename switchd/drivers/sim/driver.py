@@ -4,7 +4,10 @@ Implements :class:`switchd.lines.board.BoardDriver`. Signalling is the sans-IO
 :class:`~switchd.drivers.sim.board.SimBoard`; audio is what the simulated people say
 (:class:`~switchd.drivers.sim.audio.SimAudio`: silence, a test tone or speech, while
 their line is in a call) plus keys they press (:meth:`SimDriver.press`: real DTMF
-audio on the line, detected by the media plane like on an analog board).
+audio on the line, detected by the media plane like on an analog board). The
+board's scripted callers press keys through the same path: its
+:class:`~switchd.drivers.sim.board.PressKeys` actions are carried out here, never
+handed to the core.
 """
 
 from __future__ import annotations
@@ -16,7 +19,14 @@ import numpy as np
 
 from switchd.drivers.sim import board as sim_board
 from switchd.drivers.sim.audio import SimAudio, SourceKind
-from switchd.drivers.sim.board import AgentMode, BoardAction, BotSettings, SimBoard, SimSettings
+from switchd.drivers.sim.board import (
+    AgentMode,
+    BoardAction,
+    BotSettings,
+    PressKeys,
+    SimBoard,
+    SimSettings,
+)
 from switchd.events import LineState
 from switchd.lines.dtmf import generate_digits
 from switchd.lines.prompts import PromptPlayer
@@ -92,19 +102,31 @@ class SimDriver:
         return self.board.next_deadline()
 
     def handle_timer(self, now: float) -> list[BoardAction]:
-        """The next due action of a simulated person (at most one)."""
-        return self.board.handle_timer(now)
+        """The next due action of a simulated person (at most one) for the core.
+
+        Keys a scripted caller presses are sent here as audio on its line (the core
+        hears them through the media plane) and not returned.
+        """
+        out: list[BoardAction] = []
+        for action in self.board.handle_timer(now):
+            if type(action) is PressKeys:
+                self.press(action.line, action.keys, on_ms=action.on_ms, off_ms=action.off_ms)
+            else:
+                out.append(action)
+        return out
 
     # --------------------------------------------------------------- audio
 
-    def press(self, line: str, digits: str) -> None:
+    def press(self, line: str, digits: str, *, on_ms: float = 50.0, off_ms: float = 50.0) -> None:
         """The simulated party on ``line`` presses ``digits`` (0-9 A-D * #) on its keypad.
 
-        Sent as real two-tone audio on the line's inbound, queued after keys still
-        being sent; while keys are sent the party's voice is muted, as a phone mutes
-        its microphone. Raises KeyError for an unknown line, ValueError for bad digits.
+        Sent as real two-tone audio on the line's inbound, each key ``on_ms`` of tone
+        then ``off_ms`` of pause (a key held for 3 s: ``on_ms=3000``), queued after
+        keys still being sent; while keys are sent the party's voice is muted, as a
+        phone mutes its microphone. Raises KeyError for an unknown line, ValueError
+        for bad digits or negative durations.
         """
-        samples = generate_digits(digits)
+        samples = generate_digits(digits, on_ms=on_ms, off_ms=off_ms)
         ch = self.channel_of[line]
         current = self._injecting.get(ch)
         if current is not None and self.injector.playing(ch):

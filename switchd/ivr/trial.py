@@ -1,0 +1,257 @@
+"""``switchd flows try``: one call through a flow in virtual time, with the daemon's engines.
+
+The same shell, call core and interpreter as the daemon run on a
+:class:`~switchd.shell.VirtualClock` set to ``--at``; prompts "play" for their real
+decoded length (:class:`~switchd.ivr.vplayer.VirtualPlayer`), so timeouts and
+type-ahead behave as on a real line. A scripted caller presses each comma group of
+``--digits`` when the flow next waits for keys (a ``menu`` or ``collect`` starts or
+starts over), a scripted CRM answers ``ivr.route_request`` with each ``--route-reply``
+in turn, and the phones a ``transfer`` rings answer (or not: ``--transfer``).
+Every step is printed: node, prompt, keys consumed, where it went and why.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from switchd.bus import Bus
+from switchd.core.engine import SwitchCore
+from switchd.core.inputs import CORE_INPUTS, Answer, Digit, Hangup, Incoming
+from switchd.core.routing import CoreConfig, Route, Target, TargetKind
+from switchd.engine import Input
+from switchd.events import (
+    CallEnded,
+    CallRinging,
+    CallRouteFailed,
+    Event,
+    IvrEnter,
+    IvrError,
+    IvrExit,
+    IvrLeave,
+    IvrRouteRequest,
+)
+from switchd.ivr.inputs import RouteReply
+from switchd.ivr.interpreter import Ivr
+from switchd.ivr.model import FlowSet, NodeType
+from switchd.ivr.vplayer import VirtualPlayer
+from switchd.lines.prompts import PromptCache, PromptError
+from switchd.shell import Shell, VirtualClock
+
+__all__ = ["Step", "TrialScript", "parse_at", "parse_route_reply", "run_trial"]
+
+#: Seconds between two keys of one group, and after a prompt starts before the first.
+KEY_GAP_S = 0.3
+#: Virtual seconds a trial may last before it is stopped (a caller would have hung up).
+TRIAL_LIMIT_S = 1800.0
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """One line of the trace: ``t`` seconds after the call arrived."""
+
+    t: float
+    event: str
+    fields: dict[str, Any]
+
+    def text(self) -> str:
+        """The step as one readable line."""
+        f = self.fields
+        when = f"{self.t:7.2f}s"
+        if self.event == "ivr.enter":
+            prompt = f"  plays {f['prompt']}" if f.get("prompt") else ""
+            return f"{when}  enter {f['flow']}:{f['node']} ({f['node_type']}){prompt}"
+        if self.event == "ivr.leave":
+            keys = f"  keys {f['digits']}" if f.get("digits") else ""
+            nxt = f"-> {f['next']}" if f.get("next") else "(flow ends here)"
+            return f"{when}  leave {f['node']}{keys}  {nxt}  because {f['why']}"
+        if self.event == "press":
+            return f"{when}  caller presses {f['digits']}"
+        if self.event == "ivr.route_request":
+            return f"{when}  asks the CRM (ivr.route_request, {f['timeout_s']:g} s) with {f['vars']}"
+        if self.event == "route.reply":
+            return f"{when}  CRM replies {f['reply']}"
+        if self.event == "ivr.error":
+            return f"{when}  ERROR at {f['node']}: {f['error']}"
+        if self.event == "ivr.exit":
+            return f"{when}  flow {f['flow']} ends: {f['outcome']} (at {f['node']})"
+        if self.event == "call.ringing":
+            return f"{when}  rings {f['line']}"
+        if self.event == "call.route_failed":
+            return f"{when}  transfer to {f['target']} failed: {f['reason']}"
+        if self.event == "call.ended":
+            return f"{when}  call ends: {f['disposition']}, cause {f['hangup_cause']}"
+        return f"{when}  {self.event} {f}"
+
+
+@dataclass
+class TrialScript:
+    """What the simulated parties do: key groups, CRM replies, how transfers go."""
+
+    digits: list[str] = field(default_factory=list)
+    replies: list[tuple[str | None, tuple[tuple[str, str], ...]]] = field(default_factory=list)
+    #: answer | busy | noanswer
+    transfer: str = "answer"
+
+
+def parse_at(text: str) -> float:
+    """``--at`` (ISO 8601 with a zone offset, e.g. ``2026-12-07T10:00+08:00`` or ``…Z``) as epoch s.
+
+    Raises ValueError naming the accepted form.
+    """
+    try:
+        when = dt.datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise ValueError(f"--at {text!r} is not an ISO 8601 time; e.g. 2026-12-07T10:00+08:00") \
+            from None
+    if when.tzinfo is None:
+        raise ValueError(f"--at {text!r} has no zone; add the offset, e.g. {text}+08:00 or {text}Z")
+    return when.timestamp()
+
+
+def parse_route_reply(tokens: Sequence[str]) -> tuple[str | None, tuple[tuple[str, str], ...]]:
+    """``--route-reply next=NODE var=VALUE …`` as (next, variables). Raises ValueError."""
+    nxt: str | None = None
+    pairs: list[tuple[str, str]] = []
+    for tok in tokens:
+        key, sep, value = tok.partition("=")
+        if not sep or not key:
+            raise ValueError(f"--route-reply {tok!r}: expected key=value, e.g. next=say_balance")
+        if key == "next":
+            nxt = value
+        else:
+            pairs.append((key, value))
+    return nxt, tuple(pairs)
+
+
+class _Parties:
+    """The caller, the CRM and the phones of a trial: an engine following the call's events."""
+
+    def __init__(self, script: TrialScript, trunk_line: str, steps: list[Step], t0: float) -> None:
+        self.script = script
+        self.trunk_line = trunk_line
+        self.steps = steps
+        self.t0 = t0
+        #: The script's own list: what is left unpressed at the end shows in the trace.
+        self.digits = script.digits
+        self.replies = list(script.replies)
+        self._due: list[tuple[float, Input, Step | None]] = []
+        self.waiting_node: str | None = None
+
+    def _at(self, t: float, item: Input, step: Step | None = None) -> None:
+        self._due.append((t, item, step))
+        self._due.sort(key=lambda d: d[0])
+
+    def handle(self, now: float, item: Any) -> list[Input]:
+        if isinstance(item, IvrEnter) and item.node_type in (NodeType.MENU, NodeType.COLLECT):
+            self.waiting_node = item.node
+            self._press_next(now)
+        elif isinstance(item, IvrRouteRequest) and self.replies:
+            nxt, pairs = self.replies.pop(0)
+            shown = " ".join(([f"next={nxt}"] if nxt else []) + [f"{k}={v}" for k, v in pairs])
+            self._at(now + 0.2, RouteReply(item.call_id, nxt, pairs),
+                     Step(now + 0.2 - self.t0, "route.reply", {"reply": shown}))
+        elif isinstance(item, CallRinging) and item.line != self.trunk_line:
+            if self.script.transfer == "answer":
+                self._at(now + 2.0, Answer(item.line))
+            elif self.script.transfer == "busy":
+                self._at(now + 0.5, Hangup(item.line))
+        return []
+
+    def _press_next(self, now: float) -> None:
+        if not self.digits:
+            return
+        group = self.digits.pop(0)
+        t = now + KEY_GAP_S
+        first = True
+        for key in group:
+            self._at(t, Digit(self.trunk_line, key, t),
+                     Step(t - self.t0, "press", {"digits": group}) if first else None)
+            first = False
+            t += KEY_GAP_S
+
+    def next_deadline(self) -> float | None:
+        return self._due[0][0] if self._due else None
+
+    def handle_timer(self, now: float) -> list[Input]:
+        out: list[Input] = []
+        while self._due and self._due[0][0] <= now:
+            _, item, step = self._due.pop(0)
+            if step is not None:
+                self.steps.append(step)
+            out.append(item)
+        return out
+
+
+def run_trial(flows: FlowSet, flow: str, *, caller: str = "13800000000", dnis: str = "8000",
+              at: float, script: TrialScript, core_config: CoreConfig | None = None,
+              cache: PromptCache | None = None) -> list[Step]:
+    """Run one call into ``flow`` at epoch ``at``; return the trace, in time order.
+
+    ``core_config``: ring groups and extensions for ``transfer`` nodes (the daemon's
+    config); its routes are replaced by one route to the flow. Prompt lengths come
+    from ``cache`` (decoded from the files; a file that cannot be decoded counts 0 s).
+    Raises KeyError for a flow not in ``flows``.
+    """
+    if flows.get(flow) is None:
+        raise KeyError(flow)
+    base = core_config or CoreConfig()
+    cfg = CoreConfig(
+        trunks=max(base.trunks, 1), extensions=base.extensions,
+        extension_names=base.extension_names, outside_prefix=base.outside_prefix,
+        ring_timeout_s=base.ring_timeout_s, tone_timeout_s=base.tone_timeout_s,
+        ring_groups=base.ring_groups, routes=(Route(Target(TargetKind.FLOW, flow)),))
+    cache = cache or PromptCache()
+
+    def duration(path: Path) -> float:
+        try:
+            return len(cache.get(path)) / 8000.0
+        except PromptError:
+            return 0.0
+
+    clock = VirtualClock(at)
+    bus = Bus()
+    shell = Shell(bus, clock, log_events=False)
+    core = SwitchCore(cfg)
+    ivr = Ivr(flows)
+    player = VirtualPlayer(duration)
+    steps: list[Step] = []
+    parties = _Parties(script, "trunk/1", steps, at)
+    shell.add(core, takes=CORE_INPUTS)
+    shell.add(ivr, takes=Ivr.TAKES, follows=Ivr.FOLLOWS)
+    shell.add(player, takes=VirtualPlayer.TAKES)
+    shell.add(parties, follows=(IvrEnter, IvrRouteRequest, CallRinging))
+    done = [False]
+    last_enter: dict[str, str] = {}
+
+    def record(ev: Event) -> None:
+        if isinstance(ev, IvrEnter | IvrLeave | IvrExit | IvrRouteRequest | IvrError
+                      | CallRouteFailed | CallEnded | CallRinging):
+            fields = ev.fields()
+            fields.pop("time", None)
+            fields.pop("call_id", None)
+            if isinstance(ev, CallRinging) and ev.line == "trunk/1":
+                return
+            steps.append(Step(ev.time - at, ev.name, fields))
+        if isinstance(ev, IvrEnter):
+            last_enter[ev.call_id] = ev.node
+        if isinstance(ev, IvrExit | CallEnded):
+            done[0] = True
+
+    bus.on_any(record)
+    shell.submit(Incoming(caller=caller, dnis=dnis, trunk=1))
+    limit = at + TRIAL_LIMIT_S
+    while not done[0] and shell.step():
+        if clock.now() > limit:
+            break
+    return steps
+
+
+def steps_json(steps: list[Step]) -> str:
+    """The trace as JSON lines (one object per step: t, event, and the event's fields)."""
+    return "\n".join(json.dumps({"t": round(s.t, 3), "event": s.event, **s.fields},
+                                ensure_ascii=False, default=str) for s in steps)

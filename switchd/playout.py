@@ -1,0 +1,104 @@
+"""Playout: the IVR's prompts on the media plane (the daemon's side of ``PlayPrompt``).
+
+An engine under the shell (DESIGN §1) that takes the interpreter's
+:class:`~switchd.ivr.inputs.PlayPrompt` / :class:`~switchd.ivr.inputs.StopPrompt`
+and starts or stops a play on the caller's line, from the prompt cache only (no
+file I/O: every prompt of every loaded flow was preloaded off the loop). When the
+media tick reports a play that reached its end, :meth:`Playout.finished` turns it
+into the :class:`~switchd.ivr.inputs.PromptDone` the interpreter waits for.
+
+A prompt that cannot be played (it was never loaded, or the cache dropped it and the
+file is gone) is answered at once with ``PromptDone(error=…)`` naming the file: the
+interpreter reports it and the call goes on, it never waits for audio that will not
+come. ``switchd flows try`` uses :class:`~switchd.ivr.vplayer.VirtualPlayer`
+instead, with the same inputs.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from switchd.ivr.inputs import PlayPrompt, PromptDone, StopPrompt
+from switchd.lines.media import MediaPlane
+from switchd.lines.prompts import PromptCache, PromptError
+
+__all__ = ["Playout"]
+
+
+class Playout:
+    """Plays flow prompts on a :class:`MediaPlane` and reports the ones that ended."""
+
+    TAKES: tuple[type, ...] = (PlayPrompt, StopPrompt)
+
+    def __init__(self, media: MediaPlane, cache: PromptCache) -> None:
+        self.media = media
+        self.cache = cache
+        #: line -> (call id, token, media play id) of the prompt playing there
+        self._playing: dict[str, tuple[str, int, int]] = {}
+        #: files -> their samples joined once (read-only, so the player stores them once)
+        self._joined: dict[tuple[Path, ...], np.ndarray] = {}
+
+    def forget_joined(self) -> None:
+        """Drop the joined prompt audio (a reload may have replaced files)."""
+        self._joined.clear()
+
+    # ------------------------------------------------------------ engine protocol
+
+    def handle(self, now: float, item: Any) -> list[PromptDone]:
+        """Start or stop a play. Returns ``PromptDone(error=…)`` for a prompt that cannot play."""
+        if isinstance(item, StopPrompt):
+            current = self._playing.get(item.line)
+            if current is not None and current[0] == item.call_id:
+                del self._playing[item.line]
+                ch = self.media.channel_of.get(item.line)
+                if ch is not None and self.media.player.play_id(ch) == current[2]:
+                    self.media.player.stop(ch)
+            return []
+        assert isinstance(item, PlayPrompt)
+        if item.line not in self.media.channel_of:
+            return [PromptDone(item.call_id, item.token, f"no line {item.line} on the media plane")]
+        try:
+            samples = self._samples(item.files)
+        except PromptError as exc:
+            self._playing.pop(item.line, None)
+            return [PromptDone(item.call_id, item.token, f"prompt {exc.path} {exc.reason}")]
+        pid = self.media.play(item.line, samples, loop=item.loop, barge_in=item.barge_in)
+        self._playing[item.line] = (item.call_id, item.token, pid)
+        return []
+
+    def next_deadline(self) -> float | None:
+        """Never: the media tick says when plays end (:meth:`finished`)."""
+        return None
+
+    def handle_timer(self, now: float) -> list[Any]:
+        """Nothing is timed here."""
+        return []
+
+    # ------------------------------------------------------------ from the tick
+
+    def finished(self, plays: list[tuple[str, int]]) -> list[PromptDone]:
+        """Turn the media plane's finished ``(line, play id)`` into ``PromptDone`` for the
+        plays this engine started (music on hold and others are not ours)."""
+        out: list[PromptDone] = []
+        for line, pid in plays:
+            current = self._playing.get(line)
+            if current is not None and current[2] == pid:
+                del self._playing[line]
+                out.append(PromptDone(current[0], current[1]))
+        return out
+
+    def _samples(self, files: tuple[Path, ...]) -> np.ndarray:
+        joined = self._joined.get(files)
+        if joined is None:
+            parts = [self.cache.lookup(f) for f in files]
+            joined = parts[0] if len(parts) == 1 else np.concatenate(parts) if parts else \
+                np.zeros(0, dtype=np.int16)
+            joined.flags.writeable = False
+            if len(self._joined) >= 1024:
+                # ``say`` joins a new fragment list per value (amounts): keep this bounded.
+                self._joined.clear()
+            self._joined[files] = joined
+        return joined

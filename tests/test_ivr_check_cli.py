@@ -1,0 +1,143 @@
+"""``switchd flows check`` and ``switchd flows draw`` through the real command line parser."""
+
+from __future__ import annotations
+
+import textwrap
+import wave
+from pathlib import Path
+
+import pytest
+
+from switchd.__main__ import main
+
+CLEAN = """
+timezone: Asia/Shanghai
+start: welcome
+nodes:
+  welcome: {type: play, prompt: en/welcome, next: menu}
+  menu:
+    type: menu
+    prompt: en/menu
+    choices: {"1": sales, "9": menu}
+    fallback: bye
+  sales: {type: transfer, to: "group:sales", on_fail: bye}
+  bye: {type: hangup}
+"""
+
+BROKEN = """
+timezone: Asia/Shanghai
+start: welcome
+nodes:
+  welcome: {type: play, prompt: en/welcom, next: menu}
+  menu:
+    type: menu
+    prompt: en/menu
+    choices: {"1": sales, "1": bye}
+    fallback: bye
+  bye: {type: hangup}
+"""
+
+
+def _wav(path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(8000)
+        w.writeframes(bytes(160))
+
+
+def _write(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(textwrap.dedent(text).lstrip("\n"), encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def site(tmp_path, monkeypatch):
+    """A config folder: empty config.yaml (defaults), prompts/en/{welcome,menu}.wav."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "config.yaml").write_text("", encoding="utf-8")
+    for name in ("welcome", "menu"):
+        _wav(tmp_path / "prompts" / "en" / f"{name}.wav")
+    return tmp_path
+
+
+def test_clean_flows_exit_0_with_a_one_line_summary(site, capsys):
+    _write(site / "flows" / "main.yaml", CLEAN)
+    assert main(["flows", "check"]) == 0
+    out, err = capsys.readouterr()
+    assert out == "1 flow, 4 nodes, 2 prompts: OK\n"
+    assert err == ""
+
+
+def test_broken_flows_print_every_problem_and_exit_1(site, capsys):
+    _write(site / "flows" / "main.yaml", CLEAN)
+    _write(site / "flows" / "broken.yaml", BROKEN)
+    assert main(["flows", "check", "-c", "config.yaml"]) == 1
+    out, err = capsys.readouterr()
+    assert out.splitlines() == [
+        "flows/broken.yaml:4:33: nodes.welcome.prompt: prompt 'en/welcom': "
+        "prompts/en/welcom.wav does not exist (nor .mp3, .ogg, .flac, .aiff); did you mean "
+        "'en/welcome'?",
+        "flows/broken.yaml:8:20: nodes.menu.choices.1: no node 'sales' in this flow",
+        "flows/broken.yaml:8:27: nodes.menu.choices: key '1' is given twice in this menu "
+        "(first at line 8); a key leads to one node only, remove one of them",
+    ]
+    assert err == "switchd flows check: 3 problems in 2 flows checked\n"
+
+
+def test_paths_on_the_command_line_are_checked_instead_of_the_flows_folder(site, capsys):
+    _write(site / "flows" / "broken.yaml", BROKEN)
+    good = _write(site / "elsewhere" / "good.yaml", CLEAN)
+    assert main(["flows", "check", str(good.relative_to(site))]) == 0
+    assert capsys.readouterr().out == "1 flow, 4 nodes, 2 prompts: OK\n"
+    assert main(["flows", "check", "elsewhere", "flows/broken.yaml"]) == 1
+    assert capsys.readouterr().out.count("flows/broken.yaml:") == 3
+
+
+def test_the_folders_come_from_the_config(site, capsys):
+    (site / "config.yaml").write_text(
+        "media: {prompts_dir: audio}\nivr: {flows_dir: ivr}\n", encoding="utf-8")
+    _write(site / "ivr" / "main.yaml", CLEAN)
+    assert main(["flows", "check"]) == 1  # the prompts are not in audio/
+    out = capsys.readouterr().out
+    assert out.startswith("ivr/main.yaml:4:33: nodes.welcome.prompt: prompt 'en/welcome': "
+                          "audio/en/welcome.wav does not exist")
+    assert main(["flows", "check", "--prompts-dir", "prompts"]) == 0
+
+
+def test_a_config_with_problems_falls_back_to_the_folders_beside_it(site, capsys):
+    (site / "config.yaml").write_text("bored: {}\n", encoding="utf-8")
+    _write(site / "flows" / "main.yaml", CLEAN)
+    assert main(["flows", "check"]) == 0
+    out, err = capsys.readouterr()
+    assert out == "1 flow, 4 nodes, 2 prompts: OK\n"
+    assert "config.yaml has 1 problem(s)" in err and "beside it" in err
+
+
+def test_a_missing_flows_folder_is_a_problem(site, capsys):
+    assert main(["flows", "check"]) == 1
+    assert capsys.readouterr().out == "flows: no such file or folder\n"
+
+
+def test_flows_draw_prints_a_diagram(site, capsys):
+    pytest.importorskip("switchd.ivr.draw")
+    _write(site / "flows" / "main.yaml", CLEAN)
+    assert main(["flows", "draw", "main"]) == 0
+    assert capsys.readouterr().out.startswith("flowchart")
+    assert main(["flows", "draw", "flows/main.yaml", "--format", "dot"]) == 0
+    assert capsys.readouterr().out.startswith('digraph "main"')
+
+
+def test_flows_draw_refuses_a_broken_flow_on_stderr(site, capsys):
+    _write(site / "flows" / "broken.yaml", BROKEN)
+    assert main(["flows", "draw", "broken"]) == 1
+    out, err = capsys.readouterr()
+    assert out == ""
+    # Prompts are only looked up for a diagram: the missing en/welcom is not a problem here.
+    lines = err.splitlines()
+    assert lines[0] == "flows/broken.yaml:8:20: nodes.menu.choices.1: no node 'sales' in this flow"
+    assert lines[1].startswith("flows/broken.yaml:8:27: nodes.menu.choices: key '1' is given twice")
+    assert lines[-1] == ("switchd flows draw: flows/broken.yaml has 2 problem(s); "
+                                    "`switchd flows check flows/broken.yaml` lists them too")

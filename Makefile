@@ -40,11 +40,13 @@ lint: $(STAMP)
 check: $(STAMP)
 	$(BIN)/switchd check -c config.yaml
 
-## bench: calls per second, core in virtual time and the live daemon over the socket
+## bench: calls per second (core in virtual time, live daemon over the socket), the
+## media tick's real-time factor, and the IVR's cost per step and calls in flows with media
 bench: $(STAMP)
 	$(BIN)/switchd bench calls --json
 	$(BIN)/switchd bench calls --live --json
 	$(BIN)/switchd bench media --channels 1000 --seconds 10 --json
+	$(BIN)/switchd bench ivr --json
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache build *.egg-info

@@ -105,9 +105,12 @@ def cmd_run(args: argparse.Namespace) -> int:
         return 1
 
     from switchd.ivr.routed import load_routed_flows
+    from switchd.lines.prompts import PromptCache
 
+    # The flows' prompts are decoded once, here, into the cache the switch plays from.
+    cache = PromptCache(cfg.media.prompt_cache_mb * 1024 * 1024)
     try:
-        flows = load_routed_flows(cfg)
+        flows = load_routed_flows(cfg, cache=cache)
     except ConfigError as exc:
         for p in exc.problems:
             log.error("flow_rejected", problem=p)
@@ -120,7 +123,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     state_dir = Path(args.state_dir).absolute() if args.state_dir else None
     app = App(cfg, config_path=Path(args.config), state_dir=state_dir, cti_listen=args.cti_listen,
-              flows=flows)
+              flows=flows, cache=cache)
     try:
         import uvloop  # type: ignore[import-not-found]
 

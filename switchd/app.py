@@ -47,7 +47,7 @@ from switchd.ivr.model import FlowSet
 from switchd.ivr.routed import flow_prompt_files, load_routed_flows
 from switchd.lines.media import MediaPlane
 from switchd.lines.prompts import MusicOnHold, PromptCache, PromptError, load_prompt
-from switchd.lines.ticker import MediaTicker
+from switchd.lines.ticker import FRAME_S, MediaTicker
 from switchd.playout import Playout
 from switchd.reload import plan_reload
 from switchd.sdnotify import SdNotifier, watchdog_interval_s
@@ -120,9 +120,11 @@ class App:
 
     def __init__(self, config: Config, *, config_path: Path,
                  state_dir: Path | None = None, cti_listen: str | None = None,
-                 flows: FlowSet | None = None) -> None:
+                 flows: FlowSet | None = None, cache: PromptCache | None = None) -> None:
         """``flows``: the routed flows, loaded and checked (``switchd run`` does it before
-        starting, so a broken flow refuses the start); None = load them at start."""
+        starting, so a broken flow refuses the start); None = load them at start.
+        ``cache``: the prompt cache they were checked with (their prompts are decoded
+        there already); None = a new one of ``media.prompt_cache_mb``."""
         self.config = config
         self._flows_given = flows is not None
         self._config_path = config_path
@@ -137,7 +139,7 @@ class App:
             sim_settings(config), tuple(config.board.extension_numbers), lines,
             caller_source=SourceKind[config.sim.audio.callers.upper()],
             agent_source=SourceKind[config.sim.audio.agents.upper()])
-        self.cache = PromptCache(config.media.prompt_cache_mb * 1024 * 1024)
+        self.cache = cache or PromptCache(config.media.prompt_cache_mb * 1024 * 1024)
         self.media = MediaPlane(lines, port=self.driver, tone_plan=config.board.tone_plan,
                                 prompt_cache=self.cache)
         self.ticker = MediaTicker(self._on_frames, on_skip=self.media.skip)
@@ -171,7 +173,7 @@ class App:
         self.media.moh = moh
         if not self._flows_given:
             # Raises FlowError (a ConfigError) naming every problem: the start is refused.
-            self.ivr.set_flows(await asyncio.to_thread(load_routed_flows, cfg))
+            self.ivr.set_flows(await asyncio.to_thread(load_routed_flows, cfg, cache=self.cache))
         await self._preload_prompts(self.ivr.flows)
         self.driver.audio = await asyncio.to_thread(_sim_audio, cfg, len(self.media.lines))
         for warning in await asyncio.to_thread(config_warnings, cfg, cache=self.cache):
@@ -320,56 +322,67 @@ class App:
                 await asyncio.wait_for(self.store.close(), SHUTDOWN_BUDGET_S)
 
     async def reload(self) -> list[str]:
-        """Re-read the config file. Returns the problems (empty when the new config is in force).
+        """Re-read the config file and the flows it routes to. Returns the problems (empty
+        when the new config and flows are in force).
 
-        A broken file leaves the running config untouched. Live calls are never
-        touched: new routes, groups and timeouts apply to the next call. Settings that
-        need a restart are reported (``switchd.reload``).
+        A broken config or flow leaves everything running untouched (the old flows
+        stay live). Live calls are never touched: new routes, groups, timeouts and
+        flow versions apply to the next call; a call in a flow finishes on the
+        version it started with. Settings that need a restart are reported
+        (``switchd.reload``). Whatever happens, systemd is told READY again.
         """
         async with self._reload_lock:
             self.notifier.reloading()
             try:
-                new = await asyncio.to_thread(load_config, self._config_path)
-            except ConfigError as exc:
-                for p in exc.problems:
-                    log.error("config_rejected", problem=p)
-                self.notifier.ready("reload rejected; old config in force")
-                return exc.problems
-            host, _ = self.listen_address()
-            problem = await asyncio.to_thread(demo_secret_problem, new, host)
-            if problem is not None:
-                log.error("config_rejected", problem=problem)
-                self.notifier.ready("reload rejected; old config in force")
-                return [problem]
-            for warning in await asyncio.to_thread(config_warnings, new, cache=self.cache):
-                log.warning("config_warning", problem=warning)
-            try:
-                flows = await asyncio.to_thread(load_routed_flows, new,
-                                                generation=self.ivr.flows.generation + 1)
-            except ConfigError as exc:
-                for p in exc.problems:
-                    log.error("flow_rejected", problem=p)
-                self.notifier.ready("reload rejected; old config and flows in force")
-                return exc.problems
-            plan = plan_reload(self.config, new)
-            if plan.restart:
-                log.warning("config_needs_restart", sections=list(plan.restart),
-                            msg="these sections keep their running values until restart")
-            await self._preload_prompts(flows)
-            self.config = plan.config
-            # New calls start on the new flows; calls in a flow keep the generation they started on.
-            self.ivr.set_flows(flows)
-            self.core.reconfigure(core_config(plan.config))
-            self.driver.reconfigure(sim_settings(plan.config),
-                                    tuple(plan.config.board.extension_numbers))
-            if self.shell is not None:
-                self.driver.start(self.shell.now())
-                self.shell.rearm()
-            log.info("config_reloaded", config=str(self._config_path),
-                     live_calls=len(self.core.calls),
-                     flows={f.name: f.version for f in flows.flows.values()})
-            self.notifier.ready("reloaded")
-            return []
+                problems = await self._reload()
+            except Exception as exc:  # a bug must not leave systemd in RELOADING
+                log.exception("reload_failed")
+                problems = [f"{self._config_path}: reload failed: {exc!r}"]
+            self.notifier.ready("reloaded" if not problems
+                                else "reload rejected; old config and flows in force")
+            return problems
+
+    async def _reload(self) -> list[str]:
+        try:
+            new = await asyncio.to_thread(load_config, self._config_path)
+        except ConfigError as exc:
+            for p in exc.problems:
+                log.error("config_rejected", problem=p)
+            return exc.problems
+        host, _ = self.listen_address()
+        problem = await asyncio.to_thread(demo_secret_problem, new, host)
+        if problem is not None:
+            log.error("config_rejected", problem=problem)
+            return [problem]
+        plan = plan_reload(self.config, new)
+        try:
+            # Against the config that will be in force: a changed media.prompts_dir
+            # waits for a restart like the rest of `media`.
+            flows = await asyncio.to_thread(load_routed_flows, plan.config, cache=self.cache,
+                                            generation=self.ivr.flows.generation + 1)
+        except ConfigError as exc:
+            for p in exc.problems:
+                log.error("flow_rejected", problem=p)
+            return exc.problems
+        for warning in await asyncio.to_thread(config_warnings, new, cache=self.cache):
+            log.warning("config_warning", problem=warning)
+        if plan.restart:
+            log.warning("config_needs_restart", sections=list(plan.restart),
+                        msg="these sections keep their running values until restart")
+        await self._preload_prompts(flows)
+        self.config = plan.config
+        # New calls start on the new flows; calls in a flow keep the generation they started on.
+        self.ivr.set_flows(flows)
+        self.core.reconfigure(core_config(plan.config))
+        self.driver.reconfigure(sim_settings(plan.config),
+                                tuple(plan.config.board.extension_numbers))
+        if self.shell is not None:
+            self.driver.start(self.shell.now())
+            self.shell.rearm()
+        log.info("config_reloaded", config=str(self._config_path),
+                 live_calls=len(self.core.calls),
+                 flows={f.name: f.version for f in flows.flows.values()})
+        return []
 
     # ---------------------------------------------------- the control interface
 
@@ -472,11 +485,18 @@ class App:
 
     def _on_frames(self, frames: int) -> None:
         assert self.shell is not None
-        hits = self.media.process(frames, self.shell.now())
-        for done in self.playout.finished(self.media.take_finished_plays()):
-            self.shell.submit(done)
-        for hit in hits:
-            self.shell.submit(Digit(hit.line, hit.digit, hit.time))
+        now = self.shell.now()
+        # Frame by frame, keys before prompt ends: a key confirmed in the frame where a
+        # prompt ran out was pressed while it played, so the node that played it (a
+        # barge-in) consumes it, never the next node (each key counted once, by the
+        # right node, however late the tick ran).
+        for k in range(frames):
+            for hit in self.media.process(1, now - (frames - 1 - k) * FRAME_S):
+                self.shell.submit(Digit(hit.line, hit.digit, hit.time))
+            finished = self.media.take_finished_plays()
+            if finished:
+                for done in self.playout.finished(finished):
+                    self.shell.submit(done)
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.ensure_future(coro)

@@ -274,13 +274,13 @@ def bench_ivr_media(channels: int, seconds: float) -> IvrMediaResult:
     for _ in range(frames):
         clock.t += FRAME / 8000
         shell.fire_due()
-        hits = media.process(1, clock.t)
+        # As the daemon does (App._on_frames): keys first, then the prompts that ended.
+        for hit in media.process(1, clock.t):
+            counts["digits"] += 1
+            shell.submit(Digit(hit.line, hit.digit, hit.time))
         for done in playout.finished(media.take_finished_plays()):
             counts["done"] += 1
             shell.submit(done)
-        for hit in hits:
-            counts["digits"] += 1
-            shell.submit(Digit(hit.line, hit.digit, hit.time))
         while ended:
             call_in(ended.pop())
         in_flows += len(ivr.sessions)

@@ -91,7 +91,7 @@ def test_shipped_config_loads_with_the_demo_setup():
     assert cfg.sim.traffic.seed is None
     assert cfg.sim.bots.mode == "auto" and cfg.sim.bots.answer_after_s == 3
     assert cfg.sim.bots.talk_s == (10.0, 30.0)
-    assert cfg.sim.caller_talk_s == (60.0, 180.0) and cfg.sim.caller_patience_s == 60.0
+    assert cfg.sim.caller_talk_s == (60.0, 180.0) and cfg.sim.caller_patience_s == 120.0
 
 
 def _model_keys(model: type[BaseModel], prefix: str = "") -> set[str]:

@@ -296,9 +296,12 @@ def test_config_role_comments_name_only_verbs_that_exist():
 
 def test_readme_says_what_agents_supervisors_and_ivr_designers_can_do_today():
     text = README.read_text(encoding="utf-8")
-    for who in ("**Agents**", "**Supervisors**", "**IVR designers**"):
+    for who in ("**Agents**", "**Supervisors**", "**CRM systems**", "**IVR designers**"):
         assert who in text
-    assert "not on the socket yet" in text and "IVR issue" in text
+    assert "not on the socket yet" in text  # monitoring and pickup: said honestly
+    # What IVR designers and CRMs have today, and what waits for later issues.
+    assert "docs/flows.md" in text and "switchd flows check" in text and "ROUTE.REPLY" in text
+    assert "later issue" in text and "voicemail" in text and "ACD" in text
 
 
 def test_check_warning_example_is_what_check_prints_for_a_copy_without_its_music(tmp_path):

@@ -229,3 +229,49 @@ def test_run_and_check_refuse_a_config_whose_flow_is_broken(tmp_path):
     assert run.returncode == 1
     assert f"{flow}:6:11: " in run.stderr and "not starting" in run.stderr
     assert ROOT.is_dir()
+
+
+async def test_the_service_number_runs_the_shipped_flow_with_in_band_keys(tmp_path):
+    """DNIS 8000 through flows/main.yaml as shipped: whatever the hour in Shanghai, the
+    caller's key (real DTMF audio) takes it where the flow says for that hour."""
+    import time as _time
+
+    from switchd.ivr.loader import load_flow
+    from switchd.ivr.model import Schedule
+    from switchd.ivr.schedule import evaluate
+
+    main = load_flow(ROOT / "flows" / "main.yaml", ROOT / "prompts")
+    hours = main.nodes["hours"]
+    assert isinstance(hours, Schedule)
+    with running(tmp_path, make_config(flows=True)) as d:
+        c = await _admin(d.port)
+        await c.ok("SIM.AGENT ext=205 mode=auto answer_after=0.2 talk=3600")
+        await c.ok("SIM.AGENT ext=201 mode=auto answer_after=0.2 talk=3600")
+        state, _ = evaluate(hours, main.holidays, main.timezone, _time.time() + 6)
+        call = (await c.ok("SIM.CALL caller=13700000009 dnis=8000"))["call"]
+        await c.wait_event("call.routed", call=call, target="flow:main")
+        left = await c.wait_event("ivr.leave", call=call, node="hours", timeout=15)
+        if left["next"] == "vip_check":  # office hours: the main menu, 2 for support
+            await c.wait_event("ivr.enter", call=call, node="main_menu")
+            await c.ok(f"SIM.DTMF call={call} digits=2")
+            expect = ("main_menu", "support")
+        elif left["next"] == "after_hours":  # the urgent line rings support
+            await c.wait_event("ivr.enter", call=call, node="after_hours")
+            await c.ok(f"SIM.DTMF call={call} digits=1")
+            await c.wait_event("ivr.enter", call=call, node="urgent")
+            await c.ok(f"SIM.DTMF call={call} digits=1")
+            expect = ("urgent", "on_call")
+        else:
+            assert left["next"] == "holiday" and state == "holiday"
+            await c.wait_event("ivr.exit", call=call, timeout=30)
+            expect = None
+        if expect is not None:
+            assert left["next"] == ("vip_check" if state == "open" else "after_hours")
+            node, nxt = expect
+            chose = await c.wait_event("ivr.leave", call=call, node=node, timeout=15)
+            assert chose["next"] == nxt
+            await c.wait_event("call.answered", call=call, timeout=15)
+            exit_ = await c.wait_event("ivr.exit", call=call)
+            assert exit_["outcome"] == "transferred" and exit_["flow"] == "main"
+        await c.close()
+        assert d.stop() == 0

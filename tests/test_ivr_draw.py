@@ -164,13 +164,13 @@ def test_mermaid_edges_carry_digits_conditions_and_timeouts():
     for edge in [
         ("n_main__menu", "n_sales", "1"),
         ("n_main__menu", "n_main__menu", "9"),
-        ("n_main__menu", "n_bye", "fallback (after 2 retries)"),
-        ("n_account", "n_bye", "fallback (after 1 retry)"),
+        ("n_main__menu", "n_bye", "no key in 5 s or invalid, fallback (after 2 retries)"),
+        ("n_account", "n_bye", "nothing in 5 s or invalid, fallback (after 1 retry)"),
         ("n_lookup", "n_bye", "timeout 3 s"),
         ("n_hours", "n_vip__check", "open"),
         ("n_hours", "n_vm", "closed"),
         ("n_hours", "n_bye", "holiday"),
-        ("n_vip__check", "n_sales", "vip is True"),
+        ("n_vip__check", "n_sales", "vip is true"),
         ("n_vip__check", "n_other", "var lang equals en"),
         ("n_vip__check", "n_q", "caller prefix 138"),
         ("n_vip__check", "n_main__menu", "else"),
@@ -287,7 +287,8 @@ def test_dot_structure_labels_and_shapes():
     assert nodes == ['"start"'] + [f'"{n}"' for n in flow.nodes]
     assert edges[0] == ('"start"', '"welcome"', "")
     assert ('"main_menu"', '"sales"', '"1"') in edges
-    assert ('"main_menu"', '"bye"', '"fallback (after 2 retries)"') in edges
+    assert ('"main_menu"', '"bye"',
+            '"no key in 5 s or invalid, fallback (after 2 retries)"') in edges
     assert ('"lookup"', '"bye"', '"timeout 3 s"') in edges
     assert ('"hours"', '"bye"', '"holiday"') in edges
     assert '"main_menu" [label="main_menu\\nmenu: zh/menu"];' in text
@@ -352,7 +353,7 @@ def test_hours_summary_merges_days_with_the_same_hours():
 def test_node_lines_and_edge_labels_without_a_diagram():
     menu = Menu(name="m", mark=M, prompts=(), choices={"1": "x"}, retries=0, fallback="y")
     assert node_lines(menu) == ["m", "menu"]
-    assert edge_label(menu, "fallback") == "fallback (no retries)"
+    assert edge_label(menu, "fallback") == "no key in 5 s or invalid, fallback (no retries)"
     assert edge_label(menu, "1") == "1"
     rr = RouteRequest(name="r", mark=M, timeout_s=2.5, fallback="y")
     assert edge_label(rr, "timeout") == "timeout 2.5 s"

@@ -98,9 +98,13 @@ DEMO: dict[str, dict[str, str]] = {
         "zh": "对不起，我们没有听到您的选择。",
     },
     "closed": {
-        "en": "Our office is open Monday to Friday, nine a.m. to six p.m. "
-              "Please call again during office hours. Goodbye.",
-        "zh": "我们的服务时间是周一至周五，上午九点到下午六点。请在服务时间内再次来电。再见。",
+        "en": "Our office is open Monday to Friday, nine a.m. to six p.m.",
+        "zh": "我们的服务时间是周一至周五，上午九点到下午六点。",
+    },
+    "urgent": {
+        "en": "For urgent support, press 1. Otherwise, please call again during office "
+              "hours. Goodbye.",
+        "zh": "紧急求助请按一，或请在服务时间内再次来电。再见。",
     },
     "holiday": {
         "en": "Our office is closed today for the public holiday. Goodbye.",

@@ -164,7 +164,7 @@ def cmd_flows_try(args: argparse.Namespace) -> int:
         except ConfigError:
             core = None  # flow_dirs has said the config has problems
     script = TrialScript(digits=[g.upper() for g in digits], replies=replies,
-                         transfer=args.transfer)
+                         transfer=args.transfer, vip=args.vip)
     steps = run_trial(flows, path.stem, caller=args.caller, dnis=args.dnis, at=at, script=script,
                       core_config=core, cache=cache)
     if args.json:
@@ -237,8 +237,11 @@ def add_flows_parser(sub: Any) -> argparse.ArgumentParser:
     tr.add_argument("--route-reply", nargs="+", action="append", metavar="KEY=VALUE",
                     help="the CRM's answer to the next ivr.route_request: next=NODE and "
                          "variables; repeat the option for later requests (none: it times out)")
-    tr.add_argument("--transfer", choices=("answer", "busy", "noanswer"), default="answer",
-                    help="what the phones a transfer rings do (answer)")
+    tr.add_argument("--transfer", choices=("answer", "decline", "noanswer"), default="answer",
+                    help="what the phones a transfer rings do: answer after 2 s, decline "
+                         "(hang up while ringing), or ring out (answer)")
+    tr.add_argument("--vip", action="store_true",
+                    help="the caller is a VIP in the contacts table (the vip variable is true)")
     tr.add_argument("--json", action="store_true", help="print the steps as JSON lines")
     common(tr)
     tr.set_defaults(func=cmd_flows_try)

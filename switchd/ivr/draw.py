@@ -77,8 +77,12 @@ def edge_label(node: Node, label: str) -> str:
     the edge is taken after waiting: a menu's or collect's ``fallback`` says after how
     many retries, a route request's ``timeout`` says how long it waits.
     """
-    if label == "fallback" and isinstance(node, Menu | Collect):
-        return f"fallback ({_retries(node.retries)})"
+    if label == "fallback" and isinstance(node, Menu):
+        return (f"no key in {_secs(node.timeout_s)} or invalid, "
+                f"fallback ({_retries(node.retries)})")
+    if label == "fallback" and isinstance(node, Collect):
+        return (f"nothing in {_secs(node.first_timeout_s)} or invalid, "
+                f"fallback ({_retries(node.retries)})")
     if label == "timeout" and isinstance(node, RouteRequest):
         return f"timeout {_secs(node.timeout_s)}"
     return label

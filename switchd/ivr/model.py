@@ -308,10 +308,17 @@ class Cond:
     name: str | None = None
 
     def __str__(self) -> str:
+        """As a designer would read it: ``var tier equals gold``, ``vip is true``,
+        ``weekday is [Sat, Sun]``, ``time is 12:00-13:30``."""
         who = f"{self.subject.value} {self.name}" if self.name else self.subject.value
         val = self.value
-        if isinstance(val, tuple):
-            val = "[" + ", ".join(str(v) for v in val) + "]"
+        if isinstance(val, bool):
+            val = "true" if val else "false"
+        elif isinstance(val, tuple):
+            names = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+            val = "[" + ", ".join(names[v] if self.subject is CondSubject.WEEKDAY
+                                  and isinstance(v, int) and 0 <= v < 7 else str(v)
+                                  for v in val) + "]"
         return f"{who} {self.op.value} {val}"
 
 

@@ -14,6 +14,7 @@ from switchd.config import Config
 from switchd.core.routing import TargetKind
 from switchd.ivr.loader import load_flows
 from switchd.ivr.model import FlowSet
+from switchd.lines.prompts import PromptCache
 
 __all__ = ["flow_prompt_files", "load_routed_flows", "routed_flow_names"]
 
@@ -27,16 +28,25 @@ def routed_flow_names(cfg: Config) -> list[str]:
     return out
 
 
-def load_routed_flows(cfg: Config, *, generation: int = 0) -> FlowSet:
+def load_routed_flows(cfg: Config, *, generation: int = 0,
+                      cache: PromptCache | None = None) -> FlowSet:
     """Load and check every flow ``cfg`` routes to (and their ``goto`` targets).
 
-    Reads files and decodes prompts: call off the event loop. Raises FlowError (a
-    ConfigError) with every problem as ``FILE:LINE:COL: message``.
+    Reads files and decodes prompts (into ``cache`` when given, pinned, so the
+    daemon does not decode them twice): call off the event loop. Raises FlowError
+    (a ConfigError) with every problem as ``FILE:LINE:COL: message``, each missing
+    flow blamed at the route that names it.
     """
     names = routed_flow_names(cfg)
     if not names:
         return FlowSet({}, generation)
-    return load_flows(cfg.ivr.flows_dir, names, cfg.media.prompts_dir, generation=generation)
+    places: dict[str, str] = {}
+    for i, route in enumerate(cfg.routes):
+        mark = cfg.marks.get(("routes", i, "to"))
+        if route.target.kind is TargetKind.FLOW and mark is not None:
+            places.setdefault(route.target.value or "", f"{cfg.source}:{mark}")
+    return load_flows(cfg.ivr.flows_dir, names, cfg.media.prompts_dir, generation=generation,
+                      places=places, cache=cache)
 
 
 def flow_prompt_files(flows: FlowSet) -> list[Path]:

@@ -83,6 +83,8 @@ class Step:
             return f"{when}  rings {f['line']}"
         if self.event == "call.route_failed":
             return f"{when}  transfer to {f['target']} failed: {f['reason']}"
+        if self.event == "trial.stopped":
+            return f"{when}  stopped: {f['why']}"
         if self.event == "call.ended":
             return f"{when}  call ends: {f['disposition']}, cause {f['hangup_cause']}"
         return f"{when}  {self.event} {f}"
@@ -94,8 +96,10 @@ class TrialScript:
 
     digits: list[str] = field(default_factory=list)
     replies: list[tuple[str | None, tuple[tuple[str, str], ...]]] = field(default_factory=list)
-    #: answer | busy | noanswer
+    #: What the phones a transfer rings do: answer | decline (hang up while ringing) | noanswer
     transfer: str = "answer"
+    #: The caller is a VIP in the contacts table (the ``vip`` builtin is "true").
+    vip: bool = False
 
 
 def parse_at(text: str) -> float:
@@ -158,7 +162,7 @@ class _Parties:
         elif isinstance(item, CallRinging) and item.line != self.trunk_line:
             if self.script.transfer == "answer":
                 self._at(now + 2.0, Answer(item.line))
-            elif self.script.transfer == "busy":
+            elif self.script.transfer == "decline":
                 self._at(now + 0.5, Hangup(item.line))
         return []
 
@@ -243,10 +247,13 @@ def run_trial(flows: FlowSet, flow: str, *, caller: str = "13800000000", dnis: s
             done[0] = True
 
     bus.on_any(record)
-    shell.submit(Incoming(caller=caller, dnis=dnis, trunk=1))
+    shell.submit(Incoming(caller=caller, dnis=dnis, trunk=1, vip=script.vip))
     limit = at + TRIAL_LIMIT_S
     while not done[0] and shell.step():
         if clock.now() > limit:
+            steps.append(Step(clock.now() - at, "trial.stopped",
+                              {"why": f"the call was still in the flow after {TRIAL_LIMIT_S:g} s "
+                                      "of virtual time; a caller would have hung up"}))
             break
     return steps
 

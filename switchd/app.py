@@ -42,7 +42,7 @@ from switchd.engine import Input
 from switchd.events import CallEnded, Event, IvrLeave
 from switchd.exceptions import ConfigError, ProtocolError, StorageError
 from switchd.ivr.inputs import RouteReply
-from switchd.ivr.interpreter import Ivr, IvrError, submit_reply
+from switchd.ivr.interpreter import Ivr, RouteReplyError, submit_reply
 from switchd.ivr.model import FlowSet
 from switchd.ivr.routed import flow_prompt_files, load_routed_flows
 from switchd.lines.media import MediaPlane
@@ -63,7 +63,8 @@ SHUTDOWN_BUDGET_S = 3.0
 log = structlog.get_logger("switchd")
 
 #: The interpreter's refusal codes as CTI error codes.
-_IVR_CODES = {"not_found": "not_found", "not_waiting": "wrong_state", "bad_arg": "bad_arg"}
+_IVR_CODES = {"not_found": "not_found", "not_waiting": "wrong_state", "bad_arg": "bad_arg",
+              "internal": "internal"}
 
 
 def core_config(cfg: Config) -> CoreConfig:
@@ -459,13 +460,15 @@ class App:
         """Hand the CRM's ``ROUTE.REPLY`` to the call's flow; returns the node it goes to.
 
         Raises ProtocolError: not_found, wrong_state (the call does not wait for a
-        reply), bad_arg (the flow cannot use the reply; the call went to its fallback).
+        reply, or the reply came when the CRM's time had run out), bad_arg (the flow
+        cannot use the reply; the call went to its fallback), internal (the interpreter
+        failed on it; the call was released).
         """
         assert self.shell is not None, "the switch is not started"
         try:
             events = submit_reply(self.ivr, self.shell.submit,
                                   RouteReply(call_id, next_node, variables))
-        except IvrError as exc:
+        except RouteReplyError as exc:
             raise ProtocolError(_IVR_CODES.get(exc.code, "bad_arg"), exc.msg) from None
         left = next((e for e in events if isinstance(e, IvrLeave)), None)
         return left.next or "" if left is not None else ""

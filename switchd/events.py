@@ -46,6 +46,7 @@ __all__ = [
     "IvrError",
     "IvrExit",
     "IvrLeave",
+    "IvrOutcome",
     "IvrRouteRequest",
     "LineError",
     "LineState",
@@ -559,7 +560,13 @@ class IvrEnter(CallEvent):
 class IvrLeave(CallEvent):
     """The call left ``node``: ``next`` is where it goes (None when the flow ends there),
     ``digits`` the keys this node consumed, ``why`` the reason in words (the branch
-    taken, ``timeout``, ``invalid``, ``schedule open``, …)."""
+    taken, ``timeout``, ``invalid``, ``schedule open``, ``said 88.5 as amount``, …).
+
+    ``ignored``: the keys that arrived while this node (this try of it) was current and
+    that nothing consumed — a prompt without barge-in, a ringing transfer, a CRM look-up
+    — in the order pressed; None when there were none. They are not lost silently:
+    ``flows try`` and the log show them.
+    """
 
     name: ClassVar[str] = "ivr.leave"
     flow: str
@@ -568,18 +575,35 @@ class IvrLeave(CallEvent):
     next: str | None
     why: str
     digits: str | None = None
+    ignored: str | None = None
+
+
+class IvrOutcome(StrEnum):
+    """How a call left its IVR flow (``ivr.exit``)."""
+
+    #: A person answered a ``transfer``: the call is theirs now.
+    TRANSFERRED = "transferred"
+    #: A ``hangup`` node (or a failed transfer without ``on_fail``): the switch ended the call.
+    HANGUP = "hangup"
+    #: The caller hung up.
+    CALLER_HANGUP = "caller_hangup"
+    #: The switch ended the call for another reason (not the flow, not the caller).
+    SYSTEM = "system"
+    #: switchd was stopping.
+    SHUTDOWN = "shutdown"
+    #: The flow could not go on (an ``ivr.error`` says why); the switch ended the call.
+    ERROR = "error"
 
 
 @dataclass(frozen=True, slots=True)
 class IvrExit(CallEvent):
-    """The call left the IVR: ``outcome`` is ``transferred`` (a person answered),
-    ``hangup`` (a hangup node), ``caller_hangup``, ``queue``, ``error`` or
-    ``shutdown``; ``node`` is where it was."""
+    """The call left the IVR (once per call in a flow): ``outcome`` says how, ``node``
+    is where it was."""
 
     name: ClassVar[str] = "ivr.exit"
     flow: str
     version: str
-    outcome: str
+    outcome: IvrOutcome
     node: str
 
 

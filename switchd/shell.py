@@ -29,6 +29,7 @@ from switchd.events import (
     CallEnded,
     CallEvent,
     Event,
+    IvrError,
     LineError,
     LineState,
     ToneStarted,
@@ -326,7 +327,9 @@ class Shell:
                 cdr = ev.cdr
                 fields.update(src=cdr.src, dst=cdr.dst, trunk=cdr.trunk, extension=cdr.extension,
                               wait_s=cdr.wait_s, blocked_reason=cdr.blocked_reason)
-            self.log.info(ev.name, call_id=call_id, **fields)
+            # A flow that could not do something at run time is for the operator to fix.
+            level = self.log.warning if isinstance(ev, IvrError) else self.log.info
+            level(ev.name, call_id=call_id, **fields)
         elif isinstance(ev, LineError):
             self.log.warning(ev.name, **fields)
         else:

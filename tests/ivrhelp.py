@@ -3,7 +3,8 @@
 ``node(Play, "welcome", prompts=["welcome"], next="menu")`` builds a node (lists become
 tuples, a mark is filled in); ``flow([...nodes], start=...)`` a flow whose every prompt
 name resolves to ``/prompts/<name>.wav``; :class:`Rig` wires the real shell, call core,
-interpreter and virtual player on a :class:`~switchd.shell.VirtualClock`.
+interpreter and virtual player on a :class:`~switchd.shell.VirtualClock`, with a
+guard that stops a run-away flow instead of hanging the test (:class:`Runaway`).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from switchd.ivr.model import Flow, FlowSet, Holidays, Mark, Node
 from switchd.ivr.vplayer import VirtualPlayer
 from switchd.shell import Shell, VirtualClock
 
-__all__ = ["CORE_INPUTS", "Rig", "at_local", "flow", "flowset", "node", "prompt_path"]
+__all__ = ["CORE_INPUTS", "Rig", "Runaway", "at_local", "flow", "flowset", "node", "prompt_path"]
 
 #: Every core input type: the core takes exactly these (so the IVR's and the
 #: player's inputs reach them, not the core).
@@ -74,6 +75,10 @@ def flowset(*flows: Flow, generation: int = 0) -> FlowSet:
     return FlowSet({f.name: f for f in flows}, generation)
 
 
+class Runaway(Exception):
+    """The interpreter was handed more inputs than a test allows (a flow that spins)."""
+
+
 def at_local(text: str, tz: str = "Asia/Shanghai") -> float:
     """Epoch seconds of local wall time ``text`` (``2026-12-07T17:59:59``) in ``tz``."""
     return dt.datetime.fromisoformat(text).replace(tzinfo=ZoneInfo(tz)).timestamp()
@@ -86,12 +91,18 @@ class Rig:
     Prompt durations: ``durations`` (name -> s), else ``default_s``; a name listed
     in ``broken`` cannot be played (the player answers with an error).
     Every published event is kept in :attr:`events`.
+
+    ``max_inputs``: inputs the interpreter may be handed in all (:attr:`ivr_inputs`
+    counts them). One more raises :class:`Runaway` inside the shell, which logs it
+    and drops that input — so a flow spinning through the core (an input loop the
+    shell would drain forever) ends the test instead of hanging it; the test then
+    checks :attr:`runaway`.
     """
 
     def __init__(self, flows: FlowSet | Flow, *, at: float = 1_764_000_000.0,
                  durations: dict[str, float] | None = None, default_s: float = 2.0,
                  broken: Iterable[str] = (), max_var_len: int = 1024,
-                 config: CoreConfig | None = None) -> None:
+                 config: CoreConfig | None = None, max_inputs: int = 100_000) -> None:
         if isinstance(flows, Flow):
             flows = flowset(flows)
         self.durations = {prompt_path(k): v for k, v in (durations or {}).items()}
@@ -109,6 +120,20 @@ class Rig:
                     Route(Target(TargetKind.FLOW, "other"), dnis="8001"),
                     Route(Target(TargetKind.FLOW, "nosuch"), dnis="8009"))))
         self.ivr = Ivr(flows, max_var_len=max_var_len)
+        self.max_inputs = max_inputs
+        self.ivr_inputs = 0
+        self.runaway = False
+        handle = self.ivr.handle
+
+        def guarded(now: float, item: Any) -> list[Any]:
+            self.ivr_inputs += 1
+            if self.ivr_inputs > self.max_inputs:
+                self.runaway = True
+                raise Runaway(f"the interpreter was handed more than {self.max_inputs} inputs")
+            return handle(now, item)
+
+        # The shell looks ``handle`` up on the engine at each call: the guard sees them all.
+        self.ivr.handle = guarded  # type: ignore[method-assign]
         self.player = VirtualPlayer(self._duration)
         self.shell.add(self.core, takes=CORE_INPUTS)
         self.shell.add(self.ivr, takes=Ivr.TAKES, follows=Ivr.FOLLOWS)
@@ -178,6 +203,10 @@ class Rig:
     def leaves(self, call_id: str) -> list[tuple[str, str | None, str, str | None]]:
         """(node, next, why, digits) of every ivr.leave of the call."""
         return [(e.node, e.next, e.why, e.digits) for e in self.of("ivr.leave", call_id)]
+
+    def ignored(self, call_id: str) -> list[tuple[str, str]]:
+        """(node, keys) of every ivr.leave of the call that reports ignored keys."""
+        return [(e.node, e.ignored) for e in self.of("ivr.leave", call_id) if e.ignored]
 
     def exit(self, call_id: str) -> Any:
         """The call's one ivr.exit (asserts there is exactly one)."""

@@ -18,10 +18,21 @@ import pytest
 
 from switchd.core import inputs as ci
 from switchd.core.routing import Target
-from switchd.events import IvrRouteRequest, RouteFail
+from switchd.events import IvrOutcome, IvrRouteRequest, RouteFail
 from switchd.ivr import say
 from switchd.ivr.inputs import PromptDone, RouteReply
-from switchd.ivr.interpreter import STEP_BUDGET, Ivr, IvrError, State, render, submit_reply
+from switchd.ivr.interpreter import (
+    PATH_HEAD,
+    PATH_MAX,
+    STEP_BUDGET,
+    Ivr,
+    IvrPath,
+    RouteReplyError,
+    Session,
+    State,
+    render,
+    submit_reply,
+)
 from switchd.ivr.model import (
     Branch,
     Case,
@@ -33,6 +44,7 @@ from switchd.ivr.model import (
     Hangup,
     Holidays,
     Menu,
+    NodeType,
     Play,
     Queue,
     RouteRequest,
@@ -105,9 +117,10 @@ def test_play_without_barge_in_ignores_keys():
     c = rig.call()
     rig.run(0.5)
     rig.press(c, "12")
-    assert rig.ivr.sessions[c].ignored_keys == 2
+    assert rig.ivr.sessions[c].ignored_keys == "12"
     rig.idle()
     assert rig.leaves(c)[0] == ("legal", "bye", "end of prompt", None)
+    assert rig.ignored(c) == [("legal", "12")]  # not consumed, but not hidden either
     assert _leave_time(rig, c, "legal", t0) == 2.0
 
 
@@ -248,10 +261,11 @@ def test_menu_without_barge_in_ignores_keys_while_its_prompt_plays():
     c = rig.call()
     rig.run(1)
     rig.press(c, "1")
-    assert rig.ivr.sessions[c].ignored_keys == 1
+    assert rig.ivr.sessions[c].ignored_keys == "1"
     rig.run(2)
     rig.press(c, "1")
     assert rig.leaves(c)[0] == ("menu", "bye", "key 1", "1")
+    assert rig.ignored(c) == [("menu", "1")]
 
 
 # --------------------------------------------------------------- collect
@@ -396,6 +410,23 @@ def test_say_plays_the_fragments_of_the_value():
     want = tuple(say.fragments(SayKind.AMOUNT, "12.50", "en"))
     assert rig.plays(c) == [(t0, want)]
     assert _leave_time(rig, c, "say", t0) == pytest.approx(0.5 * len(want))
+    assert rig.leaves(c)[0] == ("say", "bye", "said 12.50 as amount", None)
+
+
+def test_say_barged_into_says_barge_in():
+    rig = Rig(_say_flow(SayKind.DIGITS, "0571"), default_s=0.5)
+    c = rig.call()
+    rig.run(0.7)
+    rig.press(c, "#")
+    assert rig.leaves(c)[0] == ("say", "bye", "barge-in", "#")
+
+
+def test_say_that_cannot_be_played_does_not_claim_it_was_said():
+    rig = Rig(_say_flow(SayKind.NUMBER, "7"), broken=["en/say/7"])
+    c = rig.call()
+    rig.idle()
+    assert rig.leaves(c)[0] == ("say", "bye", "say failed", None)
+    assert "prompt could not be played" in rig.errors(c)[0]
 
 
 def test_say_in_the_nodes_own_language():
@@ -641,6 +672,7 @@ def test_route_request_reply_with_variables_goes_to_the_named_node():
     events = submit_reply(rig.ivr, rig.submit, RouteReply(c, "say_it", (("balance", "9.99"),)))
     assert [e.name for e in events][:2] == ["ivr.leave", "ivr.enter"]
     assert rig.leaves(c)[1] == ("lookup", "say_it", "CRM reply", None)
+    assert rig.ignored(c) == [("lookup", "5")]
     assert rig.player.stopped == [(t0 + 1, c)]  # the hold prompt
     rig.idle()
     assert json.loads(rig.cdr(c).ivr_vars) == {"account": "42", "balance": "9.99"}
@@ -665,7 +697,7 @@ def test_bad_route_reply_sends_the_call_to_fallback_and_raises(reply, problem):
     rig = Rig(_crm_flow())
     c = rig.call()
     nxt, pairs = reply
-    with pytest.raises(IvrError) as err:
+    with pytest.raises(RouteReplyError) as err:
         submit_reply(rig.ivr, rig.submit, RouteReply(c, nxt, pairs))
     assert err.value.code == "bad_arg" and problem in err.value.msg
     assert err.value.msg.endswith("; the call went to crm_down")
@@ -688,7 +720,7 @@ def test_bad_reply_handled_directly_reports_the_problem_before_leaving():
 def test_reply_without_next_where_the_node_has_none_is_refused():
     rig = Rig(_crm_flow(next=None))
     c = rig.call()
-    with pytest.raises(IvrError, match="has no default next; name one of: say_it, nope"):
+    with pytest.raises(RouteReplyError, match="has no default next; name one of: say_it, nope"):
         submit_reply(rig.ivr, rig.submit, RouteReply(c))
     assert rig.exit(c).node == "crm_down"
 
@@ -699,10 +731,10 @@ def test_reply_to_a_call_not_waiting_or_unknown_changes_nothing():
     rig = Rig(flowset(f, f2))
     c = rig.call(dnis="8001")  # in flow other, playing
     before = len(rig.events)
-    with pytest.raises(IvrError) as err:
+    with pytest.raises(RouteReplyError) as err:
         submit_reply(rig.ivr, rig.submit, RouteReply(c, "say_it"))
     assert err.value.code == "not_waiting" and "node p (playing)" in err.value.msg
-    with pytest.raises(IvrError) as err:
+    with pytest.raises(RouteReplyError) as err:
         rig.submit(RouteReply("01NOSUCHCALL", "say_it"))  # through the shell: raised too
     assert err.value.code == "not_found"
     assert len(rig.events) == before and rig.ivr.sessions[c].state is State.PLAYING
@@ -716,7 +748,7 @@ def test_route_request_timeout_goes_to_fallback():
     assert rig.leaves(c)[1] == ("lookup", "crm_down", "CRM timeout 3 s", None)
     assert _leave_time(rig, c, "lookup", t0) == 3.0
     assert rig.player.stopped == [(t0 + 3, c)]
-    with pytest.raises(IvrError) as err:
+    with pytest.raises(RouteReplyError) as err:
         rig.ivr.check_reply(RouteReply(c, "say_it"))
     assert err.value.code == "not_found"
     _done(rig)
@@ -728,7 +760,7 @@ def test_late_route_reply_after_timeout_is_not_waiting():
     rig = Rig(f)
     c = rig.call()
     rig.run(3.5)
-    with pytest.raises(IvrError) as err:
+    with pytest.raises(RouteReplyError) as err:
         submit_reply(rig.ivr, rig.submit, RouteReply(c, "say_it"))
     assert err.value.code == "not_waiting"
 
@@ -749,8 +781,10 @@ def test_transfer_answered_ends_the_flow():
     rig.press(c, "1")  # ignored while it rings
     rig.submit(ci.Answer("ext/202"))
     ex = rig.exit(c)
-    assert (ex.outcome, ex.node) == ("transferred", "xfer")
+    assert (ex.outcome, ex.node) == (IvrOutcome.TRANSFERRED, "xfer")
+    assert ex.fields()["outcome"] == "transferred"  # the wire text is unchanged
     assert rig.leaves(c)[0] == ("xfer", None, "answered on ext/202", None)
+    assert rig.ignored(c) == [("xfer", "1")]
     _done(rig)
     rig.submit(ci.Hangup("ext/202"))
     assert rig.cdr(c).ivr_path == "main:xfer"
@@ -814,6 +848,7 @@ def test_hangup_node_releases_the_call():
     c = rig.call()
     ex = rig.exit(c)
     assert (ex.outcome, ex.node, ex.flow, ex.version) == ("hangup", "bye", "main", "v1")
+    assert ex.outcome is IvrOutcome.HANGUP and ex.fields()["outcome"] == "hangup"
     cdr = rig.cdr(c)
     assert (cdr.hangup_by, cdr.ivr_path, cdr.ivr_vars) == ("system", "main:bye", "{}")
     _done(rig)
@@ -881,8 +916,9 @@ def test_a_loop_of_instant_nodes_is_stopped():
                    otherwise="bye"), BYE])
     rig = Rig(f)
     c = rig.call()
-    assert f"{STEP_BUDGET} nodes in a row" in rig.errors(c)[0]
-    assert rig.exit(c).outcome == "error"
+    assert f"{STEP_BUDGET} nodes in one instant" in rig.errors(c)[0]
+    assert "the loop b>a>b never waits" in rig.errors(c)[0]
+    assert rig.exit(c).outcome == IvrOutcome.ERROR
     assert len(rig.entered(c)) == STEP_BUDGET
     _done(rig)
 
@@ -939,7 +975,7 @@ def test_caller_hangs_up_while_waiting_for_the_crm():
     rig.hangup(c)
     assert rig.exit(c).outcome == "caller_hangup"
     assert rig.shell.next_deadline() is None
-    with pytest.raises(IvrError):
+    with pytest.raises(RouteReplyError):
         rig.ivr.check_reply(RouteReply(c, "say_it"))
 
 
@@ -997,3 +1033,355 @@ def test_ivr_events_carry_flow_and_version():
 def test_engine_refuses_what_it_does_not_take():
     with pytest.raises(TypeError):
         Ivr(flowset()).handle(0.0, ci.Answer("ext/201"))
+
+
+# ------------------------------------------------- loops across inputs
+
+
+def test_a_transfer_that_fails_at_once_and_loops_back_is_stopped():
+    # extension:999 is no line: the core answers every Route with call.route_failed at
+    # once, so each turn of the loop is a new input at the same instant.
+    f = flow([node(Transfer, "t", target="extension:999", on_fail="t")])
+    rig = Rig(f, max_inputs=20 * STEP_BUDGET)  # a spinning flow stops here, not in a hang
+    c = rig.call()
+    assert not rig.runaway, "the loop was not stopped by the interpreter"
+    assert len(rig.entered(c)) == STEP_BUDGET
+    (error,) = rig.errors(c)
+    assert f"{STEP_BUDGET} nodes in one instant" in error and "the loop t>t never waits" in error
+    ex = rig.exit(c)
+    assert (ex.outcome, ex.node) == (IvrOutcome.ERROR, "t")
+    cdr = rig.cdr(c)
+    assert cdr.hangup_by == "system"
+    assert len(cdr.ivr_path) <= PATH_MAX and cdr.ivr_path.startswith("main:t>t>")
+    assert "…" in cdr.ivr_path
+    _done(rig)
+
+
+def test_a_loop_that_waits_for_a_prompt_each_turn_is_not_cut():
+    # The budget counts one instant: a loop that plays something each turn is slow,
+    # not stuck, and the caller may break out of it (or hang up).
+    f = flow([node(Transfer, "t", target="extension:999", on_fail="sorry"),
+              node(Play, "sorry", prompts=["sorry"], next="t")])
+    rig = Rig(f)
+    c = rig.call()
+    rig.run(STEP_BUDGET * 2.0 + 1)  # 2 s a turn: more turns than the budget
+    assert len(rig.entered(c)) > STEP_BUDGET
+    assert rig.errors(c) == [] and rig.of("ivr.exit", c) == []
+    rig.hangup(c)
+    assert rig.exit(c).outcome == IvrOutcome.CALLER_HANGUP
+    assert len(rig.cdr(c).ivr_path) <= PATH_MAX
+
+
+# ------------------------------------------------------- internal errors
+
+
+def _boom_for(call_id: str, real):
+    """A node handler that fails for ``call_id`` and works for every other call."""
+    def enter(now: float, s: Session, node) -> str | None:
+        if s.call_id == call_id:
+            raise RuntimeError("boom")
+        return real(now, s, node)
+    return enter
+
+
+def _two_menu_calls() -> tuple[Rig, str, str]:
+    f = flow([node(Menu, "menu", prompts=["menu"], choices={"1": "s", "2": "p"}, timeout_s=5,
+                   retries=0, fallback="bye"),
+              node(SetVars, "s", values={"x": "1"}, next="p"),
+              node(Play, "p", prompts=["p"], next="bye"), BYE])
+    rig = Rig(f)
+    a, b = rig.call(), rig.call()
+    return rig, a, b
+
+
+def test_an_internal_error_ends_only_that_call(monkeypatch):
+    rig, a, b = _two_menu_calls()
+    monkeypatch.setitem(rig.ivr._enter, NodeType.SET, _boom_for(a, rig.ivr._enter[NodeType.SET]))
+    rig.run(3)
+    before = len(rig.events)
+    rig.press(a, "1")  # menu -> s, whose handler raises
+    assert all(getattr(e, "call_id", a) == a for e in rig.events[before:])
+    (error,) = rig.errors(a)
+    assert error.startswith("internal error in node s: RuntimeError: boom (")
+    ex = rig.exit(a)
+    assert (ex.outcome, ex.node) == (IvrOutcome.ERROR, "s")
+    # What the failed input had produced is gone (no half step in the trace) ...
+    assert rig.leaves(a) == [] and rig.entered(a) == ["menu"]
+    assert rig.cdr(a).hangup_by == "system"  # ... and the caller is not left in silence
+    assert rig.ivr.internal_errors == 1 and set(rig.ivr.sessions) == {b}
+    # The other call goes on, and nothing of the failed input leaks into its steps.
+    mark = len(rig.events)
+    rig.press(b, "1")
+    rig.idle()
+    assert all(getattr(e, "call_id", b) == b for e in rig.events[mark:])
+    assert rig.entered(b) == ["menu", "s", "p", "bye"]
+    assert rig.exit(b).outcome == IvrOutcome.HANGUP
+    _done(rig)
+
+
+def test_an_internal_error_in_a_timeout_spares_the_other_timeouts_due(monkeypatch):
+    rig, a, b = _two_menu_calls()  # both menus time out at the same instant
+    monkeypatch.setitem(rig.ivr._enter, NodeType.HANGUP,
+                        _boom_for(a, rig.ivr._enter[NodeType.HANGUP]))
+    rig.idle()
+    assert rig.errors(a)[0].startswith("internal error in node bye: RuntimeError: boom")
+    assert rig.exit(a).outcome == IvrOutcome.ERROR and rig.cdr(a).hangup_by == "system"
+    assert rig.leaves(b) == [("menu", "bye", "timeout x1", None), ("bye", None, "hangup", None)]
+    assert rig.exit(b).outcome == IvrOutcome.HANGUP
+    _done(rig)
+
+
+def test_an_internal_error_at_the_start_of_a_flow_releases_the_call(monkeypatch):
+    rig = Rig(flow([node(Play, "welcome", prompts=["welcome"], next="bye"), BYE]))
+
+    def boom(now: float, s: Session, node) -> None:
+        raise KeyError("lost")
+    monkeypatch.setitem(rig.ivr._enter, NodeType.PLAY, boom)
+    c = rig.call()
+    assert rig.errors(c)[0].startswith("internal error in node welcome: KeyError: 'lost'")
+    assert rig.exit(c).outcome == IvrOutcome.ERROR
+    assert rig.cdr(c).hangup_by == "system" and rig.player.played == []
+    _done(rig)
+
+
+def test_an_internal_error_before_the_flow_starts_releases_the_call(monkeypatch):
+    rig = Rig(flow([BYE]))
+
+    class Broken:
+        flows: dict = {}
+
+        def get(self, name: str) -> None:
+            raise RuntimeError("generation lost")
+    monkeypatch.setattr(rig.ivr, "flows", Broken())
+    c = rig.call()
+    assert rig.errors(c) == [rig.ivr.last_internal_error[1]]
+    assert rig.errors(c)[0].startswith("internal error in node (none): RuntimeError: generation")
+    ex = rig.exit(c)
+    assert (ex.flow, ex.outcome) == ("main", IvrOutcome.ERROR)
+    assert rig.cdr(c).hangup_by == "system"
+    _done(rig)
+
+
+def test_the_old_exception_name_is_gone():
+    # A stale `from switchd.ivr.interpreter import IvrError` must fail at import rather
+    # than hand the event class of that name to an `except`.
+    import switchd.ivr.interpreter as interpreter
+    assert not hasattr(interpreter, "IvrError")
+    assert issubclass(RouteReplyError, Exception)
+
+
+def test_an_internal_error_on_a_route_reply_reaches_the_crm(monkeypatch):
+    rig = Rig(_crm_flow())
+    c = rig.call()
+    monkeypatch.setitem(rig.ivr._enter, NodeType.PLAY, _boom_for(c, rig.ivr._enter[NodeType.PLAY]))
+    with pytest.raises(RouteReplyError) as err:
+        submit_reply(rig.ivr, rig.submit, RouteReply(c, "say_it"))
+    assert err.value.code == "internal"
+    assert err.value.msg.startswith("internal error in node say_it: RuntimeError: boom")
+    assert err.value.msg.endswith("; the call was released")
+    assert rig.exit(c).outcome == IvrOutcome.ERROR
+    assert rig.player.stopped[-1][1] == c  # the hold music stopped
+    _done(rig)
+
+
+# ------------------------------------------------------------ ivr_path
+
+
+def _uncut(entries: list[tuple[str, str]]) -> str:
+    parts, last = [], None
+    for f, n in entries:
+        parts.append(n if f == last else f"{f}:{n}")
+        last = f
+    return ">".join(parts)
+
+
+@pytest.mark.parametrize("n", [1, 5, 60, 61, 200, 5000])
+def test_ivr_path_keeps_the_start_and_the_latest_nodes_within_the_limit(n):
+    import random
+    rnd = random.Random(n)
+    entries = [(rnd.choice(["main", "billing"]), rnd.choice(["menu", "a" * 64, "say_balance",
+                                                              "x"])) for _ in range(n)]
+    path = IvrPath()
+    for f, node_name in entries:
+        path.append(f, node_name)
+    full, text = _uncut(entries), path.text()
+    assert path.count == n
+    if len(full) <= PATH_MAX:
+        assert text == full
+        return
+    assert len(text) <= PATH_MAX
+    head, sep, tail = text.partition(">…>")
+    assert sep and "…" not in tail
+    assert full.startswith(head + ">") and len(head) <= PATH_HEAD
+    first, _, rest = tail.partition(">")
+    assert ":" in first  # the first node after the cut says its flow
+    assert full.endswith(rest) and full.endswith(first.split(":")[1] + ">" + rest)
+    # as many recent nodes as fit: one more would not
+    assert len(text) > PATH_MAX - 2 * (64 + 8)
+
+
+def test_a_long_call_keeps_its_cdr_path_short():
+    f = flow([node(Menu, "menu", prompts=["m"], choices={"9": "menu", "0": "bye"}, fallback="bye"),
+              BYE])
+    rig = Rig(f, default_s=1.0)
+    c = rig.call()
+    for _ in range(400):
+        rig.press(c, "9")  # 400 repeats of the menu: 2000 characters uncut
+    rig.press(c, "0")
+    path = rig.cdr(c).ivr_path
+    assert len(path) <= PATH_MAX
+    assert path.startswith("main:menu>menu>") and path.endswith(">menu>menu>bye")
+    assert ">…>main:menu>" in path
+
+
+# ------------------------------------------------------------ same instant
+
+
+def _deadline(rig: Rig, call_id: str) -> float:
+    return rig.ivr.sessions[call_id].crm_deadline
+
+
+def _crm_race(reply_first: bool) -> tuple[Rig, str, RouteReplyError | None]:
+    f = _crm_flow(fallback="hold")
+    rig = Rig(flow([*f.nodes.values(), node(Play, "hold", prompts=["sorry"], next="bye")]))
+    c = rig.call()
+    deadline = _deadline(rig, c)
+    if reply_first:
+        rig.clock.t = deadline  # the instant comes; its timer has not been handled yet
+    else:
+        rig.run_to(deadline)  # the timer is handled first
+    error = None
+    try:
+        submit_reply(rig.ivr, rig.submit, RouteReply(c, "say_it", (("balance", "1.00"),)))
+    except RouteReplyError as exc:
+        error = exc
+    rig.idle()
+    return rig, c, error
+
+
+@pytest.mark.parametrize("reply_first", [True, False], ids=["reply-first", "timeout-first"])
+def test_a_route_reply_at_the_timeout_instant_is_late_in_either_order(reply_first):
+    rig, c, error = _crm_race(reply_first)
+    assert error is not None and error.code == "not_waiting"
+    assert rig.leaves(c)[1] == ("lookup", "hold", "CRM timeout 3 s", None)
+    assert "balance" not in json.loads(rig.cdr(c).ivr_vars)
+    other, c2, _ = _crm_race(not reply_first)
+    assert rig.leaves(c) == other.leaves(c2)
+
+
+def test_a_route_reply_just_before_the_timeout_is_taken():
+    rig = Rig(_crm_flow())
+    c = rig.call()
+    rig.run_to(_deadline(rig, c) - 0.001)
+    submit_reply(rig.ivr, rig.submit, RouteReply(c, "say_it", (("balance", "1.00"),)))
+    rig.idle()
+    assert rig.leaves(c)[1] == ("lookup", "say_it", "CRM reply", None)
+    # no timeout fired after the reply
+    assert [n for n, *_ in rig.leaves(c)] == ["s", "lookup", "say_it", "bye"]
+
+
+def _race(nodes: list, keys: str, key_first: bool) -> tuple[Rig, str]:
+    """Press ``keys`` at the instant the first prompt (2 s) ends, before or after its end
+    is handled."""
+    rig = Rig(flow(nodes))
+    t0 = rig.now
+    c = rig.call()
+    if key_first:
+        rig.clock.t = t0 + 2.0  # the prompt's end is due but not handled yet
+    else:
+        rig.run_to(t0 + 2.0)
+        assert rig.ivr.sessions[c].prompt_end is not None
+    rig.press(c, keys)
+    rig.idle()
+    return rig, c
+
+
+def _outcome(rig: Rig, c: str) -> tuple:
+    """What a race must not change: where the call went, when, with which keys."""
+    return (rig.entered(c), [(n, nxt, d) for n, nxt, _, d in rig.leaves(c)[1:]],
+            _t(rig, rig.of("ivr.enter", c)[0].time, "ivr.leave", c), rig.exit(c).node,
+            rig.cdr(c).ivr_vars)
+
+
+_MENU = node(Menu, "menu", prompts=["menu"], choices={"1": "one", "2": "two"}, timeout_s=5,
+             retries=0, fallback="bye", into="choice")
+_AFTER = [node(Hangup, "one"), node(Hangup, "two"), BYE]
+RACES = {
+    # A play barged into at its last instant had the key; the menu after it sees only the next.
+    "play-barge-in": ([node(Play, "p", prompts=["p"], next="menu"), _MENU, *_AFTER], "12",
+                      "two"),
+    # A play without barge-in ignores it; so does the menu after it.
+    "play-no-barge-in": ([node(Play, "p", prompts=["p"], barge_in=False, next="menu"), _MENU,
+                          *_AFTER], "1", "bye"),
+    # A menu takes a key at the end of its prompt, whichever came first ...
+    "menu-barge-in": ([_MENU, *_AFTER], "2", "two"),
+    # ... unless its prompt must be heard out: pressed while it played.
+    "menu-no-barge-in": ([dataclasses.replace(_MENU, barge_in=False), *_AFTER], "2", "bye"),
+    # A collect counts it either way.
+    "collect": (_collect(terminator=None), "1234", "done"),
+    "collect-no-barge-in": (_collect(terminator=None, barge_in=False), "1234", "done"),
+}
+
+
+@pytest.mark.parametrize("case", RACES)
+def test_a_key_at_the_instant_a_prompt_ends_gives_the_same_result_in_either_order(case):
+    nodes, keys, ends_at = RACES[case]
+    first, c1 = _race(nodes, keys, key_first=True)
+    second, c2 = _race(nodes, keys, key_first=False)
+    assert _outcome(first, c1) == _outcome(second, c2)
+    assert first.exit(c1).node == ends_at
+    # Each key is counted once: consumed by one node or shown as ignored by one.
+    for rig, c in ((first, c1), (second, c2)):
+        used = "".join(d or "" for _, _, _, d in rig.leaves(c)) + "".join(
+            k for _, k in rig.ignored(c))
+        assert sorted(used) == sorted(keys)
+
+
+# --------------------------------------------------------- per-node state
+
+
+def test_ignored_keys_belong_to_the_node_and_try_they_arrived_in():
+    f = flow([node(Play, "legal", prompts=["legal"], barge_in=False, next="menu"),
+              node(Menu, "menu", prompts=["menu"], choices={"1": "xfer"}, timeout_s=3,
+                   retries=1, fallback="bye", barge_in=False),
+              node(Transfer, "xfer", target="group:sales", on_fail="bye"), BYE])
+    rig = Rig(f)
+    c = rig.call()
+    rig.run(1)
+    rig.press(c, "12")  # legal ignores them
+    rig.run(2)          # 3 s: the menu prompt plays (no barge-in)
+    rig.press(c, "3")   # ignored by the menu's first try
+    rig.run(5)          # 8 s: try 1 timed out at 7, try 2 plays its prompt until 9
+    rig.run(1.5)
+    rig.press(c, "1")   # try 2 takes it
+    rig.press(c, "45")  # the group rings: ignored by the transfer
+    rig.submit(ci.Answer("ext/201"))
+    assert rig.ignored(c) == [("legal", "12"), ("menu", "3"), ("xfer", "45")]
+    assert [(n, d) for n, _, _, d in rig.leaves(c)] == [
+        ("legal", None), ("menu", None), ("menu", "1"), ("xfer", None)]
+
+
+def test_ignored_keys_are_kept_within_bounds():
+    f = flow([node(Transfer, "xfer", target="group:sales", on_fail="bye"), BYE])
+    rig = Rig(f)
+    c = rig.call()
+    rig.press(c, "1" * 1000)
+    rig.submit(ci.Answer("ext/201"))
+    ((_, keys),) = rig.ignored(c)
+    assert keys.endswith("…") and len(keys) < 40
+
+
+def test_the_step_budget_counts_per_instant_not_per_call():
+    # Two turns of 600 instant nodes, at two instants: 1200 in all, none cut.
+    f = flow([node(SetVars, "a", values={"n": "1"}, next="b"),
+              node(Branch, "b", cases=[Case((Cond(V, CondOp.LT, "300", "n"),), "m")],
+                   otherwise="inc"),
+              node(SetVars, "inc", values={"n": "{n}1"}, next="b"),
+              node(Menu, "m", prompts=[], choices={"1": "a"}, timeout_s=1, retries=0,
+                   fallback="bye"), BYE])
+    rig = Rig(f)
+    c = rig.call()
+    rig.press(c, "1")
+    rig.idle()
+    assert rig.errors(c) == []
+    assert rig.exit(c).outcome == IvrOutcome.HANGUP

@@ -58,7 +58,7 @@ class RouteReply(Input):
     """The CRM's answer to ``ivr.route_request``: ``ROUTE.REPLY call=… next=… [var=value …]``.
 
     ``next``: the node to go to (None = the node's ``next``); ``vars``: (name, value)
-    pairs to set. The interpreter raises :class:`~switchd.ivr.interpreter.IvrError`
+    pairs to set. The interpreter raises :class:`~switchd.ivr.interpreter.RouteReplyError`
     (code, message) for a call that is not waiting or a reply it cannot use, after
     sending the call to its fallback for an unusable reply.
     """

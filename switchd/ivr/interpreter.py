@@ -26,18 +26,38 @@ key that barges into a ``play`` moves the call on and is gone, so the next node
 never sees it; keys typed during a ``collect``'s prompts count, and a collect whose
 digits were all typed ahead completes at once.
 
+Same instant. Inputs that carry the same ``now`` may reach the engine in either
+order; the result does not depend on it:
+
+* keys of an instant come before the prompt ends of that instant (the daemon hands
+  them over in that order, frame by frame): a key at the very instant a prompt ran
+  out was pressed while it played. So when the prompt's end was taken first, a key
+  of that same instant still goes where it would have gone during the prompt — a
+  ``menu`` without barge-in ignores it, a ``play`` it barged into had it (the next
+  node does not see it; ``ivr.leave`` shows it as ``ignored`` there);
+* a ``ROUTE.REPLY`` at or after the CRM's deadline is late, whether or not the
+  timeout was handled yet: the call goes to the fallback, the CRM is told
+  ``not_waiting``.
+
 Errors. Run-time problems of a flow (a prompt that went missing, a value ``say``
 cannot read, a goto to a flow that is not loaded) are ``ivr.error`` events; the call
 goes on where the flow says, or — when there is nowhere to go — is released
-(``ivr.exit`` outcome ``error``). A CRM ``ROUTE.REPLY`` is judged by
-:meth:`Ivr.check_reply`; see :class:`IvrError` and :func:`submit_reply` for how a
-bad one both moves the call to its fallback and reaches the CRM as an error.
+(``ivr.exit`` outcome ``error``). A flow that goes round without waiting — instant
+nodes, or a transfer that fails at once and whose ``on_fail`` leads straight back —
+is stopped after :data:`STEP_BUDGET` nodes in one instant, whatever inputs carried
+it round. A bug of the interpreter itself (an exception while handling an input)
+ends only that call, the same way, with ``internal error in node …``; the switch
+and the other calls go on. A CRM ``ROUTE.REPLY`` is judged by
+:meth:`Ivr.check_reply`; see :class:`RouteReplyError` and :func:`submit_reply` for
+how a bad one both moves the call to its fallback and reaches the CRM as an error.
 """
 
 from __future__ import annotations
 
 import json
 import re
+import traceback
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
@@ -59,9 +79,13 @@ from switchd.events import (
     IvrEnter,
     IvrExit,
     IvrLeave,
+    IvrOutcome,
     IvrRouteRequest,
     LineError,
 )
+
+# The event under another name here: `from switchd.ivr.interpreter import IvrError` (the
+# exception's old name) must fail at import, not hand out an event class to `except`.
 from switchd.events import IvrError as IvrProblem
 from switchd.ivr import say, schedule
 from switchd.ivr.inputs import PlayPrompt, PromptDone, RouteReply, StopPrompt
@@ -88,25 +112,39 @@ from switchd.ivr.model import (
     Transfer,
 )
 
-__all__ = ["STEP_BUDGET", "TRANSITIONS", "Ivr", "IvrError", "Kind", "Session", "State", "render",
-           "submit_reply"]
+__all__ = ["PATH_MAX", "STEP_BUDGET", "TRANSITIONS", "Ivr", "IvrPath", "Kind", "RouteReplyError",
+           "Session", "State", "render", "submit_reply"]
 
-#: Node entries one input may cause before the flow is judged to loop without
-#: waiting for anyone (set -> branch -> set ...): the call is released with an error
-#: instead of the engine spinning forever.
+#: Nodes one call may enter in one instant (the same ``now``) before the flow is judged
+#: to loop without waiting for anyone — set -> branch -> set within one input, or a
+#: transfer that fails at once whose ``on_fail`` leads back to it, input after input:
+#: the call is released with an error instead of the switch spinning forever.
 STEP_BUDGET = 1000
+#: Longest ``ivr_path`` text sent to the core (the CDR), characters; see :class:`IvrPath`.
+PATH_MAX = 1000
+#: Of which at most this many for the path's start.
+PATH_HEAD = 300
+#: Ignored keys kept per node (a caller drumming on the keypad through a long
+#: prompt); beyond, one "…" says there were more.
+IGNORED_MAX = 32
+#: Longest value quoted in a say node's ``why`` (``said … as amount``).
+_SAID_MAX = 40
 
 _FLOW_PREFIX = "flow:"
 _NUMBER_START = re.compile(r"[+-]?\.?\d")
+#: ``Session.swallow`` when every key of the instant belongs to a prompt that ended then.
+_ALL = -1
 
 
-class IvrError(Exception):
-    """A request the interpreter cannot serve (the CTI ``ROUTE.REPLY`` verb's errors).
+class RouteReplyError(Exception):
+    """A ``ROUTE.REPLY`` the interpreter cannot serve (the CTI verb's errors).
 
     ``code``: ``not_found`` (no such call in a flow), ``not_waiting`` (the call is not
-    at a ``route_request``), ``bad_arg`` (the reply names an unknown node, a node not
-    in the node's choices, a bad variable name or a value over the length limit).
-    ``msg`` says what to fix.
+    at a ``route_request``, or the reply came when the CRM's time had run out),
+    ``bad_arg`` (the reply names an unknown node, a node not in the node's choices, a
+    bad variable name or a value over the length limit), ``internal`` (the interpreter
+    failed on the reply; the call was released with an ``ivr.error``). ``msg`` says
+    what to fix.
     """
 
     def __init__(self, code: str, msg: str) -> None:
@@ -149,7 +187,8 @@ class Kind(StrEnum):
 
 
 #: (state, input kind) -> the Ivr method that handles it. Anything else is ignored
-#: (stale prompt ends, keys while waiting for the CRM or a transfer — counted).
+#: (stale prompt ends; keys while waiting for the CRM or a transfer, which the node's
+#: ivr.leave shows as ``ignored``).
 TRANSITIONS: dict[tuple[State, Kind], str] = {
     (State.PLAYING, Kind.PROMPT_DONE): "_on_prompt_done",
     (State.PLAYING, Kind.KEY): "_on_key",
@@ -166,16 +205,114 @@ for _s in (State.PLAYING, State.WAITING_KEYS, State.WAITING_CRM, State.TRANSFERR
     TRANSITIONS[(_s, Kind.HANGUP)] = "_on_hangup"
 
 
+class IvrPath:
+    """The nodes a call entered, kept as the ``ivr_path`` text of its CDR, bounded.
+
+    The text is ``flow:node>node>…`` with ``flow2:node`` where a goto changed flow. A
+    call that goes round a menu for an hour must not grow its CDR, nor the work of
+    each step, without end, so the text is at most :data:`PATH_MAX` characters. The
+    rule when the whole path is longer: the first nodes (whole names, at most
+    :data:`PATH_HEAD` characters), then ``…``, then the most recent nodes (whole
+    names, as many as fit), the first of them with its flow (``flow:node``) so the
+    reader knows where the call was; ``main:welcome>hours>menu>…>main:menu>menu>sales``.
+    Both the start and the end of the call stay visible; the middle is cut.
+
+    Kept as it grows: :meth:`append` costs O(1) (amortized), :meth:`text` at most
+    :data:`PATH_MAX` characters, whatever the length of the call.
+    """
+
+    __slots__ = ("_cut", "_head", "_head_len", "_head_open", "_last_flow", "_tail",
+                 "_tail_len", "count", "recent")
+
+    #: How many recent entries :attr:`recent` keeps (to name a loop).
+    RECENT = 32
+
+    def __init__(self) -> None:
+        #: Nodes entered so far (also those cut from the text).
+        self.count = 0
+        #: (flow, node) of the last :attr:`RECENT` entries.
+        self.recent: deque[tuple[str, str]] = deque(maxlen=self.RECENT)
+        self._head: list[str] = []
+        self._head_len = 0  # characters of ">".join(_head)
+        self._head_open = True
+        #: (flow, node, text as in the uncut path) of the entries after the head
+        self._tail: deque[tuple[str, str, str]] = deque()
+        self._tail_len = 0  # characters of "".join(">" + text for each)
+        self._cut = False  # entries were dropped between head and tail
+        self._last_flow: str | None = None
+
+    def append(self, flow: str, node: str) -> None:
+        """The call entered ``node`` of ``flow``."""
+        self.count += 1
+        self.recent.append((flow, node))
+        seg = node if flow == self._last_flow else f"{flow}:{node}"
+        self._last_flow = flow
+        if self._head_open:
+            grown = self._head_len + len(seg) + (1 if self._head else 0)
+            if grown <= PATH_HEAD:
+                self._head.append(seg)
+                self._head_len = grown
+                return
+            self._head_open = False
+        self._tail.append((flow, node, seg))
+        self._tail_len += 1 + len(seg)
+        while len(self._tail) > 1 and self._length() > PATH_MAX:
+            _, _, old = self._tail.popleft()
+            self._tail_len -= 1 + len(old)
+            self._cut = True
+
+    def _length(self) -> int:
+        """len(:meth:`text`), worked out without building it."""
+        if not self._tail:
+            return self._head_len
+        n = self._head_len + self._tail_len - (0 if self._head else 1)
+        if self._cut:
+            flow, node, seg = self._tail[0]
+            n += 2 + len(flow) + 1 + len(node) - len(seg)  # "…>" and the flow of the first
+        return n
+
+    def text(self) -> str:
+        """The ``ivr_path`` text (see the class)."""
+        parts = list(self._head)
+        tail = iter(self._tail)
+        if self._cut:
+            flow, node, _ = next(tail)
+            parts += ["…", f"{flow}:{node}"]
+        parts.extend(seg for _, _, seg in tail)
+        text = ">".join(parts)
+        # Only names longer than NAME_RE allows could overflow; cut hard rather than grow.
+        return text if len(text) <= PATH_MAX else text[:PATH_MAX - 1] + "…"
+
+    def loop(self) -> str:
+        """The recent entries as a loop, ``t>t`` or ``a>b>a`` (from the last node back to
+        its previous visit), else the last few; flows named only when the loop spans
+        several."""
+        recent = list(self.recent)
+        start = max(0, len(recent) - 6)
+        for i in range(len(recent) - 2, -1, -1):
+            if recent[i] == recent[-1]:
+                start = i
+                break
+        shown = recent[start:]
+        several = len({f for f, _ in shown}) > 1
+        text = ">".join(f"{f}:{n}" if several else n for f, n in shown)
+        return text if start == 0 or recent[start] == recent[-1] else "…" + text
+
+
 @dataclass(eq=False, slots=True)
 class Session:
     """One call in a flow.
 
     ``flows``: the generation the call started in (a reload never changes a live
     call's path, not even through ``goto``). ``vars``: text values, builtins
-    included. ``path``: (flow, node) of every node entered. ``digits``: the keys the
-    current try of the current node holds; ``tries``: its failed tries. ``token``:
-    the play whose ``PromptDone`` is awaited. ``ignored_keys``: keys that arrived
-    where no node takes keys (a play without barge-in, a transfer ringing, ...).
+    included. ``path``: the nodes entered (:class:`IvrPath`). ``token``: the play
+    whose ``PromptDone`` is awaited (0: none).
+
+    Per node, reset when it is entered: ``digits`` (the keys the current try holds)
+    and ``tries`` (its failed tries; a retry keeps it). Per try, reset when it is
+    left: ``ignored_keys``, the keys that arrived while it was current and that
+    nothing consumed (a play without barge-in, a transfer ringing, a CRM look-up, …),
+    which its ``ivr.leave`` carries as ``ignored``.
     """
 
     call_id: str
@@ -186,11 +323,23 @@ class Session:
     started: float
     node: Node | None = None
     state: State = State.STEPPING
-    path: list[tuple[str, str]] = field(default_factory=list)
+    path: IvrPath = field(default_factory=IvrPath)
     digits: str = ""
     tries: int = 0
     token: int = 0
-    ignored_keys: int = 0
+    ignored_keys: str = ""
+    #: When the CRM's time runs out at the current route_request (epoch s).
+    crm_deadline: float = 0.0
+    #: (instant, token) of the last prompt that ran to its end.
+    prompt_end: tuple[float, int] | None = None
+    #: Keys of instant ``swallow_at`` still owed to prompts that ended at that instant
+    #: and moved the call on (one per barge-in prompt; ``_ALL`` for one without
+    #: barge-in): keys of an instant come before its prompt ends (see the module).
+    swallow_at: float | None = None
+    swallow: int = 0
+    #: Nodes entered at instant ``burst_at`` (over every input of that instant).
+    burst_at: float | None = None
+    burst_count: int = 0
     #: How many path entries and which variables the core was last told (Annotate).
     annotated_len: int = 0
     annotated_vars: dict[str, str] = field(default_factory=dict)
@@ -201,13 +350,9 @@ class Session:
         return "" if self.node is None else self.node.name
 
     def path_text(self) -> str:
-        """``flow:node>node>…``, with ``flow2:node`` where a goto changed flow."""
-        parts: list[str] = []
-        last = None
-        for flow, node in self.path:
-            parts.append(node if flow == last else f"{flow}:{node}")
-            last = flow
-        return ">".join(parts)
+        """The ``ivr_path`` text: ``flow:node>node>…``, at most :data:`PATH_MAX`
+        characters (:class:`IvrPath`)."""
+        return self.path.text()
 
     def vars_json(self, *, builtins: bool = False) -> str:
         """The variables as JSON object text (builtins left out unless asked for)."""
@@ -245,21 +390,29 @@ def submit_reply(ivr: Ivr, submit: Callable[[Input], list[Event]],
     For the CTI ``ROUTE.REPLY`` verb. A good reply is submitted like any input. A bad
     one (:meth:`Ivr.check_reply` raises ``bad_arg``) is still submitted — the
     interpreter then moves the call to the node's fallback at once, so the caller is
-    never left waiting — and the IvrError is raised afterwards for the CRM's ``ERR``
-    (its message ends with where the call went).
-    ``not_found``/``not_waiting`` are raised before anything is submitted (nothing
-    changes). The events of the fallback move are dispatched by the shell like any.
+    never left waiting — and the RouteReplyError is raised afterwards for the CRM's
+    ``ERR`` (its message ends with where the call went). ``not_found``/``not_waiting``
+    are raised before anything changes (a late reply: the timeout moves the call). When
+    the interpreter fails on the reply, the call is released and ``internal`` is raised.
+    The events of the move are dispatched by the shell like any.
     """
+    problem: RouteReplyError | None = None
     try:
         ivr.check_reply(reply)
-    except IvrError as exc:
+    except RouteReplyError as exc:
         if exc.code != "bad_arg":
             raise
-        events = submit(reply)
+        problem = exc
+    crashes = ivr.internal_errors
+    events = submit(reply)
+    if ivr.internal_errors != crashes and ivr.last_internal_error is not None \
+            and ivr.last_internal_error[0] == reply.call_id:
+        raise RouteReplyError("internal", f"{ivr.last_internal_error[1]}; the call was released")
+    if problem is not None:
         left = next((e for e in events if isinstance(e, IvrLeave)), None)
         where = f"; the call went to {left.next}" if left is not None and left.next else ""
-        raise IvrError("bad_arg", f"{exc.msg}{where}") from None
-    return submit(reply)
+        raise RouteReplyError("bad_arg", f"{problem.msg}{where}")
+    return events
 
 
 class Ivr:
@@ -281,6 +434,10 @@ class Ivr:
         self.max_var_len = max_var_len
         #: call id -> its live session
         self.sessions: dict[str, Session] = {}
+        #: Inputs the interpreter failed on (each ended its call), and the last one:
+        #: (call id, the ivr.error text).
+        self.internal_errors = 0
+        self.last_internal_error: tuple[str, str] | None = None
         #: call id -> when the current node's key or CRM timer fires (one per call)
         self._timers: TimerHeap[str] = TimerHeap()
         self._token = 0
@@ -315,20 +472,31 @@ class Ivr:
         """Take a followed core event or a ``PromptDone``/``RouteReply`` at ``now``.
 
         Returns events and inputs (for the core and the player), in order. Raises
-        IvrError (``not_found``/``not_waiting``) for a reply to a call that is not in a
-        flow or not at a route_request, before anything changed; a reply the flow
-        cannot use is not raised here (see :meth:`check_reply`): the call goes to its
-        fallback and an ``ivr.error`` says why. TypeError for anything else.
+        RouteReplyError (``not_found``/``not_waiting``) for a reply to a call that is
+        not in a flow, not at a route_request, or late (at or after the CRM's
+        deadline), before anything changed; a reply the flow cannot use is not raised
+        here (see :meth:`check_reply`): the call goes to its fallback and an
+        ``ivr.error`` says why. TypeError for anything else.
+
+        Should the interpreter itself fail on the input (a bug: any other exception),
+        what the input had produced is dropped and that call is ended (``ivr.error``
+        ``internal error in node …``, ``ivr.exit`` outcome ``error``, ``Release``); the
+        exception is not raised, so the switch and the other calls go on.
         """
         handler = self._handlers.get(type(item))
         if handler is None:
             raise TypeError(f"the IVR takes {', '.join(t.__name__ for t in self.TAKES)} and "
                             f"follows call events, not {item!r}")
+        mark = len(self._out)
         try:
             handler(now, item)
-        except IvrError:
-            self._out.clear()  # raised before anything changed
+        except RouteReplyError:
+            del self._out[mark:]  # raised before anything changed
             raise
+        except Exception as exc:
+            del self._out[mark:]  # half an input's work must not reach anyone
+            if not self._abort(now, getattr(item, "call_id", None), exc, item):
+                raise
         return self._drain()
 
     def next_deadline(self) -> float | None:
@@ -336,11 +504,21 @@ class Ivr:
         return self._timers.next_deadline()
 
     def handle_timer(self, now: float) -> list[Any]:
-        """Fire the timeouts due at ``now`` (menu/collect key timers, CRM timers)."""
+        """Fire the timeouts due at ``now`` (menu/collect key timers, CRM timers).
+
+        A timeout the interpreter fails on ends that call as :meth:`handle` does; the
+        other timeouts due still fire.
+        """
         while (due := self._timers.pop_due(now)) is not None:
             s = self.sessions.get(due[0])
-            if s is not None:
+            if s is None:
+                continue
+            mark = len(self._out)
+            try:
                 self._dispatch(now, s, Kind.TIMEOUT, None)
+            except Exception as exc:
+                del self._out[mark:]
+                self._abort(now, s.call_id, exc, None)
         return self._drain()
 
     # ---------------------------------------------------------------- queries
@@ -351,12 +529,15 @@ class Ivr:
         return s is not None and s.state is State.WAITING_CRM
 
     def check_reply(self, reply: RouteReply) -> None:
-        """Judge a CRM reply without acting on it. Raises IvrError: ``not_found``,
-        ``not_waiting`` or ``bad_arg`` (message naming the problem and what is allowed)."""
+        """Judge a CRM reply without acting on it. Raises RouteReplyError: ``not_found``,
+        ``not_waiting`` or ``bad_arg`` (message naming the problem and what is allowed).
+
+        (Whether it is late is known only at :meth:`handle`, which has the time.)
+        """
         s = self._waiting_session(reply.call_id)
         problem, _ = self._judge_reply(s, reply)
         if problem is not None:
-            raise IvrError("bad_arg", problem)
+            raise RouteReplyError("bad_arg", problem)
 
     # ------------------------------------------------------------- the inputs
 
@@ -369,7 +550,7 @@ class Ivr:
             known = ", ".join(sorted(self.flows.flows)) or "none"
             msg = f"no flow {name!r} is loaded (loaded: {known}); check the route and flows/"
             self._emit(IvrProblem(ev.call_id, now, name, "", "", msg))
-            self._emit(IvrExit(ev.call_id, now, name, "", "error", ""))
+            self._emit(IvrExit(ev.call_id, now, name, "", IvrOutcome.ERROR, ""))
             self._emit(Release(ev.call_id))
             return
         builtins = {
@@ -387,8 +568,17 @@ class Ivr:
 
     def _dtmf(self, now: float, ev: DtmfReceived) -> None:
         s = self.sessions.get(ev.call_id)
-        if s is not None and ev.line == s.line:
-            self._dispatch(now, s, Kind.KEY, ev.digit)
+        if s is None or ev.line != s.line:
+            return
+        if s.swallow and s.swallow_at == now:
+            # A prompt that ended at this very instant moved the call on, and its end
+            # was taken first: this key was pressed while it played, so it is that
+            # prompt's (a barge-in had it), not the next node's.
+            if s.swallow != _ALL:
+                s.swallow -= 1
+            self._ignore(s, ev.digit)
+            return
+        self._dispatch(now, s, Kind.KEY, ev.digit)
 
     def _prompt_done(self, now: float, done: PromptDone) -> None:
         s = self.sessions.get(done.call_id)
@@ -396,7 +586,17 @@ class Ivr:
             self._dispatch(now, s, Kind.PROMPT_DONE, done)
 
     def _route_reply(self, now: float, reply: RouteReply) -> None:
-        self._dispatch(now, self._waiting_session(reply.call_id), Kind.REPLY, reply)
+        s = self._waiting_session(reply.call_id)
+        if now >= s.crm_deadline:
+            # Late, even if its timeout has not been handled yet (same instant, or a
+            # busy loop): the outcome must not depend on which came first.
+            node = s.node
+            assert isinstance(node, RouteRequest)
+            raise RouteReplyError(
+                "not_waiting", f"call {reply.call_id} is not waiting for a route reply any "
+                f"more: the {node.timeout_s:g} s of node {node.name} ran out; it goes to "
+                f"{node.fallback}")
+        self._dispatch(now, s, Kind.REPLY, reply)
 
     def _answered(self, now: float, ev: CallAnswered) -> None:
         s = self.sessions.get(ev.call_id)
@@ -423,7 +623,7 @@ class Ivr:
         action = self._transitions.get((s.state, kind))
         if action is None:
             if kind is Kind.KEY:
-                s.ignored_keys += 1
+                self._ignore(s, item)
             return
         action(now, s, item)
         self._flush(s)
@@ -431,21 +631,69 @@ class Ivr:
     def _waiting_session(self, call_id: str) -> Session:
         s = self.sessions.get(call_id)
         if s is None:
-            raise IvrError("not_found", f"call {call_id} is not in an IVR flow")
+            raise RouteReplyError("not_found", f"call {call_id} is not in an IVR flow")
         if s.state is not State.WAITING_CRM:
-            raise IvrError("not_waiting", f"call {call_id} is not waiting for a route reply: "
-                           f"it is at node {s.node_name} ({s.state.value}) of flow {s.flow.name}")
+            raise RouteReplyError(
+                "not_waiting", f"call {call_id} is not waiting for a route reply: it is at "
+                f"node {s.node_name} ({s.state.value}) of flow {s.flow.name}")
         return s
+
+    def _abort(self, now: float, call_id: str | None, exc: Exception, item: Any) -> bool:
+        """End ``call_id``'s flow after the interpreter failed on ``item`` (its outputs
+        were dropped already): ``ivr.error`` naming the node and the exception,
+        ``ivr.exit`` outcome ``error``, and ``Release`` unless the call already ended
+        or a person answered it. False when no flow of that call was running."""
+        where = ""
+        tb = traceback.extract_tb(exc.__traceback__)
+        if tb:
+            where = f" ({Path(tb[-1].filename).name}:{tb[-1].lineno})"
+        s = self.sessions.pop(call_id, None) if call_id is not None else None
+        if s is None:
+            if not (isinstance(item, CallRouted) and item.target.startswith(_FLOW_PREFIX)):
+                return False
+            # It failed before the session existed: nobody else would answer the caller.
+            name = item.target[len(_FLOW_PREFIX):]
+            flow, version, node = name, "", ""
+            line: str | None = None
+        else:
+            self._timers.cancel(s.call_id)
+            s.state = State.DONE
+            flow, version, node, line = s.flow.name, s.flow.version, s.node_name, s.line
+        assert call_id is not None
+        msg = f"internal error in node {node or '(none)'}: {type(exc).__name__}: {exc}{where}"
+        self.internal_errors += 1
+        self.last_internal_error = (call_id, msg)
+        if line is not None and not isinstance(item, CallEnded):
+            self._emit(StopPrompt(call_id, line))  # whatever the dropped outputs started
+        self._emit(IvrProblem(call_id, now, flow, version, node, msg))
+        self._emit(IvrExit(call_id, now, flow, version, IvrOutcome.ERROR, node))
+        # A call that ended is gone; one a person answered is theirs: cutting it off
+        # would be worse than the error.
+        if not isinstance(item, CallEnded | CallAnswered):
+            self._emit(Release(call_id))
+        return True
 
     # ---------------------------------------------------------- transitions
 
     def _on_prompt_done(self, now: float, s: Session, done: PromptDone) -> None:
         s.state = State.STEPPING  # nothing plays any more
+        s.prompt_end = (now, done.token)
         if done.error is not None:
             self._problem(now, s, f"prompt could not be played: {done.error}")
         node = s.node
         if isinstance(node, Play | Say):
-            self._run(now, s, self._leave(now, s, node.next, "end of prompt"))
+            # Keys of this instant still to come were pressed while this prompt played
+            # (see the module): one is its barge-in, or all are ignored without.
+            if s.swallow_at != now:
+                s.swallow_at, s.swallow = now, 0
+            if s.swallow != _ALL:
+                s.swallow = s.swallow + 1 if node.barge_in else _ALL
+            if isinstance(node, Say):
+                why = "say failed" if done.error is not None else \
+                    f"said {_short(render(node.value, s.vars))} as {node.kind.value}"
+            else:
+                why = "end of prompt"
+            self._run(now, s, self._leave(now, s, node.next, why))
         elif isinstance(node, Menu | Collect):
             self._wait_keys(now, s, node)
 
@@ -454,14 +702,23 @@ class Ivr:
         if isinstance(node, Collect):
             self._collect_key(now, s, node, key)
         elif isinstance(node, Menu):
-            if s.state is State.PLAYING and not node.barge_in:
-                s.ignored_keys += 1  # the menu's prompts must be heard out
+            # A key at the very instant its prompt ended was pressed while it played.
+            playing = s.state is State.PLAYING or s.prompt_end == (now, s.token)
+            if playing and not node.barge_in:
+                self._ignore(s, key)  # the menu's prompts must be heard out
             else:
                 self._menu_key(now, s, node, key)
         elif isinstance(node, Play | Say) and node.barge_in:
             self._run(now, s, self._leave(now, s, node.next, "barge-in", key))
         else:
-            s.ignored_keys += 1
+            self._ignore(s, key)
+
+    def _ignore(self, s: Session, key: str) -> None:
+        """A key nothing consumes: kept for the node's ``ivr.leave`` (``ignored``)."""
+        if len(s.ignored_keys) < IGNORED_MAX:
+            s.ignored_keys += key
+        elif not s.ignored_keys.endswith("…"):
+            s.ignored_keys += "…"
 
     def _on_key_timeout(self, now: float, s: Session, _: None) -> None:
         node = s.node
@@ -497,7 +754,7 @@ class Ivr:
         self._run(now, s, self._leave(now, s, node.fallback, f"CRM timeout {node.timeout_s:g} s"))
 
     def _on_answered(self, now: float, s: Session, ev: CallAnswered) -> None:
-        self._end(now, s, "transferred", f"answered on {ev.line}", release=False)
+        self._end(now, s, IvrOutcome.TRANSFERRED, f"answered on {ev.line}", release=False)
 
     def _on_route_failed(self, now: float, s: Session, ev: CallRouteFailed | LineError) -> None:
         node = s.node
@@ -510,25 +767,34 @@ class Ivr:
         if node.on_fail is not None:
             self._run(now, s, self._leave(now, s, node.on_fail, why))
         else:
-            self._end(now, s, "hangup", why, release=True)
+            self._end(now, s, IvrOutcome.HANGUP, why, release=True)
 
     def _on_hangup(self, now: float, s: Session, ev: CallEnded) -> None:
         # The session still lives, so the IVR did not end the call itself.
         if ev.hangup_cause is HangupCause.SYSTEM_SHUTDOWN:
-            outcome, why = "shutdown", "switch shutting down"
+            outcome, why = IvrOutcome.SHUTDOWN, "switch shutting down"
         elif ev.hangup_by == "system":
-            outcome, why = "system", "call ended by the switch"
+            outcome, why = IvrOutcome.SYSTEM, "call ended by the switch"
         else:
-            outcome, why = "caller_hangup", "caller hung up"
+            outcome, why = IvrOutcome.CALLER_HANGUP, "caller hung up"
         self._end(now, s, outcome, why, release=False)
 
     # ------------------------------------------------------------ the nodes
 
     def _run(self, now: float, s: Session, name: str | None) -> None:
         """Enter node ``name`` and every instant node after it, until one waits for
-        something (a prompt, keys, the CRM, a transfer) or the flow ends (None)."""
-        for _ in range(STEP_BUDGET):
-            if name is None or s.state is State.DONE:
+        something (a prompt, keys, the CRM, a transfer) or the flow ends (None).
+
+        No more than :data:`STEP_BUDGET` entries per instant, counted across inputs:
+        a transfer that fails at once and whose ``on_fail`` leads back comes round
+        through the core, one input at a time, but never waits either.
+        """
+        while name is not None and s.state is not State.DONE:
+            if s.burst_at == now and s.burst_count >= STEP_BUDGET:
+                self._fail(now, s, f"{STEP_BUDGET} nodes in one instant without waiting for "
+                           f"the caller: the loop {s.path.loop()} never waits; give it a "
+                           "menu, collect or play (or a transfer's on_fail that does not lead "
+                           "straight back)", leave=False)
                 return
             node = s.flow.nodes.get(name)
             if node is None:
@@ -540,26 +806,28 @@ class Ivr:
             s.tries = 0
             self._entered(now, s, _prompt_names(node))
             name = self._enter[node.type](now, s, node)
-        if name is not None and s.state is not State.DONE:
-            tail = ">".join(n for _, n in s.path[-6:])
-            self._fail(now, s, f"{STEP_BUDGET} nodes in a row without waiting for the caller "
-                       f"(a loop of instant nodes: …{tail}); give the loop a menu, collect or play",
-                       leave=False)
 
     def _entered(self, now: float, s: Session, prompts: tuple[str, ...]) -> None:
         node = s.node
         assert node is not None
-        s.path.append((s.flow.name, node.name))
+        s.path.append(s.flow.name, node.name)
+        if s.burst_at == now:
+            s.burst_count += 1
+        else:
+            s.burst_at, s.burst_count = now, 1
         self._emit(IvrEnter(s.call_id, now, s.flow.name, s.flow.version, node.name,
                             node.type.value, ",".join(prompts) or None))
 
     def _leave(self, now: float, s: Session, nxt: str | None, why: str,
                digits: str | None = None) -> str | None:
-        """Leave the current node for ``nxt``: silence, no timer; returns ``nxt``."""
+        """Leave the current node (or try) for ``nxt``: silence, no timer, no play awaited;
+        the keys it ignored go with its ``ivr.leave``. Returns ``nxt``."""
         self._quiet(s)
         s.state = State.STEPPING
+        s.token = 0  # a PromptDone of what it played is stale now
         self._emit(IvrLeave(s.call_id, now, s.flow.name, s.flow.version, s.node_name, nxt, why,
-                            digits or None))
+                            digits or None, s.ignored_keys or None))
+        s.ignored_keys = ""
         return nxt
 
     def _enter_play(self, now: float, s: Session, node: Play) -> str | None:
@@ -624,6 +892,7 @@ class Ivr:
         elif node.barge_in:
             # The first key stops the prompt; the caller is typing now.
             self._emit(StopPrompt(s.call_id, s.line))
+            s.token = 0  # no PromptDone follows a stop
             self._wait_keys(now, s, node)
         # Without barge-in the prompt plays on; its end starts the inter-digit timer.
 
@@ -683,7 +952,8 @@ class Ivr:
                                    s.vars_json(builtins=True), node.timeout_s))
         self._play(now, s, self._files(now, s, node.prompts), False, loop=True)
         s.state = State.WAITING_CRM
-        self._timers.arm(s.call_id, now + node.timeout_s)
+        s.crm_deadline = now + node.timeout_s
+        self._timers.arm(s.call_id, s.crm_deadline)
 
     def _enter_transfer(self, now: float, s: Session, node: Transfer) -> str | None:
         try:
@@ -692,7 +962,7 @@ class Ivr:
             self._problem(now, s, str(exc))
             if node.on_fail is not None:
                 return self._leave(now, s, node.on_fail, "transfer target unusable")
-            self._end(now, s, "error", "transfer target unusable", release=True)
+            self._end(now, s, IvrOutcome.ERROR, "transfer target unusable", release=True)
             return None
         s.state = State.TRANSFERRING
         self._flush(s)  # the CDR has the path even if the call leaves the switch
@@ -700,7 +970,7 @@ class Ivr:
         return None
 
     def _enter_hangup(self, now: float, s: Session, _: Node) -> None:
-        self._end(now, s, "hangup", "hangup", release=True)
+        self._end(now, s, IvrOutcome.HANGUP, "hangup", release=True)
 
     def _enter_goto(self, now: float, s: Session, node: Goto) -> str | None:
         target = s.flows.get(node.flow)
@@ -774,7 +1044,7 @@ class Ivr:
                                         and isinstance(node, RouteRequest) and node.prompts):
             self._emit(StopPrompt(s.call_id, s.line))
 
-    def _end(self, now: float, s: Session, outcome: str, why: str, *, release: bool,
+    def _end(self, now: float, s: Session, outcome: IvrOutcome, why: str, *, release: bool,
              leave: bool = True) -> None:
         """The flow is over for this call: ``ivr.leave`` of the current node (to nowhere;
         ``leave=False`` when it was left already), ``ivr.exit``, and ``Release`` when the
@@ -783,7 +1053,7 @@ class Ivr:
             self._leave(now, s, None, why)
         else:
             self._quiet(s)
-        if release or outcome == "transferred":
+        if release or outcome is IvrOutcome.TRANSFERRED:
             self._flush(s)  # before Release: the CDR is written when the call ends
         s.state = State.DONE
         del self.sessions[s.call_id]
@@ -794,7 +1064,7 @@ class Ivr:
     def _fail(self, now: float, s: Session, msg: str, *, leave: bool = True) -> None:
         """A flow that cannot go on: ``ivr.error``, then the call is released."""
         self._problem(now, s, msg)
-        self._end(now, s, "error", "error", release=True, leave=leave)
+        self._end(now, s, IvrOutcome.ERROR, "error", release=True, leave=leave)
 
     def _problem(self, now: float, s: Session, msg: str) -> None:
         self._emit(IvrProblem(s.call_id, now, s.flow.name, s.flow.version, s.node_name, msg))
@@ -845,11 +1115,11 @@ class Ivr:
         if s.state is State.DONE:
             return  # the call left the IVR; what it had was sent before
         # Cheap checks first: most inputs (a digit, a prompt's end) change neither.
-        path_changed = len(s.path) != s.annotated_len
+        path_changed = s.path.count != s.annotated_len
         vars_changed = s.vars != s.annotated_vars
         if not (path_changed or vars_changed):
             return
-        s.annotated_len = len(s.path)
+        s.annotated_len = s.path.count
         if vars_changed:
             s.annotated_vars = dict(s.vars)
         self._emit(Annotate(s.call_id, s.path_text() if path_changed else None,
@@ -861,6 +1131,11 @@ class Ivr:
     def _drain(self) -> list[Any]:
         out, self._out = self._out, []
         return out
+
+
+def _short(text: str) -> str:
+    """``text`` for a ``why``: at most :data:`_SAID_MAX` characters."""
+    return text if len(text) <= _SAID_MAX else text[:_SAID_MAX - 1] + "…"
 
 
 def _prompt_names(node: Node) -> tuple[str, ...]:

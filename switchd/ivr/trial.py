@@ -68,7 +68,8 @@ class Step:
         if self.event == "ivr.leave":
             keys = f"  keys {f['digits']}" if f.get("digits") else ""
             nxt = f"-> {f['next']}" if f.get("next") else "(flow ends here)"
-            return f"{when}  leave {f['node']}{keys}  {nxt}  because {f['why']}"
+            ignored = f"  (ignored keys {f['ignored']})" if f.get("ignored") else ""
+            return f"{when}  leave {f['node']}{keys}  {nxt}  because {f['why']}{ignored}"
         if self.event == "press":
             return f"{when}  caller presses {f['digits']}"
         if self.event == "ivr.route_request":

@@ -48,7 +48,15 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from switchd.core.routing import NAME_RE, RingGroup, RingStrategy, Route, Target, TargetKind
+from switchd.core.routing import (
+    INBOUND_KINDS,
+    NAME_RE,
+    RingGroup,
+    RingStrategy,
+    Route,
+    Target,
+    TargetKind,
+)
 from switchd.drivers.sim.board import check_key_group
 from switchd.exceptions import ConfigError
 from switchd.passwords import is_hash, uses_demo_secret
@@ -561,7 +569,7 @@ _SECTIONS = (
 )
 _STATE_DIR_DEFAULT = "state"
 #: Target kinds an inbound route may name (``number:`` is only a flow's transfer target).
-_ROUTE_KINDS = frozenset({"extension", "group", "flow", "busy"})
+_ROUTE_KINDS = frozenset(k.value for k in INBOUND_KINDS)
 _TARGET_HELP = "extension:<number>, group:<name>, flow:<name> or busy"
 
 # Hints appended to "missing required key" messages.

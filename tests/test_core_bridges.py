@@ -181,6 +181,8 @@ def test_switch_answers_the_trunk_without_a_person_and_the_offer_rings_no_caller
     assert r.status(CALLER) is LineStatus.CONNECTED and r.status(AGENT) is LineStatus.IDLE
     r.do(Offer(call_id, OTHER, 15.0))
     assert r.status(OTHER) is LineStatus.ALERTING
+    # An ACD offer leaves the call with the switch (only its own Route is switch_routing).
+    assert r.core.calls[call_id].state is CallState.SWITCH
     # The caller keeps hearing what the IVR or queue plays: no ringback from an offer.
     assert r.core.lines[CALLER].tone is None
     r.do(Answer(OTHER))

@@ -19,10 +19,12 @@ every step, timer firings included:
   whisper nor a held party hear or be heard;
 * every ``call.ended`` carries a CDR with its hangup cause, ``ANSWERED`` exactly
   when a person answered, and the IVR facts the last ``Annotate`` gave;
-* a call the switch holds (a flow route, ``SwitchAnswer``) rings a ``Route`` only
-  while its caller hears ringback, and a ``call.route_failed`` leaves it with the
-  switch, nothing of the route left ringing;
-* a refusal (``CoreError`` or a ``line.error``) changes nothing at all;
+* a call the switch holds (a flow route, ``SwitchAnswer``) is ``switch_routing``
+  exactly while a ``Route`` rings for it, its caller hearing ringback and no ACD
+  offer beside it; a ``call.route_failed`` leaves it in ``switch``, nothing of the
+  route left ringing;
+* an ``Offer`` or ``Route`` that the call table has no row for (``Call.can``) is
+  refused; a refusal (``CoreError`` or a ``line.error``) changes nothing at all;
 * with no calls left, every line is free, no bridge exists and no timer is armed.
 
 A failing run prints the inputs it applied (``note``: ``t=<seconds> <input>``, with
@@ -41,7 +43,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
 from switchd.core import inputs as ci
-from switchd.core.call import Call, CallState, OfferPurpose
+from switchd.core.call import Call, CallInput, CallState, OfferPurpose
 from switchd.core.engine import CoreError, SwitchCore
 from switchd.core.routing import CoreConfig, RingGroup, RingStrategy, Route, Target, TargetKind
 from switchd.engine import Input
@@ -79,6 +81,10 @@ CHANNEL = {name: i for i, name in enumerate(ALL_LINES)}
 CAUSES = {str(c): c.q850 for c in HangupCause}
 ERROR_CODES = {"busy", "not_found", "bad_arg", "wrong_state"}
 TALKING_STATES = (CallState.ANSWERED, CallState.CONSULTING, CallState.CONFERENCE)
+#: States of a call the switch holds (the IVR may Route, Release or Annotate it).
+SWITCH_STATES = (CallState.SWITCH, CallState.SWITCH_ROUTING)
+#: The call-table input each core input needs a row for, where the table decides.
+TABLE_INPUT = {ci.Offer: CallInput.OFFER, ci.Route: CallInput.ROUTE}
 
 CONFIG = CoreConfig(
     trunks=3,
@@ -283,6 +289,10 @@ class CoreFuzz(RuleBasedStateMachine):
         self.sound = False
         note(f"t={self.now - T0:g} {item!r}")
         before = snapshot(self.core)
+        # With no row in the call table for it, the input must be refused (DESIGN §1).
+        table_input = TABLE_INPUT.get(type(item))
+        target = self.core.calls.get(getattr(item, "call_id", ""))
+        no_row = table_input is not None and target is not None and not target.can(table_input)
         try:
             events = self.core.handle(self.now, item)
         except CoreError as exc:
@@ -292,6 +302,9 @@ class CoreFuzz(RuleBasedStateMachine):
             self.sound = True
             return
         errors = [e for e in events if isinstance(e, LineError)]
+        assert errors or not no_row, (
+            f"{item!r} was carried out in state {target.state if target else None}, "
+            "which has no row for it")
         if errors:
             note(f"    refused: {errors[0].reason}")
             assert len(errors) == len(events), (
@@ -540,35 +553,39 @@ class CoreFuzz(RuleBasedStateMachine):
             self.check_model()
             self.do(ci.Offer(call_id, data.draw(st.sampled_from(self.idle_exts())), 20.0))
 
-    @precondition(lambda self: self.calls_in(CallState.SWITCH))
+    @precondition(lambda self: self.calls_in(*SWITCH_STATES))
     @rule(data=st.data(), timeout=st.sampled_from([20.0, 5.0, 0.5, 0.0]), answer=st.booleans())
     def offer(self, data: st.DataObject, timeout: float, answer: bool) -> None:
-        call_id = self.pick(data, self.calls_in(CallState.SWITCH), self.any_call())
+        """The ACD offers a call the switch holds (now and then one whose Route rings:
+        refused by the table)."""
+        call_id = self.pick(data, self.calls_in(CallState.SWITCH),
+                            [*self.calls_in(CallState.SWITCH_ROUTING), *self.any_call()])
         line = self.pick(data, self.idle_exts(), ALL_LINES)
         self.ring_then_answer(ci.Offer(call_id, line, timeout), answer)
 
-    @precondition(lambda self: self.calls_in(CallState.SWITCH))
+    @precondition(lambda self: self.calls_in(*SWITCH_STATES))
     @rule(data=st.data(), timeout=st.sampled_from(ROUTE_TIMEOUTS), answer=st.booleans())
     def route(self, data: st.DataObject, timeout: float | None, answer: bool) -> None:
-        """The IVR transfers a call it holds (mostly one with nothing ringing)."""
-        call_id = self.pick(data, self.held_by_switch(), self.calls_in(CallState.SWITCH))
+        """The IVR transfers a call it holds (mostly one with nothing ringing; else one
+        with ACD offers or its own Route ringing: refused)."""
+        call_id = self.pick(data, self.held_by_switch(), self.calls_in(*SWITCH_STATES))
         target = self.pick(data, ROUTE_TARGETS, BAD_ROUTE_TARGETS)
         self.ring_then_answer(ci.Route(call_id, target, timeout), answer)
 
-    @precondition(lambda self: self.calls_in(CallState.SWITCH))
+    @precondition(lambda self: self.calls_in(*SWITCH_STATES))
     @rule(data=st.data(), cause=st.sampled_from([HangupCause.NORMAL_CLEARING,
                                                  HangupCause.CALL_REJECTED]))
     def release(self, data: st.DataObject, cause: HangupCause) -> None:
         """The IVR hangs up a call it holds (now and then any live call: Release is
         allowed in every state)."""
-        call_id = self.pick(data, self.calls_in(CallState.SWITCH),
+        call_id = self.pick(data, self.calls_in(*SWITCH_STATES),
                             [c.call_id for c in self.calls()])
         self.do(ci.Release(call_id, cause))
 
-    @precondition(lambda self: self.calls_in(CallState.SWITCH))
+    @precondition(lambda self: self.calls_in(*SWITCH_STATES))
     @rule(data=st.data(), path=st.sampled_from(IVR_PATHS), ivr_vars=st.sampled_from(IVR_VARS))
     def annotate(self, data: st.DataObject, path: str | None, ivr_vars: str | None) -> None:
-        call_id = self.pick(data, self.calls_in(CallState.SWITCH), self.any_call())
+        call_id = self.pick(data, self.calls_in(*SWITCH_STATES), self.any_call())
         self.do(ci.Annotate(call_id, path, ivr_vars))
 
     @precondition(lambda self: self.ringing_lines())
@@ -779,7 +796,8 @@ class CoreFuzz(RuleBasedStateMachine):
                 want[("offer", name)] = offer.deadline
             if call.state is CallState.TONE:
                 want[("tone", cid)] = None
-            if call.state in (CallState.RINGING, CallState.TRANSFERRING, CallState.RECALLING):
+            if call.state in (CallState.RINGING, CallState.TRANSFERRING, CallState.RECALLING,
+                              CallState.SWITCH_ROUTING):
                 assert any(o.routed for o in call.offers.values()), (
                     f"{cid} is {call.state} but no routed offer rings")
             if call.state is CallState.CONSULTING:
@@ -788,17 +806,19 @@ class CoreFuzz(RuleBasedStateMachine):
             if call.state is CallState.CONFERENCE:
                 assert len(talkers(call)) >= 3, f"{cid} conference of {talkers(call)}"
             routed = [o for o in call.offers.values() if o.routed]
-            if call.state is CallState.SWITCH:
-                # A Route rings exactly while the caller hears its ringback.
-                anchor = self.core.lines[call.anchor]
-                assert (call.route_target is not None) == bool(routed), (
-                    f"{cid} route_target={call.route_target} with routed offers {routed}")
-                want_status = S.RINGBACK if routed else S.CONNECTED
-                assert anchor.status is want_status, (cid, anchor.status, routed)
-                assert not (routed and len(routed) != len(call.offers)), (
+            anchor = self.core.lines[call.anchor]
+            if call.state is CallState.SWITCH_ROUTING:
+                # A Route rings, the caller hears its ringback, and nothing else rings.
+                assert call.route_target is not None, f"{cid} routes to nothing named"
+                assert anchor.status is S.RINGBACK, (cid, anchor.status, routed)
+                assert len(routed) == len(call.offers), (
                     f"{cid}: ACD offers ring beside a route: {list(call.offers)}")
             else:
                 assert call.route_target is None, (cid, call.state, call.route_target)
+            if call.state is CallState.SWITCH:
+                # Held by the switch, no Route ringing: only ACD offers may ring.
+                assert not routed, f"{cid} is switch with routed offers {routed}"
+                assert anchor.status is S.CONNECTED, (cid, anchor.status)
             if call.state is CallState.ANSWERED:
                 assert len(talkers(call)) == 2, f"{cid} answered with {talkers(call)}"
         assert set(timers) == set(want), f"timers {sorted(timers)} != offers+tones {sorted(want)}"

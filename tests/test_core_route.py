@@ -13,7 +13,7 @@ from __future__ import annotations
 import pytest
 
 from switchd.bus import Bus
-from switchd.core.call import CallState
+from switchd.core.call import CALL_TRANSITIONS, CallInput, CallState
 from switchd.core.engine import CoreError, SwitchCore, new_call_id
 from switchd.core.inputs import (
     Annotate,
@@ -29,6 +29,7 @@ from switchd.core.inputs import (
     Route,
     Shutdown,
     SwitchAnswer,
+    Withdraw,
 )
 from switchd.core.routing import (
     INBOUND_KINDS,
@@ -66,6 +67,7 @@ from switchd.events import (
 )
 from switchd.lines.state import LineStatus
 from switchd.shell import Shell, VirtualClock
+from tests.corehelp import call_snapshot
 
 T0 = 1_764_000_000.0
 CALLER = "trunk/1"
@@ -244,7 +246,7 @@ def test_route_to_an_idle_extension_rings_it_with_ringback_and_the_answer_connec
     assert [(e.line, e.tone) for e in of(events, ToneStarted)] == [(CALLER, "ringback")]
     assert r.status("ext/202") is LineStatus.ALERTING
     assert r.status(CALLER) is LineStatus.RINGBACK
-    assert r.state(call_id) is CallState.SWITCH
+    assert r.state(call_id) is CallState.SWITCH_ROUTING
     assert r.core.calls[call_id].route_target == "extension:202"
     r.advance(4)
     events = r.do(Answer("ext/202"))
@@ -320,7 +322,8 @@ def test_a_hunt_group_rings_in_turn_then_fails_no_answer_after_the_last():
     assert rung(events) == ["ext/201"] and r.tone(CALLER) == "ringback"
     # 299 has no line and is skipped; each member rings the group's 5 s.
     assert rung(r.advance(HUNT_S)) == ["ext/202"]
-    assert r.state(call_id) is CallState.SWITCH and r.status(CALLER) is LineStatus.RINGBACK
+    assert r.state(call_id) is CallState.SWITCH_ROUTING
+    assert r.status(CALLER) is LineStatus.RINGBACK
     assert rung(r.advance(HUNT_S)) == ["ext/203"]
     events = r.advance(HUNT_S)
     [failed] = of(events, CallRouteFailed)
@@ -492,6 +495,114 @@ def test_route_is_refused_unless_the_switch_holds_the_call_with_nothing_ringing(
     assert plain is not None
     assert refused(r.do(Route(plain, Target.parse("extension:202"))))
     r.do(Hangup(CALLER))
+    r.assert_clean()
+
+
+# ------------------------------------------------------ the switch_routing state
+
+_SW, _SR = CallState.SWITCH, CallState.SWITCH_ROUTING
+
+
+def test_a_ringing_route_is_a_state_of_the_call_table_not_a_flag():
+    # DESIGN §1: every state machine is a table keyed by (state, input).
+    assert CALL_TRANSITIONS[(_SW, CallInput.ROUTE)] is _SR
+    assert {s for (s, _), nxt in CALL_TRANSITIONS.items() if nxt is _SR} == {_SW, _SR}
+    leaves = {i: nxt for (s, i), nxt in CALL_TRANSITIONS.items() if s is _SR}
+    assert leaves == {CallInput.RING: _SR,  # the next hunt member
+                      CallInput.ANSWER: CallState.ANSWERED,
+                      CallInput.ROUTE_FAILED: _SW,
+                      CallInput.END: CallState.ENDED}
+    # The ACD's Offer and a second Route are no rows: refused while a route rings.
+    assert (_SR, CallInput.OFFER) not in CALL_TRANSITIONS
+    assert (_SR, CallInput.ROUTE) not in CALL_TRANSITIONS
+    assert _SR.value == "switch_routing"  # CALLS state=switch_routing
+
+
+def test_a_route_moves_switch_to_switch_routing_and_back_to_switch_when_nobody_answers():
+    r = Run()
+    call_id = r.ivr_call()
+    call = r.core.calls[call_id]
+    assert call.can(CallInput.ROUTE) and call.can(CallInput.OFFER)
+    r.do(Route(call_id, Target.parse("group:all"), timeout_s=5.0))
+    assert r.state(call_id) is _SR
+    assert not call.can(CallInput.ROUTE) and not call.can(CallInput.OFFER)
+    r.do(Hangup("ext/201"))  # one phone declines, the other still rings
+    assert r.state(call_id) is _SR and r.tone(CALLER) == "ringback"
+    [failed] = of(r.advance(5.0), CallRouteFailed)
+    assert failed.reason is RouteFail.NO_ANSWER
+    r.assert_held_by_switch(call_id)
+    assert call.can(CallInput.ROUTE) and call.can(CallInput.OFFER)
+    r.do(Release(call_id))
+    r.assert_clean()
+
+
+def test_a_route_that_cannot_ring_leaves_the_call_in_switch():
+    r = Run()
+    call_id = r.ivr_call()
+    [failed] = of(r.do(Route(call_id, Target.parse("extension:299"))), CallRouteFailed)
+    assert failed.reason is RouteFail.UNALLOCATED
+    r.assert_held_by_switch(call_id)
+    r.do(Release(call_id))
+    r.assert_clean()
+
+
+@pytest.mark.parametrize("how", ["answer", "pickup", "hunt", "trunk"])
+def test_an_answered_route_moves_switch_routing_to_answered(how):
+    r = Run()
+    call_id = r.ivr_call()
+    target = {"hunt": "group:hunt", "trunk": "number:84001234"}.get(how, "extension:201")
+    r.do(Route(call_id, Target.parse(target)))
+    assert r.state(call_id) is _SR
+    if how == "hunt":
+        r.advance(HUNT_S)  # on to the next member: still routing
+        assert r.state(call_id) is _SR and r.status("ext/202") is LineStatus.ALERTING
+        r.do(Answer("ext/202"))
+    elif how == "trunk":
+        r.do(Answer("trunk/2"))
+    elif how == "pickup":
+        r.do(Pickup("ext/203", call_id))
+    else:
+        r.do(Answer("ext/201"))
+    call = r.core.calls[call_id]
+    assert call.state is CallState.ANSWERED and call.route_target is None
+    assert r.status(CALLER) is LineStatus.CONNECTED and r.tone(CALLER) is None
+    r.do(Hangup(CALLER))
+    r.assert_clean()
+
+
+def test_offer_and_route_while_a_route_rings_are_refused_by_the_table_and_change_nothing():
+    r = Run()
+    call_id = r.ivr_call()
+    r.do(Route(call_id, Target.parse("extension:201")))
+    call = r.core.calls[call_id]
+    before = call_snapshot(call)
+    events = r.do(Offer(call_id, "ext/203", 10.0))
+    assert refused(events)
+    assert "switch_routing" in events[0].reason and "extension:201" in events[0].reason
+    events = r.do(Route(call_id, Target.parse("extension:202")))
+    assert refused(events) and "switch_routing" in events[0].reason
+    assert call_snapshot(call) == before and r.status("ext/203") is LineStatus.IDLE
+    r.do(Hangup(CALLER))
+    r.assert_clean()
+
+
+def test_what_a_route_rings_for_is_data_and_never_decides_what_offer_or_route_do():
+    r = Run()
+    call_id = r.ivr_call()
+    call = r.core.calls[call_id]
+    # Stale text in switch: an Offer is still taken.
+    call.route_target = "extension:999"
+    assert not refused(r.do(Offer(call_id, "ext/203", 10.0)))
+    r.do(Withdraw(call_id, "ext/203"))
+    call.route_target = None
+    r.do(Route(call_id, Target.parse("extension:201"), timeout_s=3.0))
+    # No text while a route rings: the state still refuses an Offer and a Route.
+    call.route_target = None
+    assert refused(r.do(Offer(call_id, "ext/203", 10.0)))
+    assert refused(r.do(Route(call_id, Target.parse("extension:202"))))
+    r.advance(3.0)
+    r.assert_held_by_switch(call_id)
+    r.do(Release(call_id))
     r.assert_clean()
 
 

@@ -46,10 +46,14 @@ class CallState(StrEnum):
     #: Routed offers ring (an extension, a ring group, a trunk dialled out); the
     #: caller hears ringback.
     RINGING = "ringing"
-    #: The switch answered the caller itself (IVR, queue); offers may ring (ACD), or
-    #: the switch's own ``Route`` rings a target while the caller hears ringback
-    #: (:attr:`Call.route_target`); if nobody answers the call stays here.
+    #: The switch answered the caller itself (IVR, queue) and holds it; ``Offer``s may
+    #: ring phones for it (ACD); if nobody answers the call stays here.
     SWITCH = "switch"
+    #: The switch holds the call and its own ``Route`` rings a target (an IVR
+    #: ``transfer``: an extension, a ring group, an outside number); the caller hears
+    #: ringback. An answer connects it (``answered``); when nobody answers the call is
+    #: back in ``switch`` (``call.route_failed``).
+    SWITCH_ROUTING = "switch_routing"
     #: Two or more parties connected in the main bridge (one may be on hold).
     ANSWERED = "answered"
     #: A party consults a third in a second bridge while its peer is held.
@@ -68,7 +72,15 @@ class CallState(StrEnum):
 class CallInput(Enum):
     """What moves a call from one state to another."""
 
+    #: The core rings a phone or trunk for the call's own routing (a route, a dialled
+    #: number, the next hunt member, a transfer target, a recall).
+    RING = "ring"
+    #: An ``Offer`` (ACD) rings a phone for a call the switch holds.
     OFFER = "offer"
+    #: The switch's ``Route`` of a call it holds starts ringing its target.
+    ROUTE = "route"
+    #: Nothing of that ``Route`` rang to an answer: the switch holds the call again.
+    ROUTE_FAILED = "route_failed"
     SWITCH_ANSWER = "switch_answer"
     ANSWER = "answer"
     FAIL = "fail"
@@ -87,16 +99,20 @@ _I = CallInput
 
 #: (state, input) -> next state. Anything not listed is refused (h11 ``_state.py`` style).
 CALL_TRANSITIONS: dict[tuple[CallState, CallInput], CallState] = {
-    (_C.ROUTING, _I.OFFER): _C.RINGING,
+    (_C.ROUTING, _I.RING): _C.RINGING,
     (_C.ROUTING, _I.SWITCH_ANSWER): _C.SWITCH,
     (_C.ROUTING, _I.FAIL): _C.TONE,
-    (_C.RINGING, _I.OFFER): _C.RINGING,  # the next hunt member
+    (_C.RINGING, _I.RING): _C.RINGING,  # the next hunt member
     (_C.RINGING, _I.ANSWER): _C.ANSWERED,
     (_C.RINGING, _I.FAIL): _C.TONE,
     (_C.RINGING, _I.SWITCH_ANSWER): _C.SWITCH,
-    (_C.SWITCH, _I.OFFER): _C.SWITCH,
+    (_C.SWITCH, _I.OFFER): _C.SWITCH,  # an ACD offer; none while a Route rings
     (_C.SWITCH, _I.ANSWER): _C.ANSWERED,
     (_C.SWITCH, _I.FAIL): _C.TONE,
+    (_C.SWITCH, _I.ROUTE): _C.SWITCH_ROUTING,
+    (_C.SWITCH_ROUTING, _I.RING): _C.SWITCH_ROUTING,  # the next hunt member
+    (_C.SWITCH_ROUTING, _I.ANSWER): _C.ANSWERED,
+    (_C.SWITCH_ROUTING, _I.ROUTE_FAILED): _C.SWITCH,
     (_C.ANSWERED, _I.TRANSFER): _C.TRANSFERRING,
     (_C.ANSWERED, _I.CONSULT): _C.CONSULTING,
     (_C.CONSULTING, _I.COMPLETE): _C.ANSWERED,
@@ -106,8 +122,10 @@ CALL_TRANSITIONS: dict[tuple[CallState, CallInput], CallState] = {
     # transferred to the ringing target (semi-attended transfer).
     (_C.CONSULTING, _I.TRANSFER): _C.TRANSFERRING,
     (_C.CONFERENCE, _I.PARTY_LEFT): _C.ANSWERED,
+    (_C.TRANSFERRING, _I.RING): _C.TRANSFERRING,  # the transfer target rings
     (_C.TRANSFERRING, _I.ANSWER): _C.ANSWERED,
     (_C.TRANSFERRING, _I.RECALL): _C.RECALLING,
+    (_C.RECALLING, _I.RING): _C.RECALLING,  # the transferring phone rings back
     (_C.RECALLING, _I.ANSWER): _C.ANSWERED,
 }
 # Every state but ENDED may end: a call can always be cleared.
@@ -212,8 +230,9 @@ class Call:
     #: a second bridge and merges back into this one); supervisors join it.
     main_id: str | None = None
     origin_line: str | None = None
-    #: The target a ``Route`` of this switch-held call rings (``extension:201``), while
-    #: it rings; None otherwise. ``call.route_failed`` names it.
+    #: What the ringing ``Route`` was asked to ring (``extension:201``), kept for
+    #: ``call.route_failed`` to name; set in ``switch_routing``, None otherwise. Data
+    #: only: whether a route rings is the state, never this field.
     route_target: str | None = None
     #: CDR facts from the engine that holds the call (``Annotate``): the IVR path
     #: (``flow:node>node``) and its variables as JSON object text.

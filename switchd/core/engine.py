@@ -391,11 +391,11 @@ class SwitchCore:
         # Only the PSTN reports busy: an extension that is rung cannot be "busy" (it is
         # ringing), and letting it fail the call would end a whole ringall group.
         if (ln.kind is not LineKind.TRUNK or call is None or offer is None or not offer.routed
-                or call.state not in (CallState.RINGING, CallState.SWITCH)):
+                or call.state not in (CallState.RINGING, CallState.SWITCH_ROUTING)):
             self._refuse(now, ln, "tone", f"cannot report busy on {line}: no outbound call "
                          f"is ringing on it (line is {ln.status.value})")
             return
-        if call.state is CallState.SWITCH:
+        if call.state is CallState.SWITCH_ROUTING:
             # A Route to an outside number: the switch keeps the caller (the IVR decides).
             self._withdraw(now, call, offer, OfferEnd.WITHDRAWN)
             self._route_failed(now, call, RouteFail.BUSY)
@@ -483,19 +483,18 @@ class SwitchCore:
             raise CoreError("bad_arg", f"offer timeout {inp.timeout_s} must be > 0 seconds")
         if not ln.idle:
             raise CoreError("busy", f"{inp.line} is {ln.status.value}")
-        if call.state is not CallState.SWITCH:
+        if not call.can(_CI.OFFER):
+            # switch_routing: one owner at a time; the caller hears the route's ringback,
+            # and its failure hands the call back to whoever asked for it.
+            why = (f"the switch is ringing {call.route_target} for it; wait for "
+                   "call.answered or call.route_failed"
+                   if call.state is CallState.SWITCH_ROUTING else
+                   "only calls the switch answered (IVR, queue) are offered")
             self._refuse(now, ln, "offer", f"cannot offer call {call.call_id} to {inp.line}: "
-                         f"the call is {call.state.value}; only calls the switch answered "
-                         "(IVR, queue) are offered")
+                         f"the call is {call.state.value}; {why}")
             return
-        if call.route_target is not None:
-            # One owner at a time: the caller hears the route's ringback, and its failure
-            # hands the call back to whoever asked for it.
-            self._refuse(now, ln, "offer", f"cannot offer call {call.call_id} to {inp.line}: "
-                         f"the switch is ringing {call.route_target} for it; wait for "
-                         "call.answered or call.route_failed")
-            return
-        self._offer(now, call, ln, OfferPurpose.CONNECT, inp.timeout_s, routed=False)
+        if self._offer(now, call, ln, OfferPurpose.CONNECT, inp.timeout_s, routed=False):
+            self._set_state(call, _CI.OFFER)
 
     def _withdraw_in(self, now: float, inp: inputs.Withdraw) -> None:
         call = self.get_call(inp.call_id)
@@ -791,20 +790,23 @@ class SwitchCore:
             raise CoreError("bad_arg", f"route timeout {inp.timeout_s} must be > 0 seconds "
                             "(or none: the group's or the dial plan's ring time)")
         a = self.lines[call.anchor]
-        if call.state is not CallState.SWITCH:
+        if not call.can(_CI.ROUTE):
+            why = (f"{', '.join(call.offers)} still ring for its route to {call.route_target}; "
+                   "wait for call.answered or call.route_failed"
+                   if call.state is CallState.SWITCH_ROUTING else
+                   "only a call the switch answered itself (IVR) is routed")
             self._refuse(now, a, "route", f"cannot route call {call.call_id} to {target}: it is "
-                         f"{call.state.value}; only a call the switch answered itself (IVR) "
-                         "is routed")
+                         f"{call.state.value}; {why}")
             return
         if call.offers:
-            again = " (a route rings: wait for call.answered or call.route_failed)" \
-                if call.route_target is not None else "; withdraw them first"
+            # ACD offers (Offer) ring for the call: whoever made them withdraws them first.
             self._refuse(now, a, "route", f"cannot route call {call.call_id} to {target}: "
-                         f"{', '.join(call.offers)} still ring for it{again}")
+                         f"{', '.join(call.offers)} still ring for it; withdraw them first")
             return
         # A switch-held caller is connected to the switch (its IVR): assert, not refuse,
         # because SWITCH with nothing ringing has no other line state.
         assert a.status is _S.CONNECTED, (call.call_id, a.status)
+        self._set_state(call, _CI.ROUTE)
         call.route_target = str(target)
         self._route_to(now, call, target, inp.timeout_s)
 
@@ -897,7 +899,7 @@ class SwitchCore:
         call is recalled; any other call fails: busy/congestion tone for what never
         rang, or ends at once when its phones rang out or refused it.
         """
-        if call.state is CallState.SWITCH:
+        if call.state is CallState.SWITCH_ROUTING:
             self._route_failed(now, call, why)
         elif call.state in (CallState.TRANSFERRING, CallState.RECALLING):
             self._transfer_failed(now, call)
@@ -911,8 +913,9 @@ class SwitchCore:
 
     def _route_failed(self, now: float, call: Call, why: RouteFail) -> None:
         """A Route of a switch-held call rang nobody to an answer: the caller's ringback
-        stops, the call stays with the switch as it was, and whoever asked learns why."""
+        stops, the call is back with the switch as it was, and whoever asked learns why."""
         call.hunt.clear()
+        self._set_state(call, _CI.ROUTE_FAILED)
         a = self.lines[call.anchor]
         if a.status is _S.RINGBACK:
             self._move(now, a, _L.CONNECT, call.call_id)
@@ -945,7 +948,7 @@ class SwitchCore:
         a = self.lines[call.anchor]
         # The dialling phone, or the switch-held caller of a Route (off its IVR), now
         # hears ringback; an inbound caller's trunk stays alerting while it hears it.
-        if a.status is _S.DIALING or (call.state is CallState.SWITCH
+        if a.status is _S.DIALING or (call.state is CallState.SWITCH_ROUTING
                                       and a.status is _S.CONNECTED):
             self._move(now, a, _L.RINGBACK, call.call_id)
         self._tone(now, a, Tone.RINGBACK)
@@ -971,8 +974,10 @@ class SwitchCore:
             return False
         call.offers[ln.name] = Offer(ln.name, purpose, now + timeout, routed, mode, agent, number)
         self._timers.arm(("offer", ln.name), now + timeout, call.call_id)
-        if call.can(_CI.OFFER) and purpose is OfferPurpose.CONNECT:
-            self._set_state(call, _CI.OFFER)
+        if routed and purpose is OfferPurpose.CONNECT:
+            # The call's own routing rings (``_ring``); an ACD offer moves the call in
+            # ``_offer_in``, a consultation or a supervisor's phone does not move it.
+            self._set_state(call, _CI.RING)
         self._emit(CallRinging(call.call_id, now, ln.name, call.caller,
                                number if number is not None else call.callee))
         return True
@@ -998,9 +1003,9 @@ class SwitchCore:
             self._end_consult(now, call, ConsultEnd.NO_ANSWER if reason is OfferEnd.TIMEOUT
                               else ConsultEnd.DECLINED if reason is OfferEnd.DECLINED
                               else ConsultEnd.CANCEL)
-        elif call.state in (CallState.RINGING, CallState.SWITCH):
-            # SWITCH: the routed offers are a Route's; when they are all gone the call
-            # stays with the switch (call.route_failed).
+        elif call.state in (CallState.RINGING, CallState.SWITCH_ROUTING):
+            # SWITCH_ROUTING: the routed offers are a Route's; when they are all gone the
+            # call is back with the switch (call.route_failed).
             self._next_hunt_or_fail(now, call, declined=reason is OfferEnd.DECLINED)
         elif call.state in (CallState.TRANSFERRING, CallState.RECALLING):
             self._transfer_failed(now, call)

@@ -117,7 +117,8 @@ class Offer(Input):
     The caller keeps hearing what it hears. When ``line`` answers it is connected
     with the caller and every other offer of the call is withdrawn; when the call
     ends, the offer times out or another phone takes the call, the offer is
-    withdrawn (``offer.withdrawn`` with the reason).
+    withdrawn (``offer.withdrawn`` with the reason). Refused (``line.error``) unless
+    the call is in state ``switch`` (not while its own ``Route`` rings).
     """
 
     call_id: str
@@ -229,12 +230,13 @@ class Route(Input):
     """Ring ``target`` for a switch-answered call (an IVR ``transfer`` node).
 
     ``target``: an extension, a ring group (ringall or hunt, as for an inbound route)
-    or an outside ``number`` (rung on the first idle trunk). The caller hears ringback
-    while it rings; the first to answer is connected (``call.answered``). When nobody
-    answers (busy, rang out, declined, no trunk) the call stays with the switch and
-    ``call.route_failed`` says why. ``timeout_s``: ring time (per member for hunt);
-    None = the group's or the dial plan's. Refused (``line.error``) unless the call is
-    in state ``switch`` with nothing ringing.
+    or an outside ``number`` (rung on the first idle trunk). The call is
+    ``switch_routing`` and the caller hears ringback while it rings; the first to
+    answer is connected (``call.answered``). When nobody answers (busy, rang out,
+    declined, no trunk) the call is back in ``switch`` and ``call.route_failed`` says
+    why. ``timeout_s``: ring time (per member for hunt); None = the group's or the dial
+    plan's. Refused (``line.error``) unless the call is in state ``switch`` with nothing
+    ringing.
     """
 
     call_id: str

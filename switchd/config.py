@@ -87,6 +87,7 @@ __all__ = [
     "demo_secret_users",
     "is_loopback",
     "load_config",
+    "number_ranges",
     "parse_config",
     "parse_listen",
 ]
@@ -588,7 +589,7 @@ _MISSING_HINTS = {
 # --------------------------------------------------------------------------
 
 
-def _ranges(numbers: Iterable[int]) -> str:
+def number_ranges(numbers: Iterable[int]) -> str:
     """``201, 202, 203, 205`` -> ``201-203, 205``: how people read extension plans."""
     nums = sorted(set(numbers))
     if not nums:
@@ -658,7 +659,7 @@ def _check_prefix(
     c.add(
         path,
         f"dialplan.outside_prefix {prefix!r}{default} is ambiguous: extension(s) "
-        f"{_ranges(clash)} start with it, so dialling them would look like an outside call; "
+        f"{number_ranges(clash)} start with it, so dialling them would look like an outside call; "
         "change the prefix or renumber the extensions",
     )
 
@@ -696,7 +697,7 @@ def _check_groups(
                 c.add(
                     mpath,
                     f"{dotted(mpath)}: {member} is not an extension on the board "
-                    f"(extensions: {_ranges(extensions)})",
+                    f"(extensions: {number_ranges(extensions)})",
                 )
             seen.add(member)
     return groups
@@ -711,7 +712,7 @@ def _relative_to(path: Path, source: Path) -> str:
 
 
 def _target_help(extensions: tuple[int, ...] | None, groups: Iterable[str] | None) -> str:
-    ext = f"extension:<number> ({_ranges(extensions)})" if extensions else "extension:<number>"
+    ext = f"extension:<number> ({number_ranges(extensions)})" if extensions else "extension:<number>"
     names = sorted(groups or ())
     grp = f"group:<name> ({', '.join(names)})" if names else "group:<name> (no groups defined)"
     return f"{ext}, {grp}, flow:<name> or busy"
@@ -757,7 +758,7 @@ def _check_route(
             c.add(
                 tpath,
                 f"routes[{i}].to: no extension {target.value} on the board; "
-                f"extensions are {_ranges(extensions)}",
+                f"extensions are {number_ranges(extensions)}",
             )
     elif target.kind is TargetKind.GROUP and groups is not None and target.value not in groups:
         close = difflib.get_close_matches(target.value or "", sorted(groups), n=1)
@@ -769,7 +770,7 @@ def _check_route(
         )
     elif target.kind is TargetKind.FLOW and flows_dir is not None:
         path_ = flows_dir / f"{target.value}.yaml"
-        if not path_.is_file():
+        if not os.path.isfile(path_):
             shown = _relative_to(path_, source)
             shown_dir = _relative_to(flows_dir, source)
             known_flows = sorted(p.stem for p in flows_dir.glob("*.yaml")) if flows_dir.is_dir() else []
@@ -808,7 +809,7 @@ def _check_users(
             c.add(
                 epath,
                 f"users[{i}].extension: {user.extension} is not an extension on the board "
-                f"(extensions: {_ranges(extensions)})",
+                f"(extensions: {number_ranges(extensions)})",
             )
         elif user.extension in owners:
             other = users[owners[user.extension]]
@@ -1093,7 +1094,7 @@ def config_summary(cfg: Config) -> str:
     exts = cfg.board.extension_numbers
     return (
         f"{cfg.source}: ok — {count(cfg.board.trunks, 'trunk')}, "
-        f"{count(len(exts), 'extension')} ({_ranges(exts)}), "
+        f"{count(len(exts), 'extension')} ({number_ranges(exts)}), "
         f"{count(len(cfg.routes), 'route')}, {count(len(cfg.ring_groups), 'ring group')}, "
         f"{count(len(cfg.users), 'user')}, cti {cfg.cti.listen}"
     )

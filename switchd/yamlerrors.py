@@ -33,7 +33,7 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 from pydantic.fields import FieldInfo
 
 from switchd.exceptions import ConfigError
-from switchd.yamlloc import LocatedDocument, Problem, YamlPath, format_problems
+from switchd.yamlloc import LocatedDocument, Problem, YamlPath, format_problems, number_hint
 
 __all__ = [
     "ProblemCollector",
@@ -257,6 +257,11 @@ def _message(
             text += f'; put it in quotes, e.g. "{value}"'
         elif kind == "int_type" and isinstance(value, float):
             text += " with a fraction"
+        elif kind in ("int_type", "float_type") and isinstance(value, str) and not secret:
+            # YAML 1.1 would have read 1:30, 0x1F or 010 as a number; we keep them text.
+            hint = number_hint(value)
+            if hint is not None:
+                text += f"; {hint}"
         return text, False
     if kind == "literal_error" or kind == "enum":
         return f"{name}: {got} is not allowed; use {ctx.get('expected', '?')}", False

@@ -7,16 +7,28 @@ record the mark of each mapping key and each value under its path, e.g.
 ``("users", 2, "role")``. Validation (``switchd.config``, the flow loader) then
 maps an error's path back to a line and column, through :mod:`switchd.yamlerrors`.
 
-Two deliberate departures from PyYAML's ``SafeLoader`` (YAML 1.1):
+Deliberate departures from PyYAML's ``SafeLoader`` (YAML 1.1):
 
 - Only ``true``/``false`` (any case) are booleans. YAML 1.1 also reads ``yes``,
   ``no``, ``on``, ``off``, ``y``... as booleans (the "Norway problem"); here they
   stay strings, so ``enabled: yes`` is reported as a type error instead of being
   guessed at, and a DTMF option or a country code ``NO`` stays text. This follows
   the YAML 1.2 core schema.
+- Numbers are decimal: ``10``, ``-3``, ``1_000``, ``2.5``, ``1.5e+3``, ``.inf``.
+  YAML 1.1 also reads ``0x1F`` (hex), ``010`` (octal: 8!), ``0b101`` and
+  ``1:30`` (base 60: 90) as numbers; here they stay text, so ``timeout_s: 1:30``
+  is a type error and a menu key ``010`` or a phone number ``0571`` is not
+  silently turned into 8 or 377. :func:`number_hint` says why to a user who
+  meant a number. (The YAML 1.2 JSON schema reads numbers this way too.)
 - A key repeated in one mapping is an error at the repeated key. PyYAML silently
   keeps the last value, which hides copy-paste mistakes. Keys merged in with
   ``<<:`` may still be overridden, as YAML's merge-key spec intends.
+
+And two limits, so that a hostile or runaway file is refused at a position
+instead of hanging or crashing the loader: lists and mappings nest at most
+:data:`MAX_DEPTH` levels, and a document expands to at most :data:`MAX_NODES`
+values, counting what every alias repeats (a few hundred bytes of nested aliases,
+the "billion laughs", would otherwise expand to hundreds of millions of values).
 
 A YAML syntax error becomes a :class:`~switchd.exceptions.ConfigError` with the
 ``FILE:LINE:COL`` of PyYAML's problem mark. Lines and columns are 1-based, as
@@ -36,6 +48,8 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from switchd.exceptions import ConfigError
 
 __all__ = [
+    "MAX_DEPTH",
+    "MAX_NODES",
     "LocatedDocument",
     "Mark",
     "Problem",
@@ -43,12 +57,25 @@ __all__ = [
     "compose_located",
     "format_problems",
     "load_located",
+    "number_hint",
 ]
 
 #: A path into the loaded data: mapping keys and list indices, outermost first.
 YamlPath = tuple[Any, ...]
 
 _BOOL_TAG = "tag:yaml.org,2002:bool"
+_INT_TAG = "tag:yaml.org,2002:int"
+_FLOAT_TAG = "tag:yaml.org,2002:float"
+
+#: Deepest nesting of lists and mappings (counting through aliases). A config or a
+#: flow needs fewer than 10; the bound keeps the recursive composer and builder far
+#: from Python's recursion limit whatever the file holds.
+MAX_DEPTH = 64
+
+#: Most values (scalars, lists, mappings) one document may expand to, each alias
+#: counting as a copy of what it refers to. A real config or flow has a few
+#: thousand; the bound stops an alias bomb before it is expanded.
+MAX_NODES = 200_000
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -88,20 +115,148 @@ def _mark(yaml_mark: yaml.Mark | None) -> Mark:
     return Mark(yaml_mark.line + 1, yaml_mark.column + 1)
 
 
+class _LimitError(Exception):
+    """The document goes past :data:`MAX_DEPTH` or :data:`MAX_NODES` at ``mark``."""
+
+    def __init__(self, mark: yaml.Mark | None, message: str) -> None:
+        super().__init__(message)
+        self.mark = mark
+        self.message = message
+
+
+def _depth_message(depth: int, alias: str | None) -> str:
+    how = f"the alias *{alias} nests what it refers to" if alias else "lists and mappings nest"
+    return (f"{how} {depth} levels deep here, more than the {MAX_DEPTH} allowed; the limit "
+            "keeps a runaway or hostile file from exhausting the loader (no config or flow "
+            "needs so many levels)")
+
+
+def _size_message(alias: str | None, size: int) -> str:
+    if alias is None:
+        return (f"the document grows past {MAX_NODES} values here; the limit keeps a runaway "
+                "or hostile file from using all memory and time (no config or flow needs so "
+                "many): make it smaller")
+    return (f"the document grows past {MAX_NODES} values with the alias *{alias} (a copy of "
+            f"{size} values), counting what every alias repeats; the limit stops a file of "
+            "nested aliases (an \"alias bomb\") from using all memory and time: write the "
+            "values out, or use fewer aliases")
+
+
 class _Loader(yaml.SafeLoader):
-    """SafeLoader whose only booleans are true/false (YAML 1.2 core schema)."""
+    """SafeLoader with the YAML 1.2 booleans and decimal numbers (see the module
+    docstring), whose composer enforces :data:`MAX_DEPTH` and :data:`MAX_NODES`.
+
+    PyYAML's composer builds each node once and hands the same node out for every
+    alias of it; the builder below expands aliases. So the composer measures as it
+    goes: each finished list or mapping gets its expanded size (values, aliases
+    counted as copies) and its height (levels of nesting), kept for anchored nodes
+    so that an alias adds what it will expand to, at the alias's own position.
+    """
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._open: list[list[int]] = []  # per open list/mapping: [expanded size, child height]
+        self._total = 0  # values the document expands to so far
+        self._measured: dict[int, tuple[int, int]] = {}  # id(anchored node) -> (size, height)
+
+    def _count(self, size: int, mark: yaml.Mark | None, alias: str | None) -> None:
+        """Add ``size`` values to the document's total; raise past :data:`MAX_NODES`."""
+        self._total += size
+        if self._total > MAX_NODES:
+            raise _LimitError(mark, _size_message(alias, size))
+
+    def _nest(self, size: int, height: int) -> None:
+        """Fold a finished value into the list or mapping that holds it."""
+        if self._open:
+            frame = self._open[-1]
+            frame[0] += size
+            frame[1] = max(frame[1], height)
+
+    def compose_node(self, parent: Node | None, index: Any) -> Node:
+        event = self.peek_event()
+        if isinstance(event, yaml.AliasEvent):
+            node: Node = super().compose_node(parent, index)  # raises for an undefined alias
+            # An alias of a node still being composed is a cycle: the builder stops
+            # there (and says so), so it adds one value.
+            size, height = self._measured.get(id(node), (1, 0))
+            self._count(size, event.start_mark, event.anchor)
+            if len(self._open) + height > MAX_DEPTH:
+                raise _LimitError(event.start_mark,
+                                  _depth_message(len(self._open) + height, event.anchor))
+            self._nest(size, height)
+            return node
+        self._count(1, event.start_mark, None)
+        if not isinstance(event, yaml.CollectionStartEvent):
+            node = super().compose_node(parent, index)
+            if event.anchor is not None:
+                self._measured[id(node)] = (1, 0)
+            self._nest(1, 0)
+            return node
+        if len(self._open) >= MAX_DEPTH:
+            raise _LimitError(event.start_mark, _depth_message(len(self._open) + 1, None))
+        self._open.append([1, 0])
+        node = super().compose_node(parent, index)
+        size, child_height = self._open.pop()
+        if event.anchor is not None:
+            self._measured[id(node)] = (size, child_height + 1)
+        self._nest(size, child_height + 1)
+        return node
 
 
 # Copy the resolver table (it is a class attribute shared with SafeLoader) without
-# the YAML 1.1 bool rule, then add the strict one. Explicit tags (!!bool yes) still
-# work, which is fine: whoever writes a tag means it.
+# the YAML 1.1 bool, int and float rules, then add the strict ones. Explicit tags
+# (!!bool yes, !!int 0x1F) still work, which is fine: whoever writes a tag means it.
 _Loader.yaml_implicit_resolvers = {
-    first: [(tag, rx) for tag, rx in resolvers if tag != _BOOL_TAG]
+    first: [(tag, rx) for tag, rx in resolvers if tag not in (_BOOL_TAG, _INT_TAG, _FLOAT_TAG)]
     for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
 }
 _Loader.add_implicit_resolver(
     _BOOL_TAG, re.compile(r"^(?:true|false)$", re.IGNORECASE), list("tTfF")
 )
+# YAML 1.1's decimal int, without its 0b/0x/leading-0 octal/base-60 forms. A leading
+# 0 makes text: "010" and "0571" are not numbers (YAML 1.1 read them as octal).
+_Loader.add_implicit_resolver(
+    _INT_TAG, re.compile(r"^[-+]?(?:0|[1-9][0-9_]*)$"), list("-+0123456789")
+)
+# YAML 1.1's float without its base-60 form (1:30.5).
+_Loader.add_implicit_resolver(
+    _FLOAT_TAG,
+    re.compile(r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+][0-9]+)?
+                    |\.[0-9][0-9_]*(?:[eE][-+][0-9]+)?
+                    |[-+]?\.(?:inf|Inf|INF)
+                    |\.(?:nan|NaN|NAN))$""", re.X),
+    list("-+0123456789."),
+)
+
+_BASE60_RE = re.compile(r"[-+]?[0-9][0-9_]*(?::[0-5]?[0-9])+(?:\.[0-9_]*)?")
+_BASE_N_RE = re.compile(r"[-+]?0(?:x_*[0-9a-fA-F][0-9a-fA-F_]*|o_*[0-7][0-7_]*|b_*[01][01_]*)")
+_LEADING_ZERO_RE = re.compile(r"[-+]?0[0-9_]+")
+_BASE_NAMES = {"x": "a hexadecimal", "o": "an octal", "b": "a binary"}
+
+
+def number_hint(text: str) -> str | None:
+    """Why ``text``, which YAML 1.1 read as a number, is text here; None for other text.
+
+    For a type error on a value that should be a number: ``"1:30"`` -> "1:30 is not
+    read as hours/minutes:seconds (base 60); write the plain number, e.g. 90";
+    ``"0x1F"``, ``"0o17"``, ``"0b101"`` and ``"010"`` likewise.
+    """
+    text = text.strip()
+    sign = "-" if text.startswith("-") else ""
+    body = text.lstrip("+-").replace("_", "")
+    if _BASE60_RE.fullmatch(text):
+        value = 0.0
+        for part in body.split(":"):
+            value = value * 60 + float(part)
+        return (f"{text} is not read as hours/minutes:seconds (base 60); write the plain "
+                f"number, e.g. {sign}{value:g}")
+    if _BASE_N_RE.fullmatch(text):
+        return (f"{text} is not read as {_BASE_NAMES[body[1]]} number; write the number in "
+                f"decimal, e.g. {sign}{int(body, 0)}")
+    if _LEADING_ZERO_RE.fullmatch(text):
+        return (f"{text} is not read as a number (YAML 1.1 read a leading 0 as octal); write "
+                f"{sign}{int(body)}, or quote it as text")
+    return None
 
 
 @dataclass(frozen=True)
@@ -110,7 +265,12 @@ class LocatedDocument:
 
     ``data`` is made of dict, list, str, int, float, bool, None (and the dates
     YAML's timestamp rule produces). ``values[path]`` is where the value at
-    ``path`` starts; ``keys[path]`` is where its mapping key starts. ``problems``
+    ``path`` starts; ``keys[path]`` is where its mapping key starts.
+    ``key_texts[path]`` is the key as written when YAML read it as something other
+    than text (a number, null, a date): a checker can insist on the form (a menu key
+    ``1`` but not ``+1`` or ``1_``). ``duplicates`` holds the path and position of
+    each repeated key (also in ``problems``), for a caller that words it its own way
+    (a menu's "key '1' is given twice"). ``problems``
     holds structural faults that did not stop loading (duplicate keys, unusable
     keys); the caller reports them together with its own validation problems.
     """
@@ -119,6 +279,8 @@ class LocatedDocument:
     data: Any
     values: Mapping[YamlPath, Mark] = field(default_factory=dict)
     keys: Mapping[YamlPath, Mark] = field(default_factory=dict)
+    key_texts: Mapping[YamlPath, str] = field(default_factory=dict)
+    duplicates: tuple[tuple[YamlPath, Mark], ...] = ()
     problems: tuple[Problem, ...] = ()
 
     def mark_for(self, path: YamlPath, *, key: bool = False) -> Mark:
@@ -150,6 +312,8 @@ class _Builder:
         self._loader = loader
         self.values: dict[YamlPath, Mark] = {}
         self.keys: dict[YamlPath, Mark] = {}
+        self.key_texts: dict[YamlPath, str] = {}
+        self.duplicates: list[tuple[YamlPath, Mark]] = []
         self.problems: list[Problem] = []
         self._stack: set[int] = set()  # ids of nodes being built, to stop alias cycles
 
@@ -192,7 +356,11 @@ class _Builder:
             self._problem(_mark(exc.problem_mark or node.start_mark), str(exc.problem or exc))
         result: dict[Any, Any] = {}
         first_seen: dict[Any, tuple[Mark, bool]] = {}
+        done: set[int] = set()
         for key_node, value_node in node.value:
+            if id(key_node) in done:
+                continue  # the same pair twice: a mapping merged into itself (`&a {<<: *a}`)
+            done.add(id(key_node))
             key_mark = _mark(key_node.start_mark)
             if not isinstance(key_node, ScalarNode):
                 self._problem(key_mark, "a key must be a plain value, not a list or mapping")
@@ -207,6 +375,7 @@ class _Builder:
             if key in first_seen:
                 prev_mark, prev_own = first_seen[key]
                 if prev_own and is_own:
+                    self.duplicates.append(((*path, key), key_mark))
                     self._problem(
                         key_mark,
                         f"duplicate key {key!r} (first given at line {prev_mark.line}); "
@@ -217,6 +386,8 @@ class _Builder:
                     continue  # a merged-in key never overrides an earlier key
             first_seen[key] = (key_mark, is_own)
             self.keys[(*path, key)] = key_mark
+            if not isinstance(key, str):
+                self.key_texts[(*path, key)] = key_node.value
             result[key] = self.build(value_node, (*path, key))
         return result
 
@@ -234,7 +405,9 @@ def compose_located(text: str, source: str) -> LocatedDocument:
     can report them with everything else.
 
     Raises ConfigError (one problem, at PyYAML's problem mark) when the text is
-    not valid YAML or holds more than one document.
+    not valid YAML or holds more than one document, and (at the value where the
+    limit is passed) when it nests deeper than :data:`MAX_DEPTH` or expands to more
+    than :data:`MAX_NODES` values.
     """
     loader: _Loader | None = None
     try:
@@ -255,6 +428,8 @@ def compose_located(text: str, source: str) -> LocatedDocument:
             raise ConfigError(
                 [f"{source}:{mark}: character U+{exc.character:04X} is not allowed in YAML text"]
             ) from exc
+        except _LimitError as exc:
+            raise ConfigError([f"{source}:{_mark(exc.mark)}: {exc.message}"]) from None
         if node is None:
             return LocatedDocument(source=source, data=None, values={(): _START})
         builder = _Builder(loader)
@@ -264,6 +439,8 @@ def compose_located(text: str, source: str) -> LocatedDocument:
             data=data,
             values=builder.values,
             keys=builder.keys,
+            key_texts=builder.key_texts,
+            duplicates=tuple(builder.duplicates),
             problems=tuple(builder.problems),
         )
     finally:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import textwrap
 import wave
 from pathlib import Path
@@ -141,3 +144,75 @@ def test_flows_draw_refuses_a_broken_flow_on_stderr(site, capsys):
     assert lines[1].startswith("flows/broken.yaml:8:27: nodes.menu.choices: key '1' is given twice")
     assert lines[-1] == ("switchd flows draw: flows/broken.yaml has 2 problem(s); "
                                     "`switchd flows check flows/broken.yaml` lists them too")
+
+
+# --- the review's bad inputs: FILE:LINE:COL lines from every command, never a traceback ----
+
+REVIEWED = """
+timezone: Asia/Shanghai
+start: 欢迎
+nodes:
+  欢迎: {type: play, prompt: en/welcome, next: desk}
+  desk: {type: transfer, to: extension:999, on_fail: desk}
+"""
+
+
+def _expected(flow: str) -> list[str]:
+    return [
+        f"{flow}:4:3: nodes: node name '欢迎' is not a valid name ('欢' is not allowed); names "
+        "use ASCII letters (a-z, A-Z), digits, '_', '.' and '-', starting with a letter or '_', "
+        "at most 64 characters (Chinese and other non-ASCII text belongs in prompts and "
+        "values, not names)",
+        f"{flow}:5:3: nodes.desk: loop with no exit: desk > desk goes round without waiting for "
+        "a key or a timeout (play, say, set, branch, schedule and goto never wait, and a "
+        "transfer can fail at once: an unknown or busy target, no free trunk), so a call could "
+        "go round it for ever; put a menu, collect or route_request on the way round",
+    ]
+
+
+def test_flows_check_reports_the_reviewed_problems(site, capsys):
+    _write(site / "flows" / "main.yaml", REVIEWED)
+    assert main(["flows", "check"]) == 1
+    out, err = capsys.readouterr()
+    assert out.splitlines() == _expected("flows/main.yaml")
+    assert err == "switchd flows check: 2 problems in 1 flow checked\n"
+
+
+def _switchd(site: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    for key in ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID"):
+        env.pop(key, None)
+    return subprocess.run([sys.executable, "-m", "switchd", *args], capture_output=True,
+                          text=True, timeout=60, cwd=site, env=env)
+
+
+def test_check_and_run_refuse_a_routed_flow_with_the_same_lines(site):
+    (site / "config.yaml").write_text('routes:\n  - {dnis: "8000", to: "flow:main"}\n',
+                                      encoding="utf-8")
+    flow = _write(site / "flows" / "main.yaml", REVIEWED).resolve()
+    checked = _switchd(site, "check", "-c", "config.yaml")
+    assert checked.returncode == 1 and "Traceback" not in checked.stderr
+    assert checked.stdout.splitlines() == _expected(str(flow))
+    ran = _switchd(site, "run", "-c", "config.yaml", "--state-dir", "state", "--log-format",
+                   "json")
+    assert ran.returncode == 1 and "Traceback" not in ran.stderr
+    err = ran.stderr.splitlines()
+    assert err[:-1] == _expected(str(flow))
+    assert err[-1].startswith("switchd: not starting: the flows routed to have 2 problem(s)")
+
+
+def test_check_and_run_refuse_an_alias_bomb_in_the_config_at_its_place(site):
+    lines = ['routes:\n  - {dnis: "8000", to: "group:sales"}', "x-a: &a [x, x, x, x, x, x, x, x, x]"]
+    lines += [f"x-{n}: &{n} [" + ", ".join([f"*{p}"] * 9) + "]"
+              for p, n in zip("abcdefgh", "bcdefghi", strict=True)]
+    (site / "config.yaml").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    expected = ('config.yaml:8:14: the document grows past 200000 values with the alias *e (a '
+                'copy of 66430 values), counting what every alias repeats; the limit stops a '
+                'file of nested aliases (an "alias bomb") from using all memory and time: write '
+                'the values out, or use fewer aliases')
+    checked = _switchd(site, "check", "-c", "config.yaml")
+    assert checked.returncode == 1 and "Traceback" not in checked.stderr
+    assert checked.stdout.splitlines() == [expected]
+    ran = _switchd(site, "run", "-c", "config.yaml", "--state-dir", "state")
+    assert ran.returncode == 1 and "Traceback" not in ran.stderr
+    assert ran.stderr.splitlines()[0] == expected

@@ -275,3 +275,24 @@ async def test_the_service_number_runs_the_shipped_flow_with_in_band_keys(tmp_pa
             assert exit_["outcome"] == "transferred" and exit_["flow"] == "main"
         await c.close()
         assert d.stop() == 0
+
+
+def test_check_refuses_a_transfer_to_an_extension_or_group_the_config_does_not_have(tmp_path):
+    import subprocess
+    import sys
+
+    flow = FLOW.replace("to: extension:201", "to: extension:299").replace(
+        '"3": account}', '"3": account, "4": team}').replace(
+        "  bye:\n", "  team:\n    type: transfer\n    to: group:salse\n  bye:\n")
+    cfg = _setup(tmp_path, flow)
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    done = subprocess.run([sys.executable, "-m", "switchd", "check", "-c", str(path)],
+                          capture_output=True, text=True, timeout=60)
+    desk = tmp_path / "flows" / "desk.yaml"
+    assert done.returncode == 1, done.stdout
+    lines = done.stdout.splitlines()
+    assert any(x.startswith(f"{desk}:") and "nodes.sales.to: no extension 299 on the board"
+               in x and "201-208" in x for x in lines), lines
+    assert any("nodes.team.to: no ring group 'salse'" in x and "did you mean 'group:sales'" in x
+               for x in lines), lines

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import hashlib
 import sys
@@ -13,7 +14,14 @@ from pathlib import Path
 import pytest
 
 from switchd.exceptions import ConfigError
-from switchd.ivr.loader import FlowError, check_paths, load_flow, load_flows, prompt_path
+from switchd.ivr.loader import (
+    FlowError,
+    check_paths,
+    load_flow,
+    load_flows,
+    prompt_path,
+    transfer_targets,
+)
 from switchd.ivr.model import (
     Branch,
     Collect,
@@ -279,8 +287,8 @@ BROKEN = [
         """,
         "f.yaml:4:3: nodes.welcome: loop with no exit: welcome > count > again > welcome goes "
         "round without waiting for a key or a timeout (play, say, set, branch, schedule and "
-        "goto never wait), so a call could go round it for ever; put a menu, collect, "
-        "route_request or transfer on the way round",
+        "goto never wait), so a call could go round it for ever; put a menu, collect or "
+        "route_request on the way round",
         id="loop-with-no-exit",
     ),
     pytest.param(
@@ -635,7 +643,7 @@ BROKEN = [
           desk: {type: transfer, to: "flow:other"}
         """,
         "f.yaml:4:30: nodes.desk.to: a transfer rings extension:NUMBER, group:NAME or "
-        "number:DIGITS, not 'flow:other' (use type: goto to continue in another flow)",
+        "number:DIGITS, not 'flow:other': use type: goto to continue in another flow",
         id="transfer-to-a-flow",
     ),
     pytest.param(
@@ -664,13 +672,14 @@ BROKEN = [
     pytest.param(
         """
         timezone: Asia/Shanghai
-        start: bye
+        start: welcome
         nodes:
-          bye: {type: hangup}
+          welcome: {type: play, prompt: en/welcome, next: say hello}
           say hello: {type: hangup}
         """,
-        "f.yaml:5:3: nodes: node name 'say hello' is not a valid name; use a letter or '_' then "
-        "up to 63 letters, digits, '_', '.' or '-'",
+        "f.yaml:5:3: nodes: node name 'say hello' is not a valid name (' ' is not allowed); "
+        "names use ASCII letters (a-z, A-Z), digits, '_', '.' and '-', starting with a letter "
+        "or '_', at most 64 characters",
         id="invalid-node-name",
     ),
     pytest.param(
@@ -765,13 +774,13 @@ BROKEN = [
           check:
             type: branch
             cases:
-              - when: {caller: {prefix: 0571}}
+              - when: {caller: {prefix: 138}}
                 next: bye
             else: bye
           bye: {type: hangup}
         """,
         "f.yaml:7:33: nodes.check.cases[0].when.caller.prefix: expected text, got the number "
-        "377; put it in quotes, e.g. \"377\"",
+        "138; put it in quotes, e.g. \"138\"",
         id="caller-prefix-not-quoted",
     ),
     pytest.param(
@@ -867,6 +876,231 @@ BROKEN = [
         "f.yaml:1:1: the file is empty; a flow needs at least timezone, start and nodes",
         id="empty-file",
     ),
+    # --- after the review of issue 14 -------------------------------------------------
+    pytest.param(
+        """
+        timezone: Asia/Shanghai
+        start: t
+        nodes:
+          t: {type: transfer, to: extension:999, on_fail: t}
+        """,
+        "f.yaml:4:3: nodes.t: loop with no exit: t > t goes round without waiting for a key or "
+        "a timeout (play, say, set, branch, schedule and goto never wait, and a transfer can "
+        "fail at once: an unknown or busy target, no free trunk), so a call could go round it "
+        "for ever; put a menu, collect or route_request on the way round",
+        id="transfer-fails-back-to-itself",
+    ),
+    pytest.param(
+        """
+        timezone: Asia/Shanghai
+        start: desk
+        nodes:
+          desk: {type: transfer, to: "group:sales", timeout_s: 20, on_fail: sorry}
+          sorry: {type: play, prompt: en/welcome, next: desk}
+        """,
+        "f.yaml:4:3: nodes.desk: loop with no exit: desk > sorry > desk goes round without "
+        "waiting for a key or a timeout (play, say, set, branch, schedule and goto never wait, "
+        "and a transfer can fail at once: an unknown or busy target, no free trunk), so a call "
+        "could go round it for ever; put a menu, collect or route_request on the way round",
+        id="transfer-fails-to-a-prompt-and-back",
+    ),
+    pytest.param(
+        """
+        timezone: Asia/Shanghai
+        start: 欢迎
+        nodes:
+          欢迎: {type: hangup}
+        """,
+        "f.yaml:4:3: nodes: node name '欢迎' is not a valid name ('欢' is not allowed); names use "
+        "ASCII letters (a-z, A-Z), digits, '_', '.' and '-', starting with a letter or '_', at "
+        "most 64 characters (Chinese and other non-ASCII text belongs in prompts and values, "
+        "not names)",
+        id="start-names-a-node-with-a-chinese-name",
+    ),
+    pytest.param(
+        """
+        timezone: Asia/Shanghai
+        start: 1bad
+        nodes:
+          1bad: {type: play, prompt: en/welcome, next: bye}
+          bye: {type: hangup}
+        """,
+        "f.yaml:4:3: nodes: node name '1bad' is not a valid name (it starts with '1'); names use "
+        "ASCII letters (a-z, A-Z), digits, '_', '.' and '-', starting with a letter or '_', at "
+        "most 64 characters",
+        id="start-names-a-node-starting-with-a-digit",
+    ),
+    pytest.param(
+        "\n".join(["timezone: UTC", "start: bye", "nodes: {bye: {type: hangup}}",
+                   "a: &a [x, x, x, x, x, x, x, x, x]"]
+                  + [f"{n}: &{n} [" + ", ".join([f"*{p}"] * 9) + "]"
+                     for p, n in zip("abcdefgh", "bcdefghi", strict=True)]),
+        'f.yaml:9:12: the document grows past 200000 values with the alias *e (a copy of 66430 '
+        'values), counting what every alias repeats; the limit stops a file of nested aliases '
+        '(an "alias bomb") from using all memory and time: write the values out, or use fewer '
+        'aliases',
+        id="yaml-alias-bomb",
+    ),
+    pytest.param(
+        "timezone: UTC\nstart: bye\nnodes: {bye: {type: hangup}}\nx: " + "[" * 5000
+        + "]" * 5000,
+        "f.yaml:4:67: lists and mappings nest 65 levels deep here, more than the 64 allowed; the "
+        "limit keeps a runaway or hostile file from exhausting the loader (no config or flow "
+        "needs so many levels)",
+        id="yaml-nested-too-deep",
+    ),
+    pytest.param(
+        """
+        timezone: UTC
+        start: menu
+        nodes:
+          menu: {type: menu, prompt: en/menu, choices: {010: bye, "1": bye}, fallback: bye}
+          bye: {type: hangup}
+        """,
+        "f.yaml:4:49: nodes.menu.choices: '010' is not one key; a menu key is one of 0-9, *, #, "
+        'A-D (quote * and #, e.g. "#")',
+        id="menu-key-octal-is-not-key-8",
+    ),
+    pytest.param(
+        """
+        timezone: UTC
+        start: menu
+        nodes:
+          menu: {type: menu, prompt: en/menu, choices: {0x3: bye}, fallback: bye}
+          bye: {type: hangup}
+        """,
+        "f.yaml:4:49: nodes.menu.choices: '0x3' is not one key; a menu key is one of 0-9, *, #, "
+        'A-D (quote * and #, e.g. "#")',
+        id="menu-key-hex-is-not-key-3",
+    ),
+    pytest.param(
+        """
+        timezone: UTC
+        start: menu
+        nodes:
+          menu: {type: menu, prompt: en/menu, choices: {+1: bye}, fallback: bye}
+          bye: {type: hangup}
+        """,
+        'f.yaml:4:49: nodes.menu.choices: +1 is read as the number 1; write menu keys as quoted '
+        'text, e.g. "1"',
+        id="menu-key-int-written-other-than-one-digit",
+    ),
+    pytest.param(
+        """
+        timezone: UTC
+        start: menu
+        nodes:
+          menu:
+            type: menu
+            prompt: en/menu
+            choices: {"1": bye}
+            timeout_s: 1:30
+            fallback: bye
+          bye: {type: hangup}
+        """,
+        "f.yaml:8:16: nodes.menu.timeout_s: expected a number, got the text '1:30'; 1:30 is not "
+        "read as hours/minutes:seconds (base 60); write the plain number, e.g. 90",
+        id="timeout-in-base-60",
+    ),
+    pytest.param(
+        """
+        timezone: UTC
+        start: menu
+        nodes:
+          menu:
+            type: menu
+            prompt: en/menu
+            choices: {"1": bye}
+            retries: 0x2
+            fallback: bye
+          bye: {type: hangup}
+        """,
+        "f.yaml:8:14: nodes.menu.retries: expected a whole number, got the text '0x2'; 0x2 is "
+        "not read as a hexadecimal number; write the number in decimal, e.g. 2",
+        id="retries-in-hex",
+    ),
+    pytest.param(
+        """
+        timezone: UTC
+        start: ask
+        nodes:
+          ask: {type: route_request, sets: [Balance], fallback: bye}
+          bye: {type: hangup}
+        """,
+        "f.yaml:4:37: nodes.ask.sets[0]: a reply cannot set 'Balance': ROUTE.REPLY's keys are "
+        "lower-case (a-z first, then a-z, 0-9, '_', '.' or '-'); write 'balance'",
+        id="route-request-sets-an-upper-case-name",
+    ),
+    pytest.param(
+        """
+        timezone: UTC
+        start: ask
+        nodes:
+          ask: {type: route_request, sets: [next], fallback: bye}
+          bye: {type: hangup}
+        """,
+        "f.yaml:4:37: nodes.ask.sets[0]: a reply cannot set 'next': call= and next= are "
+        "ROUTE.REPLY's own arguments (the call and the node to go to), not variables; use "
+        "another name, e.g. 'next_step'",
+        id="route-request-sets-next",
+    ),
+    pytest.param(
+        """
+        timezone: UTC
+        start: ask
+        nodes:
+          ask: {type: route_request, sets: [caller], fallback: bye}
+          bye: {type: hangup}
+        """,
+        "f.yaml:4:37: nodes.ask.sets[0]: 'caller' is a builtin variable (blacklisted, call_id, "
+        "caller, dnis, trunk, vip); ROUTE.REPLY is refused when it sets one, so no reply can "
+        "set it",
+        id="route-request-sets-a-builtin",
+    ),
+    pytest.param(
+        """
+        timezone: UTC
+        start: desk
+        nodes:
+          desk: {type: transfer, to: "queue:sales"}
+        """,
+        "f.yaml:4:30: nodes.desk.to: a transfer rings extension:NUMBER, group:NAME or "
+        "number:DIGITS, not 'queue:sales': queues come with the ACD; use group:NAME until then",
+        id="transfer-to-a-queue",
+    ),
+    pytest.param(
+        """
+        timezone: UTC
+        start: desk
+        nodes:
+          desk: {type: transfer, to: busy}
+        """,
+        "f.yaml:4:30: nodes.desk.to: a transfer rings extension:NUMBER, group:NAME or "
+        "number:DIGITS, not 'busy': to end the call, use type: hangup",
+        id="transfer-to-busy",
+    ),
+    pytest.param(
+        """
+        timezone: UTC
+        start: desk
+        nodes:
+          desk: {type: transfer, to: "201"}
+        """,
+        "f.yaml:4:30: nodes.desk.to: '201' is not a transfer target; write extension:NUMBER, "
+        "group:NAME or number:DIGITS; for an extension write extension:201",
+        id="transfer-to-a-bare-number",
+    ),
+    pytest.param(
+        """
+        timezone: UTC
+        start: desk
+        nodes:
+          desk: {type: transfer, to: "extention:201"}
+        """,
+        "f.yaml:4:30: nodes.desk.to: 'extention:201' is not a transfer target; write "
+        "extension:NUMBER, group:NAME or number:DIGITS; did you mean extension:?",
+        id="transfer-kind-misspelt",
+    ),
 ]
 
 
@@ -940,8 +1174,8 @@ def test_a_self_loop_is_a_loop_with_no_exit(home):
     assert problems == [
         "f.yaml:4:3: nodes.again: loop with no exit: again > again goes round without waiting "
         "for a key or a timeout (play, say, set, branch, schedule and goto never wait), so a "
-        "call could go round it for ever; put a menu, collect, route_request or transfer on "
-        "the way round"]
+        "call could go round it for ever; put a menu, collect or route_request on the way "
+        "round"]
 
 
 def test_a_branch_set_guard_makes_the_variable_known_on_that_case(home):
@@ -1361,8 +1595,8 @@ def test_a_loop_through_goto_across_flows_is_found(home):
     assert info.value.problems == [
         "flows/one.yaml:4:3: nodes.a: loop with no exit: a > two:b > two:c > a goes round "
         "without waiting for a key or a timeout (play, say, set, branch, schedule and goto "
-        "never wait), so a call could go round it for ever; put a menu, collect, route_request "
-        "or transfer on the way round"]
+        "never wait), so a call could go round it for ever; put a menu, collect or "
+        "route_request on the way round"]
 
 
 def test_check_paths_summarises_clean_flows(home):
@@ -1391,3 +1625,187 @@ def test_a_duplicate_top_level_key_is_reported_once(home):
         """)
     assert problems == ["f.yaml:3:1: duplicate key 'start' (first given at line 2); remove one "
                         "of them"]
+
+
+# --- after the review of issue 14: files in the way, references, the API for `switchd check` ---
+
+
+def test_a_prompt_that_is_a_directory_is_called_one(home):
+    (home / "prompts" / "en" / "hall.wav").mkdir()
+    problems = problems_of("""
+        timezone: UTC
+        start: welcome
+        nodes:
+          welcome: {type: play, prompt: en/hall, next: bye}
+          bye: {type: hangup}
+        """)
+    assert problems == ["f.yaml:4:33: nodes.welcome.prompt: prompt 'en/hall': "
+                        "prompts/en/hall.wav is a directory, not a file"]
+
+
+def test_a_prompt_behind_a_looping_or_dangling_symbolic_link_says_so(home):
+    loop = home / "prompts" / "en" / "loop.wav"
+    loop.symlink_to(loop.name)  # a link to itself
+    (home / "prompts" / "en" / "gone.wav").symlink_to("recorded/gone.wav")
+    problems = problems_of("""
+        timezone: UTC
+        start: welcome
+        nodes:
+          welcome: {type: play, prompts: [en/loop, en/gone], next: bye}
+          bye: {type: hangup}
+        """)
+    assert problems == [
+        "f.yaml:4:35: nodes.welcome.prompts[0]: prompt 'en/loop': prompts/en/loop.wav is a "
+        "symbolic link that loops (it leads back to itself)",
+        "f.yaml:4:44: nodes.welcome.prompts[1]: prompt 'en/gone': prompts/en/gone.wav is a "
+        "symbolic link to recorded/gone.wav, which does not exist",
+    ]
+
+
+def test_a_flow_file_behind_a_looping_symbolic_link_says_so(home):
+    Path("flows").mkdir()
+    Path("flows/loop.yaml").symlink_to("loop.yaml")
+    problems, _ = check_paths([Path("flows/loop.yaml")], Path("prompts"))
+    assert problems == ["flows/loop.yaml: is a symbolic link that loops (it leads back to "
+                        "itself)"]
+    with pytest.raises(FlowError) as info:
+        load_flow(Path("flows/loop.yaml"), Path("prompts"))
+    assert info.value.problems == ["flows/loop.yaml: is a symbolic link that loops (it leads "
+                                   "back to itself)"]
+    write(MAIN.replace("flow: billing, node: read", "flow: loop"), "flows/main.yaml")
+    with pytest.raises(FlowError) as info:
+        load_flows(Path("flows"), ["main"], Path("prompts"))
+    assert info.value.problems == [
+        "flows/main.yaml:5:31: nodes.billing.flow: flow 'loop': flows/loop.yaml is a symbolic "
+        "link that loops (it leads back to itself)"]
+    with pytest.raises(FlowError) as info:
+        load_flows(Path("flows"), ["loop"], Path("prompts"), places={"loop": "config.yaml:9:9"})
+    assert info.value.problems == [
+        "config.yaml:9:9: flow 'loop': flows/loop.yaml is a symbolic link that loops (it leads "
+        "back to itself)"]
+
+
+def test_an_invalid_start_node_name_is_reported_once_not_at_every_reference(home):
+    problems = problems_of("""
+        timezone: UTC
+        start: 欢迎
+        nodes:
+          欢迎: {type: play, prompt: en/welcome, next: menu}
+          menu: {type: menu, prompt: en/menu, choices: {"9": 欢迎}, fallback: bye}
+          bye: {type: hangup}
+        """)
+    assert len(problems) == 1
+    assert problems[0].startswith("f.yaml:4:3: nodes: node name '欢迎' is not a valid name")
+
+
+def test_a_goto_to_a_node_with_an_invalid_name_is_blamed_on_the_name_only(home):
+    write(MAIN, "flows/main.yaml")
+    write(BILLING.replace("read", "读"), "flows/billing.yaml")
+    write(MAIN.replace("node: read", "node: 读"), "flows/main.yaml")
+    with pytest.raises(FlowError) as info:
+        load_flows(Path("flows"), ["main"], Path("prompts"))
+    assert [p.split(": ", 1)[0] for p in info.value.problems] == [
+        "flows/billing.yaml:6:3"]  # the name; not main's goto, not billing's `next: 读`
+
+
+def test_numbers_with_a_leading_zero_stay_text(home):
+    flow = load_flow(write("""
+        timezone: UTC
+        vars: {area: 0571}
+        start: check
+        nodes:
+          check:
+            type: branch
+            cases:
+              - when: {caller: {prefix: 0571}}
+                next: bye
+            else: bye
+          bye: {type: hangup}
+        """), Path("prompts"))
+    assert flow.vars == (("area", "0571"),)
+    assert flow.nodes["check"].cases[0].conds[0].value == "0571"  # not 377 (YAML 1.1 octal)
+
+
+def test_route_request_sets_takes_lower_case_reply_keys(home):
+    flow = load_flow(write("""
+        timezone: UTC
+        start: ask
+        nodes:
+          ask: {type: route_request, sets: [balance, acct.no, due-date], next: say, fallback: bye}
+          say: {type: say, say: digits, value: "{balance}{acct.no}{due-date}", next: bye}
+          bye: {type: hangup}
+        """), Path("prompts"))
+    assert flow.nodes["ask"].sets == ("balance", "acct.no", "due-date")
+
+
+def test_the_reply_key_rule_is_the_cti_codecs():
+    from switchd.cti import codec
+    from switchd.ivr import loader
+
+    assert loader._REPLY_KEY_RE.pattern == codec._KEY_RE.pattern
+
+
+def test_collect_counts_given_as_null_take_the_defaults(home):
+    flow = load_flow(write("""
+        timezone: UTC
+        start: ask
+        nodes:
+          ask: {type: collect, prompt: en/enter, into: acct, max_digits: null, next: bye,
+                fallback: bye}
+          bye: {type: hangup}
+        """), Path("prompts"))
+    assert (flow.nodes["ask"].min_digits, flow.nodes["ask"].max_digits) == (1, 20)
+
+
+def test_route_request_choices_of_the_wrong_shape_are_a_type_error(home):
+    problems = problems_of("""
+        timezone: UTC
+        start: ask
+        nodes:
+          ask: {type: route_request, choices: [{a: 1}, bye, bye], fallback: bye}
+          bye: {type: hangup}
+        """)
+    assert problems == [
+        "f.yaml:4:39: nodes.ask.choices: a node is listed twice",
+        "f.yaml:4:40: nodes.ask.choices[0]: expected text, got a mapping",
+    ]
+
+
+def test_transfer_targets_give_each_transfer_with_the_place_of_its_to(home):
+    flow = load_flow(write("""
+        timezone: UTC
+        start: menu
+        nodes:
+          menu:
+            type: menu
+            prompt: en/menu
+            choices: {"1": sales, "2": desk, "3": out}
+            fallback: desk
+          sales: {type: transfer, to: "group:sales", on_fail: desk}
+          desk:
+            type: transfer
+            to: extension:0201
+          out: {type: transfer, to: "number:84001234"}
+        """), Path("prompts"))
+    got = [(node.name, target, str(mark)) for node, target, mark in transfer_targets(flow)]
+    assert got == [("sales", "group:sales", "f.yaml:9:31"),
+                   ("desk", "extension:201", "f.yaml:12:9"),
+                   ("out", "number:84001234", "f.yaml:13:29")]
+    assert str(flow.marks[("menu", "fallback")]) == "f.yaml:8:15"
+    # A flow built by hand has no marks: the node's own is used.
+    bare = dataclasses.replace(flow, marks={})
+    assert [str(m) for _, _, m in transfer_targets(bare)] == ["f.yaml:9:3", "f.yaml:10:3",
+                                                             "f.yaml:13:3"]
+
+
+def test_load_flows_refuses_an_alias_bomb_at_once(home):
+    write("timezone: UTC\nstart: bye\nnodes: {bye: {type: hangup}}\n"
+          "a: &a [x, x, x, x, x, x, x, x, x, x]\n"
+          + "".join(f"{n}: &{n} [" + ", ".join([f"*{p}"] * 10) + "]\n"
+                    for p, n in zip("abcdefghi", "bcdefghij", strict=True)),
+          "flows/main.yaml")
+    with pytest.raises(FlowError) as info:
+        load_flows(Path("flows"), ["main"], Path("prompts"))
+    (problem,) = info.value.problems
+    assert problem.startswith("flows/main.yaml:9:8: the document grows past 200000 values "
+                              "with the alias *e (a copy of 111111 values)")

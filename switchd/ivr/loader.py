@@ -15,8 +15,9 @@ make, in three passes:
    ``queue``/``voicemail`` refusal, values longer than 1024 characters;
 2. across the flows loaded together (:func:`_graph_checks`): ``goto`` targets,
    unreachable nodes, loops with no exit (a cycle that never waits for a key or a
-   timeout) and variables read before they are set (a must-be-set dataflow
-   analysis over every path from the start);
+   timeout; a transfer does not count, it can fail at once) and variables read
+   before they are set (a must-be-set dataflow analysis over every path from the
+   start);
 3. the model (:mod:`switchd.ivr.model`) is built only for a file without problems.
 
 docs/flows.md is the language reference and lists every check with its rule.
@@ -30,9 +31,12 @@ import dataclasses
 import datetime as dt
 import decimal
 import difflib
+import errno
 import hashlib
 import importlib
+import os
 import re
+import stat
 import zoneinfo
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -78,7 +82,13 @@ from switchd.ivr.model import (
     template_vars,
 )
 from switchd.yamlerrors import ProblemCollector, describe, dotted, unknown_key_message
-from switchd.yamlloc import LocatedDocument, Problem, YamlPath, compose_located, format_problems
+from switchd.yamlloc import (
+    LocatedDocument,
+    Problem,
+    YamlPath,
+    compose_located,
+    format_problems,
+)
 from switchd.yamlloc import Mark as YMark
 
 if TYPE_CHECKING:
@@ -92,6 +102,7 @@ __all__ = [
     "load_flow",
     "load_flows",
     "prompt_path",
+    "transfer_targets",
 ]
 
 #: Longest text value a flow may hold (the same bound as a variable's value).
@@ -101,13 +112,21 @@ MAX_VALUE_CHARS = 1024
 PROMPT_SUFFIXES = (".wav", ".mp3", ".ogg", ".flac", ".aiff")
 
 #: Node types that wait for the caller (a key) or a timer before they move on; a
-#: cycle must pass one of them, or a call could go round it for ever.
-_WAITING = frozenset({NodeType.MENU, NodeType.COLLECT, NodeType.ROUTE_REQUEST, NodeType.TRANSFER})
+#: cycle must pass one of them, or a call could go round it for ever. Not transfer:
+#: it can fail in the same instant (an unknown or busy target, no free trunk), and
+#: its on_fail may lead straight back to it.
+_WAITING = frozenset({NodeType.MENU, NodeType.COLLECT, NodeType.ROUTE_REQUEST})
 
 _DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")  # for messages
 _MENU_KEYS = "0123456789*#ABCD"
 _DATE_RE = re.compile(r"\d{4}-\d{2}-\d{2}")
-_NAME_RULE = "use a letter or '_' then up to 63 letters, digits, '_', '.' or '-'"
+_NAME_RULE = ("names use ASCII letters (a-z, A-Z), digits, '_', '.' and '-', starting with a "
+              "letter or '_', at most 64 characters")
+#: A ``ROUTE.REPLY`` key: the CTI codec's rule (switchd.cti.codec ``_KEY_RE``; a test
+#: keeps the two equal). A route_request's ``sets`` must be names a reply can carry.
+_REPLY_KEY_RE = re.compile(r"[a-z][a-z0-9_.-]*")
+#: ROUTE.REPLY's own arguments: a reply cannot set variables of these names.
+_REPLY_ARGS = {"call": "call_ref", "next": "next_step"}  # -> a name to suggest instead
 _TOP_KEYS = ("timezone", "language", "holidays", "vars", "start", "nodes")
 
 _REFUSED = {
@@ -364,8 +383,8 @@ class _Edge:
 class _GNode:
     """A node as the graph checks see it, even when its body has problems.
 
-    ``waits``: it waits for a key or a timer (menu, collect, route_request,
-    transfer). ``sets``: variables it sets on every way out; None = it could not be
+    ``waits``: it waits for a key or a timer (menu, collect, route_request; see
+    ``_WAITING``). ``sets``: variables it sets on every way out; None = it could not be
     read, so it is taken to set anything (no false "read before set" after it).
     ``reads``: (variable, where, variables the same node set before that read).
     """
@@ -373,6 +392,7 @@ class _GNode:
     name: str
     mark: YMark
     waits: bool
+    type: NodeType | None = None  # None: not given or unknown
     edges: list[_Edge] = dataclasses.field(default_factory=list)
     sets: frozenset[str] | None = frozenset()
     reads: list[tuple[str, YamlPath, frozenset[str]]] = dataclasses.field(default_factory=list)
@@ -415,6 +435,46 @@ class _Parsed:
 
 
 # --------------------------------------------------------------------------
+# Files
+# --------------------------------------------------------------------------
+
+
+def _in_the_way(path: Path) -> str | None:
+    """Why ``path`` is no file to read although something is there: a folder, a
+    symbolic link that loops or leads nowhere, a special file, a folder on the way
+    that cannot be searched. None when nothing is there at all (or it is a file).
+
+    The sentence follows the path: ``f"{path} {reason}"``. Never raises.
+    """
+    try:
+        st = os.stat(path)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return ("is a symbolic link that loops (it leads back to itself)"
+                    if os.path.islink(path) else "cannot be reached: a symbolic link on the way "
+                    "to it loops (it leads back to itself)")
+        if os.path.islink(path):
+            try:
+                dest = f" {os.readlink(path)}"
+            except OSError:
+                dest = ""
+            return f"is a symbolic link to{dest}, which does not exist"
+        if exc.errno in (errno.ENOENT, errno.ENOTDIR):
+            return None
+        return f"cannot be read: {exc.strerror or exc}"
+    if stat.S_ISDIR(st.st_mode):
+        return "is a directory, not a file"
+    if not stat.S_ISREG(st.st_mode):
+        return "is not a regular file"
+    return None
+
+
+def _missing(path: Path, absent: str = "does not exist") -> str:
+    """``f"{path} ..."`` for a file that cannot be read: what is in the way, or ``absent``."""
+    return f"{path} {_in_the_way(path) or absent}"
+
+
+# --------------------------------------------------------------------------
 # Prompts
 # --------------------------------------------------------------------------
 
@@ -425,18 +485,22 @@ def prompt_path(prompts_dir: Path, name: str) -> Path | None:
     ``name`` is a path under ``prompts_dir`` without a suffix (``zh/welcome`` ->
     ``prompts_dir/zh/welcome.wav``, else ``.mp3``, ``.ogg``, ``.flac``, ``.aiff``,
     first found wins); a name that ends in an audio suffix (``zh/welcome.sln``) is
-    taken as is. Only looks at the disk (``is_file``); never raises.
+    taken as is. Only looks at the disk (is it a file); never raises.
     """
+    for candidate in _prompt_candidates(prompts_dir, name):
+        if os.path.isfile(candidate):
+            return candidate
+    return None
+
+
+def _prompt_candidates(prompts_dir: Path, name: str) -> list[Path]:
+    """The files prompt ``name`` may be, in the order :func:`prompt_path` tries them."""
     from switchd.lines.prompts import AUDIO_SUFFIXES
 
     base = Path(prompts_dir) / name
     if PurePosixPath(name).suffix.lower() in AUDIO_SUFFIXES:
-        return base if base.is_file() else None
-    for suffix in PROMPT_SUFFIXES:
-        candidate = base.with_name(base.name + suffix)
-        if candidate.is_file():
-            return candidate
-    return None
+        return [base]
+    return [base.with_name(base.name + suffix) for suffix in PROMPT_SUFFIXES]
 
 
 def _prompt_name_problem(name: str) -> str | None:
@@ -475,14 +539,21 @@ class _PromptChecker:
     def _check(self, prompts_dir: Path, name: str) -> tuple[Path | None, str | None]:
         path = prompt_path(prompts_dir, name)
         if path is None:
+            candidates = _prompt_candidates(prompts_dir, name)
+            for candidate in candidates:
+                why = _in_the_way(candidate)
+                if why is not None:  # e.g. zh/welcome.wav is a folder or a looping link
+                    return None, f"{candidate} {why}"
             base = prompts_dir / name
-            if PurePosixPath(name).suffix:
-                looked = f"{base} does not exist"
+            if len(candidates) == 1:
+                looked = f"{candidates[0]} does not exist"
             else:
                 looked = f"{base}.wav does not exist (nor {', '.join(PROMPT_SUFFIXES[1:])})"
             folder = base.parent
-            if not folder.is_dir():
-                return None, f"{looked}: the folder {folder} does not exist"
+            if not os.path.isdir(folder):
+                return None, f"{looked}: the folder " + _missing(
+                    folder, "is a file, not a folder" if os.path.lexists(folder)
+                    else "does not exist")
             return None, looked + self._did_you_mean(prompts_dir, name)
         if not self.decode:
             return path, None
@@ -503,7 +574,7 @@ class _PromptChecker:
         prefix = str(PurePosixPath(name).parent)
         prefix = "" if prefix == "." else prefix + "/"
         try:
-            stems = sorted({p.stem for p in folder.iterdir() if p.is_file()})
+            stems = sorted({p.stem for p in folder.iterdir() if os.path.isfile(p)})
         except OSError:
             return ""
         close = difflib.get_close_matches(PurePosixPath(name).name, stems, n=1)
@@ -593,6 +664,40 @@ def _day_key(text: str) -> tuple[int, ...] | str:
         return str(exc)
 
 
+_TRANSFER_FORMS = "extension:NUMBER, group:NAME or number:DIGITS"
+#: Target kinds a transfer cannot ring, and what to write instead.
+_NOT_TRANSFER = {
+    "queue": "queues come with the ACD; use group:NAME until then",
+    "flow": "use type: goto to continue in another flow",
+    "busy": "to end the call, use type: hangup",
+}
+
+
+def _transfer_target(text: str) -> tuple[str | None, str | None]:
+    """(target as the interpreter rings it, None) or (None, why not) for a transfer's ``to``.
+
+    Only the kinds a transfer rings (``ROUTE_KINDS``) are named in the messages: a
+    route's ``flow:`` and ``busy`` are no help here.
+    """
+    kinds = sorted(k.value for k in ROUTE_KINDS)
+    kind = text.strip().partition(":")[0]
+    if kind in _NOT_TRANSFER:
+        return None, f"a transfer rings {_TRANSFER_FORMS}, not {text!r}: {_NOT_TRANSFER[kind]}"
+    if kind not in kinds:
+        close = difflib.get_close_matches(kind, kinds, n=1)
+        if close:
+            hint = f"; did you mean {close[0]}:?"
+        elif text.strip().isdigit() and text.strip().isascii():
+            hint = f"; for an extension write extension:{text.strip()}"
+        else:
+            hint = ""
+        return None, f"{text!r} is not a transfer target; write {_TRANSFER_FORMS}{hint}"
+    try:
+        return str(Target.parse(text)), None
+    except ValueError as exc:
+        return None, str(exc)
+
+
 def _template_problem(text: str) -> str | None:
     rest = TEMPLATE_RE.sub("", text)
     if "{" in rest or "}" in rest:
@@ -601,6 +706,30 @@ def _template_problem(text: str) -> str | None:
             "and variable names with letters, digits, '_', '.', '-'"
         )
     return None
+
+
+def _name_problem(name: str) -> str:
+    """Why ``name`` does not match ``NAME_RE``, and the rule: ``"('欢' is not allowed);
+    names use ..."``, to follow "is not a valid name".
+
+    Names go into CTI events, ``ivr_path`` in the CDR and ``ROUTE.REPLY`` (``next=``),
+    hence ASCII only; a designer writing ``欢迎`` is told which character is the
+    trouble and where such text belongs.
+    """
+    bad = next((ch for ch in name if not (ch.isascii() and (ch.isalnum() or ch in "_.-"))),
+               None)
+    hint = ""
+    if not name:
+        why = "it is empty"
+    elif bad is not None:
+        why = f"{bad!r} is not allowed"
+        if not bad.isascii():
+            hint = " (Chinese and other non-ASCII text belongs in prompts and values, not names)"
+    elif not (name[0].isalpha() or name[0] == "_"):
+        why = f"it starts with {name[0]!r}"
+    else:
+        why = f"it is {len(name)} characters long"
+    return f"({why}); {_NAME_RULE}{hint}"
 
 
 # --------------------------------------------------------------------------
@@ -620,8 +749,11 @@ class _FileParser:
         self.prompts = prompts
         self.raw = raw
         self.prompt_files: dict[str, Path] = {}
+        self.marks: dict[tuple[str, str], Mark] = {}  # -> Flow.marks
+        self._yaml_marks = frozenset(p.mark for p in doc.problems)
         self.language: str | None = None
-        self.node_names: list[str] = []
+        self.node_names: list[str] = []  # in file order, for "did you mean"
+        self.node_set: frozenset[str] = frozenset()  # the same, to look names up
 
     # -- helpers --------------------------------------------------------------
 
@@ -634,8 +766,7 @@ class _FileParser:
 
     def _reported(self, path: YamlPath) -> bool:
         """True when yamlloc already reported the value at ``path`` (e.g. an impossible date)."""
-        at = self.doc.mark_for(path)
-        return any(p.mark == at for p in self.doc.problems)
+        return self.doc.mark_for(path) in self._yaml_marks
 
     def name_ok(self, path: YamlPath, value: Any, what: str, *, key: bool = False) -> bool:
         """True when ``value`` is a valid name; reports it when it is text (or a key) that
@@ -644,7 +775,9 @@ class _FileParser:
             return True
         if isinstance(value, str) or key:
             where = dotted(path[:-1]) if key else dotted(path)
-            self.add(path, f"{where}: {what} {value!r} is not a valid name; {_NAME_RULE}",
+            self.add(path, f"{where}: {what} {value!r} is not a valid name"
+                     + (f" {_name_problem(value)}" if isinstance(value, str)
+                        else f"; {_NAME_RULE}"),
                      key=key)
         return False
 
@@ -793,19 +926,23 @@ class _FileParser:
             if not nodes_raw:
                 self.add(("nodes",), "nodes: a flow needs at least one node")
             self.node_names = [n for n in nodes_raw if isinstance(n, str)]
+            self.node_set = frozenset(self.node_names)
             gnodes = {}
             for name, body in nodes_raw.items():
-                path = ("nodes", name)
-                if not self.name_ok(path, name, "node name", key=True):
+                valid = self.name_ok(("nodes", name), name, "node name", key=True)
+                if not isinstance(name, str):
                     continue
+                # A node whose name is not valid is still checked and stays in the graph
+                # (with its edges), so `start: 欢迎` or a `next:` naming it is not reported
+                # again and what it leads to is not "unreachable": one problem, at the name.
                 node, g = self._node(name, body)
-                built[name] = node
+                built[name] = node if valid else None
                 gnodes[name] = g
         p.gnodes = gnodes
 
         start = top.get("start")
-        if isinstance(start, str) and isinstance(nodes_raw, dict):
-            if start in self.node_names:
+        if isinstance(start, str) and gnodes is not None:
+            if start in gnodes:  # even when its name is not valid (reported at the name)
                 p.start = start
             else:
                 self.add(("start",), f"start: {self._no_node(start)}")
@@ -827,6 +964,7 @@ class _FileParser:
             holidays=holidays,
             vars=var_values,
             prompt_files=MappingProxyType(dict(self.prompt_files)),
+            marks=MappingProxyType(dict(self.marks)),
         )
 
     def _long_values(self, value: Any, path: YamlPath) -> None:
@@ -933,24 +1071,22 @@ class _FileParser:
         """Reword yamlloc's duplicate-key problems inside a menu's choices as menu-key ones."""
         if not isinstance(nodes, dict):
             return
-        dup = re.compile(r"duplicate key (.+) \(first given at line (\d+)\); remove one of them")
-        for name, body in nodes.items():
-            if not (isinstance(body, dict) and body.get("type") == "menu" and "choices" in body):
-                continue
-            cpath = ("nodes", name, "choices")
-            start = self.doc.values.get(cpath)
-            if start is None:
-                continue
-            after = [m for table in (self.doc.keys, self.doc.values) for p, m in table.items()
-                     if m > start and p[:3] != cpath]
-            end = min(after) if after else None
-            for i, problem in enumerate(self.c.problems):
-                hit = dup.fullmatch(problem.message)
-                if hit and start < problem.mark and (end is None or problem.mark < end):
-                    key = hit.group(1).strip("'\"")
-                    self.c.problems[i] = Problem(problem.mark, (
-                        f"{dotted(cpath)}: key '{key}' is given twice in this menu (first at line "
-                        f"{hit.group(2)}); a key leads to one node only, remove one of them"))
+        reword: dict[YMark, YamlPath] = {}
+        for path, mark in self.doc.duplicates:
+            if len(path) == 4 and path[0] == "nodes" and path[2] == "choices":
+                body = nodes.get(path[1])
+                if isinstance(body, dict) and body.get("type") == "menu":
+                    reword[mark] = path
+        if not reword:
+            return
+        dup = re.compile(r"duplicate key .+ \(first given at line (\d+)\); remove one of them")
+        for i, problem in enumerate(self.c.problems):
+            path = reword.get(problem.mark)
+            hit = dup.fullmatch(problem.message) if path is not None else None
+            if path is not None and hit:
+                self.c.problems[i] = Problem(problem.mark, (
+                    f"{dotted(path[:3])}: key '{path[3]}' is given twice in this menu (first at "
+                    f"line {hit.group(1)}); a key leads to one node only, remove one of them"))
 
     # -- nodes ----------------------------------------------------------------
 
@@ -961,6 +1097,9 @@ class _FileParser:
             self.add(path, f"{dotted(path)}: expected a node (a mapping with a type), "
                      f"got {describe(body)}")
             return None, g
+        for key in body:  # where each value is, for checks after loading (transfer_targets)
+            if isinstance(key, str):
+                self.marks[(name, key)] = self.mark((*path, key))
         type_text = body.get("type")
         if "type" not in body:
             self.add(path, f"missing required key 'type' in {dotted(path)} ({_HINTS['type']})")
@@ -980,6 +1119,7 @@ class _FileParser:
             self._raw_edges(g, body, None)
             return None, g
         g.waits = ntype in _WAITING
+        g.type = ntype
         before = len(self.c.problems)
         raw = self.c.validate(_RAW_BY_TYPE[ntype], body, path)
         if ntype in _REFUSED:
@@ -1026,7 +1166,7 @@ class _FileParser:
     def _ref(self, g: _GNode, path: YamlPath, target: Any, via: str) -> None:
         if not isinstance(target, str):
             return
-        if target in self.node_names:
+        if target in self.node_set:
             g.edges.append(_Edge(target, via))
         else:
             self.add(path, f"{dotted(path)}: {self._no_node(target)}")
@@ -1038,15 +1178,19 @@ class _FileParser:
         if flow == self.p.name:
             if target is None:
                 g.edges.append(_Edge(None, "goto", flow))
-            elif target in self.node_names:
+            elif target in self.node_set:
                 g.edges.append(_Edge(target, "goto", flow))
             else:
                 self.add(npath, f"{dotted(npath)}: {self._no_node(target)}")
             return
         folder = self.p.path.parent
         file = folder / f"{flow}.yaml"
-        if not file.is_file():
-            known = sorted(p.stem for p in folder.glob("*.yaml")) if folder.is_dir() else []
+        if not os.path.isfile(file):
+            why = _in_the_way(file)
+            if why is not None:
+                self.add(fpath, f"{dotted(fpath)}: flow {flow!r}: {file} {why}")
+                return
+            known = sorted(p.stem for p in folder.glob("*.yaml")) if os.path.isdir(folder) else []
             close = difflib.get_close_matches(flow, known, n=1)
             hint = f"; did you mean {close[0]!r}?" if close else ""
             self.add(fpath, f"{dotted(fpath)}: no flow {flow!r}: {file} does not exist{hint}")
@@ -1063,6 +1207,29 @@ class _FileParser:
             return None
         if value in BUILTIN_VARS:
             self.add(path, f"{dotted(path)}: {value!r} is a builtin variable and cannot be set")
+            return None
+        return value
+
+    def _reply_var(self, path: YamlPath, value: Any) -> str | None:
+        """A route_request ``sets`` entry: a variable a ``ROUTE.REPLY`` can set, or None."""
+        if not self.name_ok(path, value, "variable name"):
+            return None
+        where = dotted(path)
+        if value in BUILTIN_VARS:
+            self.add(path, f"{where}: {value!r} is a builtin variable "
+                     f"({', '.join(sorted(BUILTIN_VARS))}); ROUTE.REPLY is refused when it sets "
+                     "one, so no reply can set it")
+            return None
+        if value in _REPLY_ARGS:
+            self.add(path, f"{where}: a reply cannot set {value!r}: call= and next= are "
+                     "ROUTE.REPLY's own arguments (the call and the node to go to), not "
+                     f"variables; use another name, e.g. {_REPLY_ARGS[value]!r}")
+            return None
+        if not _REPLY_KEY_RE.fullmatch(value):
+            lower = value.lower()
+            hint = f"; write {lower!r}" if _REPLY_KEY_RE.fullmatch(lower) else ""
+            self.add(path, f"{where}: a reply cannot set {value!r}: ROUTE.REPLY's keys are "
+                     "lower-case (a-z first, then a-z, 0-9, '_', '.' or '-')" + hint)
             return None
         return value
 
@@ -1096,10 +1263,17 @@ class _FileParser:
             seen: dict[str, Any] = {}
             for k, target in raw_choices.items():
                 kpath = (*path, "choices", k)
-                key = self._menu_key(k)
+                key = self._menu_key(kpath, k)
                 if key is None:
-                    self.add(kpath, f"{dotted((*path, 'choices'))}: {k!r} is not one key; a menu "
-                             'key is one of 0-9, *, #, A-D (quote * and #, e.g. "#")', key=True)
+                    written = self.doc.key_texts.get(kpath)
+                    if isinstance(k, int) and not isinstance(k, bool) and 0 <= k <= 9 \
+                            and written is not None:
+                        why = (f"{written} is read as the number {k}; write menu keys as quoted "
+                               f'text, e.g. "{k}"')
+                    else:
+                        why = (f"{k!r} is not one key; a menu key is one of 0-9, *, #, A-D "
+                               '(quote * and #, e.g. "#")')
+                    self.add(kpath, f"{dotted((*path, 'choices'))}: {why}", key=True)
                     ok = False
                     continue
                 if key in seen:
@@ -1124,12 +1298,14 @@ class _FileParser:
                     timeout_prompts=others[1] or (), fallback=raw.fallback, into=into,
                     barge_in=raw.barge_in)
 
-    @staticmethod
-    def _menu_key(k: Any) -> str | None:
+    def _menu_key(self, kpath: YamlPath, k: Any) -> str | None:
+        """The key ``k`` (written at ``kpath``) stands for, or None. A number counts only
+        when written as one digit: ``1`` is "1", but ``+1`` or ``1_`` are not keys."""
         if isinstance(k, bool):
             return None
-        if isinstance(k, int) and 0 <= k <= 9:
-            return str(k)
+        if isinstance(k, int):
+            written = self.doc.key_texts.get(kpath, str(k))
+            return written if len(written) == 1 and written in "0123456789" else None
         if isinstance(k, str) and len(k) == 1 and k.upper() in _MENU_KEYS:
             return k.upper()
         return None
@@ -1147,17 +1323,19 @@ class _FileParser:
         digits, lo, hi = (body.get(k) for k in ("digits", "min_digits", "max_digits"))
         ints = [v if isinstance(v, int) and not isinstance(v, bool) else None
                 for v in (digits, lo, hi)]
-        if "digits" in body and ("min_digits" in body or "max_digits" in body):
+        # Given = written with a value; `max_digits: null` is the default, as the schema has it.
+        given_d, given_lo, given_hi = (v is not None for v in (digits, lo, hi))
+        if given_d and (given_lo or given_hi):
             self.add((*path, "digits"), f"{dotted((*path, 'digits'))}: give either digits "
                      "(exactly that many) or min_digits/max_digits, not both", key=True)
             ok = False
-        low = ints[0] if "digits" in body else (ints[1] if "min_digits" in body else 1)
-        high = ints[0] if "digits" in body else (ints[2] if "max_digits" in body else 20)
-        if low is not None and high is not None and low > high and "digits" not in body:
-            where = (*path, "min_digits") if "min_digits" in body else (*path, "max_digits")
+        low = ints[0] if given_d else (ints[1] if given_lo else 1)
+        high = ints[0] if given_d else (ints[2] if given_hi else 20)
+        if low is not None and high is not None and low > high and not given_d:
+            where = (*path, "min_digits") if given_lo else (*path, "max_digits")
             self.add(where, f"{dotted(path)}: min_digits {low} is more than max_digits {high}"
-                     + ("" if "max_digits" in body else " (the default)")
-                     + ("" if "min_digits" in body else " (min_digits defaults to 1)"))
+                     + ("" if given_hi else " (the default)")
+                     + ("" if given_lo else " (min_digits defaults to 1)"))
             ok = False
         term = body.get("terminator", "#")
         if isinstance(term, str) and (len(term) != 1 or term.upper() not in _MENU_KEYS):
@@ -1174,7 +1352,8 @@ class _FileParser:
                 ok = False
         if raw is None or prompts is None or invalid is None or into is None or not ok:
             return None
-        assert low is not None and high is not None
+        if low is None or high is None:
+            return None  # a count of the wrong type: the schema reported it
         return Collect(name=name, mark=self.mark(path, key=True), prompts=prompts, into=into,
                        min_digits=low, max_digits=high,
                        terminator=None if raw.terminator is None else raw.terminator.upper(),
@@ -1518,7 +1697,7 @@ class _FileParser:
         raw_sets = body.get("sets")
         if isinstance(raw_sets, list):
             for i, var in enumerate(raw_sets):
-                v = self._into((*path, "sets", i), var)
+                v = self._reply_var((*path, "sets", i), var)
                 if v is None:
                     ok = False
                 else:
@@ -1529,7 +1708,8 @@ class _FileParser:
         choices = body.get("choices")
         if not choices:
             self.p.open_crm = True
-        if isinstance(choices, list) and len(set(choices)) != len(choices):
+        named = [c for c in choices if isinstance(c, str)] if isinstance(choices, list) else []
+        if len(set(named)) != len(named):  # other items: the schema reported them
             self.add((*path, "choices"), f"{dotted((*path, 'choices'))}: a node is listed twice")
             ok = False
         if raw is None or prompts is None or not ok:
@@ -1545,18 +1725,9 @@ class _FileParser:
         target: str | None = None
         if isinstance(to, str):
             tpath = (*path, "to")
-            try:
-                parsed = Target.parse(to)
-            except ValueError as exc:
-                self.add(tpath, f"{dotted(tpath)}: {exc}")
-            else:
-                if parsed.kind in ROUTE_KINDS:
-                    target = str(parsed)
-                else:
-                    hint = " (use type: goto to continue in another flow)" \
-                        if parsed.kind.value == "flow" else ""
-                    self.add(tpath, f"{dotted(tpath)}: a transfer rings extension:NUMBER, "
-                             f"group:NAME or number:DIGITS, not {to!r}{hint}")
+            target, problem = _transfer_target(to)
+            if problem is not None:
+                self.add(tpath, f"{dotted(tpath)}: {problem}")
         if raw is None or target is None:
             return None
         return Transfer(name=name, mark=self.mark(path, key=True), target=target,
@@ -1591,11 +1762,14 @@ def _read_file(path: Path, source: str) -> tuple[bytes | None, str | None, list[
     """(bytes, text, problems) of a flow file; problems name the file when it cannot be read."""
     try:
         raw = path.read_bytes()
-    except FileNotFoundError:
-        return None, None, [f"{source}: no such flow file"]
     except IsADirectoryError:
         return None, None, [f"{source}: is a directory, not a flow file"]
     except OSError as exc:
+        why = _in_the_way(path)
+        if why is not None:
+            return None, None, [f"{source}: {why}"]
+        if isinstance(exc, FileNotFoundError):
+            return None, None, [f"{source}: no such flow file"]
         return None, None, [f"{source}: cannot read the flow file: {exc.strerror or exc}"]
     try:
         return raw, raw.decode("utf-8-sig"), []
@@ -1629,10 +1803,10 @@ def _parse(path: Path, prompts: _PromptChecker) -> _Parsed | _Text:
     parsed = _Parsed(name=name, path=path, source=source, problems=[], doc=doc)
     parser = _FileParser(parsed, doc, prompts, raw)
     if not NAME_RE.fullmatch(name):
-        parser.add((), f"the flow name {name!r} (the file name without .yaml) is not valid; "
-                   f"{_NAME_RULE}")
+        parser.add((), f"the flow name {name!r} (the file name without .yaml) is not valid "
+                   f"{_name_problem(name)}")
     parser.run()
-    parsed.problems = parser.c.problems
+    parsed.problems = list(parser.c.problems)
     return parsed
 
 
@@ -1680,7 +1854,7 @@ def _graph_checks(flows: Mapping[str, _Parsed]) -> None:
 
     entries: dict[_Key, frozenset[str]] = {}
     for fname, f in flows.items():
-        if f.start is not None and f.gnodes is not None:
+        if f.start is not None and f.gnodes is not None and f.start in f.gnodes:
             entries[(fname, f.start)] = BUILTIN_VARS | f.var_names
 
     reached = _reachable(entries, succ)
@@ -1782,11 +1956,13 @@ def _loops(flows: Mapping[str, _Parsed], nodes: Mapping[_Key, _GNode],
         cycle = _cycle_from(first, members, adj)
         f = flows[first[0]]
         shown = " > ".join(_show(k, first[0]) for k in cycle)
+        transfer = (", and a transfer can fail at once: an unknown or busy target, no free trunk"
+                    if any(nodes[k].type is NodeType.TRANSFER for k in cycle) else "")
         f.problems.append(Problem(nodes[first].mark, (
             f"nodes.{first[1]}: loop with no exit: {shown} goes round without waiting for a key "
-            "or a timeout (play, say, set, branch, schedule and goto never wait), so a call "
-            "could go round it for ever; put a menu, collect, route_request or transfer on "
-            "the way round")))
+            f"or a timeout (play, say, set, branch, schedule and goto never wait{transfer}), so "
+            "a call could go round it for ever; put a menu, collect or route_request on the "
+            "way round")))
 
 
 def _cycle_from(first: _Key, members: set[_Key], adj: Mapping[_Key, list[_Key]]) -> list[_Key]:
@@ -1846,7 +2022,9 @@ def _reads(flows: Mapping[str, _Parsed], nodes: Mapping[_Key, _GNode],
                 known[t] = known[t] & new
                 todo.append(t)
 
-    for k in sorted(reached, key=lambda k: (list(flows).index(k[0]), nodes[k].mark)):
+    unset: dict[str, dict[_Key, _Key | None]] = {}  # per variable, see _unset_tree
+    order = {name: i for i, name in enumerate(flows)}
+    for k in sorted(reached, key=lambda k: (order[k[0]], nodes[k].mark)):
         g = nodes.get(k)
         if g is None:
             continue
@@ -1859,29 +2037,35 @@ def _reads(flows: Mapping[str, _Parsed], nodes: Mapping[_Key, _GNode],
                       "set, collect/menu into or route_request sets names it)"
                       + _close(var, sorted(universe)))
                 continue
-            route = _unset_path(var, k, nodes, succ, entries, gen)
+            if var not in unset:
+                unset[var] = _unset_tree(var, succ, entries, gen)
+            route = _path_in(unset[var], k)
             f.add(path, f"{dotted(path)}: reads variable {var!r} before it is set on every path: "
                   f"{' > '.join(_show(x, k[0]) for x in route)} gets here without setting it; "
                   "set it on that path too, or give it a default in vars:")
 
 
-def _unset_path(var: str, target: _Key, nodes: Mapping[_Key, _GNode],
-                succ: Mapping[_Key, list[tuple[_Key, frozenset[str]]]],
-                entries: Mapping[_Key, frozenset[str]],
-                gen: Callable[[_Key], frozenset[str]]) -> list[_Key]:
-    """A shortest path from an entry to ``target`` on which nothing sets ``var``."""
+def _unset_tree(var: str, succ: Mapping[_Key, list[tuple[_Key, frozenset[str]]]],
+               entries: Mapping[_Key, frozenset[str]],
+               gen: Callable[[_Key], frozenset[str]]) -> dict[_Key, _Key | None]:
+    """Breadth-first tree of the paths from an entry on which nothing sets ``var``:
+    node -> the node before it (None at an entry). One search per variable, so a
+    file with thousands of reads of it is not searched thousands of times."""
     parent: dict[_Key, _Key | None] = {k: None for k, s in entries.items() if var not in s}
     todo = deque(parent)
     while todo:
         k = todo.popleft()
-        if k == target:
-            break
         if var in gen(k):
             continue
         for t, sets in succ.get(k, ()):
             if var not in sets and t not in parent:
                 parent[t] = k
                 todo.append(t)
+    return parent
+
+
+def _path_in(parent: Mapping[_Key, _Key | None], target: _Key) -> list[_Key]:
+    """The path from an entry to ``target`` in a tree from :func:`_unset_tree`."""
     path: list[_Key] = [target]
     while (p := parent.get(path[-1])) is not None:
         path.append(p)
@@ -1949,14 +2133,15 @@ def _load_set(
     while todo:
         name, file, place, root = todo.popleft()
         if name in seen_files:
-            if root and seen_files[name].resolve() != file.resolve():
+            if root and os.path.realpath(seen_files[name]) != os.path.realpath(file):
                 problems.append(f"{file}: flow {name!r} is given twice (also {seen_files[name]}); "
                                 "flow names (file names) must be unique")
             continue
         seen_files[name] = file
-        if not file.is_file():
-            what = f"no flow {name!r}: {file} does not exist" if not file.exists() \
-                else f"flow {name!r}: {file} is not a file"
+        if not os.path.isfile(file):
+            why = _in_the_way(file)
+            what = f"no flow {name!r}: {file} does not exist" if why is None \
+                else f"flow {name!r}: {file} {why}"
             problems.append(f"{place}: {what}" if place else f"{file}: {what}")
             continue
         result = _parse(file, prompts)
@@ -2000,6 +2185,23 @@ def load_flows(
     return FlowSet(MappingProxyType(flows), generation)
 
 
+def transfer_targets(flow: Flow) -> list[tuple[Transfer, str, Mark]]:
+    """Every ``transfer`` node of ``flow``, in file order, with the target it rings
+    (``"extension:201"``, ``"group:sales"``, ``"number:84001234"``: the form
+    :meth:`switchd.core.routing.Target.parse` reads, normalised as the interpreter
+    rings it) and where its ``to:`` value was written.
+
+    For checks that need the config, which a flow file does not see (``switchd
+    check``: does extension 201 or group sales exist?), so they can report at the
+    exact ``FILE:LINE:COL``. The mark falls back to the node's own (a flow built
+    by hand, without ``Flow.marks``).
+    """
+    out = [(node, node.target, flow.marks.get((node.name, "to"), node.mark))
+           for node in flow.nodes.values() if isinstance(node, Transfer)]
+    out.sort(key=lambda t: (t[2].line, t[2].col))
+    return out
+
+
 def _plural(n: int, word: str) -> str:
     return f"{n} {word}" if n == 1 else f"{n} {word}s"
 
@@ -2023,15 +2225,16 @@ def check_paths(
     extra: list[str] = []
     for given in paths:
         given = Path(given)
-        if given.is_dir():
+        if os.path.isdir(given):
             files = sorted(given.glob("*.yaml"))
             if not files:
                 extra.append(f"{given}: no flow files (*.yaml) in this folder")
             first.extend((f.stem, f, None) for f in files)
-        elif given.exists():
+        elif os.path.isfile(given):
             first.append((given.stem, given, None))
         else:
-            extra.append(f"{given}: no such file or folder")
+            why = _in_the_way(given)
+            extra.append(f"{given}: {why or 'no such file or folder'}")
     parsed, problems = _load_set(first, _PromptChecker(prompts_dir, True, cache))
     problems = _collect(parsed, [*extra, *problems])
     if problems:

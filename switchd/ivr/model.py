@@ -439,6 +439,8 @@ class Flow:
     ``version``: a short hash of the file's bytes (same text, same version).
     ``prompt_files``: every prompt name the flow uses (including ``say`` fragments)
     -> its resolved file. ``vars``: variables set before the first node (templates).
+    ``marks``: where the value of each key of each node was written
+    (:func:`switchd.ivr.loader.transfer_targets` uses it).
     """
 
     name: str
@@ -451,6 +453,9 @@ class Flow:
     holidays: Holidays = Holidays()
     vars: tuple[tuple[str, str], ...] = ()
     prompt_files: Mapping[str, Path] = field(default_factory=dict)
+    #: (node name, key written in that node) -> where its value was written, for
+    #: checks made after loading (``switchd check``: does a transfer's extension exist).
+    marks: Mapping[tuple[str, str], Mark] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,15 +8,16 @@ one live when anything is wrong. Only the flows routes name (and the flows they
 
 from __future__ import annotations
 
+import difflib
 from pathlib import Path
 
-from switchd.config import Config
-from switchd.core.routing import TargetKind
-from switchd.ivr.loader import load_flows
+from switchd.config import Config, number_ranges
+from switchd.core.routing import Target, TargetKind
+from switchd.ivr.loader import FlowError, load_flows, transfer_targets
 from switchd.ivr.model import FlowSet
 from switchd.lines.prompts import PromptCache
 
-__all__ = ["flow_prompt_files", "load_routed_flows", "routed_flow_names"]
+__all__ = ["flow_prompt_files", "load_routed_flows", "routed_flow_names", "transfer_problems"]
 
 
 def routed_flow_names(cfg: Config) -> list[str]:
@@ -45,8 +46,37 @@ def load_routed_flows(cfg: Config, *, generation: int = 0,
         mark = cfg.marks.get(("routes", i, "to"))
         if route.target.kind is TargetKind.FLOW and mark is not None:
             places.setdefault(route.target.value or "", f"{cfg.source}:{mark}")
-    return load_flows(cfg.ivr.flows_dir, names, cfg.media.prompts_dir, generation=generation,
-                      places=places, cache=cache)
+    flows = load_flows(cfg.ivr.flows_dir, names, cfg.media.prompts_dir, generation=generation,
+                       places=places, cache=cache)
+    problems = transfer_problems(cfg, flows)
+    if problems:
+        raise FlowError(problems)
+    return flows
+
+
+def transfer_problems(cfg: Config, flows: FlowSet) -> list[str]:
+    """Every ``transfer`` in ``flows`` whose extension or ring group is not in ``cfg``, as
+    ``FILE:LINE:COL: message`` at its ``to:`` (the flow file alone cannot know them)."""
+    extensions = set(cfg.board.extension_numbers)
+    groups = sorted(cfg.ring_groups)
+    out: list[str] = []
+    for flow in flows.flows.values():
+        for node, text, mark in transfer_targets(flow):
+            try:
+                target = Target.parse(text)
+            except ValueError:
+                continue  # the loader has said what is wrong with it
+            where = f"{mark}: nodes.{node.name}.to"
+            if target.kind is TargetKind.EXTENSION and int(target.value or 0) not in extensions:
+                out.append(f"{where}: no extension {target.value} on the board of "
+                           f"{cfg.source}; extensions are {number_ranges(extensions)}")
+            elif target.kind is TargetKind.GROUP and target.value not in cfg.ring_groups:
+                close = difflib.get_close_matches(target.value or "", groups, n=1)
+                hint = f"; did you mean 'group:{close[0]}'?" if close else ""
+                known = ", ".join(groups) if groups else "none are defined"
+                out.append(f"{where}: no ring group {target.value!r} in {cfg.source}{hint} "
+                           f"(ring groups: {known})")
+    return out
 
 
 def flow_prompt_files(flows: FlowSet) -> list[Path]:

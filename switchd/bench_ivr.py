@@ -13,6 +13,12 @@ China time so every branch is open), with the daemon's own engines:
   real in-band DTMF which the detector finds, calls that end are replaced at once.
   ``rtf`` = wall time / audio time on one core; ``--sweep`` tries several sizes
   and reports the largest with ``rtf`` <= 0.5.
+
+Both run the daemon's engines (call core, interpreter, playout, simulated board,
+media plane) wired as ``switchd.app`` wires them, frame by frame as
+``App._on_frames`` hands them on, but on a virtual clock with no asyncio loop, no
+event logging, no CTI server and no CDR writer: the figures are the switching and
+media cost alone, an upper bound for the daemon, which spends more on its logs.
 """
 
 from __future__ import annotations
@@ -311,7 +317,8 @@ def run_ivr_bench(args: argparse.Namespace) -> int:
         sys.stdout.write(f"steps: {s.steps} nodes entered by {s.calls} calls; interpreter "
                          f"{s.ivr_us_per_step} µs/step, whole shell {s.shell_us_per_step} µs/step\n")
         for m in media:
-            sys.stdout.write(f"media: {m.channels} calls in flows ({m.calls_in_flows_avg} on "
+            sys.stdout.write(f"media (engines on a virtual clock, no logging): {m.channels} calls "
+                             f"in flows ({m.calls_in_flows_avg} on "
                              f"average), {m.seconds:g} s audio in {m.wall_s} s: rtf {m.rtf}; "
                              f"{m.digits_detected} keys detected in-band, {m.steps} steps\n")
         sys.stdout.write(f"largest size with rtf <= 0.5: {out['max_channels_rtf_le_0_5']}\n")

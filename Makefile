@@ -22,13 +22,14 @@ test: $(STAMP) speech-tools
 	$(BIN)/pytest
 
 ## speech-tools: espeak-ng and sox for the DTMF talk-off test on speech, ffmpeg for the
-## prompt formats decoded through pydub (AIFF, MP3, OGG, …); optional — installed with
+## prompt formats decoded through pydub (AIFF, MP3, OGG, …), graphviz so the test of
+## `switchd flows draw --format dot` renders the diagram; optional — installed with
 ## apt-get when running as root, otherwise the tests that need them skip and say why
 speech-tools:
-	@command -v espeak-ng >/dev/null 2>&1 && command -v sox >/dev/null 2>&1 && command -v ffmpeg >/dev/null 2>&1 || \
+	@command -v espeak-ng >/dev/null 2>&1 && command -v sox >/dev/null 2>&1 && command -v ffmpeg >/dev/null 2>&1 && command -v dot >/dev/null 2>&1 || \
 	  { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
-	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq espeak-ng sox ffmpeg >/dev/null) ; } || \
-	  echo "note: espeak-ng/sox/ffmpeg not installed; the tests that need them will be skipped"
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq espeak-ng sox ffmpeg graphviz >/dev/null) ; } || \
+	  echo "note: espeak-ng/sox/ffmpeg/graphviz not installed; the tests that need them will be skipped"
 
 ## prompts: regenerate the IVR prompts (prompts/zh, prompts/en) with espeak-ng; unchanged files stay
 prompts: $(STAMP)

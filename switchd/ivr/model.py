@@ -376,9 +376,10 @@ class RouteRequest(Node):
     sets: tuple[str, ...] = ()
 
     def exits(self) -> list[tuple[str, str]]:
-        out = [("crm", c) for c in self.choices]
-        if self.next is not None:
-            out.append(("reply", self.next))
+        # One edge per node: the default ``next`` shares the edge of the choice it is.
+        out = [("crm (default)" if c == self.next else "crm", c) for c in self.choices]
+        if self.next is not None and self.next not in self.choices:
+            out.append(("crm (default)", self.next))
         return out + [("timeout", self.fallback)]
 
 

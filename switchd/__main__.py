@@ -56,9 +56,13 @@ def cmd_check(args: argparse.Namespace) -> int:
         print(refusal)
         return 1
     from switchd.ivr.routed import load_routed_flows
+    from switchd.lines.prompts import PromptCache
 
+    # The same cache bound `run` decodes the flows' prompts into, so what does not fit
+    # is refused here too.
+    cache = PromptCache(cfg.media.prompt_cache_mb * 1024 * 1024)
     try:
-        flows = load_routed_flows(cfg)
+        flows = load_routed_flows(cfg, cache=cache)
     except ConfigError as exc:
         for p in exc.problems:
             print(p)

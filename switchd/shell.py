@@ -148,8 +148,9 @@ class Shell:
         changing anything (``CoreError``), and RefusedInput when no engine takes it.
         """
         engine = self._engine_for(item)
-        outputs = engine.handle(self.clock.now(), item)
-        self._dispatch(outputs)
+        now = self.clock.now()
+        outputs = engine.handle(now, item)
+        self._dispatch(outputs, now)
         return [o for o in outputs if isinstance(o, Event)]
 
     def _engine_for(self, item: Any) -> Engine:
@@ -165,13 +166,15 @@ class Shell:
 
     # ----------------------------------------------------------- dispatch
 
-    def _dispatch(self, outputs: list[Any]) -> None:
+    def _dispatch(self, outputs: list[Any], now: float | None = None) -> None:
         self._queue.extend(outputs)
         if self._draining:
             return  # the outer call drains in order
         self._draining = True
-        # Everything this input causes happens at the same instant.
-        now = self.clock.now()
+        # Everything this input causes happens at the same instant: the one the engine
+        # that returned ``outputs`` was given (the loop clock moves meanwhile).
+        if now is None:
+            now = self.clock.now()
         try:
             while self._queue:
                 self._one(self._queue.popleft(), now)
@@ -233,7 +236,7 @@ class Shell:
                 d = eng.next_deadline()
                 if d is not None and d <= now:
                     try:
-                        self._dispatch(eng.handle_timer(now))
+                        self._dispatch(eng.handle_timer(now), now)
                     except Exception:
                         self.log.exception("engine_timer_failed", engine=type(eng).__name__)
                         continue

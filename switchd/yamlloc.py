@@ -397,6 +397,18 @@ def _line_col(text: str, position: int) -> Mark:
     return Mark(before.count("\n") + 1, position - (before.rfind("\n") + 1) + 1)
 
 
+def _syntax_hint(exc: yaml.MarkedYAMLError) -> str | None:
+    """What to do about the YAML mistakes people make most in these files, or None."""
+    problem = exc.problem or ""
+    context = exc.context or ""
+    if "'\\t'" in problem or "\t" in problem:
+        return "indent with spaces: YAML does not allow tabs for indentation"
+    if "while scanning an alias" in context or "while scanning an anchor" in context:
+        return ('a key or value starting with * or & must be quoted, e.g. "*": operator '
+                '(unquoted, YAML reads it as an alias or anchor)')
+    return None
+
+
 def compose_located(text: str, source: str) -> LocatedDocument:
     """Load one YAML document from ``text``, keeping marks; ``source`` names it in messages.
 
@@ -422,7 +434,9 @@ def compose_located(text: str, source: str) -> LocatedDocument:
                 if exc.context_mark is not None and _mark(exc.context_mark) != mark:
                     what += f" at line {exc.context_mark.line + 1}"
                 what += ")"
-            raise ConfigError([f"{source}:{mark}: YAML syntax error: {what}"]) from exc
+            hint = _syntax_hint(exc)
+            raise ConfigError([f"{source}:{mark}: YAML syntax error: {what}"
+                               + (f"; {hint}" if hint else "")]) from exc
         except yaml.reader.ReaderError as exc:
             mark = _line_col(text, exc.position)
             raise ConfigError(

@@ -188,3 +188,14 @@ def test_config_yaml_refuses_base_60_and_hex_numbers_as_type_errors(tmp_path):
     (problem,) = info.value.problems
     assert problem.startswith(f"{path}:2:11: board.trunks: expected a whole number, got the "
                               "text '0x8'")
+
+
+@pytest.mark.parametrize(("text", "where", "hint"), [
+    ("a:\n\tb: 1\n", "f.yaml:2:1:", "indent with spaces: YAML does not allow tabs"),
+    ("choices:\n  *: b\n", "f.yaml:2:4:", 'a key or value starting with * or & must be quoted'),
+])
+def test_common_yaml_mistakes_get_a_hint(text, where, hint):
+    with pytest.raises(ConfigError) as info:
+        compose_located(text, "f.yaml")
+    (problem,) = info.value.problems
+    assert problem.startswith(f"{where} YAML syntax error: ") and hint in problem

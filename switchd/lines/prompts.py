@@ -548,7 +548,7 @@ class PromptCache:
         mib = 1024 * 1024
         return PromptError(
             path,
-            f"does not fit in the prompt cache: {nbytes / mib:.1f} MiB decoded, with "
+            f"does not fit in the prompt cache: {nbytes / 1024:.0f} KiB decoded, with "
             f"{self._pinned_bytes / mib:.1f} of {self.max_bytes / mib:.1f} MiB already held by "
             "other prompts; raise media.prompt_cache_mb or shorten the file",
         )

@@ -99,6 +99,24 @@ BROKEN = [
     pytest.param(
         """
         timezone: Asia/Shanghai
+        start: menu
+        nodes:
+          menu:
+            type: menu
+            prompts: []
+            choices:
+              "1": bye
+              #: bye
+            fallback: bye
+          bye: {type: hangup}
+        """,
+        "f.yaml:9:7: this line is a YAML comment, not a menu choice for the # key: quote "
+        'the key ("#": bye), or write the comment as a sentence',
+        id="hash-menu-key-left-unquoted-is-a-comment",
+    ),
+    pytest.param(
+        """
+        timezone: Asia/Shanghai
         start: welcome
         nodes:
           welcome: {type: hangup

@@ -1806,8 +1806,26 @@ def _parse(path: Path, prompts: _PromptChecker) -> _Parsed | _Text:
         parser.add((), f"the flow name {name!r} (the file name without .yaml) is not valid "
                    f"{_name_problem(name)}")
     parser.run()
-    parsed.problems = list(parser.c.problems)
+    parsed.problems = list(parser.c.problems) + _hidden_key_problems(text)
     return parsed
+
+
+#: A comment line that reads like a menu choice for the key # (``#: operator``).
+_HASH_KEY_COMMENT = re.compile(r"^(\s*)#\s*:\s*[A-Za-z_][A-Za-z0-9_.-]*\s*$")
+
+
+def _hidden_key_problems(text: str) -> list[Problem]:
+    """``#: operator`` in a menu is a YAML comment, so the choice would vanish without a
+    word: refuse the line and say to quote the key (``"#": operator``)."""
+    out = []
+    for i, line in enumerate(text.splitlines(), start=1):
+        found = _HASH_KEY_COMMENT.match(line)
+        if found:
+            out.append(Problem(YMark(i, len(found.group(1)) + 1),
+                               "this line is a YAML comment, not a menu choice for the # key: "
+                               'quote the key ("#": ' + line.split(":", 1)[1].strip()
+                               + "), or write the comment as a sentence"))
+    return out
 
 
 # --------------------------------------------------------------------------

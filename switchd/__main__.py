@@ -236,6 +236,8 @@ def build_parser() -> argparse.ArgumentParser:
     ivr.add_argument("--sweep", metavar="N,N,...",
                      help="media runs at each of these sizes instead of --channels; reports "
                           "the largest with rtf <= 0.5")
+    ivr.add_argument("--no-log", action="store_true",
+                     help="media runs without logging every event (the daemon logs them)")
     ivr.add_argument("--json", action="store_true", help="print one JSON object")
     ivr.set_defaults(func=cmd_bench_ivr)
     from switchd.ivr.cli import add_flows_parser

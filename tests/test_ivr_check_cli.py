@@ -163,10 +163,11 @@ def _expected(flow: str) -> list[str]:
         "use ASCII letters (a-z, A-Z), digits, '_', '.' and '-', starting with a letter or '_', "
         "at most 64 characters (Chinese and other non-ASCII text belongs in prompts and "
         "values, not names)",
-        f"{flow}:5:3: nodes.desk: loop with no exit: desk > desk goes round without waiting for "
-        "a key or a timeout (play, say, set, branch, schedule and goto never wait, and a "
-        "transfer can fail at once: an unknown or busy target, no free trunk), so a call could "
-        "go round it for ever; put a menu, collect or route_request on the way round",
+        f"{flow}:5:3: nodes.desk: loop with no exit: desk > desk can go round in one instant "
+        "(a transfer can fail at once: an unknown or busy target, no free trunk; set, branch, "
+        "schedule and goto take no time), so a call could spin in it; put a menu, collect or "
+        "route_request on the way round, or a play between the failed transfer and the next "
+        "try",
     ]
 
 

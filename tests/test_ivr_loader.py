@@ -305,8 +305,8 @@ BROKEN = [
         """,
         "f.yaml:4:3: nodes.welcome: loop with no exit: welcome > count > again > welcome goes "
         "round without waiting for a key or a timeout (play, say, set, branch, schedule and "
-        "goto never wait), so a call could go round it for ever; put a menu, collect or "
-        "route_request on the way round",
+        "goto never wait), so a call could go round it for ever; put a menu, collect, "
+        "route_request or transfer on the way round",
         id="loop-with-no-exit",
     ),
     pytest.param(
@@ -902,10 +902,10 @@ BROKEN = [
         nodes:
           t: {type: transfer, to: extension:999, on_fail: t}
         """,
-        "f.yaml:4:3: nodes.t: loop with no exit: t > t goes round without waiting for a key or "
-        "a timeout (play, say, set, branch, schedule and goto never wait, and a transfer can "
-        "fail at once: an unknown or busy target, no free trunk), so a call could go round it "
-        "for ever; put a menu, collect or route_request on the way round",
+        "f.yaml:4:3: nodes.t: loop with no exit: t > t can go round in one instant (a transfer "
+        "can fail at once: an unknown or busy target, no free trunk; set, branch, schedule and "
+        "goto take no time), so a call could spin in it; put a menu, collect or route_request "
+        "on the way round, or a play between the failed transfer and the next try",
         id="transfer-fails-back-to-itself",
     ),
     pytest.param(
@@ -913,14 +913,15 @@ BROKEN = [
         timezone: Asia/Shanghai
         start: desk
         nodes:
-          desk: {type: transfer, to: "group:sales", timeout_s: 20, on_fail: sorry}
-          sorry: {type: play, prompt: en/welcome, next: desk}
+          desk: {type: transfer, to: "group:sales", timeout_s: 20, on_fail: again}
+          again: {type: set, vars: {tried: "yes"}, next: desk}
         """,
-        "f.yaml:4:3: nodes.desk: loop with no exit: desk > sorry > desk goes round without "
-        "waiting for a key or a timeout (play, say, set, branch, schedule and goto never wait, "
-        "and a transfer can fail at once: an unknown or busy target, no free trunk), so a call "
-        "could go round it for ever; put a menu, collect or route_request on the way round",
-        id="transfer-fails-to-a-prompt-and-back",
+        "f.yaml:4:3: nodes.desk: loop with no exit: desk > again > desk can go round in one "
+        "instant (a transfer can fail at once: an unknown or busy target, no free trunk; set, "
+        "branch, schedule and goto take no time), so a call could spin in it; put a menu, "
+        "collect or route_request on the way round, or a play between the failed transfer and "
+        "the next try",
+        id="transfer-fails-through-instant-nodes-and-back",
     ),
     pytest.param(
         """
@@ -1192,8 +1193,8 @@ def test_a_self_loop_is_a_loop_with_no_exit(home):
     assert problems == [
         "f.yaml:4:3: nodes.again: loop with no exit: again > again goes round without waiting "
         "for a key or a timeout (play, say, set, branch, schedule and goto never wait), so a "
-        "call could go round it for ever; put a menu, collect or route_request on the way "
-        "round"]
+        "call could go round it for ever; put a menu, collect, route_request or transfer on "
+        "the way round"]
 
 
 def test_a_branch_set_guard_makes_the_variable_known_on_that_case(home):
@@ -1613,8 +1614,8 @@ def test_a_loop_through_goto_across_flows_is_found(home):
     assert info.value.problems == [
         "flows/one.yaml:4:3: nodes.a: loop with no exit: a > two:b > two:c > a goes round "
         "without waiting for a key or a timeout (play, say, set, branch, schedule and goto "
-        "never wait), so a call could go round it for ever; put a menu, collect or "
-        "route_request on the way round"]
+        "never wait), so a call could go round it for ever; put a menu, collect, "
+        "route_request or transfer on the way round"]
 
 
 def test_check_paths_summarises_clean_flows(home):
@@ -1827,3 +1828,30 @@ def test_load_flows_refuses_an_alias_bomb_at_once(home):
     (problem,) = info.value.problems
     assert problem.startswith("flows/main.yaml:9:8: the document grows past 200000 values "
                               "with the alias *e (a copy of 111111 values)")
+
+
+def test_a_transfer_that_plays_a_prompt_and_tries_again_is_no_loop_without_exit(home):
+    """Busy -> "please hold" -> ring again: the ring time is a timeout on the way round,
+    and the prompt makes time pass when the target is busy at once."""
+    path = home / "hold.yaml"
+    path.write_text(textwrap.dedent("""\
+        timezone: Asia/Shanghai
+        start: desk
+        nodes:
+          desk: {type: transfer, to: "group:sales", timeout_s: 20, on_fail: sorry}
+          sorry: {type: play, prompt: en/welcome, next: desk}
+        """), encoding="utf-8")
+    flow = load_flow(path, home / "prompts")
+    assert set(flow.nodes) == {"desk", "sorry"}
+
+
+def test_an_ordinary_comment_that_starts_with_hash_colon_is_left_alone(home):
+    path = home / "note.yaml"
+    path.write_text(textwrap.dedent("""\
+        #: TODO record the prompts
+        timezone: Asia/Shanghai
+        start: a
+        nodes:
+          a: {type: hangup}
+        """), encoding="utf-8")
+    assert set(load_flow(path, home / "prompts").nodes) == {"a"}

@@ -171,3 +171,39 @@ def test_a_missing_prompt_in_a_flow_is_an_ivr_error_and_the_call_goes_on(tmp_pat
     assert errors and str(wav) in errors[0].error
     assert [(e.node, e.next) for e in events if isinstance(e, IvrLeave)][-1] == ("bye", None)
     assert not core.calls
+
+
+def test_the_frame_handler_hands_on_a_frames_keys_before_the_prompts_that_ended_in_it():
+    """The order that decides which node gets a key confirmed in the frame where a prompt
+    ran out: the key first (it was pressed while the prompt played), frame by frame."""
+    from switchd.core.inputs import Digit
+    from switchd.lines.media import DtmfHit
+
+    submitted: list[object] = []
+    frames = [([DtmfHit("trunk/1", "5", 10.0)], [("trunk/1", 7)]),  # both in one frame
+              ([], [("trunk/2", 8)]),
+              ([DtmfHit("trunk/2", "1", 10.04)], [])]
+    calls = iter(frames)
+
+    class Media:
+        def __init__(self) -> None:
+            self.ended: list[tuple[str, int]] = []
+
+        def process(self, n: int, now: float) -> list[DtmfHit]:
+            assert n == 1, "one frame at a time"
+            hits, self.ended = next(calls)
+            return hits
+
+        def take_finished_plays(self) -> list[tuple[str, int]]:
+            out, self.ended = self.ended, []
+            return out
+
+    class Po:
+        def finished(self, plays: list[tuple[str, int]]) -> list[PromptDone]:
+            return [PromptDone(f"call-{line}", pid) for line, pid in plays]
+
+    shell = types.SimpleNamespace(now=lambda: 10.04, submit=submitted.append)
+    app = types.SimpleNamespace(media=Media(), playout=Po(), shell=shell)
+    App._on_frames(app, 3)  # type: ignore[arg-type]
+    assert submitted == [Digit("trunk/1", "5", 10.0), PromptDone("call-trunk/1", 7),
+                         PromptDone("call-trunk/2", 8), Digit("trunk/2", "1", 10.04)]

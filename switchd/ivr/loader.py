@@ -1811,20 +1811,30 @@ def _parse(path: Path, prompts: _PromptChecker) -> _Parsed | _Text:
 
 
 #: A comment line that reads like a menu choice for the key # (``#: operator``).
-_HASH_KEY_COMMENT = re.compile(r"^(\s*)#\s*:\s*[A-Za-z_][A-Za-z0-9_.-]*\s*$")
+_HASH_KEY_COMMENT = re.compile(r"""^(\s*)#\s*:\s*["']?[A-Za-z_][A-Za-z0-9_.-]*["']?\s*$""")
+#: A menu choice line: one key, quoted or a bare digit/letter, then ``:``.
+_CHOICE_LINE = re.compile(r"""^(\s*)(?:"[^"]{1,2}"|'[^']{1,2}'|[0-9A-D])\s*:\s*\S""")
 
 
 def _hidden_key_problems(text: str) -> list[Problem]:
-    """``#: operator`` in a menu is a YAML comment, so the choice would vanish without a
-    word: refuse the line and say to quote the key (``"#": operator``)."""
+    """``#: operator`` among a menu's choices is a YAML comment, so the choice would
+    vanish without a word: refuse the line and say to quote the key (``"#": operator``).
+    Only a line beside another choice at the same indentation counts, so an ordinary
+    comment such as ``#: TODO`` at the top of a file is left alone."""
+    lines = text.splitlines()
     out = []
-    for i, line in enumerate(text.splitlines(), start=1):
+    for i, line in enumerate(lines):
         found = _HASH_KEY_COMMENT.match(line)
-        if found:
-            out.append(Problem(YMark(i, len(found.group(1)) + 1),
-                               "this line is a YAML comment, not a menu choice for the # key: "
-                               'quote the key ("#": ' + line.split(":", 1)[1].strip()
-                               + "), or write the comment as a sentence"))
+        if not found:
+            continue
+        indent = found.group(1)
+        beside = [lines[j] for j in (i - 1, i + 1) if 0 <= j < len(lines)]
+        if not any((m := _CHOICE_LINE.match(b)) and m.group(1) == indent for b in beside):
+            continue
+        value = line.split(":", 1)[1].strip().strip("\"'")
+        out.append(Problem(YMark(i + 1, len(indent) + 1),
+                           "this line is a YAML comment, not a menu choice for the # key: "
+                           f'quote the key ("#": {value}), or write the comment as a sentence'))
     return out
 
 
@@ -1912,15 +1922,46 @@ def _show(key: _Key, here: str) -> str:
     return key[1] if key[0] == here else f"{key[0]}:{key[1]}"
 
 
+#: Nodes that take no time: a cycle of them could spin within one instant. A transfer
+#: is one of them: it can fail in the same instant (an unknown or busy target, no free
+#: trunk) and its on_fail may lead straight back.
+_INSTANT = frozenset({NodeType.SET, NodeType.BRANCH, NodeType.SCHEDULE, NodeType.GOTO,
+                      NodeType.TRANSFER})
+
+
 def _loops(flows: Mapping[str, _Parsed], nodes: Mapping[_Key, _GNode],
            succ: Mapping[_Key, list[tuple[_Key, frozenset[str]]]]) -> None:
-    """Report every cycle of nodes that never wait (a loop with no exit), once per cycle.
+    """Report every loop with no exit, once per cycle. Two kinds:
 
-    The cycles are the strongly connected components of the graph of non-waiting
-    nodes (Tarjan's algorithm, iterative); a component of one node counts only with
-    an edge to itself.
+    * a cycle with no key, no timeout on the way round: no menu, collect or
+      route_request, and no transfer (whose ring time is a timeout) — play, say, set,
+      branch, schedule and goto only: the caller goes round for ever;
+    * a cycle of nodes that take no time, through a transfer (set, branch, schedule,
+      goto, transfer): when the transfer fails at once it spins within one instant.
+
+    A transfer whose ``on_fail`` plays a prompt and tries again is neither: the ring
+    time is a timeout, and the prompt makes time pass when the target is busy.
     """
-    live = {k for k, g in nodes.items() if not g.waits}
+    timeless = {k for k, g in nodes.items() if not g.waits and g.type is not NodeType.TRANSFER}
+    _report_cycles(flows, nodes, succ, timeless, lambda shown: (
+        f"loop with no exit: {shown} goes round without waiting for a key or a timeout "
+        "(play, say, set, branch, schedule and goto never wait), so a call could go round it "
+        "for ever; put a menu, collect, route_request or transfer on the way round"))
+    instant = {k for k, g in nodes.items() if g.type in _INSTANT}
+    _report_cycles(flows, nodes, succ, instant, lambda shown: (
+        f"loop with no exit: {shown} can go round in one instant (a transfer can fail at "
+        "once: an unknown or busy target, no free trunk; set, branch, schedule and goto take "
+        "no time), so a call could spin in it; put a menu, collect or route_request on the "
+        "way round, or a play between the failed transfer and the next try"),
+        only_with=NodeType.TRANSFER)
+
+
+def _report_cycles(flows: Mapping[str, _Parsed], nodes: Mapping[_Key, _GNode],
+                   succ: Mapping[_Key, list[tuple[_Key, frozenset[str]]]], live: set[_Key],
+                   message: Callable[[str], str], *, only_with: NodeType | None = None) -> None:
+    """Report one cycle per cyclic strongly connected component of the graph of the
+    ``live`` nodes (Tarjan's algorithm, iterative; a component of one node counts only
+    with an edge to itself), when it holds a node of type ``only_with`` (if given)."""
     adj = {k: [t for t, _ in succ.get(k, ()) if t in live] for k in live}
     order = list(flows)
     # Tarjan
@@ -1970,17 +2011,17 @@ def _loops(flows: Mapping[str, _Parsed], nodes: Mapping[_Key, _GNode],
         members = set(comp)
         if len(comp) == 1 and comp[0] not in adj[comp[0]]:
             continue
+        if only_with is not None and not any(nodes[k].type is only_with for k in comp):
+            continue
         first = min(comp, key=lambda k: (order.index(k[0]), nodes[k].mark))
+        if only_with is not None:
+            # Start the cycle shown at the transfer, so it is the one the message names.
+            first = min((k for k in comp if nodes[k].type is only_with),
+                        key=lambda k: (order.index(k[0]), nodes[k].mark))
         cycle = _cycle_from(first, members, adj)
         f = flows[first[0]]
         shown = " > ".join(_show(k, first[0]) for k in cycle)
-        transfer = (", and a transfer can fail at once: an unknown or busy target, no free trunk"
-                    if any(nodes[k].type is NodeType.TRANSFER for k in cycle) else "")
-        f.problems.append(Problem(nodes[first].mark, (
-            f"nodes.{first[1]}: loop with no exit: {shown} goes round without waiting for a key "
-            f"or a timeout (play, say, set, branch, schedule and goto never wait{transfer}), so "
-            "a call could go round it for ever; put a menu, collect or route_request on the "
-            "way round")))
+        f.problems.append(Problem(nodes[first].mark, f"nodes.{first[1]}: {message(shown)}"))
 
 
 def _cycle_from(first: _Key, members: set[_Key], adj: Mapping[_Key, list[_Key]]) -> list[_Key]:

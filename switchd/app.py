@@ -146,6 +146,9 @@ class App:
         self.ticker = MediaTicker(self._on_frames, on_skip=self.media.skip)
         self.ivr = Ivr(flows if flows is not None else FlowSet())
         self.playout = Playout(self.media, self.cache)
+        #: The flow prompt files pinned in the cache: the generation in force and those
+        #: that calls still in a flow started on (a reload unpins the rest).
+        self._flow_pins: set[Path] = set()
         self.store: Store | None = None
         self.cdr_writer: CdrWriter | None = None
         self.server: CtiServer | None = None
@@ -186,10 +189,17 @@ class App:
         The flow check decoded them already; a file that broke since is logged, and
         the call that would play it hears nothing there and goes on (``ivr.error``).
         """
-        problems = await asyncio.to_thread(self.cache.preload, flow_prompt_files(flows))
+        files = flow_prompt_files(flows)
+        problems = await asyncio.to_thread(self.cache.preload, files)
         for path, reason in problems:
             log.error("prompt_unusable", file=str(path), reason=reason)
+        self._flow_pins = set(files) | self._live_prompt_files()
         self.playout.forget_joined()
+
+    def _live_prompt_files(self) -> set[Path]:
+        """The prompt files of every flow generation a call in a flow is on now."""
+        sets = {id(s.flows): s.flows for s in self.ivr.sessions.values()}
+        return {p for fs in sets.values() for p in flow_prompt_files(fs)}
 
     async def run(self) -> int:
         """Start, serve until SIGTERM/SIGINT, shut down within the budget. Returns the exit code.
@@ -356,6 +366,9 @@ class App:
             log.error("config_rejected", problem=problem)
             return [problem]
         plan = plan_reload(self.config, new)
+        # The prompts of the generation in force may be dropped to make room for the new
+        # one's (they stay pinned while a live call is on them); reloads never pile up.
+        self.cache.unpin(self._flow_pins - self._live_prompt_files())
         try:
             # Against the config that will be in force: a changed media.prompts_dir
             # waits for a restart like the rest of `media`.
@@ -364,6 +377,8 @@ class App:
         except ConfigError as exc:
             for p in exc.problems:
                 log.error("flow_rejected", problem=p)
+            # The old flows stay in force: pin their prompts again (reloading any dropped).
+            await asyncio.to_thread(self.cache.preload, sorted(self._flow_pins))
             return exc.problems
         for warning in await asyncio.to_thread(config_warnings, new, cache=self.cache):
             log.warning("config_warning", problem=warning)

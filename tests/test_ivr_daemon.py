@@ -296,3 +296,39 @@ def test_check_refuses_a_transfer_to_an_extension_or_group_the_config_does_not_h
                in x and "201-208" in x for x in lines), lines
     assert any("nodes.team.to: no ring group 'salse'" in x and "did you mean 'group:sales'" in x
                for x in lines), lines
+
+
+async def test_reloads_with_new_prompts_do_not_pile_up_in_the_prompt_cache(tmp_path):
+    """Each reload points the flow at newly recorded prompts; the old ones are let go, so
+    the tenth reload is accepted in a cache that holds about four generations."""
+    import shutil
+
+    prompts = tmp_path / "prompts"
+    shutil.copytree(ROOT / "prompts", prompts)
+    names = ("menu", "enter_account", "crm_unavailable")
+    for v in range(1, 11):
+        (prompts / f"v{v}").mkdir()
+        for name in names:
+            shutil.copy(prompts / "zh" / f"{name}.wav", prompts / f"v{v}" / f"{name}.wav")
+
+    def version(v: int) -> str:
+        text = FLOW
+        for name in names:
+            text = text.replace(f"zh/{name}", f"v{v}/{name}")
+        return text
+
+    cfg = _setup(tmp_path, version(1))
+    cfg["media"]["prompts_dir"] = str(prompts)
+    cfg["media"]["moh_dir"] = str(prompts / "moh")
+    cfg["media"]["prompt_cache_mb"] = 3
+    with running(tmp_path, cfg) as d:
+        c = await _admin(d.port)
+        for v in range(2, 11):
+            (tmp_path / "flows" / "desk.yaml").write_text(version(v), encoding="utf-8")
+            ok = await c.ok("RELOAD")
+            assert ok["config"], v
+        call = (await c.ok("SIM.CALL caller=13700000001 dnis=8100"))["call"]
+        enter = await c.wait_event("ivr.enter", call=call, node="menu")
+        assert enter["prompt"] == "v10/menu"
+        await c.close()
+        assert d.stop() == 0

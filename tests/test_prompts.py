@@ -837,3 +837,26 @@ def test_hold_music_never_sounds_like_a_key_press():
 def test_module_exports_match_the_documented_api():
     assert {"MusicOnHold", "PromptCache", "PromptError", "PromptNotLoaded", "PromptPlayer",
             "load_prompt"} <= set(prompts.__all__)
+
+
+def test_unpinned_prompts_make_room_for_the_next_pinned_ones(tmp_path):
+    """A reload lets the old flows' prompts go: pinning the new ones then fits."""
+    import wave as _wave
+
+    def wav(name: str) -> Path:
+        p = tmp_path / name
+        with _wave.open(str(p), "wb") as w:
+            w.setnchannels(1)
+            w.setsampwidth(2)
+            w.setframerate(8000)
+            w.writeframes(b"\x01\x00" * 8000)  # 1 s: 16 000 bytes decoded
+        return p
+
+    old, new = wav("old.wav"), wav("new.wav")
+    cache = PromptCache(max_bytes=20_000)
+    assert cache.preload([old]) == []
+    (problem,) = cache.preload([new])
+    assert problem[0] == new and "does not fit" in problem[1]
+    cache.unpin([old, tmp_path / "never-loaded.wav"])
+    assert cache.preload([new]) == []
+    assert len(cache.lookup(new)) == 8000

@@ -461,6 +461,18 @@ class PromptCache:
                 problems.append((exc.path, exc.reason))
         return problems
 
+    def unpin(self, paths: Iterable[Path]) -> None:
+        """Let the prompts at ``paths`` be dropped again when room is needed (least
+        recently used first): a reload's flows no longer use them. They stay in memory
+        until then; a path not held, or not pinned, is ignored."""
+        with self._lock:
+            for path in paths:
+                resolved = self._resolved.get(Path(os.path.abspath(path)))
+                entry = self._entries.get(resolved) if resolved is not None else None
+                if entry is not None and entry.pinned:
+                    entry.pinned = False
+                    self._pinned_bytes -= entry.samples.nbytes
+
     def get(self, path: Path) -> np.ndarray:
         """Return the samples of ``path`` (int16, 8 kHz mono, read-only), loading it if needed.
 

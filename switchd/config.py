@@ -59,6 +59,7 @@ from switchd.core.routing import (
 )
 from switchd.drivers.sim.board import check_key_group
 from switchd.exceptions import ConfigError
+from switchd.ivr.model import NAME_RE as FLOW_NAME_RE
 from switchd.passwords import is_hash, uses_demo_secret
 from switchd.yamlerrors import ProblemCollector, describe, dotted, unknown_key_message
 from switchd.yamlloc import LocatedDocument, Mark, YamlPath, compose_located
@@ -767,6 +768,13 @@ def _check_route(
         c.add(
             tpath,
             f"routes[{i}].to: no ring group {target.value!r}{hint} (ring groups: {known})",
+        )
+    elif target.kind is TargetKind.FLOW and not FLOW_NAME_RE.fullmatch(target.value or ""):
+        c.add(
+            tpath,
+            f"routes[{i}].to: {target.value!r} cannot be a flow name: flow names (the file "
+            "name without .yaml) use ASCII letters, digits, '_', '.' and '-', starting with a "
+            "letter or '_'",
         )
     elif target.kind is TargetKind.FLOW and flows_dir is not None:
         path_ = flows_dir / f"{target.value}.yaml"

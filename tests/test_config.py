@@ -964,3 +964,10 @@ def test_an_agent_without_an_extension_is_a_warning(write, tmp_path):
         "c.yaml:3:5: warning: users[1]: agent 'bob' has no extension, so no call can be offered "
         "to them and they can answer none; set users[1].extension to the number of their phone"
     ]
+
+
+def test_a_route_to_a_flow_name_no_flow_file_can_have_is_refused_at_the_route(problems):
+    assert problems("routes:\n  - to: flow:9x@y\n") == [
+        "c.yaml:2:9: routes[0].to: '9x@y' cannot be a flow name: flow names (the file name "
+        "without .yaml) use ASCII letters, digits, '_', '.' and '-', starting with a letter or '_'"
+    ]

@@ -86,3 +86,8 @@ def test_bench_ivr_reports_cost_per_step_and_real_time_factor(capsys):
     assert media["channels"] == 12 and media["seconds"] == 8.0 and media["rtf"] > 0
     # The callers' keys went through the media plane as audio and were detected.
     assert media["digits_detected"] > 0 and media["steps"] > 12
+
+
+def test_a_route_reply_the_socket_would_refuse_is_refused_by_try_too(capsys):
+    code, _, err = _try(capsys, "--route-reply", "next=say_balance", "Balance=1")
+    assert code == 2 and "'Balance' is not a key ROUTE.REPLY can carry" in err

@@ -768,3 +768,14 @@ def test_encode_request_refuses_what_the_wire_cannot_carry(
 ):
     with pytest.raises(ValueError, match=fragment):
         encode_request(verb, args, positional, tag=tag, json_mode=json_mode)
+
+
+def test_an_over_long_line_is_refused_naming_its_verb_and_tag_when_visible():
+    from switchd.cti.codec import LineDecoder
+
+    d = LineDecoder(max_line_bytes=64)
+    (err,) = d.feed(b"#t1 route.reply call=x balance=" + b"9" * 100 + b"\n")
+    assert (err.code, err.tag) == ("line_too_long", "t1")
+    assert err.msg.startswith("the ROUTE.REPLY line is longer than 64 bytes")
+    (err,) = d.feed(b"\x01" * 100 + b"\n")
+    assert err.msg.startswith("line is longer than 64 bytes")

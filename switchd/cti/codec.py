@@ -281,11 +281,15 @@ class _Framer(Generic[_T]):
         raise NotImplementedError
 
     def _too_long(self, head: bytes) -> DecodeError:
-        """Build the single error for an over-long line, keeping its tag if visible."""
+        """Build the single error for an over-long line, keeping its tag if visible and
+        naming its verb when the start of the line shows it (the client learns which of
+        its requests was dropped)."""
         tag = None if self.json_mode else _head_tag(head)
+        verb = None if self.json_mode else _head_verb(head)
+        what = f"the {verb} line" if verb else "line"
         return DecodeError(
             "line_too_long",
-            f"line is longer than {self.max_line_bytes} bytes (terminator included); "
+            f"{what} is longer than {self.max_line_bytes} bytes (terminator included); "
             "it was discarded",
             tag,
         )
@@ -326,6 +330,16 @@ def _head_tag(raw: bytes) -> str | None:
     """The ``#tag`` at the start of a raw text line, when it can be read."""
     m = _HEAD_TAG_BYTES_RE.match(raw)
     return m.group(1).decode("ascii") if m else None
+
+
+#: The verb at the start of a raw text line (after an optional ``#tag``).
+_HEAD_VERB_BYTES_RE = re.compile(rb"[ \t]*(?:#\S+[ \t]+)?([A-Za-z][A-Za-z0-9.]{0,31})(?:[ \t]|$)")
+
+
+def _head_verb(raw: bytes) -> str | None:
+    """The verb of a raw text line, upper-cased, when its start can be read."""
+    m = _HEAD_VERB_BYTES_RE.match(raw)
+    return m.group(1).decode("ascii").upper() if m else None
 
 
 def _not_utf8(raw: bytes, exc: UnicodeDecodeError, tag: str | None) -> DecodeError:

@@ -1761,7 +1761,7 @@ def test_the_reply_key_rule_is_the_cti_codecs():
     from switchd.cti import codec
     from switchd.ivr import loader
 
-    assert loader._REPLY_KEY_RE.pattern == codec._KEY_RE.pattern
+    assert loader._REPLY_KEY_RE.pattern == codec.KEY_RE.pattern
 
 
 def test_collect_counts_given_as_null_take_the_defaults(home):

@@ -56,6 +56,7 @@ except ImportError:  # pragma: no cover - depends on the environment
 
 __all__ = [
     "ERROR_CODES",
+    "KEY_RE",
     "JSON_BACK_TO_TEXT",
     "DecodeError",
     "LineDecoder",
@@ -137,7 +138,8 @@ _HEAD_TAG_RE = re.compile(rf"[ \t]*#({_TAG_CHARS})[ \t]")
 _HEAD_TAG_BYTES_RE = re.compile(rf"[ \t]*#({_TAG_CHARS})[ \t]".encode())
 _VERB_RE = re.compile(r"[A-Za-z][A-Za-z0-9_.-]*(?=[ \t]|\Z)")
 _VERB_VALUE_RE = re.compile(r"[A-Za-z][A-Za-z0-9_.-]*")
-_KEY_RE = re.compile(r"[a-z][a-z0-9_.-]*")
+#: A key of ``key=value``: lower-case, a letter first (also the names ROUTE.REPLY can set).
+KEY_RE = re.compile(r"[a-z][a-z0-9_.-]*")
 _WS_RE = re.compile(r"[ \t]*")
 _WORD_RE = re.compile(r'[^ \t"=]*')
 _QCHUNK_RE = re.compile(r'[^"\\]*')
@@ -332,8 +334,10 @@ def _head_tag(raw: bytes) -> str | None:
     return m.group(1).decode("ascii") if m else None
 
 
-#: The verb at the start of a raw text line (after an optional ``#tag``).
-_HEAD_VERB_BYTES_RE = re.compile(rb"[ \t]*(?:#\S+[ \t]+)?([A-Za-z][A-Za-z0-9.]{0,31})(?:[ \t]|$)")
+#: The verb at the start of a raw text line (after an optional ``#tag``), by the
+#: request grammar's own tag and verb rules.
+_HEAD_VERB_BYTES_RE = re.compile(
+    rf"[ \t]*(?:#{_TAG_CHARS}[ \t]+)?({_VERB_VALUE_RE.pattern})(?=[ \t])".encode())
 
 
 def _head_verb(raw: bytes) -> str | None:
@@ -443,7 +447,7 @@ def _parse_slow(line: str) -> Request | DecodeError:
             key = line[pos:word_end]
             if not key:
                 raise _Problem(f"'=' without a key at column {pos + 1}")
-            if _KEY_RE.fullmatch(key) is None:
+            if KEY_RE.fullmatch(key) is None:
                 raise _Problem(
                     f"bad key {key!r} at column {pos + 1}: keys are lower-case, a letter "
                     "then a-z 0-9 _ . -"
@@ -596,7 +600,7 @@ def _parse_json_line(text: str) -> Request | DecodeError:
         )
     args: dict[str, str] = {}
     for key, value in obj.items():
-        if _KEY_RE.fullmatch(key) is None:
+        if KEY_RE.fullmatch(key) is None:
             return DecodeError(
                 "bad_syntax",
                 f"bad key {key!r}: keys are lower-case, a letter then a-z 0-9 _ . -",
@@ -696,7 +700,7 @@ def _check_reply_key(key: object) -> None:
     """Refuse a field name the wire cannot carry; remembers good ones to stay cheap."""
     if key in _good_reply_keys:
         return
-    if not isinstance(key, str) or _KEY_RE.fullmatch(key) is None:
+    if not isinstance(key, str) or KEY_RE.fullmatch(key) is None:
         raise ValueError(f"bad field name {key!r}: keys are lower-case [a-z][a-z0-9_.-]*")
     if key in ("type", "tag"):
         raise ValueError(f"field name {key!r} is reserved (JSON mode uses it for the line itself)")
@@ -936,7 +940,7 @@ def _parse_server_json(text: str) -> ServerLine | DecodeError:
         )
     fields: dict[str, FieldValue] = {}
     for key, value in obj.items():
-        if _KEY_RE.fullmatch(key) is None:
+        if KEY_RE.fullmatch(key) is None:
             return DecodeError(
                 "bad_syntax", f"bad field name {key!r}: keys are lower-case [a-z][a-z0-9_.-]*", tag
             )
@@ -1047,7 +1051,7 @@ def encode_request(
         raise ValueError(f"bad tag {tag!r}: 1 to 64 of A-Z a-z 0-9 _ . : - without '#'")
     args = args or {}
     for key in args:
-        if type(key) is not str or _KEY_RE.fullmatch(key) is None:
+        if type(key) is not str or KEY_RE.fullmatch(key) is None:
             raise ValueError(f"bad key {key!r}: keys are lower-case [a-z][a-z0-9_.-]*")
     if json_mode:
         if positional:

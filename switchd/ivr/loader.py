@@ -48,6 +48,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from switchd.core.routing import ROUTE_KINDS, Target
+from switchd.cti.codec import KEY_RE
 from switchd.exceptions import ConfigError
 from switchd.ivr.model import (
     BUILTIN_VARS,
@@ -122,9 +123,9 @@ _MENU_KEYS = "0123456789*#ABCD"
 _DATE_RE = re.compile(r"\d{4}-\d{2}-\d{2}")
 _NAME_RULE = ("names use ASCII letters (a-z, A-Z), digits, '_', '.' and '-', starting with a "
               "letter or '_', at most 64 characters")
-#: A ``ROUTE.REPLY`` key: the CTI codec's rule (switchd.cti.codec ``_KEY_RE``; a test
-#: keeps the two equal). A route_request's ``sets`` must be names a reply can carry.
-_REPLY_KEY_RE = re.compile(r"[a-z][a-z0-9_.-]*")
+#: A ``ROUTE.REPLY`` key, by the CTI codec's own rule: a route_request's ``sets`` must
+#: be names a reply can carry.
+_REPLY_KEY_RE = KEY_RE
 #: ROUTE.REPLY's own arguments: a reply cannot set variables of these names.
 _REPLY_ARGS = {"call": "call_ref", "next": "next_step"}  # -> a name to suggest instead
 _TOP_KEYS = ("timezone", "language", "holidays", "vars", "start", "nodes")

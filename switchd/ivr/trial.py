@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +23,7 @@ from switchd.bus import Bus
 from switchd.core.engine import SwitchCore
 from switchd.core.inputs import CORE_INPUTS, Answer, Digit, Hangup, Incoming
 from switchd.core.routing import CoreConfig, Route, Target, TargetKind
+from switchd.cti.codec import KEY_RE
 from switchd.engine import Input
 from switchd.events import (
     CallEnded,
@@ -44,9 +44,6 @@ from switchd.lines.prompts import PromptCache, PromptError
 from switchd.shell import Shell, VirtualClock
 
 __all__ = ["Step", "TrialScript", "parse_at", "parse_route_reply", "run_trial"]
-
-#: A CTI key (switchd.cti.codec's rule): what a ROUTE.REPLY variable name can be.
-_CTI_KEY = re.compile(r"[a-z][a-z0-9_.-]*")
 
 #: Seconds between two keys of one group, and after a prompt starts before the first.
 KEY_GAP_S = 0.3
@@ -130,7 +127,7 @@ def parse_route_reply(tokens: Sequence[str]) -> tuple[str | None, tuple[tuple[st
         key, sep, value = tok.partition("=")
         if not sep or not key:
             raise ValueError(f"--route-reply {tok!r}: expected key=value, e.g. next=say_balance")
-        if not _CTI_KEY.fullmatch(key):
+        if not KEY_RE.fullmatch(key):
             # As ROUTE.REPLY on the socket would refuse it (bad_syntax): try what the CRM can send.
             raise ValueError(f"--route-reply {tok!r}: {key!r} is not a key ROUTE.REPLY can "
                              "carry (lower-case: a-z first, then a-z, 0-9, '_', '.', '-')")

@@ -25,7 +25,7 @@ from switchd.config import Config, config_warnings, demo_secret_problem, load_co
 from switchd.control import CallInfo, UserInfo
 from switchd.core.engine import CoreError, SwitchCore
 from switchd.core.ids import CallIds
-from switchd.core.inputs import CORE_INPUTS, Digit, Shutdown
+from switchd.core.inputs import CORE_INPUTS, Shutdown
 from switchd.core.routing import CoreConfig
 from switchd.cti.commands import Commands
 from switchd.cti.server import CtiServer
@@ -47,8 +47,8 @@ from switchd.ivr.model import FlowSet
 from switchd.ivr.routed import flow_prompt_files, load_routed_flows
 from switchd.lines.media import MediaPlane
 from switchd.lines.prompts import MusicOnHold, PromptCache, PromptError, load_prompt
-from switchd.lines.ticker import FRAME_S, MediaTicker
-from switchd.playout import Playout
+from switchd.lines.ticker import MediaTicker
+from switchd.playout import Playout, run_frames
 from switchd.reload import plan_reload
 from switchd.sdnotify import SdNotifier, watchdog_interval_s
 from switchd.shell import LoopClock, Shell
@@ -503,18 +503,7 @@ class App:
 
     def _on_frames(self, frames: int) -> None:
         assert self.shell is not None
-        now = self.shell.now()
-        # Frame by frame, keys before prompt ends: a key confirmed in the frame where a
-        # prompt ran out was pressed while it played, so the node that played it (a
-        # barge-in) consumes it, never the next node (each key counted once, by the
-        # right node, however late the tick ran).
-        for k in range(frames):
-            for hit in self.media.process(1, now - (frames - 1 - k) * FRAME_S):
-                self.shell.submit(Digit(hit.line, hit.digit, hit.time))
-            finished = self.media.take_finished_plays()
-            if finished:
-                for done in self.playout.finished(finished):
-                    self.shell.submit(done)
+        run_frames(self.media, self.playout, self.shell.submit, frames, self.shell.now())
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.ensure_future(coro)

@@ -54,7 +54,7 @@ from switchd.ivr.vplayer import VirtualPlayer
 from switchd.lines.media import FRAME, MediaPlane
 from switchd.lines.prompts import PromptCache, PromptError
 from switchd.logconfig import configure_logging
-from switchd.playout import Playout
+from switchd.playout import Playout, run_frames
 from switchd.shell import Shell, VirtualClock
 
 __all__ = ["IvrMediaResult", "IvrStepResult", "bench_ivr_media", "bench_ivr_steps", "run_ivr_bench"]
@@ -292,13 +292,10 @@ def bench_ivr_media(channels: int, seconds: float, *, log: bool = True) -> IvrMe
         for _ in range(frames):
             clock.t += FRAME / 8000
             shell.fire_due()
-            # As the daemon does (App._on_frames): keys first, then the prompts that ended.
-            for hit in media.process(1, clock.t):
-                counts["digits"] += 1
-                shell.submit(Digit(hit.line, hit.digit, hit.time))
-            for done in playout.finished(media.take_finished_plays()):
-                counts["done"] += 1
-                shell.submit(done)
+            # The daemon's own frame hand-on (keys first, then the prompts that ended).
+            keys, ended_plays = run_frames(media, playout, shell.submit, 1, clock.t)
+            counts["digits"] += keys
+            counts["done"] += ended_plays
             while ended:
                 call_in(ended.pop())
             in_flows += len(ivr.sessions)

@@ -16,16 +16,20 @@ instead, with the same inputs.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from switchd.core.inputs import Digit
+from switchd.engine import Input
 from switchd.ivr.inputs import PlayPrompt, PromptDone, StopPrompt
 from switchd.lines.media import MediaPlane
 from switchd.lines.prompts import PromptCache, PromptError
+from switchd.lines.ticker import FRAME_S
 
-__all__ = ["Playout"]
+__all__ = ["Playout", "run_frames"]
 
 
 class Playout:
@@ -102,3 +106,28 @@ class Playout:
                 self._joined.clear()
             self._joined[files] = joined
         return joined
+
+
+def run_frames(media: MediaPlane, playout: Playout, submit: Callable[[Input], object],
+               frames: int, now: float) -> tuple[int, int]:
+    """Run ``frames`` media frames ending at epoch ``now`` (s) and hand on what they bring:
+    each key detected (a core ``Digit``) and each prompt of ``playout`` that ran out
+    (``PromptDone``), through ``submit``. Returns (keys, prompts ended).
+
+    Frame by frame, keys before prompt ends: a key confirmed in the frame where a
+    prompt ran out was pressed while it played, so the node that played it (a
+    barge-in) consumes it, never the next node (each key counted once, by the right
+    node, however late the tick ran). The daemon's tick and ``switchd bench ivr`` both
+    run frames through here, so they cannot order them differently.
+    """
+    keys = ended = 0
+    for k in range(frames):
+        for hit in media.process(1, now - (frames - 1 - k) * FRAME_S):
+            keys += 1
+            submit(Digit(hit.line, hit.digit, hit.time))
+        finished = media.take_finished_plays()
+        if finished:
+            for done in playout.finished(finished):
+                ended += 1
+                submit(done)
+    return keys, ended

@@ -56,13 +56,9 @@ def cmd_check(args: argparse.Namespace) -> int:
         print(refusal)
         return 1
     from switchd.ivr.routed import load_routed_flows
-    from switchd.lines.prompts import PromptCache
 
-    # The same cache bound `run` decodes the flows' prompts into, so what does not fit
-    # is refused here too.
-    cache = PromptCache(cfg.media.prompt_cache_mb * 1024 * 1024)
     try:
-        flows = load_routed_flows(cfg, cache=cache)
+        flows = load_routed_flows(cfg)
     except ConfigError as exc:
         for p in exc.problems:
             print(p)
@@ -112,7 +108,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from switchd.lines.prompts import PromptCache
 
     # The flows' prompts are decoded once, here, into the cache the switch plays from.
-    cache = PromptCache(cfg.media.prompt_cache_mb * 1024 * 1024)
+    cache = PromptCache(cfg.media.prompt_cache_bytes)
     try:
         flows = load_routed_flows(cfg, cache=cache)
     except ConfigError as exc:

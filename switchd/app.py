@@ -140,7 +140,7 @@ class App:
             sim_settings(config), tuple(config.board.extension_numbers), lines,
             caller_source=SourceKind[config.sim.audio.callers.upper()],
             agent_source=SourceKind[config.sim.audio.agents.upper()])
-        self.cache = cache or PromptCache(config.media.prompt_cache_mb * 1024 * 1024)
+        self.cache = cache or PromptCache(config.media.prompt_cache_bytes)
         self.media = MediaPlane(lines, port=self.driver, tone_plan=config.board.tone_plan,
                                 prompt_cache=self.cache)
         self.ticker = MediaTicker(self._on_frames, on_skip=self.media.skip)

@@ -266,6 +266,11 @@ class MediaConfig:
     moh_dir: Path | None = field(default_factory=lambda: Path("prompts/moh").absolute())
     prompt_cache_mb: int = 64
 
+    @property
+    def prompt_cache_bytes(self) -> int:
+        """``prompt_cache_mb`` in bytes: the bound of the prompt cache (PromptCache max_bytes)."""
+        return self.prompt_cache_mb * 1024 * 1024
+
 
 @dataclass(frozen=True, slots=True)
 class IvrConfig:

@@ -332,3 +332,18 @@ async def test_reloads_with_new_prompts_do_not_pile_up_in_the_prompt_cache(tmp_p
         assert enter["prompt"] == "v10/menu"
         await c.close()
         assert d.stop() == 0
+
+
+def test_check_refuses_flow_prompts_that_would_not_fit_the_prompt_cache_as_run_does(tmp_path):
+    import subprocess
+    import sys
+
+    cfg = _setup(tmp_path)
+    cfg["media"]["prompt_cache_mb"] = 1
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    done = subprocess.run([sys.executable, "-m", "switchd", "check", "-c", str(path)],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1
+    assert "does not fit in the prompt cache" in done.stdout
+    assert "raise media.prompt_cache_mb" in done.stdout

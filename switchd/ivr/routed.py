@@ -33,11 +33,14 @@ def load_routed_flows(cfg: Config, *, generation: int = 0,
                       cache: PromptCache | None = None) -> FlowSet:
     """Load and check every flow ``cfg`` routes to (and their ``goto`` targets).
 
-    Reads files and decodes prompts (into ``cache`` when given, pinned, so the
-    daemon does not decode them twice): call off the event loop. Raises FlowError
-    (a ConfigError) with every problem as ``FILE:LINE:COL: message``, each missing
-    flow blamed at the route that names it.
+    Reads files and decodes prompts, pinned, into ``cache`` (the daemon's, so it does
+    not decode them twice; None = a new one with the config's ``media.prompt_cache_mb``
+    bound, so ``switchd check`` refuses what would not fit when the switch runs): call
+    off the event loop. Raises FlowError (a ConfigError) with every problem as
+    ``FILE:LINE:COL: message``, each missing flow blamed at the route that names it.
     """
+    if cache is None:
+        cache = PromptCache(cfg.media.prompt_cache_bytes)
     names = routed_flow_names(cfg)
     if not names:
         return FlowSet({}, generation)

@@ -43,7 +43,7 @@ from switchd.core.inputs import CORE_INPUTS, Answer, Digit, Hangup, Incoming
 from switchd.core.routing import CoreConfig, RingGroup, RingStrategy, Route, Target, TargetKind
 from switchd.drivers.sim.board import BotSettings, SimSettings
 from switchd.drivers.sim.driver import SimDriver
-from switchd.engine import Input
+from switchd.engine import Input, TimerHeap
 from switchd.events import CallAnswered, CallEnded, CallRinging, Event, IvrEnter, IvrRouteRequest
 from switchd.ivr.inputs import RouteReply
 from switchd.ivr.interpreter import Ivr
@@ -91,7 +91,9 @@ class _Callers:
         self.in_band = in_band
         self.script: dict[str, list[str]] = {}
         self.line_of: dict[str, str] = {}
-        self.due: list[tuple[float, Input]] = []
+        #: inputs due at a time; keys are a running count (ties keep their order)
+        self.due: TimerHeap[int] = TimerHeap()
+        self._armed = 0
         self.n = 0
 
     def new_call(self, call_id: str, line: str) -> None:
@@ -122,16 +124,16 @@ class _Callers:
         return []
 
     def _at(self, t: float, item: Input) -> None:
-        self.due.append((t, item))
-        self.due.sort(key=lambda d: d[0])
+        self._armed += 1
+        self.due.arm(self._armed, t, item)
 
     def next_deadline(self) -> float | None:
-        return self.due[0][0] if self.due else None
+        return self.due.next_deadline()
 
     def handle_timer(self, now: float) -> list[Input]:
         out = []
-        while self.due and self.due[0][0] <= now:
-            out.append(self.due.pop(0)[1])
+        while (due := self.due.pop_due(now)) is not None:
+            out.append(due[1])
         return out
 
 

@@ -24,7 +24,7 @@ from switchd.core.engine import SwitchCore
 from switchd.core.inputs import CORE_INPUTS, Answer, Digit, Hangup, Incoming
 from switchd.core.routing import CoreConfig, Route, Target, TargetKind
 from switchd.cti.codec import KEY_RE
-from switchd.engine import Input
+from switchd.engine import Input, TimerHeap
 from switchd.events import (
     CallEnded,
     CallRinging,
@@ -149,12 +149,14 @@ class _Parties:
         #: The script's own list: what is left unpressed at the end shows in the trace.
         self.digits = script.digits
         self.replies = list(script.replies)
-        self._due: list[tuple[float, Input, Step | None]] = []
+        #: (input, trace line) due at a time; keys are a running count (ties keep order)
+        self._due: TimerHeap[int] = TimerHeap()
+        self._n = 0
         self.waiting_node: str | None = None
 
     def _at(self, t: float, item: Input, step: Step | None = None) -> None:
-        self._due.append((t, item, step))
-        self._due.sort(key=lambda d: d[0])
+        self._n += 1
+        self._due.arm(self._n, t, (item, step))
 
     def handle(self, now: float, item: Any) -> list[Input]:
         if isinstance(item, IvrEnter) and item.node_type in (NodeType.MENU, NodeType.COLLECT):
@@ -185,12 +187,12 @@ class _Parties:
             t += KEY_GAP_S
 
     def next_deadline(self) -> float | None:
-        return self._due[0][0] if self._due else None
+        return self._due.next_deadline()
 
     def handle_timer(self, now: float) -> list[Input]:
         out: list[Input] = []
-        while self._due and self._due[0][0] <= now:
-            _, item, step = self._due.pop(0)
+        while (due := self._due.pop_due(now)) is not None:
+            item, step = due[1]
             if step is not None:
                 self.steps.append(step)
             out.append(item)

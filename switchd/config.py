@@ -88,6 +88,7 @@ __all__ = [
     "demo_secret_users",
     "is_loopback",
     "load_config",
+    "missing_target",
     "number_ranges",
     "parse_config",
     "parse_listen",
@@ -717,6 +718,32 @@ def _relative_to(path: Path, source: Path) -> str:
         return str(path)
 
 
+def missing_target(target: Target, extensions: Iterable[int] | None,
+                   groups: Iterable[str] | None, *, source: Path | None = None) -> str | None:
+    """Why ``target`` names nothing the config has: an extension not on the board or a
+    ring group not defined (with a did-you-mean); None when it exists or is of another
+    kind. ``extensions``/``groups`` None: not known (not checked). ``source``: the
+    config file, named in the message when it is read beside another file (a flow).
+    """
+    if target.kind is TargetKind.EXTENSION and extensions is not None:
+        numbers = set(extensions)
+        if int(target.value or 0) in numbers:
+            return None
+        of = f" of {source}" if source is not None else ""
+        return (f"no extension {target.value} on the board{of}; "
+                f"extensions are {number_ranges(numbers)}")
+    if target.kind is TargetKind.GROUP and groups is not None:
+        names = sorted(groups)
+        if target.value in names:
+            return None
+        close = difflib.get_close_matches(target.value or "", names, n=1)
+        hint = f"; did you mean 'group:{close[0]}'?" if close else ""
+        known = ", ".join(names) if names else "none are defined"
+        where = f" in {source}" if source is not None else ""
+        return f"no ring group {target.value!r}{where}{hint} (ring groups: {known})"
+    return None
+
+
 def _target_help(extensions: tuple[int, ...] | None, groups: Iterable[str] | None) -> str:
     ext = f"extension:<number> ({number_ranges(extensions)})" if extensions else "extension:<number>"
     names = sorted(groups or ())
@@ -759,21 +786,9 @@ def _check_route(
     except ValueError as exc:
         c.add(tpath, f"routes[{i}].to: {exc}")
         return None
-    if target.kind is TargetKind.EXTENSION and extensions is not None:
-        if int(target.value or 0) not in extensions:
-            c.add(
-                tpath,
-                f"routes[{i}].to: no extension {target.value} on the board; "
-                f"extensions are {number_ranges(extensions)}",
-            )
-    elif target.kind is TargetKind.GROUP and groups is not None and target.value not in groups:
-        close = difflib.get_close_matches(target.value or "", sorted(groups), n=1)
-        hint = f"; did you mean 'group:{close[0]}'?" if close else ""
-        known = ", ".join(sorted(groups)) if groups else "none are defined"
-        c.add(
-            tpath,
-            f"routes[{i}].to: no ring group {target.value!r}{hint} (ring groups: {known})",
-        )
+    missing = missing_target(target, extensions, groups)
+    if missing is not None:
+        c.add(tpath, f"routes[{i}].to: {missing}")
     elif target.kind is TargetKind.FLOW and not FLOW_NAME_RE.fullmatch(target.value or ""):
         c.add(
             tpath,

@@ -8,10 +8,9 @@ one live when anything is wrong. Only the flows routes name (and the flows they
 
 from __future__ import annotations
 
-import difflib
 from pathlib import Path
 
-from switchd.config import Config, number_ranges
+from switchd.config import Config, missing_target
 from switchd.core.routing import Target, TargetKind
 from switchd.ivr.loader import FlowError, load_flows, transfer_targets
 from switchd.ivr.model import FlowSet
@@ -60,8 +59,6 @@ def load_routed_flows(cfg: Config, *, generation: int = 0,
 def transfer_problems(cfg: Config, flows: FlowSet) -> list[str]:
     """Every ``transfer`` in ``flows`` whose extension or ring group is not in ``cfg``, as
     ``FILE:LINE:COL: message`` at its ``to:`` (the flow file alone cannot know them)."""
-    extensions = set(cfg.board.extension_numbers)
-    groups = sorted(cfg.ring_groups)
     out: list[str] = []
     for flow in flows.flows.values():
         for node, text, mark in transfer_targets(flow):
@@ -69,16 +66,10 @@ def transfer_problems(cfg: Config, flows: FlowSet) -> list[str]:
                 target = Target.parse(text)
             except ValueError:
                 continue  # the loader has said what is wrong with it
-            where = f"{mark}: nodes.{node.name}.to"
-            if target.kind is TargetKind.EXTENSION and int(target.value or 0) not in extensions:
-                out.append(f"{where}: no extension {target.value} on the board of "
-                           f"{cfg.source}; extensions are {number_ranges(extensions)}")
-            elif target.kind is TargetKind.GROUP and target.value not in cfg.ring_groups:
-                close = difflib.get_close_matches(target.value or "", groups, n=1)
-                hint = f"; did you mean 'group:{close[0]}'?" if close else ""
-                known = ", ".join(groups) if groups else "none are defined"
-                out.append(f"{where}: no ring group {target.value!r} in {cfg.source}{hint} "
-                           f"(ring groups: {known})")
+            missing = missing_target(target, cfg.board.extension_numbers, cfg.ring_groups,
+                                     source=cfg.source)
+            if missing is not None:
+                out.append(f"{mark}: nodes.{node.name}.to: {missing}")
     return out
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -136,7 +137,7 @@ def cmd_flows_try(args: argparse.Namespace) -> int:
     flows_dir, prompts_dir = flow_dirs(args.config, args.prompts_dir)
     path = _flow_file(args.flow, flows_dir)
     try:
-        at = parse_at(args.at) if args.at else __import__("time").time()
+        at = parse_at(args.at) if args.at else time.time()
         replies = [parse_route_reply(r) for r in (args.route_reply or [])]
     except ValueError as exc:
         _err(f"switchd flows try: {exc}")

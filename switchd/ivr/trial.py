@@ -12,6 +12,7 @@ Every step is printed: node, prompt, keys consumed, where it went and why.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 from collections.abc import Sequence
@@ -212,11 +213,8 @@ def run_trial(flows: FlowSet, flow: str, *, caller: str = "13800000000", dnis: s
     if flows.get(flow) is None:
         raise KeyError(flow)
     base = core_config or CoreConfig()
-    cfg = CoreConfig(
-        trunks=max(base.trunks, 1), extensions=base.extensions,
-        extension_names=base.extension_names, outside_prefix=base.outside_prefix,
-        ring_timeout_s=base.ring_timeout_s, tone_timeout_s=base.tone_timeout_s,
-        ring_groups=base.ring_groups, routes=(Route(Target(TargetKind.FLOW, flow)),))
+    cfg = dataclasses.replace(base, trunks=max(base.trunks, 1),
+                              routes=(Route(Target(TargetKind.FLOW, flow)),))
     cache = cache or PromptCache()
 
     def duration(path: Path) -> float:

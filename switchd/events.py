@@ -17,6 +17,16 @@ from typing import Any, ClassVar
 from switchd.lines.state import LineStatus
 
 __all__ = [
+    "AgentState",
+    "AgentStateChanged",
+    "QueueAbandon",
+    "QueueConnected",
+    "QueueExit",
+    "QueueJoin",
+    "QueueLeave",
+    "QueueLogEntry",
+    "QueueOffered",
+    "QueueOverflow",
     "BridgeChanged",
     "BridgeMember",
     "CallAnswered",
@@ -512,10 +522,11 @@ class RouteFail(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class CallRouted(CallEvent):
-    """An inbound call was routed to an application target (``flow:NAME``).
+    """A call was routed to an application target (``flow:NAME`` or ``queue:NAME``).
 
-    Emitted before the switch answers the call (``call.switch_answered`` follows at
-    the same instant); the IVR engine starts the flow from it.
+    For an inbound route it comes before the switch answers the call
+    (``call.switch_answered`` follows at the same instant); a ``Redirect`` sends a call
+    the switch already holds. The IVR starts the flow from it, the ACD queues the caller.
     """
 
     name: ClassVar[str] = "call.routed"
@@ -525,6 +536,8 @@ class CallRouted(CallEvent):
     dnis: str | None = None
     trunk: int | None = None
     vip: bool = False
+    #: A queue caller's priority as the IVR set it (``Redirect``); 0 otherwise.
+    priority: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -635,3 +648,150 @@ class IvrError(CallEvent):
     version: str
     node: str
     error: str
+
+
+# ----------------------------------------------------------------------------- ACD
+
+class AgentState(StrEnum):
+    """An agent's state (``agent.state`` events carry it)."""
+
+    LOGGED_OUT = "logged_out"
+    READY = "ready"
+    #: Paused with a reason (``break``, ``lunch``, ``rona``, …).
+    NOT_READY = "not_ready"
+    #: An offer rings the agent's phone.
+    RESERVED = "reserved"
+    #: On a call: a queue call it answered, or a call of its own (``reason`` direct).
+    ON_CALL = "on_call"
+    #: After a queue call, for the agent's wrap-up time.
+    WRAP_UP = "wrap_up"
+
+
+class QueueExit(StrEnum):
+    """Why a caller left a queue (``queue.leave``'s ``reason``)."""
+
+    #: An agent answered.
+    ANSWERED = "answered"
+    #: The caller hung up while waiting (or while an agent's phone rang).
+    ABANDON = "abandon"
+    #: ``max_wait_s`` passed (Asterisk EXITWITHTIMEOUT).
+    TIMEOUT = "timeout"
+    #: Refused at join: ``max_len`` callers were waiting (Asterisk FULL).
+    FULL = "full"
+    #: Refused at join: no agent of the queue was logged in (Asterisk JOINEMPTY).
+    JOINEMPTY = "joinempty"
+    #: The last agent logged out while the caller waited (Asterisk EXITEMPTY).
+    EMPTY = "empty"
+    #: The caller pressed the queue's exit key (Asterisk EXITWITHKEY).
+    KEY = "key"
+    #: The call was handed elsewhere by the switch (shutdown, a supervisor's pickup).
+    SYSTEM = "system"
+
+
+@dataclass(frozen=True, slots=True)
+class AgentStateChanged(Event):
+    """Agent ``agent`` (at ``line``, None when logged out of a phone) moved from
+    ``previous`` to ``state``; ``reason`` says why (a not-ready reason such as ``break``
+    or ``rona``, ``login``, ``logout``, ``offer``, ``answered``, ``wrapup_end``, …);
+    ``call_id``: the call it is reserved for or on, if any."""
+
+    name: ClassVar[str] = "agent.state"
+    agent: str
+    state: AgentState
+    previous: AgentState
+    reason: str
+    time: float
+    line: str | None = None
+    call_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class QueueJoin(CallEvent):
+    """The caller joined ``queue`` at ``position`` (1 = next) with ``priority``."""
+
+    name: ClassVar[str] = "queue.join"
+    queue: str
+    position: int
+    priority: int
+    caller: str
+
+
+@dataclass(frozen=True, slots=True)
+class QueueOffered(CallEvent):
+    """The queue rings agent ``agent``'s phone ``line`` for the caller."""
+
+    name: ClassVar[str] = "queue.offered"
+    queue: str
+    agent: str
+    line: str
+
+
+@dataclass(frozen=True, slots=True)
+class QueueConnected(CallEvent):
+    """Agent ``agent`` answered: the caller waited ``wait_s`` in the queue, the phone
+    rang ``ring_s``."""
+
+    name: ClassVar[str] = "queue.connected"
+    queue: str
+    agent: str
+    line: str
+    wait_s: float
+    ring_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class QueueAbandon(CallEvent):
+    """The caller hung up in the queue after ``wait_s`` at ``position`` (joined at
+    ``orig_position``)."""
+
+    name: ClassVar[str] = "queue.abandon"
+    queue: str
+    position: int
+    orig_position: int
+    wait_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class QueueOverflow(CallEvent):
+    """The caller left (or was refused by) the queue for ``reason`` (timeout, full,
+    joinempty, empty, key) and goes to ``to`` (None: released)."""
+
+    name: ClassVar[str] = "queue.overflow"
+    queue: str
+    reason: QueueExit
+    wait_s: float
+    to: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class QueueLeave(CallEvent):
+    """The caller is out of ``queue``: exactly one per ``queue.join`` (and one per
+    refused join), whatever happened; ``reason`` says what, ``wait_s`` how long it
+    waited (s), ``position`` where it was (0 for a refused join)."""
+
+    name: ClassVar[str] = "queue.leave"
+    queue: str
+    reason: QueueExit
+    wait_s: float
+    position: int
+    agent: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class QueueLogEntry(Event):
+    """One line of the queue_log file, in Asterisk's format (REFERENCE.md):
+    ``epoch|call_id|queue|agent|EVENT|data1|data2|…``; ``agent`` is ``NONE`` when there is
+    none, ``call_id`` ``NONE`` for agent events."""
+
+    name: ClassVar[str] = "queue.log"
+    time: float
+    call_id: str
+    queue: str
+    agent: str
+    event: str
+    data: tuple[str, ...] = ()
+
+    def line(self) -> str:
+        """The queue_log line (no newline): whole epoch seconds, as Asterisk writes."""
+        return "|".join((str(int(self.time)), self.call_id, self.queue, self.agent,
+                         self.event, *self.data))

@@ -182,13 +182,13 @@ def test_flow_and_number_targets_print_back_as_written(text):
 
 
 @pytest.mark.parametrize("text", ["flow:", "flow:a b", "number:", "number:12a",
-                                  "number:" + "1" * 33, "queue:x"])
+                                  "number:" + "1" * 33, "queue:", "queue:a b", "agent:x"])
 def test_bad_flow_and_number_targets_are_refused_naming_the_forms(text):
     with pytest.raises(ValueError) as info:
         Target.parse(text)
-    if text.startswith("queue"):
-        for form in ("extension:<number>", "group:<name>", "flow:<name>", "number:<digits>",
-                     "busy"):
+    if text.startswith("agent"):
+        for form in ("extension:<number>", "group:<name>", "flow:<name>", "queue:<name>",
+                     "number:<digits>", "busy"):
             assert form in str(info.value)
 
 

@@ -91,6 +91,8 @@ class CallInput(Enum):
     CANCEL = "cancel"
     CONFERENCE = "conference"
     PARTY_LEFT = "party_left"
+    #: An agent sends its answered caller back to the switch (a queue or a flow).
+    REDIRECT = "redirect"
     END = "end"
 
 
@@ -114,6 +116,7 @@ CALL_TRANSITIONS: dict[tuple[CallState, CallInput], CallState] = {
     (_C.SWITCH_ROUTING, _I.ANSWER): _C.ANSWERED,
     (_C.SWITCH_ROUTING, _I.ROUTE_FAILED): _C.SWITCH,
     (_C.ANSWERED, _I.TRANSFER): _C.TRANSFERRING,
+    (_C.ANSWERED, _I.REDIRECT): _C.SWITCH,
     (_C.ANSWERED, _I.CONSULT): _C.CONSULTING,
     (_C.CONSULTING, _I.COMPLETE): _C.ANSWERED,
     (_C.CONSULTING, _I.CANCEL): _C.ANSWERED,
@@ -238,6 +241,11 @@ class Call:
     #: (``flow:node>node``) and its variables as JSON object text.
     ivr_path: str | None = None
     ivr_vars: str | None = None
+    #: CDR facts from the ACD: the agent who answered, the last queue, seconds waited
+    #: in queues (None: the CDR's wait is start to answer).
+    agent: str | None = None
+    queue: str | None = None
+    queue_wait_s: float | None = None
     _bridge_seq: int = 0
 
     def __post_init__(self) -> None:

@@ -40,6 +40,7 @@ from switchd.core.call import (
 )
 from switchd.core.ids import CallIds
 from switchd.core.routing import (
+    APP_KINDS,
     NUMBER_RE,
     ROUTE_KINDS,
     CoreConfig,
@@ -172,7 +173,8 @@ class SwitchCore:
             inputs.Monitor: self._monitor, inputs.SetMonitorMode: self._set_monitor_mode,
             inputs.Pickup: self._pickup, inputs.Shutdown: self._shutdown,
             inputs.Route: self._route, inputs.Release: self._release,
-            inputs.Annotate: self._annotate,
+            inputs.Annotate: self._annotate, inputs.Redirect: self._redirect,
+            inputs.HoldMusic: self._hold_music,
         }
         self._add_lines(config)
 
@@ -479,10 +481,15 @@ class SwitchCore:
         ln = self.line(inp.line)
         if ln.kind is not LineKind.EXTENSION:
             raise CoreError("bad_arg", f"{inp.line} is a trunk; calls are offered to extensions")
-        if not inp.timeout_s > 0:
+        if not (inp.timeout_s > 0 and math.isfinite(inp.timeout_s)):
             raise CoreError("bad_arg", f"offer timeout {inp.timeout_s} must be > 0 seconds")
         if not ln.idle:
-            raise CoreError("busy", f"{inp.line} is {ln.status.value}")
+            # An event, not CoreError: the ACD decided on a line that went busy at this
+            # very instant and must learn it to free its agent and try another.
+            self._emit(LineError(ln.name, "offer", ln.status, f"cannot offer call "
+                                 f"{call.call_id} to {inp.line}: it is {ln.status.value}",
+                                 now, call.call_id))
+            return
         if not call.can(_CI.OFFER):
             # switch_routing: one owner at a time; the caller hears the route's ringback,
             # and its failure hands the call back to whoever asked for it.
@@ -490,8 +497,9 @@ class SwitchCore:
                    "call.answered or call.route_failed"
                    if call.state is CallState.SWITCH_ROUTING else
                    "only calls the switch answered (IVR, queue) are offered")
-            self._refuse(now, ln, "offer", f"cannot offer call {call.call_id} to {inp.line}: "
-                         f"the call is {call.state.value}; {why}")
+            self._emit(LineError(ln.name, "offer", ln.status, f"cannot offer call "
+                                 f"{call.call_id} to {inp.line}: the call is "
+                                 f"{call.state.value}; {why}", now, call.call_id))
             return
         if self._offer(now, call, ln, OfferPurpose.CONNECT, inp.timeout_s, routed=False):
             self._set_state(call, _CI.OFFER)
@@ -813,7 +821,71 @@ class SwitchCore:
     def _release(self, now: float, inp: inputs.Release) -> None:
         call = self.get_call(inp.call_id)
         call.hangup_by = "system"
+        if inp.cause is _H.USER_BUSY and call.answer_time is None:
+            call.failure = Disposition.BUSY  # a queue that refused the caller (full)
         self._end(now, call, inp.cause)
+
+    def _redirect(self, now: float, inp: inputs.Redirect) -> None:
+        target = inp.target
+        if target.kind not in APP_KINDS:
+            raise CoreError("bad_arg", f"cannot redirect a call to {target}: only to "
+                            "flow:<name> or queue:<name>")
+        if inp.line is None:
+            call = self.get_call(inp.call_id)
+            a = self.lines[call.anchor]
+            if call.state is not CallState.SWITCH or call.offers:
+                self._refuse(now, a, "redirect", f"cannot redirect call {call.call_id} to "
+                             f"{target}: it is {call.state.value}"
+                             + (f" and {', '.join(call.offers)} ring for it" if call.offers
+                                else "") + "; only a call the switch holds with nothing "
+                             "ringing is redirected")
+                return
+            self._routed(now, call, target, inp.priority)
+            return
+        ln = self.line(inp.line)
+        call = self.get_call(inp.call_id)
+        if ln.call_id != call.call_id:
+            raise CoreError("bad_arg", f"{inp.line} is not in call {call.call_id}")
+        peer = self._transferable(now, ln, call, "redirect")
+        if peer is None:
+            return
+        self._set_state(call, _CI.REDIRECT)
+        self._leave(now, call, ln, _L.RELEASE)
+        if call.anchor == ln.name:
+            call.anchor = peer
+        p = self.lines[peer]
+        bridge = call.bridge_of(peer)
+        if p.status is _S.HELD:
+            self._move(now, p, _L.RETRIEVE, call.call_id)
+            self._stop_tone(now, p)
+        if bridge is not None:
+            # The caller stays alone in the call's main bridge: the next agent joins it.
+            bridge.members[peer] = Role.PARTY
+        call.transfer_from = None
+        self._emit(CallTransferred(call.call_id, now, ln.name, str(target)))
+        if bridge is not None:
+            self._bridge_changed(now, call, bridge)
+        self._routed(now, call, target, inp.priority)
+
+    def _routed(self, now: float, call: Call, target: Target, priority: int = 0) -> None:
+        """Announce that the application at ``target`` (IVR, ACD) now has the call."""
+        self._emit(CallRouted(call.call_id, now, str(target), call.anchor, call.caller,
+                              call.dnis, call.trunk, call.vip, priority))
+
+    def _hold_music(self, now: float, inp: inputs.HoldMusic) -> None:
+        call = self.calls.get(inp.call_id)
+        if call is None:
+            return  # the queue may lag the caller's hang-up
+        a = self.lines[call.anchor]
+        if call.state is not CallState.SWITCH:
+            self._refuse(now, a, "hold_music", f"cannot play music on hold to call "
+                         f"{call.call_id}: it is {call.state.value}; only a call the switch "
+                         "holds (a queue) gets it")
+            return
+        if inp.on:
+            self._tone(now, a, Tone.MOH)
+        else:
+            self._stop_tone(now, a)
 
     def _annotate(self, now: float, inp: inputs.Annotate) -> None:
         call = self.calls.get(inp.call_id)
@@ -823,6 +895,12 @@ class SwitchCore:
             call.ivr_path = inp.ivr_path
         if inp.ivr_vars is not None:
             call.ivr_vars = inp.ivr_vars
+        if inp.agent is not None:
+            call.agent = inp.agent
+        if inp.queue is not None:
+            call.queue = inp.queue
+        if inp.wait_s is not None:
+            call.queue_wait_s = inp.wait_s
 
     # ---------------------------------------------------------------- routing
 
@@ -831,11 +909,9 @@ class SwitchCore:
             self._fail(now, call, Disposition.FAILED, Tone.CONGESTION, _H.UNALLOCATED_NUMBER)
         elif target.kind is TargetKind.BUSY:
             self._fail(now, call, Disposition.BUSY, Tone.BUSY, _H.USER_BUSY)
-        elif target.kind is TargetKind.FLOW:
-            # The IVR follows call.routed; routing knows the flow by its name only.
-            a = self.lines[call.anchor]
-            self._emit(CallRouted(call.call_id, now, str(target), a.name, call.caller,
-                                  call.dnis, call.trunk, call.vip))
+        elif target.kind in APP_KINDS:
+            # The IVR or the ACD follows call.routed; routing knows them by name only.
+            self._routed(now, call, target)
             self._answer_by_switch(now, call)
         else:
             self._route_to(now, call, target, None)
@@ -1287,8 +1363,10 @@ class SwitchCore:
             end=now, duration=_round_half_up(now - call.start),
             billsec=_round_half_up(now - call.answer_time) if call.answer_time is not None else 0,
             disposition=disposition.value, direction=call.direction.value, trunk=call.trunk,
-            extension=call.extension,
-            wait_s=round((call.answer_time if call.answer_time is not None else now) - call.start, 3),
+            extension=call.extension, agent=call.agent, queue=call.queue,
+            wait_s=round(call.queue_wait_s if call.queue_wait_s is not None else
+                         (call.answer_time if call.answer_time is not None else now)
+                         - call.start, 3),
             hangup_by=call.hangup_by, blocked_reason=call.blocked_reason, dnis=call.dnis,
             hangup_cause=str(cause), q850=cause.q850, ivr_path=call.ivr_path,
             ivr_vars=call.ivr_vars,

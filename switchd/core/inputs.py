@@ -28,11 +28,13 @@ __all__ = [
     "FarBusy",
     "Hangup",
     "Hold",
+    "HoldMusic",
     "Incoming",
     "Monitor",
     "OffHook",
     "Offer",
     "Pickup",
+    "Redirect",
     "Release",
     "Retrieve",
     "Route",
@@ -117,8 +119,11 @@ class Offer(Input):
     The caller keeps hearing what it hears. When ``line`` answers it is connected
     with the caller and every other offer of the call is withdrawn; when the call
     ends, the offer times out or another phone takes the call, the offer is
-    withdrawn (``offer.withdrawn`` with the reason). Refused (``line.error``) unless
-    the call is in state ``switch`` (not while its own ``Route`` rings).
+    withdrawn (``offer.withdrawn`` with the reason). Refused with a ``line.error``
+    (``action`` offer, ``call_id`` this call) when ``line`` is not idle or the call is
+    not in state ``switch`` (not while its own ``Route`` rings): whoever offers (the
+    ACD) learns it from the event, since it may have decided on a line that went busy
+    at the same instant. CoreError for an unknown call or line, a trunk, a bad timeout.
     """
 
     call_id: str
@@ -246,11 +251,42 @@ class Route(Input):
 
 @dataclass(frozen=True, slots=True)
 class Release(Input):
-    """The switch ends a call it holds (an IVR ``hangup`` node): CDR ``hangup_by`` is
-    ``system`` and the cause ``cause`` (NORMAL_CLEARING by default)."""
+    """The switch ends a call it holds (an IVR ``hangup`` node, a queue that refuses or
+    times a caller out): CDR ``hangup_by`` is ``system`` and the cause ``cause``
+    (NORMAL_CLEARING by default); with USER_BUSY an unanswered call's disposition is BUSY."""
 
     call_id: str
     cause: HangupCause = HangupCause.NORMAL_CLEARING
+
+
+@dataclass(frozen=True, slots=True)
+class Redirect(Input):
+    """Hand ``call_id`` to an application of the switch: a ``flow:`` or a ``queue:``.
+
+    ``call.routed`` announces it (with ``priority``, for a queue) and the switch keeps
+    holding the caller. Without ``line`` the call must be switch-held (state ``switch``,
+    nothing ringing): the IVR sends its caller to a queue, the ACD a caller to its
+    overflow flow or queue. With ``line`` (an agent's phone in a plain answered call),
+    that line leaves and its peer goes back to the switch (state ``switch``): a blind
+    transfer into a queue or a flow; the CDR keeps the first answer and its agent until
+    another agent answers. Refused with ``line.error`` in any other state; CoreError
+    for an unknown call/line or a target that is not a flow or a queue.
+    """
+
+    call_id: str
+    target: Target
+    priority: int = 0
+    line: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class HoldMusic(Input):
+    """Music on hold on (``on``) or off for the caller of switch-held ``call_id`` (a
+    queue). Ignored for an ended call; refused (``line.error``) unless the call is in
+    state ``switch``. An agent answering stops it, as any connect does."""
+
+    call_id: str
+    on: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -258,18 +294,24 @@ class Annotate(Input):
     """Facts for the call's CDR from the engine that holds the call (the IVR).
 
     ``ivr_path``: the nodes visited so far (``flow:node>node>…``), replacing the last
-    value; ``ivr_vars``: the variables as JSON object text. None leaves a field as it
-    is. Unknown or ended calls are ignored (the IVR may lag the caller's hang-up).
+    value; ``ivr_vars``: the variables as JSON object text. From the ACD: ``agent`` (the
+    agent id of the agent who answered), ``queue`` (the queue the call was in last) and
+    ``wait_s`` (seconds waited in queues, replacing the CDR's start-to-answer wait).
+    None leaves a field as it is. Unknown or ended calls are ignored (an engine may lag
+    the caller's hang-up).
     """
 
     call_id: str
     ivr_path: str | None = None
     ivr_vars: str | None = None
+    agent: str | None = None
+    queue: str | None = None
+    wait_s: float | None = None
 
 
 #: Every input type the call core takes (what the shell routes to it).
 CORE_INPUTS: tuple[type[Input], ...] = (
     Incoming, OffHook, Dial, Answer, Hangup, FarBusy, Digit, SwitchAnswer, Offer, Withdraw,
     Hold, Retrieve, BlindTransfer, Consult, Complete, Cancel, Conference, Monitor,
-    SetMonitorMode, Pickup, Shutdown, Route, Release, Annotate,
+    SetMonitorMode, Pickup, Shutdown, Route, Release, Annotate, Redirect, HoldMusic,
 )

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 
 __all__ = [
+    "APP_KINDS",
     "INBOUND_KINDS",
     "NAME_RE",
     "NUMBER_RE",
@@ -46,12 +47,15 @@ class TargetKind(Enum):
     FLOW = "flow"
     #: An outside number, rung on the first idle trunk (``Route`` of a switch-held call).
     NUMBER = "number"
+    #: An ACD queue, by name only: like a flow, the core announces ``call.routed`` and
+    #: answers the call itself; the ACD takes it from there.
+    QUEUE = "queue"
 
 
 @dataclass(frozen=True, slots=True)
 class Target:
     """A routing target: ``extension:201``, ``group:sales``, ``flow:main``,
-    ``number:84001234`` or ``busy``."""
+    ``queue:sales``, ``number:84001234`` or ``busy``."""
 
     kind: TargetKind
     value: str | None = None
@@ -62,7 +66,7 @@ class Target:
     @classmethod
     def parse(cls, text: str) -> Target:
         """Parse the written form of a target: ``extension:201``, ``group:sales``,
-        ``flow:main``, ``number:84001234`` or ``busy``.
+        ``flow:main``, ``queue:sales``, ``number:84001234`` or ``busy``.
 
         Checks the grammar only, not that the extension, group or flow exists (that
         needs the whole configuration), nor where the kind may be used (see
@@ -89,18 +93,22 @@ class Target:
                                  "e.g. number:84001234")
             return cls(kind, value)
         if not NAME_RE.fullmatch(value):
-            what = "a ring group name, e.g. group:sales" if kind is TargetKind.GROUP \
-                else "a flow name, e.g. flow:main"
+            what = {TargetKind.GROUP: "a ring group name, e.g. group:sales",
+                    TargetKind.QUEUE: "a queue name, e.g. queue:sales"}.get(
+                        kind, "a flow name, e.g. flow:main")
             raise ValueError(f"{text!r}: expected {what} (1-64 letters, digits, '.', '_', "
                              "'-' or '@')")
         return cls(kind, value)
 
 
-_FORMS = "extension:<number>, group:<name>, flow:<name>, number:<digits> or busy"
+_FORMS = ("extension:<number>, group:<name>, flow:<name>, queue:<name>, number:<digits> "
+          "or busy")
 
 #: Kinds an inbound route (``routes:`` in the config) may send a call to.
 INBOUND_KINDS = frozenset({TargetKind.EXTENSION, TargetKind.GROUP, TargetKind.FLOW,
-                           TargetKind.BUSY})
+                           TargetKind.QUEUE, TargetKind.BUSY})
+#: Kinds that hand a call to an application of the switch (``call.routed``): the IVR, the ACD.
+APP_KINDS = frozenset({TargetKind.FLOW, TargetKind.QUEUE})
 #: Kinds a switch-held call may be rung at with ``Route`` (an IVR ``transfer``).
 ROUTE_KINDS = frozenset({TargetKind.EXTENSION, TargetKind.GROUP, TargetKind.NUMBER})
 

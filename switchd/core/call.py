@@ -246,6 +246,8 @@ class Call:
     agent: str | None = None
     queue: str | None = None
     queue_wait_s: float | None = None
+    #: When the caller's current wait in a queue started (None: not waiting in one).
+    queue_since: float | None = None
     _bridge_seq: int = 0
 
     def __post_init__(self) -> None:

@@ -901,6 +901,18 @@ class SwitchCore:
             call.queue = inp.queue
         if inp.wait_s is not None:
             call.queue_wait_s = inp.wait_s
+        if inp.waiting is True and call.queue_since is None:
+            call.queue_since = now
+            if call.queue_wait_s is None:
+                call.queue_wait_s = 0.0
+        elif inp.waiting is False:
+            self._stop_queue_wait(now, call)
+
+    @staticmethod
+    def _stop_queue_wait(now: float, call: Call) -> None:
+        if call.queue_since is not None:
+            call.queue_wait_s = (call.queue_wait_s or 0.0) + (now - call.queue_since)
+            call.queue_since = None
 
     # ---------------------------------------------------------------- routing
 
@@ -1113,6 +1125,7 @@ class SwitchCore:
         call.legs[ln.name] = None
         if call.answer_time is None:
             call.answer_time = now
+        self._stop_queue_wait(now, call)
         if ln.kind is LineKind.EXTENSION:
             if call.direction is Direction.INBOUND or call.transfer_from is not None:
                 call.extension = ln.number
@@ -1353,6 +1366,7 @@ class SwitchCore:
                              cdr.billsec, call.hangup_by, cause, cause.q850, cdr))
 
     def _cdr(self, now: float, call: Call, cause: HangupCause) -> Cdr:
+        self._stop_queue_wait(now, call)
         if call.answer_time is not None:
             disposition = Disposition.ANSWERED
         else:

@@ -296,9 +296,12 @@ class Annotate(Input):
     ``ivr_path``: the nodes visited so far (``flow:node>node>…``), replacing the last
     value; ``ivr_vars``: the variables as JSON object text. From the ACD: ``agent`` (the
     agent id of the agent who answered), ``queue`` (the queue the call was in last) and
-    ``wait_s`` (seconds waited in queues, replacing the CDR's start-to-answer wait).
-    None leaves a field as it is. Unknown or ended calls are ignored (an engine may lag
-    the caller's hang-up).
+    ``wait_s`` (seconds waited in queues so far, replacing the CDR's start-to-answer
+    wait) and ``waiting`` (True: the caller starts waiting in a queue now; False: it
+    stopped). The core keeps the queue wait clock itself, with its own ``now``, so the
+    CDR's ``wait_s`` is exact for a caller who hangs up in the queue too; an answer
+    stops the clock. None leaves a field as it is. Unknown or ended calls are ignored
+    (an engine may lag the caller's hang-up).
     """
 
     call_id: str
@@ -307,6 +310,7 @@ class Annotate(Input):
     agent: str | None = None
     queue: str | None = None
     wait_s: float | None = None
+    waiting: bool | None = None
 
 
 #: Every input type the call core takes (what the shell routes to it).

@@ -1,0 +1,1087 @@
+"""The ACD: queues of callers, agents, and who is offered to whom — sans-IO.
+
+:class:`Acd` implements the engine protocol (``switchd.engine``). It follows the
+call core's events and returns core inputs, prompts and its own events:
+
+* a caller joins on ``call.routed target=queue:NAME`` (an inbound route, an IVR
+  ``queue`` node, an overflow, an agent's transfer into the queue) and leaves with
+  exactly one ``queue.leave`` (answered, abandon, timeout, full, joinempty, empty,
+  key, system);
+* an agent is offered with the core's ``Offer`` (its phone rings; the caller keeps
+  its music); the core reports the ring (``call.ringing``), the answer
+  (``call.answered``), the end of an unanswered offer (``offer.withdrawn``: timeout,
+  declined, caller gone, taken elsewhere) or its refusal (``line.error`` offer), and
+  the phone going idle again (``line.state``). The agent's state follows those facts
+  only, so it can never be reserved for a call that has ended, nor left on a call
+  its phone is no longer in;
+* statistics are exact counters (``switchd.acd.stats``); every step is also a
+  ``queue.log`` entry in Asterisk's queue_log format.
+
+Selection never scans all agents: free agents sit in per-(queue, penalty) pools
+ordered for the strategy (``switchd.acd.pools``); a freed agent looks only at the
+heads of its own queues.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from switchd.acd.agents import Agent
+from switchd.acd.inputs import Login, Logout, NotReady, Ready
+from switchd.acd.model import AcdSettings, AgentInput, QueueSettings, Strategy
+from switchd.acd.pools import Pool, make_pool
+from switchd.acd.stats import QueueStats
+from switchd.core.inputs import Annotate, HoldMusic, Offer, Redirect, Release, Route, Withdraw
+from switchd.core.routing import Target, TargetKind
+from switchd.engine import TimerHeap
+from switchd.events import (
+    AgentState,
+    AgentStateChanged,
+    CallAnswered,
+    CallEnded,
+    CallRinging,
+    CallRouted,
+    CallRouteFailed,
+    CallTransferred,
+    DtmfReceived,
+    Event,
+    HangupCause,
+    LineError,
+    LineState,
+    OfferEnd,
+    OfferWithdrawn,
+    QueueAbandon,
+    QueueConnected,
+    QueueExit,
+    QueueJoin,
+    QueueLeave,
+    QueueLogEntry,
+    QueueOffered,
+    QueueOverflow,
+    TransferKind,
+)
+from switchd.ivr.inputs import PlayPrompt
+from switchd.lines.state import LineStatus
+
+__all__ = ["AcdError", "AgentStatus", "Acd", "Caller", "QueueStatus"]
+
+_S = AgentState
+_I = AgentInput
+_QUEUE_PREFIX = "queue:"
+#: Offer endings that count against the agent (RONA): it let the phone ring out or refused.
+_MISSED = (OfferEnd.TIMEOUT, OfferEnd.DECLINED)
+
+
+class AcdError(Exception):
+    """A request the ACD cannot serve; nothing changed. ``code``: a CTI error slug."""
+
+    def __init__(self, code: str, msg: str) -> None:
+        super().__init__(msg)
+        self.code = code
+        self.msg = msg
+
+
+@dataclass(slots=True, eq=False)
+class Caller:
+    """One caller waiting in a queue. Times are epoch seconds.
+
+    ``offers``: agents whose phones ring for it now (several for ringall). ``sticky``:
+    the agent it waits for until ``sticky_until`` (its last call's agent).
+    """
+
+    call_id: str
+    queue: str
+    line: str
+    number: str
+    priority: int
+    joined: float
+    orig_position: int
+    offers: dict[str, Agent] = field(default_factory=dict)
+    sticky: str | None = None
+    sticky_until: float = 0.0
+    music: bool = False
+
+
+@dataclass(slots=True, eq=False)
+class _Queue:
+    settings: QueueSettings
+    #: agent id -> penalty
+    members: dict[str, int] = field(default_factory=dict)
+    pools: dict[int, Pool] = field(default_factory=dict)
+    levels: list[int] = field(default_factory=list)
+    #: priority -> callers in join order; ``prios`` highest first
+    waiting: dict[int, dict[str, Caller]] = field(default_factory=dict)
+    prios: list[int] = field(default_factory=list)
+    count: int = 0
+    logged_in: int = 0
+
+    def callers(self) -> Iterable[Caller]:
+        """Waiting callers in queue order (priority, then join order)."""
+        for p in self.prios:
+            yield from self.waiting[p].values()
+
+    def position(self, caller: Caller) -> int:
+        """1-based position of ``caller`` (O(callers ahead))."""
+        n = 0
+        for p in self.prios:
+            if p > caller.priority:
+                n += len(self.waiting[p])
+            elif p == caller.priority:
+                for c in self.waiting[p].values():
+                    n += 1
+                    if c is caller:
+                        return n
+        return n + 1
+
+
+@dataclass(frozen=True, slots=True)
+class QueueStatus:
+    """A snapshot of one queue for ``QUEUE.STATUS``: callers in order as (call id,
+    caller number, position, priority, waited s, ringing agent ids), agents as
+    (agent id, penalty, state), since-start and this-interval statistics."""
+
+    name: str
+    strategy: str
+    callers: tuple[tuple[str, str, int, int, float, tuple[str, ...]], ...]
+    agents: tuple[tuple[str, int, str], ...]
+    total: QueueStats
+    interval: QueueStats
+    interval_start: float
+    longest_wait_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class AgentStatus:
+    """A snapshot of one agent. ``time_in``: seconds per state since start (to now)."""
+
+    agent_id: str
+    name: str | None
+    line: str | None
+    seat: str
+    state: str
+    reason: str
+    since: float
+    call_id: str | None
+    queues: tuple[tuple[str, int], ...]
+    offered: int
+    answered: int
+    missed: int
+    talk_s: float
+    wrapup_s: float
+    time_in: tuple[tuple[str, float], ...]
+
+    @property
+    def occupancy(self) -> float | None:
+        """(on_call + wrap_up) / logged-in time, or None before any logged-in time."""
+        t = dict(self.time_in)
+        logged = sum(v for k, v in t.items() if k != _S.LOGGED_OUT.value)
+        busy = t.get(_S.ON_CALL.value, 0.0) + t.get(_S.WRAP_UP.value, 0.0)
+        return busy / logged if logged > 0 else None
+
+
+class Acd:
+    """Queues and agents for one switch (see the module docstring)."""
+
+    FOLLOWS: tuple[type, ...] = (CallRouted, CallRinging, CallAnswered, OfferWithdrawn, CallEnded,
+                                 LineState, LineError, DtmfReceived, CallTransferred,
+                                 CallRouteFailed)
+    TAKES: tuple[type, ...] = (Login, Logout, Ready, NotReady)
+
+    def __init__(self, settings: AcdSettings, *,
+                 last_agent: Callable[[str], str | None] | None = None,
+                 rng: random.Random | None = None) -> None:
+        """``last_agent(number)``: the agent id of the caller's last call (contacts), or None."""
+        self.settings = settings
+        self._last_agent_lookup = last_agent
+        self.rng = rng if rng is not None else random.Random()
+        self.agents: dict[str, Agent] = {}
+        self._by_line: dict[str, Agent] = {}
+        self.queues: dict[str, _Queue] = {}
+        self.callers: dict[str, Caller] = {}
+        #: Agent extensions that are not idle right now (from line.state).
+        self._busy_lines: set[str] = set()
+        #: agent id -> callers waiting for exactly that agent (sticky), by call id
+        self._sticky: dict[str, dict[str, Caller]] = {}
+        #: caller number -> agent id of its last answered queue call (this run)
+        self._last_agent: dict[str, str] = {}
+        #: call id -> (agent, queue, answered at, joined at, orig position) of answered
+        #: queue calls whose completion is not logged yet
+        self._talking: dict[str, list[tuple[Agent, str, float, float, int]]] = {}
+        #: calls sent to an extension on overflow: call id -> the queue they left
+        self._sent_to_extension: dict[str, str] = {}
+        self.stats: dict[str, QueueStats] = {}
+        self.interval: dict[str, QueueStats] = {}
+        self.interval_start = 0.0
+        self._timers: TimerHeap[tuple[str, str]] = TimerHeap()
+        self._out: list[Any] = []
+        self._handlers: dict[type, Callable[[float, Any], None]] = {
+            CallRouted: self._on_routed, CallRinging: self._on_ringing,
+            CallAnswered: self._on_answered, OfferWithdrawn: self._on_withdrawn,
+            CallEnded: self._on_ended, LineState: self._on_line, LineError: self._on_line_error,
+            DtmfReceived: self._on_dtmf, CallTransferred: self._on_transferred,
+            CallRouteFailed: self._on_route_failed,
+            Login: self._login, Logout: self._logout, Ready: self._ready,
+            NotReady: self._not_ready,
+        }
+        self._timer_handlers: dict[str, Callable[[float, str], None]] = {
+            "maxwait": self._on_max_wait, "rule": self._on_rule, "sticky": self._on_sticky_end,
+            "wrapup": self._on_wrapup_end, "position": self._on_position,
+            "periodic": self._on_periodic, "interval": self._on_interval,
+        }
+        self._build(settings)
+
+    # ---------------------------------------------------------------- set-up
+
+    def _build(self, settings: AcdSettings) -> None:
+        for name, qs in settings.queues.items():
+            q = self.queues.get(name)
+            if q is None:
+                self.queues[name] = _Queue(qs)
+                self.stats[name] = QueueStats()
+                self.interval[name] = QueueStats()
+            elif q.settings.strategy is not qs.strategy:
+                q.settings = qs
+                q.pools = {}
+                for aid in q.members:
+                    a = self.agents.get(aid)
+                    if a is not None and a.free:
+                        self._pool(q, q.members[aid], name).add(a)
+            else:
+                q.settings = qs
+        for a_set in settings.agents:
+            a = self.agents.get(a_set.agent_id)
+            if a is None:
+                a = Agent(a_set.agent_id, order=len(self.agents))
+                self.agents[a.agent_id] = a
+            a.name = a_set.name
+            a.seat = a_set.seat
+            a.wrapup_s = a_set.wrapup_s
+            a.weight = a_set.weight
+            if a.state is _S.LOGGED_OUT:
+                a.queues = dict(a_set.queues)
+                self._set_line(a, None if a_set.extension is None else f"ext/{a_set.extension}")
+
+    def reconfigure(self, settings: AcdSettings) -> None:
+        """Take new queue settings and agents: the next offers and joins use them;
+        waiting callers keep their place, logged-in agents their queues until they log
+        out. Queues are only added (a removed queue may hold callers)."""
+        self.settings = settings
+        self._build(settings)
+
+    def start(self, now: float) -> list[Any]:
+        """Log in (ready) the agents configured with ``login``; arm the stats interval."""
+        self.interval_start = now
+        every = self.settings.stats_interval_s
+        if every > 0:
+            self._timers.arm(("interval", ""), now + every, None)
+        for a_set in self.settings.agents:
+            a = self.agents[a_set.agent_id]
+            if a_set.login and a.state is _S.LOGGED_OUT and a.line is not None:
+                self._do_login(now, a, None, True)
+        return self._drain()
+
+    # ------------------------------------------------------- engine protocol
+
+    def handle(self, now: float, item: Any) -> list[Any]:
+        """Take a followed core event or an agent request at ``now``; return what follows.
+
+        Raises AcdError for a request it cannot serve (before anything changed),
+        TypeError for anything else.
+        """
+        handler = self._handlers.get(type(item))
+        if handler is None:
+            raise TypeError(f"the ACD takes Login/Logout/Ready/NotReady and follows call "
+                            f"events, not {item!r}")
+        try:
+            handler(now, item)
+        except AcdError:
+            self._out.clear()
+            raise
+        return self._drain()
+
+    def next_deadline(self) -> float | None:
+        """Epoch seconds of the earliest queue timer (max wait, rules, wrap-up, …), or None."""
+        return self._timers.next_deadline()
+
+    def handle_timer(self, now: float) -> list[Any]:
+        """Fire every queue timer due at ``now``."""
+        while (due := self._timers.pop_due(now)) is not None:
+            (kind, key), _ = due
+            self._timer_handlers[kind](now, key)
+        return self._drain()
+
+    # ---------------------------------------------------------------- queries
+
+    def queue_names(self) -> list[str]:
+        """Every queue, in config order."""
+        return list(self.queues)
+
+    def queue_status(self, name: str, now: float) -> QueueStatus:
+        """A snapshot of queue ``name`` at ``now``. Raises AcdError(not_found)."""
+        q = self.queues.get(name)
+        if q is None:
+            raise AcdError("not_found", f"no queue {name!r}; queues: "
+                           f"{', '.join(self.queues) or '(none)'}")
+        callers = []
+        for i, c in enumerate(q.callers(), 1):
+            callers.append((c.call_id, c.number, i, c.priority, round(now - c.joined, 3),
+                            tuple(c.offers)))
+        agents = tuple((aid, pen, self.agents[aid].state.value)
+                       for aid, pen in q.members.items())
+        longest = max((now - c.joined for c in q.callers()), default=0.0)
+        return QueueStatus(name, q.settings.strategy.value, tuple(callers), agents,
+                           self.stats[name], self.interval[name], self.interval_start,
+                           round(longest, 3))
+
+    def agent_status(self, now: float) -> list[AgentStatus]:
+        """Every agent, in config order, with times per state up to ``now``."""
+        out = []
+        for a in self.agents.values():
+            t = dict(a.time_in)
+            t[a.state] = t.get(a.state, 0.0) + (now - a.since)
+            out.append(AgentStatus(
+                a.agent_id, a.name, a.line, a.seat.value, a.state.value, a.reason, a.since,
+                a.call_id, tuple(a.queues.items()), a.offered, a.answered, a.missed,
+                a.talk_s, a.wrapup_total_s, tuple((k.value, v) for k, v in t.items())))
+        return out
+
+    # ------------------------------------------------------------- agent requests
+
+    def _agent(self, agent_id: str) -> Agent:
+        a = self.agents.get(agent_id)
+        if a is None:
+            raise AcdError("not_found", f"no agent {agent_id!r}")
+        return a
+
+    def _login(self, now: float, inp: Login) -> None:
+        a = self.agents.get(inp.agent)
+        if a is None:
+            a = Agent(inp.agent, order=len(self.agents))
+            self.agents[a.agent_id] = a
+        if a.state is not _S.LOGGED_OUT:
+            raise AcdError("wrong_state", f"agent {a.agent_id} is already logged in "
+                           f"({a.state.value}) at {a.line}")
+        line = f"ext/{inp.extension}" if inp.extension is not None else a.line
+        if line is None:
+            raise AcdError("bad_arg", f"agent {a.agent_id} has no extension; log in with one")
+        other = self._by_line.get(line)
+        if other is not None and other is not a and other.state is not _S.LOGGED_OUT:
+            raise AcdError("wrong_state", f"{line} is taken by agent {other.agent_id}")
+        queues = dict(inp.queues) if inp.queues is not None else dict(a.queues)
+        unknown = [q for q in queues if q not in self.queues]
+        if unknown:
+            raise AcdError("not_found", f"no queue {', '.join(unknown)}; queues: "
+                           f"{', '.join(self.queues) or '(none)'}")
+        self._set_line(a, line)
+        self._do_login(now, a, queues, inp.ready)
+
+    def _do_login(self, now: float, a: Agent, queues: dict[str, int] | None, ready: bool) -> None:
+        if queues is not None:
+            a.queues = queues
+        a.last_call_end = now
+        a.no_answer = 0
+        for qname, pen in a.queues.items():
+            q = self.queues.get(qname)
+            if q is None:
+                continue
+            q.members[a.agent_id] = pen
+            q.logged_in += 1
+            self._log(now, "NONE", qname, a.agent_id, "ADDMEMBER")
+        self._move(now, a, _I.LOGIN_READY if ready else _I.LOGIN_NOT_READY, "login")
+        if ready:
+            self._became_ready(now, a)
+
+    def _logout(self, now: float, inp: Logout) -> None:
+        a = self._agent(inp.agent)
+        if a.next_state(_I.LOGOUT) is None:
+            raise AcdError("wrong_state", f"agent {a.agent_id} is {a.state.value}; log out "
+                           "after the call")
+        left = self._drop_offer(a)
+        if a.state is _S.WRAP_UP:
+            self._timers.cancel(("wrapup", a.agent_id))
+            self._wrapup_done(now, a)
+        self._move(now, a, _I.LOGOUT, "logout")
+        self._forget_sticky(now, a.agent_id)
+        if left is not None:
+            self._serve_caller(now, left)
+        emptied = []
+        for qname in a.queues:
+            q = self.queues.get(qname)
+            if q is None or a.agent_id not in q.members:
+                continue
+            del q.members[a.agent_id]
+            q.logged_in -= 1
+            self._log(now, "NONE", qname, a.agent_id, "REMOVEMEMBER")
+            if q.logged_in == 0 and q.settings.leave_empty:
+                emptied.append(q)
+        for q in emptied:
+            for c in list(q.callers()):
+                self._leave_to_overflow(now, c, QueueExit.EMPTY)
+
+    def _ready(self, now: float, inp: Ready) -> None:
+        a = self._agent(inp.agent)
+        if a.next_state(_I.READY) is None:
+            raise AcdError("wrong_state", f"agent {a.agent_id} is {a.state.value}; only a "
+                           "not-ready agent or one in wrap-up becomes ready")
+        was = a.state
+        self._timers.cancel(("wrapup", a.agent_id))
+        if was is _S.WRAP_UP:
+            self._wrapup_done(now, a)
+        self._move(now, a, _I.READY, "ready")
+        if was is _S.NOT_READY:
+            for qname in a.queues:
+                if qname in self.queues:
+                    self._log(now, "NONE", qname, a.agent_id, "UNPAUSE", "")
+        self._became_ready(now, a)
+
+    def _not_ready(self, now: float, inp: NotReady) -> None:
+        a = self._agent(inp.agent)
+        if a.next_state(_I.NOT_READY) is None:
+            raise AcdError("wrong_state", f"agent {a.agent_id} is {a.state.value}; not "
+                           "ready is taken from ready, wrap-up or a ringing offer")
+        self._pause(now, a, _I.NOT_READY, inp.reason or "break")
+
+    def _pause(self, now: float, a: Agent, what: AgentInput, reason: str) -> None:
+        left = self._drop_offer(a)
+        if a.state is _S.WRAP_UP:
+            self._timers.cancel(("wrapup", a.agent_id))
+            self._wrapup_done(now, a)
+        self._move(now, a, what, reason)
+        for qname in a.queues:
+            if qname in self.queues:
+                self._log(now, "NONE", qname, a.agent_id, "PAUSE", reason)
+        if left is not None:
+            self._serve_caller(now, left)
+
+    # ------------------------------------------------------------- core events
+
+    def _on_routed(self, now: float, ev: CallRouted) -> None:
+        if not ev.target.startswith(_QUEUE_PREFIX) or ev.call_id in self.callers:
+            return
+        name = ev.target[len(_QUEUE_PREFIX):]
+        q = self.queues.get(name)
+        if q is None:
+            # The config named it when the call was routed; a reload removed it since.
+            self._emit(Release(ev.call_id, HangupCause.UNALLOCATED_NUMBER))
+            return
+        qs = q.settings
+        priority = max(ev.priority, qs.vip_priority if ev.vip else 0)
+        st = self.stats[name], self.interval[name]
+        for s in st:
+            s.offered += 1
+        self._log(now, ev.call_id, name, "NONE", "ENTERQUEUE", "", ev.caller)
+        if qs.max_len is not None and q.count >= qs.max_len:
+            self._refuse(now, ev, q, QueueExit.FULL)
+            return
+        if not qs.join_empty and q.logged_in == 0:
+            self._refuse(now, ev, q, QueueExit.JOINEMPTY)
+            return
+        c = Caller(ev.call_id, name, ev.line, ev.caller, priority, now, 0)
+        self.callers[c.call_id] = c
+        bucket = q.waiting.get(priority)
+        if bucket is None:
+            bucket = q.waiting[priority] = {}
+            q.prios.append(priority)
+            q.prios.sort(reverse=True)
+        bucket[c.call_id] = c
+        q.count += 1
+        c.orig_position = q.position(c) if len(q.prios) > 1 or priority else q.count
+        for s in st:
+            s.joined += 1
+        self._emit(QueueJoin(c.call_id, now, name, c.orig_position, priority, ev.caller))
+        self._emit(Annotate(c.call_id, queue=name, waiting=True))
+        if qs.music:
+            c.music = True
+            self._emit(HoldMusic(c.call_id, True))
+        if qs.greeting:
+            self._emit(PlayPrompt(c.call_id, c.line, 0, qs.greeting, barge_in=False))
+        if qs.max_wait_s is not None:
+            self._timers.arm(("maxwait", c.call_id), now + qs.max_wait_s, None)
+        nxt = qs.next_rule_after(0.0)
+        if nxt is not None:
+            self._timers.arm(("rule", c.call_id), now + nxt, None)
+        if qs.announce_position_every_s and qs.position_files:
+            self._timers.arm(("position", c.call_id), now + qs.announce_position_every_s, None)
+        if qs.periodic and qs.periodic_every_s:
+            self._timers.arm(("periodic", c.call_id), now + qs.periodic_every_s, None)
+        if qs.sticky_wait_s > 0:
+            last = self._last_agent.get(ev.caller)
+            if last is None and self._last_agent_lookup is not None:
+                last = self._last_agent_lookup(ev.caller)
+            a = self.agents.get(last) if last is not None else None
+            if a is not None and a.state is not _S.LOGGED_OUT and a.agent_id in q.members:
+                c.sticky = a.agent_id
+                c.sticky_until = now + qs.sticky_wait_s
+                self._sticky.setdefault(a.agent_id, {})[c.call_id] = c
+                self._timers.arm(("sticky", c.call_id), c.sticky_until, None)
+        self._serve_caller(now, c)
+
+    def _refuse(self, now: float, ev: CallRouted, q: _Queue, why: QueueExit) -> None:
+        name = q.settings.name
+        for s in (self.stats[name], self.interval[name]):
+            if why is QueueExit.FULL:
+                s.refused_full += 1
+            else:
+                s.refused_joinempty += 1
+        self._log(now, ev.call_id, name, "NONE", why.value.upper())
+        self._emit(QueueLeave(ev.call_id, now, name, why, 0.0, 0))
+        self._send_away(now, ev.call_id, q, why, 0.0, None)
+
+    def _on_ringing(self, now: float, ev: CallRinging) -> None:
+        a = self._by_line.get(ev.line)
+        if a is not None and a.state is _S.RESERVED and a.call_id == ev.call_id:
+            a.offered_at = now
+
+    def _on_answered(self, now: float, ev: CallAnswered) -> None:
+        c = self.callers.get(ev.call_id)
+        a = self._by_line.get(ev.line)
+        if c is None:
+            return
+        q = self.queues[c.queue]
+        wait = now - c.joined
+        agent_id = a.agent_id if a is not None else None
+        if a is not None and a.state is _S.RESERVED and a.call_id == c.call_id:
+            c.offers.pop(a.agent_id, None)
+            ring = now - a.offered_at
+            a.no_answer = 0
+            a.answered += 1
+            a.answered_in[c.queue] = a.answered_in.get(c.queue, 0) + 1
+            a.answered_at = now
+            self._move(now, a, _I.ANSWER, "answered")
+            self._talking.setdefault(c.call_id, []).append(
+                (a, c.queue, now, c.joined, c.orig_position))
+            self._emit(QueueConnected(c.call_id, now, c.queue, a.agent_id, ev.line,
+                                      round(wait, 3), round(ring, 3)))
+            self._log(now, c.call_id, c.queue, a.agent_id, "CONNECT", _secs(wait), c.call_id,
+                      _secs(ring))
+        else:
+            # Picked up from another phone (or answered as the offer was withdrawn).
+            ring = 0.0
+            self._log(now, c.call_id, c.queue, agent_id or "NONE", "CONNECT", _secs(wait),
+                      c.call_id, "0")
+        for s in (self.stats[c.queue], self.interval[c.queue]):
+            s.answered += 1
+            if wait <= q.settings.service_level_s:
+                s.answered_within_sl += 1
+            s.wait_sum_answered += wait
+        if agent_id is not None:
+            self._last_agent[c.number] = agent_id
+        self._emit(Annotate(c.call_id, agent=agent_id, queue=c.queue, waiting=False))
+        self._remove(now, c, QueueExit.ANSWERED, agent_id)
+
+    def _on_withdrawn(self, now: float, ev: OfferWithdrawn) -> None:
+        a = self._by_line.get(ev.line)
+        if a is None or a.state is not _S.RESERVED or a.call_id != ev.call_id:
+            return  # not ours, or we withdrew it ourselves (already accounted for)
+        c = self.callers.get(ev.call_id)
+        if ev.reason is OfferEnd.CALLER_GONE:
+            # The core ends the call: the caller abandoned. It must not be offered again
+            # before its call.ended arrives (the agents it rang are freed here).
+            if c is not None:
+                self._abandon(now, c)
+            self._offer_ended(now, a)
+            return
+        if c is not None:
+            c.offers.pop(a.agent_id, None)
+        queue = a.queue or ""
+        if ev.reason in _MISSED:
+            a.no_answer += 1
+            a.missed += 1
+            if queue in self.stats:
+                for s in (self.stats[queue], self.interval[queue]):
+                    s.ring_no_answer += 1
+                self._log(now, ev.call_id, queue, a.agent_id, "RINGNOANSWER",
+                          str(round((now - a.offered_at) * 1000)))
+            rona = self.queues[queue].settings.rona_after if queue in self.queues else 0
+            if rona and a.no_answer >= rona:
+                a.call_id, a.queue = None, None  # the offer is over already
+                self._pause(now, a, _I.RONA, "rona")
+            else:
+                self._offer_ended(now, a)
+        else:
+            self._offer_ended(now, a)
+        if c is not None and not c.offers:
+            self._serve_caller(now, c)
+
+    def _on_line_error(self, now: float, ev: LineError) -> None:
+        if ev.action != "offer":
+            return
+        a = self._by_line.get(ev.line)
+        if a is None or a.state is not _S.RESERVED or a.call_id != ev.call_id:
+            return
+        c = self.callers.get(ev.call_id)
+        if c is not None and ev.state is LineStatus.IDLE:
+            # The phone was free: the core refused the *call* (it is no longer the
+            # switch's to offer). Offering it again would be refused again.
+            self._remove(now, c, QueueExit.SYSTEM, None)
+            return
+        if c is not None:
+            c.offers.pop(a.agent_id, None)
+        self._offer_ended(now, a)
+        if c is not None and not c.offers:
+            self._serve_caller(now, c)
+
+    def _on_ended(self, now: float, ev: CallEnded) -> None:
+        self._sent_to_extension.pop(ev.call_id, None)
+        talking = self._talking.pop(ev.call_id, None)
+        if talking:
+            event = "COMPLETECALLER" if ev.hangup_by == "caller" else "COMPLETEAGENT"
+            for a, queue, answered, joined, orig in talking:
+                self._log(now, ev.call_id, queue, a.agent_id, event, _secs(answered - joined),
+                          _secs(now - answered), str(orig))
+        c = self.callers.get(ev.call_id)
+        if c is not None:
+            # The core withdrew every offer (caller_gone) before this: none is left.
+            for a in self._abandon(now, c):
+                self._offer_ended(now, a)
+
+    def _abandon(self, now: float, c: Caller) -> list[Agent]:
+        """The caller hung up in the queue. Returns the agents still reserved for it (each
+        is freed by its own ``offer.withdrawn caller_gone``, which follows)."""
+        q = self.queues[c.queue]
+        wait = now - c.joined
+        pos = q.position(c)
+        for s in (self.stats[c.queue], self.interval[c.queue]):
+            s.abandoned += 1
+            if wait <= q.settings.service_level_s:
+                s.abandoned_within_sl += 1
+        self._emit(QueueAbandon(c.call_id, now, c.queue, pos, c.orig_position, round(wait, 3)))
+        self._log(now, c.call_id, c.queue, "NONE", "ABANDON", str(pos), str(c.orig_position),
+                  _secs(wait))
+        return self._remove(now, c, QueueExit.ABANDON, None, gone=True)
+
+    def _on_transferred(self, now: float, ev: CallTransferred) -> None:
+        talking = self._talking.get(ev.call_id)
+        if not talking:
+            return
+        for entry in list(talking):
+            a, queue, answered, joined, orig = entry
+            if a.line != ev.line:
+                continue
+            talking.remove(entry)
+            if ev.kind is TransferKind.ATTENDED:
+                self._log(now, ev.call_id, queue, a.agent_id, "ATTENDEDTRANSFER", "BRIDGE",
+                          ev.target, _secs(answered - joined), _secs(now - answered), str(orig))
+            else:
+                self._log(now, ev.call_id, queue, a.agent_id, "BLINDTRANSFER", ev.target,
+                          "switchd", _secs(answered - joined), _secs(now - answered), str(orig))
+        if not talking:
+            self._talking.pop(ev.call_id, None)
+
+    def _on_route_failed(self, now: float, ev: CallRouteFailed) -> None:
+        # An overflow to an extension that nobody answered: the caller is not dropped;
+        # it goes back to the queue it left (no further overflow by time).
+        queue = self._sent_to_extension.pop(ev.call_id, None)
+        q = self.queues.get(queue) if queue is not None else None
+        if q is None:
+            return
+        self._emit(Redirect(ev.call_id, Target(TargetKind.QUEUE, queue)))
+
+    def _on_line(self, now: float, ev: LineState) -> None:
+        a = self._by_line.get(ev.line)
+        if a is None:
+            return
+        if ev.state is LineStatus.IDLE:
+            self._busy_lines.discard(ev.line)
+            if a.state is _S.ON_CALL:
+                self._call_over(now, a)
+            return
+        self._busy_lines.add(ev.line)
+        if a.free:
+            self._unfree(a)
+        if a.state is _S.READY:
+            # A call the ACD did not offer (the agent dialled, a direct call rang it).
+            a.call_id, a.queue = ev.call_id, None
+            self._move(now, a, _I.DIRECT, "direct")
+
+    def _on_dtmf(self, now: float, ev: DtmfReceived) -> None:
+        c = self.callers.get(ev.call_id)
+        if c is None or ev.line != c.line:
+            return
+        qs = self.queues[c.queue].settings
+        if qs.exit_key is None or ev.digit != qs.exit_key:
+            return
+        q = self.queues[c.queue]
+        wait = now - c.joined
+        pos = q.position(c)
+        for s in (self.stats[c.queue], self.interval[c.queue]):
+            s.exited_key += 1
+        self._log(now, c.call_id, c.queue, "NONE", "EXITWITHKEY", ev.digit, str(pos),
+                  str(c.orig_position), _secs(wait))
+        self._remove(now, c, QueueExit.KEY, None)
+        self._send_away(now, c.call_id, q, QueueExit.KEY, wait, qs.exit_to, c.music)
+
+    # ------------------------------------------------------------------ timers
+
+    def _on_max_wait(self, now: float, call_id: str) -> None:
+        c = self.callers.get(call_id)
+        if c is not None:
+            self._leave_to_overflow(now, c, QueueExit.TIMEOUT)
+
+    def _on_rule(self, now: float, call_id: str) -> None:
+        c = self.callers.get(call_id)
+        if c is None:
+            return
+        qs = self.queues[c.queue].settings
+        nxt = qs.next_rule_after(now - c.joined)
+        if nxt is not None:
+            self._timers.arm(("rule", call_id), c.joined + nxt, None)
+        if not c.offers:
+            self._serve_caller(now, c)
+
+    def _on_sticky_end(self, now: float, call_id: str) -> None:
+        c = self.callers.get(call_id)
+        if c is not None and c.sticky is not None:
+            self._unstick(c)
+            if not c.offers:
+                self._serve_caller(now, c)
+
+    def _on_wrapup_end(self, now: float, agent_id: str) -> None:
+        a = self.agents.get(agent_id)
+        if a is None or a.state is not _S.WRAP_UP:
+            return
+        self._wrapup_done(now, a)
+        if a.line in self._busy_lines:
+            self._move(now, a, _I.DIRECT, "direct")
+            return
+        self._move(now, a, _I.WRAPUP_END, "wrapup_end")
+        self._became_ready(now, a)
+
+    def _on_position(self, now: float, call_id: str) -> None:
+        c = self.callers.get(call_id)
+        if c is None:
+            return
+        q = self.queues[c.queue]
+        qs = q.settings
+        files = qs.position_files
+        if files and qs.announce_position_every_s:
+            pos = q.position(c)
+            self._emit(PlayPrompt(c.call_id, c.line, 0, files[min(pos, len(files)) - 1],
+                                  barge_in=False))
+            self._timers.arm(("position", call_id), now + qs.announce_position_every_s, None)
+
+    def _on_periodic(self, now: float, call_id: str) -> None:
+        c = self.callers.get(call_id)
+        if c is None:
+            return
+        qs = self.queues[c.queue].settings
+        if qs.periodic and qs.periodic_every_s:
+            self._emit(PlayPrompt(c.call_id, c.line, 0, qs.periodic, barge_in=False))
+            self._timers.arm(("periodic", call_id), now + qs.periodic_every_s, None)
+
+    def _on_interval(self, now: float, _: str) -> None:
+        self.interval = {name: QueueStats() for name in self.queues}
+        self.interval_start = now
+        every = self.settings.stats_interval_s
+        if every > 0:
+            self._timers.arm(("interval", ""), now + every, None)
+
+    # ----------------------------------------------------------------- matching
+
+    def _serve_caller(self, now: float, c: Caller) -> None:
+        """Offer ``c`` to the agent its queue's strategy picks, if one is free for it."""
+        q = self.queues[c.queue]
+        qs = q.settings
+        if c.sticky is not None:
+            a = self.agents.get(c.sticky)
+            if a is not None and a.free:
+                self._offer(now, c, a)
+            return
+        lo, hi = qs.penalty_range(now - c.joined)
+        for level in q.levels:
+            if level < lo:
+                continue
+            if level > hi:
+                break
+            pool = q.pools[level]
+            if qs.strategy is Strategy.RINGALL:
+                agents = pool.all()
+                if agents:
+                    for a in agents:
+                        self._offer(now, c, a)
+                    return
+                continue
+            a = pool.pick()
+            if a is not None:
+                pool.rung(a)
+                self._offer(now, c, a)
+                return
+
+    def _became_ready(self, now: float, a: Agent) -> None:
+        """``a`` is ready: if its phone is idle it is free; offer it the best caller waiting."""
+        if a.line in self._busy_lines:
+            a.call_id, a.queue = None, None
+            self._move(now, a, _I.DIRECT, "direct")
+            return
+        a.version += 1
+        a.free = True
+        for qname, pen in a.queues.items():
+            q = self.queues.get(qname)
+            if q is not None and a.agent_id in q.members:
+                self._pool(q, pen, qname).add(a)
+        sticky = self._sticky.get(a.agent_id)
+        if sticky:
+            # A returning caller waits for exactly this agent: it goes first.
+            c = min(sticky.values(), key=lambda c: (-c.priority, c.joined))
+            self._offer(now, c, a)
+            return
+        best: Caller | None = None
+        for qname in a.queues:
+            q = self.queues.get(qname)
+            if q is None or not q.count or a.agent_id not in q.members:
+                continue
+            pen = q.members[a.agent_id]
+            for c in q.callers():
+                if c.offers and q.settings.strategy is not Strategy.RINGALL:
+                    continue
+                if c.sticky is not None and c.sticky != a.agent_id:
+                    continue
+                lo, hi = q.settings.penalty_range(now - c.joined)
+                if not lo <= pen <= hi:
+                    continue  # this caller may not have this agent yet: the next may
+                if best is None or (c.priority, -c.joined) > (best.priority, -best.joined):
+                    best = c
+                break
+        if best is not None:
+            q = self.queues[best.queue]
+            q.pools[q.members[a.agent_id]].rung(a)
+            self._offer(now, best, a)
+
+    def _unstick(self, c: Caller) -> None:
+        waiting = self._sticky.get(c.sticky or "")
+        if waiting is not None:
+            waiting.pop(c.call_id, None)
+            if not waiting:
+                del self._sticky[c.sticky or ""]
+        c.sticky = None
+
+    def _forget_sticky(self, now: float, agent_id: str) -> None:
+        """``agent_id`` logged out: callers waiting for it take anyone now."""
+        for c in list(self._sticky.pop(agent_id, {}).values()):
+            c.sticky = None
+            self._timers.cancel(("sticky", c.call_id))
+            self._serve_caller(now, c)
+
+    def _offer(self, now: float, c: Caller, a: Agent) -> None:
+        if c.sticky is not None:
+            self._unstick(c)
+            self._timers.cancel(("sticky", c.call_id))
+        self._unfree(a)
+        a.call_id, a.queue = c.call_id, c.queue
+        a.offered_at = now
+        a.offered += 1
+        c.offers[a.agent_id] = a
+        self._move(now, a, _I.OFFER, "offer")
+        assert a.line is not None
+        self._emit(QueueOffered(c.call_id, now, c.queue, a.agent_id, a.line))
+        self._emit(Offer(c.call_id, a.line, self.queues[c.queue].settings.ring_timeout_s))
+
+    def _offer_ended(self, now: float, a: Agent) -> None:
+        a.call_id, a.queue = None, None
+        self._move(now, a, _I.OFFER_END, "offer_end")
+        self._became_ready(now, a)
+
+    def _drop_offer(self, a: Agent) -> Caller | None:
+        """Withdraw ``a``'s ringing offer (it logs out or pauses). Returns its caller when
+        nothing rings for it any more: whoever called this offers it again once the
+        agent's own state has moved (so the agent is not picked again)."""
+        if a.state is not _S.RESERVED or a.call_id is None:
+            return None
+        call_id, line = a.call_id, a.line
+        c = self.callers.get(call_id)
+        a.call_id, a.queue = None, None
+        assert line is not None
+        self._withdraw(call_id, line)
+        if c is not None:
+            c.offers.pop(a.agent_id, None)
+            if not c.offers:
+                return c
+        return None
+
+    def _withdraw(self, call_id: str, line: str) -> None:
+        # The phone rings for our offer: once the core withdraws it, it is idle (the
+        # agent must not look busy with a call of its own meanwhile).
+        self._busy_lines.discard(line)
+        self._emit(Withdraw(call_id, line))
+
+    def _call_over(self, now: float, a: Agent) -> None:
+        """``a``'s phone is idle after a call: wrap-up after a queue call, else ready."""
+        queue = a.queue
+        a.call_id, a.queue = None, None
+        if queue is None:
+            self._move(now, a, _I.FREE, "call_end")
+            self._became_ready(now, a)
+            return
+        talk = now - a.answered_at
+        a.talk_s += talk
+        a.talk_in[queue] = a.talk_in.get(queue, 0.0) + talk
+        a.last_call_end = now
+        if queue in self.stats:
+            for s in (self.stats[queue], self.interval[queue]):
+                s.talk_sum += talk
+                s.talk_count += 1
+        qs = self.queues[queue].settings if queue in self.queues else None
+        wrapup = a.wrapup_s if a.wrapup_s is not None else (qs.wrapup_s if qs else 0.0)
+        if wrapup <= 0:
+            self._move(now, a, _I.FREE, "call_end")
+            self._became_ready(now, a)
+            return
+        self._move(now, a, _I.CALL_END, "call_end")
+        a.queue = queue  # the wrap-up's queue (stats), not a call
+        self._timers.arm(("wrapup", a.agent_id), now + wrapup, None)
+
+    def _wrapup_done(self, now: float, a: Agent) -> None:
+        queue, a.queue = a.queue, None
+        spent = now - a.since
+        a.wrapup_total_s += spent
+        if queue in self.stats:
+            for s in (self.stats[queue], self.interval[queue]):
+                s.wrapup_sum += spent
+                s.wrapup_count += 1
+
+    # ------------------------------------------------------------ leaving
+
+    def _leave_to_overflow(self, now: float, c: Caller, why: QueueExit) -> None:
+        q = self.queues[c.queue]
+        wait = now - c.joined
+        pos = q.position(c)
+        for s in (self.stats[c.queue], self.interval[c.queue]):
+            if why is QueueExit.TIMEOUT:
+                s.timed_out += 1
+            else:
+                s.exited_empty += 1
+        event = "EXITWITHTIMEOUT" if why is QueueExit.TIMEOUT else "EXITEMPTY"
+        self._log(now, c.call_id, c.queue, "NONE", event, str(pos), str(c.orig_position),
+                  _secs(wait))
+        self._remove(now, c, why, None)
+        self._send_away(now, c.call_id, q, why, wait, q.settings.overflow, c.music)
+
+    def _send_away(self, now: float, call_id: str, q: _Queue, why: QueueExit, wait: float,
+                   target: Target | None, music: bool = False) -> None:
+        """The caller left ``q`` for ``why``: on to ``target`` (the overflow or exit-key
+        target), or released (busy for a refused join) when there is none."""
+        name = q.settings.name
+        if target is not None:
+            for s in (self.stats[name], self.interval[name]):
+                s.overflowed += 1
+        self._emit(QueueOverflow(call_id, now, name, why, round(wait, 3),
+                                 str(target) if target is not None else None))
+        if music:
+            self._emit(HoldMusic(call_id, False))
+        if target is None:
+            cause = (HangupCause.USER_BUSY if why in (QueueExit.FULL, QueueExit.JOINEMPTY)
+                     else HangupCause.NO_ANSWER)
+            self._emit(Release(call_id, cause))
+        elif target.kind is TargetKind.EXTENSION:
+            self._sent_to_extension[call_id] = name
+            self._emit(Route(call_id, target))
+        else:
+            self._emit(Redirect(call_id, target))
+
+    def _remove(self, now: float, c: Caller, why: QueueExit, agent: str | None, *,
+                gone: bool = False) -> list[Agent]:
+        """Take ``c`` out of its queue: offers withdrawn, timers cancelled, one queue.leave.
+
+        ``gone``: the call ended; the core withdraws its offers itself, so the agents
+        still reserved for it are returned, not freed (their phones may not be idle yet).
+        """
+        q = self.queues[c.queue]
+        wait = now - c.joined
+        pos = q.position(c)
+        rung = [a for a in c.offers.values()
+                if a.state is _S.RESERVED and a.call_id == c.call_id]
+        c.offers.clear()
+        if c.sticky is not None:
+            self._unstick(c)
+        bucket = q.waiting[c.priority]
+        del bucket[c.call_id]
+        if not bucket:
+            del q.waiting[c.priority]
+            q.prios.remove(c.priority)
+        q.count -= 1
+        del self.callers[c.call_id]
+        for kind in ("maxwait", "rule", "sticky", "position", "periodic"):
+            self._timers.cancel((kind, c.call_id))
+        for s in (self.stats[c.queue], self.interval[c.queue]):
+            s.left += 1
+            s.wait_sum_all += wait
+            if wait > 0:
+                s.waited += 1
+            if wait > s.wait_max:
+                s.wait_max = wait
+        if why is not QueueExit.ANSWERED and not gone:
+            self._emit(Annotate(c.call_id, waiting=False))
+        self._emit(QueueLeave(c.call_id, now, c.queue, why, round(wait, 3), pos, agent))
+        if gone:
+            return rung
+        # Only now that the caller is out may its agents be offered to someone else.
+        for a in rung:
+            assert a.line is not None
+            self._withdraw(c.call_id, a.line)
+            self._offer_ended(now, a)
+        return []
+
+    # ------------------------------------------------------------- primitives
+
+    def _pool(self, q: _Queue, penalty: int, qname: str) -> Pool:
+        pool = q.pools.get(penalty)
+        if pool is None:
+            pool = q.pools[penalty] = make_pool(q.settings.strategy, qname, self.rng)
+            q.levels = sorted(q.pools)
+        return pool
+
+    def _unfree(self, a: Agent) -> None:
+        if not a.free:
+            return
+        a.free = False
+        a.version += 1
+        for qname, pen in a.queues.items():
+            q = self.queues.get(qname)
+            if q is not None:
+                pool = q.pools.get(pen)
+                if pool is not None:
+                    pool.discard(a)
+
+    def _set_line(self, a: Agent, line: str | None) -> None:
+        if a.line is not None and self._by_line.get(a.line) is a:
+            del self._by_line[a.line]
+        a.line = line
+        if line is not None:
+            self._by_line[line] = a
+
+    def _move(self, now: float, a: Agent, what: AgentInput, reason: str) -> None:
+        nxt = a.next_state(what)
+        if nxt is None:
+            # A bug in this module, not a peer's mistake: every caller checks first.
+            raise AssertionError(f"agent {a.agent_id}: {what.value} in state "
+                                 f"{a.state.value} is not in the table")
+        if nxt is not _S.READY and a.free:
+            self._unfree(a)
+        prev = a.state
+        a.time_in[prev] = a.time_in.get(prev, 0.0) + (now - a.since)
+        a.since = now
+        a.state = nxt
+        a.reason = reason
+        self._emit(AgentStateChanged(a.agent_id, nxt, prev, reason, now, a.line, a.call_id))
+
+    def _log(self, now: float, call_id: str, queue: str, agent: str, event: str,
+             *data: str) -> None:
+        self._emit(QueueLogEntry(now, call_id, queue, agent, event, data))
+
+    def _emit(self, item: Any) -> None:
+        self._out.append(item)
+
+    def _drain(self) -> list[Any]:
+        out, self._out = self._out, []
+        return out
+
+
+def _secs(x: float) -> str:
+    """Whole seconds for queue_log fields (Asterisk writes integers), rounded half-up."""
+    return str(int(x + 0.5)) if x > 0 else "0"
+
+
+_ = Event  # re-exported type for annotations of callers of this module

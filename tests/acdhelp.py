@@ -23,6 +23,7 @@ from switchd.core.routing import CoreConfig, Route, Target, TargetKind
 from switchd.events import (
     AgentState,
     CallEnded,
+    CallNew,
     Event,
     LineState,
     QueueLogEntry,
@@ -54,13 +55,16 @@ class Centre:
 
     def __init__(self, queues: Iterable[QueueSettings], agent_list: Iterable[AgentSettings],
                  *, trunks: int = 20, extensions: Iterable[int] = range(201, 221),
-                 last_agent: Mapping[str, str] | None = None, seed: int = 1) -> None:
+                 last_agent: Mapping[str, str] | None = None, seed: int = 1,
+                 vips: Iterable[str] = ()) -> None:
         import random
         qs = {q.name: q for q in queues}
         self.settings = AcdSettings(qs, tuple(agent_list))
         routes = tuple(Route(Target(TargetKind.QUEUE, name), dnis=name) for name in qs)
+        vip_set = frozenset(vips)
         self.core = SwitchCore(CoreConfig(trunks=trunks, extensions=tuple(extensions),
-                                          routes=routes))
+                                          routes=routes),
+                               contacts=lambda number: (number in vip_set, False))
         lookup = dict(last_agent or {})
         self.acd = Acd(self.settings, last_agent=lookup.get, rng=random.Random(seed))
         self.clock = VirtualClock(T0)
@@ -97,8 +101,8 @@ class Centre:
         events = self.submit(Incoming(caller, queue_name))
         call_id = new_call_id(events)
         assert call_id is not None
-        call = self.core.calls[call_id]
-        self._trunk_of[call_id] = call.anchor
+        new = next(e for e in events if isinstance(e, CallNew))
+        self._trunk_of[call_id] = f"trunk/{new.trunk}"
         return call_id
 
     def trunk(self, call_id: str) -> str:

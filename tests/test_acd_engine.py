@@ -1,0 +1,442 @@
+"""The ACD's side paths on the real core: VIP, sticky agent, RONA, wrap-up, overflow,
+refusals, abandons, exit keys, races. After each branch the agent state, the queue
+events, the statistics, the queue_log and the CDR are checked together."""
+
+from __future__ import annotations
+
+import pytest
+
+from switchd.acd.inputs import Login, Logout, NotReady, Ready
+from switchd.acd.model import AgentSettings, Strategy
+from switchd.core.inputs import Dial, Digit, OffHook, Redirect
+from switchd.core.routing import Target, TargetKind
+from switchd.events import (
+    AgentState,
+    AgentStateChanged,
+    Disposition,
+    HangupCause,
+    QueueAbandon,
+    QueueConnected,
+    QueueExit,
+    QueueJoin,
+    QueueLeave,
+    QueueOffered,
+    QueueOverflow,
+)
+from tests.acdhelp import T0, Centre, agents, queue
+
+
+def leaves(c: Centre, call_id: str) -> list[QueueLeave]:
+    return [e for e in c.of(QueueLeave) if e.call_id == call_id]
+
+
+# ------------------------------------------------------------------ priority, sticky
+
+
+def test_a_vip_caller_overtakes_callers_who_waited_longer():
+    c = Centre([queue(vip_priority=10)], agents(1), vips={"5550099"})
+    c.submit(NotReady("a1"))
+    plain = c.call(caller="5550001")
+    c.advance(30)
+    vip = c.call(caller="5550099")
+    assert [j.priority for j in c.of(QueueJoin)] == [0, 10]
+    assert [j.position for j in c.of(QueueJoin)] == [1, 1]   # the VIP went to the front
+    c.submit(Ready("a1"))
+    assert c.of(QueueOffered)[-1].call_id == vip
+    c.answer(201)
+    assert plain in c.acd.callers and vip not in c.acd.callers
+    c.check_invariants()
+
+
+def test_sticky_agent_found_the_returning_caller_goes_to_its_last_agent():
+    c = Centre([queue(strategy=Strategy.LINEAR, sticky_wait_s=10)], agents(2),
+               last_agent={"5550001": "a2"})
+    c.call(caller="5550001")
+    assert c.ringing() == ["ext/202"]      # linear would have picked 201
+
+
+def test_sticky_agent_busy_the_caller_waits_for_it_while_it_frees_in_time():
+    c = Centre([queue(strategy=Strategy.LINEAR, sticky_wait_s=10)], agents(2),
+               last_agent={"5550001": "a2"})
+    c.submit(NotReady("a2"))
+    call_id = c.call(caller="5550001")
+    assert c.ringing() == []               # a1 is free, but the caller waits for a2
+    c.advance(4)
+    c.submit(Ready("a2"))
+    assert c.ringing() == ["ext/202"]
+    assert c.of(QueueOffered)[-1].call_id == call_id
+    c.check_invariants()
+
+
+def test_sticky_agent_not_free_in_time_any_agent_takes_the_caller_at_sticky_wait():
+    c = Centre([queue(strategy=Strategy.LINEAR, sticky_wait_s=10)], agents(2),
+               last_agent={"5550001": "a2"})
+    c.submit(NotReady("a2"))
+    c.call(caller="5550001")
+    c.advance(9.999)
+    assert c.ringing() == []
+    c.advance(0.001)
+    assert c.ringing() == ["ext/201"]
+    assert c.of(QueueOffered)[-1].time == T0 + 10
+
+
+def test_an_answered_caller_is_remembered_for_sticky_routing_within_the_run():
+    c = Centre([queue(strategy=Strategy.LINEAR, sticky_wait_s=10)], agents(2))
+    c.submit(NotReady("a1"))
+    first = c.call(caller="5550001")
+    c.answer(202)
+    c.caller_hangs_up(first)
+    c.submit(Ready("a1"))
+    c.call(caller="5550001")
+    assert c.ringing() == ["ext/202"]
+
+
+# ------------------------------------------------------------------------- RONA
+
+
+def test_rona_pauses_the_agent_in_every_queue_with_an_event():
+    ags = (AgentSettings("a1", extension=201, queues={"A": 0, "B": 0}, login=True),)
+    c = Centre([queue("A", ring_timeout_s=10, rona_after=2), queue("B")], ags)
+    first = c.call("A", caller="5550001")
+    c.advance(10)                          # rang out once: ready again, rung again
+    assert c.agent_state("a1") is AgentState.RESERVED
+    c.advance(10)                          # twice: RONA
+    assert c.agent_state("a1") is AgentState.NOT_READY
+    rona = [e for e in c.of(AgentStateChanged) if e.reason == "rona"]
+    assert len(rona) == 1 and rona[0].state is AgentState.NOT_READY
+    log = c.queue_log()
+    assert "NONE|A|a1|PAUSE|rona" in log and "NONE|B|a1|PAUSE|rona" in log
+    assert sum(1 for x in log if "RINGNOANSWER|10000" in x) == 2
+    c.call("B", caller="5550002")          # paused in B as well: nobody rings
+    assert c.ringing() == []
+    assert c.acd.stats["A"].ring_no_answer == 2 and c.acd.stats["A"].answered == 0
+    assert first in c.acd.callers
+    c.check_invariants()
+
+
+def test_an_answered_offer_resets_the_rona_count():
+    c = Centre([queue(ring_timeout_s=5, rona_after=2)], agents(1))
+    one = c.call(caller="5550001")
+    c.advance(5)
+    c.answer(201)
+    c.caller_hangs_up(one)
+    c.call(caller="5550002")
+    c.advance(5)
+    assert c.agent_state("a1") is AgentState.RESERVED   # one miss since the answer
+
+
+# ---------------------------------------------------------------------- wrap-up
+
+
+def test_wrapup_is_exact_and_belongs_to_the_agent_across_queues():
+    ags = (AgentSettings("a1", extension=201, queues={"A": 0, "B": 0}, login=True),)
+    c = Centre([queue("A", wrapup_s=10), queue("B", wrapup_s=0)], ags)
+    one = c.call("A", caller="5550001")
+    c.answer(201)
+    c.advance(20)
+    c.caller_hangs_up(one)
+    assert c.agent_state("a1") is AgentState.WRAP_UP
+    end = c.now
+    c.call("B", caller="5550002")          # queue B has no wrap-up: still A's applies
+    c.advance(9.999)
+    assert c.ringing() == []
+    c.advance(0.001)
+    assert c.ringing() == ["ext/201"]
+    assert c.of(QueueOffered)[-1].time == end + 10
+    assert c.acd.stats["A"].wrapup_sum == pytest.approx(10)
+    c.check_invariants()
+
+
+def test_an_agents_own_wrapup_wins_over_the_queues():
+    c = Centre([queue(wrapup_s=30)], agents(1, wrapup_s=3))
+    one = c.call()
+    c.answer(201)
+    c.caller_hangs_up(one)
+    c.advance(3)
+    assert c.agent_state("a1") is AgentState.READY
+
+
+def test_a_transfer_from_queue_a_into_queue_b_keeps_the_first_agents_wrapup():
+    ags = (AgentSettings("a1", extension=201, queues={"A": 0}, login=True),
+           AgentSettings("a2", extension=202, queues={"B": 0}, login=True))
+    c = Centre([queue("A", wrapup_s=15), queue("B", wrapup_s=5)], ags)
+    call_id = c.call("A", caller="5550001")
+    c.advance(2)
+    c.answer(201)
+    c.advance(10)
+    c.submit(Redirect(call_id, Target(TargetKind.QUEUE, "B"), line="ext/201"))
+    transferred_at = c.now
+    a1 = c.acd.agents["a1"]
+    assert a1.state is AgentState.WRAP_UP and a1.last_call_end == transferred_at
+    assert c.ringing() == ["ext/202"]      # the caller is in queue B now
+    c.advance(3)
+    c.answer(202)
+    c.advance(20)
+    c.caller_hangs_up(call_id)
+    # a1: wrap-up ran its 15 s from the transfer, untouched by queue B's call.
+    assert a1.last_call_end == transferred_at
+    assert [e.time - transferred_at for e in c.of(AgentStateChanged)
+            if e.agent == "a1" and e.state is AgentState.READY][-1] == 15
+    assert "BLINDTRANSFER|queue:B|switchd|2|10|1" in "\n".join(c.queue_log())
+    cdr = c.cdr(call_id)
+    assert (cdr.disposition, cdr.agent, cdr.queue) == ("ANSWERED", "a2", "B")
+    assert cdr.answer == T0 + 2            # the first answer stays the CDR's
+    assert cdr.wait_s == pytest.approx(5)  # 2 s in A + 3 s in B
+    c.check_invariants()
+
+
+# --------------------------------------------------------------------- overflow
+
+
+def test_max_wait_overflows_to_another_queue_exactly_at_the_limit():
+    ags = (AgentSettings("a1", extension=201, queues={"A": 0}, login=True),
+           AgentSettings("a2", extension=202, queues={"B": 0}, login=True))
+    c = Centre([queue("A", max_wait_s=30, overflow=Target(TargetKind.QUEUE, "B")),
+                queue("B")], ags)
+    c.submit(NotReady("a1"))
+    call_id = c.call("A")
+    c.advance(29.999)
+    assert c.ringing() == []
+    c.advance(0.001)
+    over = c.of(QueueOverflow)
+    assert [(o.queue, o.reason, o.to, o.time) for o in over] == [
+        ("A", QueueExit.TIMEOUT, "queue:B", T0 + 30)]
+    assert [(e.queue, e.reason) for e in leaves(c, call_id)] == [("A", QueueExit.TIMEOUT)]
+    assert c.ringing() == ["ext/202"]
+    c.answer(202)
+    s = c.acd.stats["A"]
+    assert (s.timed_out, s.overflowed, s.abandoned, s.answered) == (1, 1, 0, 0)
+    assert any(x.endswith("|A|NONE|EXITWITHTIMEOUT|1|1|30") for x in c.queue_log())
+    c.caller_hangs_up(call_id)
+    cdr = c.cdr(call_id)
+    assert (cdr.disposition, cdr.queue, cdr.agent) == ("ANSWERED", "B", "a2")
+    assert cdr.wait_s == pytest.approx(30)
+
+
+def test_max_wait_without_a_target_releases_the_caller_no_answer():
+    c = Centre([queue(max_wait_s=20)], agents(1))
+    c.submit(NotReady("a1"))
+    call_id = c.call()
+    c.advance(20)
+    cdr = c.cdr(call_id)
+    assert (cdr.disposition, cdr.hangup_cause, cdr.hangup_by) == (
+        "NO ANSWER", str(HangupCause.NO_ANSWER), "system")
+    assert c.acd.stats["q"].timed_out == 1 and c.acd.stats["q"].abandoned == 0
+
+
+def test_a_ringing_agent_is_withdrawn_at_max_wait_and_is_ready_again():
+    c = Centre([queue(max_wait_s=10, ring_timeout_s=30,
+                      overflow=Target(TargetKind.EXTENSION, "210"))], agents(1))
+    call_id = c.call()
+    assert c.ringing() == ["ext/201"]
+    c.advance(10)
+    assert c.ringing() == ["ext/210"]      # the overflow extension rings
+    assert c.agent_state("a1") is AgentState.READY
+    c.answer(210)
+    assert c.core.calls[call_id].state.value == "answered"
+    c.check_invariants()
+
+
+def test_max_len_refuses_the_caller_full_and_counts_it():
+    c = Centre([queue(max_len=1)], agents(1))
+    c.submit(NotReady("a1"))
+    c.call(caller="5550001")
+    refused = c.call(caller="5550002")
+    assert [(e.reason, e.position) for e in leaves(c, refused)] == [(QueueExit.FULL, 0)]
+    assert refused not in [j.call_id for j in c.of(QueueJoin)]
+    assert any(x.startswith(f"{refused}|q|NONE|FULL") for x in c.queue_log())
+    s = c.acd.stats["q"]
+    assert (s.offered, s.joined, s.refused_full) == (2, 1, 1)
+    assert c.cdr(refused).disposition == Disposition.BUSY
+
+
+def test_join_empty_false_refuses_when_no_agent_is_logged_in():
+    c = Centre([queue(join_empty=False)], agents(1, login=False))
+    refused = c.call()
+    assert [e.reason for e in leaves(c, refused)] == [QueueExit.JOINEMPTY]
+    assert c.acd.stats["q"].refused_joinempty == 1
+    # A paused agent is logged in: the queue takes callers.
+    c.submit(Login("a1", ready=False))
+    joined = c.call(caller="5550002")
+    assert joined in c.acd.callers
+
+
+def test_leave_empty_sends_waiting_callers_on_when_the_last_agent_logs_out():
+    c = Centre([queue(leave_empty=True, overflow=Target(TargetKind.EXTENSION, "210"))],
+               agents(1))
+    c.submit(NotReady("a1"))
+    call_id = c.call()
+    c.submit(Logout("a1"))
+    assert [e.reason for e in leaves(c, call_id)] == [QueueExit.EMPTY]
+    assert c.ringing() == ["ext/210"]
+    assert c.acd.stats["q"].exited_empty == 1
+
+
+def test_the_exit_key_leaves_the_queue_for_its_target():
+    c = Centre([queue(exit_key="0", exit_to=Target(TargetKind.EXTENSION, "210"))], agents(1))
+    c.submit(NotReady("a1"))
+    call_id = c.call()
+    c.advance(7)
+    c.submit(Digit(c.trunk(call_id), "5"))
+    assert call_id in c.acd.callers        # not the exit key
+    c.submit(Digit(c.trunk(call_id), "0"))
+    assert [e.reason for e in leaves(c, call_id)] == [QueueExit.KEY]
+    assert any(x.endswith("|q|NONE|EXITWITHKEY|0|1|1|7") for x in c.queue_log())
+    s = c.acd.stats["q"]
+    assert (s.exited_key, s.abandoned, s.timed_out) == (1, 0, 0)
+    assert c.ringing() == ["ext/210"]
+
+
+# ---------------------------------------------------------------------- abandon
+
+
+def test_an_abandon_is_counted_with_its_exact_wait_everywhere():
+    c = Centre([queue(service_level_s=20)], agents(1))
+    c.submit(NotReady("a1"))
+    call_id = c.call()
+    c.advance(42.5)
+    c.caller_hangs_up(call_id)
+    (ab,) = c.of(QueueAbandon)
+    assert (ab.wait_s, ab.position, ab.orig_position) == (42.5, 1, 1)
+    s = c.acd.stats["q"]
+    assert (s.abandoned, s.abandoned_within_sl, s.answered) == (1, 0, 0)
+    assert s.wait_sum_all == pytest.approx(42.5)
+    assert any(x.endswith("|q|NONE|ABANDON|1|1|43") for x in c.queue_log())
+    cdr = c.cdr(call_id)
+    assert (cdr.disposition, cdr.agent, cdr.queue, cdr.wait_s) == ("NO ANSWER", None, "q", 42.5)
+
+
+def test_the_caller_hangs_up_while_an_agent_rings():
+    c = Centre([queue()], agents(1))
+    call_id = c.call()
+    assert c.agent_state("a1") is AgentState.RESERVED
+    c.advance(3)
+    c.caller_hangs_up(call_id)
+    assert c.ringing() == []
+    assert c.agent_state("a1") is AgentState.READY
+    assert c.acd.agents["a1"].no_answer == 0        # not the agent's fault
+    assert not c.of(QueueConnected)
+    assert not any("CONNECT" in x for x in c.queue_log())
+    s = c.acd.stats["q"]
+    assert (s.answered, s.abandoned) == (0, 1)
+    assert c.cdr(call_id).disposition != "ANSWERED"
+    c.check_invariants()
+
+
+def test_a_ringall_callers_hang_up_frees_every_rung_agent():
+    c = Centre([queue(strategy=Strategy.RINGALL)], agents(3))
+    call_id = c.call()
+    assert len(c.ringing()) == 3
+    c.caller_hangs_up(call_id)
+    assert {c.agent_state(a) for a in ("a1", "a2", "a3")} == {AgentState.READY}
+    assert c.lines_idle()
+    # Each agent went reserved -> ready once, never through a call of its own.
+    assert not [e for e in c.of(AgentStateChanged) if e.state is AgentState.ON_CALL]
+    c.check_invariants()
+
+
+# ------------------------------------------------------------------------- races
+
+
+def test_an_agent_who_dials_out_is_never_rung():
+    c = Centre([queue()], agents(2))
+    c.submit(OffHook("ext/201"))
+    assert c.agent_state("a1") is AgentState.ON_CALL
+    c.submit(Dial("ext/201", "9555"))
+    c.call()
+    assert c.ringing() == ["ext/202"]
+    c.hangup("ext/201")
+    assert c.agent_state("a1") is AgentState.READY
+    c.check_invariants()
+
+
+class _Prankster:
+    """Takes ext/201 off-hook at the instant a call is routed, before the ACD's Offer
+    reaches the core: the race the core reports as ``line.error`` (action offer)."""
+
+    def __init__(self) -> None:
+        self.armed = True
+
+    def handle(self, now: float, ev: object) -> list[object]:
+        if self.armed:
+            self.armed = False
+            return [OffHook("ext/201")]
+        return []
+
+    def next_deadline(self) -> None:
+        return None
+
+    def handle_timer(self, now: float) -> list[object]:
+        return []
+
+
+def test_an_offer_the_core_refuses_frees_the_agent_and_the_caller_goes_to_the_next():
+    from switchd.events import CallRouted, LineError
+    c = Centre([queue(strategy=Strategy.LINEAR)], agents(2))
+    prank = _Prankster()
+    c.shell.add(prank)
+    c.shell._followers.insert(0, (prank, (CallRouted,)))   # before the ACD sees it
+    c.shell._follow_by_type.clear()
+    call_id = c.call()
+    errors = [e for e in c.of(LineError) if e.action == "offer"]
+    assert [(e.line, e.call_id) for e in errors] == [("ext/201", call_id)]
+    assert c.agent_state("a1") is AgentState.ON_CALL         # its own call (off-hook)
+    assert c.ringing() == ["ext/202"]
+    assert [o.line for o in c.of(QueueOffered)] == ["ext/201", "ext/202"]
+    c.hangup("ext/201")
+    assert c.agent_state("a1") is AgentState.READY
+    c.check_invariants()
+
+
+def test_logout_while_ringing_withdraws_and_offers_the_next_agent():
+    c = Centre([queue(strategy=Strategy.LINEAR)], agents(2))
+    call_id = c.call()
+    assert c.ringing() == ["ext/201"]
+    c.submit(Logout("a1"))
+    assert c.ringing() == ["ext/202"]
+    assert c.agent_state("a1") is AgentState.LOGGED_OUT
+    assert c.of(QueueOffered)[-1].call_id == call_id
+    c.check_invariants()
+
+
+def test_an_agent_on_a_call_cannot_log_out_or_pause():
+    from switchd.acd.engine import AcdError
+    c = Centre([queue()], agents(1))
+    c.call()
+    c.answer(201)
+    for req in (Logout("a1"), NotReady("a1")):
+        with pytest.raises(AcdError) as exc:
+            c.submit(req)
+        assert exc.value.code == "wrong_state"
+    assert c.agent_state("a1") is AgentState.ON_CALL
+
+
+# -------------------------------------------------------------------- statistics
+
+
+def test_service_levels_are_exact_over_the_period():
+    c = Centre([queue(service_level_s=20)], agents(1))
+    c.submit(NotReady("a1"))
+    quick = c.call(caller="5550001")    # answered after 10 s
+    late = c.call(caller="5550002")     # answered after 30 s
+    short = c.call(caller="5550003")    # abandons after 5 s
+    long_ = c.call(caller="5550004")    # abandons after 25 s
+    c.advance(5)
+    c.caller_hangs_up(short)
+    c.advance(5)
+    c.submit(Ready("a1"))
+    c.answer(201)                       # quick, at 10 s
+    c.hangup("ext/201")
+    c.advance(15)
+    c.caller_hangs_up(long_)            # at 25 s
+    c.advance(5)
+    c.answer(201)                       # late, at 30 s
+    s = c.acd.stats["q"]
+    assert (s.offered, s.answered, s.answered_within_sl, s.abandoned,
+            s.abandoned_within_sl) == (4, 2, 1, 2, 1)
+    assert s.sl1 == pytest.approx(1 / 4)
+    assert s.sl2 == pytest.approx(1 / 3)
+    assert s.sl3 == pytest.approx(1 / 4)
+    assert s.asa_s == pytest.approx(20)
+    assert s.wait_max == pytest.approx(30)
+    assert {quick, late} == {e.call_id for e in c.of(QueueConnected)}

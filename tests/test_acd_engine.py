@@ -440,3 +440,35 @@ def test_service_levels_are_exact_over_the_period():
     assert s.asa_s == pytest.approx(20)
     assert s.wait_max == pytest.approx(30)
     assert {quick, late} == {e.call_id for e in c.of(QueueConnected)}
+
+
+# ------------------------------------------------------------------------ pickup
+
+
+def test_a_supervisor_picks_up_a_queued_call_with_nothing_ringing():
+    from switchd.core.inputs import Pickup
+    c = Centre([queue()], agents(1))
+    c.submit(NotReady("a1"))
+    call_id = c.call()
+    c.advance(12)
+    c.submit(Pickup("ext/210", call_id))
+    assert c.core.calls[call_id].state.value == "answered"
+    (left,) = leaves(c, call_id)
+    assert (left.reason, left.wait_s) == (QueueExit.ANSWERED, 12)
+    assert any(x.startswith(f"{call_id}|q|NONE|CONNECT|12|") for x in c.queue_log())
+    assert c.acd.stats["q"].answered == 1
+    c.caller_hangs_up(call_id)
+    cdr = c.cdr(call_id)
+    assert (cdr.disposition, cdr.extension, cdr.wait_s) == ("ANSWERED", 210, 12)
+
+
+def test_a_supervisor_picks_up_a_queued_call_while_an_agent_rings():
+    from switchd.core.inputs import Pickup
+    c = Centre([queue()], agents(1))
+    call_id = c.call()
+    assert c.ringing() == ["ext/201"]
+    c.submit(Pickup("ext/210", call_id))
+    assert c.ringing() == []
+    assert c.agent_state("a1") is AgentState.READY
+    assert [e.reason for e in leaves(c, call_id)] == [QueueExit.ANSWERED]
+    c.check_invariants()

@@ -767,9 +767,11 @@ class SwitchCore:
         # end's to answer.
         ringing = [o for o in call.offers.values() if o.purpose is OfferPurpose.CONNECT
                    and self.lines[o.line].kind is LineKind.EXTENSION]
-        if not ringing:
+        if not ringing and (call.state is not CallState.SWITCH or call.offers):
+            # A switch-held caller (queue, IVR) with nothing ringing may be grabbed too.
             self._refuse(now, ln, "pickup", f"cannot pick up call {call.call_id}: it is not "
-                         f"ringing anywhere (call is {call.state.value})")
+                         f"ringing anywhere nor waiting in the switch (call is "
+                         f"{call.state.value})")
             return
         for offer in ringing:
             self._withdraw(now, call, offer, OfferEnd.PICKED_UP)

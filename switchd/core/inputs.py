@@ -215,10 +215,12 @@ class SetMonitorMode(Input):
 
 @dataclass(frozen=True, slots=True)
 class Pickup(Input):
-    """Extension ``line`` (idle) picks up ``call_id``, which is ringing elsewhere.
+    """Extension ``line`` (idle) picks up ``call_id``, which is ringing elsewhere or held
+    by the switch (waiting in a queue, in an IVR flow): a supervisor's "grab".
 
     Every ringing offer of the call is withdrawn (``picked_up``) and ``line`` is
-    connected with the caller at once.
+    connected with the caller at once (``call.picked_up``, ``call.answered``); the ACD
+    takes a queued caller out of its queue as answered by that line.
     """
 
     line: str

@@ -54,6 +54,9 @@ class CallState(StrEnum):
     #: ringback. An answer connects it (``answered``); when nobody answers the call is
     #: back in ``switch`` (``call.route_failed``).
     SWITCH_ROUTING = "switch_routing"
+    #: The switch rings an extension to place a call for it (``Originate``, a queue
+    #: callback); when it answers the far end is dialled (``ringing``).
+    ORIGINATING = "originating"
     #: Two or more parties connected in the main bridge (one may be on hold).
     ANSWERED = "answered"
     #: A party consults a third in a second bridge while its peer is held.
@@ -93,6 +96,8 @@ class CallInput(Enum):
     PARTY_LEFT = "party_left"
     #: An agent sends its answered caller back to the switch (a queue or a flow).
     REDIRECT = "redirect"
+    #: ``Originate`` rings the extension that places the call.
+    ORIGINATE = "originate"
     END = "end"
 
 
@@ -104,6 +109,9 @@ CALL_TRANSITIONS: dict[tuple[CallState, CallInput], CallState] = {
     (_C.ROUTING, _I.RING): _C.RINGING,
     (_C.ROUTING, _I.SWITCH_ANSWER): _C.SWITCH,
     (_C.ROUTING, _I.FAIL): _C.TONE,
+    (_C.ROUTING, _I.ORIGINATE): _C.ORIGINATING,
+    (_C.ORIGINATING, _I.RING): _C.RINGING,  # it answered: the far end rings
+    (_C.ORIGINATING, _I.FAIL): _C.TONE,     # no trunk for the far end
     (_C.RINGING, _I.RING): _C.RINGING,  # the next hunt member
     (_C.RINGING, _I.ANSWER): _C.ANSWERED,
     (_C.RINGING, _I.FAIL): _C.TONE,
@@ -146,6 +154,8 @@ class OfferPurpose(StrEnum):
     CONSULT = "consult"
     #: Join the main bridge as a supervisor (listen/whisper/barge).
     MONITOR = "monitor"
+    #: The extension an ``Originate`` places the call for: answering dials the far end.
+    ORIGINATE = "originate"
 
 
 @dataclass(slots=True, eq=False)

@@ -174,7 +174,7 @@ class SwitchCore:
             inputs.Pickup: self._pickup, inputs.Shutdown: self._shutdown,
             inputs.Route: self._route, inputs.Release: self._release,
             inputs.Annotate: self._annotate, inputs.Redirect: self._redirect,
-            inputs.HoldMusic: self._hold_music,
+            inputs.HoldMusic: self._hold_music, inputs.Originate: self._originate,
         }
         self._add_lines(config)
 
@@ -380,6 +380,8 @@ class SwitchCore:
         self._timers.cancel(("offer", line))
         if offer.purpose is OfferPurpose.CONNECT:
             self._connect(now, call, ln)
+        elif offer.purpose is OfferPurpose.ORIGINATE:
+            self._originate_answered(now, call, ln)
         elif offer.purpose is OfferPurpose.CONSULT:
             self._consult_answered(now, call, ln)
         else:
@@ -874,6 +876,44 @@ class SwitchCore:
         self._emit(CallRouted(call.call_id, now, str(target), call.anchor, call.caller,
                               call.dnis, call.trunk, call.vip, priority))
 
+    def _originate(self, now: float, inp: inputs.Originate) -> None:
+        ln = self.line(inp.line)
+        if ln.kind is not LineKind.EXTENSION:
+            raise CoreError("bad_arg", f"{inp.line} is a trunk; calls are placed for extensions")
+        if not NUMBER_RE.fullmatch(inp.number):
+            raise CoreError("bad_arg", f"number {inp.number!r} must be 1-32 digits (0-9, *, #)")
+        for t in (inp.timeout_s, inp.dial_timeout_s):
+            if t is not None and not (t > 0 and math.isfinite(t)):
+                raise CoreError("bad_arg", f"originate timeout {t} must be > 0 seconds")
+        if not self.accepting:
+            raise CoreError("busy", "switchd is shutting down and takes no new calls")
+        if not ln.idle:
+            self._refuse(now, ln, "originate", f"cannot place a call for {inp.line}: it is "
+                         f"{ln.status.value}")
+            return
+        call = Call(call_id=self._new_id(now), direction=Direction.OUTBOUND,
+                    caller=str(ln.number), callee=inp.number, start=now, anchor=ln.name,
+                    extension=ln.number)
+        call.hunt_timeout_s = inp.dial_timeout_s
+        self.calls[call.call_id] = call
+        self._emit(CallNew(call.call_id, now, call.direction, call.caller, call.callee,
+                           extension=ln.number))
+        self._set_state(call, _CI.ORIGINATE)
+        self._offer(now, call, ln, OfferPurpose.ORIGINATE, inp.timeout_s, routed=True)
+
+    def _originate_answered(self, now: float, call: Call, ln: Line) -> None:
+        """The extension an Originate rang answered: it hears ringback while the far end
+        rings on the first idle trunk (congestion tone when there is none)."""
+        t = self._first_idle_trunk()
+        if t is None:
+            self._fail(now, call, Disposition.CONGESTION, Tone.CONGESTION,
+                       _H.NORMAL_CIRCUIT_CONGESTION)
+            return
+        call.trunk = t
+        self._move(now, ln, _L.RINGBACK, call.call_id)
+        timeout, call.hunt_timeout_s = call.hunt_timeout_s, None
+        self._ring(now, call, [self.lines[line_name(LineKind.TRUNK, t)]], timeout=timeout)
+
     def _hold_music(self, now: float, inp: inputs.HoldMusic) -> None:
         call = self.calls.get(inp.call_id)
         if call is None:
@@ -1093,7 +1133,8 @@ class SwitchCore:
             self._end_consult(now, call, ConsultEnd.NO_ANSWER if reason is OfferEnd.TIMEOUT
                               else ConsultEnd.DECLINED if reason is OfferEnd.DECLINED
                               else ConsultEnd.CANCEL)
-        elif call.state in (CallState.RINGING, CallState.SWITCH_ROUTING):
+        elif call.state in (CallState.RINGING, CallState.SWITCH_ROUTING,
+                            CallState.ORIGINATING):
             # SWITCH_ROUTING: the routed offers are a Route's; when they are all gone the
             # call is back with the switch (call.route_failed).
             self._next_hunt_or_fail(now, call, declined=reason is OfferEnd.DECLINED)

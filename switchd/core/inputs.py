@@ -33,6 +33,7 @@ __all__ = [
     "Monitor",
     "OffHook",
     "Offer",
+    "Originate",
     "Pickup",
     "Redirect",
     "Release",
@@ -282,6 +283,26 @@ class Redirect(Input):
 
 
 @dataclass(frozen=True, slots=True)
+class Originate(Input):
+    """Place a call for extension ``line``: ring it first, and when it answers dial
+    ``number`` over the first idle trunk (a queue callback: the agent first, then the
+    customer).
+
+    A new outbound call (``call.new`` with ``extension``) rings ``line`` for
+    ``timeout_s`` seconds; unanswered or declined, it ends NO ANSWER. Once answered,
+    the extension hears ringback while ``number`` rings for ``dial_timeout_s`` (None:
+    the dial plan's ring time); busy, no trunk or no answer end it as an agent's own
+    outbound call would. Refused with ``line.error`` (action ``originate``) when
+    ``line`` is not idle; CoreError for an unknown line, a trunk, a bad number or time.
+    """
+
+    line: str
+    number: str
+    timeout_s: float
+    dial_timeout_s: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class HoldMusic(Input):
     """Music on hold on (``on``) or off for the caller of switch-held ``call_id`` (a
     queue). Ignored for an ended call; refused (``line.error``) unless the call is in
@@ -319,5 +340,5 @@ class Annotate(Input):
 CORE_INPUTS: tuple[type[Input], ...] = (
     Incoming, OffHook, Dial, Answer, Hangup, FarBusy, Digit, SwitchAnswer, Offer, Withdraw,
     Hold, Retrieve, BlindTransfer, Consult, Complete, Cancel, Conference, Monitor,
-    SetMonitorMode, Pickup, Shutdown, Route, Release, Annotate, Redirect, HoldMusic,
+    SetMonitorMode, Pickup, Shutdown, Route, Release, Annotate, Redirect, HoldMusic, Originate,
 )

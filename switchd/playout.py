@@ -57,9 +57,8 @@ class Playout:
             current = self._playing.get(item.line)
             if current is not None and current[0] == item.call_id:
                 del self._playing[item.line]
-                ch = self.media.channel_of.get(item.line)
-                if ch is not None and self.media.player.play_id(ch) == current[2]:
-                    self.media.player.stop(ch)
+                # Through the plane, so music on hold paused under the prompt resumes.
+                self.media.stop(item.line, current[2])
             return []
         assert isinstance(item, PlayPrompt)
         if item.line not in self.media.channel_of:

@@ -11,7 +11,8 @@ What it writes, for each language (``zh``, ``en``):
 * ``prompts/<lang>/say/<fragment>.wav`` for every fragment of
   :func:`switchd.ivr.say.all_fragments` (the words from ``fragment_text``), which
   the ``say`` node strings together;
-* ``prompts/<lang>/<name>.wav`` for the demo flow's prompts (``DEMO`` below).
+* ``prompts/<lang>/<name>.wav`` for the demo flow's prompts (``DEMO`` below) and the
+  queue announcements (``QUEUE``).
 
 Why generated and committed: the demo needs no TTS at run time, and anyone can
 rebuild or extend the set with one command (``make prompts``).
@@ -144,6 +145,30 @@ DEMO: dict[str, dict[str, str]] = {
     },
 }
 
+#: The queue announcements (the ACD: a queue's ``greeting``, ``periodic`` and position
+#: prompts). The position is said as ``queue_position_before``, the number (the
+#: ``say`` fragments), ``queue_position_after``: "You are caller number 3 in line." /
+#: "您现在排在第三位。".
+QUEUE: dict[str, dict[str, str]] = {
+    "queue_greeting": {
+        "en": "Thank you for calling. All our agents are busy; please hold and you will "
+              "be answered in turn.",
+        "zh": "感谢您的来电。所有座席都在忙，请您稍候，我们将按顺序为您接听。",
+    },
+    "queue_periodic": {
+        "en": "Thank you for holding; your call is important to us.",
+        "zh": "感谢您的耐心等待，您的来电对我们很重要。",
+    },
+    "queue_position_before": {
+        "en": "You are caller number",
+        "zh": "您现在排在第",
+    },
+    "queue_position_after": {
+        "en": "in line.",
+        "zh": "位。",
+    },
+}
+
 
 @dataclass(frozen=True, slots=True)
 class Prompt:
@@ -160,7 +185,7 @@ def planned(out: Path, languages: tuple[str, ...] = LANGUAGES) -> list[Prompt]:
     for lang in languages:
         for name in all_fragments(lang):  # "zh/say/5" -> out/zh/say/5.wav
             plan.append(Prompt(out / f"{name}.wav", lang, fragment_text(lang, name)))
-        for name, texts in DEMO.items():
+        for name, texts in (DEMO | QUEUE).items():
             plan.append(Prompt(out / lang / f"{name}.wav", lang, texts[lang]))
     return plan
 

@@ -27,6 +27,16 @@ hold, an idle line stops what plays to it. Channel numbers are the positions of 
 line names given at construction. It never reads a file or a socket: prompts are
 decoded into the cache before they play (``PromptCache``), and audio comes from and
 goes to the driver.
+
+Music on hold and announcements on one line (a caller waiting in a queue): a prompt
+started on a line whose tone is music on hold pauses the music (its call's resume
+point is kept) and plays alone; when the prompt ends, is stopped or barged, the music
+goes on from that point, from the next frame. Music that starts while a prompt plays
+waits for it the same way. Nothing resumes once the line's tone is no longer music
+on hold (``tone.stopped``: an agent answered; another tone; the line went idle): the
+music never mixes under a prompt and never follows a caller into a conversation. This
+is bookkeeping per event (a prompt started, ended, stopped): the tick stays one
+vectorised render for all channels.
 """
 
 from __future__ import annotations
@@ -116,7 +126,10 @@ class MediaPlane:
         self._dtmf_muting = False
         self.taps = Taps()
         self.frames = 0
+        #: channel -> call key of the lines whose tone is music on hold (playing or paused)
         self._moh_key: dict[int, str] = {}
+        #: channel -> id of the play the music is paused under (a subset of ``_moh_key``)
+        self._moh_under: dict[int, int] = {}
         #: (channel, play id) of prompts that played to their end; the owner drains it
         #: with :meth:`take_finished_plays` (the IVR's "prompt done" signal).
         self.finished_plays: list[tuple[int, int]] = []
@@ -136,11 +149,18 @@ class MediaPlane:
             ch = self.channel_of.get(ev.line)
             if ch is None:
                 return
+            # A line has one tone (the core's model): a new one ends the last, music included.
+            self._stop_tone(ch)
             if ev.tone is Tone.MOH:
-                self._stop_tone(ch)
                 key = ev.call_id or ev.line
                 self._moh_key[ch] = key
-                self.moh.start(self.player, ch, key)
+                prompt = self.player.play_id(ch)
+                if prompt is None:
+                    self.moh.start(self.player, ch, key)
+                else:
+                    # An announcement is playing: it plays alone, the music follows it.
+                    self.moh.start(self.player, ch, key, paused=True)
+                    self._moh_under[ch] = prompt
             elif ev.tone in self.tones.names:
                 self.tone_id[ch] = self.tones.index(ev.tone)
                 self.tone_pos[ch] = 0
@@ -149,7 +169,11 @@ class MediaPlane:
             if ch is not None:
                 self._stop_tone(ch)
         elif isinstance(ev, CallEnded):
+            # The call's music is over for good, even before its lines report idle.
             self.moh.forget(ev.call_id)
+            for ch in [c for c, k in self._moh_key.items() if k == ev.call_id]:
+                del self._moh_key[ch]
+                self._moh_under.pop(ch, None)
         elif isinstance(ev, LineState) and ev.state is LineStatus.IDLE:
             ch = self.channel_of.get(ev.line)
             if ch is not None:
@@ -160,9 +184,16 @@ class MediaPlane:
 
     def _stop_tone(self, ch: int) -> None:
         self.tone_id[ch] = -1
+        self._moh_under.pop(ch, None)
         key = self._moh_key.pop(ch, None)
         if key is not None:
             self.moh.stop(self.player, ch, key)
+
+    def _resume_moh(self, ch: int, play_id: int) -> None:
+        """The play ``play_id`` on ``ch`` ended or was stopped: music paused under it goes on."""
+        if self._moh_under.get(ch) == play_id:
+            del self._moh_under[ch]
+            self.moh.resume(self.player, ch)
 
     # ------------------------------------------------------------ inputs
 
@@ -170,10 +201,41 @@ class MediaPlane:
              barge_in: bool = True) -> int:
         """Play decoded audio (int16 1-D, 8 kHz; from the prompt cache) to ``line``; returns the play id.
 
-        With ``barge_in`` a DTMF digit detected on that line stops the prompt.
-        Raises KeyError for an unknown line.
+        Replaces what the line's prompt played. With ``barge_in`` a DTMF digit
+        detected on that line stops the prompt. On a line hearing music on hold the
+        music pauses and resumes after the prompt (module doc). Raises KeyError for
+        an unknown line, TypeError for samples that are not int16 1-D.
         """
-        return self.player.play(self.channel_of[line], samples, loop=loop, barge_in=barge_in)
+        ch = self.channel_of[line]
+        if ch not in self._moh_key:
+            return self.player.play(ch, samples, loop=loop, barge_in=barge_in)
+        under = self._moh_under.get(ch)  # a prompt replacing a prompt: the music stays paused
+        self.moh.pause(self.player, ch)
+        try:
+            play_id = self.player.play(ch, samples, loop=loop, barge_in=barge_in)
+        except (TypeError, ValueError):
+            if under is None:
+                self.moh.resume(self.player, ch)  # nothing played: the music goes on
+            raise
+        self._moh_under[ch] = play_id
+        return play_id
+
+    def stop(self, line: str, play_id: int | None = None) -> bool:
+        """Stop the prompt playing to ``line`` (only if it is ``play_id``, when given).
+
+        Not reported as finished. Music on hold paused under it resumes; the music
+        itself is not a prompt and is left alone (``tone.stopped`` ends it). Returns
+        True if a prompt was stopped. Raises KeyError for an unknown line.
+        """
+        ch = self.channel_of[line]
+        current = self.player.play_id(ch)
+        if current is None or (play_id is not None and current != play_id):
+            return False
+        if ch in self._moh_key and ch not in self._moh_under:
+            return False  # what plays is the music
+        self.player.stop(ch)
+        self._resume_moh(ch, current)
+        return True
 
     def take_finished_plays(self) -> list[tuple[str, int]]:
         """Return and forget the (line, play id) of prompts that played to their end."""
@@ -193,7 +255,9 @@ class MediaPlane:
             t_end = now - (frames - 1 - k) * FRAME / RATE
             for ch, digit, _ in self._frame(t_end):
                 # Barge-in: a key press stops a prompt that allows it (never music on hold).
-                self.player.barge(ch)
+                play_id = self.player.play_id(ch)
+                if self.player.barge(ch) and self._moh_under and play_id is not None:
+                    self._resume_moh(ch, play_id)
                 hits.append(DtmfHit(self.lines[ch], digit, t_end))
         return hits
 
@@ -216,7 +280,13 @@ class MediaPlane:
             extra_rows.append(tone_rows)
             self.tone_pos[tone_rows] += FRAME
         prows, paudio = self.player.render(FRAME)
-        self.finished_plays.extend(self.player.take_finished())
+        finished = self.player.take_finished()
+        if finished:
+            self.finished_plays.extend(finished)
+            if self._moh_under:
+                # Music paused under a prompt that ended here plays from the next frame.
+                for ch, play_id in finished:
+                    self._resume_moh(ch, play_id)
         if prows.size:
             extra.append(paudio)
             extra_rows.append(prows)

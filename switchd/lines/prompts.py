@@ -857,7 +857,10 @@ class MusicOnHold:
 
     A held call is identified by ``key`` (the call id): when the same call is held
     again it resumes where it left off, like a paused record, rather than
-    restarting the playlist; different calls have independent positions.
+    restarting the playlist; different calls have independent positions. The same
+    resume point serves :meth:`pause` and :meth:`resume`, which the media plane uses
+    to play an announcement (a queue's greeting, position) alone and then go on
+    with the music where it paused.
     """
 
     def __init__(self, folder: Path | None, cache: PromptCache) -> None:
@@ -868,7 +871,8 @@ class MusicOnHold:
         #: True once :meth:`preload` ran (always, without a folder: nothing to read).
         self.loaded = self.folder is None
         self._resume: dict[str, int] = {}
-        self._on: dict[int, tuple[str, int]] = {}  # channel -> (key, play id)
+        #: channel -> (key, play id); play id None while paused under an announcement
+        self._on: dict[int, tuple[str, int | None]] = {}
 
     def preload(self) -> list[tuple[Path, str]]:
         """Read the folder and decode its files into :attr:`samples`; return what could not be used.
@@ -911,11 +915,14 @@ class MusicOnHold:
                       if p.is_file() and p.suffix.lower() in AUDIO_SUFFIXES
                       and not p.name.startswith("."))
 
-    def start(self, player: PromptPlayer, channel: int, key: str) -> None:
+    def start(self, player: PromptPlayer, channel: int, key: str, *,
+              paused: bool = False) -> None:
         """Play the music, looping, on ``channel`` for the held call ``key``, from its resume point.
 
-        Reads nothing from disk (this runs in the media tick). DTMF does not stop
-        it (``barge_in=False``): a caller pressing keys on hold still hears music.
+        With ``paused`` the music is on for the channel but does not play yet (an
+        announcement plays there first): :meth:`resume` starts it. Reads nothing
+        from disk (this runs in the media tick). DTMF does not stop it
+        (``barge_in=False``): a caller pressing keys on hold still hears music.
         Raises :class:`PromptNotLoaded` if the folder was never preloaded.
         """
         if not self.loaded:
@@ -925,22 +932,56 @@ class MusicOnHold:
                 "music on hold was not preloaded: call MusicOnHold.preload() off the event "
                 "loop before the media tick starts",
             )
+        if paused:
+            self._on[channel] = (key, None)
+            return
         play_id = player.play(channel, self.samples, loop=True, barge_in=False,
                               start=self._resume.get(key, 0))
         self._on[channel] = (key, play_id)
+
+    def pause(self, player: PromptPlayer, channel: int) -> bool:
+        """Pause the music on ``channel`` (an announcement is about to play there).
+
+        Remembers where the held call was, like :meth:`stop`, and stops the play,
+        but the music stays on for the channel: :meth:`resume` plays on from that
+        point. Returns True if music is on for ``channel`` (playing or already
+        paused), False if not (nothing changes then).
+        """
+        mine = self._on.get(channel)
+        if mine is None:
+            return False
+        key, play_id = mine
+        if play_id is not None:
+            self._on[channel] = (key, None)
+            if player.play_id(channel) == play_id:
+                self._resume[key] = player.position(channel)
+                player.stop(channel)
+        return True
+
+    def resume(self, player: PromptPlayer, channel: int) -> bool:
+        """Play the paused music of ``channel`` again from where its call was.
+
+        Returns True if it resumed; False if no music is on for ``channel`` (it was
+        stopped or its call ended meanwhile) or it is not paused.
+        """
+        mine = self._on.get(channel)
+        if mine is None or mine[1] is not None:
+            return False
+        self.start(player, channel, mine[0])
+        return True
 
     def stop(self, player: PromptPlayer, channel: int, key: str) -> None:
         """Stop the music on ``channel`` and remember where ``key`` was.
 
         If the channel meanwhile plays something else (a queue announcement
         replaced the music), that play is left alone and the last known resume
-        point is kept.
+        point is kept; so is a paused music's (:meth:`pause` noted it).
         """
         mine = self._on.get(channel)
         if mine is None or mine[0] != key:
             return
         del self._on[channel]
-        if player.play_id(channel) == mine[1]:
+        if mine[1] is not None and player.play_id(channel) == mine[1]:
             self._resume[key] = player.position(channel)
             player.stop(channel)
 

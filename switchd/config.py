@@ -14,7 +14,9 @@ flow files use too.
 The result is a tree of frozen dataclasses (:class:`Config`); nothing outside
 this module sees pydantic. Routes and ring groups are the call core's own types
 (:mod:`switchd.core.routing`), so there is one definition of a route target and of
-route matching. Every key is optional except where the schema in ``config.yaml``
+route matching; queues and agents are the ACD's own :class:`~switchd.acd.model.AcdSettings`
+(``Config.acd``), with prompt names already resolved to files under
+``media.prompts_dir``. Every key is optional except where the schema in ``config.yaml``
 (the commented reference) says REQUIRED; an empty file is the default
 configuration.
 
@@ -32,7 +34,7 @@ import ipaddress
 import os
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeAlias
 
@@ -48,6 +50,15 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from switchd.acd.model import (
+    OVERFLOW_KINDS,
+    AcdSettings,
+    AgentSettings,
+    PenaltyRule,
+    QueueSettings,
+    SeatClass,
+)
+from switchd.acd.model import Strategy as QueueStrategy
 from switchd.core.routing import (
     INBOUND_KINDS,
     NAME_RE,
@@ -59,6 +70,8 @@ from switchd.core.routing import (
 )
 from switchd.drivers.sim.board import check_key_group
 from switchd.exceptions import ConfigError
+from switchd.ivr import say
+from switchd.ivr.loader import PROMPT_SUFFIXES, prompt_path
 from switchd.ivr.model import NAME_RE as FLOW_NAME_RE
 from switchd.passwords import is_hash, uses_demo_secret
 from switchd.yamlerrors import ProblemCollector, describe, dotted, unknown_key_message
@@ -285,7 +298,9 @@ class Config:
     """The whole validated configuration.
 
     ``ring_groups`` and ``routes`` are the call core's own types
-    (:mod:`switchd.core.routing`), so the core takes them as they are.
+    (:mod:`switchd.core.routing`), so the core takes them as they are; ``acd`` (the
+    ``queues:`` and ``agents:`` sections) is the ACD's own settings, taken as is by
+    the ACD engine and ``switchd sim``.
     ``state_dir`` is absolute (a relative value in the file is taken relative to
     the config file's directory). ``source`` is the config path as given, for
     messages and reload. ``marks`` is where each key's value is in the file (for
@@ -296,6 +311,7 @@ class Config:
     dialplan: DialplanConfig = field(default_factory=DialplanConfig)
     ring_groups: Mapping[str, RingGroup] = field(default_factory=lambda: MappingProxyType({}))
     routes: tuple[Route, ...] = ()
+    acd: AcdSettings = field(default_factory=AcdSettings)
     users: tuple[UserConfig, ...] = ()
     cti: CtiConfig = field(default_factory=CtiConfig)
     log: LogConfig = field(default_factory=LogConfig)
@@ -415,11 +431,70 @@ def _check_range(value: list[float]) -> list[float]:
     return value
 
 
+def _choice(what: str, values: Iterable[str]) -> Callable[[str], str]:
+    """A validator accepting one of ``values``, with a did-you-mean for a near miss."""
+    allowed = list(values)
+
+    def check(value: str) -> str:
+        if value in allowed:
+            return value
+        close = difflib.get_close_matches(value, allowed, n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise _custom(f"unknown {what} {value!r}{hint} (use one of {', '.join(allowed)})")
+
+    return check
+
+
+#: Keys a caller may press to leave a queue (``exit_key``).
+_EXIT_KEYS = "0123456789*#"
+
+
+def _check_exit_key(value: str) -> str:
+    if len(value) != 1 or value not in _EXIT_KEYS:
+        raise _custom(f'expected one key 0-9, * or # in quotes, e.g. "0"; got {value!r}')
+    return value
+
+
+def _prompt_name_problem(name: str) -> str | None:
+    """Why ``name`` cannot be a prompt name (a path under ``media.prompts_dir``), or None."""
+    if not name.strip():
+        return "a prompt name cannot be empty"
+    parts = name.split("/")
+    if name.startswith("/") or "\\" in name or ".." in parts:
+        return (f"{name!r} is not a prompt name; name a file under media.prompts_dir without "
+                "its suffix, e.g. zh/queue_greeting")
+    return None
+
+
+def _check_prompts(value: Any) -> tuple[str, ...]:
+    # One name or a list of names, played in order; null or [] = nothing. Checked by hand
+    # rather than as `str | list[str]` so a wrong type is one message, not one per member.
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        names: list[str] = [value]
+    elif isinstance(value, list) and all(isinstance(x, str) for x in value):
+        names = value
+    else:
+        raise _custom("expected a prompt name (e.g. zh/queue_greeting) or a list of them, "
+                      f"got {describe(value)}")
+    for name in names:
+        problem = _prompt_name_problem(name)
+        if problem is not None:
+            raise _custom(problem)
+    return tuple(names)
+
+
 Digits = Annotated[str, AfterValidator(_check_digits)]
 PositiveSeconds = Annotated[float, Field(gt=0, allow_inf_nan=False)]
 Seconds = Annotated[float, Field(ge=0, allow_inf_nan=False)]
 SecondsRange = Annotated[list[Seconds], AfterValidator(_check_range)]
 KeyGroup = Annotated[str, AfterValidator(_check_key_group)]
+#: The largest penalty (and priority): what a 32-bit signed int holds, as in Asterisk.
+_MAX_PENALTY = 2**31 - 1
+Penalty = Annotated[int, Field(ge=0, le=_MAX_PENALTY)]
+Prompts = Annotated[Any, AfterValidator(_check_prompts)]
+SayLanguage: TypeAlias = Literal["zh", "en"]
 
 
 # --------------------------------------------------------------------------
@@ -490,6 +565,51 @@ class _RawUser(_Raw):
     role: Role
     secret: Annotated[str, AfterValidator(_check_secret)]
     extension: Annotated[int, Field(ge=1)] | None = None
+
+
+class _RawPenaltyRule(_Raw):
+    after_s: Seconds
+    min_penalty: Penalty = 0
+    max_penalty: Penalty | None = None
+
+
+class _RawQueue(_Raw):
+    strategy: Annotated[
+        str, AfterValidator(_choice("strategy", (s.value for s in QueueStrategy)))
+    ] = QueueStrategy.LONGEST_IDLE.value
+    ring_timeout_s: PositiveSeconds = 15.0
+    wrapup_s: Seconds = 0.0
+    max_wait_s: PositiveSeconds | None = None
+    max_len: Annotated[int, Field(ge=1)] | None = None
+    overflow: Annotated[str, Field(min_length=1)] | None = None
+    join_empty: bool = True
+    leave_empty: bool = False
+    vip_priority: Annotated[int, Field(ge=0, le=_MAX_PENALTY)] = 10
+    sticky_wait_s: Seconds = 0.0
+    rona_after: Annotated[int, Field(ge=0)] = 2
+    service_level_s: PositiveSeconds = 20.0
+    penalty_rules: list[_RawPenaltyRule] = Field(default_factory=list)
+    music: bool = True
+    language: SayLanguage = "zh"
+    greeting: Prompts = ()
+    announce_position_every_s: PositiveSeconds | None = None
+    periodic: Prompts = ()
+    periodic_every_s: PositiveSeconds | None = None
+    exit_key: Annotated[str, AfterValidator(_check_exit_key)] | None = None
+    exit_to: Annotated[str, Field(min_length=1)] | None = None
+
+
+class _RawAgent(_Raw):
+    id: Annotated[str, AfterValidator(_check_name)]
+    name: Annotated[str, Field(min_length=1)] | None = None
+    extension: Annotated[int, Field(ge=1)] | None = None
+    seat: Annotated[
+        str, AfterValidator(_choice("seat", (s.value for s in SeatClass)))
+    ] = SeatClass.NORMAL.value
+    queues: dict[str, Penalty] = Field(default_factory=dict)
+    wrapup_s: Seconds | None = None
+    weight: Annotated[float, Field(gt=0, allow_inf_nan=False)] = 1.0
+    login: bool = False
 
 
 class _RawCti(_Raw):
@@ -566,6 +686,8 @@ _SECTIONS = (
     "board",
     "dialplan",
     "ring_groups",
+    "queues",
+    "agents",
     "routes",
     "users",
     "cti",
@@ -578,7 +700,11 @@ _SECTIONS = (
 _STATE_DIR_DEFAULT = "state"
 #: Target kinds an inbound route may name (``number:`` is only a flow's transfer target).
 _ROUTE_KINDS = frozenset(k.value for k in INBOUND_KINDS)
-_TARGET_HELP = "extension:<number>, group:<name>, flow:<name> or busy"
+_TARGET_HELP = "extension:<number>, group:<name>, flow:<name>, queue:<name> or busy"
+#: What a queue's ``overflow`` / ``exit_to`` may be (:data:`OVERFLOW_KINDS`).
+_OVERFLOW_HELP = "queue:<name>, flow:<name> or extension:<number>"
+#: Positions a queue announces by number; a caller further back hears the last one.
+_ANNOUNCED_POSITIONS = 20
 
 # Hints appended to "missing required key" messages.
 _MISSING_HINTS = {
@@ -588,6 +714,8 @@ _MISSING_HINTS = {
     "role": "one of agent, supervisor, crm, admin",
     "secret": "run `switchd passwd` and paste the hash it prints",
     "number": "the extension number",
+    "id": 'the agent\'s id, unique, e.g. "1001"',
+    "after_s": "the seconds of waiting from which the rule applies, e.g. 30",
 }
 
 
@@ -719,11 +847,13 @@ def _relative_to(path: Path, source: Path) -> str:
 
 
 def missing_target(target: Target, extensions: Iterable[int] | None,
-                   groups: Iterable[str] | None, *, source: Path | None = None) -> str | None:
-    """Why ``target`` names nothing the config has: an extension not on the board or a
-    ring group not defined (with a did-you-mean); None when it exists or is of another
-    kind. ``extensions``/``groups`` None: not known (not checked). ``source``: the
-    config file, named in the message when it is read beside another file (a flow).
+                   groups: Iterable[str] | None, *, source: Path | None = None,
+                   queues: Iterable[str] | None = None) -> str | None:
+    """Why ``target`` names nothing the config has: an extension not on the board, a
+    ring group or a queue not defined (with a did-you-mean); None when it exists or is
+    of another kind. ``extensions``/``groups``/``queues`` None: not known (not checked).
+    ``source``: the config file, named in the message when it is read beside another
+    file (a flow).
     """
     if target.kind is TargetKind.EXTENSION and extensions is not None:
         numbers = set(extensions)
@@ -732,23 +862,51 @@ def missing_target(target: Target, extensions: Iterable[int] | None,
         of = f" of {source}" if source is not None else ""
         return (f"no extension {target.value} on the board{of}; "
                 f"extensions are {number_ranges(numbers)}")
-    if target.kind is TargetKind.GROUP and groups is not None:
-        names = sorted(groups)
+    named = {TargetKind.GROUP: ("ring group", groups), TargetKind.QUEUE: ("queue", queues)}
+    if target.kind in named:
+        what, known_names = named[target.kind]
+        if known_names is None:
+            return None
+        names = sorted(known_names)
         if target.value in names:
             return None
         close = difflib.get_close_matches(target.value or "", names, n=1)
-        hint = f"; did you mean 'group:{close[0]}'?" if close else ""
+        hint = f"; did you mean '{target.kind.value}:{close[0]}'?" if close else ""
         known = ", ".join(names) if names else "none are defined"
         where = f" in {source}" if source is not None else ""
-        return f"no ring group {target.value!r}{where}{hint} (ring groups: {known})"
+        return f"no {what} {target.value!r}{where}{hint} ({what}s: {known})"
     return None
 
 
-def _target_help(extensions: tuple[int, ...] | None, groups: Iterable[str] | None) -> str:
+def _flow_problem(name: str, flows_dir: Path | None, source: Path) -> str | None:
+    """Why ``flow:name`` names no flow file: not a flow name, or no ``flows_dir/name.yaml``
+    (with a did-you-mean and the flows that are there); None when the file exists or
+    ``flows_dir`` is not known."""
+    if not FLOW_NAME_RE.fullmatch(name):
+        return (f"{name!r} cannot be a flow name: flow names (the file name without .yaml) "
+                "use ASCII letters, digits, '_', '.' and '-', starting with a letter or '_'")
+    if flows_dir is None:
+        return None
+    path = flows_dir / f"{name}.yaml"
+    if os.path.isfile(path):
+        return None
+    shown = _relative_to(path, source)
+    shown_dir = _relative_to(flows_dir, source)
+    known_flows = sorted(p.stem for p in flows_dir.glob("*.yaml")) if flows_dir.is_dir() else []
+    close = difflib.get_close_matches(name, known_flows, n=1)
+    hint = f"; did you mean 'flow:{close[0]}'?" if close else ""
+    listing = ", ".join(known_flows) if known_flows else "none"
+    return f"no flow {name!r}: {shown} does not exist{hint} (flows in {shown_dir}: {listing})"
+
+
+def _target_help(extensions: tuple[int, ...] | None, groups: Iterable[str] | None,
+                 queues: Iterable[str] | None = None) -> str:
     ext = f"extension:<number> ({number_ranges(extensions)})" if extensions else "extension:<number>"
     names = sorted(groups or ())
     grp = f"group:<name> ({', '.join(names)})" if names else "group:<name> (no groups defined)"
-    return f"{ext}, {grp}, flow:<name> or busy"
+    qnames = sorted(queues or ())
+    que = f"queue:<name> ({', '.join(qnames)})" if qnames else "queue:<name> (no queues defined)"
+    return f"{ext}, {grp}, flow:<name>, {que} or busy"
 
 
 def _check_route(
@@ -760,6 +918,7 @@ def _check_route(
     groups: set[str] | None,
     flows_dir: Path | None,
     source: Path = Path("config.yaml"),
+    queues: set[str] | None = None,
 ) -> Target | None:
     path = ("routes", i)
     if route.trunk is not None and trunks is not None and route.trunk > trunks:
@@ -771,14 +930,13 @@ def _check_route(
     kind = route.to.strip().partition(":")[0]
     if kind not in _ROUTE_KINDS:
         later = (
-            " (queues cannot be routed to yet: the ACD is not built)" if kind == "queue"
-            else " (an outside number is a transfer target in a flow, not a route)"
+            " (an outside number is a transfer target in a flow, not a route)"
             if kind == "number" else ""
         )
         c.add(
             tpath,
             f"routes[{i}].to: unknown target kind {kind!r} in {route.to!r}{later}; "
-            f"use {_target_help(extensions, groups)}",
+            f"use {_target_help(extensions, groups, queues)}",
         )
         return None
     try:
@@ -786,30 +944,11 @@ def _check_route(
     except ValueError as exc:
         c.add(tpath, f"routes[{i}].to: {exc}")
         return None
-    missing = missing_target(target, extensions, groups)
+    missing = missing_target(target, extensions, groups, queues=queues)
+    if missing is None and target.kind is TargetKind.FLOW:
+        missing = _flow_problem(target.value or "", flows_dir, source)
     if missing is not None:
         c.add(tpath, f"routes[{i}].to: {missing}")
-    elif target.kind is TargetKind.FLOW and not FLOW_NAME_RE.fullmatch(target.value or ""):
-        c.add(
-            tpath,
-            f"routes[{i}].to: {target.value!r} cannot be a flow name: flow names (the file "
-            "name without .yaml) use ASCII letters, digits, '_', '.' and '-', starting with a "
-            "letter or '_'",
-        )
-    elif target.kind is TargetKind.FLOW and flows_dir is not None:
-        path_ = flows_dir / f"{target.value}.yaml"
-        if not os.path.isfile(path_):
-            shown = _relative_to(path_, source)
-            shown_dir = _relative_to(flows_dir, source)
-            known_flows = sorted(p.stem for p in flows_dir.glob("*.yaml")) if flows_dir.is_dir() else []
-            close = difflib.get_close_matches(target.value or "", known_flows, n=1)
-            hint = f"; did you mean 'flow:{close[0]}'?" if close else ""
-            listing = ", ".join(known_flows) if known_flows else "none"
-            c.add(
-                tpath,
-                f"routes[{i}].to: no flow {target.value!r}: {shown} does not exist{hint} "
-                f"(flows in {shown_dir}: {listing})",
-            )
     return target
 
 
@@ -849,6 +988,272 @@ def _check_users(
             )
         else:
             owners[user.extension] = i
+
+
+# -- ACD: queues and agents ------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _AcdContext:
+    """What the ``queues:`` and ``agents:`` checks hold the ACD against (None = not known,
+    because that part of the file has problems of its own, already reported)."""
+
+    queue_names: set[str] | None
+    extensions: tuple[int, ...] | None
+    flows_dir: Path | None
+    prompts_dir: Path | None
+    source: Path
+
+
+def _queue_names(raw: Any) -> set[str] | None:
+    """The queue names the file defines, even those whose body has errors, so that a
+    route or an agent naming one is not blamed a second time; None when ``queues`` is
+    not a mapping."""
+    return {k for k in raw if isinstance(k, str)} if isinstance(raw, dict) else None
+
+
+def _missing_prompt(prompts_dir: Path, name: str) -> str:
+    """Why prompt ``name`` has no file under ``prompts_dir``: what was looked for, and a
+    did-you-mean from the folder it would be in."""
+    # Imported here, as prompt_path does: the media plane is not needed to parse a file.
+    from switchd.lines.prompts import AUDIO_SUFFIXES
+
+    base = prompts_dir / name
+    if PurePosixPath(name).suffix.lower() in AUDIO_SUFFIXES:
+        looked = f"{base} does not exist"
+    else:
+        looked = f"{base}.wav does not exist (nor {', '.join(PROMPT_SUFFIXES[1:])})"
+    folder = base.parent
+    if not folder.is_dir():
+        return f"{looked}: the folder {folder} does not exist"
+    stems = sorted({p.stem for p in folder.iterdir() if p.is_file()})
+    close = difflib.get_close_matches(PurePosixPath(name).name, stems, n=1)
+    prefix = str(PurePosixPath(name).parent)
+    prefix = "" if prefix == "." else prefix + "/"
+    return looked + (f"; did you mean {prefix + close[0]!r}?" if close else "")
+
+
+def _queue_prompts(c: ProblemCollector, path: YamlPath, raw: Any, names: tuple[str, ...],
+                   prompts_dir: Path | None) -> tuple[Path, ...]:
+    """The files of the prompts ``names`` (given at ``path`` as ``raw``: one name or a
+    list), each missing one reported at its name."""
+    if prompts_dir is None:
+        return ()
+    files: list[Path] = []
+    for i, name in enumerate(names):
+        at = (*path, i) if isinstance(raw, list) else path
+        found = prompt_path(prompts_dir, name)
+        if found is None:
+            c.add(at, f"{dotted(at)}: prompt {name!r}: {_missing_prompt(prompts_dir, name)}")
+        else:
+            files.append(found)
+    return tuple(files)
+
+
+def _position_files(c: ProblemCollector, path: YamlPath, language: str,
+                    prompts_dir: Path | None) -> tuple[tuple[Path, ...], ...]:
+    """What a caller at position 1..20 hears: ``<lang>/queue_position_before``, the
+    position said as a number (the ``say`` fragments the IVR plays), then
+    ``<lang>/queue_position_after``. Every prompt that is missing is named, once, at
+    ``path`` (the ``announce_position_every_s`` that asks for them)."""
+    if prompts_dir is None:
+        return ()
+    before, after = f"{language}/queue_position_before", f"{language}/queue_position_after"
+    found: dict[str, Path | None] = {}
+    out: list[tuple[Path, ...]] = []
+    for position in range(1, _ANNOUNCED_POSITIONS + 1):
+        names = [before, *say.fragments("number", str(position), language), after]
+        for name in names:
+            if name not in found:
+                found[name] = prompt_path(prompts_dir, name)
+        out.append(tuple(f for f in (found[n] for n in names) if f is not None))
+    missing = [name for name, file in found.items() if file is None]
+    if missing:
+        shown = ", ".join(missing[:6]) + (f" and {len(missing) - 6} more" if len(missing) > 6
+                                          else "")
+        c.add(path, f"{dotted(path)}: announcing the position needs {len(missing)} prompt(s) "
+              f"that are not in {prompts_dir}: {shown} (set it to null for no announcement)")
+        return ()
+    return tuple(out)
+
+
+def _queue_target(c: ProblemCollector, path: YamlPath, text: str, ctx: _AcdContext,
+                  queue: str) -> Target | None:
+    """Check a queue's ``overflow`` or ``exit_to`` target: a kind a queue may send a
+    caller to (:data:`OVERFLOW_KINDS`) that exists, and not the queue itself."""
+    where = dotted(path)
+    kind = text.strip().partition(":")[0]
+    if kind == "voicemail":
+        c.add(path, f"{where}: voicemail targets need the voicemail recorder (issue 16), which "
+              f"is not built yet; until then use flow:<name> or extension:<number>")
+        return None
+    if kind not in {k.value for k in OVERFLOW_KINDS}:
+        c.add(path, f"{where}: {text!r} cannot take a caller out of a queue; use {_OVERFLOW_HELP}")
+        return None
+    try:
+        target = Target.parse(text)
+    except ValueError as exc:
+        c.add(path, f"{where}: {exc}")
+        return None
+    if target.kind is TargetKind.QUEUE and target.value == queue:
+        c.add(path, f"{where}: queue {queue!r} cannot send its callers to itself; name another "
+              f"queue, a flow or an extension ({_OVERFLOW_HELP}), or null")
+        return None
+    missing = missing_target(target, ctx.extensions, None, queues=ctx.queue_names)
+    if missing is None and target.kind is TargetKind.FLOW:
+        missing = _flow_problem(target.value or "", ctx.flows_dir, ctx.source)
+    if missing is not None:
+        c.add(path, f"{where}: {missing}")
+        return None
+    return target
+
+
+def _check_penalty_rules(c: ProblemCollector, path: YamlPath,
+                         rules: list[_RawPenaltyRule]) -> tuple[PenaltyRule, ...]:
+    out: list[PenaltyRule] = []
+    for i, rule in enumerate(rules):
+        rpath = (*path, i)
+        hi = _MAX_PENALTY if rule.max_penalty is None else rule.max_penalty
+        if rule.min_penalty > hi:
+            c.add((*rpath, "min_penalty"),
+                  f"{dotted(rpath)}: min_penalty {rule.min_penalty} is above max_penalty {hi}; "
+                  "the rule would match no agent (min_penalty <= max_penalty)")
+        if out and rule.after_s <= out[-1].after_s:
+            prev = dotted((*path, i - 1))
+            c.add((*rpath, "after_s"),
+                  f"{dotted((*rpath, 'after_s'))}: penalty rules must be sorted by after_s, "
+                  f"each later than the one before: {rule.after_s:g} s is not after the "
+                  f"{out[-1].after_s:g} s of {prev} (line {c.line_of((*path, i - 1))})")
+        out.append(PenaltyRule(float(rule.after_s), rule.min_penalty, hi))
+    return tuple(out)
+
+
+def _check_queue(c: ProblemCollector, name: str, body: dict[Any, Any], q: _RawQueue,
+                 ctx: _AcdContext) -> QueueSettings:
+    path: YamlPath = ("queues", name)
+    overflow = exit_to = None
+    if q.overflow is not None:
+        overflow = _queue_target(c, (*path, "overflow"), q.overflow, ctx, name)
+    if q.exit_to is not None:
+        exit_to = _queue_target(c, (*path, "exit_to"), q.exit_to, ctx, name)
+    # A key without a place to go, or a place no key leads to, is half a setting.
+    if q.exit_to is not None and q.exit_key is None:
+        c.add((*path, "exit_to"), f"{dotted((*path, 'exit_to'))}: set exit_key too: the key "
+              'a caller presses to leave the queue, e.g. exit_key: "0"')
+    if q.exit_key is not None and q.exit_to is None:
+        c.add((*path, "exit_key"), f"{dotted((*path, 'exit_key'))}: set exit_to too: where a "
+              f"caller who presses {q.exit_key!r} goes ({_OVERFLOW_HELP})")
+    if q.periodic and q.periodic_every_s is None:
+        c.add((*path, "periodic"), f"{dotted((*path, 'periodic'))}: set periodic_every_s too "
+              "(the seconds between two periodic announcements), or the prompt never plays")
+    if q.periodic_every_s is not None and not q.periodic:
+        c.add((*path, "periodic_every_s"), f"{dotted((*path, 'periodic_every_s'))}: there is "
+              "no periodic prompt to play; set periodic (a prompt name) or null")
+    rules = _check_penalty_rules(c, (*path, "penalty_rules"), q.penalty_rules)
+    greeting = _queue_prompts(c, (*path, "greeting"), body.get("greeting"), q.greeting,
+                              ctx.prompts_dir)
+    periodic = _queue_prompts(c, (*path, "periodic"), body.get("periodic"), q.periodic,
+                              ctx.prompts_dir)
+    positions: tuple[tuple[Path, ...], ...] = ()
+    if q.announce_position_every_s is not None:
+        positions = _position_files(c, (*path, "announce_position_every_s"), q.language,
+                                    ctx.prompts_dir)
+    return QueueSettings(
+        name=name,
+        strategy=QueueStrategy(q.strategy),
+        ring_timeout_s=float(q.ring_timeout_s),
+        wrapup_s=float(q.wrapup_s),
+        max_wait_s=None if q.max_wait_s is None else float(q.max_wait_s),
+        max_len=q.max_len,
+        overflow=overflow,
+        join_empty=q.join_empty,
+        leave_empty=q.leave_empty,
+        vip_priority=q.vip_priority,
+        sticky_wait_s=float(q.sticky_wait_s),
+        rona_after=q.rona_after,
+        service_level_s=float(q.service_level_s),
+        penalty_rules=rules,
+        music=q.music,
+        greeting=greeting,
+        announce_position_every_s=(
+            None if q.announce_position_every_s is None else float(q.announce_position_every_s)
+        ),
+        position_files=positions,
+        periodic=periodic,
+        periodic_every_s=None if q.periodic_every_s is None else float(q.periodic_every_s),
+        exit_key=q.exit_key,
+        exit_to=exit_to,
+    )
+
+
+def _check_queues(c: ProblemCollector, raw: Any, ctx: _AcdContext) -> dict[str, QueueSettings]:
+    queues: dict[str, QueueSettings] = {}
+    if not isinstance(raw, dict):
+        c.add(("queues",),
+              f"queues: expected a mapping of queue name to queue, got {describe(raw)}")
+        return queues
+    for name, body in raw.items():
+        path = ("queues", name)
+        if not isinstance(name, str) or not NAME_RE.fullmatch(name):
+            c.add(path, f"queue name {name!r} is not valid; use 1-64 letters, digits, '.', '_', "
+                  "'-' or '@'", key=True)
+            continue
+        # `sales:` with every line below commented out is a queue with the defaults.
+        body = {} if body is None else body
+        q = c.validate(_RawQueue, body, path)
+        if q is not None:
+            queues[name] = _check_queue(c, name, body, q, ctx)
+    return queues
+
+
+def _check_agents(c: ProblemCollector, raw: Any, ctx: _AcdContext) -> list[AgentSettings]:
+    agents: list[AgentSettings] = []
+    ids: dict[str, int] = {}
+    seats: dict[int, tuple[int, str]] = {}  # extension -> (index, id) of the agent there
+    known = None if ctx.queue_names is None else sorted(ctx.queue_names)
+    for i, a in enumerate(_items(c, raw, ("agents",), _RawAgent)):
+        if a is None:
+            continue
+        path = ("agents", i)
+        if a.id in ids:
+            c.add((*path, "id"), f"agents[{i}].id: duplicate agent id {a.id!r} (first at line "
+                  f"{c.line_of(('agents', ids[a.id], 'id'))})")
+        else:
+            ids[a.id] = i
+        if a.extension is not None:
+            epath = (*path, "extension")
+            if ctx.extensions is not None and a.extension not in ctx.extensions:
+                c.add(epath, f"agents[{i}].extension: {a.extension} is not an extension on the "
+                      f"board (extensions: {number_ranges(ctx.extensions)})")
+            elif a.extension in seats:
+                j, other = seats[a.extension]
+                c.add(epath, f"agents[{i}].extension: extension {a.extension} already has agent "
+                      f"{other!r} (line {c.line_of(('agents', j, 'extension'))}); one agent "
+                      "per extension")
+            else:
+                seats[a.extension] = (i, a.id)
+        elif a.login:
+            c.add((*path, "login"), f"agents[{i}].login: an agent logged in at start needs an "
+                  "extension (the phone its calls ring); set extension or login: false")
+        for queue in a.queues:
+            if known is None or queue in known:
+                continue
+            close = difflib.get_close_matches(queue, known, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            listing = ", ".join(known) if known else "none are defined"
+            c.add((*path, "queues", queue), f"agents[{i}].queues: no queue {queue!r}{hint} "
+                  f"(queues: {listing})", key=True)
+        agents.append(AgentSettings(
+            agent_id=a.id,
+            name=a.name,
+            extension=a.extension,
+            seat=SeatClass(a.seat),
+            queues=MappingProxyType(dict(a.queues)),
+            wrapup_s=None if a.wrapup_s is None else float(a.wrapup_s),
+            weight=float(a.weight),
+            login=a.login,
+        ))
+    return agents
 
 
 def _resolve_state_dir(value: str, source: Path) -> Path:
@@ -947,13 +1352,21 @@ def _build(doc: LocatedDocument, source: Path) -> Config:
         {k for k in groups_data if isinstance(k, str)} if isinstance(groups_data, dict) else None
     )
 
+    queues_data = _section(top, "queues", dict)
+    queue_names = _queue_names(queues_data)
+    prompts_dir = _resolve_state_dir(media.prompts_dir, source) if media is not None else None
+    acd = _AcdContext(queue_names=queue_names, extensions=extensions,
+                      flows_dir=flows_dir, prompts_dir=prompts_dir, source=source)
+    queues = _check_queues(c, queues_data, acd)
+    agents = _check_agents(c, _section(top, "agents", list), acd)
+
     routes_data = _section(top, "routes", list)
     routes: list[Route] = []
     for i, raw_route in enumerate(_items(c, routes_data, ("routes",), _RawRoute)):
         if raw_route is None:
             continue
         target = _check_route(c, i, raw_route, trunks_for_checks, extensions, group_names,
-                              flows_dir, source)
+                              flows_dir, source, queue_names)
         if target is not None:
             routes.append(Route(target, dnis=raw_route.dnis, trunk=raw_route.trunk))
 
@@ -975,7 +1388,7 @@ def _build(doc: LocatedDocument, source: Path) -> Config:
     c.raise_if_any()
     assert board is not None and dialplan is not None and cti is not None
     assert log is not None and sim is not None and extensions is not None
-    assert media is not None and flows_dir is not None
+    assert media is not None and flows_dir is not None and prompts_dir is not None
 
     host, port = parse_listen(cti.listen)
     return Config(
@@ -1004,6 +1417,7 @@ def _build(doc: LocatedDocument, source: Path) -> Config:
             }
         ),
         routes=tuple(routes),
+        acd=AcdSettings(queues=MappingProxyType(queues), agents=tuple(agents)),
         users=tuple(
             UserConfig(name=u.name, role=u.role, secret=u.secret, extension=u.extension)
             for u in raw_users
@@ -1051,7 +1465,7 @@ def _build(doc: LocatedDocument, source: Path) -> Config:
             ),
         ),
         media=MediaConfig(
-            prompts_dir=_resolve_state_dir(media.prompts_dir, source),
+            prompts_dir=prompts_dir,
             moh_dir=None if media.moh_dir is None else _resolve_state_dir(media.moh_dir, source),
             prompt_cache_mb=media.prompt_cache_mb,
         ),
@@ -1113,7 +1527,7 @@ def config_summary(cfg: Config) -> str:
     """One line for ``switchd check`` and the startup log.
 
     e.g. ``config.yaml: ok — 8 trunks, 8 extensions (201-208), 3 routes,
-    1 ring group, 11 users, cti 127.0.0.1:7070``.
+    1 ring group, 2 queues, 8 agents, 11 users, cti 127.0.0.1:7070``.
     """
 
     def count(n: int, word: str) -> str:
@@ -1124,6 +1538,7 @@ def config_summary(cfg: Config) -> str:
         f"{cfg.source}: ok — {count(cfg.board.trunks, 'trunk')}, "
         f"{count(len(exts), 'extension')} ({number_ranges(exts)}), "
         f"{count(len(cfg.routes), 'route')}, {count(len(cfg.ring_groups), 'ring group')}, "
+        f"{count(len(cfg.acd.queues), 'queue')}, {count(len(cfg.acd.agents), 'agent')}, "
         f"{count(len(cfg.users), 'user')}, cti {cfg.cti.listen}"
     )
 
@@ -1186,7 +1601,8 @@ def config_warnings(cfg: Config, *, cache: PromptCache | None = None) -> list[st
     - ``media.prompts_dir`` is not an existing folder;
     - ``media.moh_dir`` is set but is not an existing folder, or one of its audio
       files cannot be played (each file named with the reason; it is skipped);
-    - a user with role ``agent`` has no ``extension``.
+    - a user with role ``agent`` has no ``extension``;
+    - a queue no agent has in its ``queues`` (nobody is offered its callers).
 
     Reads the disk: it lists the folders and decodes every music-on-hold file
     (through ``cache`` when given, so a daemon that preloads music on hold with
@@ -1221,6 +1637,12 @@ def config_warnings(cfg: Config, *, cache: PromptCache | None = None) -> list[st
                  f"users[{i}]: agent {user.name!r} has no extension, so no call can be offered "
                  f"to them and they can answer none; set users[{i}].extension to the number of "
                  "their phone")
+    staffed = {queue for agent in cfg.acd.agents for queue in agent.queues}
+    for name in cfg.acd.queues:
+        if name not in staffed:
+            warn(("queues", name),
+                 f"queues.{name}: no agent has this queue in its queues, so no agent is "
+                 "offered its callers; add it to the queues of the agents who answer them")
     # In file order, like the problems of load_config (a stable sort keeps one key's
     # warnings, e.g. several music files, in the order they were found).
     return [text for _, text in sorted(found, key=lambda item: item[0])]

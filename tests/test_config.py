@@ -124,7 +124,10 @@ def test_shipped_config_sets_every_key_of_the_schema():
         assert _model_keys(model) <= _file_keys(doc.data[section]), section
     entries = {"ring_groups": (m._RawGroup, doc.data["ring_groups"].values()),
                "routes": (m._RawRoute, doc.data["routes"]),
-               "users": (m._RawUser, doc.data["users"])}
+               "users": (m._RawUser, doc.data["users"]),
+               "queues": (m._RawQueue, doc.data["queues"].values()),
+               "penalty_rules": (m._RawPenaltyRule, doc.data["queues"]["sales"]["penalty_rules"]),
+               "agents": (m._RawAgent, doc.data["agents"])}
     for section, (model, items) in entries.items():
         present = set().union(*(set(item) for item in items))
         assert set(model.model_fields) <= present, section
@@ -141,7 +144,7 @@ def test_config_summary_is_one_line():
     cfg = load_config(REPO / "config.yaml")
     assert config_summary(cfg) == (
         f"{REPO / 'config.yaml'}: ok — 8 trunks, 8 extensions (201-208), 5 routes, "
-        "2 ring groups, 11 users, cti 127.0.0.1:7070"
+        "2 ring groups, 2 queues, 8 agents, 11 users, cti 127.0.0.1:7070"
     )
 
 
@@ -156,7 +159,7 @@ routes: [{to: busy}]
     )
     assert config_summary(cfg) == (
         "x.yaml: ok — 1 trunk, 3 extensions (201-202, 205), 1 route, 1 ring group, "
-        "0 users, cti 127.0.0.1:7070"
+        "0 queues, 0 agents, 0 users, cti 127.0.0.1:7070"
     )
 
 
@@ -285,7 +288,7 @@ def test_missing_file_is_one_problem(tmp_path):
 def test_top_level_must_be_a_mapping(problems):
     assert problems("- board\n- cti\n") == [
         "c.yaml:1:1: the file must be a mapping of sections (board, dialplan, ring_groups, "
-        "routes, users, cti, log, state_dir, sim, media, ivr), got a list"
+        "queues, agents, routes, users, cti, log, state_dir, sim, media, ivr), got a list"
     ]
 
 
@@ -537,22 +540,22 @@ def test_route_to_unknown_group_suggests_and_lists_groups(problems):
     ]
 
 
-@pytest.mark.parametrize(("target", "why"), [
-    ("queue:x", "queues cannot be routed to yet: the ACD is not built"),
-    ("number:84001234", "an outside number is a transfer target in a flow, not a route"),
-])
-def test_route_to_an_unsupported_kind_names_what_exists(problems, target, why):
+def test_route_to_an_unsupported_kind_names_what_exists(problems):
+    # Routes to queues: tests/test_config_acd.py.
     assert problems(
-        f"""
+        """
         ring_groups:
-          sales: {{members: [201]}}
+          sales: {members: [201]}
+        queues:
+          support: {}
         routes:
-          - to: {target}
+          - to: number:84001234
         """
     ) == [
-        f"c.yaml:4:9: routes[0].to: unknown target kind {target.split(':')[0]!r} in "
-        f"{target!r} ({why}); use "
-        "extension:<number> (201-208), group:<name> (sales), flow:<name> or busy"
+        "c.yaml:6:9: routes[0].to: unknown target kind 'number' in 'number:84001234' (an "
+        "outside number is a transfer target in a flow, not a route); use "
+        "extension:<number> (201-208), group:<name> (sales), flow:<name>, "
+        "queue:<name> (support) or busy"
     ]
 
 

@@ -125,13 +125,15 @@ def test_readme_first_code_block_follows_title_and_one_sentence() -> None:
 def _config_keys(node: object, prefix: str = "") -> list[str]:
     """Dotted keys of config.yaml as the docs spell them.
 
-    List entries become ``routes[].dnis``; ring-group names become
-    ``ring_groups.<name>.strategy``.
+    List entries become ``routes[].dnis``; ring-group and queue names become
+    ``ring_groups.<name>.strategy``, ``queues.<name>.strategy`` and
+    ``agents[].queues.<name>``.
     """
     keys: list[str] = []
     if isinstance(node, dict):
         for key, value in node.items():
-            name = "<name>" if prefix == "ring_groups." else str(key)
+            name = ("<name>" if prefix in ("ring_groups.", "queues.", "agents[].queues.")
+                    else str(key))
             dotted = f"{prefix}{name}"
             if dotted not in keys:
                 keys.append(dotted)
@@ -236,8 +238,8 @@ def test_server_install_steps_give_a_copy_that_check_and_run_accept_without_warn
     assert done.returncode == 0, done.stderr
     config = etc / "config.yaml"
     assert done.stdout.splitlines() == [
-        f"{config}: ok — 8 trunks, 8 extensions (201-208), 5 routes, 2 ring groups, 11 users, "
-        "cti 127.0.0.1:7070, flows main"
+        f"{config}: ok — 8 trunks, 8 extensions (201-208), 5 routes, 2 ring groups, 2 queues, "
+        "8 agents, 11 users, cti 127.0.0.1:7070, flows main"
     ]
     assert (etc / "prompts" / "moh" / "demo.wav").is_file() and (etc / "flows").is_dir()
     installed = yaml.safe_load(config.read_text(encoding="utf-8"))

@@ -54,6 +54,7 @@ from switchd.acd.model import (
     OVERFLOW_KINDS,
     AcdSettings,
     AgentSettings,
+    CallbackSettings,
     PenaltyRule,
     QueueSettings,
     SeatClass,
@@ -573,6 +574,17 @@ class _RawPenaltyRule(_Raw):
     max_penalty: Penalty | None = None
 
 
+class _RawCallback(_Raw):
+    key: Annotated[str, AfterValidator(_check_exit_key)]
+    confirm: Prompts = ()
+    done: Prompts = ()
+    confirm_timeout_s: PositiveSeconds = 15.0
+    goodbye_s: Seconds = 5.0
+    retries: Annotated[int, Field(ge=0, le=100)] = 2
+    retry_after_s: PositiveSeconds = 120.0
+    ring_timeout_s: PositiveSeconds = 30.0
+
+
 class _RawQueue(_Raw):
     strategy: Annotated[
         str, AfterValidator(_choice("strategy", (s.value for s in QueueStrategy)))
@@ -597,6 +609,7 @@ class _RawQueue(_Raw):
     periodic_every_s: PositiveSeconds | None = None
     exit_key: Annotated[str, AfterValidator(_check_exit_key)] | None = None
     exit_to: Annotated[str, Field(min_length=1)] | None = None
+    callback: _RawCallback | None = None
 
 
 class _RawAgent(_Raw):
@@ -1154,6 +1167,23 @@ def _check_queue(c: ProblemCollector, name: str, body: dict[Any, Any], q: _RawQu
                               ctx.prompts_dir)
     periodic = _queue_prompts(c, (*path, "periodic"), body.get("periodic"), q.periodic,
                               ctx.prompts_dir)
+    callback = None
+    if q.callback is not None:
+        cpath = (*path, "callback")
+        cbody = body.get("callback") if isinstance(body.get("callback"), dict) else {}
+        if q.callback.key == q.exit_key:
+            c.add((*cpath, "key"), f"{dotted((*cpath, 'key'))}: {q.callback.key!r} is the "
+                  "queue's exit_key too; give the callback its own key")
+        callback = CallbackSettings(
+            key=q.callback.key,
+            confirm=_queue_prompts(c, (*cpath, "confirm"), cbody.get("confirm"),
+                                   q.callback.confirm, ctx.prompts_dir),
+            done=_queue_prompts(c, (*cpath, "done"), cbody.get("done"), q.callback.done,
+                                ctx.prompts_dir),
+            confirm_timeout_s=float(q.callback.confirm_timeout_s),
+            goodbye_s=float(q.callback.goodbye_s), retries=q.callback.retries,
+            retry_after_s=float(q.callback.retry_after_s),
+            ring_timeout_s=float(q.callback.ring_timeout_s))
     positions: tuple[tuple[Path, ...], ...] = ()
     if q.announce_position_every_s is not None:
         positions = _position_files(c, (*path, "announce_position_every_s"), q.language,
@@ -1183,6 +1213,7 @@ def _check_queue(c: ProblemCollector, name: str, body: dict[Any, Any], q: _RawQu
         periodic_every_s=None if q.periodic_every_s is None else float(q.periodic_every_s),
         exit_key=q.exit_key,
         exit_to=exit_to,
+        callback=callback,
     )
 
 

@@ -20,6 +20,7 @@ __all__ = [
     "AgentState",
     "AgentStateChanged",
     "QueueAbandon",
+    "QueueCallback",
     "QueueConnected",
     "QueueExit",
     "QueueJoin",
@@ -596,6 +597,8 @@ class IvrOutcome(StrEnum):
 
     #: A person answered a ``transfer``: the call is theirs now.
     TRANSFERRED = "transferred"
+    #: A ``queue`` node handed the call to an ACD queue (``Redirect``): the queue has it now.
+    QUEUED = "queued"
     #: A ``hangup`` node (or a failed transfer without ``on_fail``): the switch ended the call.
     HANGUP = "hangup"
     #: The caller hung up.
@@ -684,8 +687,10 @@ class QueueExit(StrEnum):
     EMPTY = "empty"
     #: The caller pressed the queue's exit key (Asterisk EXITWITHKEY).
     KEY = "key"
-    #: The call was handed elsewhere by the switch (shutdown, a supervisor's pickup).
+    #: The call was taken out by the switch (it can no longer be offered).
     SYSTEM = "system"
+    #: A callback the caller asked for failed every attempt.
+    CALLBACK_FAILED = "callback_failed"
 
 
 @dataclass(frozen=True, slots=True)
@@ -774,6 +779,23 @@ class QueueLeave(CallEvent):
     reason: QueueExit
     wait_s: float
     position: int
+    agent: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class QueueCallback(CallEvent):
+    """A callback in ``queue`` for the caller of ``call_id``: ``outcome`` is ``requested``
+    (the caller confirmed ``number`` and hangs up, keeping its place), ``cancelled``
+    (it did not confirm), ``dialling`` (attempt ``attempt``: an agent's phone rings,
+    the call placed is ``dial_call_id``), ``connected``, ``failed`` (this attempt; it
+    will be tried again) or ``gave_up`` (no attempt left)."""
+
+    name: ClassVar[str] = "queue.callback"
+    queue: str
+    number: str
+    outcome: str
+    attempt: int = 0
+    dial_call_id: str | None = None
     agent: str | None = None
 
 

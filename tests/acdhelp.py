@@ -12,7 +12,6 @@ from collections.abc import Iterable, Mapping
 from dataclasses import replace
 from typing import Any
 
-from switchd.acd.agents import AGENT_TRANSITIONS
 from switchd.acd.engine import Acd
 from switchd.acd.inputs import ACD_INPUTS
 from switchd.acd.model import AcdSettings, AgentSettings, QueueSettings
@@ -159,12 +158,15 @@ class Centre:
             if a.free:
                 assert a.state is AgentState.READY
         for c in self.acd.callers.values():
-            assert c.call_id in calls, f"caller {c.call_id} queued after its call ended"
+            if c.line_alive:
+                assert c.call_id in calls, f"caller {c.call_id} queued after its call ended"
+            else:   # a callback: its own call is gone, the one placed for it may be live
+                assert c.state.value in ("callback", "calling_back", "retry_wait"), c.state
+                if c.dial_call_id is not None:
+                    assert c.dial_call_id in calls
             for aid in c.offers:
-                assert self.acd.agents[aid].call_id == c.call_id
-        for (state, what) in AGENT_TRANSITIONS:
-            assert isinstance(state, AgentState)
-            del what
+                # Reserved for the caller's call, or (a callback) for the call placed for it.
+                assert self.acd.agents[aid].call_id in (c.call_id, c.dial_call_id)
 
     def lines_idle(self) -> bool:
         return all(ln.idle for ln in self.core.lines.values())

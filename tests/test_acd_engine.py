@@ -472,3 +472,132 @@ def test_a_supervisor_picks_up_a_queued_call_while_an_agent_rings():
     assert c.agent_state("a1") is AgentState.READY
     assert [e.reason for e in leaves(c, call_id)] == [QueueExit.ANSWERED]
     c.check_invariants()
+
+
+# ---------------------------------------------------------------------- callback
+
+
+def _callback_centre(**cb: object) -> Centre:
+    from switchd.acd.model import CallbackSettings
+    settings = CallbackSettings("2", goodbye_s=4, retry_after_s=60, ring_timeout_s=30,
+                                **cb)  # type: ignore[arg-type]
+    return Centre([queue(strategy=Strategy.LINEAR, callback=settings)], agents(1))
+
+
+def _press(c: Centre, call_id: str, keys: str) -> None:
+    for k in keys:
+        c.submit(Digit(c.trunk(call_id), k))
+
+
+def test_a_callback_keeps_the_callers_place_and_rings_the_agent_before_the_customer():
+    from switchd.core.inputs import Answer
+    from switchd.events import QueueCallback
+    c = _callback_centre()
+    c.submit(NotReady("a1"))
+    first = c.call(caller="5550001")
+    second = c.call(caller="5550002")
+    third = c.call(caller="5550003")
+    c.advance(10)
+    _press(c, second, "21")                 # callback, on its own number
+    assert [e.outcome for e in c.of(QueueCallback)] == ["requested"]
+    c.advance(4)                            # the goodbye, then the switch hangs up
+    assert c.cdr(second).hangup_by == "system"
+    assert second in c.acd.callers          # still in line, second place
+    status = c.acd.queue_status("q", c.now)
+    assert [x[0] for x in status.callers] == [first, second, third]
+    c.submit(Ready("a1"))
+    assert c.of(QueueOffered)[-1].call_id == first
+    c.answer(201)
+    c.advance(30)
+    c.caller_hangs_up(first)                # the agent is free: the callback's turn
+    assert c.ringing() == ["ext/201"]       # the agent first, nothing dialled yet
+    dialling = [e for e in c.of(QueueCallback) if e.outcome == "dialling"]
+    assert dialling and dialling[-1].attempt == 1
+    dial = dialling[-1].dial_call_id
+    c.answer(201)
+    assert c.agent_state("a1") is AgentState.ON_CALL
+    trunk = next(n for n, ln in c.core.lines.items()
+                 if n.startswith("trunk/") and ln.call_id == dial)
+    c.advance(5)
+    c.submit(Answer(trunk))                 # the customer answers
+    assert [e.outcome for e in c.of(QueueCallback)][-1] == "connected"
+    assert [e.reason for e in leaves(c, second)] == [QueueExit.ANSWERED]
+    assert third in c.acd.callers
+    c.advance(60)
+    c.hangup("ext/201")
+    cdr = c.cdr(dial)
+    assert (cdr.direction, cdr.dst, cdr.disposition, cdr.agent, cdr.queue) == (
+        "outbound", "5550002", "ANSWERED", "a1", "q")
+    s = c.acd.stats["q"]
+    assert (s.callbacks, s.answered, s.abandoned, s.callbacks_failed) == (1, 2, 0, 0)
+    log = "\n".join(c.queue_log())
+    assert f"{second}|q|NONE|CALLBACK|5550002|2|10" in log
+    assert f"{dial}|q|a1|COMPLETEAGENT" in log
+    c.check_invariants()
+
+
+def test_a_callback_to_another_number_entered_with_hash():
+    from switchd.events import QueueCallback
+    c = _callback_centre()
+    c.submit(NotReady("a1"))
+    call_id = c.call()
+    _press(c, call_id, "284001234#")
+    (req,) = [e for e in c.of(QueueCallback) if e.outcome == "requested"]
+    assert req.number == "84001234"
+
+
+def test_no_confirmation_keeps_the_caller_waiting_on_the_line():
+    from switchd.events import QueueCallback
+    c = _callback_centre(confirm_timeout_s=10)
+    c.submit(NotReady("a1"))
+    call_id = c.call()
+    _press(c, call_id, "2")
+    c.advance(10)
+    assert [e.outcome for e in c.of(QueueCallback)] == ["cancelled"]
+    c.submit(Ready("a1"))
+    assert c.of(QueueOffered)[-1].call_id == call_id   # an ordinary offer, on its line
+
+
+def test_a_failed_callback_is_retried_then_given_up_and_reported():
+    from switchd.core.inputs import FarBusy
+    from switchd.events import QueueCallback
+    c = _callback_centre(retries=1)
+    c.submit(NotReady("a1"))
+    call_id = c.call()
+    _press(c, call_id, "21")
+    c.advance(4)
+    c.submit(Ready("a1"))
+    for attempt in (1, 2):
+        assert c.ringing() == ["ext/201"], attempt
+        c.answer(201)
+        trunk = next(n for n, ln in c.core.lines.items()
+                     if n.startswith("trunk/") and ln.status.value == "alerting")
+        c.submit(FarBusy(trunk))
+        c.hangup("ext/201")
+        if attempt == 1:
+            assert [e.outcome for e in c.of(QueueCallback)][-1] == "failed"
+            c.advance(59.9)
+            assert c.ringing() == []
+            c.advance(0.1)
+    assert [e.outcome for e in c.of(QueueCallback)][-1] == "gave_up"
+    assert [e.reason for e in leaves(c, call_id)] == [QueueExit.CALLBACK_FAILED]
+    s = c.acd.stats["q"]
+    assert (s.callbacks, s.callbacks_failed, s.callbacks_lost, s.abandoned) == (1, 2, 1, 0)
+    assert any("CALLBACKFAILED|2|busy|gave_up" in x for x in c.queue_log())
+    assert not c.acd.callers
+    c.check_invariants()
+
+
+def test_an_agent_who_does_not_pick_up_a_callback_does_not_use_up_an_attempt():
+    c = _callback_centre(retries=0)
+    c.submit(NotReady("a1"))
+    call_id = c.call()
+    _press(c, call_id, "21")
+    c.advance(4)
+    c.submit(Ready("a1"))
+    from switchd.events import QueueCallback
+    c.advance(15)                            # the agent's phone rang out (rona_after 2)
+    assert call_id in c.acd.callers          # retries 0, yet not given up: nobody was dialled
+    assert c.ringing() == ["ext/201"]        # offered again, still the first attempt
+    assert [e.attempt for e in c.of(QueueCallback) if e.outcome == "dialling"] == [1, 1]
+    c.check_invariants()

@@ -19,7 +19,7 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
 from switchd.acd.engine import AcdError
 from switchd.acd.inputs import Login, Logout, NotReady, Ready
-from switchd.acd.model import AgentSettings, PenaltyRule, Strategy
+from switchd.acd.model import AgentSettings, CallbackSettings, PenaltyRule, Strategy
 from switchd.core.engine import CoreError
 from switchd.core.inputs import (
     Answer,
@@ -44,7 +44,9 @@ AGENTS = (
 QUEUES = (
     queue("A", strategy=Strategy.LONGEST_IDLE, ring_timeout_s=6, wrapup_s=4, rona_after=2,
           max_wait_s=40, overflow=Target(TargetKind.QUEUE, "B"), sticky_wait_s=5,
-          penalty_rules=(PenaltyRule(0, 0, 0), PenaltyRule(10, 0, 1))),
+          penalty_rules=(PenaltyRule(0, 0, 0), PenaltyRule(10, 0, 1)),
+          callback=CallbackSettings("2", confirm_timeout_s=5, goodbye_s=1, retries=1,
+                                    retry_after_s=10, ring_timeout_s=6)),
     queue("B", strategy=Strategy.RINGALL, ring_timeout_s=5, max_len=3, max_wait_s=60,
           exit_key="0", exit_to=Target(TargetKind.EXTENSION, "205")),
 )
@@ -69,7 +71,7 @@ class CentreMachine(RuleBasedStateMachine):
     def arrive(self, q: str, who: str) -> None:
         self._try(Incoming(who, q))
 
-    @rule(line=st.sampled_from(EXT_LINES))
+    @rule(line=st.sampled_from(EXT_LINES + [f"trunk/{n}" for n in (1, 2, 3, 4)]))
     def answer(self, line: str) -> None:
         self._try(Answer(line))
 
@@ -100,7 +102,7 @@ class CentreMachine(RuleBasedStateMachine):
         self._try(Dial(line, "95550"))
 
     @rule(line=st.sampled_from([f"trunk/{n}" for n in (1, 2, 3, 4)]),
-          key=st.sampled_from(["0", "5"]))
+          key=st.sampled_from(["0", "5", "2", "1", "#", "*"]))
     def press(self, line: str, key: str) -> None:
         self._try(Digit(line, key))
 

@@ -167,6 +167,21 @@ QUEUE: dict[str, dict[str, str]] = {
         "en": "in line.",
         "zh": "位。",
     },
+    "queue_periodic_callback": {
+        "en": "Thank you for holding. To be called back instead, keeping your place in "
+              "line, press 2.",
+        "zh": "感谢您的耐心等待。如需保留排队位置并由我们回电，请按2。",
+    },
+    "callback_confirm": {
+        "en": "To be called back on the number you are calling from, press 1. To be called "
+              "on another number, enter it and press the hash key.",
+        "zh": "如需回拨到您现在的号码，请按1。如需回拨到其他号码，请输入号码并以井号键结束。",
+    },
+    "callback_done": {
+        "en": "Thank you. You keep your place in line, and an agent will call you back. "
+              "Goodbye.",
+        "zh": "谢谢。您的排队位置已保留，座席将为您回电。再见。",
+    },
 }
 
 

@@ -27,6 +27,7 @@ from __future__ import annotations
 import random
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from enum import Enum, StrEnum
 from typing import Any
 
 from switchd.acd.agents import Agent
@@ -34,14 +35,24 @@ from switchd.acd.inputs import Login, Logout, NotReady, Ready
 from switchd.acd.model import AcdSettings, AgentInput, QueueSettings, Strategy
 from switchd.acd.pools import Pool, make_pool
 from switchd.acd.stats import QueueStats
-from switchd.core.inputs import Annotate, HoldMusic, Offer, Redirect, Release, Route, Withdraw
-from switchd.core.routing import Target, TargetKind
+from switchd.core.inputs import (
+    Annotate,
+    HoldMusic,
+    Offer,
+    Originate,
+    Redirect,
+    Release,
+    Route,
+    Withdraw,
+)
+from switchd.core.routing import NUMBER_RE, Target, TargetKind
 from switchd.engine import TimerHeap
 from switchd.events import (
     AgentState,
     AgentStateChanged,
     CallAnswered,
     CallEnded,
+    CallNew,
     CallRinging,
     CallRouted,
     CallRouteFailed,
@@ -54,6 +65,7 @@ from switchd.events import (
     OfferEnd,
     OfferWithdrawn,
     QueueAbandon,
+    QueueCallback,
     QueueConnected,
     QueueExit,
     QueueJoin,
@@ -63,7 +75,7 @@ from switchd.events import (
     QueueOverflow,
     TransferKind,
 )
-from switchd.ivr.inputs import PlayPrompt
+from switchd.ivr.inputs import PlayPrompt, StopPrompt
 from switchd.lines.state import LineStatus
 
 __all__ = ["AcdError", "AgentStatus", "Acd", "Caller", "QueueStatus"]
@@ -73,6 +85,50 @@ _I = AgentInput
 _QUEUE_PREFIX = "queue:"
 #: Offer endings that count against the agent (RONA): it let the phone ring out or refused.
 _MISSED = (OfferEnd.TIMEOUT, OfferEnd.DECLINED)
+
+
+class CallerState(StrEnum):
+    """Where a caller in a queue is."""
+
+    #: Waiting on the line (music, announcements); offered when its turn comes.
+    WAITING = "waiting"
+    #: Pressed the callback key: confirming (``1``) or entering a number (``…#``).
+    CONFIRMING = "confirming"
+    #: Hung up with a callback asked for; keeps its place until its turn.
+    CALLBACK = "callback"
+    #: Its turn came: an agent's phone rings / the number is being dialled.
+    CALLING_BACK = "calling_back"
+    #: The last attempt failed; the next is due after ``retry_after_s``.
+    RETRY_WAIT = "retry_wait"
+
+
+class CallerInput(Enum):
+    """What moves a caller (the keys of :data:`CALLER_TRANSITIONS`)."""
+
+    CALLBACK_KEY = "callback_key"
+    CONFIRM = "confirm"
+    CANCEL = "cancel"
+    DIAL = "dial"
+    AGENT_MISSED = "agent_missed"
+    ATTEMPT_FAILED = "attempt_failed"
+    RETRY = "retry"
+
+
+_C = CallerState
+_CIn = CallerInput
+#: (state, input) -> next state; anything else is refused. Leaving the queue (answered,
+#: abandon, timeout, …) is possible from every state and is not a move in this table.
+CALLER_TRANSITIONS: dict[tuple[CallerState, CallerInput], CallerState] = {
+    (_C.WAITING, _CIn.CALLBACK_KEY): _C.CONFIRMING,
+    (_C.CONFIRMING, _CIn.CONFIRM): _C.CALLBACK,
+    (_C.CONFIRMING, _CIn.CANCEL): _C.WAITING,
+    (_C.CALLBACK, _CIn.DIAL): _C.CALLING_BACK,
+    (_C.CALLING_BACK, _CIn.AGENT_MISSED): _C.CALLBACK,
+    (_C.CALLING_BACK, _CIn.ATTEMPT_FAILED): _C.RETRY_WAIT,
+    (_C.RETRY_WAIT, _CIn.RETRY): _C.CALLBACK,
+}
+#: Callers whose phone line is gone: the queue rings an agent first, then dials them.
+_CALLED_BACK = (_C.CALLBACK, _C.CALLING_BACK, _C.RETRY_WAIT)
 
 
 class AcdError(Exception):
@@ -103,6 +159,21 @@ class Caller:
     sticky: str | None = None
     sticky_until: float = 0.0
     music: bool = False
+    state: CallerState = CallerState.WAITING
+    #: Callback: the digits entered so far, the number to call, attempts made, the
+    #: call placed for the current attempt, and whether the caller's own call is live.
+    digits: str = ""
+    callback_number: str | None = None
+    attempts: int = 0
+    dial_call_id: str | None = None
+    line_alive: bool = True
+
+    def move(self, what: CallerInput) -> None:
+        """Take ``what`` through :data:`CALLER_TRANSITIONS`. AssertionError if refused
+        (every caller of this checks the state first)."""
+        nxt = CALLER_TRANSITIONS.get((self.state, what))
+        assert nxt is not None, f"caller {self.call_id}: {what.value} in {self.state.value}"
+        self.state = nxt
 
 
 @dataclass(slots=True, eq=False)
@@ -187,7 +258,7 @@ class Acd:
 
     FOLLOWS: tuple[type, ...] = (CallRouted, CallRinging, CallAnswered, OfferWithdrawn, CallEnded,
                                  LineState, LineError, DtmfReceived, CallTransferred,
-                                 CallRouteFailed)
+                                 CallRouteFailed, CallNew)
     TAKES: tuple[type, ...] = (Login, Logout, Ready, NotReady)
 
     def __init__(self, settings: AcdSettings, *,
@@ -212,6 +283,12 @@ class Acd:
         self._talking: dict[str, list[tuple[Agent, str, float, float, int]]] = {}
         #: calls sent to an extension on overflow: call id -> the queue they left
         self._sent_to_extension: dict[str, str] = {}
+        #: callbacks: agent line -> the caller an Originate was just asked for; the call
+        #: placed (its call.new names the extension) -> that caller
+        self._originating: dict[str, Caller] = {}
+        self._dialling: dict[str, Caller] = {}
+        #: calls placed for callbacks that connected (their completion is logged reversed)
+        self._completed_callbacks: set[str] = set()
         self.stats: dict[str, QueueStats] = {}
         self.interval: dict[str, QueueStats] = {}
         self.interval_start = 0.0
@@ -222,7 +299,7 @@ class Acd:
             CallAnswered: self._on_answered, OfferWithdrawn: self._on_withdrawn,
             CallEnded: self._on_ended, LineState: self._on_line, LineError: self._on_line_error,
             DtmfReceived: self._on_dtmf, CallTransferred: self._on_transferred,
-            CallRouteFailed: self._on_route_failed,
+            CallRouteFailed: self._on_route_failed, CallNew: self._on_new,
             Login: self._login, Logout: self._logout, Ready: self._ready,
             NotReady: self._not_ready,
         }
@@ -230,6 +307,8 @@ class Acd:
             "maxwait": self._on_max_wait, "rule": self._on_rule, "sticky": self._on_sticky_end,
             "wrapup": self._on_wrapup_end, "position": self._on_position,
             "periodic": self._on_periodic, "interval": self._on_interval,
+            "confirm": self._on_confirm_timeout, "goodbye": self._on_goodbye,
+            "retry": self._on_retry,
         }
         self._build(settings)
 
@@ -537,9 +616,12 @@ class Acd:
 
     def _on_answered(self, now: float, ev: CallAnswered) -> None:
         c = self.callers.get(ev.call_id)
-        a = self._by_line.get(ev.line)
         if c is None:
+            c = self._dialling.get(ev.call_id)
+            if c is not None:
+                self._callback_connected(now, c, ev)
             return
+        a = self._by_line.get(ev.line)
         q = self.queues[c.queue]
         wait = now - c.joined
         agent_id = a.agent_id if a is not None else None
@@ -576,6 +658,16 @@ class Acd:
         a = self._by_line.get(ev.line)
         if a is None or a.state is not _S.RESERVED or a.call_id != ev.call_id:
             return  # not ours, or we withdrew it ourselves (already accounted for)
+        cb = self._dialling.pop(ev.call_id, None)
+        if cb is not None:
+            # A callback's agent did not pick up: the attempt never reached the customer.
+            self._agent_missed(now, a, ev.reason, cb.queue)
+            cb.offers.pop(a.agent_id, None)
+            cb.dial_call_id = None
+            cb.attempts -= 1
+            cb.move(_CIn.AGENT_MISSED)
+            self._serve_caller(now, cb)
+            return
         c = self.callers.get(ev.call_id)
         if ev.reason is OfferEnd.CALLER_GONE:
             # The core ends the call: the caller abandoned. It must not be offered again
@@ -586,27 +678,41 @@ class Acd:
             return
         if c is not None:
             c.offers.pop(a.agent_id, None)
-        queue = a.queue or ""
-        if ev.reason in _MISSED:
-            a.no_answer += 1
-            a.missed += 1
-            if queue in self.stats:
-                for s in (self.stats[queue], self.interval[queue]):
-                    s.ring_no_answer += 1
-                self._log(now, ev.call_id, queue, a.agent_id, "RINGNOANSWER",
-                          str(round((now - a.offered_at) * 1000)))
-            rona = self.queues[queue].settings.rona_after if queue in self.queues else 0
-            if rona and a.no_answer >= rona:
-                a.call_id, a.queue = None, None  # the offer is over already
-                self._pause(now, a, _I.RONA, "rona")
-            else:
-                self._offer_ended(now, a)
-        else:
-            self._offer_ended(now, a)
+        self._agent_missed(now, a, ev.reason, a.queue or "")
         if c is not None and not c.offers:
             self._serve_caller(now, c)
 
+    def _agent_missed(self, now: float, a: Agent, reason: OfferEnd, queue: str) -> None:
+        """``a``'s offer ended unanswered for ``reason``: ready again, or not ready (RONA)
+        when it let too many ring out in a row."""
+        if reason not in _MISSED:
+            self._offer_ended(now, a)
+            return
+        a.no_answer += 1
+        a.missed += 1
+        if queue in self.stats:
+            for s in (self.stats[queue], self.interval[queue]):
+                s.ring_no_answer += 1
+            self._log(now, a.call_id or "NONE", queue, a.agent_id, "RINGNOANSWER",
+                      str(round((now - a.offered_at) * 1000)))
+        rona = self.queues[queue].settings.rona_after if queue in self.queues else 0
+        if rona and a.no_answer >= rona:
+            a.call_id, a.queue = None, None  # the offer is over already
+            self._pause(now, a, _I.RONA, "rona")
+        else:
+            self._offer_ended(now, a)
+
     def _on_line_error(self, now: float, ev: LineError) -> None:
+        if ev.action == "originate":
+            cb = self._originating.pop(ev.line, None)
+            a = self._by_line.get(ev.line)
+            if cb is not None and a is not None and a.state is _S.RESERVED:
+                cb.offers.pop(a.agent_id, None)
+                cb.attempts -= 1
+                cb.move(_CIn.AGENT_MISSED)
+                self._offer_ended(now, a)
+                self._serve_caller(now, cb)
+            return
         if ev.action != "offer":
             return
         a = self._by_line.get(ev.line)
@@ -628,11 +734,24 @@ class Acd:
         self._sent_to_extension.pop(ev.call_id, None)
         talking = self._talking.pop(ev.call_id, None)
         if talking:
-            event = "COMPLETECALLER" if ev.hangup_by == "caller" else "COMPLETEAGENT"
+            # On a callback the agent's phone placed the call: its "caller" is the agent.
+            by_caller = ev.hangup_by == "caller"
+            if ev.call_id in self._completed_callbacks:
+                self._completed_callbacks.discard(ev.call_id)
+                by_caller = not by_caller
+            event = "COMPLETECALLER" if by_caller else "COMPLETEAGENT"
             for a, queue, answered, joined, orig in talking:
                 self._log(now, ev.call_id, queue, a.agent_id, event, _secs(answered - joined),
                           _secs(now - answered), str(orig))
+        cb = self._dialling.pop(ev.call_id, None)
+        if cb is not None:
+            self._callback_failed(now, cb, ev)
+            return
         c = self.callers.get(ev.call_id)
+        if c is not None and c.state in _CALLED_BACK:
+            c.line_alive = False  # hung up after asking for a callback: it keeps its place
+            self._timers.cancel(("goodbye", c.call_id))
+            return
         if c is not None:
             # The core withdrew every offer (caller_gone) before this: none is left.
             for a in self._abandon(now, c):
@@ -692,6 +811,14 @@ class Acd:
         self._busy_lines.add(ev.line)
         if a.free:
             self._unfree(a)
+        if (a.state is _S.RESERVED and ev.state is LineStatus.CONNECTED
+                and a.call_id is not None and a.call_id == ev.call_id
+                and ev.call_id in self._dialling):
+            # A callback: the agent picked up; the customer is dialled now.
+            a.no_answer = 0
+            a.answered_at = now
+            self._move(now, a, _I.ANSWER, "answered")
+            return
         if a.state is _S.READY:
             # A call the ACD did not offer (the agent dialled, a direct call rang it).
             a.call_id, a.queue = ev.call_id, None
@@ -702,6 +829,19 @@ class Acd:
         if c is None or ev.line != c.line:
             return
         qs = self.queues[c.queue].settings
+        cb = qs.callback
+        if c.state is _C.CONFIRMING and cb is not None:
+            self._confirm_key(now, c, cb, ev.digit)
+            return
+        if c.state is not _C.WAITING:
+            return
+        if cb is not None and ev.digit == cb.key:
+            c.move(_CIn.CALLBACK_KEY)
+            c.digits = ""
+            if cb.confirm:
+                self._emit(PlayPrompt(c.call_id, c.line, 0, cb.confirm, barge_in=True))
+            self._timers.arm(("confirm", c.call_id), now + cb.confirm_timeout_s, None)
+            return
         if qs.exit_key is None or ev.digit != qs.exit_key:
             return
         q = self.queues[c.queue]
@@ -713,6 +853,150 @@ class Acd:
                   str(c.orig_position), _secs(wait))
         self._remove(now, c, QueueExit.KEY, None)
         self._send_away(now, c.call_id, q, QueueExit.KEY, wait, qs.exit_to, c.music)
+
+    # ---------------------------------------------------------------- callbacks
+
+    def _confirm_key(self, now: float, c: Caller, cb: Any, key: str) -> None:
+        """A key while the caller confirms a callback: ``1`` first = its own number;
+        digits then ``#`` = that number; ``*`` = never mind."""
+        if key == "*" or (key == "#" and not c.digits):
+            self._cancel_callback(now, c)
+            return
+        if key == "1" and not c.digits:
+            number = c.number
+        elif key == "#":
+            number = c.digits
+        else:
+            if key.isdigit() and len(c.digits) < 32:
+                c.digits += key
+            return
+        if not NUMBER_RE.fullmatch(number or "") or len(number) < 3:
+            self._cancel_callback(now, c)
+            return
+        self._timers.cancel(("confirm", c.call_id))
+        c.move(_CIn.CONFIRM)
+        c.callback_number = number
+        for kind in ("maxwait", "position", "periodic"):
+            self._timers.cancel((kind, c.call_id))
+        for st in (self.stats[c.queue], self.interval[c.queue]):
+            st.callbacks += 1
+        pos = self.queues[c.queue].position(c)
+        self._emit(QueueCallback(c.call_id, now, c.queue, number, "requested"))
+        self._log(now, c.call_id, c.queue, "NONE", "CALLBACK", number, str(pos),
+                  _secs(now - c.joined))
+        self._emit(Annotate(c.call_id, waiting=False))
+        if cb.done:
+            self._emit(PlayPrompt(c.call_id, c.line, 0, cb.done, barge_in=False))
+        self._timers.arm(("goodbye", c.call_id), now + cb.goodbye_s, None)
+
+    def _cancel_callback(self, now: float, c: Caller) -> None:
+        self._timers.cancel(("confirm", c.call_id))
+        c.move(_CIn.CANCEL)
+        c.digits = ""
+        self._emit(StopPrompt(c.call_id, c.line))
+        self._emit(QueueCallback(c.call_id, now, c.queue, c.number, "cancelled"))
+
+    def _on_confirm_timeout(self, now: float, call_id: str) -> None:
+        c = self.callers.get(call_id)
+        if c is not None and c.state is _C.CONFIRMING:
+            self._cancel_callback(now, c)
+
+    def _on_goodbye(self, now: float, call_id: str) -> None:
+        c = self.callers.get(call_id)
+        if c is not None and c.line_alive and c.state in _CALLED_BACK:
+            c.line_alive = False
+            self._emit(Release(call_id, HangupCause.NORMAL_CLEARING))
+
+    def _on_retry(self, now: float, call_id: str) -> None:
+        c = self.callers.get(call_id)
+        if c is not None and c.state is _C.RETRY_WAIT:
+            c.move(_CIn.RETRY)
+            self._serve_caller(now, c)
+
+    def _dial_callback(self, now: float, c: Caller, a: Agent) -> None:
+        """``c``'s turn came: ring agent ``a`` first; the core dials the number when it answers."""
+        qs = self.queues[c.queue].settings
+        assert qs.callback is not None and c.callback_number is not None and a.line is not None
+        self._unfree(a)
+        a.call_id, a.queue = None, c.queue   # the call id comes with its call.new
+        a.offered_at = now
+        a.offered += 1
+        c.offers[a.agent_id] = a
+        c.move(_CIn.DIAL)
+        c.attempts += 1
+        self._originating[a.line] = c
+        self._move(now, a, _I.OFFER, "callback")
+        self._emit(QueueOffered(c.call_id, now, c.queue, a.agent_id, a.line))
+        self._emit(Originate(a.line, c.callback_number, qs.ring_timeout_s,
+                             qs.callback.ring_timeout_s))
+
+    def _on_new(self, now: float, ev: CallNew) -> None:
+        if not self._originating or ev.extension is None:
+            return
+        c = self._originating.pop(f"ext/{ev.extension}", None)
+        if c is None:
+            return
+        a = self._by_line.get(f"ext/{ev.extension}")
+        assert a is not None
+        a.call_id = c.dial_call_id = ev.call_id
+        self._dialling[ev.call_id] = c
+        self._emit(QueueCallback(c.call_id, now, c.queue, c.callback_number or "", "dialling",
+                                 c.attempts, ev.call_id, a.agent_id))
+        self._emit(Annotate(ev.call_id, agent=a.agent_id, queue=c.queue))
+
+    def _callback_connected(self, now: float, c: Caller, ev: CallAnswered) -> None:
+        """The customer of a callback answered: the caller leaves the queue answered."""
+        dial = ev.call_id
+        del self._dialling[dial]
+        agent = next(iter(c.offers.values()), None)
+        q = self.queues[c.queue]
+        wait = now - c.joined
+        for st in (self.stats[c.queue], self.interval[c.queue]):
+            st.answered += 1
+            if wait <= q.settings.service_level_s:
+                st.answered_within_sl += 1
+            st.wait_sum_answered += wait
+        agent_id = agent.agent_id if agent is not None else None
+        if agent is not None:
+            agent.answered += 1
+            agent.answered_in[c.queue] = agent.answered_in.get(c.queue, 0) + 1
+            self._talking.setdefault(dial, []).append(
+                (agent, c.queue, now, c.joined, c.orig_position))
+            self._completed_callbacks.add(dial)
+            self._last_agent[c.number] = agent.agent_id
+            assert agent.line is not None
+            self._emit(QueueConnected(dial, now, c.queue, agent.agent_id, agent.line,
+                                      round(wait, 3), round(now - agent.offered_at, 3)))
+        self._emit(QueueCallback(c.call_id, now, c.queue, c.callback_number or "", "connected",
+                                 c.attempts, dial, agent_id))
+        self._log(now, c.call_id, c.queue, agent_id or "NONE", "CONNECT", _secs(wait), dial,
+                  _secs(now - (agent.offered_at if agent else now)))
+        c.offers.clear()
+        self._remove(now, c, QueueExit.ANSWERED, agent_id, gone=True)
+
+    def _callback_failed(self, now: float, c: Caller, ev: CallEnded) -> None:
+        """The call placed for ``c`` ended before the customer answered."""
+        c.offers.clear()
+        c.dial_call_id = None
+        cb = self.queues[c.queue].settings.callback
+        for st in (self.stats[c.queue], self.interval[c.queue]):
+            st.callbacks_failed += 1
+        why = ev.disposition.value.lower().replace(" ", "_")
+        retries = cb.retries if cb is not None else 0
+        if c.attempts <= retries and cb is not None:
+            c.move(_CIn.ATTEMPT_FAILED)
+            self._emit(QueueCallback(c.call_id, now, c.queue, c.callback_number or "", "failed",
+                                     c.attempts, ev.call_id))
+            self._log(now, c.call_id, c.queue, "NONE", "CALLBACKFAILED", str(c.attempts), why)
+            self._timers.arm(("retry", c.call_id), now + cb.retry_after_s, None)
+            return
+        for st in (self.stats[c.queue], self.interval[c.queue]):
+            st.callbacks_lost += 1
+        self._emit(QueueCallback(c.call_id, now, c.queue, c.callback_number or "", "gave_up",
+                                 c.attempts, ev.call_id))
+        self._log(now, c.call_id, c.queue, "NONE", "CALLBACKFAILED", str(c.attempts), why,
+                  "gave_up")
+        self._remove(now, c, QueueExit.CALLBACK_FAILED, None, gone=True)
 
     # ------------------------------------------------------------------ timers
 
@@ -783,6 +1067,8 @@ class Acd:
 
     def _serve_caller(self, now: float, c: Caller) -> None:
         """Offer ``c`` to the agent its queue's strategy picks, if one is free for it."""
+        if c.state in (_C.CALLING_BACK, _C.RETRY_WAIT):
+            return
         q = self.queues[c.queue]
         qs = q.settings
         if c.sticky is not None:
@@ -797,7 +1083,7 @@ class Acd:
             if level > hi:
                 break
             pool = q.pools[level]
-            if qs.strategy is Strategy.RINGALL:
+            if qs.strategy is Strategy.RINGALL and c.state is not _C.CALLBACK:
                 agents = pool.all()
                 if agents:
                     for a in agents:
@@ -835,6 +1121,8 @@ class Acd:
                 continue
             pen = q.members[a.agent_id]
             for c in q.callers():
+                if c.state in (_C.CALLING_BACK, _C.RETRY_WAIT):
+                    continue
                 if c.offers and q.settings.strategy is not Strategy.RINGALL:
                     continue
                 if c.sticky is not None and c.sticky != a.agent_id:
@@ -869,6 +1157,9 @@ class Acd:
         if c.sticky is not None:
             self._unstick(c)
             self._timers.cancel(("sticky", c.call_id))
+        if c.state is _C.CALLBACK:
+            self._dial_callback(now, c, a)
+            return
         self._unfree(a)
         a.call_id, a.queue = c.call_id, c.queue
         a.offered_at = now
@@ -1003,8 +1294,16 @@ class Acd:
             q.prios.remove(c.priority)
         q.count -= 1
         del self.callers[c.call_id]
-        for kind in ("maxwait", "rule", "sticky", "position", "periodic"):
+        for kind in ("maxwait", "rule", "sticky", "position", "periodic", "confirm", "goodbye",
+                     "retry"):
             self._timers.cancel((kind, c.call_id))
+        if c.dial_call_id is not None:
+            self._dialling.pop(c.dial_call_id, None)
+        qs = q.settings
+        if not gone and c.line_alive and (qs.greeting or qs.periodic or qs.position_files
+                                          or qs.callback is not None):
+            # An announcement must not play on into the conversation (or the next queue).
+            self._emit(StopPrompt(c.call_id, c.line))
         for s in (self.stats[c.queue], self.interval[c.queue]):
             s.left += 1
             s.wait_sum_all += wait

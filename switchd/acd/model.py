@@ -20,6 +20,7 @@ from switchd.events import AgentState, QueueExit
 __all__ = [
     "OVERFLOW_KINDS",
     "AcdSettings",
+    "CallbackSettings",
     "AgentInput",
     "AgentSettings",
     "AgentState",
@@ -106,6 +107,25 @@ class PenaltyRule:
 
 
 @dataclass(frozen=True, slots=True)
+class CallbackSettings:
+    """Callback in queue: a waiting caller presses ``key``, hears ``confirm`` ("press 1 to
+    be called back on this number, or enter another number and #") and has
+    ``confirm_timeout_s`` to do so; then it hears ``done`` and is hung up after
+    ``goodbye_s``, keeping its place. When its turn comes an agent's phone rings first,
+    then the number is dialled (rung ``ring_timeout_s``). A failed attempt (no answer,
+    busy) is tried again after ``retry_after_s``, ``retries`` more times. Times in s."""
+
+    key: str
+    confirm: tuple[Path, ...] = ()
+    done: tuple[Path, ...] = ()
+    confirm_timeout_s: float = 15.0
+    goodbye_s: float = 5.0
+    retries: int = 2
+    retry_after_s: float = 120.0
+    ring_timeout_s: float = 30.0
+
+
+@dataclass(frozen=True, slots=True)
 class QueueSettings:
     """One queue. Times are seconds.
 
@@ -144,6 +164,7 @@ class QueueSettings:
     periodic_every_s: float | None = None
     exit_key: str | None = None
     exit_to: Target | None = None
+    callback: CallbackSettings | None = None
 
     def penalty_range(self, waited_s: float) -> tuple[int, int]:
         """The (min, max) penalty a caller who has waited ``waited_s`` may be offered to."""

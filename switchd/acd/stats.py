@@ -51,6 +51,10 @@ class QueueStats:
     wrapup_count: int = 0
     #: Offers that rang out or were declined.
     ring_no_answer: int = 0
+    #: Callbacks asked for; attempts that failed; callbacks given up after every retry.
+    callbacks: int = 0
+    callbacks_failed: int = 0
+    callbacks_lost: int = 0
 
     @property
     def asa_s(self) -> float | None:

@@ -605,6 +605,7 @@ class _RawQueue(_Raw):
     language: SayLanguage = "zh"
     greeting: Prompts = ()
     announce_position_every_s: PositiveSeconds | None = None
+    announce_wait: bool = False
     periodic: Prompts = ()
     periodic_every_s: PositiveSeconds | None = None
     exit_key: Annotated[str, AfterValidator(_check_exit_key)] | None = None
@@ -718,6 +719,8 @@ _TARGET_HELP = "extension:<number>, group:<name>, flow:<name>, queue:<name> or b
 _OVERFLOW_HELP = "queue:<name>, flow:<name> or extension:<number>"
 #: Positions a queue announces by number; a caller further back hears the last one.
 _ANNOUNCED_POSITIONS = 20
+#: Minutes of estimated wait that can be announced (a longer wait is said as the last).
+_ANNOUNCED_WAIT_MINUTES = 30
 
 # Hints appended to "missing required key" messages.
 _MISSING_HINTS = {
@@ -1064,17 +1067,19 @@ def _queue_prompts(c: ProblemCollector, path: YamlPath, raw: Any, names: tuple[s
 
 
 def _position_files(c: ProblemCollector, path: YamlPath, language: str,
-                    prompts_dir: Path | None) -> tuple[tuple[Path, ...], ...]:
+                    prompts_dir: Path | None, what: str = "position",
+                    count: int = 0) -> tuple[tuple[Path, ...], ...]:
     """What a caller at position 1..20 hears: ``<lang>/queue_position_before``, the
     position said as a number (the ``say`` fragments the IVR plays), then
-    ``<lang>/queue_position_after``. Every prompt that is missing is named, once, at
-    ``path`` (the ``announce_position_every_s`` that asks for them)."""
+    ``<lang>/queue_position_after``; with ``what="wait"``, the estimated wait of 1..30
+    minutes from ``<lang>/queue_wait_before`` / ``_after``. Every prompt that is missing
+    is named, once, at ``path`` (the key that asks for them)."""
     if prompts_dir is None:
         return ()
-    before, after = f"{language}/queue_position_before", f"{language}/queue_position_after"
+    before, after = f"{language}/queue_{what}_before", f"{language}/queue_{what}_after"
     found: dict[str, Path | None] = {}
     out: list[tuple[Path, ...]] = []
-    for position in range(1, _ANNOUNCED_POSITIONS + 1):
+    for position in range(1, (count or _ANNOUNCED_POSITIONS) + 1):
         names = [before, *say.fragments("number", str(position), language), after]
         for name in names:
             if name not in found:
@@ -1084,7 +1089,7 @@ def _position_files(c: ProblemCollector, path: YamlPath, language: str,
     if missing:
         shown = ", ".join(missing[:6]) + (f" and {len(missing) - 6} more" if len(missing) > 6
                                           else "")
-        c.add(path, f"{dotted(path)}: announcing the position needs {len(missing)} prompt(s) "
+        c.add(path, f"{dotted(path)}: announcing the {what} needs {len(missing)} prompt(s) "
               f"that are not in {prompts_dir}: {shown} (set it to null for no announcement)")
         return ()
     return tuple(out)
@@ -1188,6 +1193,14 @@ def _check_queue(c: ProblemCollector, name: str, body: dict[Any, Any], q: _RawQu
     if q.announce_position_every_s is not None:
         positions = _position_files(c, (*path, "announce_position_every_s"), q.language,
                                     ctx.prompts_dir)
+    waits: tuple[tuple[Path, ...], ...] = ()
+    if q.announce_wait:
+        if q.announce_position_every_s is None:
+            c.add((*path, "announce_wait"), f"{dotted((*path, 'announce_wait'))}: the "
+                  "estimated wait is said with the position; set announce_position_every_s")
+        else:
+            waits = _position_files(c, (*path, "announce_wait"), q.language, ctx.prompts_dir,
+                                    "wait", _ANNOUNCED_WAIT_MINUTES)
     return QueueSettings(
         name=name,
         strategy=QueueStrategy(q.strategy),
@@ -1209,6 +1222,7 @@ def _check_queue(c: ProblemCollector, name: str, body: dict[Any, Any], q: _RawQu
             None if q.announce_position_every_s is None else float(q.announce_position_every_s)
         ),
         position_files=positions,
+        wait_files=waits,
         periodic=periodic,
         periodic_every_s=None if q.periodic_every_s is None else float(q.periodic_every_s),
         exit_key=q.exit_key,

@@ -27,6 +27,7 @@ from switchd.events import (
     LineState,
     QueueLogEntry,
 )
+from switchd.ivr.inputs import PlayPrompt, StopPrompt
 from switchd.lines.state import LineStatus
 from switchd.shell import Shell, VirtualClock
 
@@ -47,6 +48,23 @@ def agents(n: int, queues: Mapping[str, int] | Iterable[str] = ("q",), *, first:
     qs = dict(queues) if isinstance(queues, Mapping) else {q: 0 for q in queues}
     return tuple(AgentSettings(f"a{first + i}", extension=200 + first + i, queues=qs,
                                login=login, **kw) for i in range(n))
+
+
+class _Player:
+    """Stands in for the media plane's Playout: records what the ACD asks to play."""
+
+    def __init__(self) -> None:
+        self.played: list[PlayPrompt | StopPrompt] = []
+
+    def handle(self, now: float, item: Any) -> list[Any]:
+        self.played.append(item)
+        return []
+
+    def next_deadline(self) -> None:
+        return None
+
+    def handle_timer(self, now: float) -> list[Any]:
+        return []
 
 
 class Centre:
@@ -73,6 +91,8 @@ class Centre:
         self.bus.on_any(self.events.append)
         self.shell.add(self.core, takes=CORE_INPUTS)
         self.shell.add(self.acd, takes=ACD_INPUTS, follows=Acd.FOLLOWS)
+        self.player = _Player()
+        self.shell.add(self.player, takes=(PlayPrompt, StopPrompt))
         self.shell._dispatch(self.acd.start(self.now), self.now)
         self._trunk_of: dict[str, str] = {}
 

@@ -601,3 +601,45 @@ def test_an_agent_who_does_not_pick_up_a_callback_does_not_use_up_an_attempt():
     assert c.ringing() == ["ext/201"]        # offered again, still the first attempt
     assert [e.attempt for e in c.of(QueueCallback) if e.outcome == "dialling"] == [1, 1]
     c.check_invariants()
+
+
+# ------------------------------------------------------------------ announcements
+
+
+def test_greeting_then_position_with_the_estimated_wait_from_exact_figures():
+    from pathlib import Path
+
+    from switchd.ivr.inputs import PlayPrompt, StopPrompt
+    pos = tuple((Path(f"pos{i}"),) for i in range(1, 21))
+    wait = tuple((Path(f"wait{m}"),) for m in range(1, 31))
+    c = Centre([queue(greeting=(Path("hello"),), announce_position_every_s=30,
+                      position_files=pos, wait_files=wait, wrapup_s=20)], agents(1))
+    first = c.call(caller="5550001")
+    c.answer(201)
+    c.advance(100)
+    c.caller_hangs_up(first)               # handle time 100 + 20 s wrap-up = 120 s
+    c.call(caller="5550002")               # waits behind the wrap-up…
+    third = c.call(caller="5550003")
+    plays = [p for p in c.player.played if isinstance(p, PlayPrompt) and p.call_id == third]
+    assert [p.files for p in plays] == [(Path("hello"),)]
+    c.advance(30)
+    plays = [p for p in c.player.played if isinstance(p, PlayPrompt) and p.call_id == third]
+    # Position 2 (the second caller rings the agent since the wrap-up ended, but is
+    # not answered): 2 × 120 s / 1 agent staffed = 4 minutes.
+    assert plays[-1].files == (Path("pos2"), Path("wait4"))
+    assert plays[-1].barge_in is False
+    c.caller_hangs_up(third)
+    assert not [p for p in c.player.played
+                if isinstance(p, PlayPrompt) and p.call_id == third and p not in plays]
+    del StopPrompt
+
+
+def test_an_answered_caller_hears_no_more_of_its_announcement():
+    from pathlib import Path
+
+    from switchd.ivr.inputs import StopPrompt
+    c = Centre([queue(greeting=(Path("hello"),))], agents(1))
+    call_id = c.call()
+    c.answer(201)
+    assert [(p.call_id, p.line) for p in c.player.played if isinstance(p, StopPrompt)] == [
+        (call_id, c.trunk(call_id))]

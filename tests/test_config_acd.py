@@ -549,8 +549,8 @@ def test_a_broken_queue_body_still_counts_as_defined(home):
         """) == ["c.yaml:2:30: unknown key 'colour' in queues.sales; known keys: strategy, "
                  "ring_timeout_s, wrapup_s, max_wait_s, max_len, overflow, join_empty, "
                  "leave_empty, vip_priority, sticky_wait_s, rona_after, service_level_s, "
-                 "penalty_rules, music, language, greeting, announce_position_every_s, periodic, "
-                 "periodic_every_s, exit_key, exit_to"]
+                 "penalty_rules, music, language, greeting, announce_position_every_s, "
+                 "announce_wait, periodic, periodic_every_s, exit_key, exit_to, callback"]
 
 
 def test_every_acd_problem_is_reported_at_once_in_file_order(home):
@@ -595,3 +595,29 @@ def test_shipped_config_has_the_demo_queues_and_agents():
         "sales": {"1001": 0, "1002": 0, "1003": 0, "1004": 0, "1005": 1, "1006": 1},
         "support": {"1005": 0, "1006": 0, "1007": 0, "1008": 0},
     }
+
+
+def test_announce_wait_builds_the_minutes_and_needs_the_position(tmp_path):
+    from switchd.config import load_config
+    cfg_text = (
+        'queues:\n'
+        '  q:\n'
+        '    announce_position_every_s: 30\n'
+        '    announce_wait: true\n'
+        '    language: en\n'
+        '  r:\n'
+        '    announce_wait: true\n'
+        "media: {prompts_dir: " + str(Path(__file__).resolve().parent.parent / "prompts") + "}\n"
+    )
+    path = tmp_path / "c.yaml"
+    path.write_text(cfg_text)
+    with pytest.raises(ConfigError) as exc:
+        load_config(path)
+    assert exc.value.problems == [
+        f"{path}:7:20: queues.r.announce_wait: the estimated wait is said with the position; "
+        "set announce_position_every_s"]
+    path.write_text(cfg_text.replace("  r:\n    announce_wait: true\n", ""))
+    q = load_config(path).acd.queues["q"]
+    assert len(q.wait_files) == 30
+    assert [f.name for f in q.wait_files[11]] == [
+        "queue_wait_before.wav", "12.wav", "queue_wait_after.wav"]

@@ -167,6 +167,14 @@ QUEUE: dict[str, dict[str, str]] = {
         "en": "in line.",
         "zh": "位。",
     },
+    "queue_wait_before": {
+        "en": "Your estimated wait is about",
+        "zh": "您预计还需等待大约",
+    },
+    "queue_wait_after": {
+        "en": "minutes.",
+        "zh": "分钟。",
+    },
     "queue_periodic_callback": {
         "en": "Thank you for holding. To be called back instead, keeping your place in "
               "line, press 2.",

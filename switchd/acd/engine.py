@@ -24,6 +24,7 @@ heads of its own queues.
 
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -1043,9 +1044,27 @@ class Acd:
         files = qs.position_files
         if files and qs.announce_position_every_s:
             pos = q.position(c)
-            self._emit(PlayPrompt(c.call_id, c.line, 0, files[min(pos, len(files)) - 1],
-                                  barge_in=False))
+            said = files[min(pos, len(files)) - 1]
+            minutes = self._estimated_wait_min(q, pos)
+            if minutes is not None and qs.wait_files:
+                said += qs.wait_files[min(minutes, len(qs.wait_files)) - 1]
+            self._emit(PlayPrompt(c.call_id, c.line, 0, said, barge_in=False))
             self._timers.arm(("position", call_id), now + qs.announce_position_every_s, None)
+
+    def _estimated_wait_min(self, q: _Queue, position: int) -> int | None:
+        """Whole minutes (rounded up, >= 1) a caller at ``position`` may expect to wait:
+        position × this queue's mean handle time (talk + wrap-up, exact over the calls
+        so far) / the agents staffing it (logged in and not paused). None before any
+        call completed or while nobody staffs the queue: nothing honest to say."""
+        st = self.stats[q.settings.name]
+        if not st.talk_count:
+            return None
+        staffed = sum(1 for aid in q.members
+                      if self.agents[aid].state not in (_S.LOGGED_OUT, _S.NOT_READY))
+        if not staffed:
+            return None
+        handle = (st.talk_sum + st.wrapup_sum) / st.talk_count
+        return max(1, math.ceil(position * handle / staffed / 60))
 
     def _on_periodic(self, now: float, call_id: str) -> None:
         c = self.callers.get(call_id)

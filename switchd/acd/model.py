@@ -160,6 +160,10 @@ class QueueSettings:
     #: line"); a caller further back hears the last entry.
     announce_position_every_s: float | None = None
     position_files: tuple[tuple[Path, ...], ...] = ()
+    #: With the position, the estimated wait: ``wait_files[m - 1]`` says "about m
+    #: minutes" (empty: not announced). The estimate is exact arithmetic on this
+    #: queue's own figures: position × mean handle time (talk + wrap-up) / agents staffed.
+    wait_files: tuple[tuple[Path, ...], ...] = ()
     periodic: tuple[Path, ...] = ()
     periodic_every_s: float | None = None
     exit_key: str | None = None

@@ -180,6 +180,13 @@ def cmd_bench_ivr(args: argparse.Namespace) -> int:
     return run_ivr_bench(args)
 
 
+def cmd_sim(args: argparse.Namespace) -> int:
+    """A call centre in virtual time against Erlang B/C/A; see ``switchd sim --help``."""
+    from switchd.simulate import run_sim
+
+    return run_sim(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``switchd`` command."""
     p = argparse.ArgumentParser(prog="switchd", description="A call-centre telephone switch.")
@@ -236,6 +243,37 @@ def build_parser() -> argparse.ArgumentParser:
                      help="media runs without logging every event (the daemon logs them)")
     ivr.add_argument("--json", action="store_true", help="print one JSON object")
     ivr.set_defaults(func=cmd_bench_ivr)
+    # The engines are imported when `sim` runs, not to build the parser: the strategy
+    # and talk names are checked there (a wrong one is named with the valid ones).
+    sim = sub.add_parser("sim", help="a call centre in virtual time on the production engines, "
+                         "compared with Erlang B/C/A")
+    sim.add_argument("--trunks", type=int, default=None,
+                     help="calls in the system at once, waiting or talking; an arrival finding "
+                          "all busy is blocked (default: unlimited)")
+    sim.add_argument("--agents", type=int, required=True,
+                     help="agents, all logged in and ready")
+    load = sim.add_mutually_exclusive_group(required=True)
+    load.add_argument("--erlangs", type=float, help="offered load in Erlangs (arrivals x AHT)")
+    load.add_argument("--calls-per-hour", type=float, help="mean arrivals per hour")
+    sim.add_argument("--aht", type=float, default=180.0, help="mean talk time, s (default 180)")
+    sim.add_argument("--patience", type=float, default=None,
+                     help="callers' mean patience, s, exponential (default: infinite)")
+    sim.add_argument("--wrapup", type=float, default=0.0,
+                     help="wrap-up after each call, s (default 0)")
+    sim.add_argument("--target", type=float, default=20.0,
+                     help="service-level threshold T, s (default 20)")
+    sim.add_argument("--hours", type=float, default=1.0,
+                     help="hours of arrivals (default 1); the run ends when every caller left")
+    sim.add_argument("--seed", type=int, default=None, help="random seed (default: random)")
+    sim.add_argument("--strategy", default="longest_idle", metavar="NAME",
+                     help="queue strategy: ringall, longest_idle (default), round_robin, "
+                          "fewest_calls, least_talk_time, linear, random, weighted_random, "
+                          "skills")
+    sim.add_argument("--talk", default="exponential", metavar="DIST",
+                     help="talk-time distribution with mean --aht: exponential (default) or "
+                          "lognormal (coefficient of variation 1)")
+    sim.add_argument("--json", action="store_true", help="print one JSON object")
+    sim.set_defaults(func=cmd_sim)
     from switchd.ivr.cli import add_flows_parser
 
     add_flows_parser(sub)

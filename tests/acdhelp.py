@@ -50,6 +50,20 @@ def agents(n: int, queues: Mapping[str, int] | Iterable[str] = ("q",), *, first:
                                login=login, **kw) for i in range(n))
 
 
+class _Strict:
+    """A logger that turns the shell's ``engine_failed`` reports into test failures."""
+
+    def exception(self, event: str, **kw: Any) -> None:
+        raise AssertionError(f"{event}: {kw}")
+
+    error = warning = exception
+
+    def info(self, event: str, **kw: Any) -> None:
+        pass
+
+    debug = info
+
+
 class _Player:
     """Stands in for the media plane's Playout: records what the ACD asks to play."""
 
@@ -87,6 +101,9 @@ class Centre:
         self.clock = VirtualClock(T0)
         self.bus = Bus()
         self.shell = Shell(self.bus, self.clock, log_events=False)
+        # An engine failing on an input (a refused Withdraw, an Offer for a gone call)
+        # is logged and survived by the daemon; here it must fail the test.
+        self.shell.log = _Strict()
         self.events: list[Event] = []
         self.bus.on_any(self.events.append)
         self.shell.add(self.core, takes=CORE_INPUTS)

@@ -101,6 +101,9 @@ class CallerState(StrEnum):
     CALLING_BACK = "calling_back"
     #: The last attempt failed; the next is due after ``retry_after_s``.
     RETRY_WAIT = "retry_wait"
+    #: A phone answered (or picked the call up): its other offers are being withdrawn
+    #: and ``call.answered`` follows at this instant. Never offered again.
+    CONNECTING = "connecting"
 
 
 class CallerInput(Enum):
@@ -113,6 +116,7 @@ class CallerInput(Enum):
     AGENT_MISSED = "agent_missed"
     ATTEMPT_FAILED = "attempt_failed"
     RETRY = "retry"
+    TAKEN = "taken"
 
 
 _C = CallerState
@@ -127,7 +131,11 @@ CALLER_TRANSITIONS: dict[tuple[CallerState, CallerInput], CallerState] = {
     (_C.CALLING_BACK, _CIn.AGENT_MISSED): _C.CALLBACK,
     (_C.CALLING_BACK, _CIn.ATTEMPT_FAILED): _C.RETRY_WAIT,
     (_C.RETRY_WAIT, _CIn.RETRY): _C.CALLBACK,
+    (_C.WAITING, _CIn.TAKEN): _C.CONNECTING,
+    (_C.CONFIRMING, _CIn.TAKEN): _C.CONNECTING,
 }
+#: Callers no agent may be offered now.
+_NOT_OFFERED = (_C.CALLING_BACK, _C.RETRY_WAIT, _C.CONNECTING)
 #: Callers whose phone line is gone: the queue rings an agent first, then dials them.
 _CALLED_BACK = (_C.CALLBACK, _C.CALLING_BACK, _C.RETRY_WAIT)
 
@@ -670,6 +678,15 @@ class Acd:
             self._serve_caller(now, cb)
             return
         c = self.callers.get(ev.call_id)
+        if ev.reason in (OfferEnd.TAKEN_ELSEWHERE, OfferEnd.PICKED_UP):
+            # Another phone has the caller (call.answered follows): free this agent, and
+            # never offer it the caller again meanwhile.
+            if c is not None:
+                c.offers.pop(a.agent_id, None)
+                if c.state in (_C.WAITING, _C.CONFIRMING):
+                    c.move(_CIn.TAKEN)
+            self._offer_ended(now, a)
+            return
         if ev.reason is OfferEnd.CALLER_GONE:
             # The core ends the call: the caller abandoned. It must not be offered again
             # before its call.ended arrives (the agents it rang are freed here).
@@ -1086,7 +1103,7 @@ class Acd:
 
     def _serve_caller(self, now: float, c: Caller) -> None:
         """Offer ``c`` to the agent its queue's strategy picks, if one is free for it."""
-        if c.state in (_C.CALLING_BACK, _C.RETRY_WAIT):
+        if c.state in _NOT_OFFERED:
             return
         q = self.queues[c.queue]
         qs = q.settings
@@ -1140,7 +1157,7 @@ class Acd:
                 continue
             pen = q.members[a.agent_id]
             for c in q.callers():
-                if c.state in (_C.CALLING_BACK, _C.RETRY_WAIT):
+                if c.state in _NOT_OFFERED:
                     continue
                 if c.offers and q.settings.strategy is not Strategy.RINGALL:
                     continue

@@ -643,3 +643,30 @@ def test_an_answered_caller_hears_no_more_of_its_announcement():
     c.answer(201)
     assert [(p.call_id, p.line) for p in c.player.played if isinstance(p, StopPrompt)] == [
         (call_id, c.trunk(call_id))]
+
+
+def test_queue_and_agent_figures_per_interval_and_since_start():
+    c = Centre([queue(wrapup_s=10)], agents(1))      # intervals of 900 s from the start
+    c.advance(100)
+    one = c.call(caller="5550001")
+    c.answer(201)
+    c.advance(60)
+    c.caller_hangs_up(one)                            # talk 60, wrap-up to 170
+    c.advance(900 - 160)                              # the interval rolls at 900
+    c.advance(30)
+    two = c.call(caller="5550002")
+    c.answer(201)
+    c.advance(20)
+    (a,) = c.acd.agent_status(c.now)
+    assert (a.answered, a.talk_s, a.wrapup_s) == (2, 60, 10)
+    assert a.interval is not None
+    assert (a.interval.answered, a.interval.talk_s) == (1, 0)   # the call goes on
+    iv = {k: v for k, v in a.interval.time_in if v}
+    assert iv == {"ready": 30, "on_call": 20}
+    total = dict(a.time_in)
+    assert total["on_call"] == pytest.approx(80) and total["wrap_up"] == pytest.approx(10)
+    assert a.occupancy == pytest.approx(90 / 950)
+    assert a.interval.occupancy == pytest.approx(20 / 50)
+    st = c.acd.queue_status("q", c.now)
+    assert (st.total.answered, st.interval.answered, st.interval_start) == (2, 1, T0 + 900)
+    c.caller_hangs_up(two)

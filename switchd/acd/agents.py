@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from switchd.acd.model import AgentInput, SeatClass
 from switchd.events import AgentState
 
-__all__ = ["AGENT_TRANSITIONS", "Agent"]
+__all__ = ["AGENT_TRANSITIONS", "Agent", "AgentCounts"]
 
 _S = AgentState
 _I = AgentInput
@@ -47,6 +47,19 @@ AGENT_TRANSITIONS: dict[tuple[AgentState, AgentInput], AgentState] = {
 }
 
 
+@dataclass(slots=True)
+class AgentCounts:
+    """An agent's figures over a period: offers, answers, offers missed (rang out or
+    declined), talk and wrap-up seconds, and seconds in each state."""
+
+    offered: int = 0
+    answered: int = 0
+    missed: int = 0
+    talk_s: float = 0.0
+    wrapup_s: float = 0.0
+    time_in: dict[AgentState, float] = field(default_factory=dict)
+
+
 @dataclass(slots=True, eq=False)
 class Agent:
     """One agent and what the ACD knows of it. Times are epoch seconds.
@@ -69,6 +82,8 @@ class Agent:
     state: AgentState = AgentState.LOGGED_OUT
     reason: str = ""
     since: float = 0.0
+    #: Up to when the time in the current state is in ``total``/``interval.time_in``.
+    counted_to: float = 0.0
     call_id: str | None = None
     queue: str | None = None
     #: When the current offer started ringing / the current call was answered.
@@ -83,13 +98,15 @@ class Agent:
     #: Per queue: calls answered, talk seconds (fewest_calls, least_talk_time).
     answered_in: dict[str, int] = field(default_factory=dict)
     talk_in: dict[str, float] = field(default_factory=dict)
-    #: Seconds spent in each state since start (occupancy), up to ``since``.
-    time_in: dict[AgentState, float] = field(default_factory=dict)
-    offered: int = 0
-    answered: int = 0
-    missed: int = 0
-    talk_s: float = 0.0
-    wrapup_total_s: float = 0.0
+    #: Since start, and in the current statistics interval (time in each state is
+    #: counted up to ``since``).
+    total: AgentCounts = field(default_factory=lambda: AgentCounts())
+    interval: AgentCounts = field(default_factory=lambda: AgentCounts())
+
+    def count(self, name: str, amount: float = 1) -> None:
+        """Add ``amount`` to counter ``name`` since start and in this interval."""
+        for c in (self.total, self.interval):
+            setattr(c, name, getattr(c, name) + amount)
 
     def next_state(self, what: AgentInput) -> AgentState | None:
         """The state ``what`` leads to from here, or None when the table refuses it."""

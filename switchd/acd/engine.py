@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from enum import Enum, StrEnum
 from typing import Any
 
-from switchd.acd.agents import Agent
+from switchd.acd.agents import Agent, AgentCounts
 from switchd.acd.inputs import Login, Logout, NotReady, Ready
 from switchd.acd.model import AcdSettings, AgentInput, QueueSettings, Strategy
 from switchd.acd.pools import Pool, make_pool
@@ -79,7 +79,7 @@ from switchd.events import (
 from switchd.ivr.inputs import PlayPrompt, StopPrompt
 from switchd.lines.state import LineStatus
 
-__all__ = ["AcdError", "AgentStatus", "Acd", "Caller", "QueueStatus"]
+__all__ = ["AcdError", "AgentFigures", "AgentStatus", "Acd", "Caller", "QueueStatus"]
 
 _S = AgentState
 _I = AgentInput
@@ -235,7 +235,8 @@ class QueueStatus:
 
 @dataclass(frozen=True, slots=True)
 class AgentStatus:
-    """A snapshot of one agent. ``time_in``: seconds per state since start (to now)."""
+    """A snapshot of one agent: figures since start, and ``interval`` the same figures
+    in the current statistics interval (``time_in``: seconds per state, up to now)."""
 
     agent_id: str
     name: str | None
@@ -252,14 +253,36 @@ class AgentStatus:
     talk_s: float
     wrapup_s: float
     time_in: tuple[tuple[str, float], ...]
+    interval: AgentFigures | None = None
 
     @property
     def occupancy(self) -> float | None:
-        """(on_call + wrap_up) / logged-in time, or None before any logged-in time."""
-        t = dict(self.time_in)
-        logged = sum(v for k, v in t.items() if k != _S.LOGGED_OUT.value)
-        busy = t.get(_S.ON_CALL.value, 0.0) + t.get(_S.WRAP_UP.value, 0.0)
-        return busy / logged if logged > 0 else None
+        """(on_call + wrap_up) / logged-in time since start, or None before any."""
+        return _occupancy(self.time_in)
+
+
+@dataclass(frozen=True, slots=True)
+class AgentFigures:
+    """An agent's figures over one period (see :class:`AgentStatus`)."""
+
+    offered: int
+    answered: int
+    missed: int
+    talk_s: float
+    wrapup_s: float
+    time_in: tuple[tuple[str, float], ...]
+
+    @property
+    def occupancy(self) -> float | None:
+        """(on_call + wrap_up) / logged-in time in the period, or None before any."""
+        return _occupancy(self.time_in)
+
+
+def _occupancy(time_in: tuple[tuple[str, float], ...]) -> float | None:
+    t = dict(time_in)
+    logged = sum(v for k, v in t.items() if k != _S.LOGGED_OUT.value)
+    busy = t.get(_S.ON_CALL.value, 0.0) + t.get(_S.WRAP_UP.value, 0.0)
+    return busy / logged if logged > 0 else None
 
 
 class Acd:
@@ -365,6 +388,8 @@ class Acd:
         every = self.settings.stats_interval_s
         if every > 0:
             self._timers.arm(("interval", ""), now + every, None)
+        for a in self.agents.values():
+            a.since = a.counted_to = now
         for a_set in self.settings.agents:
             a = self.agents[a_set.agent_id]
             if a_set.login and a.state is _S.LOGGED_OUT and a.line is not None:
@@ -428,12 +453,11 @@ class Acd:
         """Every agent, in config order, with times per state up to ``now``."""
         out = []
         for a in self.agents.values():
-            t = dict(a.time_in)
-            t[a.state] = t.get(a.state, 0.0) + (now - a.since)
+            tot, itv = (_figures(c, a, now) for c in (a.total, a.interval))
             out.append(AgentStatus(
                 a.agent_id, a.name, a.line, a.seat.value, a.state.value, a.reason, a.since,
-                a.call_id, tuple(a.queues.items()), a.offered, a.answered, a.missed,
-                a.talk_s, a.wrapup_total_s, tuple((k.value, v) for k, v in t.items())))
+                a.call_id, tuple(a.queues.items()), tot.offered, tot.answered, tot.missed,
+                tot.talk_s, tot.wrapup_s, tot.time_in, itv))
         return out
 
     # ------------------------------------------------------------- agent requests
@@ -447,7 +471,7 @@ class Acd:
     def _login(self, now: float, inp: Login) -> None:
         a = self.agents.get(inp.agent)
         if a is None:
-            a = Agent(inp.agent, order=len(self.agents))
+            a = Agent(inp.agent, order=len(self.agents), since=now, counted_to=now)
             self.agents[a.agent_id] = a
         if a.state is not _S.LOGGED_OUT:
             raise AcdError("wrong_state", f"agent {a.agent_id} is already logged in "
@@ -638,7 +662,7 @@ class Acd:
             c.offers.pop(a.agent_id, None)
             ring = now - a.offered_at
             a.no_answer = 0
-            a.answered += 1
+            a.count("answered")
             a.answered_in[c.queue] = a.answered_in.get(c.queue, 0) + 1
             a.answered_at = now
             self._move(now, a, _I.ANSWER, "answered")
@@ -707,7 +731,7 @@ class Acd:
             self._offer_ended(now, a)
             return
         a.no_answer += 1
-        a.missed += 1
+        a.count("missed")
         if queue in self.stats:
             for s in (self.stats[queue], self.interval[queue]):
                 s.ring_no_answer += 1
@@ -938,7 +962,7 @@ class Acd:
         self._unfree(a)
         a.call_id, a.queue = None, c.queue   # the call id comes with its call.new
         a.offered_at = now
-        a.offered += 1
+        a.count("offered")
         c.offers[a.agent_id] = a
         c.move(_CIn.DIAL)
         c.attempts += 1
@@ -976,7 +1000,7 @@ class Acd:
             st.wait_sum_answered += wait
         agent_id = agent.agent_id if agent is not None else None
         if agent is not None:
-            agent.answered += 1
+            agent.count("answered")
             agent.answered_in[c.queue] = agent.answered_in.get(c.queue, 0) + 1
             self._talking.setdefault(dial, []).append(
                 (agent, c.queue, now, c.joined, c.orig_position))
@@ -1094,6 +1118,12 @@ class Acd:
 
     def _on_interval(self, now: float, _: str) -> None:
         self.interval = {name: QueueStats() for name in self.queues}
+        for a in self.agents.values():
+            # The state's time so far belongs to the interval that ends now.
+            spent = now - a.counted_to
+            a.total.time_in[a.state] = a.total.time_in.get(a.state, 0.0) + spent
+            a.counted_to = now
+            a.interval = AgentCounts()
         self.interval_start = now
         every = self.settings.stats_interval_s
         if every > 0:
@@ -1199,7 +1229,7 @@ class Acd:
         self._unfree(a)
         a.call_id, a.queue = c.call_id, c.queue
         a.offered_at = now
-        a.offered += 1
+        a.count("offered")
         c.offers[a.agent_id] = a
         self._move(now, a, _I.OFFER, "offer")
         assert a.line is not None
@@ -1243,7 +1273,7 @@ class Acd:
             self._became_ready(now, a)
             return
         talk = now - a.answered_at
-        a.talk_s += talk
+        a.count("talk_s", talk)
         a.talk_in[queue] = a.talk_in.get(queue, 0.0) + talk
         a.last_call_end = now
         if queue in self.stats:
@@ -1263,7 +1293,7 @@ class Acd:
     def _wrapup_done(self, now: float, a: Agent) -> None:
         queue, a.queue = a.queue, None
         spent = now - a.since
-        a.wrapup_total_s += spent
+        a.count("wrapup_s", spent)
         if queue in self.stats:
             for s in (self.stats[queue], self.interval[queue]):
                 s.wrapup_sum += spent
@@ -1396,7 +1426,10 @@ class Acd:
         if nxt is not _S.READY and a.free:
             self._unfree(a)
         prev = a.state
-        a.time_in[prev] = a.time_in.get(prev, 0.0) + (now - a.since)
+        spent = now - a.counted_to
+        for counts in (a.total, a.interval):
+            counts.time_in[prev] = counts.time_in.get(prev, 0.0) + spent
+        a.counted_to = now
         a.since = now
         a.state = nxt
         a.reason = reason
@@ -1412,6 +1445,13 @@ class Acd:
     def _drain(self) -> list[Any]:
         out, self._out = self._out, []
         return out
+
+
+def _figures(c: AgentCounts, a: Agent, now: float) -> AgentFigures:
+    t = dict(c.time_in)
+    t[a.state] = t.get(a.state, 0.0) + (now - a.counted_to)
+    return AgentFigures(c.offered, c.answered, c.missed, c.talk_s, c.wrapup_s,
+                        tuple((k.value, v) for k, v in t.items()))
 
 
 def _secs(x: float) -> str:

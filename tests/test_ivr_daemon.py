@@ -233,7 +233,8 @@ def test_run_and_check_refuse_a_config_whose_flow_is_broken(tmp_path):
 
 async def test_the_service_number_runs_the_shipped_flow_with_in_band_keys(tmp_path):
     """DNIS 8000 through flows/main.yaml as shipped: whatever the hour in Shanghai, the
-    caller's key (real DTMF audio) takes it where the flow says for that hour."""
+    caller's key (real DTMF audio) takes it where the flow says for that hour: the
+    support queue (the menu's 2 in office hours, the urgent line after hours)."""
     import time as _time
 
     from switchd.ivr.loader import load_flow
@@ -255,7 +256,7 @@ async def test_the_service_number_runs_the_shipped_flow_with_in_band_keys(tmp_pa
             await c.wait_event("ivr.enter", call=call, node="main_menu")
             await c.ok(f"SIM.DTMF call={call} digits=2")
             expect = ("main_menu", "support")
-        elif left["next"] == "after_hours":  # the urgent line rings support
+        elif left["next"] == "after_hours":  # the urgent line queues for support
             await c.wait_event("ivr.enter", call=call, node="after_hours")
             await c.ok(f"SIM.DTMF call={call} digits=1")
             await c.wait_event("ivr.enter", call=call, node="urgent")
@@ -270,9 +271,10 @@ async def test_the_service_number_runs_the_shipped_flow_with_in_band_keys(tmp_pa
             node, nxt = expect
             chose = await c.wait_event("ivr.leave", call=call, node=node, timeout=15)
             assert chose["next"] == nxt
-            await c.wait_event("call.answered", call=call, timeout=15)
-            exit_ = await c.wait_event("ivr.exit", call=call)
-            assert exit_["outcome"] == "transferred" and exit_["flow"] == "main"
+            exit_ = await c.wait_event("ivr.exit", call=call, timeout=15)
+            assert (exit_["outcome"], exit_["node"], exit_["flow"]) == ("queued", nxt, "main")
+            # The queue node handed the caller to the ACD's support queue.
+            await c.wait_event("call.routed", call=call, target="queue:support")
         await c.close()
         assert d.stop() == 0
 

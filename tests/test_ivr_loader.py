@@ -611,19 +611,6 @@ BROKEN = [
     pytest.param(
         """
         timezone: Asia/Shanghai
-        start: q
-        nodes:
-          q:
-            type: queue
-            queue: sales
-        """,
-        "f.yaml:5:11: nodes.q.type: queue nodes need the ACD queues, which are not built yet; "
-        "use type: transfer with to: group:NAME",
-        id="queue-refused",
-    ),
-    pytest.param(
-        """
-        timezone: Asia/Shanghai
         start: vm
         nodes:
           vm: {type: voicemail, mailbox: "100"}
@@ -1084,7 +1071,8 @@ BROKEN = [
           desk: {type: transfer, to: "queue:sales"}
         """,
         "f.yaml:4:30: nodes.desk.to: a transfer rings extension:NUMBER, group:NAME or "
-        "number:DIGITS, not 'queue:sales': queues come with the ACD; use group:NAME until then",
+        "number:DIGITS, not 'queue:sales': to hand the caller to an ACD queue, use type: queue "
+        "with queue: NAME",
         id="transfer-to-a-queue",
     ),
     pytest.param(
@@ -1146,13 +1134,13 @@ def test_every_problem_of_a_file_is_reported_at_once_in_file_order(home):
             barge_in: no
             next: nowhere
           lost: {type: hangup}
-          q: {type: queue, queue: sales}
+          q: {type: voicemail, mailbox: "1"}
         """)
     positions = [p.split(": ", 1)[0] for p in problems]
     assert positions == ["f.yaml:1:11", "f.yaml:6:13", "f.yaml:7:15", "f.yaml:8:11",
                          "f.yaml:9:3", "f.yaml:10:3", "f.yaml:10:13"]
     assert "unreachable" in problems[4] and "unreachable" in problems[5]
-    assert "queue nodes need the ACD queues" in problems[6]
+    assert "voicemail nodes need the voicemail recorder" in problems[6]
 
 
 def test_a_node_with_a_mistake_still_has_its_edges_followed(home):

@@ -33,10 +33,37 @@ def test_self_service_path_with_a_crm_reply_says_the_balance_and_returns_to_the_
                        "say_balance", "say_amount", "main_menu", "sales"]
     collect = next(s for s in steps if s["event"] == "ivr.leave" and s["node"] == "self_service")
     assert collect["digits"] == "12345678#" and collect["next"] == "lookup"
-    assert steps[-1]["event"] == "ivr.exit" and steps[-1]["outcome"] == "transferred"
+    # The menu's 1 queues for sales: no ACD in a trial, so the hand-over is the last step.
+    assert steps[-2]["event"] == "ivr.exit" and steps[-2]["outcome"] == "queued"
+    assert steps[-1] == {"t": steps[-2]["t"], "event": "call.routed", "target": "queue:sales",
+                         "priority": 0}
     # Prompts last as long as their audio: the welcome (zh + en) takes seconds, not zero.
     leave_welcome = next(s for s in steps if s["event"] == "ivr.leave" and s["node"] == "welcome")
     assert 2.0 < float(leave_welcome["t"]) < 20.0  # type: ignore[arg-type]
+
+
+def test_a_queue_node_ends_the_trial_saying_where_the_call_went(capsys):
+    code, out, _ = _try(capsys, "--at", "2026-12-07T10:00+08:00", "--digits", "2,5")
+    assert code == 0
+    lines = out.splitlines()
+    assert lines[-5].endswith("enter main:support (queue)")
+    assert lines[-4].endswith("leave support  (flow ends here)  because queued in support")
+    assert lines[-3].endswith("flow main ends: queued (at support)")
+    assert lines[-2].endswith("handed to queue:support; flows try runs no queues, so the trial "
+                              "ends here")
+    # Nothing of the flow waits for keys after the hand-over: the 5 is left unpressed.
+    assert lines[-1] == 'keys never pressed (the flow did not wait for them): ["5"]'
+
+
+def test_a_vip_caller_is_queued_for_sales_with_priority_10(capsys):
+    code, out, _ = _try(capsys, "--at", "2026-12-07T10:00+08:00", "--vip", "--json")
+    assert code == 0
+    steps = _steps(out)
+    entered = [s["node"] for s in steps if s["event"] == "ivr.enter"]
+    assert entered == ["welcome", "hours", "vip_check", "vip_welcome", "vip_desk"]
+    assert steps[-1] == {"t": steps[-1]["t"], "event": "call.routed", "target": "queue:sales",
+                         "priority": 10}
+    assert steps[-2]["outcome"] == "queued" and steps[-2]["node"] == "vip_desk"
 
 
 def test_after_hours_in_the_flows_own_zone_whatever_the_clock_of_the_server(capsys):

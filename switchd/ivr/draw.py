@@ -161,7 +161,9 @@ def _summary(node: Node) -> list[str]:
         where = node.flow if node.node is None else f"{node.flow}:{node.node}"
         return [f"{kind}: {where}"]
     if isinstance(node, Queue):
-        return [f"{kind}: {node.queue}"]
+        # the call leaves the flow here: the queue's overflow, not the flow, goes on
+        prio = f" (priority {node.priority})" if node.priority else ""
+        return [f"{kind}: {node.queue}{prio}"]
     if isinstance(node, Voicemail):
         return [f"{kind}: {node.mailbox}"]
     return [kind]  # branch (its tests are on the edges), hangup, and types added later

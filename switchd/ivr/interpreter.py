@@ -8,6 +8,7 @@ hang-up) and takes :class:`~switchd.ivr.inputs.PromptDone` (media) and
 for other engines: :class:`~switchd.ivr.inputs.PlayPrompt` /
 :class:`~switchd.ivr.inputs.StopPrompt` for whatever plays audio, and
 :class:`~switchd.core.inputs.Route` / :class:`~switchd.core.inputs.Release` /
+:class:`~switchd.core.inputs.Redirect` (a ``queue`` node hands the call to the ACD) /
 :class:`~switchd.core.inputs.Annotate` for the core. Timers (menu and collect
 timeouts, the CRM's) are asked for through :meth:`Ivr.next_deadline` and fed back
 through :meth:`Ivr.handle_timer`. The same object runs in the daemon and in
@@ -65,7 +66,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from switchd.core.inputs import Annotate, Release, Route
+from switchd.core.inputs import Annotate, Redirect, Release, Route
 from switchd.core.routing import NUMBER_RE, ROUTE_KINDS, Target, TargetKind
 from switchd.engine import Input, TimerHeap
 from switchd.events import (
@@ -105,6 +106,7 @@ from switchd.ivr.model import (
     Node,
     NodeType,
     Play,
+    Queue,
     RouteRequest,
     Say,
     Schedule,
@@ -458,7 +460,7 @@ class Ivr:
             NodeType.SCHEDULE: self._enter_schedule, NodeType.BRANCH: self._enter_branch,
             NodeType.SET: self._enter_set, NodeType.ROUTE_REQUEST: self._enter_route_request,
             NodeType.TRANSFER: self._enter_transfer, NodeType.HANGUP: self._enter_hangup,
-            NodeType.GOTO: self._enter_goto, NodeType.QUEUE: self._enter_unbuilt,
+            NodeType.GOTO: self._enter_goto, NodeType.QUEUE: self._enter_queue,
             NodeType.VOICEMAIL: self._enter_unbuilt,
         }
 
@@ -969,6 +971,15 @@ class Ivr:
         self._emit(Route(s.call_id, target, node.timeout_s))
         return None
 
+    def _enter_queue(self, now: float, s: Session, node: Queue) -> None:
+        # The ACD takes the call from here: the flow ends (ivr.leave, the path for the
+        # CDR, ivr.exit queued), then the hand-over. The session is gone before the core
+        # announces call.routed, so keys from now on are the queue's, not the flow's.
+        why = f"queued in {node.queue}" + (f", priority {node.priority}" if node.priority
+                                            else "")
+        self._end(now, s, IvrOutcome.QUEUED, why, release=False)
+        self._emit(Redirect(s.call_id, Target(TargetKind.QUEUE, node.queue), node.priority))
+
     def _enter_hangup(self, now: float, s: Session, _: Node) -> None:
         self._end(now, s, IvrOutcome.HANGUP, "hangup", release=True)
 
@@ -1053,8 +1064,10 @@ class Ivr:
             self._leave(now, s, None, why)
         else:
             self._quiet(s)
-        if release or outcome is IvrOutcome.TRANSFERRED:
-            self._flush(s)  # before Release: the CDR is written when the call ends
+        if release or outcome is IvrOutcome.TRANSFERRED or outcome is IvrOutcome.QUEUED:
+            # Before Release (the CDR is written when the call ends) or the hand-over
+            # (the flow's path is in the CDR whatever the queue does next).
+            self._flush(s)
         s.state = State.DONE
         del self.sessions[s.call_id]
         self._emit(IvrExit(s.call_id, now, s.flow.name, s.flow.version, outcome, s.node_name))

@@ -11,8 +11,9 @@ make, in three passes:
 
 1. per file (:func:`_parse`): node types, names, references to nodes, menu keys,
    digit counts, patterns, time ranges, dates, time zone, holiday country, prompts
-   (found and decodable), ``say`` fragments, transfer targets, templates, the
-   ``queue``/``voicemail`` refusal, values longer than 1024 characters;
+   (found and decodable), ``say`` fragments, transfer targets, queue names (and no
+   ``next`` on a queue node), templates, the ``voicemail`` refusal, values longer
+   than 1024 characters;
 2. across the flows loaded together (:func:`_graph_checks`): ``goto`` targets,
    unreachable nodes, loops with no exit (a cycle that never waits for a key or a
    timeout; a transfer does not count, it can fail at once) and variables read
@@ -47,7 +48,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from switchd.core.routing import ROUTE_KINDS, Target
+from switchd.core.routing import ROUTE_KINDS, Target, TargetKind
 from switchd.cti.codec import KEY_RE
 from switchd.exceptions import ConfigError
 from switchd.ivr.model import (
@@ -98,16 +99,23 @@ if TYPE_CHECKING:
 __all__ = [
     "MAX_VALUE_CHARS",
     "PROMPT_SUFFIXES",
+    "QUEUE_PRIORITY_MAX",
     "FlowError",
     "check_paths",
     "load_flow",
     "load_flows",
     "prompt_path",
+    "queue_targets",
     "transfer_targets",
 ]
 
 #: Longest text value a flow may hold (the same bound as a variable's value).
 MAX_VALUE_CHARS = 1024
+#: Highest caller priority a ``queue`` node may give (a 32-bit signed integer).
+QUEUE_PRIORITY_MAX = 2**31 - 1
+#: Keys that lead on from other node types and that a ``queue`` node cannot have: once
+#: queued, the queue (its ``overflow``) decides where the caller goes next.
+_QUEUE_NO_EXIT = ("next", "on_fail", "fallback")
 
 #: Suffixes tried, in order, for a prompt named without one ("zh/welcome").
 PROMPT_SUFFIXES = (".wav", ".mp3", ".ogg", ".flac", ".aiff")
@@ -131,10 +139,6 @@ _REPLY_ARGS = {"call": "call_ref", "next": "next_step"}  # -> a name to suggest 
 _TOP_KEYS = ("timezone", "language", "holidays", "vars", "start", "nodes")
 
 _REFUSED = {
-    NodeType.QUEUE: (
-        "queue nodes need the ACD queues, which are not built yet; "
-        "use type: transfer with to: group:NAME"
-    ),
     NodeType.VOICEMAIL: (
         "voicemail nodes need the voicemail recorder, which is not built yet; "
         "use type: transfer (to: extension:NUMBER) or type: hangup"
@@ -161,7 +165,8 @@ _HINTS = {
     "else": "the node to go to when no case holds",
     "vars": "a mapping of variable name to value",
     "choices": 'key -> node, e.g. {"1": sales}',
-    "queue": "the ACD queue",
+    "queue": "the name of an ACD queue under queues: in config.yaml, e.g. sales",
+    "priority": "the caller's priority in the queue, an integer >= 0 (higher goes first)",
     "mailbox": "the mailbox number",
     "from": "the first date, YYYY-MM-DD",
 }
@@ -302,7 +307,7 @@ class _RawRouteRequest(_RawNode):
 
 class _RawQueue(_RawNode):
     queue: str
-    options: dict[str, Any] = Field(default_factory=dict)
+    priority: Annotated[int, Field(ge=0, le=QUEUE_PRIORITY_MAX)] = 0
 
 
 class _RawTransfer(_RawNode):
@@ -668,7 +673,7 @@ def _day_key(text: str) -> tuple[int, ...] | str:
 _TRANSFER_FORMS = "extension:NUMBER, group:NAME or number:DIGITS"
 #: Target kinds a transfer cannot ring, and what to write instead.
 _NOT_TRANSFER = {
-    "queue": "queues come with the ACD; use group:NAME until then",
+    "queue": "to hand the caller to an ACD queue, use type: queue with queue: NAME",
     "flow": "use type: goto to continue in another flow",
     "busy": "to end the call, use type: hangup",
 }
@@ -697,6 +702,25 @@ def _transfer_target(text: str) -> tuple[str | None, str | None]:
         return str(Target.parse(text)), None
     except ValueError as exc:
         return None, str(exc)
+
+
+def _queue_name_problem(text: str) -> str | None:
+    """Why ``text`` cannot be a queue node's ``queue`` (the name ``queue:NAME`` routes
+    and overflows use), or None. Whether the config defines it is ``switchd check``'s
+    to say (:func:`queue_targets`)."""
+    name = text.strip()
+    kind, sep, rest = name.partition(":")
+    if sep and kind in {k.value for k in TargetKind}:
+        if kind == TargetKind.QUEUE.value:
+            return f"write the queue's name only, without 'queue:': queue: {rest.strip()}"
+        return (f"{text!r} is a {kind} target; a queue node names a queue (queue: sales); "
+                "to ring an extension, a group or a number use type: transfer")
+    try:
+        Target.parse(f"queue:{text}")
+    except ValueError:
+        return (f"{text!r} is not a queue name: a queue name is 1-64 letters, digits, '.', "
+                "'_', '-' or '@', as under queues: in config.yaml")
+    return None
 
 
 def _template_problem(text: str) -> str | None:
@@ -1122,6 +1146,8 @@ class _FileParser:
         g.waits = ntype in _WAITING
         g.type = ntype
         before = len(self.c.problems)
+        if ntype is NodeType.QUEUE:
+            body = self._queue_exits(g, path, body)
         raw = self.c.validate(_RAW_BY_TYPE[ntype], body, path)
         if ntype in _REFUSED:
             self.add((*path, "type"), f"{dotted(path)}.type: {_REFUSED[ntype]}")
@@ -1163,6 +1189,27 @@ class _FileParser:
             flow, target = body.get("flow"), body.get("node")
             if isinstance(flow, str) and (target is None or isinstance(target, str)):
                 self._goto(g, path, flow, target)
+
+    def _queue_exits(self, g: _GNode, path: YamlPath, body: dict[Any, Any]) -> dict[Any, Any]:
+        """Report ``next``/``on_fail``/``fallback`` on a queue node with why it has none;
+        ``body`` without them (so the schema does not report them again as unknown).
+
+        An edge to an existing node is still followed, so the node it names is not
+        also reported unreachable: one mistake, one message.
+        """
+        for key in _QUEUE_NO_EXIT:
+            if key not in body:
+                continue
+            kpath = (*path, key)
+            self.add(kpath, f"{dotted(kpath)}: a queue node has no {key}: the caller stays "
+                     "in the queue until an agent answers or the caller hangs up, and the "
+                     "queue's own overflow (queues.NAME.overflow in config.yaml, e.g. "
+                     "flow:main or queue:support) decides where a caller who waits too long "
+                     f"goes; remove {key}", key=True)
+            target = body[key]
+            if isinstance(target, str) and target in self.node_set:
+                g.edges.append(_Edge(target, key))
+        return {k: v for k, v in body.items() if k not in _QUEUE_NO_EXIT}
 
     def _ref(self, g: _GNode, path: YamlPath, target: Any, via: str) -> None:
         if not isinstance(target, str):
@@ -1747,10 +1794,18 @@ class _FileParser:
 
     def _build_queue(self, name: str, path: YamlPath, body: dict[Any, Any], raw: Any,
                      g: _GNode) -> Node | None:
-        if raw is None:
+        queue = body.get("queue")
+        ok = True
+        if isinstance(queue, str):  # another type: the schema reported it
+            qpath = (*path, "queue")
+            problem = _queue_name_problem(queue)
+            if problem is not None:
+                self.add(qpath, f"{dotted(qpath)}: {problem}")
+                ok = False
+        if raw is None or not ok:
             return None
         return Queue(name=name, mark=self.mark(path, key=True), queue=raw.queue,
-                     options=MappingProxyType(dict(raw.options)))
+                     priority=raw.priority)
 
     def _build_voicemail(self, name: str, path: YamlPath, body: dict[Any, Any], raw: Any,
                          g: _GNode) -> Node | None:
@@ -2258,6 +2313,19 @@ def transfer_targets(flow: Flow) -> list[tuple[Transfer, str, Mark]]:
     """
     out = [(node, node.target, flow.marks.get((node.name, "to"), node.mark))
            for node in flow.nodes.values() if isinstance(node, Transfer)]
+    out.sort(key=lambda t: (t[2].line, t[2].col))
+    return out
+
+
+def queue_targets(flow: Flow) -> list[tuple[Queue, str, Mark]]:
+    """Every ``queue`` node of ``flow``, in file order, with its target as
+    :meth:`switchd.core.routing.Target.parse` reads it (``"queue:sales"``) and where its
+    ``queue:`` value was written (the node's own mark for a flow built by hand).
+
+    For ``switchd check``: does the config define that queue? (See :func:`transfer_targets`.)
+    """
+    out = [(node, f"queue:{node.queue}", flow.marks.get((node.name, "queue"), node.mark))
+           for node in flow.nodes.values() if isinstance(node, Queue)]
     out.sort(key=lambda t: (t[2].line, t[2].col))
     return out
 

@@ -385,12 +385,17 @@ class RouteRequest(Node):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Queue(Node):
-    """Hand the call to ACD queue ``queue`` (the ACD issue builds it; ``flows check``
-    refuses queue nodes until then)."""
+    """Hand the call to ACD queue ``queue`` with caller priority ``priority`` (>= 0;
+    higher is served first): the flow ends here (outcome ``queued``).
+
+    The node has no exits: from here the queue decides what happens to the caller (an
+    agent answers, the caller hangs up, or the queue's ``overflow`` sends the call on,
+    possibly back into a flow). Keys pressed after the hand-over are the queue's.
+    """
 
     type: NodeType = NodeType.QUEUE
     queue: str
-    options: Mapping[str, object] = field(default_factory=dict)
+    priority: int = 0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -8,6 +8,9 @@ type-ahead behave as on a real line. A scripted caller presses each comma group 
 starts over), a scripted CRM answers ``ivr.route_request`` with each ``--route-reply``
 in turn, and the phones a ``transfer`` rings answer (or not: ``--transfer``).
 Every step is printed: node, prompt, keys consumed, where it went and why.
+
+No ACD runs in a trial: a ``queue`` node ends it (outcome ``queued``), and the last
+step says which queue the call was handed to and with what priority.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from switchd.engine import Input, TimerHeap
 from switchd.events import (
     CallEnded,
     CallRinging,
+    CallRouted,
     CallRouteFailed,
     Event,
     IvrEnter,
@@ -86,6 +90,10 @@ class Step:
             return f"{when}  rings {f['line']}"
         if self.event == "call.route_failed":
             return f"{when}  transfer to {f['target']} failed: {f['reason']}"
+        if self.event == "call.routed":
+            prio = f" with priority {f['priority']}" if f.get("priority") else ""
+            return (f"{when}  handed to {f['target']}{prio}; flows try runs no queues, so "
+                    "the trial ends here")
         if self.event == "trial.stopped":
             return f"{when}  stopped: {f['why']}"
         if self.event == "call.ended":
@@ -240,12 +248,17 @@ def run_trial(flows: FlowSet, flow: str, *, caller: str = "13800000000", dnis: s
 
     def record(ev: Event) -> None:
         if isinstance(ev, IvrEnter | IvrLeave | IvrExit | IvrRouteRequest | IvrError
-                      | CallRouteFailed | CallEnded | CallRinging):
+                      | CallRouteFailed | CallEnded | CallRinging | CallRouted):
+            if isinstance(ev, CallRinging) and ev.line == "trunk/1":
+                return
+            if isinstance(ev, CallRouted) and not ev.target.startswith("queue:"):
+                return  # the route into the flow tried: not a step of the flow
             fields = ev.fields()
             fields.pop("time", None)
             fields.pop("call_id", None)
-            if isinstance(ev, CallRinging) and ev.line == "trunk/1":
-                return
+            if isinstance(ev, CallRouted):
+                # What the trial shows of the hand-over: where to, and how urgent.
+                fields = {"target": ev.target, "priority": ev.priority}
             steps.append(Step(ev.time - at, ev.name, fields))
         if isinstance(ev, IvrEnter):
             last_enter[ev.call_id] = ev.node

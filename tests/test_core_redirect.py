@@ -562,14 +562,11 @@ def test_an_offer_to_a_busy_phone_is_a_line_error_naming_the_offered_call():
     r.assert_clean()
 
 
-# ------------------------------------------- open questions, reported to the core's owner
-# strict xfail: each fails today; when the core is changed, the marker must go.
+# ------------------------------------------------------------------ redirect edges
 
 
-@pytest.mark.xfail(strict=True, reason="Redirect keeps music on hold playing: a queue's "
-                   "overflow into a flow would have the IVR's prompts under MOH unless the "
-                   "ACD sends HoldMusic(off) first; the new application should start in silence")
 def test_redirect_to_a_flow_stops_music_on_hold():
+    # A queue overflowing into a flow: the IVR's prompts must not play under music.
     r = Run()
     call_id = r.queue_call()
     r.do(HoldMusic(call_id))
@@ -578,12 +575,33 @@ def test_redirect_to_a_flow_stops_music_on_hold():
     assert r.tone(CALLER) is None
 
 
-@pytest.mark.xfail(strict=True, reason="Redirect(line=) takes any line: the customer's trunk "
-                   "'redirecting' releases the customer and queues the agent; Offer refuses a "
-                   "trunk with bad_arg, Redirect should too")
 def test_redirect_from_the_customers_trunk_is_bad_arg():
     r = Run()
     call_id = r.agent_call()
     with pytest.raises(CoreError) as info:
         r.do(Redirect(call_id, SALES, line=CALLER))
     assert info.value.code == "bad_arg"
+
+
+def test_redirect_with_a_negative_priority_is_bad_arg():
+    r = Run()
+    call_id = r.queue_call()
+    with pytest.raises(CoreError) as info:
+        r.do(Redirect(call_id, SALES, priority=-1))
+    assert info.value.code == "bad_arg"
+
+
+def test_redirecting_a_call_the_agent_dialled_names_the_customer_as_the_caller():
+    from switchd.core.inputs import Answer, Dial, OffHook
+    from switchd.events import CallRouted
+    r = Run()
+    r.do(OffHook("ext/201"))
+    r.do(Dial("ext/201", "984001234"))
+    trunk = next(n for n, ln in r.core.lines.items()
+                 if n.startswith("trunk/") and not ln.idle)
+    r.do(Answer(trunk))
+    call_id = r.core.lines["ext/201"].call_id
+    assert call_id is not None
+    events = r.do(Redirect(call_id, SALES, line="ext/201"))
+    (routed,) = of(events, CallRouted)
+    assert (routed.caller, routed.line) == ("84001234", trunk)

@@ -834,6 +834,8 @@ class SwitchCore:
         if target.kind not in APP_KINDS:
             raise CoreError("bad_arg", f"cannot redirect a call to {target}: only to "
                             "flow:<name> or queue:<name>")
+        if inp.priority < 0:
+            raise CoreError("bad_arg", f"priority {inp.priority} must be >= 0")
         if inp.line is None:
             call = self.get_call(inp.call_id)
             a = self.lines[call.anchor]
@@ -844,10 +846,16 @@ class SwitchCore:
                                 else "") + "; only a call the switch holds with nothing "
                              "ringing is redirected")
                 return
+            # Whatever the switch played to the caller (music in a queue) stops: the next
+            # application starts from silence.
+            self._stop_tone(now, a)
             self._routed(now, call, target, inp.priority)
             return
         ln = self.line(inp.line)
         call = self.get_call(inp.call_id)
+        if ln.kind is not LineKind.EXTENSION:
+            raise CoreError("bad_arg", f"{inp.line} is a trunk; an agent's phone (an "
+                            "extension) sends its caller to a queue or a flow")
         if ln.call_id != call.call_id:
             raise CoreError("bad_arg", f"{inp.line} is not in call {call.call_id}")
         peer = self._transferable(now, ln, call, "redirect")
@@ -872,8 +880,12 @@ class SwitchCore:
         self._routed(now, call, target, inp.priority)
 
     def _routed(self, now: float, call: Call, target: Target, priority: int = 0) -> None:
-        """Announce that the application at ``target`` (IVR, ACD) now has the call."""
-        self._emit(CallRouted(call.call_id, now, str(target), call.anchor, call.caller,
+        """Announce that the application at ``target`` (IVR, ACD) now has the call.
+
+        ``caller`` is the customer's number: on a call an agent dialled out, the number
+        it dialled (VIP and sticky routing look it up)."""
+        customer = call.callee if call.direction is Direction.OUTBOUND else call.caller
+        self._emit(CallRouted(call.call_id, now, str(target), call.anchor, customer,
                               call.dnis, call.trunk, call.vip, priority))
 
     def _originate(self, now: float, inp: inputs.Originate) -> None:

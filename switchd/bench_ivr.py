@@ -44,7 +44,16 @@ from switchd.core.routing import CoreConfig, RingGroup, RingStrategy, Route, Tar
 from switchd.drivers.sim.board import BotSettings, SimSettings
 from switchd.drivers.sim.driver import SimDriver
 from switchd.engine import Input, TimerHeap
-from switchd.events import CallAnswered, CallEnded, CallRinging, Event, IvrEnter, IvrRouteRequest
+from switchd.events import (
+    CallAnswered,
+    CallEnded,
+    CallRinging,
+    Event,
+    IvrEnter,
+    IvrExit,
+    IvrOutcome,
+    IvrRouteRequest,
+)
 from switchd.ivr.inputs import RouteReply
 from switchd.ivr.interpreter import Ivr
 from switchd.ivr.loader import load_flows
@@ -118,6 +127,11 @@ class _Callers:
             self._at(now + 2.0, Answer(ev.line))
         elif isinstance(ev, CallAnswered) and ev.line.startswith("ext/") and not self.in_band:
             self._at(now + 5.0, Hangup(ev.line))
+        elif isinstance(ev, IvrExit) and ev.outcome is IvrOutcome.QUEUED:
+            # No ACD in this bench: a caller the flow queued hangs up after a while.
+            line = self.line_of.get(ev.call_id)
+            if line is not None:
+                self._at(now + 5.0, Hangup(line))
         elif isinstance(ev, CallEnded):
             self.script.pop(ev.call_id, None)
             self.line_of.pop(ev.call_id, None)
@@ -205,7 +219,8 @@ def bench_ivr_steps(calls: int) -> IvrStepResult:
     shell.add(core, takes=CORE_INPUTS)
     shell.add(ivr, takes=Ivr.TAKES, follows=Ivr.FOLLOWS)
     shell.add(VirtualPlayer(lambda p: lengths.get(p, 0.0)), takes=VirtualPlayer.TAKES)
-    shell.add(callers, follows=(IvrEnter, IvrRouteRequest, CallRinging, CallAnswered, CallEnded))
+    shell.add(callers, follows=(IvrEnter, IvrRouteRequest, CallRinging, CallAnswered, CallEnded,
+                                IvrExit))
     t0 = time.perf_counter()
     for n in range(1, calls + 1):
         events = shell.submit(Incoming(caller=f"1380000{n:04d}", dnis="8000", trunk=n))
@@ -277,7 +292,7 @@ def bench_ivr_media(channels: int, seconds: float, *, log: bool = True) -> IvrMe
     shell.add(driver, follows=driver.FOLLOWS)
     shell.add(ivr, takes=Ivr.TAKES, follows=Ivr.FOLLOWS)
     shell.add(playout, takes=Playout.TAKES)
-    shell.add(callers, follows=(IvrEnter, IvrRouteRequest, CallEnded))
+    shell.add(callers, follows=(IvrEnter, IvrRouteRequest, CallEnded, IvrExit))
 
     def call_in(trunk: int) -> None:
         events = shell.submit(Incoming(caller=f"1390000{trunk:04d}", dnis="8000", trunk=trunk))

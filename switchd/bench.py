@@ -174,10 +174,13 @@ def bench_virtual(calls: int = DEFAULT_VIRTUAL_CALLS, lines: int = 200, *,
     use. Wall time (``time.perf_counter``) covers the whole run, CDR collection
     included. Raises ValueError for ``calls`` or ``lines`` < 1.
     """
+    from switchd.acd.engine import Acd
+    from switchd.acd.inputs import ACD_INPUTS
+    from switchd.acd.model import AcdSettings, RingGroup, RingStrategy
     from switchd.bus import Bus
     from switchd.core.engine import CoreError, SwitchCore
     from switchd.core.inputs import Incoming
-    from switchd.core.routing import CoreConfig, RingGroup, RingStrategy, Route, Target, TargetKind
+    from switchd.core.routing import CoreConfig, Route, Target, TargetKind
     from switchd.drivers.sim.board import AgentMode, BotSettings, SimSettings, TrafficSettings
     from switchd.drivers.sim.driver import SimDriver
     from switchd.engine import Input
@@ -190,9 +193,12 @@ def bench_virtual(calls: int = DEFAULT_VIRTUAL_CALLS, lines: int = 200, *,
     core = SwitchCore(CoreConfig(
         trunks=lines, extensions=exts, outside_prefix=OUTSIDE_PREFIX,
         ring_timeout_s=_LIVE_RING_TIMEOUT_S,
-        ring_groups={"bench": RingGroup("bench", RingStrategy.HUNT, exts, _LIVE_RING_TIMEOUT_S)},
         routes=(Route(Target(TargetKind.GROUP, "bench")),),
     ))
+    # The hunt group is a queue with no waiting: the ACD rings it, as in the daemon.
+    acd = Acd(AcdSettings(groups={"bench": RingGroup("bench", RingStrategy.HUNT, exts,
+                                                     _LIVE_RING_TIMEOUT_S)},
+                          ring_timeout_s=_LIVE_RING_TIMEOUT_S))
     settings = SimSettings(bots=BotSettings(AgentMode.AUTO, _VIRTUAL_ANSWER_S, _VIRTUAL_TALK_S),
                            traffic=TrafficSettings(enabled=False))
     driver = SimDriver(settings, exts, list(core.lines))
@@ -211,6 +217,7 @@ def bench_virtual(calls: int = DEFAULT_VIRTUAL_CALLS, lines: int = 200, *,
     shell = Shell(bus, clock, log_events=False, refusals=(CoreError,),
                   on_refused=lambda _item, exc: rejected.append(exc))
     shell.add(core, takes=(Input,))
+    shell.add(acd, takes=ACD_INPUTS, follows=Acd.FOLLOWS)
     shell.add(driver, follows=driver.FOLLOWS)
     hold_max_s = _VIRTUAL_ANSWER_S + _VIRTUAL_TALK_S[1]
     interval_s = hold_max_s / (lines * _VIRTUAL_LOAD)

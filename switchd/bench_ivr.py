@@ -37,10 +37,13 @@ from zoneinfo import ZoneInfo
 
 import structlog
 
+from switchd.acd.engine import Acd
+from switchd.acd.inputs import ACD_INPUTS
+from switchd.acd.model import AcdSettings, RingGroup, RingStrategy
 from switchd.bus import Bus
 from switchd.core.engine import SwitchCore
 from switchd.core.inputs import CORE_INPUTS, Answer, Digit, Hangup, Incoming
-from switchd.core.routing import CoreConfig, RingGroup, RingStrategy, Route, Target, TargetKind
+from switchd.core.routing import CoreConfig, Route, Target, TargetKind
 from switchd.drivers.sim.board import BotSettings, SimSettings
 from switchd.drivers.sim.driver import SimDriver
 from switchd.engine import Input, TimerHeap
@@ -81,10 +84,15 @@ def _monday_10am() -> float:
 
 
 def _core_config(trunks: int) -> CoreConfig:
+    return CoreConfig(trunks=trunks, extensions=EXTENSIONS,
+                      routes=(Route(Target(TargetKind.FLOW, "main")),))
+
+
+def _acd() -> Acd:
+    """The ACD that rings the demo's ring groups (queues with no waiting)."""
     groups = {"sales": RingGroup("sales", RingStrategy.RINGALL, (201, 202, 203, 204), 20.0),
               "support": RingGroup("support", RingStrategy.HUNT, (205, 206, 207, 208), 10.0)}
-    return CoreConfig(trunks=trunks, extensions=EXTENSIONS, ring_groups=groups,
-                      routes=(Route(Target(TargetKind.FLOW, "main")),))
+    return Acd(AcdSettings(groups=groups))
 
 
 def _demo_flows() -> FlowSet:
@@ -217,6 +225,7 @@ def bench_ivr_steps(calls: int) -> IvrStepResult:
 
     bus.on_any(count)
     shell.add(core, takes=CORE_INPUTS)
+    shell.add(_acd(), takes=ACD_INPUTS, follows=Acd.FOLLOWS)
     shell.add(ivr, takes=Ivr.TAKES, follows=Ivr.FOLLOWS)
     shell.add(VirtualPlayer(lambda p: lengths.get(p, 0.0)), takes=VirtualPlayer.TAKES)
     shell.add(callers, follows=(IvrEnter, IvrRouteRequest, CallRinging, CallAnswered, CallEnded,
@@ -289,6 +298,7 @@ def bench_ivr_media(channels: int, seconds: float, *, log: bool = True) -> IvrMe
     bus.on_any(media.on_event)
     bus.on_any(follow)
     shell.add(core, takes=CORE_INPUTS)
+    shell.add(_acd(), takes=ACD_INPUTS, follows=Acd.FOLLOWS)
     shell.add(driver, follows=driver.FOLLOWS)
     shell.add(ivr, takes=Ivr.TAKES, follows=Ivr.FOLLOWS)
     shell.add(playout, takes=Playout.TAKES)

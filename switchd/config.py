@@ -57,14 +57,14 @@ from switchd.acd.model import (
     CallbackSettings,
     PenaltyRule,
     QueueSettings,
+    RingGroup,
+    RingStrategy,
     SeatClass,
 )
 from switchd.acd.model import Strategy as QueueStrategy
 from switchd.core.routing import (
     INBOUND_KINDS,
     NAME_RE,
-    RingGroup,
-    RingStrategy,
     Route,
     Target,
     TargetKind,
@@ -298,10 +298,11 @@ class IvrConfig:
 class Config:
     """The whole validated configuration.
 
-    ``ring_groups`` and ``routes`` are the call core's own types
-    (:mod:`switchd.core.routing`), so the core takes them as they are; ``acd`` (the
-    ``queues:`` and ``agents:`` sections) is the ACD's own settings, taken as is by
-    the ACD engine and ``switchd sim``.
+    ``routes`` are the call core's own types (:mod:`switchd.core.routing`) and
+    ``ring_groups`` the ACD's (:mod:`switchd.acd.model`), so each engine takes them as
+    they are; ``acd`` (the ``queues:`` and ``agents:`` sections, plus the ring groups
+    and the dial plan's ring time) is the ACD's own settings, taken as is by the ACD
+    engine and ``switchd sim``.
     ``state_dir`` is absolute (a relative value in the file is taken relative to
     the config file's directory). ``source`` is the config path as given, for
     messages and reload. ``marks`` is where each key's value is in the file (for
@@ -1436,6 +1437,15 @@ def _build(doc: LocatedDocument, source: Path) -> Config:
     assert media is not None and flows_dir is not None and prompts_dir is not None
 
     host, port = parse_listen(cti.listen)
+    ring_groups: Mapping[str, RingGroup] = MappingProxyType({
+        name: RingGroup(
+            name=name,
+            strategy=RingStrategy(g.strategy),
+            members=tuple(g.members),
+            ring_timeout_s=None if g.ring_timeout_s is None else float(g.ring_timeout_s),
+        )
+        for name, g in groups.items()
+    })
     return Config(
         board=BoardConfig(
             driver=board.driver,
@@ -1450,19 +1460,11 @@ def _build(doc: LocatedDocument, source: Path) -> Config:
             ring_timeout_s=float(dialplan.ring_timeout_s),
             tone_timeout_s=float(dialplan.tone_timeout_s),
         ),
-        ring_groups=MappingProxyType(
-            {
-                name: RingGroup(
-                    name=name,
-                    strategy=RingStrategy(g.strategy),
-                    members=tuple(g.members),
-                    ring_timeout_s=None if g.ring_timeout_s is None else float(g.ring_timeout_s),
-                )
-                for name, g in groups.items()
-            }
-        ),
+        ring_groups=ring_groups,
         routes=tuple(routes),
-        acd=AcdSettings(queues=MappingProxyType(queues), agents=tuple(agents)),
+        # Ring groups are queues with no waiting: the ACD rings them.
+        acd=AcdSettings(queues=MappingProxyType(queues), agents=tuple(agents),
+                        groups=ring_groups, ring_timeout_s=float(dialplan.ring_timeout_s)),
         users=tuple(
             UserConfig(name=u.name, role=u.role, secret=u.secret, extension=u.extension)
             for u in raw_users

@@ -539,6 +539,9 @@ class CallRouted(CallEvent):
     vip: bool = False
     #: A queue caller's priority as the IVR set it (``Redirect``); 0 otherwise.
     priority: int = 0
+    #: A ring group's ring time asked by the router (an IVR transfer's ``timeout_s``);
+    #: None = the group's own.
+    timeout_s: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

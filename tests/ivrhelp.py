@@ -15,10 +15,13 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from switchd.acd.engine import Acd
+from switchd.acd.inputs import ACD_INPUTS
+from switchd.acd.model import AcdSettings, QueueSettings, RingGroup, RingStrategy
 from switchd.bus import Bus
 from switchd.core import inputs as core_inputs
 from switchd.core.engine import CoreError, SwitchCore, new_call_id
-from switchd.core.routing import CoreConfig, RingGroup, RingStrategy, Route, Target, TargetKind
+from switchd.core.routing import CoreConfig, Route, Target, TargetKind
 from switchd.events import CallEnded, CallNew, Cdr, Event
 from switchd.ivr.interpreter import Ivr
 from switchd.ivr.model import Flow, FlowSet, Holidays, Mark, Node
@@ -115,7 +118,6 @@ class Rig:
         self.shell = Shell(self.bus, self.clock, log_events=False, refusals=(CoreError,))
         self.core = SwitchCore(config or CoreConfig(
             trunks=4, extensions=(201, 202, 203),
-            ring_groups={"sales": RingGroup("sales", RingStrategy.RINGALL, (201, 202), 15.0)},
             routes=(Route(Target(TargetKind.FLOW, "main"), dnis="8000"),
                     Route(Target(TargetKind.FLOW, "other"), dnis="8001"),
                     Route(Target(TargetKind.FLOW, "nosuch"), dnis="8009"))))
@@ -136,6 +138,13 @@ class Rig:
         self.ivr.handle = guarded  # type: ignore[method-assign]
         self.player = VirtualPlayer(self._duration)
         self.shell.add(self.core, takes=CORE_INPUTS)
+        # Ring groups are queues with no waiting: the ACD rings them.
+        self.acd = Acd(AcdSettings(groups={"sales": RingGroup("sales", RingStrategy.RINGALL,
+                                                               (201, 202), 15.0)},
+                                   queues={q: QueueSettings(q, music=False)
+                                           for q in ("sales", "support")},
+                                   ring_timeout_s=self.core.config.ring_timeout_s))
+        self.shell.add(self.acd, takes=ACD_INPUTS, follows=Acd.FOLLOWS)
         self.shell.add(self.ivr, takes=Ivr.TAKES, follows=Ivr.FOLLOWS)
         self.shell.add(self.player, takes=VirtualPlayer.TAKES, follows=VirtualPlayer.FOLLOWS)
         self.lines: dict[str, str] = {}

@@ -10,6 +10,7 @@ import pytest
 from pydantic import BaseModel
 
 from switchd import config as config_module
+from switchd.acd.model import RingGroup, RingStrategy
 from switchd.config import (
     Config,
     config_summary,
@@ -20,7 +21,7 @@ from switchd.config import (
     parse_config,
     parse_listen,
 )
-from switchd.core.routing import RingGroup, RingStrategy, Route, Target, TargetKind
+from switchd.core.routing import Route, Target, TargetKind
 from switchd.exceptions import ConfigError
 from switchd.passwords import hash_secret
 from switchd.yamlloc import compose_located

@@ -13,8 +13,9 @@ from collections.abc import Callable
 import pytest
 from ulid import ULID
 
+from switchd.acd.model import RingGroup, RingStrategy
 from switchd.core.call import CallState
-from switchd.core.engine import CoreError, SwitchCore, new_call_id
+from switchd.core.engine import CoreError, new_call_id
 from switchd.core.ids import CallIds
 from switchd.core.inputs import (
     Answer,
@@ -28,7 +29,7 @@ from switchd.core.inputs import (
     Retrieve,
     Shutdown,
 )
-from switchd.core.routing import CoreConfig, RingGroup, RingStrategy, Route, Target, TargetKind
+from switchd.core.routing import CoreConfig, Route, Target, TargetKind
 from switchd.engine import Input
 from switchd.events import (
     CallEnded,
@@ -45,11 +46,18 @@ from switchd.events import (
     ToneStarted,
 )
 from switchd.lines.state import LineStatus
-from tests.corehelp import NEW_EVENT_NAMES
+from tests.corehelp import NEW_EVENT_NAMES, GroupedCore
 
 T0 = 1_764_000_000.0
 CALLER = "13900001111"
 S = LineStatus
+
+
+#: Ring groups are queues with no waiting: the ACD rings them (tests.corehelp.GroupedCore).
+GROUPS = {
+    "sales": RingGroup("sales", RingStrategy.RINGALL, (201, 202, 203)),
+    "support": RingGroup("support", RingStrategy.HUNT, (201, 202, 203), ring_timeout_s=5.0),
+}
 
 
 def _config(**kw: object) -> CoreConfig:
@@ -58,10 +66,6 @@ def _config(**kw: object) -> CoreConfig:
         extensions=(201, 202, 203, 204),
         ring_timeout_s=20.0,
         tone_timeout_s=10.0,
-        ring_groups={
-            "sales": RingGroup("sales", RingStrategy.RINGALL, (201, 202, 203)),
-            "support": RingGroup("support", RingStrategy.HUNT, (201, 202, 203), ring_timeout_s=5.0),
-        },
         routes=(
             Route(Target(TargetKind.GROUP, "sales"), dnis="8000"),
             Route(Target(TargetKind.GROUP, "support"), dnis="8001"),
@@ -78,7 +82,7 @@ class Rig:
 
     def __init__(self, config: CoreConfig | None = None, *,
                  contacts: Callable[[str], tuple[bool, bool]] | None = None) -> None:
-        self.core = SwitchCore(config or _config(), contacts=contacts)
+        self.core = GroupedCore(config or _config(), GROUPS, contacts=contacts)
         self.now = T0
         self.events: list[Event] = []
 
@@ -378,7 +382,8 @@ def test_hunt_rings_members_in_turn_skipping_busy_then_no_answer() -> None:
     r.advance(10)
     rings = [(e.fields()["line"], e.time) for e in r.events if e.name == "call.ringing"]
     assert rings == [("ext/201", T0), ("ext/203", T0 + 5)]
-    assert call_names(r.events) == ["call.new", "call.ringing", "call.ringing", "call.ended"]
+    assert call_names(r.events) == ["call.new", "call.routed", "call.ringing", "call.ringing",
+                                    "call.ended"]
     assert line_path(r.events, "ext/201") == ["alerting", "idle"]
     assert line_path(r.events, "ext/203") == ["alerting", "idle"]
     assert line_path(r.events, "ext/202") == []
@@ -433,13 +438,13 @@ def test_all_members_busy_gives_busy(dnis: str) -> None:
     r.events.clear()
     cid = r.incoming(dnis)
     assert trace(r.events, cid) == [
-        f"call.new inbound {CALLER}->{dnis}", "line.state trunk/1 alerting",
+        f"call.new inbound {CALLER}->{dnis}", "line.state trunk/1 alerting", "call.routed",
         "line.state trunk/1 tone", "tone trunk/1 busy"]
     r.advance(10)
     assert_cdr(r.cdr(), disposition="BUSY", src=CALLER, dst=dnis, trunk=1, extension=None,
                duration=10, billsec=0, wait_s=10.0, hangup_by="system", blocked_reason=None,
                direction="inbound")
-    assert call_names(r.events) == ["call.new", "call.ended"]
+    assert call_names(r.events) == ["call.new", "call.routed", "call.ended"]
     assert line_path(r.events, "trunk/1") == ["alerting", "tone", "idle"]
     assert not any(e.name == "line.state" and e.line.startswith("ext/") for e in r.events)
     for line in ("ext/201", "ext/203"):
@@ -967,8 +972,8 @@ def test_reconfigure_keeps_live_calls_and_uses_new_routes() -> None:
     cid = r.incoming("201")
     r.core.reconfigure(_config(
         extensions=(201, 202, 203, 204, 205),
-        ring_groups={"sales": RingGroup("sales", RingStrategy.RINGALL, (205,))},
-        routes=(Route(Target(TargetKind.GROUP, "sales")),)))
+        routes=(Route(Target(TargetKind.GROUP, "sales")),)),
+        {"sales": RingGroup("sales", RingStrategy.RINGALL, (205,))})
     r.incoming("8000")
     assert r.status("ext/205") is S.ALERTING
     assert r.status("ext/201") is S.ALERTING and r.core.calls[cid].state is CallState.RINGING
@@ -983,13 +988,12 @@ def test_two_thousand_simultaneous_calls(routing: str) -> None:
     exts = tuple(range(1000, 1000 + n))
     if routing == "hunt":
         cfg = CoreConfig(trunks=n, extensions=exts,
-                         ring_groups={"all": RingGroup("all", RingStrategy.HUNT, exts)},
                          routes=(Route(Target(TargetKind.GROUP, "all")),))
     else:
         cfg = CoreConfig(trunks=n, extensions=exts, routes=tuple(
             Route(Target(TargetKind.EXTENSION, str(1000 + i)), trunk=i + 1) for i in range(n)))
     started = time.perf_counter()
-    core = SwitchCore(cfg)
+    core = GroupedCore(cfg, {"all": RingGroup("all", RingStrategy.HUNT, exts)})
     ended: list[Cdr] = []
     for i in range(n):
         call_id = new_call_id(core.handle(T0 + i * 0.001, Incoming(f"139{i:08d}", "8000")))

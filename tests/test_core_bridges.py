@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import pytest
 
+from switchd.acd.model import RingGroup, RingStrategy
 from switchd.core.call import CallState
-from switchd.core.engine import CoreError, SwitchCore, new_call_id
+from switchd.core.engine import CoreError, new_call_id
 from switchd.core.inputs import (
     Answer,
     BlindTransfer,
@@ -31,7 +32,7 @@ from switchd.core.inputs import (
     SwitchAnswer,
     Withdraw,
 )
-from switchd.core.routing import CoreConfig, RingGroup, RingStrategy, Route, Target, TargetKind
+from switchd.core.routing import CoreConfig, Route, Target, TargetKind
 from switchd.events import (
     BridgeChanged,
     CallEnded,
@@ -43,6 +44,7 @@ from switchd.events import (
     Role,
 )
 from switchd.lines.state import LineStatus
+from tests.corehelp import GroupedCore
 
 T0 = 1_764_000_000.0
 CALLER = "trunk/1"
@@ -57,12 +59,11 @@ class Run:
     """The core driven by hand, with what the media plane would hold (bridges) kept from events."""
 
     def __init__(self) -> None:
-        self.core = SwitchCore(CoreConfig(
+        self.core = GroupedCore(CoreConfig(
             trunks=2, extensions=(201, 202, 203, 209), ring_timeout_s=RING_S,
-            ring_groups={"all": RingGroup("all", RingStrategy.RINGALL, (201, 202))},
             routes=(Route(Target(TargetKind.GROUP, "all"), dnis="7000"),
                     Route(Target(TargetKind.EXTENSION, "201"))),
-        ))
+        ), {"all": RingGroup("all", RingStrategy.RINGALL, (201, 202))})
         self.now = T0
         self.events: list[Event] = []
         self.bridges: dict[str, dict[str, Role]] = {}

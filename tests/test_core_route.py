@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import pytest
 
+from switchd.acd.model import RingGroup, RingStrategy
 from switchd.bus import Bus
 from switchd.core.call import CALL_TRANSITIONS, CallInput, CallState
-from switchd.core.engine import CoreError, SwitchCore, new_call_id
+from switchd.core.engine import CoreError, new_call_id
 from switchd.core.inputs import (
     Annotate,
     Answer,
@@ -35,8 +36,6 @@ from switchd.core.routing import (
     INBOUND_KINDS,
     ROUTE_KINDS,
     CoreConfig,
-    RingGroup,
-    RingStrategy,
     Target,
     TargetKind,
 )
@@ -67,7 +66,7 @@ from switchd.events import (
 )
 from switchd.lines.state import LineStatus
 from switchd.shell import Shell, VirtualClock
-from tests.corehelp import call_snapshot
+from tests.corehelp import GroupedCore, call_snapshot
 
 T0 = 1_764_000_000.0
 CALLER = "trunk/1"
@@ -76,14 +75,16 @@ HUNT_S = 5.0
 IVR_DNIS = "5000"
 
 
+#: Ring groups are queues with no waiting: the ACD rings them (tests.corehelp.GroupedCore).
+GROUPS = {
+    "all": RingGroup("all", RingStrategy.RINGALL, (201, 202)),
+    "hunt": RingGroup("hunt", RingStrategy.HUNT, (201, 299, 202, 203), ring_timeout_s=HUNT_S),
+}
+
+
 def _config() -> CoreConfig:
     return CoreConfig(
         trunks=3, extensions=(201, 202, 203, 204), ring_timeout_s=RING_S,
-        ring_groups={
-            "all": RingGroup("all", RingStrategy.RINGALL, (201, 202)),
-            "hunt": RingGroup("hunt", RingStrategy.HUNT, (201, 299, 202, 203),
-                              ring_timeout_s=HUNT_S),
-        },
         routes=(InboundRoute(Target(TargetKind.FLOW, "main"), dnis=IVR_DNIS),
                 InboundRoute(Target(TargetKind.EXTENSION, "204"))),
     )
@@ -93,7 +94,7 @@ class Run:
     """The core driven by hand; bridges kept from ``bridge.changed`` as the media plane would."""
 
     def __init__(self, blacklist: frozenset[str] = frozenset()) -> None:
-        self.core = SwitchCore(_config(), contacts=lambda n: (False, n in blacklist))
+        self.core = GroupedCore(_config(), GROUPS, contacts=lambda n: (False, n in blacklist))
         self.now = T0
         self.events: list[Event] = []
         self.bridges: dict[str, dict[str, Role]] = {}
@@ -144,7 +145,7 @@ class Run:
         """The call waits in the switch as the IVR left it: caller connected, no tone,
         nothing ringing, no timer."""
         call = self.core.calls[call_id]
-        assert call.state is CallState.SWITCH and call.offers == {} and call.hunt == []
+        assert call.state is CallState.SWITCH and call.offers == {}
         assert call.route_target is None
         assert self.status(CALLER) is LineStatus.CONNECTED and self.tone(CALLER) is None
         assert all(ln.idle for n, ln in self.core.lines.items() if n != CALLER)
@@ -508,12 +509,12 @@ def test_a_ringing_route_is_a_state_of_the_call_table_not_a_flag():
     assert CALL_TRANSITIONS[(_SW, CallInput.ROUTE)] is _SR
     assert {s for (s, _), nxt in CALL_TRANSITIONS.items() if nxt is _SR} == {_SW, _SR}
     leaves = {i: nxt for (s, i), nxt in CALL_TRANSITIONS.items() if s is _SR}
-    assert leaves == {CallInput.RING: _SR,  # the next hunt member
+    assert leaves == {CallInput.RING: _SR,  # the extension or number the route rings
+                      CallInput.OFFER: _SR,  # a member of the ring group it routes to
                       CallInput.ANSWER: CallState.ANSWERED,
                       CallInput.ROUTE_FAILED: _SW,
                       CallInput.END: CallState.ENDED}
-    # The ACD's Offer and a second Route are no rows: refused while a route rings.
-    assert (_SR, CallInput.OFFER) not in CALL_TRANSITIONS
+    # A second Route is no row: refused while a route rings.
     assert (_SR, CallInput.ROUTE) not in CALL_TRANSITIONS
     assert _SR.value == "switch_routing"  # CALLS state=switch_routing
 
@@ -525,7 +526,8 @@ def test_a_route_moves_switch_to_switch_routing_and_back_to_switch_when_nobody_a
     assert call.can(CallInput.ROUTE) and call.can(CallInput.OFFER)
     r.do(Route(call_id, Target.parse("group:all"), timeout_s=5.0))
     assert r.state(call_id) is _SR
-    assert not call.can(CallInput.ROUTE) and not call.can(CallInput.OFFER)
+    # The group's members are offered (by the ACD); another Route is refused.
+    assert not call.can(CallInput.ROUTE) and call.can(CallInput.OFFER)
     r.do(Hangup("ext/201"))  # one phone declines, the other still rings
     assert r.state(call_id) is _SR and r.tone(CALLER) == "ringback"
     [failed] = of(r.advance(5.0), CallRouteFailed)
@@ -724,7 +726,7 @@ def test_switch_answer_of_a_call_the_flow_route_answered_is_refused():
 
 def test_the_simulated_board_dials_the_routed_number():
     cfg = _config()
-    core = SwitchCore(cfg)
+    core = GroupedCore(cfg, GROUPS)
     board = SimBoard(SimSettings(
         bots=BotSettings(mode=AgentMode.MANUAL), caller_patience_s=1e9,
         outside=OutsideSettings(busy_numbers=frozenset({"5550001"}), answer_after_s=3.0,

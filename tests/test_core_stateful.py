@@ -12,13 +12,15 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
+from switchd.acd.model import RingGroup, RingStrategy
 from switchd.core import inputs as ci
 from switchd.core.call import CallState, Disposition
-from switchd.core.engine import CoreError, SwitchCore
-from switchd.core.routing import CoreConfig, RingGroup, RingStrategy, Route, Target, TargetKind
+from switchd.core.engine import CoreError
+from switchd.core.routing import CoreConfig, Route, Target, TargetKind
 from switchd.engine import Input
 from switchd.events import CallEnded, CallNew, Event, HangupCause, LineState, Role
 from switchd.lines.state import LineStatus
+from tests.corehelp import GroupedCore
 
 T0 = 1_764_000_000.0
 S = LineStatus
@@ -29,15 +31,17 @@ ALL_LINES = TRUNK_LINES + EXT_LINES
 DISPOSITIONS = {d.value for d in Disposition}
 CAUSES = {str(c): c.q850 for c in HangupCause}
 
+#: Ring groups are queues with no waiting: the ACD rings them (tests.corehelp.GroupedCore).
+GROUPS = {
+    "sales": RingGroup("sales", RingStrategy.RINGALL, (201, 202, 203)),
+    "support": RingGroup("support", RingStrategy.HUNT, (203, 202, 201), ring_timeout_s=5.0),
+}
+
 CONFIG = CoreConfig(
     trunks=3,
     extensions=EXTS,
     ring_timeout_s=20.0,
     tone_timeout_s=10.0,
-    ring_groups={
-        "sales": RingGroup("sales", RingStrategy.RINGALL, (201, 202, 203)),
-        "support": RingGroup("support", RingStrategy.HUNT, (203, 202, 201), ring_timeout_s=5.0),
-    },
     routes=(
         Route(Target(TargetKind.GROUP, "sales"), dnis="8000"),
         Route(Target(TargetKind.GROUP, "support"), dnis="8001"),
@@ -56,7 +60,7 @@ class CoreMachine(RuleBasedStateMachine):
 
     def __init__(self) -> None:
         super().__init__()
-        self.core = SwitchCore(CONFIG)
+        self.core = GroupedCore(CONFIG, GROUPS)
         self.now = T0
         self.created: list[str] = []
         self.ended: list[str] = []

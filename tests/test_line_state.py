@@ -12,13 +12,14 @@ from collections.abc import Callable
 
 import pytest
 
+from switchd.acd.model import RingGroup, RingStrategy
 from switchd.core import inputs as ci
-from switchd.core.engine import CoreError, SwitchCore, new_call_id
-from switchd.core.routing import CoreConfig, RingGroup, RingStrategy, Route, Target, TargetKind
+from switchd.core.engine import CoreError, new_call_id
+from switchd.core.routing import CoreConfig, Route, Target, TargetKind
 from switchd.engine import Input
 from switchd.events import CallEnded, Event, LineError
 from switchd.lines.state import TRANSITIONS, Line, LineInput, LineKind, LineStatus, line_name
-from tests.corehelp import call_snapshot
+from tests.corehelp import GroupedCore, call_snapshot
 
 S = LineStatus
 I = LineInput  # noqa: E741 - mirrors the module's own short alias
@@ -103,7 +104,6 @@ def _config() -> CoreConfig:
     return CoreConfig(
         trunks=3,
         extensions=(201, 202, 203),
-        ring_groups={"sales": RingGroup("sales", RingStrategy.RINGALL, (202, 203))},
         routes=(
             Route(Target(TargetKind.EXTENSION, "201"), dnis="201"),
             Route(Target(TargetKind.EXTENSION, "202"), dnis="202"),
@@ -124,7 +124,8 @@ class Rig:
     """A core plus a clock; collects every event it is given."""
 
     def __init__(self) -> None:
-        self.core = SwitchCore(_config())
+        self.core = GroupedCore(_config(), {"sales": RingGroup("sales", RingStrategy.RINGALL,
+                                                               (202, 203))})
         self.now = T0
         self.events: list[Event] = []
 

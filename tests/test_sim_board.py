@@ -12,10 +12,11 @@ from collections.abc import Callable, Iterator
 import pytest
 from structlog.testing import capture_logs
 
+from switchd.acd.model import RingGroup, RingStrategy
 from switchd.bus import Bus
 from switchd.core.engine import CoreError, SwitchCore
 from switchd.core.inputs import Answer, Dial, FarBusy, Hangup, Incoming, Shutdown, SwitchAnswer
-from switchd.core.routing import CoreConfig, RingGroup, RingStrategy, Route, Target, TargetKind
+from switchd.core.routing import CoreConfig, Route, Target, TargetKind
 from switchd.drivers.sim.board import (
     AgentMode,
     BotSettings,
@@ -27,6 +28,7 @@ from switchd.drivers.sim.board import (
 from switchd.engine import Input
 from switchd.events import CallAnswered, CallEnded, CallNew, CallRinging, Cdr, Event, LineError
 from switchd.shell import Shell, VirtualClock
+from tests.corehelp import GroupedCore
 
 T0 = 1_764_000_000.0
 CALLER = "13900001111"
@@ -34,12 +36,15 @@ CALLER = "13900001111"
 FOREVER = 1e9
 
 
+#: Ring groups are queues with no waiting: the ACD rings them (tests.corehelp.GroupedCore).
+GROUPS = {"sales": RingGroup("sales", RingStrategy.RINGALL, (201, 202, 203))}
+
+
 def _config(trunks: int = 8) -> CoreConfig:
     return CoreConfig(
         trunks=trunks,
         ring_timeout_s=20.0,
         tone_timeout_s=10.0,
-        ring_groups={"sales": RingGroup("sales", RingStrategy.RINGALL, (201, 202, 203))},
         routes=(
             Route(Target(TargetKind.GROUP, "sales"), dnis="8000"),
             Route(Target(TargetKind.BUSY), dnis="8002"),
@@ -65,7 +70,7 @@ class Run:
     the inputs the core refused (simulated callers when every trunk is busy).
     """
 
-    def __init__(self, core: SwitchCore, board: SimBoard) -> None:
+    def __init__(self, core: SwitchCore | GroupedCore, board: SimBoard) -> None:
         self.core = core
         self.board = board
         self.events: list[Event] = []
@@ -113,7 +118,7 @@ class Run:
 def _run(settings: SimSettings, *, trunks: int = 8,
          contacts: Callable[[str], tuple[bool, bool]] | None = None) -> Run:
     cfg = _config(trunks)
-    return Run(SwitchCore(cfg, contacts=contacts), SimBoard(settings, cfg.extensions))
+    return Run(GroupedCore(cfg, GROUPS, contacts=contacts), SimBoard(settings, cfg.extensions))
 
 
 def _dial(run: Run, line: str, number: str) -> None:
@@ -344,7 +349,7 @@ def test_board_never_hangs_up_a_line_that_went_idle() -> None:
 def _talk_times(rng: random.Random) -> list[int]:
     board = SimBoard(SimSettings(bots=BotSettings(talk_s=(1.0, 100.0)),
                                  caller_talk_s=(FOREVER, FOREVER)), (201,), rng=rng)
-    run = Run(SwitchCore(_config()), board)
+    run = Run(GroupedCore(_config(), GROUPS), board)
     for _ in range(5):
         run.act(Incoming(CALLER, "201"))
         run.run_idle()

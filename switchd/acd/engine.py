@@ -33,7 +33,14 @@ from typing import Any
 
 from switchd.acd.agents import Agent, AgentCounts
 from switchd.acd.inputs import Login, Logout, NotReady, Ready
-from switchd.acd.model import AcdSettings, AgentInput, QueueSettings, Strategy
+from switchd.acd.model import (
+    AcdSettings,
+    AgentInput,
+    QueueSettings,
+    RingGroup,
+    RingStrategy,
+    Strategy,
+)
 from switchd.acd.pools import Pool, make_pool
 from switchd.acd.stats import QueueStats
 from switchd.core.inputs import (
@@ -44,6 +51,7 @@ from switchd.core.inputs import (
     Redirect,
     Release,
     Route,
+    Unrouted,
     Withdraw,
 )
 from switchd.core.routing import NUMBER_RE, Target, TargetKind
@@ -74,6 +82,7 @@ from switchd.events import (
     QueueLogEntry,
     QueueOffered,
     QueueOverflow,
+    RouteFail,
     TransferKind,
 )
 from switchd.ivr.inputs import PlayPrompt, StopPrompt
@@ -84,6 +93,7 @@ __all__ = ["AcdError", "AgentFigures", "AgentStatus", "Acd", "Caller", "QueueSta
 _S = AgentState
 _I = AgentInput
 _QUEUE_PREFIX = "queue:"
+_GROUP_PREFIX = "group:"
 #: Offer endings that count against the agent (RONA): it let the phone ring out or refused.
 _MISSED = (OfferEnd.TIMEOUT, OfferEnd.DECLINED)
 
@@ -176,6 +186,12 @@ class Caller:
     attempts: int = 0
     dial_call_id: str | None = None
     line_alive: bool = True
+    #: A ring group's caller: the phones ringing for it, the next member a hunt tries,
+    #: its ring time per offer, and how the last offer ended.
+    ringing: dict[str, None] = field(default_factory=dict)
+    hunt_next: int = 0
+    ring_timeout_s: float = 0.0
+    last_end: OfferEnd | None = None
 
     def move(self, what: CallerInput) -> None:
         """Take ``what`` through :data:`CALLER_TRANSITIONS`. AssertionError if refused
@@ -197,6 +213,8 @@ class _Queue:
     prios: list[int] = field(default_factory=list)
     count: int = 0
     logged_in: int = 0
+    #: A ring group (a queue with no waiting): its member phones, in hunt order.
+    phones: tuple[str, ...] = ()
 
     def callers(self) -> Iterable[Caller]:
         """Waiting callers in queue order (priority, then join order)."""
@@ -306,6 +324,8 @@ class Acd:
         self.callers: dict[str, Caller] = {}
         #: Agent extensions that are not idle right now (from line.state).
         self._busy_lines: set[str] = set()
+        #: Lines that are members of ring groups (their idleness is tracked too).
+        self._phone_lines: set[str] = set()
         #: agent id -> callers waiting for exactly that agent (sticky), by call id
         self._sticky: dict[str, dict[str, Caller]] = {}
         #: caller number -> agent id of its last answered queue call (this run)
@@ -347,6 +367,8 @@ class Acd:
     # ---------------------------------------------------------------- set-up
 
     def _build(self, settings: AcdSettings) -> None:
+        for group in settings.groups.values():
+            self._build_group(group, settings.ring_timeout_s)
         for name, qs in settings.queues.items():
             q = self.queues.get(name)
             if q is None:
@@ -374,6 +396,23 @@ class Acd:
             if a.state is _S.LOGGED_OUT:
                 a.queues = dict(a_set.queues)
                 self._set_line(a, None if a_set.extension is None else f"ext/{a_set.extension}")
+
+    def _build_group(self, group: RingGroup, ring_timeout_s: float) -> None:
+        """A ring group as a queue named ``group:NAME`` whose members are phones."""
+        key = _GROUP_PREFIX + group.name
+        strategy = Strategy.RINGALL if group.strategy is RingStrategy.RINGALL else Strategy.LINEAR
+        qs = QueueSettings(key, strategy=strategy,
+                           ring_timeout_s=group.ring_timeout_s or ring_timeout_s,
+                           join_empty=False, rona_after=0, music=False)
+        phones = tuple(f"ext/{m}" for m in group.members)
+        q = self.queues.get(key)
+        if q is None:
+            self.queues[key] = _Queue(qs, phones=phones)
+            self.stats[key] = QueueStats()
+            self.interval[key] = QueueStats()
+        else:
+            q.settings, q.phones = qs, phones
+        self._phone_lines.update(phones)
 
     def reconfigure(self, settings: AcdSettings) -> None:
         """Take new queue settings and agents: the next offers and joins use them;
@@ -429,8 +468,9 @@ class Acd:
     # ---------------------------------------------------------------- queries
 
     def queue_names(self) -> list[str]:
-        """Every queue, in config order."""
-        return list(self.queues)
+        """Every queue, in config order, then every ring group (``group:NAME``)."""
+        return [n for n in self.queues if not self.queues[n].phones] + \
+            [n for n in self.queues if self.queues[n].phones]
 
     def queue_status(self, name: str, now: float) -> QueueStatus:
         """A snapshot of queue ``name`` at ``now``. Raises AcdError(not_found)."""
@@ -571,7 +611,12 @@ class Acd:
     # ------------------------------------------------------------- core events
 
     def _on_routed(self, now: float, ev: CallRouted) -> None:
-        if not ev.target.startswith(_QUEUE_PREFIX) or ev.call_id in self.callers:
+        if ev.call_id in self.callers:
+            return
+        if ev.target.startswith(_GROUP_PREFIX):
+            self._join_group(now, ev)
+            return
+        if not ev.target.startswith(_QUEUE_PREFIX):
             return
         name = ev.target[len(_QUEUE_PREFIX):]
         q = self.queues.get(name)
@@ -682,12 +727,22 @@ class Acd:
             if wait <= q.settings.service_level_s:
                 s.answered_within_sl += 1
             s.wait_sum_answered += wait
+        if q.phones:
+            # A ring group: the CDR is the routed call's as it always was (no queue). The
+            # core withdrew the other phones already (taken_elsewhere); this one answered.
+            c.ringing.clear()
+            self._remove(now, c, QueueExit.ANSWERED, agent_id)
+            return
         if agent_id is not None:
             self._last_agent[c.number] = agent_id
         self._emit(Annotate(c.call_id, agent=agent_id, queue=c.queue, waiting=False))
         self._remove(now, c, QueueExit.ANSWERED, agent_id)
 
     def _on_withdrawn(self, now: float, ev: OfferWithdrawn) -> None:
+        g = self.callers.get(ev.call_id)
+        if g is not None and ev.line in g.ringing:
+            self._group_offer_ended(now, g, ev.line, ev.reason)
+            return
         a = self._by_line.get(ev.line)
         if a is None or a.state is not _S.RESERVED or a.call_id != ev.call_id:
             return  # not ours, or we withdrew it ourselves (already accounted for)
@@ -745,6 +800,17 @@ class Acd:
             self._offer_ended(now, a)
 
     def _on_line_error(self, now: float, ev: LineError) -> None:
+        g = self.callers.get(ev.call_id or "")
+        if ev.action == "offer" and g is not None and ev.line in g.ringing:
+            del g.ringing[ev.line]
+            if ev.state is LineStatus.IDLE:
+                # The core refused the *call*: it is no longer a group's to ring.
+                self._remove(now, g, QueueExit.SYSTEM, None)
+                return
+            # The phone went busy at this instant: a ring group tries the next one.
+            self._busy_lines.add(ev.line)
+            self._ring_phones(now, g, self.queues[g.queue])
+            return
         if ev.action == "originate":
             cb = self._originating.pop(ev.line, None)
             a = self._by_line.get(ev.line)
@@ -844,6 +910,11 @@ class Acd:
     def _on_line(self, now: float, ev: LineState) -> None:
         a = self._by_line.get(ev.line)
         if a is None:
+            if ev.line in self._phone_lines:
+                if ev.state is LineStatus.IDLE:
+                    self._busy_lines.discard(ev.line)
+                else:
+                    self._busy_lines.add(ev.line)
             return
         if ev.state is LineStatus.IDLE:
             self._busy_lines.discard(ev.line)
@@ -895,6 +966,102 @@ class Acd:
                   str(c.orig_position), _secs(wait))
         self._remove(now, c, QueueExit.KEY, None)
         self._send_away(now, c.call_id, q, QueueExit.KEY, wait, qs.exit_to, c.music)
+
+    # ------------------------------------------------------------- ring groups
+
+    def _join_group(self, now: float, ev: CallRouted) -> None:
+        """A call routed to a ring group: a queue with no waiting whose members are
+        phones. Nothing free: ``Unrouted(busy)`` at once; rung out: ``Unrouted``."""
+        key = ev.target
+        q = self.queues.get(key)
+        if q is None or not q.phones:
+            self._emit(Unrouted(ev.call_id, RouteFail.UNALLOCATED))
+            return
+        for s in (self.stats[key], self.interval[key]):
+            s.offered += 1
+        self._log(now, ev.call_id, key, "NONE", "ENTERQUEUE", "", ev.caller)
+        c = Caller(ev.call_id, key, ev.line, ev.caller, 0, now, 0)
+        c.ring_timeout_s = ev.timeout_s or q.settings.ring_timeout_s
+        if not any(line not in self._busy_lines for line in q.phones):
+            self._group_refused(now, ev, q)
+            return
+        self.callers[c.call_id] = c
+        q.waiting.setdefault(0, {})[c.call_id] = c
+        if not q.prios:
+            q.prios.append(0)
+        q.count += 1
+        c.orig_position = q.count
+        for s in (self.stats[key], self.interval[key]):
+            s.joined += 1
+        self._emit(QueueJoin(c.call_id, now, key, c.orig_position, 0, ev.caller))
+        self._ring_phones(now, c, q)
+
+    def _group_refused(self, now: float, ev: CallRouted, q: _Queue) -> None:
+        key = q.settings.name
+        for s in (self.stats[key], self.interval[key]):
+            s.refused_joinempty += 1
+        self._log(now, ev.call_id, key, "NONE", "JOINEMPTY")
+        self._emit(QueueLeave(ev.call_id, now, key, QueueExit.JOINEMPTY, 0.0, 0))
+        self._emit(Unrouted(ev.call_id, RouteFail.BUSY))
+
+    def _ring_phones(self, now: float, c: Caller, q: _Queue) -> None:
+        """Ring the group's idle members: all of them (ringall) or the next one in turn
+        (hunt). When nothing rings any more, the group rang nobody to an answer."""
+        if q.settings.strategy is Strategy.RINGALL:
+            if not c.ringing and c.last_end is None:
+                for line in q.phones:
+                    if line not in self._busy_lines:
+                        self._ring_phone(now, c, line)
+        elif not c.ringing:
+            while c.hunt_next < len(q.phones):
+                line = q.phones[c.hunt_next]
+                c.hunt_next += 1
+                if line not in self._busy_lines:
+                    self._ring_phone(now, c, line)
+                    break
+        if not c.ringing:
+            self._group_rang_out(now, c)
+
+    def _ring_phone(self, now: float, c: Caller, line: str) -> None:
+        c.ringing[line] = None
+        a = self._by_line.get(line)
+        self._emit(QueueOffered(c.call_id, now, c.queue, a.agent_id if a else "NONE", line))
+        self._emit(Offer(c.call_id, line, c.ring_timeout_s))
+
+    def _group_offer_ended(self, now: float, c: Caller, line: str, why: OfferEnd) -> None:
+        del c.ringing[line]
+        if why in (OfferEnd.TAKEN_ELSEWHERE, OfferEnd.PICKED_UP):
+            if c.state is _C.WAITING:
+                c.move(_CIn.TAKEN)     # call.answered follows
+            return
+        if why is OfferEnd.CALLER_GONE:
+            if c.call_id in self.callers:
+                self._abandon(now, c)
+            return
+        # Withdrawn by someone else (the ACD forgets its own before withdrawing): the
+        # group goes on as if that phone rang out.
+        c.last_end = why
+        if why in _MISSED:
+            for s in (self.stats[c.queue], self.interval[c.queue]):
+                s.ring_no_answer += 1
+            a = self._by_line.get(line)
+            self._log(now, c.call_id, c.queue, a.agent_id if a else line, "RINGNOANSWER",
+                      str(round(c.ring_timeout_s * 1000)) if why is OfferEnd.TIMEOUT else "0")
+        self._ring_phones(now, self.callers[c.call_id], self.queues[c.queue])
+
+    def _group_rang_out(self, now: float, c: Caller) -> None:
+        """Nothing rings for ``c`` any more and nobody answered: out of the group."""
+        q = self.queues[c.queue]
+        wait = now - c.joined
+        pos = q.position(c)
+        for s in (self.stats[c.queue], self.interval[c.queue]):
+            s.timed_out += 1
+        self._log(now, c.call_id, c.queue, "NONE", "EXITWITHTIMEOUT", str(pos),
+                  str(c.orig_position), _secs(wait))
+        why = (RouteFail.DECLINED if c.last_end is OfferEnd.DECLINED
+               else RouteFail.NO_ANSWER if c.last_end is not None else RouteFail.BUSY)
+        self._remove(now, c, QueueExit.TIMEOUT, None)
+        self._emit(Unrouted(c.call_id, why))
 
     # ---------------------------------------------------------------- callbacks
 
@@ -1377,8 +1544,12 @@ class Acd:
                 s.waited += 1
             if wait > s.wait_max:
                 s.wait_max = wait
-        if why is not QueueExit.ANSWERED and not gone:
+        if why is not QueueExit.ANSWERED and not gone and not q.phones:
             self._emit(Annotate(c.call_id, waiting=False))
+        if c.ringing and not gone:
+            for line in c.ringing:
+                self._emit(Withdraw(c.call_id, line))
+        c.ringing.clear()
         self._emit(QueueLeave(c.call_id, now, c.queue, why, round(wait, 3), pos, agent))
         if gone:
             return rung

@@ -27,6 +27,8 @@ __all__ = [
     "PenaltyRule",
     "QueueExit",
     "QueueSettings",
+    "RingGroup",
+    "RingStrategy",
     "SeatClass",
     "Strategy",
 ]
@@ -208,10 +210,41 @@ class AgentSettings:
             raise ValueError(f"agent {self.agent_id}: weight must be > 0, got {self.weight}")
 
 
+class RingStrategy(Enum):
+    """How a ring group rings its members."""
+
+    #: Ring every idle member at once; the first to answer gets the call.
+    RINGALL = "ringall"
+    #: Ring idle members one at a time in list order, ``ring_timeout_s`` each.
+    HUNT = "hunt"
+
+
+@dataclass(frozen=True, slots=True)
+class RingGroup:
+    """A named set of extensions rung together (ringall) or in turn (hunt): a queue with
+    no waiting whose members are phones, not agents (a phone is rung when it is idle,
+    whatever its agent's state; the caller is not answered by the switch and hears
+    ringback). The ACD rings it (``call.routed target=group:NAME``); its figures and
+    queue_log lines are those of a queue named ``group:NAME``.
+
+    ``members``: extension numbers, in hunt order. ``ring_timeout_s``: seconds; the
+    whole ring time for ringall, the time per member for hunt; None means the
+    dial plan's ``ring_timeout_s``.
+    """
+
+    name: str
+    strategy: RingStrategy
+    members: tuple[int, ...]
+    ring_timeout_s: float | None = None
+
+
 @dataclass(frozen=True, slots=True)
 class AcdSettings:
-    """Every queue and agent. ``stats_interval_s``: length of a statistics interval."""
+    """Every queue, ring group and agent. ``stats_interval_s``: length of a statistics
+    interval; ``ring_timeout_s``: the dial plan's ring time, for groups without one."""
 
     queues: Mapping[str, QueueSettings] = field(default_factory=lambda: MappingProxyType({}))
     agents: tuple[AgentSettings, ...] = ()
     stats_interval_s: float = 900.0
+    groups: Mapping[str, RingGroup] = field(default_factory=lambda: MappingProxyType({}))
+    ring_timeout_s: float = 20.0

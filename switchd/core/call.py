@@ -76,9 +76,10 @@ class CallInput(Enum):
     """What moves a call from one state to another."""
 
     #: The core rings a phone or trunk for the call's own routing (a route, a dialled
-    #: number, the next hunt member, a transfer target, a recall).
+    #: number, a transfer target, a recall).
     RING = "ring"
-    #: An ``Offer`` (ACD) rings a phone for a call the switch holds.
+    #: An ``Offer`` (the ACD) rings a phone: for a caller in a queue (the switch holds
+    #: it), or for a call routed to a ring group (unanswered; the caller hears ringback).
     OFFER = "offer"
     #: The switch's ``Route`` of a call it holds starts ringing its target.
     ROUTE = "route"
@@ -107,12 +108,13 @@ _I = CallInput
 #: (state, input) -> next state. Anything not listed is refused (h11 ``_state.py`` style).
 CALL_TRANSITIONS: dict[tuple[CallState, CallInput], CallState] = {
     (_C.ROUTING, _I.RING): _C.RINGING,
+    (_C.ROUTING, _I.OFFER): _C.RINGING,  # a ring group's member (the ACD rings it)
     (_C.ROUTING, _I.SWITCH_ANSWER): _C.SWITCH,
     (_C.ROUTING, _I.FAIL): _C.TONE,
     (_C.ROUTING, _I.ORIGINATE): _C.ORIGINATING,
     (_C.ORIGINATING, _I.RING): _C.RINGING,  # it answered: the far end rings
     (_C.ORIGINATING, _I.FAIL): _C.TONE,     # no trunk for the far end
-    (_C.RINGING, _I.RING): _C.RINGING,  # the next hunt member
+    (_C.RINGING, _I.OFFER): _C.RINGING,  # the next member of a hunt group
     (_C.RINGING, _I.ANSWER): _C.ANSWERED,
     (_C.RINGING, _I.FAIL): _C.TONE,
     (_C.RINGING, _I.SWITCH_ANSWER): _C.SWITCH,
@@ -120,7 +122,8 @@ CALL_TRANSITIONS: dict[tuple[CallState, CallInput], CallState] = {
     (_C.SWITCH, _I.ANSWER): _C.ANSWERED,
     (_C.SWITCH, _I.FAIL): _C.TONE,
     (_C.SWITCH, _I.ROUTE): _C.SWITCH_ROUTING,
-    (_C.SWITCH_ROUTING, _I.RING): _C.SWITCH_ROUTING,  # the next hunt member
+    (_C.SWITCH_ROUTING, _I.RING): _C.SWITCH_ROUTING,  # the extension or number it rings
+    (_C.SWITCH_ROUTING, _I.OFFER): _C.SWITCH_ROUTING,  # a member of the group it rings
     (_C.SWITCH_ROUTING, _I.ANSWER): _C.ANSWERED,
     (_C.SWITCH_ROUTING, _I.ROUTE_FAILED): _C.SWITCH,
     (_C.ANSWERED, _I.TRANSFER): _C.TRANSFERRING,
@@ -161,9 +164,10 @@ class OfferPurpose(StrEnum):
 @dataclass(slots=True, eq=False)
 class Offer:
     """A line ringing for the call. ``deadline`` is epoch seconds; ``routed`` offers are
-    the core's own (ring group, transfer, ``Route``): when the last one ends unanswered
-    the core hunts on, fails the call or reports ``call.route_failed``; other offers
-    (ACD) only report ``offer.withdrawn``. ``number``: what a trunk rung for a route
+    the core's own (an extension or number route, a transfer, a consultation, a recall,
+    ``Originate``): when the last one ends unanswered the core fails the call, recalls
+    or reports ``call.route_failed``; other offers (the ACD's, for queues and ring
+    groups) only report ``offer.withdrawn`` and the ACD decides. ``number``: what a trunk rung for a route
     dials (``call.ringing``'s callee), when that is not the call's own callee."""
 
     line: str
@@ -220,9 +224,8 @@ class Call:
     offers: dict[str, Offer] = field(default_factory=dict)
     #: supervisor line -> the line its whisper goes to (None for listen/barge)
     monitors: dict[str, str | None] = field(default_factory=dict)
-    #: Ring-group members still to try, in order (hunt strategy).
-    hunt: list[int] = field(default_factory=list)
-    hunt_timeout_s: float | None = None
+    #: ``Originate``: how long the far end rings once the extension answered.
+    dial_timeout_s: float | None = None
     answer_time: float | None = None
     switch_answer_time: float | None = None
     failure: Disposition | None = None

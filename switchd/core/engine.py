@@ -44,8 +44,6 @@ from switchd.core.routing import (
     NUMBER_RE,
     ROUTE_KINDS,
     CoreConfig,
-    RingGroup,
-    RingStrategy,
     Target,
     TargetKind,
 )
@@ -160,9 +158,6 @@ class SwitchCore:
         #: Trunk numbers currently in ``_idle_trunks``, so a trunk is never pushed twice.
         self._in_trunk_heap: set[int] = set()
         self._out: list[Event] = []
-        #: group name -> (the RingGroup it was built from, its member lines), rebuilt
-        #: when the group object changes (reconfigure) so a reload is picked up.
-        self._members: dict[str, tuple[RingGroup, tuple[Line | None, ...]]] = {}
         self._handlers: dict[type, Callable[[float, Any], None]] = {
             inputs.Incoming: self._incoming, inputs.OffHook: self._offhook, inputs.Dial: self._dial,
             inputs.Answer: self._answer, inputs.Hangup: self._hangup, inputs.FarBusy: self._far_busy,
@@ -175,6 +170,7 @@ class SwitchCore:
             inputs.Route: self._route, inputs.Release: self._release,
             inputs.Annotate: self._annotate, inputs.Redirect: self._redirect,
             inputs.HoldMusic: self._hold_music, inputs.Originate: self._originate,
+            inputs.Unrouted: self._unrouted_in,
         }
         self._add_lines(config)
 
@@ -200,7 +196,6 @@ class SwitchCore:
         """
         self.config = config
         self._add_lines(config)
-        self._members.clear()
 
     # ------------------------------------------------------- engine protocol
 
@@ -226,7 +221,7 @@ class SwitchCore:
         return self._timers.next_deadline()
 
     def handle_timer(self, now: float) -> list[Event]:
-        """Fire every timer due at ``now``: offer timeouts (ring, hunt, transfer, consult,
+        """Fire every timer due at ``now``: offer timeouts (ring, transfer, consult,
         monitor) and tone timeouts."""
         while (due := self._timers.pop_due(now)) is not None:
             (kind, key), call_id = due
@@ -471,7 +466,6 @@ class SwitchCore:
         a = self.lines[call.anchor]
         for offer in list(call.offers.values()):
             self._withdraw(now, call, offer, OfferEnd.WITHDRAWN)
-        call.hunt.clear()
         self._set_state(call, _CI.SWITCH_ANSWER)
         self._move(now, a, _L.ANSWER, call.call_id)
         self._stop_tone(now, a)
@@ -492,19 +486,41 @@ class SwitchCore:
                                  f"{call.call_id} to {inp.line}: it is {ln.status.value}",
                                  now, call.call_id))
             return
-        if not call.can(_CI.OFFER):
+        group_route = (call.state is not CallState.SWITCH_ROUTING
+                       or (call.route_target or "").startswith("group:"))
+        if not call.can(_CI.OFFER) or not group_route:
             # switch_routing: one owner at a time; the caller hears the route's ringback,
             # and its failure hands the call back to whoever asked for it.
             why = (f"the switch is ringing {call.route_target} for it; wait for "
                    "call.answered or call.route_failed"
                    if call.state is CallState.SWITCH_ROUTING else
-                   "only calls the switch answered (IVR, queue) are offered")
+                   "only calls the switch holds (IVR, queue) or routes to a ring group "
+                   "are offered")
             self._emit(LineError(ln.name, "offer", ln.status, f"cannot offer call "
                                  f"{call.call_id} to {inp.line}: the call is "
                                  f"{call.state.value}; {why}", now, call.call_id))
             return
         if self._offer(now, call, ln, OfferPurpose.CONNECT, inp.timeout_s, routed=False):
             self._set_state(call, _CI.OFFER)
+            if call.state is not CallState.SWITCH:
+                # A ring group: the unanswered caller (or the IVR's caller it rings for)
+                # hears ringback, as for any route.
+                a = self.lines[call.anchor]
+                if a.status is _S.DIALING or (call.state is CallState.SWITCH_ROUTING
+                                              and a.status is _S.CONNECTED):
+                    self._move(now, a, _L.RINGBACK, call.call_id)
+                self._tone(now, a, Tone.RINGBACK)
+
+    def _unrouted_in(self, now: float, inp: inputs.Unrouted) -> None:
+        call = self.calls.get(inp.call_id)
+        if call is None or call.state not in (CallState.ROUTING, CallState.RINGING,
+                                              CallState.SWITCH_ROUTING):
+            # The ACD reports what it saw; meanwhile the call ended, was answered by the
+            # switch or picked up: nothing is left to fail.
+            return
+        for offer in list(call.offers.values()):
+            self._withdraw(now, call, offer, OfferEnd.WITHDRAWN)
+        self._unrouted(now, call, inp.reason)
 
     def _withdraw_in(self, now: float, inp: inputs.Withdraw) -> None:
         call = self.get_call(inp.call_id)
@@ -777,7 +793,6 @@ class SwitchCore:
             return
         for offer in ringing:
             self._withdraw(now, call, offer, OfferEnd.PICKED_UP)
-        call.hunt.clear()
         self._move(now, ln, _L.ALERT, call.call_id)
         self._move(now, ln, _L.ANSWER, call.call_id)
         self._emit(CallPickedUp(call.call_id, now, ln.name, tuple(o.line for o in ringing)))
@@ -879,14 +894,15 @@ class SwitchCore:
             self._bridge_changed(now, call, bridge)
         self._routed(now, call, target, inp.priority)
 
-    def _routed(self, now: float, call: Call, target: Target, priority: int = 0) -> None:
+    def _routed(self, now: float, call: Call, target: Target, priority: int = 0, *,
+                timeout_s: float | None = None) -> None:
         """Announce that the application at ``target`` (IVR, ACD) now has the call.
 
         ``caller`` is the customer's number: on a call an agent dialled out, the number
         it dialled (VIP and sticky routing look it up)."""
         customer = call.callee if call.direction is Direction.OUTBOUND else call.caller
         self._emit(CallRouted(call.call_id, now, str(target), call.anchor, customer,
-                              call.dnis, call.trunk, call.vip, priority))
+                              call.dnis, call.trunk, call.vip, priority, timeout_s))
 
     def _originate(self, now: float, inp: inputs.Originate) -> None:
         ln = self.line(inp.line)
@@ -906,7 +922,7 @@ class SwitchCore:
         call = Call(call_id=self._new_id(now), direction=Direction.OUTBOUND,
                     caller=str(ln.number), callee=inp.number, start=now, anchor=ln.name,
                     extension=ln.number)
-        call.hunt_timeout_s = inp.dial_timeout_s
+        call.dial_timeout_s = inp.dial_timeout_s
         self.calls[call.call_id] = call
         self._emit(CallNew(call.call_id, now, call.direction, call.caller, call.callee,
                            extension=ln.number))
@@ -923,7 +939,7 @@ class SwitchCore:
             return
         call.trunk = t
         self._move(now, ln, _L.RINGBACK, call.call_id)
-        timeout, call.hunt_timeout_s = call.hunt_timeout_s, None
+        timeout, call.dial_timeout_s = call.dial_timeout_s, None
         self._ring(now, call, [self.lines[line_name(LineKind.TRUNK, t)]], timeout=timeout)
 
     def _hold_music(self, now: float, inp: inputs.HoldMusic) -> None:
@@ -986,10 +1002,13 @@ class SwitchCore:
         """Ring ``target`` (an extension, a ring group or an outside number) for ``call``.
 
         The one routing of the core, for inbound routes and for ``Route`` of a
-        switch-held call alike. ``timeout``: seconds of ringing (per member for hunt);
-        None = the group's, else the dial plan's. When nothing can ring, the call is
-        handled by :meth:`_unrouted` (an inbound call fails, a switch-held one reports
-        ``call.route_failed``).
+        switch-held call alike. ``timeout``: seconds of ringing; None = the dial plan's
+        (a group's own, for a group). When nothing can ring, the call is handled by
+        :meth:`_unrouted` (an inbound call fails, a switch-held one reports
+        ``call.route_failed``). A ring group is a queue with no waiting, rung by the
+        ACD: ``call.routed target=group:NAME`` hands it the call, unanswered; it offers
+        the members (``Offer``, the caller hears ringback) and reports a group that rang
+        nobody to an answer with ``Unrouted``.
         """
         if target.kind is TargetKind.EXTENSION:
             ln = self.lines.get(f"ext/{target.value}")
@@ -1000,30 +1019,7 @@ class SwitchCore:
             else:
                 self._ring(now, call, [ln], timeout=timeout)
         elif target.kind is TargetKind.GROUP:
-            group = self.config.ring_groups.get(target.value or "")
-            if group is None:
-                self._unrouted(now, call, RouteFail.UNALLOCATED)
-                return
-            if timeout is None:
-                timeout = group.ring_timeout_s
-            members = self._group_lines(group)
-            if group.strategy is RingStrategy.RINGALL:
-                idle = [ln for ln in members if ln is not None and ln.idle]
-                if not idle:
-                    self._unrouted(now, call, RouteFail.BUSY)
-                else:
-                    self._ring(now, call, idle, timeout=timeout)
-                return
-            # Hunt: ring the first idle member; the members after it are tried in turn
-            # (each checked for idleness when its turn comes). Stopping at the first idle
-            # member keeps routing cheap for large groups (2000-member load tests).
-            for i, ln in enumerate(members):
-                if ln is not None and ln.status is _S.IDLE:
-                    call.hunt = list(group.members[i + 1:])
-                    call.hunt_timeout_s = timeout
-                    self._ring(now, call, [ln], timeout=timeout)
-                    return
-            self._unrouted(now, call, RouteFail.BUSY)
+            self._routed(now, call, target, timeout_s=timeout)
         elif target.kind is TargetKind.NUMBER:
             t = self._first_idle_trunk()
             if t is None:
@@ -1056,7 +1052,6 @@ class SwitchCore:
     def _route_failed(self, now: float, call: Call, why: RouteFail) -> None:
         """A Route of a switch-held call rang nobody to an answer: the caller's ringback
         stops, the call is back with the switch as it was, and whoever asked learns why."""
-        call.hunt.clear()
         self._set_state(call, _CI.ROUTE_FAILED)
         a = self.lines[call.anchor]
         if a.status is _S.RINGBACK:
@@ -1064,14 +1059,6 @@ class SwitchCore:
         self._stop_tone(now, a)
         target, call.route_target = call.route_target, None
         self._emit(CallRouteFailed(call.call_id, now, target or "", why))
-
-    def _group_lines(self, group: RingGroup) -> tuple[Line | None, ...]:
-        """The member lines of ``group`` in list order (None for a member with no line), cached."""
-        members = self._members.get(group.name)
-        if members is None or members[0] is not group:
-            members = (group, tuple(self.lines.get(f"ext/{m}") for m in group.members))
-            self._members[group.name] = members
-        return members[1]
 
     def _ring(self, now: float, call: Call, targets: Iterable[Line],
               timeout: float | None = None, number: str | None = None) -> None:
@@ -1094,14 +1081,6 @@ class SwitchCore:
                                       and a.status is _S.CONNECTED):
             self._move(now, a, _L.RINGBACK, call.call_id)
         self._tone(now, a, Tone.RINGBACK)
-
-    def _next_hunt_or_fail(self, now: float, call: Call, *, declined: bool = False) -> None:
-        while call.hunt:
-            ln = self.lines.get(f"ext/{call.hunt.pop(0)}")
-            if ln is not None and ln.idle:
-                self._ring(now, call, [ln], timeout=call.hunt_timeout_s)
-                return
-        self._unrouted(now, call, RouteFail.DECLINED if declined else RouteFail.NO_ANSWER)
 
     # ----------------------------------------------------------------- offers
 
@@ -1136,7 +1115,7 @@ class SwitchCore:
         self._emit(OfferWithdrawn(call.call_id, now, offer.line, reason))
 
     def _offer_gone(self, now: float, call: Call, offer: Offer, reason: OfferEnd) -> None:
-        """A routed offer ended unanswered: hunt on, recall, end the consultation, or fail."""
+        """A routed offer ended unanswered: recall, end the consultation, or fail."""
         if not offer.routed or call.state is CallState.ENDED:
             return
         if any(o.routed for o in call.offers.values()):
@@ -1149,7 +1128,8 @@ class SwitchCore:
                             CallState.ORIGINATING):
             # SWITCH_ROUTING: the routed offers are a Route's; when they are all gone the
             # call is back with the switch (call.route_failed).
-            self._next_hunt_or_fail(now, call, declined=reason is OfferEnd.DECLINED)
+            self._unrouted(now, call, RouteFail.DECLINED if reason is OfferEnd.DECLINED
+                           else RouteFail.NO_ANSWER)
         elif call.state in (CallState.TRANSFERRING, CallState.RECALLING):
             self._transfer_failed(now, call)
 
@@ -1158,7 +1138,6 @@ class SwitchCore:
         for other in list(call.offers.values()):
             if other.purpose is OfferPurpose.CONNECT:
                 self._withdraw(now, call, other, OfferEnd.TAKEN_ELSEWHERE)
-        call.hunt.clear()
         call.route_target = None
         a = self.lines[call.anchor]
         if call.state in (CallState.TRANSFERRING, CallState.RECALLING):
@@ -1374,7 +1353,6 @@ class SwitchCore:
         """The caller hears ``tone`` until it hangs up or ``tone_timeout_s`` passes."""
         for offer in list(call.offers.values()):
             self._withdraw(now, call, offer, OfferEnd.WITHDRAWN)
-        call.hunt.clear()
         call.failure = disposition
         call.cause = cause
         self._set_state(call, _CI.FAIL)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from switchd.core.routing import Target
 from switchd.engine import Input
-from switchd.events import HangupCause, Role
+from switchd.events import HangupCause, Role, RouteFail
 
 __all__ = [
     "CORE_INPUTS",
@@ -42,6 +42,7 @@ __all__ = [
     "SetMonitorMode",
     "Shutdown",
     "SwitchAnswer",
+    "Unrouted",
     "Withdraw",
 ]
 
@@ -237,12 +238,12 @@ class Shutdown(Input):
 class Route(Input):
     """Ring ``target`` for a switch-answered call (an IVR ``transfer`` node).
 
-    ``target``: an extension, a ring group (ringall or hunt, as for an inbound route)
+    ``target``: an extension, a ring group (the ACD rings it, as for an inbound route)
     or an outside ``number`` (rung on the first idle trunk). The call is
     ``switch_routing`` and the caller hears ringback while it rings; the first to
     answer is connected (``call.answered``). When nobody answers (busy, rang out,
     declined, no trunk) the call is back in ``switch`` and ``call.route_failed`` says
-    why. ``timeout_s``: ring time (per member for hunt); None = the group's or the dial
+    why. ``timeout_s``: ring time (per member of a hunt group); None = the group's or the dial
     plan's. Refused (``line.error``) unless the call is in state ``switch`` with nothing
     ringing.
     """
@@ -303,6 +304,22 @@ class Originate(Input):
 
 
 @dataclass(frozen=True, slots=True)
+class Unrouted(Input):
+    """The ACD rang nobody to an answer for ``call_id``, routed to a ring group: for
+    ``reason`` (busy: no member was free; no_answer, declined: every member it rang).
+
+    Whatever still rings is withdrawn and the call goes on as any route that failed:
+    an inbound caller hears busy tone (busy) or is released NO ANSWER; a switch-held
+    call's ``Route`` reports ``call.route_failed``. Ignored when the call is no longer
+    routing, ringing or switch_routing (it ended, the switch answered it, somebody
+    picked it up at the same instant).
+    """
+
+    call_id: str
+    reason: RouteFail
+
+
+@dataclass(frozen=True, slots=True)
 class HoldMusic(Input):
     """Music on hold on (``on``) or off for the caller of switch-held ``call_id`` (a
     queue). Ignored for an ended call; refused (``line.error``) unless the call is in
@@ -341,4 +358,5 @@ CORE_INPUTS: tuple[type[Input], ...] = (
     Incoming, OffHook, Dial, Answer, Hangup, FarBusy, Digit, SwitchAnswer, Offer, Withdraw,
     Hold, Retrieve, BlindTransfer, Consult, Complete, Cancel, Conference, Monitor,
     SetMonitorMode, Pickup, Shutdown, Route, Release, Annotate, Redirect, HoldMusic, Originate,
+    Unrouted,
 )

@@ -1,8 +1,9 @@
-"""Routing data of the call core: targets, routes and ring groups, as plain frozen data.
+"""Routing data of the call core: targets and routes, as plain frozen data.
 
-These are the *one* definition of a route target, of route matching and of a ring
-group: ``switchd.config`` builds its ``routes`` and ``ring_groups`` from these
-types, so the config and the core can never disagree about them. The core does not
+These are the *one* definition of a route target and of route matching:
+``switchd.config`` builds its ``routes`` from these types, so the config and the core
+can never disagree about them. (Ring groups are queues with no waiting: the ACD's,
+``switchd.acd.model.RingGroup``.) The core does not
 import ``switchd.config`` (rooms and doors, DESIGN §2); the config imports this
 module, never the other way round.
 """
@@ -21,8 +22,6 @@ __all__ = [
     "NUMBER_RE",
     "ROUTE_KINDS",
     "CoreConfig",
-    "RingGroup",
-    "RingStrategy",
     "Route",
     "Target",
     "TargetKind",
@@ -113,30 +112,6 @@ APP_KINDS = frozenset({TargetKind.FLOW, TargetKind.QUEUE})
 ROUTE_KINDS = frozenset({TargetKind.EXTENSION, TargetKind.GROUP, TargetKind.NUMBER})
 
 
-class RingStrategy(Enum):
-    """How a ring group rings its members."""
-
-    #: Ring every idle member at once; the first to answer gets the call.
-    RINGALL = "ringall"
-    #: Ring idle members one at a time in list order, ``ring_timeout_s`` each.
-    HUNT = "hunt"
-
-
-@dataclass(frozen=True, slots=True)
-class RingGroup:
-    """A named set of extensions rung together (ringall) or in turn (hunt).
-
-    ``members``: extension numbers, in hunt order. ``ring_timeout_s``: seconds; the
-    whole ring time for ringall, the time per member for hunt; None means the
-    dial plan's ``ring_timeout_s``.
-    """
-
-    name: str
-    strategy: RingStrategy
-    members: tuple[int, ...]
-    ring_timeout_s: float | None = None
-
-
 @dataclass(frozen=True, slots=True)
 class Route:
     """An inbound route: matches on DNIS and/or trunk (None = any); first match wins."""
@@ -165,7 +140,6 @@ class CoreConfig:
     outside_prefix: str = "9"
     ring_timeout_s: float = 20.0
     tone_timeout_s: float = 10.0
-    ring_groups: Mapping[str, RingGroup] = field(default_factory=dict)
     routes: tuple[Route, ...] = ()
 
     def route(self, dnis: str, trunk: int) -> Target | None:

@@ -157,17 +157,19 @@ def cmd_flows_try(args: argparse.Namespace) -> int:
         _err(f"switchd flows try: the flow has {len(exc.problems)} problem(s); nothing was run")
         return 1
     core: CoreConfig | None = None
+    groups = None
     if Path(args.config).exists():
         try:
             from switchd.app import core_config
 
-            core = core_config(load_config(args.config))
+            loaded = load_config(args.config)
+            core, groups = core_config(loaded), loaded.ring_groups
         except ConfigError:
             core = None  # flow_dirs has said the config has problems
     script = TrialScript(digits=[g.upper() for g in digits], replies=replies,
                          transfer=args.transfer, vip=args.vip)
     steps = run_trial(flows, path.stem, caller=args.caller, dnis=args.dnis, at=at, script=script,
-                      core_config=core, cache=cache)
+                      core_config=core, groups=groups, cache=cache)
     if args.json:
         sys.stdout.write(steps_json(steps) + "\n")
     else:

@@ -18,11 +18,14 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from switchd.acd.engine import Acd
+from switchd.acd.inputs import ACD_INPUTS
+from switchd.acd.model import AcdSettings, RingGroup
 from switchd.bus import Bus
 from switchd.core.engine import SwitchCore
 from switchd.core.inputs import CORE_INPUTS, Answer, Digit, Hangup, Incoming
@@ -208,13 +211,33 @@ class _Parties:
         return out
 
 
+class _GroupsOnly:
+    """The ACD for a trial: it rings ring groups, and sees nothing of queues."""
+
+    def __init__(self, acd: Acd) -> None:
+        self.acd = acd
+
+    def handle(self, now: float, item: Any) -> list[Any]:
+        if isinstance(item, CallRouted) and not item.target.startswith("group:"):
+            return []
+        return self.acd.handle(now, item)
+
+    def next_deadline(self) -> float | None:
+        return self.acd.next_deadline()
+
+    def handle_timer(self, now: float) -> list[Any]:
+        return self.acd.handle_timer(now)
+
+
 def run_trial(flows: FlowSet, flow: str, *, caller: str = "13800000000", dnis: str = "8000",
               at: float, script: TrialScript, core_config: CoreConfig | None = None,
+              groups: Mapping[str, RingGroup] | None = None,
               cache: PromptCache | None = None) -> list[Step]:
     """Run one call into ``flow`` at epoch ``at``; return the trace, in time order.
 
-    ``core_config``: ring groups and extensions for ``transfer`` nodes (the daemon's
-    config); its routes are replaced by one route to the flow. Prompt lengths come
+    ``core_config``, ``groups``: extensions and ring groups for ``transfer`` nodes (the
+    daemon's config; its ACD rings the groups); the routes are replaced by one route to
+    the flow. Prompt lengths come
     from ``cache`` (decoded from the files; a file that cannot be decoded counts 0 s).
     Raises KeyError for a flow not in ``flows``.
     """
@@ -240,6 +263,11 @@ def run_trial(flows: FlowSet, flow: str, *, caller: str = "13800000000", dnis: s
     steps: list[Step] = []
     parties = _Parties(script, "trunk/1", steps, at)
     shell.add(core, takes=CORE_INPUTS)
+    # Ring groups are queues with no waiting: the ACD rings a transfer's group. A trial
+    # runs no queue: a caller the flow queues is where the trial ends.
+    acd = _GroupsOnly(Acd(AcdSettings(groups=dict(groups or {}),
+                                      ring_timeout_s=cfg.ring_timeout_s)))
+    shell.add(acd, takes=ACD_INPUTS, follows=Acd.FOLLOWS)
     shell.add(ivr, takes=Ivr.TAKES, follows=Ivr.FOLLOWS)
     shell.add(player, takes=VirtualPlayer.TAKES)
     shell.add(parties, follows=(IvrEnter, IvrRouteRequest, CallRinging))

@@ -14,7 +14,7 @@ from typing import Any
 
 from switchd.acd.engine import Acd
 from switchd.acd.inputs import ACD_INPUTS
-from switchd.acd.model import AcdSettings, AgentSettings, QueueSettings
+from switchd.acd.model import AcdSettings, AgentSettings, QueueSettings, RingGroup
 from switchd.bus import Bus
 from switchd.core.engine import CoreError, SwitchCore, new_call_id
 from switchd.core.inputs import CORE_INPUTS, Answer, Hangup, Incoming
@@ -87,11 +87,13 @@ class Centre:
     def __init__(self, queues: Iterable[QueueSettings], agent_list: Iterable[AgentSettings],
                  *, trunks: int = 20, extensions: Iterable[int] = range(201, 221),
                  last_agent: Mapping[str, str] | None = None, seed: int = 1,
-                 vips: Iterable[str] = ()) -> None:
+                 vips: Iterable[str] = (), groups: Iterable[RingGroup] = ()) -> None:
         import random
         qs = {q.name: q for q in queues}
-        self.settings = AcdSettings(qs, tuple(agent_list))
-        routes = tuple(Route(Target(TargetKind.QUEUE, name), dnis=name) for name in qs)
+        gs = {g.name: g for g in groups}
+        self.settings = AcdSettings(qs, tuple(agent_list), groups=gs)
+        routes = tuple(Route(Target(TargetKind.QUEUE, name), dnis=name) for name in qs) + \
+            tuple(Route(Target(TargetKind.GROUP, name), dnis=name) for name in gs)
         vip_set = frozenset(vips)
         self.core = SwitchCore(CoreConfig(trunks=trunks, extensions=tuple(extensions),
                                           routes=routes),

@@ -670,3 +670,42 @@ def test_queue_and_agent_figures_per_interval_and_since_start():
     st = c.acd.queue_status("q", c.now)
     assert (st.total.answered, st.interval.answered, st.interval_start) == (2, 1, T0 + 900)
     c.caller_hangs_up(two)
+
+
+# ------------------------------------------------------------------- ring groups
+
+
+def test_a_ring_group_is_a_queue_with_no_waiting_rung_by_the_acd():
+    from switchd.acd.model import RingGroup, RingStrategy
+    hunt = RingGroup("desk", RingStrategy.HUNT, (201, 202), ring_timeout_s=5)
+    c = Centre([queue()], agents(2), groups=[hunt])
+    c.submit(NotReady("a1"))               # a phone is rung whatever its agent's state
+    call_id = c.call("desk")
+    assert c.ringing() == ["ext/201"]
+    assert c.core.lines[c.trunk(call_id)].status.value == "alerting"   # not answered
+    c.advance(5)
+    assert c.ringing() == ["ext/202"]
+    c.answer(202)
+    c.advance(30)
+    c.caller_hangs_up(call_id)
+    cdr = c.cdr(call_id)
+    assert (cdr.disposition, cdr.extension, cdr.wait_s, cdr.queue) == ("ANSWERED", 202, 5, None)
+    s = c.acd.stats["group:desk"]
+    assert (s.offered, s.answered, s.ring_no_answer, s.answered_within_sl) == (1, 1, 1, 1)
+    log = c.queue_log()
+    assert f"{call_id}|group:desk|NONE|ENTERQUEUE||5550001" in log
+    assert any(x.startswith(f"{call_id}|group:desk|a2|CONNECT|5|") for x in log)
+    assert "group:desk" in c.acd.queue_names()
+    c.check_invariants()
+
+
+def test_a_ring_group_with_every_phone_busy_gives_busy_and_counts_it():
+    from switchd.acd.model import RingGroup, RingStrategy
+    from switchd.core.inputs import OffHook
+    c = Centre([queue()], agents(1), groups=[RingGroup("desk", RingStrategy.RINGALL, (201,))])
+    c.submit(OffHook("ext/201"))
+    call_id = c.call("desk")
+    assert c.core.lines[c.trunk(call_id)].status.value == "tone"
+    assert c.acd.stats["group:desk"].refused_joinempty == 1
+    c.advance(10)
+    assert c.cdr(call_id).disposition == "BUSY"

@@ -20,6 +20,9 @@ from typing import Any
 import structlog
 
 from switchd import __version__
+from switchd.acd.engine import Acd, AcdError, AgentStatus, QueueStatus
+from switchd.acd.inputs import ACD_INPUTS
+from switchd.acd.model import AcdSettings
 from switchd.bus import Bus
 from switchd.config import Config, config_warnings, demo_secret_problem, load_config, parse_listen
 from switchd.control import CallInfo, UserInfo
@@ -39,7 +42,7 @@ from switchd.drivers.sim.board import (
 )
 from switchd.drivers.sim.driver import SimDriver
 from switchd.engine import Input
-from switchd.events import CallEnded, Event, IvrLeave
+from switchd.events import CallEnded, Event, IvrLeave, QueueLogEntry
 from switchd.exceptions import ConfigError, ProtocolError, StorageError
 from switchd.ivr.inputs import RouteReply
 from switchd.ivr.interpreter import Ivr, RouteReplyError, submit_reply
@@ -52,7 +55,8 @@ from switchd.playout import Playout, run_frames
 from switchd.reload import plan_reload
 from switchd.sdnotify import SdNotifier, watchdog_interval_s
 from switchd.shell import LoopClock, Shell
-from switchd.store import CdrWriter, Store
+from switchd.store import QUEUE_LOG_NAME, CdrWriter, QueueLogWriter, Store
+from switchd.store.schema import caller_of
 from switchd.timefmt import iso_utc
 
 __all__ = ["SHUTDOWN_BUDGET_S", "App", "core_config", "sim_settings"]
@@ -73,7 +77,7 @@ def core_config(cfg: Config) -> CoreConfig:
         trunks=cfg.board.trunks, extensions=tuple(cfg.board.extension_numbers),
         extension_names=dict(cfg.board.extension_names),
         outside_prefix=cfg.dialplan.outside_prefix, ring_timeout_s=cfg.dialplan.ring_timeout_s,
-        tone_timeout_s=cfg.dialplan.tone_timeout_s, ring_groups=dict(cfg.ring_groups),
+        tone_timeout_s=cfg.dialplan.tone_timeout_s,
         routes=tuple(cfg.routes),
     )
 
@@ -94,6 +98,34 @@ def sim_settings(cfg: Config) -> SimSettings:
         caller_talk_s=tuple(s.caller_talk_s),
         caller_patience_s=s.caller_patience_s,
     )
+
+
+def queue_prompt_files(acd: AcdSettings) -> list[Path]:
+    """Every prompt file the queues of ``acd`` may play (greeting, position and wait
+    announcements, periodic, callback), each once, for preloading: the playout never
+    reads a file on the loop."""
+    seen: dict[Path, None] = {}
+    for q in acd.queues.values():
+        cb = q.callback
+        for files in (q.greeting, q.periodic, *q.position_files, *q.wait_files,
+                      *((cb.confirm, cb.done) if cb is not None else ())):
+            for path in files:
+                seen.setdefault(path, None)
+    return list(seen)
+
+
+class _AppShell(Shell):
+    """The daemon's shell. Until ``Shell._log_event`` knows ``queue.log`` entries, they are
+    logged here: their ``event`` field would clash with the log call's own ``event``
+    argument (a TypeError that would stop the dispatch), and each one repeats a
+    ``queue.*`` event already logged, so they go to the debug level, as one line."""
+
+    def _log_event(self, ev: Event) -> None:
+        if isinstance(ev, QueueLogEntry):
+            if self.debug:
+                self.log.debug(ev.name, entry=ev.line())
+            return
+        super()._log_event(ev)
 
 
 def _sim_audio(cfg: Config, channels: int) -> SimAudio:
@@ -145,12 +177,17 @@ class App:
                                 prompt_cache=self.cache)
         self.ticker = MediaTicker(self._on_frames, on_skip=self.media.skip)
         self.ivr = Ivr(flows if flows is not None else FlowSet())
+        #: caller number -> agent id of its last call (contacts' last_agent, kept current
+        #: from each CDR): the ACD's sticky routing reads it without waiting on the database.
+        self.last_agents: dict[str, str] = {}
+        self.acd = Acd(config.acd, last_agent=self.last_agents.get)
         self.playout = Playout(self.media, self.cache)
         #: The flow prompt files pinned in the cache: the generation in force and those
         #: that calls still in a flow started on (a reload unpins the rest).
         self._flow_pins: set[Path] = set()
         self.store: Store | None = None
         self.cdr_writer: CdrWriter | None = None
+        self.queue_log: QueueLogWriter | None = None
         self.server: CtiServer | None = None
         self.shell: Shell | None = None
         self.notifier = SdNotifier()
@@ -178,18 +215,19 @@ class App:
         if not self._flows_given:
             # Raises FlowError (a ConfigError) naming every problem: the start is refused.
             self.ivr.set_flows(await asyncio.to_thread(load_routed_flows, cfg, cache=self.cache))
-        await self._preload_prompts(self.ivr.flows)
+        await self._preload_prompts(self.ivr.flows, cfg.acd)
         self.driver.audio = await asyncio.to_thread(_sim_audio, cfg, len(self.media.lines))
         for warning in await asyncio.to_thread(config_warnings, cfg, cache=self.cache):
             log.warning("config_warning", problem=warning)
 
-    async def _preload_prompts(self, flows: FlowSet) -> None:
-        """Decode every prompt the flows may play into the cache (pinned), off the loop.
+    async def _preload_prompts(self, flows: FlowSet, acd: AcdSettings) -> None:
+        """Decode every prompt the flows and the queues may play into the cache (pinned),
+        off the loop.
 
-        The flow check decoded them already; a file that broke since is logged, and
-        the call that would play it hears nothing there and goes on (``ivr.error``).
+        The flow check decoded the flows' already; a file that broke since is logged,
+        and the call that would play it hears nothing there and goes on (``ivr.error``).
         """
-        files = flow_prompt_files(flows)
+        files = list(dict.fromkeys([*flow_prompt_files(flows), *queue_prompt_files(acd)]))
         problems = await asyncio.to_thread(self.cache.preload, files)
         for path, reason in problems:
             log.error("prompt_unusable", file=str(path), reason=reason)
@@ -250,14 +288,19 @@ class App:
         self.store = await Store.open(db)
         stack.push_async_callback(self._close_store)
         self.contact_flags = await self.store.contact_flags()
+        self.last_agents.update(await self.store.contact_last_agents())
         self.cdr_writer = CdrWriter(self.store)
         self.cdr_writer.start()
         stack.push_async_callback(self._close_writer)
-        shell = self.shell = Shell(
+        self.queue_log = QueueLogWriter(self.state_dir / QUEUE_LOG_NAME)
+        self.queue_log.start()
+        stack.push_async_callback(self._close_queue_log)
+        shell = self.shell = _AppShell(
             self.bus, LoopClock(loop), debug=self.config.log.level == "debug",
             refusals=(CoreError,), on_refused=self._refused)
         # First: the record must be kept whatever another handler does.
         self.bus.on(CallEnded.name, self._keep_cdr)
+        self.bus.on(QueueLogEntry.name, self._keep_queue_log)
         # However the process leaves from here on (a stop request, or an error), live
         # calls are ended with their CDRs before the writer closes (the stack unwinds in
         # reverse order).
@@ -265,6 +308,7 @@ class App:
         shell.add(self.core, takes=CORE_INPUTS)
         shell.add(self.driver, follows=self.driver.FOLLOWS)
         shell.add(self.ivr, takes=Ivr.TAKES, follows=Ivr.FOLLOWS)
+        shell.add(self.acd, takes=ACD_INPUTS, follows=Acd.FOLLOWS)
         shell.add(self.playout, takes=Playout.TAKES)
         self.bus.on_any(self.media.on_event)
         host, port = self.listen_address()
@@ -272,13 +316,18 @@ class App:
         self.server = CtiServer(Commands(self, sim=self.driver), host=host, port=port,
                                 version=__version__, max_line_bytes=cti.max_line_bytes,
                                 outbound_queue=cti.outbound_queue)
-        self.bus.on_any(self.server.publish)
+        self.bus.on_any(self._to_clients)
         port = await self.server.start()
         stack.push_async_callback(self.server.close)
         log.info("cti_listening", host=host, port=port)
         self.driver.start(shell.now())
         shell.start()
         stack.callback(shell.stop)
+        # Asterisk writes QUEUESTART when its queues load; report tools look for it.
+        now = shell.now()
+        self.queue_log.submit(QueueLogEntry(now, "NONE", "NONE", "NONE", "QUEUESTART", ("",)))
+        # The agents configured with `login: true` (the simulated bots) log in, ready.
+        shell._dispatch(self.acd.start(now), now)
         self.ticker.start()
         stack.push_async_callback(self.ticker.stop)
         b = self.config.board
@@ -310,11 +359,14 @@ class App:
         self.shell.stop()
         for t in list(self._tasks):
             t.cancel()
-        unwritten = await self.cdr_writer.close(timeout_s=SHUTDOWN_BUDGET_S)
+        # Both writers drain at once, so the CDRs and the queue_log share one budget.
+        unwritten, lines_left = await asyncio.gather(
+            self.cdr_writer.close(timeout_s=SHUTDOWN_BUDGET_S), self._close_queue_log())
         if unwritten:
             log.error("cdrs_not_written", count=unwritten,
                       database=str(self.store.path if self.store else ""))
-        return live, unwritten
+        # A queue_log line that never reached the file is lost data too (logged by the writer).
+        return live, unwritten + lines_left
 
     def _end_calls(self) -> None:
         """Take no new calls and end the live ones with their CDRs (once: it runs on the
@@ -325,6 +377,11 @@ class App:
     async def _close_writer(self) -> None:
         if self.cdr_writer is not None:
             await self.cdr_writer.close(timeout_s=SHUTDOWN_BUDGET_S)
+
+    async def _close_queue_log(self) -> int:
+        if self.queue_log is None:
+            return 0
+        return await self.queue_log.close(timeout_s=SHUTDOWN_BUDGET_S)
 
     async def _close_store(self) -> None:
         # A write stuck in SQLite's thread must not hold the process past the budget.
@@ -385,11 +442,14 @@ class App:
         if plan.restart:
             log.warning("config_needs_restart", sections=list(plan.restart),
                         msg="these sections keep their running values until restart")
-        await self._preload_prompts(flows)
+        await self._preload_prompts(flows, plan.config.acd)
         self.config = plan.config
         # New calls start on the new flows; calls in a flow keep the generation they started on.
         self.ivr.set_flows(flows)
         self.core.reconfigure(core_config(plan.config))
+        # New queue settings and agents for the next joins and offers; waiting callers
+        # keep their place.
+        self.acd.reconfigure(plan.config.acd)
         self.driver.reconfigure(sim_settings(plan.config),
                                 tuple(plan.config.board.extension_numbers))
         if self.shell is not None:
@@ -488,6 +548,21 @@ class App:
         left = next((e for e in events if isinstance(e, IvrLeave)), None)
         return left.next or "" if left is not None else ""
 
+    def queue_names(self) -> list[str]:
+        """Every ACD queue, in config order."""
+        return self.acd.queue_names()
+
+    def queue_status(self, name: str) -> QueueStatus:
+        """A snapshot of queue ``name`` now. Raises ProtocolError(not_found)."""
+        try:
+            return self.acd.queue_status(name, self.now())
+        except AcdError as exc:
+            raise ProtocolError(exc.code, exc.msg) from None
+
+    def agent_status(self) -> list[AgentStatus]:
+        """Every ACD agent now."""
+        return self.acd.agent_status(self.now())
+
     # ------------------------------------------------------------ internals
 
     def _contact_lookup(self, number: str) -> tuple[bool, bool]:
@@ -496,6 +571,20 @@ class App:
     def _keep_cdr(self, ev: Event) -> None:
         assert isinstance(ev, CallEnded) and self.cdr_writer is not None
         self.cdr_writer.submit(ev.cdr)
+        # As the contacts row's last_agent will say once the CDR is written (sticky routing).
+        number = caller_of(ev.cdr)
+        if ev.cdr.agent and number is not None:
+            self.last_agents[number] = ev.cdr.agent
+
+    def _to_clients(self, ev: Event) -> None:
+        # queue.log entries are the queue_log file's lines: clients get the same facts as
+        # queue.* events (docs/protocol.md, queue.log), so they are not sent twice.
+        if self.server is not None and not isinstance(ev, QueueLogEntry):
+            self.server.publish(ev)
+
+    def _keep_queue_log(self, ev: Event) -> None:
+        assert isinstance(ev, QueueLogEntry) and self.queue_log is not None
+        self.queue_log.submit(ev)
 
     def _refused(self, item: Any, exc: Exception) -> None:
         log.warning("sim_action_refused", action=type(item).__name__,

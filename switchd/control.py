@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from switchd.acd.engine import AgentStatus, QueueStatus
 from switchd.engine import Input
 from switchd.events import Event
 
@@ -101,6 +102,19 @@ class Control(Protocol):
         for a reply), bad_arg (a node or variable the flow cannot take: the call has
         gone on to the node's fallback).
         """
+        ...
+
+    def queue_names(self) -> list[str]:
+        """Every ACD queue, in config order."""
+        ...
+
+    def queue_status(self, name: str) -> QueueStatus:
+        """A snapshot of queue ``name`` now: its callers, members and statistics.
+        Raises ProtocolError(not_found) naming the queues there are."""
+        ...
+
+    def agent_status(self) -> list[AgentStatus]:
+        """Every ACD agent now, in config order (then those who logged in by CTI)."""
         ...
 
 

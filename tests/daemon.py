@@ -24,15 +24,29 @@ ROOT = Path(__file__).resolve().parent.parent
 FAST_HASH = {s: hash_secret(s, iterations=1000) for s in ("demo", "demo-admin")}
 
 
-def make_config(*, flows: bool = False, **overrides: Any) -> dict[str, Any]:
+def make_config(*, flows: bool = False, queues: dict[str, Any] | None = None,
+                agents: list[dict[str, Any]] | None = None,
+                queue_routes: dict[str, str] | None = None,
+                **overrides: Any) -> dict[str, Any]:
     """The shipped config.yaml with demo traffic off and cheap hashes, plus ``overrides``.
 
     The shipped flows and prompts are used where they are (absolute paths). With
     ``flows=False`` (the default, for tests of plain call control) the demo service
     number 8000 rings group sales directly instead of entering flows/main.yaml.
+    ``queues`` and ``agents`` replace the shipped ACD sections (config.yaml's shape:
+    ``{"q": {"strategy": "linear"}}``, ``[{"id": "a1", "extension": 201, "queues":
+    {"q": 0}, "login": True}]``); the shipped flows need the shipped queues, so give
+    them only with ``flows=False``. ``queue_routes`` (DNIS -> queue name) go first in
+    the routes: ``{"6000": "q"}`` sends calls to 6000 to ``queue:q``.
     ``overrides`` are dotted keys: ``{"sim.bots.answer_after_s": 0}``.
     """
     cfg = yaml.safe_load((ROOT / "config.yaml").read_text())
+    if queues is not None:
+        cfg["queues"] = queues
+    if agents is not None:
+        cfg["agents"] = agents
+    for dnis, name in reversed(list((queue_routes or {}).items())):
+        cfg["routes"].insert(0, {"dnis": dnis, "to": f"queue:{name}"})
     for user in cfg["users"]:
         user["secret"] = FAST_HASH["demo-admin" if user["name"] == "admin" else "demo"]
     cfg["sim"]["traffic"]["enabled"] = False

@@ -5,7 +5,7 @@ handler), so HELP, permission checks and dispatch read the same table. Handlers
 raise :class:`~switchd.exceptions.ProtocolError` with a code from the closed set and
 a message that tells the client what to fix. They reach the switch only through
 the narrow :class:`~switchd.control.Control` interface; the ``SIM.*`` verbs live in
-``cti/sim_verbs.py``.
+``cti/sim_verbs.py``, the ``QUEUE.*`` verbs in ``cti/queue_verbs.py``.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ import structlog
 
 from switchd.control import Control, SimControl
 from switchd.cti.codec import Request
+from switchd.cti.queue_verbs import QUEUE_VERBS, QueueVerbs
 from switchd.cti.server import Reply, Session
 from switchd.cti.sim_verbs import SIM_VERBS, SimVerbs
 from switchd.cti.verbs import (
@@ -67,6 +68,7 @@ register((
          "answer an ivr.route_request: where the call goes next, and variables to set",
          "route_reply"),
 ))
+register(QUEUE_VERBS)
 register(SIM_VERBS)
 
 
@@ -115,11 +117,14 @@ class Commands:
         self.control = control
         self._auth_slots = asyncio.Semaphore(2)
         sim_verbs = SimVerbs(control, sim) if sim is not None else None
+        queue_verbs = QueueVerbs(control)
         self._handlers: dict[str, Callable[[Session, Request], Awaitable[Reply]]] = {}
         for v in VERBS.values():
             if v.name.startswith("SIM."):
                 if sim_verbs is not None:
                     self._handlers[v.name] = getattr(sim_verbs, v.handler)
+            elif v.name.startswith("QUEUE."):
+                self._handlers[v.name] = getattr(queue_verbs, v.handler)
             else:
                 self._handlers[v.name] = getattr(self, f"_{v.handler}")
 

@@ -32,6 +32,12 @@ log = structlog.get_logger(__name__)
 # enough that the CDR writer's retry loop gets to log the problem.
 BUSY_TIMEOUT_MS = 5000
 
+# Each outside number's last agent, for sticky queue routing (the ACD's ``last_agent``).
+# Portable SQL; it belongs with the named queries of ``schema`` (SQL_CONTACT_LAST_AGENTS).
+_SQL_CONTACT_LAST_AGENTS = (
+    "SELECT number, last_agent FROM contacts WHERE last_agent IS NOT NULL"
+)
+
 
 def _split_statements(script: str) -> list[str]:
     """Split a migration script into statements, respecting quoted semicolons.
@@ -316,3 +322,15 @@ class Store:
         async with self._lock:
             rows = await self._connection().execute_fetchall(schema.SQL_CONTACT_FLAGS)
         return {str(r["number"]): (bool(r["vip"]), bool(r["blacklisted"])) for r in rows}
+
+    async def contact_last_agents(self) -> dict[str, str]:
+        """Return ``number -> last_agent`` for every contact with a last agent.
+
+        ``last_agent`` is the agent id of the number's last call when an agent took
+        it, else the extension number as text (``schema.contact_touch_row``). The ACD
+        reads this at start for sticky routing, so that a decision never waits on the
+        database. Raises ``StorageError`` if the store is closed.
+        """
+        async with self._lock:
+            rows = await self._connection().execute_fetchall(_SQL_CONTACT_LAST_AGENTS)
+        return {str(r["number"]): str(r["last_agent"]) for r in rows}

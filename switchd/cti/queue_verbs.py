@@ -1,0 +1,98 @@
+"""The ``QUEUE.*`` verbs: the ACD's queues as the CTI socket shows them.
+
+``QUEUE.LIST`` gives one line per queue (a wallboard); ``QUEUE.STATUS`` one queue in
+full: every exact counter and derived figure of ``switchd.acd.stats.QueueStats``,
+then its waiting callers in queue order and its logged-in members. They read
+snapshots through :class:`~switchd.control.Control` (``queue_status``,
+``agent_status``) and change nothing. Figures that have no calls yet (a ratio over
+zero) are null, so the field is left out of the line, as everywhere on the wire.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from switchd.acd.engine import QueueStatus
+from switchd.control import Control
+from switchd.cti.codec import Request
+from switchd.cti.server import Reply, Session
+from switchd.cti.verbs import ALL_ROLES, STAFF, Verb, arg, only
+from switchd.exceptions import ProtocolError
+from switchd.timefmt import iso_utc
+
+__all__ = ["QUEUE_VERBS", "QueueVerbs"]
+
+_PERIODS = ("total", "interval")
+
+QUEUE_VERBS: tuple[Verb, ...] = (
+    Verb("QUEUE.LIST", ALL_ROLES, "QUEUE.LIST",
+         "list the queues: callers waiting, agents, today's main figures", "queue_list"),
+    Verb("QUEUE.STATUS", STAFF, "QUEUE.STATUS queue=<name> [period=total|interval]",
+         "one queue in full: exact statistics, its waiting callers and its agents",
+         "queue_status"),
+)
+
+
+def _agents_by_state(status: QueueStatus) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for _aid, _penalty, state in status.agents:
+        counts[state] = counts.get(state, 0) + 1
+    return counts
+
+
+class QueueVerbs:
+    """Handlers of :data:`QUEUE_VERBS` (methods named after each verb's ``handler``)."""
+
+    def __init__(self, control: Control) -> None:
+        self.control = control
+
+    async def queue_list(self, session: Session, req: Request) -> Reply:
+        """QUEUE.LIST: one ITEM per queue, in config order; figures since start."""
+        only(req)
+        items = []
+        for name in self.control.queue_names():
+            st = self.control.queue_status(name)
+            by_state = _agents_by_state(st)
+            total = st.total
+            items.append({
+                "queue": st.name, "strategy": st.strategy, "waiting": len(st.callers),
+                "longest_wait_s": st.longest_wait_s, "logged_in": len(st.agents),
+                "ready": by_state.get("ready", 0), "on_call": by_state.get("on_call", 0),
+                "offered": total.offered, "answered": total.answered,
+                "abandoned": total.abandoned, "sl1": total.sl1,
+            })
+        return Reply(items=items)
+
+    async def queue_status(self, session: Session, req: Request) -> Reply:
+        """QUEUE.STATUS: the queue's statistics as the first ITEM (``kind=queue``), then
+        one ITEM per waiting caller (``kind=caller``) and per member (``kind=agent``)."""
+        only(req, "queue", "period")
+        name = arg(req, "queue")
+        period = req.args.get("period", "total").lower()
+        if period not in _PERIODS:
+            raise ProtocolError("bad_arg", f"period={req.args['period']!r}: use total (since "
+                                "switchd started) or interval (the current statistics "
+                                "interval)")
+        st = self.control.queue_status(name)
+        stats = st.total if period == "total" else st.interval
+        by_state = _agents_by_state(st)
+        head: dict[str, Any] = {
+            "kind": "queue", "queue": st.name, "strategy": st.strategy, "period": period,
+            "since": iso_utc(st.interval_start) if period == "interval" else None,
+            "waiting": len(st.callers), "longest_wait_s": st.longest_wait_s,
+            "logged_in": len(st.agents), "ready": by_state.get("ready", 0),
+            "reserved": by_state.get("reserved", 0), "on_call": by_state.get("on_call", 0),
+            "wrap_up": by_state.get("wrap_up", 0), "not_ready": by_state.get("not_ready", 0),
+        }
+        head.update(stats.as_dict())
+        items: list[dict[str, Any]] = [head]
+        for call_id, number, position, priority, waited, ringing in st.callers:
+            items.append({"kind": "caller", "call": call_id, "caller": number or None,
+                          "position": position, "priority": priority, "wait_s": waited,
+                          "ringing": ",".join(ringing) or None})
+        lines = {a.agent_id: (a.line, a.reason) for a in self.control.agent_status()}
+        for agent_id, penalty, state in st.agents:
+            line, reason = lines.get(agent_id, (None, ""))
+            items.append({"kind": "agent", "agent": agent_id, "penalty": penalty,
+                          "state": state, "reason": reason or None, "line": line})
+        return Reply(items=items)

@@ -114,20 +114,6 @@ def queue_prompt_files(acd: AcdSettings) -> list[Path]:
     return list(seen)
 
 
-class _AppShell(Shell):
-    """The daemon's shell. Until ``Shell._log_event`` knows ``queue.log`` entries, they are
-    logged here: their ``event`` field would clash with the log call's own ``event``
-    argument (a TypeError that would stop the dispatch), and each one repeats a
-    ``queue.*`` event already logged, so they go to the debug level, as one line."""
-
-    def _log_event(self, ev: Event) -> None:
-        if isinstance(ev, QueueLogEntry):
-            if self.debug:
-                self.log.debug(ev.name, entry=ev.line())
-            return
-        super()._log_event(ev)
-
-
 def _sim_audio(cfg: Config, channels: int) -> SimAudio:
     """What simulated parties say. Reads the speech file: call off the event loop."""
     audio = cfg.sim.audio
@@ -295,7 +281,7 @@ class App:
         self.queue_log = QueueLogWriter(self.state_dir / QUEUE_LOG_NAME)
         self.queue_log.start()
         stack.push_async_callback(self._close_queue_log)
-        shell = self.shell = _AppShell(
+        shell = self.shell = Shell(
             self.bus, LoopClock(loop), debug=self.config.log.level == "debug",
             refusals=(CoreError,), on_refused=self._refused)
         # First: the record must be kept whatever another handler does.
@@ -327,7 +313,7 @@ class App:
         now = shell.now()
         self.queue_log.submit(QueueLogEntry(now, "NONE", "NONE", "NONE", "QUEUESTART", ("",)))
         # The agents configured with `login: true` (the simulated bots) log in, ready.
-        shell._dispatch(self.acd.start(now), now)
+        shell.dispatch(self.acd.start(now), now)
         self.ticker.start()
         stack.push_async_callback(self.ticker.stop)
         b = self.config.board
@@ -372,6 +358,7 @@ class App:
         """Take no new calls and end the live ones with their CDRs (once: it runs on the
         stop path and again as the exit stack unwinds)."""
         if self.shell is not None and self.core.accepting:
+            self.acd.stop()   # nobody is offered a caller whose call is about to end
             self.shell.submit(Shutdown())
 
     async def _close_writer(self) -> None:
@@ -450,6 +437,9 @@ class App:
         # New queue settings and agents for the next joins and offers; waiting callers
         # keep their place.
         self.acd.reconfigure(plan.config.acd)
+        if self.shell is not None:
+            # Agents the reload added with `login: true` log in now.
+            self.shell.dispatch(self.acd.login_configured(self.shell.now()))
         self.driver.reconfigure(sim_settings(plan.config),
                                 tuple(plan.config.board.extension_numbers))
         if self.shell is not None:

@@ -32,6 +32,7 @@ from switchd.events import (
     IvrError,
     LineError,
     LineState,
+    QueueLogEntry,
     ToneStarted,
     ToneStopped,
 )
@@ -165,6 +166,11 @@ class Shell:
         return engine
 
     # ----------------------------------------------------------- dispatch
+
+    def dispatch(self, outputs: list[Any], now: float | None = None) -> None:
+        """Publish and carry out what an engine returned outside :meth:`submit` (an
+        engine's ``start``), at ``now`` (default: the clock's)."""
+        self._dispatch(outputs, now)
 
     def _dispatch(self, outputs: list[Any], now: float | None = None) -> None:
         self._queue.extend(outputs)
@@ -322,6 +328,12 @@ class Shell:
             if self.debug:
                 self.log.debug(ev.name, **ev.fields())
             return
+        if isinstance(ev, QueueLogEntry):
+            # It repeats a queue.* event already logged (and its ``event`` field would
+            # clash with the log call's own): one debug line, as the file has it.
+            if self.debug:
+                self.log.debug(ev.name, entry=ev.line())
+            return
         fields = ev.fields()
         fields.pop("time", None)
         if isinstance(ev, CallEvent):
@@ -329,7 +341,8 @@ class Shell:
             if isinstance(ev, CallEnded):
                 cdr = ev.cdr
                 fields.update(src=cdr.src, dst=cdr.dst, trunk=cdr.trunk, extension=cdr.extension,
-                              wait_s=cdr.wait_s, blocked_reason=cdr.blocked_reason)
+                              agent=cdr.agent, queue=cdr.queue, wait_s=cdr.wait_s,
+                              blocked_reason=cdr.blocked_reason)
             # A flow that could not do something at run time is for the operator to fix.
             level = self.log.warning if isinstance(ev, IvrError) else self.log.info
             level(ev.name, call_id=call_id, **fields)

@@ -112,7 +112,7 @@ class Centre:
         self.shell.add(self.acd, takes=ACD_INPUTS, follows=Acd.FOLLOWS)
         self.player = _Player()
         self.shell.add(self.player, takes=(PlayPrompt, StopPrompt))
-        self.shell._dispatch(self.acd.start(self.now), self.now)
+        self.shell.dispatch(self.acd.start(self.now), self.now)
         self._trunk_of: dict[str, str] = {}
 
     # ------------------------------------------------------------------ time

@@ -709,3 +709,45 @@ def test_a_ring_group_with_every_phone_busy_gives_busy_and_counts_it():
     assert c.acd.stats["group:desk"].refused_joinempty == 1
     c.advance(10)
     assert c.cdr(call_id).disposition == "BUSY"
+
+
+# ----------------------------------------------------------- shutdown and reload
+
+
+def test_at_shutdown_waiting_callers_leave_as_system_and_nobody_is_offered():
+    from switchd.core.inputs import Shutdown
+    c = Centre([queue()], agents(1))
+    busy = c.call(caller="5550001")
+    c.answer(201)
+    waiting = c.call(caller="5550002")
+    c.acd.stop()
+    c.submit(Shutdown())
+    assert [e.reason for e in leaves(c, waiting)] == [QueueExit.SYSTEM]
+    assert c.acd.stats["q"].abandoned == 0
+    assert not [e for e in c.of(QueueOffered) if e.call_id == waiting]
+    assert c.agent_state("a1") is not AgentState.RESERVED
+    del busy
+
+
+def test_a_caller_refused_at_join_goes_to_the_overflow():
+    c = Centre([queue("A", max_len=1, overflow=Target(TargetKind.QUEUE, "B")), queue("B")],
+               agents(1, ("A",)) + agents(1, ("B",), first=2))
+    c.submit(NotReady("a1"))
+    c.call("A", caller="5550001")
+    second = c.call("A", caller="5550002")
+    assert [(e.queue, e.reason) for e in leaves(c, second)] == [("A", QueueExit.FULL)]
+    assert c.ringing() == ["ext/202"]       # queue B's agent: the overflow took it
+    assert c.acd.stats["A"].overflowed == 1
+
+
+def test_a_reload_logs_in_the_agents_it_adds_with_login():
+    from dataclasses import replace
+    c = Centre([queue()], agents(1))
+    added = replace(c.settings, agents=c.settings.agents + agents(1, first=2))
+    c.acd.reconfigure(added)
+    c.shell.dispatch(c.acd.login_configured(c.now))
+    assert c.agent_state("a2") is AgentState.READY
+    c.submit(NotReady("a2"))
+    c.acd.reconfigure(added)                  # a second reload does not undo the pause
+    c.shell.dispatch(c.acd.login_configured(c.now))
+    assert c.agent_state("a2") is AgentState.NOT_READY

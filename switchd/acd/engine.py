@@ -324,6 +324,10 @@ class Acd:
         self.callers: dict[str, Caller] = {}
         #: Agent extensions that are not idle right now (from line.state).
         self._busy_lines: set[str] = set()
+        #: Agents ``login: true`` logged in already (a reload logs in only new ones).
+        self._auto_logged: set[str] = set()
+        #: switchd is stopping: nobody is offered any more.
+        self.stopping = False
         #: Lines that are members of ring groups (their idleness is tracked too).
         self._phone_lines: set[str] = set()
         #: agent id -> callers waiting for exactly that agent (sticky), by call id
@@ -414,12 +418,28 @@ class Acd:
             q.settings, q.phones = qs, phones
         self._phone_lines.update(phones)
 
+    def stop(self) -> None:
+        """switchd is stopping: offer nobody any more (every call is about to end)."""
+        self.stopping = True
+
     def reconfigure(self, settings: AcdSettings) -> None:
         """Take new queue settings and agents: the next offers and joins use them;
         waiting callers keep their place, logged-in agents their queues until they log
         out. Queues are only added (a removed queue may hold callers)."""
         self.settings = settings
         self._build(settings)
+
+    def login_configured(self, now: float) -> list[Any]:
+        """Log in (ready) the configured agents with ``login`` that never were logged in
+        and have a phone: at start, and those a reload added. Returns what follows."""
+        for a_set in self.settings.agents:
+            a = self.agents[a_set.agent_id]
+            if a_set.login and a.agent_id not in self._auto_logged and a.line is not None:
+                self._auto_logged.add(a.agent_id)
+                if a.state is _S.LOGGED_OUT:
+                    a.since = a.counted_to = now
+                    self._do_login(now, a, None, True)
+        return self._drain()
 
     def start(self, now: float) -> list[Any]:
         """Log in (ready) the agents configured with ``login``; arm the stats interval."""
@@ -429,11 +449,7 @@ class Acd:
             self._timers.arm(("interval", ""), now + every, None)
         for a in self.agents.values():
             a.since = a.counted_to = now
-        for a_set in self.settings.agents:
-            a = self.agents[a_set.agent_id]
-            if a_set.login and a.state is _S.LOGGED_OUT and a.line is not None:
-                self._do_login(now, a, None, True)
-        return self._drain()
+        return self.login_configured(now)
 
     # ------------------------------------------------------- engine protocol
 
@@ -685,7 +701,7 @@ class Acd:
                 s.refused_joinempty += 1
         self._log(now, ev.call_id, name, "NONE", why.value.upper())
         self._emit(QueueLeave(ev.call_id, now, name, why, 0.0, 0))
-        self._send_away(now, ev.call_id, q, why, 0.0, None)
+        self._send_away(now, ev.call_id, q, why, 0.0, q.settings.overflow)
 
     def _on_ringing(self, now: float, ev: CallRinging) -> None:
         a = self._by_line.get(ev.line)
@@ -767,10 +783,12 @@ class Acd:
             self._offer_ended(now, a)
             return
         if ev.reason is OfferEnd.CALLER_GONE:
-            # The core ends the call: the caller abandoned. It must not be offered again
-            # before its call.ended arrives (the agents it rang are freed here).
+            # The core ends the call (call.ended follows, saying who ended it): the caller
+            # must not be offered again meanwhile, nor this agent left reserved.
             if c is not None:
-                self._abandon(now, c)
+                c.offers.pop(a.agent_id, None)
+                if c.state in (_C.WAITING, _C.CONFIRMING):
+                    c.move(_CIn.TAKEN)
             self._offer_ended(now, a)
             return
         if c is not None:
@@ -860,7 +878,11 @@ class Acd:
             c.line_alive = False  # hung up after asking for a callback: it keeps its place
             self._timers.cancel(("goodbye", c.call_id))
             return
-        if c is not None:
+        if c is not None and ev.hangup_by == "system":
+            # The switch ended it (shutdown, a release elsewhere): not the caller's choice.
+            for a in self._remove(now, c, QueueExit.SYSTEM, None, gone=True):
+                self._offer_ended(now, a)
+        elif c is not None:
             # The core withdrew every offer (caller_gone) before this: none is left.
             for a in self._abandon(now, c):
                 self._offer_ended(now, a)
@@ -1035,8 +1057,8 @@ class Acd:
                 c.move(_CIn.TAKEN)     # call.answered follows
             return
         if why is OfferEnd.CALLER_GONE:
-            if c.call_id in self.callers:
-                self._abandon(now, c)
+            if c.state is _C.WAITING:
+                c.move(_CIn.TAKEN)     # call.ended follows, saying who ended it
             return
         # Withdrawn by someone else (the ACD forgets its own before withdrawing): the
         # group goes on as if that phone rang out.
@@ -1300,7 +1322,7 @@ class Acd:
 
     def _serve_caller(self, now: float, c: Caller) -> None:
         """Offer ``c`` to the agent its queue's strategy picks, if one is free for it."""
-        if c.state in _NOT_OFFERED:
+        if c.state in _NOT_OFFERED or self.stopping:
             return
         q = self.queues[c.queue]
         qs = q.settings
@@ -1337,6 +1359,8 @@ class Acd:
             return
         a.version += 1
         a.free = True
+        if self.stopping:
+            return
         for qname, pen in a.queues.items():
             q = self.queues.get(qname)
             if q is not None and a.agent_id in q.members:

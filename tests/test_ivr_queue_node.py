@@ -329,10 +329,14 @@ def test_the_shipped_flow_sends_sales_and_support_to_their_queues():
     f = load_flows(Path(__file__).resolve().parent.parent / "flows", ["main"], None).flows["main"]
     queues = {n.name: (n.queue, n.priority) for n in f.nodes.values() if isinstance(n, Queue)}
     assert queues == {"sales": ("sales", 0), "support": ("support", 0),
-                      "vip_desk": ("sales", 10), "on_call": ("support", 0)}
+                      "vip_desk": ("sales", 10), "on_call": ("support", 0),
+                      "operator": ("sales", 5)}
     menu = f.nodes["main_menu"]
     assert isinstance(menu, Menu)
-    assert (menu.choices["1"], menu.choices["2"]) == ("sales", "support")
+    assert (menu.choices["1"], menu.choices["2"], menu.choices["0"]) == (
+        "sales", "support", "operator")
+    # Nobody is sent to one desk that may be busy while others are free.
+    assert not any(isinstance(n, Transfer) for n in f.nodes.values())
     assert not any(isinstance(n, Transfer) and n.target.startswith("group:")
                    for n in f.nodes.values())
 

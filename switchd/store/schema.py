@@ -34,6 +34,7 @@ __all__ = [
     "SCHEMA_VERSION",
     "SQL_CDR_COUNT",
     "SQL_CONTACT_FLAGS",
+    "SQL_CONTACT_LAST_AGENTS",
     "SQL_CONTACT_SET",
     "SQL_CONTACT_TOUCH",
     "SQL_GET_CONTACT",
@@ -199,6 +200,9 @@ SQL_GET_CONTACT = f"SELECT {_CONTACT_SELECT_LIST} FROM contacts WHERE number = :
 SQL_CONTACT_FLAGS = (
     "SELECT number, vip, blacklisted FROM contacts WHERE vip <> 0 OR blacklisted <> 0"
 )
+
+# Each number's last agent, for sticky queue routing (the ACD's ``last_agent``).
+SQL_CONTACT_LAST_AGENTS = "SELECT number, last_agent FROM contacts WHERE last_agent IS NOT NULL"
 
 # The only filters query_cdrs may combine; each is a fixed fragment, so composed
 # queries stay a closed, reviewable set and every filter can use its index.

@@ -32,13 +32,6 @@ log = structlog.get_logger(__name__)
 # enough that the CDR writer's retry loop gets to log the problem.
 BUSY_TIMEOUT_MS = 5000
 
-# Each outside number's last agent, for sticky queue routing (the ACD's ``last_agent``).
-# Portable SQL; it belongs with the named queries of ``schema`` (SQL_CONTACT_LAST_AGENTS).
-_SQL_CONTACT_LAST_AGENTS = (
-    "SELECT number, last_agent FROM contacts WHERE last_agent IS NOT NULL"
-)
-
-
 def _split_statements(script: str) -> list[str]:
     """Split a migration script into statements, respecting quoted semicolons.
 
@@ -332,5 +325,5 @@ class Store:
         database. Raises ``StorageError`` if the store is closed.
         """
         async with self._lock:
-            rows = await self._connection().execute_fetchall(_SQL_CONTACT_LAST_AGENTS)
+            rows = await self._connection().execute_fetchall(schema.SQL_CONTACT_LAST_AGENTS)
         return {str(r["number"]): str(r["last_agent"]) for r in rows}

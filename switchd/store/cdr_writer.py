@@ -10,17 +10,15 @@ that very row (a duplicate ``uniqueid``), which is logged as an error.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import enum
 import sqlite3
-from collections import deque
 from collections.abc import Callable
-from itertools import islice
 
 import structlog
 
 from switchd.events import Cdr
 from switchd.exceptions import StorageError
+from switchd.store.background import BackgroundWriter
 from switchd.store.sqlite import Store
 
 __all__ = ["CdrWriter"]
@@ -36,7 +34,7 @@ class _Outcome(enum.Enum):
     FAILED = "failed"  # the database could not write now; retry later
 
 
-class CdrWriter:
+class CdrWriter(BackgroundWriter[Cdr]):
     """Writes CDRs to a ``Store`` from a background task, in order, retrying until committed.
 
     ``submit`` (synchronous, call it from the event loop's thread) appends to a
@@ -49,9 +47,13 @@ class CdrWriter:
     time, so only the offending row (logged as ``cdr_rejected``) is skipped.
 
     ``on_written``, if set, is called with each committed batch (for example to
-    refresh a cache); an exception in it is logged and ignored.
+    refresh a cache); an exception in it is logged and ignored. ``flush``/``close``
+    raise :class:`~switchd.exceptions.StorageError` (see :class:`BackgroundWriter`).
     """
 
+    _label = "CDR writer"
+    _unit = "CDRs"
+    _error = StorageError
     on_written: Callable[[list[Cdr]], None] | None
 
     def __init__(
@@ -69,48 +71,16 @@ class CdrWriter:
         """
         if batch_max < 1:
             raise ValueError(f"batch_max must be at least 1, got {batch_max}")
-        if not 0 < retry_initial_s <= retry_max_s:
-            raise ValueError(
-                "retry delays must satisfy 0 < retry_initial_s <= retry_max_s, got "
-                f"{retry_initial_s} and {retry_max_s}"
-            )
+        super().__init__(retry_initial_s=retry_initial_s, retry_max_s=retry_max_s)
         self.on_written = None
         self._store = store
         self._batch_max = batch_max
-        self._retry_initial_s = retry_initial_s
-        self._retry_max_s = retry_max_s
-        self._delay_s = retry_initial_s
-        self._queue: deque[Cdr] = deque()
-        self._submitted = 0  # rows ever submitted
-        self._done = 0  # rows that left the queue: committed or rejected
         self._written = 0
-        self._waiters: list[tuple[int, asyncio.Future[None]]] = []
-        self._wake = asyncio.Event()
-        self._stop = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
-        self._closing = False
-        self._closed = False
-
-    @property
-    def pending(self) -> int:
-        """Rows submitted but not yet committed (nor rejected)."""
-        return len(self._queue)
 
     @property
     def written(self) -> int:
         """Rows committed since ``start()``."""
         return self._written
-
-    def start(self) -> None:
-        """Start the background task on the running loop.
-
-        Raises ``RuntimeError`` if called twice or outside a running event loop.
-        """
-        if self._closing:
-            raise RuntimeError("CdrWriter.start() called after close()")
-        if self._task is not None:
-            raise RuntimeError("CdrWriter.start() called twice")
-        self._task = asyncio.get_running_loop().create_task(self._run(), name="cdr-writer")
 
     def submit(self, cdr: Cdr) -> None:
         """Queue one CDR for writing; never blocks, never waits for the disk.
@@ -120,76 +90,15 @@ class CdrWriter:
         """
         if self._closing:
             raise StorageError(f"CDR writer is closed; CDR {cdr.uniqueid} was not written")
-        self._queue.append(cdr)
-        self._submitted += 1
-        self._wake.set()
+        self._put(cdr)
 
-    async def flush(self) -> None:
-        """Wait until every CDR submitted before this call is committed (or rejected).
-
-        Raises ``StorageError`` if the writer was never started while rows are
-        pending, or if it is closed before those rows were written.
-        """
-        target = self._submitted
-        if self._done >= target:
-            return
-        if self._closed:
-            raise StorageError(f"CDR writer is closed with {self.pending} CDRs unwritten")
-        if self._task is None:
-            raise StorageError("CDR writer was never started; call start() before flush()")
-        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        entry = (target, waiter)
-        self._waiters.append(entry)
-        try:
-            await waiter
-        finally:
-            if entry in self._waiters:
-                self._waiters.remove(entry)
-
-    async def close(self, timeout_s: float = 5.0) -> int:
-        """Flush for up to ``timeout_s`` seconds, then stop the task; return rows left unwritten.
-
-        Returns 0 when everything was committed. Rows still unwritten (the database
-        kept failing) are logged as ``cdr_writer_closed_with_pending``; pending
-        ``flush()`` callers then get ``StorageError``. An in-flight write is given
-        up to another ``timeout_s`` to finish before the task is cancelled. Safe to
-        call twice.
-        """
-        if self._closed:
-            return self.pending
-        self._closing = True
-        if self._task is not None:
-            with contextlib.suppress(TimeoutError, StorageError):
-                await asyncio.wait_for(self.flush(), timeout_s)
-            self._stop.set()
-            self._wake.set()
-            done, _ = await asyncio.wait({self._task}, timeout=timeout_s)
-            if not done:
-                self._task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await self._task
-        self._closed = True
-        left = self.pending
+    def _left_unwritten(self, left: int) -> None:
         if left:
             log.error("cdr_writer_closed_with_pending", pending=left, written=self._written)
-        for _target, waiter in self._waiters:
-            if not waiter.done():
-                waiter.set_exception(StorageError(f"CDR writer closed with {left} CDRs unwritten"))
-        self._waiters.clear()
-        return left
 
     async def _run(self) -> None:
         """Drain the queue batch by batch until stopped."""
-        while True:
-            if not self._queue:
-                if self._stop.is_set():
-                    return
-                self._wake.clear()
-                await self._wake.wait()
-                continue
-            if self._stop.is_set():
-                return
-            batch = list(islice(self._queue, self._batch_max))
+        while (batch := await self._take(self._batch_max)) is not None:
             outcome = await self._attempt(batch)
             if outcome is _Outcome.COMMITTED:
                 self._committed(batch)
@@ -250,13 +159,6 @@ class CdrWriter:
             return _Outcome.FAILED
         return _Outcome.COMMITTED
 
-    async def _back_off(self) -> bool:
-        """Wait the current retry delay, then double it; return False if told to stop meanwhile."""
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._stop.wait(), self._delay_s)
-        self._delay_s = min(self._delay_s * 2, self._retry_max_s)
-        return not self._stop.is_set()
-
     def _committed(self, rows: list[Cdr]) -> None:
         """Account for rows just committed: drop them from the queue and tell the hook."""
         for _ in rows:
@@ -274,10 +176,3 @@ class CdrWriter:
         """Drop the first queued row, which the database refused (already logged)."""
         self._queue.popleft()
         self._advance(1)
-
-    def _advance(self, count: int) -> None:
-        """Count ``count`` rows as done and wake the ``flush()`` callers now satisfied."""
-        self._done += count
-        for target, waiter in self._waiters:
-            if target <= self._done and not waiter.done():
-                waiter.set_result(None)

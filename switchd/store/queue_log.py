@@ -24,14 +24,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-from collections import deque
 from collections.abc import Callable
-from itertools import islice
 from pathlib import Path
 
 import structlog
 
 from switchd.events import QueueLogEntry
+from switchd.store.background import BackgroundWriter
 
 __all__ = ["QUEUE_LOG_NAME", "QueueLogWriter"]
 
@@ -44,7 +43,7 @@ QUEUE_LOG_NAME = "queue_log"
 Writer = Callable[[int, bytes], int]
 
 
-class QueueLogWriter:
+class QueueLogWriter(BackgroundWriter[bytes]):
     """Appends queue_log lines to ``path`` from a background task, in order, retrying
     until the kernel has taken them.
 
@@ -56,7 +55,11 @@ class QueueLogWriter:
     in memory, in order. At most ``max_pending`` lines wait; lines submitted beyond
     that are dropped and logged (``queue_log_full`` when dropping starts,
     ``queue_log_lines_dropped`` with the count once writing works again or at close).
+    ``flush``/``close`` as :class:`BackgroundWriter` (``close`` also fsyncs the file).
     """
+
+    _label = "queue_log writer"
+    _unit = "lines"
 
     def __init__(self, path: Path, *, batch_max: int = 2000, max_pending: int = 200_000,
                  retry_initial_s: float = 0.5, retry_max_s: float = 30.0,
@@ -69,36 +72,18 @@ class QueueLogWriter:
         if batch_max < 1 or max_pending < 1:
             raise ValueError(f"batch_max and max_pending must be at least 1, got {batch_max} "
                              f"and {max_pending}")
-        if not 0 < retry_initial_s <= retry_max_s:
-            raise ValueError("retry delays must satisfy 0 < retry_initial_s <= retry_max_s, "
-                             f"got {retry_initial_s} and {retry_max_s}")
+        super().__init__(retry_initial_s=retry_initial_s, retry_max_s=retry_max_s)
         self.path = Path(path)
         self._batch_max = batch_max
         self._max_pending = max_pending
-        self._retry_initial_s = retry_initial_s
-        self._retry_max_s = retry_max_s
-        self._delay_s = retry_initial_s
         self._write = write
-        #: Encoded lines, each ending in LF; the head may be the unwritten rest of a line.
-        self._queue: deque[bytes] = deque()
-        self._submitted = 0  # lines ever queued (dropped ones not counted)
-        self._done = 0  # lines wholly written
+        # The queue holds encoded lines, each ending in LF; its head may be the unwritten
+        # rest of a line cut short by a failing disk.
         self._dropped = 0  # lines dropped since start (memory bound, or after close)
         self._dropping = 0  # dropped in the current episode (not yet reported as a total)
         self._failing = False
-        self._waiters: list[tuple[int, asyncio.Future[None]]] = []
-        self._wake = asyncio.Event()
-        self._stop = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
-        self._closing = False
-        self._closed = False
 
     # ---------------------------------------------------------------- figures
-
-    @property
-    def pending(self) -> int:
-        """Lines queued but not yet wholly written."""
-        return len(self._queue)
 
     @property
     def written(self) -> int:
@@ -109,20 +94,6 @@ class QueueLogWriter:
     def dropped(self) -> int:
         """Lines dropped since start: the memory bound was reached, or they came after close."""
         return self._dropped
-
-    # -------------------------------------------------------------- lifecycle
-
-    def start(self) -> None:
-        """Start the background task on the running loop.
-
-        Raises ``RuntimeError`` if called twice, after ``close()``, or outside a
-        running event loop.
-        """
-        if self._closing:
-            raise RuntimeError("QueueLogWriter.start() called after close()")
-        if self._task is not None:
-            raise RuntimeError("QueueLogWriter.start() called twice")
-        self._task = asyncio.get_running_loop().create_task(self._run(), name="queue-log-writer")
 
     def submit(self, entry: QueueLogEntry) -> None:
         """Queue ``entry``'s line; never blocks, never waits for the disk.
@@ -142,83 +113,24 @@ class QueueLogWriter:
             self._dropping += 1
             self._dropped += 1
             return
-        self._queue.append(entry.line().encode("utf-8") + b"\n")
-        self._submitted += 1
-        self._wake.set()
+        self._put(entry.line().encode("utf-8") + b"\n")
 
-    async def flush(self) -> None:
-        """Wait until every line submitted before this call is written.
+    async def _finish(self, timeout_s: float) -> None:
+        if self._done:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.to_thread(self._fsync), timeout_s)
 
-        Raises ``RuntimeError`` if the writer was never started while lines are
-        pending, or if it is closed before they were written.
-        """
-        target = self._submitted
-        if self._done >= target:
-            return
-        if self._closed:
-            raise RuntimeError(f"queue_log writer is closed with {self.pending} lines unwritten")
-        if self._task is None:
-            raise RuntimeError("queue_log writer was never started; call start() before flush()")
-        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        entry = (target, waiter)
-        self._waiters.append(entry)
-        try:
-            await waiter
-        finally:
-            if entry in self._waiters:
-                self._waiters.remove(entry)
-
-    async def close(self, timeout_s: float = 5.0) -> int:
-        """Write what is queued for up to ``timeout_s`` seconds, stop the task and fsync
-        the file; return the lines left unwritten (0: everything is on disk).
-
-        Lines still unwritten (the disk kept failing) are logged as
-        ``queue_log_closed_with_pending``. The fsync gets its own ``timeout_s``. Safe to
-        call twice.
-        """
-        if self._closed:
-            return self.pending
-        self._closing = True
-        if self._task is not None:
-            with contextlib.suppress(TimeoutError, RuntimeError):
-                await asyncio.wait_for(self.flush(), timeout_s)
-            self._stop.set()
-            self._wake.set()
-            done, _ = await asyncio.wait({self._task}, timeout=timeout_s)
-            if not done:
-                self._task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await self._task
-            if self._done:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(asyncio.to_thread(self._fsync), timeout_s)
-        self._closed = True
+    def _left_unwritten(self, left: int) -> None:
         self._report_dropped()
-        left = self.pending
         if left:
             log.error("queue_log_closed_with_pending", pending=left, written=self._done,
                       path=str(self.path))
-        for _target, waiter in self._waiters:
-            if not waiter.done():
-                waiter.set_exception(RuntimeError(
-                    f"queue_log writer closed with {left} lines unwritten"))
-        self._waiters.clear()
-        return left
 
     # ------------------------------------------------------------------ task
 
     async def _run(self) -> None:
         """Write the queue batch by batch until stopped."""
-        while True:
-            if not self._queue:
-                if self._stop.is_set():
-                    return
-                self._wake.clear()
-                await self._wake.wait()
-                continue
-            if self._stop.is_set():
-                return
-            batch = list(islice(self._queue, self._batch_max))
+        while (batch := await self._take(self._batch_max)) is not None:
             data = b"".join(batch)
             written, error = await asyncio.to_thread(self._append, data)
             self._taken(batch, written)
@@ -234,10 +146,7 @@ class QueueLogWriter:
             log.error("queue_log_write_failed", path=str(self.path),
                       error=f"{type(error).__name__}: {error}", pending=self.pending,
                       dropped=self._dropped, retry_in_s=self._delay_s)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stop.wait(), self._delay_s)
-            self._delay_s = min(self._delay_s * 2, self._retry_max_s)
-            if self._stop.is_set():
+            if not await self._back_off():
                 return
 
     def _append(self, data: bytes) -> tuple[int, OSError | None]:
@@ -290,10 +199,7 @@ class QueueLogWriter:
                 self._queue[0] = line[written:]
             break
         if whole:
-            self._done += whole
-            for target, waiter in self._waiters:
-                if target <= self._done and not waiter.done():
-                    waiter.set_result(None)
+            self._advance(whole)
 
     def _report_dropped(self) -> None:
         if self._dropping:

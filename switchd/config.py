@@ -1090,8 +1090,9 @@ def _position_files(c: ProblemCollector, path: YamlPath, language: str,
     if missing:
         shown = ", ".join(missing[:6]) + (f" and {len(missing) - 6} more" if len(missing) > 6
                                           else "")
+        off = "null" if what == "position" else "false"
         c.add(path, f"{dotted(path)}: announcing the {what} needs {len(missing)} prompt(s) "
-              f"that are not in {prompts_dir}: {shown} (set it to null for no announcement)")
+              f"that are not in {prompts_dir}: {shown} (set it to {off} for no announcement)")
         return ()
     return tuple(out)
 
@@ -1649,7 +1650,8 @@ def config_warnings(cfg: Config, *, cache: PromptCache | None = None) -> list[st
     - ``media.moh_dir`` is set but is not an existing folder, or one of its audio
       files cannot be played (each file named with the reason; it is skipped);
     - a user with role ``agent`` has no ``extension``;
-    - a queue no agent has in its ``queues`` (nobody is offered its callers).
+    - a queue no agent has in its ``queues`` (nobody is offered its callers);
+    - queues overflowing into each other in a loop (a caller may wait for ever).
 
     Reads the disk: it lists the folders and decodes every music-on-hold file
     (through ``cache`` when given, so a daemon that preloads music on hold with
@@ -1690,6 +1692,32 @@ def config_warnings(cfg: Config, *, cache: PromptCache | None = None) -> list[st
             warn(("queues", name),
                  f"queues.{name}: no agent has this queue in its queues, so no agent is "
                  "offered its callers; add it to the queues of the agents who answer them")
+    for name in cfg.acd.queues:
+        loop = _overflow_loop(cfg, name)
+        if loop is not None:
+            warn(("queues", name, "overflow"),
+                 f"queues.{name}.overflow: callers who wait too long go round "
+                 f"{' -> '.join(loop)}, each queue starting their max_wait_s again, so a caller "
+                 "may wait for ever; end the chain (a flow, an extension, or null)")
     # In file order, like the problems of load_config (a stable sort keeps one key's
     # warnings, e.g. several music files, in the order they were found).
     return [text for _, text in sorted(found, key=lambda item: item[0])]
+
+
+def _overflow_loop(cfg: Config, start: str) -> list[str] | None:
+    """The queues a caller goes round by overflow from ``start`` back to it, or None
+    (reported once per loop: by the loop's first queue in config order)."""
+    seen = [start]
+    name = start
+    while True:
+        q = cfg.acd.queues.get(name)
+        target = q.overflow if q is not None and q.max_wait_s is not None else None
+        if target is None or target.kind is not TargetKind.QUEUE or target.value is None:
+            return None
+        name = target.value
+        if name == start:
+            order = list(cfg.acd.queues)
+            return seen + [start] if min(seen, key=order.index) == start else None
+        if name in seen:
+            return None
+        seen.append(name)

@@ -589,8 +589,9 @@ def _print_table(r: SimResult) -> None:
 
     o = r.options
     th = r.theory
+    # Two short lines: a title rich would wrap mid-phrase at 80 columns.
     title = (f"{o.agents} agents, {o.erlangs:g} Erlangs ({o.calls_per_hour:,.0f} calls/h), "
-             f"AHT {o.aht_s:g} s, trunks {o.trunks or 'unlimited'}, patience "
+             f"AHT {o.aht_s:g} s\ntrunks {o.trunks or 'unlimited'}, patience "
              f"{'infinite' if o.patience_s is None else f'{o.patience_s:g} s'}, wrap-up "
              f"{o.wrapup_s:g} s, {o.strategy.value}, {o.hours:g} h, seed {r.seed}")
     table = Table(title=title)
@@ -627,3 +628,12 @@ def _print_table(r: SimResult) -> None:
     console.print(f"simulated {r.sim_hours:.2f} h in {r.wall_s:.2f} s wall "
                   f"({r.calls_per_wall_s:,.0f} calls/s); shares are over callers not blocked",
                   highlight=False)
+    if th is None and o.patience_s is None and o.trunks is None and o.erlangs >= o.agents:
+        console.print(f"no theory: {o.erlangs:g} Erlangs on {o.agents} agents with callers "
+                      "who never give up has no steady state (the queue grows without bound "
+                      "as long as calls come); add --patience or --trunks, or more agents",
+                      highlight=False)
+    elif th is not None and not th.exact:
+        console.print(f"{th.model} (approx.): the model assumes exponential handle times "
+                      "without wrap-up; with --wrapup or --talk lognormal it is a guide, not "
+                      "the exact figure", highlight=False)

@@ -88,7 +88,7 @@ def test_shipped_config_loads_with_the_demo_setup():
     assert all(u.secret.startswith("pbkdf2_sha256$600000$") for u in cfg.users)
     assert cfg.cti.listen == "127.0.0.1:7070" and is_loopback(cfg.cti.host)
     assert cfg.state_dir == REPO / "state"
-    assert cfg.sim.traffic.enabled and cfg.sim.traffic.calls_per_minute == 10
+    assert cfg.sim.traffic.enabled and cfg.sim.traffic.calls_per_minute == 5
     assert cfg.sim.traffic.seed is None
     assert cfg.sim.bots.mode == "auto" and cfg.sim.bots.answer_after_s == 3
     assert cfg.sim.bots.talk_s == (10.0, 30.0)

@@ -588,7 +588,8 @@ def test_shipped_config_has_the_demo_queues_and_agents():
     assert sales.greeting == (REPO / "prompts" / "zh" / "queue_greeting.wav",)
     assert sales.announce_position_every_s == 30 and len(sales.position_files) == 20
     assert sales.music
-    assert support.max_wait_s == 300 and support.overflow is not None
+    assert support.max_wait_s == 600 and support.overflow is None   # the chain ends here
+    assert support.callback is not None and support.callback.key == "2"
     members = {q: {a.agent_id: a.queues[q] for a in acd.agents if q in a.queues}
                for q in acd.queues}
     assert members == {
@@ -621,3 +622,19 @@ def test_announce_wait_builds_the_minutes_and_needs_the_position(tmp_path):
     assert len(q.wait_files) == 30
     assert [f.name for f in q.wait_files[11]] == [
         "queue_wait_before.wav", "12.wav", "queue_wait_after.wav"]
+
+
+def test_check_warns_about_queues_overflowing_into_each_other_in_a_loop(tmp_path):
+    from switchd.config import config_warnings, load_config
+    path = tmp_path / "c.yaml"
+    path.write_text(
+        "queues:\n"
+        "  a: {max_wait_s: 60, overflow: queue:b}\n"
+        "  b: {max_wait_s: 60, overflow: queue:c}\n"
+        "  c: {max_wait_s: 60, overflow: queue:a}\n"
+        "  d: {max_wait_s: 60, overflow: queue:a}\n"
+        "agents: [{id: x, extension: 201, queues: {a: 0, b: 0, c: 0, d: 0}}]\n")
+    loops = [w for w in config_warnings(load_config(path)) if "go round" in w]
+    assert loops == [f"{path}:2:33: warning: queues.a.overflow: callers who wait too long go "
+                     "round a -> b -> c -> a, each queue starting their max_wait_s again, so "
+                     "a caller may wait for ever; end the chain (a flow, an extension, or null)"]

@@ -736,12 +736,14 @@ class QueueOffered(CallEvent):
 
 @dataclass(frozen=True, slots=True)
 class QueueConnected(CallEvent):
-    """Agent ``agent`` answered: the caller waited ``wait_s`` in the queue, the phone
-    rang ``ring_s``."""
+    """The caller is connected at ``line``: agent ``agent`` answered its offer (the phone
+    rang ``ring_s``), or the line picked the call up / a ring group's member answered
+    (``ring_s`` 0; ``agent`` None when that phone is no agent's). The caller waited
+    ``wait_s`` in the queue."""
 
     name: ClassVar[str] = "queue.connected"
     queue: str
-    agent: str
+    agent: str | None
     line: str
     wait_s: float
     ring_s: float
@@ -817,6 +819,13 @@ class QueueLogEntry(Event):
     data: tuple[str, ...] = ()
 
     def line(self) -> str:
-        """The queue_log line (no newline): whole epoch seconds, as Asterisk writes."""
-        return "|".join((str(int(self.time)), self.call_id, self.queue, self.agent,
-                         self.event, *self.data))
+        """The queue_log line (no newline): whole epoch seconds, as Asterisk writes. A
+        ``|`` or a line break inside a field (a caller id, a pause reason) would break the
+        format: each becomes ``_``."""
+        fields = (str(int(self.time)), self.call_id, self.queue, self.agent, self.event,
+                  *self.data)
+        return "|".join(f.translate(_QUEUE_LOG_UNSAFE) for f in fields)
+
+
+#: Characters a queue_log field cannot hold (the separator, line breaks) -> ``_``.
+_QUEUE_LOG_UNSAFE = str.maketrans({"|": "_", "\n": "_", "\r": "_"})

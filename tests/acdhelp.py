@@ -187,7 +187,9 @@ class Centre:
                 assert a.call_id in calls, f"{a.agent_id} reserved for ended call {a.call_id}"
                 call = calls[a.call_id]
                 assert a.line in call.offers, f"{a.agent_id} reserved but {a.line} not offered"
-            if a.state is AgentState.ON_CALL and a.call_id is not None and ln is not None:
+            if a.state is AgentState.ON_CALL and ln is not None:
+                # On a call (offered, or its own: dialling, a direct call, a ring group's
+                # ring) means the phone is not idle, whatever call id it is known by.
                 assert not ln.idle, f"{a.agent_id} on a call but {a.line} is idle"
             if a.state is AgentState.READY:
                 assert ln is not None and ln.idle, f"{a.agent_id} ready but {a.line} busy"

@@ -751,3 +751,191 @@ def test_a_reload_logs_in_the_agents_it_adds_with_login():
     c.acd.reconfigure(added)                  # a second reload does not undo the pause
     c.shell.dispatch(c.acd.login_configured(c.now))
     assert c.agent_state("a2") is AgentState.NOT_READY
+
+
+# ------------------------------------------------------------ review regressions
+
+
+def test_queues_refusing_each_other_in_a_loop_release_the_caller_at_once():
+    # join_empty false both ways and nobody logged in: A refuses to B, B back to A.
+    c = Centre([queue("A", join_empty=False, overflow=Target(TargetKind.QUEUE, "B")),
+                queue("B", join_empty=False, overflow=Target(TargetKind.QUEUE, "A"))],
+               agents(1, ("A", "B"), login=False))
+    call_id = c.call("A")
+    assert [(e.queue, e.reason) for e in leaves(c, call_id)] == [
+        ("A", QueueExit.JOINEMPTY), ("B", QueueExit.JOINEMPTY), ("A", QueueExit.JOINEMPTY)]
+    assert c.cdr(call_id).disposition == Disposition.BUSY
+
+
+def test_an_agent_logging_in_at_a_busy_phone_is_on_that_call_not_offered():
+    c = Centre([queue()], agents(1, login=False))
+    waiting = c.call()
+    c.submit(OffHook("ext/205"))
+    c.submit(Dial("ext/205", "206"))
+    c.answer(206)
+    c.submit(Login("zed", extension=205, queues=(("q", 0),)))
+    assert c.agent_state("zed") is AgentState.ON_CALL
+    assert c.ringing() == []
+    c.hangup("ext/205")
+    assert c.ringing() == ["ext/205"]                  # free now: offered the caller
+    assert c.of(QueueOffered)[-1].call_id == waiting
+    c.check_invariants()
+
+
+def test_after_a_ring_out_the_caller_tries_the_other_free_agent_first():
+    for strategy in (Strategy.LINEAR, Strategy.LONGEST_IDLE, Strategy.FEWEST_CALLS):
+        c = Centre([queue(strategy=strategy, ring_timeout_s=10, rona_after=0)], agents(2))
+        c.call()
+        assert c.ringing() == ["ext/201"], strategy
+        c.advance(10)
+        assert c.ringing() == ["ext/202"], strategy
+
+
+def test_an_agent_cannot_pause_or_log_out_while_a_callback_rings_it():
+    from switchd.acd.engine import AcdError
+    c = _callback_centre()
+    c.submit(NotReady("a1"))
+    call_id = c.call()
+    _press(c, call_id, "21")
+    c.advance(4)
+    c.submit(Ready("a1"))                               # the callback rings a1's phone
+    for req in (NotReady("a1"), Logout("a1")):
+        with pytest.raises(AcdError) as exc:
+            c.submit(req)
+        assert exc.value.code == "wrong_state" and "callback" in exc.value.msg
+    assert c.agent_state("a1") is AgentState.RESERVED
+    c.check_invariants()
+
+
+def test_a_reload_that_changes_the_strategy_keeps_queues_working():
+    from dataclasses import replace
+    c = Centre([queue(strategy=Strategy.LINEAR)], agents(2))
+    c.submit(NotReady("a1"))
+    c.submit(NotReady("a2"))
+    c.acd.reconfigure(replace(c.settings, queues={"q": queue(strategy=Strategy.ROUND_ROBIN)}))
+    c.call()
+    c.submit(Ready("a2"))
+    assert c.ringing() == ["ext/202"]
+    c.check_invariants()
+
+
+def test_an_unanswered_overflow_extension_sends_the_caller_back_to_its_place_for_good():
+    c = Centre([queue(max_wait_s=30, overflow=Target(TargetKind.EXTENSION, "210"))],
+               agents(1))
+    c.submit(NotReady("a1"))
+    first = c.call(caller="5550001")
+    c.advance(25)
+    second = c.call(caller="5550002")
+    c.advance(5)                                        # first overflows to ext 210
+    assert c.ringing() == ["ext/210"]
+    c.advance(20)                                       # 210 rang out: back in line,
+    assert [x[0] for x in c.acd.queue_status("q", c.now).callers] == [first, second]
+    c.advance(600)                                      # and no second overflow by time
+    assert {first, second} <= set(c.acd.callers)
+    assert c.acd.stats["q"].timed_out == 2              # once each
+
+
+def test_leave_empty_keeps_the_callbacks_waiting():
+    from switchd.acd.model import CallbackSettings
+    c = Centre([queue(leave_empty=True, callback=CallbackSettings("2", goodbye_s=1))],
+               agents(1))
+    c.submit(NotReady("a1"))
+    call_id = c.call()
+    _press(c, call_id, "21")
+    c.advance(1)
+    c.submit(Logout("a1"))
+    assert call_id in c.acd.callers
+    assert c.acd.stats["q"].exited_empty == 0
+
+
+def test_a_shutdown_leave_is_counted_and_logged_as_a_system_exit():
+    from switchd.core.inputs import Shutdown
+    c = Centre([queue()], agents(1))
+    c.submit(NotReady("a1"))
+    call_id = c.call()
+    c.advance(30)
+    c.acd.stop()
+    c.submit(Shutdown())
+    s = c.acd.stats["q"]
+    assert (s.system_exits, s.abandoned, s.left) == (1, 0, 1)
+    assert any(x.endswith("|q|NONE|SYSTEMEXIT|1|1|30") for x in c.queue_log())
+    del call_id
+
+
+def test_a_pickup_by_a_phone_that_is_no_agents_is_recorded_as_connected():
+    from switchd.core.inputs import Pickup
+    c = Centre([queue()], agents(1))
+    call_id = c.call()
+    assert c.ringing() == ["ext/201"]
+    c.submit(Pickup("ext/210", call_id))              # a supervisor's desk grabs it
+    (conn,) = c.of(QueueConnected)
+    assert (conn.agent, conn.line, conn.ring_s) == (None, "ext/210", 0.0)
+    assert c.agent_state("a1") is AgentState.READY
+    c.caller_hangs_up(call_id)
+    assert c.cdr(call_id).agent is None
+
+
+def test_a_pickup_from_a_ready_agents_phone_is_that_agents_queue_call():
+    from switchd.core.inputs import Pickup
+    c = Centre([queue(wrapup_s=30)], agents(2))
+    c.submit(NotReady("a1"))
+    c.submit(NotReady("a2"))
+    call_id = c.call()
+    c.submit(Ready("a2"))          # rung at once … and a1's desk grabs it instead
+    c.submit(Ready("a1"))
+    c.submit(Pickup("ext/201", call_id)) if c.ringing() == ["ext/202"] else None
+    c.advance(40)
+    c.hangup("ext/201")
+    s = c.acd.stats["q"]
+    assert (s.answered, s.talk_count) == (1, 1)
+    assert any(x.startswith(f"{call_id}|q|a1|COMPLETEAGENT") for x in c.queue_log())
+    assert c.agent_state("a1") is AgentState.WRAP_UP
+    c.check_invariants()
+
+
+def test_a_pickup_after_a_transfer_into_another_queue_clears_the_first_agent():
+    from switchd.core.inputs import Pickup
+    c = Centre([queue("A"), queue("B")], agents(1, ("A",)) + agents(1, ("B",), first=2))
+    c.submit(NotReady("a2"))
+    call_id = c.call("A")
+    c.answer(201)
+    c.advance(20)
+    c.submit(Redirect(call_id, Target(TargetKind.QUEUE, "B"), line="ext/201"))
+    c.advance(10)
+    c.submit(Pickup("ext/210", call_id))
+    c.advance(50)
+    c.hangup("ext/210")
+    cdr = c.cdr(call_id)
+    assert (cdr.agent, cdr.queue, cdr.extension, cdr.wait_s) == (None, "B", 210, 10)
+
+
+def test_a_failed_callback_attempt_is_no_talk_and_no_wrapup():
+    from switchd.core.inputs import FarBusy
+    c = _callback_centre(retries=0)
+    c.submit(NotReady("a1"))
+    call_id = c.call()
+    _press(c, call_id, "21")
+    c.advance(4)
+    c.submit(Ready("a1"))
+    c.answer(201)
+    c.advance(25)
+    trunk = next(n for n, ln in c.core.lines.items()
+                 if n.startswith("trunk/") and ln.status.value == "alerting")
+    c.submit(FarBusy(trunk))
+    c.hangup("ext/201")
+    s = c.acd.stats["q"]
+    assert (s.answered, s.talk_count, s.talk_sum) == (0, 0, 0)
+    assert c.agent_state("a1") is AgentState.READY
+    assert c.acd.agents["a1"].total.talk_s == 0
+
+
+def test_queue_log_fields_never_break_the_line_format():
+    from switchd.events import QueueLogEntry
+    line = QueueLogEntry(T0, "c1", "q", "a1", "PAUSE", ("lunch|long\nbreak",)).line()
+    assert line == f"{int(T0)}|c1|q|a1|PAUSE|lunch_long_break"
+
+
+def test_a_not_ready_login_is_logged_paused():
+    c = Centre([queue()], agents(1, login=False))
+    c.submit(Login("a1", ready=False))
+    assert c.queue_log()[-2:] == ["NONE|q|a1|ADDMEMBER", "NONE|q|a1|PAUSE|login"]

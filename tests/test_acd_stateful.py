@@ -29,6 +29,7 @@ from switchd.core.inputs import (
     Hangup,
     Incoming,
     OffHook,
+    Pickup,
     Redirect,
 )
 from switchd.core.routing import Target, TargetKind
@@ -106,6 +107,16 @@ class CentreMachine(RuleBasedStateMachine):
     def press(self, line: str, key: str) -> None:
         self._try(Digit(line, key))
 
+    @rule(line=st.sampled_from(EXT_LINES), k=st.integers(0, 3))
+    def pickup(self, line: str, k: int) -> None:
+        calls = list(self.c.core.calls)
+        if calls:
+            self._try(Pickup(line, calls[k % len(calls)]))
+
+    @rule(agent=st.sampled_from(AGENT_IDS), ext=st.sampled_from([201, 202, 203, 204, 205]))
+    def login_elsewhere(self, agent: str, ext: int) -> None:
+        self._try(Login(agent, extension=ext))
+
     @rule(seconds=st.sampled_from([0.0, 0.5, 1.0, 3.0, 5.0, 6.0, 11.0, 40.0]))
     def wait(self, seconds: float) -> None:
         self.c.advance(seconds)
@@ -134,9 +145,10 @@ class CentreMachine(RuleBasedStateMachine):
         new = {e.call_id for e in c.of(CallNew)}
         ended = Counter(e.call_id for e in c.of(CallEnded))
         assert set(ended) == new and all(v == 1 for v in ended.values())
+        waiting = Counter((x.call_id, x.queue) for x in c.acd.callers.values())
         joins = Counter((e.call_id, e.queue) for e in c.of(QueueJoin))
         left = Counter((e.call_id, e.queue) for e in c.of(QueueLeave) if e.position > 0)
-        assert joins == left, (joins, left)
+        assert joins == left + waiting, (joins, left, waiting)
 
 
 CentreMachine.TestCase.settings = settings(

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import math
 import random
+from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from enum import Enum, StrEnum
@@ -337,8 +338,13 @@ class Acd:
         #: call id -> (agent, queue, answered at, joined at, orig position) of answered
         #: queue calls whose completion is not logged yet
         self._talking: dict[str, list[tuple[Agent, str, float, float, int]]] = {}
-        #: calls sent to an extension on overflow: call id -> the queue they left
-        self._sent_to_extension: dict[str, str] = {}
+        #: calls sent to an extension on overflow: call id -> (the queue they left, when
+        #: they had joined it); those back from it unanswered, until they rejoin
+        self._sent_to_extension: dict[str, tuple[str, float]] = {}
+        self._returning: dict[str, tuple[str, float]] = {}
+        #: call id -> (instant, queues that refused it then): a caller refused round a
+        #: loop of overflows at one instant is released, not sent round again
+        self._refused: dict[str, tuple[float, set[str]]] = {}
         #: callbacks: agent line -> the caller an Originate was just asked for; the call
         #: placed (its call.new names the extension) -> that caller
         self._originating: dict[str, Caller] = {}
@@ -348,6 +354,8 @@ class Acd:
         self.stats: dict[str, QueueStats] = {}
         self.interval: dict[str, QueueStats] = {}
         self.interval_start = 0.0
+        #: Completed intervals, oldest first: (start, end, figures per queue); a day's.
+        self.history: deque[tuple[float, float, dict[str, QueueStats]]] = deque(maxlen=96)
         self._timers: TimerHeap[tuple[str, str]] = TimerHeap()
         self._out: list[Any] = []
         self._handlers: dict[type, Callable[[float, Any], None]] = {
@@ -382,6 +390,7 @@ class Acd:
             elif q.settings.strategy is not qs.strategy:
                 q.settings = qs
                 q.pools = {}
+                q.levels = []
                 for aid in q.members:
                     a = self.agents.get(aid)
                     if a is not None and a.free:
@@ -446,7 +455,9 @@ class Acd:
         self.interval_start = now
         every = self.settings.stats_interval_s
         if every > 0:
-            self._timers.arm(("interval", ""), now + every, None)
+            # Intervals on the clock (:00, :15, :30, :45 for 900 s), as reports expect;
+            # the first one is what is left of the interval switchd started in.
+            self._timers.arm(("interval", ""), (math.floor(now / every) + 1) * every, None)
         for a in self.agents.values():
             a.since = a.counted_to = now
         return self.login_configured(now)
@@ -561,12 +572,17 @@ class Acd:
         self._move(now, a, _I.LOGIN_READY if ready else _I.LOGIN_NOT_READY, "login")
         if ready:
             self._became_ready(now, a)
+        else:
+            for qname in a.queues:
+                if qname in self.queues:
+                    self._log(now, "NONE", qname, a.agent_id, "PAUSE", "login")
 
     def _logout(self, now: float, inp: Logout) -> None:
         a = self._agent(inp.agent)
         if a.next_state(_I.LOGOUT) is None:
             raise AcdError("wrong_state", f"agent {a.agent_id} is {a.state.value}; log out "
                            "after the call")
+        self._refuse_if_callback_rings(a)
         left = self._drop_offer(a)
         if a.state is _S.WRAP_UP:
             self._timers.cancel(("wrapup", a.agent_id))
@@ -586,7 +602,8 @@ class Acd:
             if q.logged_in == 0 and q.settings.leave_empty:
                 emptied.append(q)
         for q in emptied:
-            for c in list(q.callers()):
+            # Callbacks stay: their callers hung up already and keep their place.
+            for c in [c for c in q.callers() if c.line_alive]:
                 self._leave_to_overflow(now, c, QueueExit.EMPTY)
 
     def _ready(self, now: float, inp: Ready) -> None:
@@ -610,6 +627,7 @@ class Acd:
         if a.next_state(_I.NOT_READY) is None:
             raise AcdError("wrong_state", f"agent {a.agent_id} is {a.state.value}; not "
                            "ready is taken from ready, wrap-up or a ringing offer")
+        self._refuse_if_callback_rings(a)
         self._pause(now, a, _I.NOT_READY, inp.reason or "break")
 
     def _pause(self, now: float, a: Agent, what: AgentInput, reason: str) -> None:
@@ -652,6 +670,7 @@ class Acd:
         if not qs.join_empty and q.logged_in == 0:
             self._refuse(now, ev, q, QueueExit.JOINEMPTY)
             return
+        self._refused.pop(ev.call_id, None)
         c = Caller(ev.call_id, name, ev.line, ev.caller, priority, now, 0)
         self.callers[c.call_id] = c
         bucket = q.waiting.get(priority)
@@ -659,7 +678,19 @@ class Acd:
             bucket = q.waiting[priority] = {}
             q.prios.append(priority)
             q.prios.sort(reverse=True)
-        bucket[c.call_id] = c
+        back = self._returning.pop(c.call_id, None)
+        if back is not None and back[0] == name:
+            # Back from an overflow extension nobody answered: its place by its first
+            # join time (ahead of those who came later), and no further overflow by time.
+            ahead = {k: v for k, v in bucket.items() if v.joined <= back[1]}
+            rest = {k: v for k, v in bucket.items() if k not in ahead}
+            bucket.clear()
+            bucket.update(ahead)
+            bucket[c.call_id] = c
+            bucket.update(rest)
+        else:
+            back = None
+            bucket[c.call_id] = c
         q.count += 1
         c.orig_position = q.position(c) if len(q.prios) > 1 or priority else q.count
         for s in st:
@@ -671,7 +702,7 @@ class Acd:
             self._emit(HoldMusic(c.call_id, True))
         if qs.greeting:
             self._emit(PlayPrompt(c.call_id, c.line, 0, qs.greeting, barge_in=False))
-        if qs.max_wait_s is not None:
+        if qs.max_wait_s is not None and back is None:
             self._timers.arm(("maxwait", c.call_id), now + qs.max_wait_s, None)
         nxt = qs.next_rule_after(0.0)
         if nxt is not None:
@@ -701,6 +732,16 @@ class Acd:
                 s.refused_joinempty += 1
         self._log(now, ev.call_id, name, "NONE", why.value.upper())
         self._emit(QueueLeave(ev.call_id, now, name, why, 0.0, 0))
+        at, refused = self._refused.get(ev.call_id, (now, set()))
+        if at != now:
+            refused = set()
+        if name in refused:
+            # Refused round a loop of overflows at this very instant: stop the round.
+            self._refused.pop(ev.call_id, None)
+            self._send_away(now, ev.call_id, q, why, 0.0, None)
+            return
+        refused.add(name)
+        self._refused[ev.call_id] = (now, refused)
         self._send_away(now, ev.call_id, q, why, 0.0, q.settings.overflow)
 
     def _on_ringing(self, now: float, ev: CallRinging) -> None:
@@ -734,8 +775,18 @@ class Acd:
             self._log(now, c.call_id, c.queue, a.agent_id, "CONNECT", _secs(wait), c.call_id,
                       _secs(ring))
         else:
-            # Picked up from another phone (or answered as the offer was withdrawn).
+            # Picked up from another phone, a ring group's member, or answered as the offer
+            # was withdrawn: the same record, with no ring of ours to time.
             ring = 0.0
+            if a is not None and a.state is _S.ON_CALL and a.call_id == c.call_id:
+                # An agent's phone took it: a queue call of that agent (talk, wrap-up).
+                a.count("answered")
+                a.answered_in[c.queue] = a.answered_in.get(c.queue, 0) + 1
+                a.queue, a.answered_at = c.queue, now
+                self._talking.setdefault(c.call_id, []).append(
+                    (a, c.queue, now, c.joined, c.orig_position))
+            self._emit(QueueConnected(c.call_id, now, c.queue, agent_id, ev.line,
+                                      round(wait, 3), 0.0))
             self._log(now, c.call_id, c.queue, agent_id or "NONE", "CONNECT", _secs(wait),
                       c.call_id, "0")
         for s in (self.stats[c.queue], self.interval[c.queue]):
@@ -751,7 +802,9 @@ class Acd:
             return
         if agent_id is not None:
             self._last_agent[c.number] = agent_id
-        self._emit(Annotate(c.call_id, agent=agent_id, queue=c.queue, waiting=False))
+        # "" clears an agent an earlier queue's answer left on the CDR (a supervisor's
+        # pickup after a transfer into this queue is nobody's agent call).
+        self._emit(Annotate(c.call_id, agent=agent_id or "", queue=c.queue, waiting=False))
         self._remove(now, c, QueueExit.ANSWERED, agent_id)
 
     def _on_withdrawn(self, now: float, ev: OfferWithdrawn) -> None:
@@ -765,12 +818,11 @@ class Acd:
         cb = self._dialling.pop(ev.call_id, None)
         if cb is not None:
             # A callback's agent did not pick up: the attempt never reached the customer.
-            self._agent_missed(now, a, ev.reason, cb.queue)
             cb.offers.pop(a.agent_id, None)
             cb.dial_call_id = None
             cb.attempts -= 1
             cb.move(_CIn.AGENT_MISSED)
-            self._serve_caller(now, cb)
+            self._agent_missed(now, a, ev.reason, cb.queue, cb)
             return
         c = self.callers.get(ev.call_id)
         if ev.reason in (OfferEnd.TAKEN_ELSEWHERE, OfferEnd.PICKED_UP):
@@ -793,15 +845,16 @@ class Acd:
             return
         if c is not None:
             c.offers.pop(a.agent_id, None)
-        self._agent_missed(now, a, ev.reason, a.queue or "")
-        if c is not None and not c.offers:
-            self._serve_caller(now, c)
+        self._agent_missed(now, a, ev.reason, a.queue or "", c)
 
-    def _agent_missed(self, now: float, a: Agent, reason: OfferEnd, queue: str) -> None:
-        """``a``'s offer ended unanswered for ``reason``: ready again, or not ready (RONA)
-        when it let too many ring out in a row."""
+    def _agent_missed(self, now: float, a: Agent, reason: OfferEnd, queue: str,
+                      c: Caller | None) -> None:
+        """``a``'s offer to ``c`` ended unanswered for ``reason``: not ready (RONA) when it
+        let too many ring out in a row, else ready again, but only after ``c`` was
+        offered to any other free agent (a caller never rings the same phone again while
+        another agent is free)."""
         if reason not in _MISSED:
-            self._offer_ended(now, a)
+            self._offer_ended(now, a, then=c)
             return
         a.no_answer += 1
         a.count("missed")
@@ -814,8 +867,10 @@ class Acd:
         if rona and a.no_answer >= rona:
             a.call_id, a.queue = None, None  # the offer is over already
             self._pause(now, a, _I.RONA, "rona")
+            if c is not None and not c.offers:
+                self._serve_caller(now, c)
         else:
-            self._offer_ended(now, a)
+            self._offer_ended(now, a, then=c)
 
     def _on_line_error(self, now: float, ev: LineError) -> None:
         g = self.callers.get(ev.call_id or "")
@@ -852,12 +907,18 @@ class Acd:
             return
         if c is not None:
             c.offers.pop(a.agent_id, None)
+        # The phone is not idle, whatever this engine had seen: the agent is on a call of
+        # its own, never offered the caller again at this instant.
+        if a.line is not None:
+            self._busy_lines.add(a.line)
         self._offer_ended(now, a)
         if c is not None and not c.offers:
             self._serve_caller(now, c)
 
     def _on_ended(self, now: float, ev: CallEnded) -> None:
         self._sent_to_extension.pop(ev.call_id, None)
+        self._returning.pop(ev.call_id, None)
+        self._refused.pop(ev.call_id, None)
         talking = self._talking.pop(ev.call_id, None)
         if talking:
             # On a callback the agent's phone placed the call: its "caller" is the agent.
@@ -923,27 +984,28 @@ class Acd:
     def _on_route_failed(self, now: float, ev: CallRouteFailed) -> None:
         # An overflow to an extension that nobody answered: the caller is not dropped;
         # it goes back to the queue it left (no further overflow by time).
-        queue = self._sent_to_extension.pop(ev.call_id, None)
-        q = self.queues.get(queue) if queue is not None else None
-        if q is None:
+        sent = self._sent_to_extension.pop(ev.call_id, None)
+        if sent is None or sent[0] not in self.queues:
             return
-        self._emit(Redirect(ev.call_id, Target(TargetKind.QUEUE, queue)))
+        self._returning[ev.call_id] = sent
+        self._emit(Redirect(ev.call_id, Target(TargetKind.QUEUE, sent[0])))
 
     def _on_line(self, now: float, ev: LineState) -> None:
+        # Every phone's idleness, agent's or not: an agent may log in at any of them, and
+        # a ring group rings them (the core's line table stays the one that decides; an
+        # offer to a phone that is not idle comes back as line.error).
+        if ev.line.startswith("ext/"):
+            if ev.state is LineStatus.IDLE:
+                self._busy_lines.discard(ev.line)
+            else:
+                self._busy_lines.add(ev.line)
         a = self._by_line.get(ev.line)
         if a is None:
-            if ev.line in self._phone_lines:
-                if ev.state is LineStatus.IDLE:
-                    self._busy_lines.discard(ev.line)
-                else:
-                    self._busy_lines.add(ev.line)
             return
         if ev.state is LineStatus.IDLE:
-            self._busy_lines.discard(ev.line)
             if a.state is _S.ON_CALL:
                 self._call_over(now, a)
             return
-        self._busy_lines.add(ev.line)
         if a.free:
             self._unfree(a)
         if (a.state is _S.RESERVED and ev.state is LineStatus.CONNECTED
@@ -987,7 +1049,7 @@ class Acd:
         self._log(now, c.call_id, c.queue, "NONE", "EXITWITHKEY", ev.digit, str(pos),
                   str(c.orig_position), _secs(wait))
         self._remove(now, c, QueueExit.KEY, None)
-        self._send_away(now, c.call_id, q, QueueExit.KEY, wait, qs.exit_to, c.music)
+        self._send_away(now, c.call_id, q, QueueExit.KEY, wait, qs.exit_to, c.music, c.joined)
 
     # ------------------------------------------------------------- ring groups
 
@@ -1149,7 +1211,9 @@ class Acd:
         qs = self.queues[c.queue].settings
         assert qs.callback is not None and c.callback_number is not None and a.line is not None
         self._unfree(a)
-        a.call_id, a.queue = None, c.queue   # the call id comes with its call.new
+        # The call id comes with its call.new; the agent is on a queue call (talk, wrap-up)
+        # only once the customer answers.
+        a.call_id, a.queue = None, None
         a.offered_at = now
         a.count("offered")
         c.offers[a.agent_id] = a
@@ -1191,6 +1255,8 @@ class Acd:
         if agent is not None:
             agent.count("answered")
             agent.answered_in[c.queue] = agent.answered_in.get(c.queue, 0) + 1
+            # From now on a queue call: talk time counts, wrap-up follows.
+            agent.queue, agent.answered_at = c.queue, now
             self._talking.setdefault(dial, []).append(
                 (agent, c.queue, now, c.joined, c.orig_position))
             self._completed_callbacks.add(dial)
@@ -1306,6 +1372,7 @@ class Acd:
             self._timers.arm(("periodic", call_id), now + qs.periodic_every_s, None)
 
     def _on_interval(self, now: float, _: str) -> None:
+        self.history.append((self.interval_start, now, self.interval))
         self.interval = {name: QueueStats() for name in self.queues}
         for a in self.agents.values():
             # The state's time so far belongs to the interval that ends now.
@@ -1427,10 +1494,23 @@ class Acd:
         self._emit(QueueOffered(c.call_id, now, c.queue, a.agent_id, a.line))
         self._emit(Offer(c.call_id, a.line, self.queues[c.queue].settings.ring_timeout_s))
 
-    def _offer_ended(self, now: float, a: Agent) -> None:
+    def _offer_ended(self, now: float, a: Agent, *, then: Caller | None = None) -> None:
+        """``a``'s offer is over: ready again. ``then``: the caller it rang for, offered to
+        the other free agents before ``a`` is free again (it goes back to ``a`` only when
+        nobody else is free)."""
         a.call_id, a.queue = None, None
         self._move(now, a, _I.OFFER_END, "offer_end")
+        if then is not None and not then.offers and then.call_id in self.callers:
+            self._serve_caller(now, then)
         self._became_ready(now, a)
+
+    def _refuse_if_callback_rings(self, a: Agent) -> None:
+        """A callback's ring cannot be withdrawn (the call placed for it is the agent's
+        own until answered or rung out). Raises AcdError(wrong_state)."""
+        if a.state is _S.RESERVED and (a.line in self._originating
+                                        or (a.call_id or "") in self._dialling):
+            raise AcdError("wrong_state", f"agent {a.agent_id}'s phone rings for a callback; "
+                           "answer it or let it ring out first")
 
     def _drop_offer(self, a: Agent) -> Caller | None:
         """Withdraw ``a``'s ringing offer (it logs out or pauses). Returns its caller when
@@ -1505,12 +1585,14 @@ class Acd:
         self._log(now, c.call_id, c.queue, "NONE", event, str(pos), str(c.orig_position),
                   _secs(wait))
         self._remove(now, c, why, None)
-        self._send_away(now, c.call_id, q, why, wait, q.settings.overflow, c.music)
+        self._send_away(now, c.call_id, q, why, wait, q.settings.overflow, c.music, c.joined)
 
     def _send_away(self, now: float, call_id: str, q: _Queue, why: QueueExit, wait: float,
-                   target: Target | None, music: bool = False) -> None:
-        """The caller left ``q`` for ``why``: on to ``target`` (the overflow or exit-key
-        target), or released (busy for a refused join) when there is none."""
+                   target: Target | None, music: bool = False,
+                   joined: float | None = None) -> None:
+        """The caller left ``q`` (joined at ``joined``) for ``why``: on to ``target`` (the
+        overflow or exit-key target), or released (busy for a refused join) when there
+        is none."""
         name = q.settings.name
         if target is not None:
             for s in (self.stats[name], self.interval[name]):
@@ -1524,7 +1606,7 @@ class Acd:
                      else HangupCause.NO_ANSWER)
             self._emit(Release(call_id, cause))
         elif target.kind is TargetKind.EXTENSION:
-            self._sent_to_extension[call_id] = name
+            self._sent_to_extension[call_id] = (name, joined if joined is not None else now)
             self._emit(Route(call_id, target))
         else:
             self._emit(Redirect(call_id, target))
@@ -1568,6 +1650,11 @@ class Acd:
                 s.waited += 1
             if wait > s.wait_max:
                 s.wait_max = wait
+        if why is QueueExit.SYSTEM:
+            for s in (self.stats[c.queue], self.interval[c.queue]):
+                s.system_exits += 1
+            self._log(now, c.call_id, c.queue, "NONE", "SYSTEMEXIT", str(pos),
+                      str(c.orig_position), _secs(wait))
         if why is not QueueExit.ANSWERED and not gone and not q.phones:
             self._emit(Annotate(c.call_id, waiting=False))
         if c.ringing and not gone:

@@ -55,6 +55,9 @@ class QueueStats:
     callbacks: int = 0
     callbacks_failed: int = 0
     callbacks_lost: int = 0
+    #: Callers the switch took out (shutdown, a call released elsewhere): neither
+    #: answered nor abandoned.
+    system_exits: int = 0
 
     @property
     def asa_s(self) -> float | None:

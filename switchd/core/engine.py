@@ -966,7 +966,7 @@ class SwitchCore:
         if inp.ivr_vars is not None:
             call.ivr_vars = inp.ivr_vars
         if inp.agent is not None:
-            call.agent = inp.agent
+            call.agent = inp.agent or None  # "" clears it
         if inp.queue is not None:
             call.queue = inp.queue
         if inp.wait_s is not None:

@@ -335,7 +335,8 @@ class Annotate(Input):
 
     ``ivr_path``: the nodes visited so far (``flow:node>node>…``), replacing the last
     value; ``ivr_vars``: the variables as JSON object text. From the ACD: ``agent`` (the
-    agent id of the agent who answered), ``queue`` (the queue the call was in last) and
+    agent id of the agent who answered; "" clears it), ``queue`` (the queue the call was
+    in last) and
     ``wait_s`` (seconds waited in queues so far, replacing the CDR's start-to-answer
     wait) and ``waiting`` (True: the caller starts waiting in a queue now; False: it
     stopped). The core keeps the queue wait clock itself, with its own ``now``, so the

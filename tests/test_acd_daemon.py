@@ -82,9 +82,15 @@ async def test_bots_answer_in_configured_order_and_a_hang_up_in_queue_is_an_aban
         assert [(x["call"], x["caller"], x["position"], x["priority"]) for x in callers] == [
             (lost, "13900000009", "1", "0")]
         assert "ringing" not in callers[0]  # no busy agent is rung
-        assert [(x["agent"], x["state"], x["line"]) for x in status if x["kind"] == "agent"] \
+        assert callers[0]["state"] == "waiting"
+        agents = [x for x in status if x["kind"] == "agent"]
+        assert [(x["agent"], x["state"], x["line"]) for x in agents] \
             == [("a1", "on_call", "ext/202"), ("a2", "on_call", "ext/201"),
                 ("a3", "on_call", "ext/203")]
+        # Each agent's own figures: one offer, answered; everyone busy since answering.
+        assert all((x["offered"], x["answered"], x["missed"]) == ("1", "1", "0")
+                   for x in agents)
+        assert 0 < float(head["occupancy"]) <= 1
 
         await c.ok(f"SIM.HANGUP call={lost}")
         abandon = await c.wait_event("queue.abandon", call=lost)

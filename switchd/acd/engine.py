@@ -239,12 +239,13 @@ class _Queue:
 @dataclass(frozen=True, slots=True)
 class QueueStatus:
     """A snapshot of one queue for ``QUEUE.STATUS``: callers in order as (call id,
-    caller number, position, priority, waited s, ringing agent ids), agents as
+    caller number, position, priority, waited s, ringing agent ids, caller state:
+    waiting, confirming, callback, calling_back, retry_wait, connecting), agents as
     (agent id, penalty, state), since-start and this-interval statistics."""
 
     name: str
     strategy: str
-    callers: tuple[tuple[str, str, int, int, float, tuple[str, ...]], ...]
+    callers: tuple[tuple[str, str, int, int, float, tuple[str, ...], str], ...]
     agents: tuple[tuple[str, int, str], ...]
     total: QueueStats
     interval: QueueStats
@@ -508,7 +509,7 @@ class Acd:
         callers = []
         for i, c in enumerate(q.callers(), 1):
             callers.append((c.call_id, c.number, i, c.priority, round(now - c.joined, 3),
-                            tuple(c.offers)))
+                            tuple(c.offers) or tuple(c.ringing), c.state.value))
         agents = tuple((aid, pen, self.agents[aid].state.value)
                        for aid, pen in q.members.items())
         longest = max((now - c.joined for c in q.callers()), default=0.0)

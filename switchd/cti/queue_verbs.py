@@ -85,14 +85,35 @@ class QueueVerbs:
             "wrap_up": by_state.get("wrap_up", 0), "not_ready": by_state.get("not_ready", 0),
         }
         head.update(stats.as_dict())
+        agents = {a.agent_id: a for a in self.control.agent_status()}
+        figures = {aid: (a if period == "total" else a.interval)
+                   for aid, a in agents.items()}
+        # The queue's occupancy: its members' time on calls and in wrap-up over their
+        # logged-in time, in the period (agents in several queues count in each).
+        busy = logged = 0.0
+        for agent_id, _penalty, _state in st.agents:
+            f = figures.get(agent_id)
+            if f is not None:
+                t = dict(f.time_in)
+                logged += sum(v for k, v in t.items() if k != "logged_out")
+                busy += t.get("on_call", 0.0) + t.get("wrap_up", 0.0)
+        head["occupancy"] = round(busy / logged, 4) if logged > 0 else None
         items: list[dict[str, Any]] = [head]
-        for call_id, number, position, priority, waited, ringing in st.callers:
+        for call_id, number, position, priority, waited, ringing, cstate in st.callers:
             items.append({"kind": "caller", "call": call_id, "caller": number or None,
                           "position": position, "priority": priority, "wait_s": waited,
-                          "ringing": ",".join(ringing) or None})
-        lines = {a.agent_id: (a.line, a.reason) for a in self.control.agent_status()}
+                          "ringing": ",".join(ringing) or None, "state": cstate})
         for agent_id, penalty, state in st.agents:
-            line, reason = lines.get(agent_id, (None, ""))
-            items.append({"kind": "agent", "agent": agent_id, "penalty": penalty,
-                          "state": state, "reason": reason or None, "line": line})
+            a = agents.get(agent_id)
+            f = figures.get(agent_id)
+            item: dict[str, Any] = {
+                "kind": "agent", "agent": agent_id, "penalty": penalty, "state": state,
+                "reason": (a.reason if a is not None else "") or None,
+                "line": a.line if a is not None else None}
+            if f is not None:
+                occ = f.occupancy
+                item.update(offered=f.offered, answered=f.answered, missed=f.missed,
+                            talk_s=round(f.talk_s, 3), wrapup_s=round(f.wrapup_s, 3),
+                            occupancy=round(occ, 4) if occ is not None else None)
+            items.append(item)
         return Reply(items=items)

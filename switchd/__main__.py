@@ -1,4 +1,4 @@
-"""The ``switchd`` command: run | check | passwd | bench."""
+"""The ``switchd`` command: run | check | passwd | bench | flows | sim."""
 
 from __future__ import annotations
 

@@ -877,19 +877,21 @@ def test_a_pickup_by_a_phone_that_is_no_agents_is_recorded_as_connected():
 
 def test_a_pickup_from_a_ready_agents_phone_is_that_agents_queue_call():
     from switchd.core.inputs import Pickup
-    c = Centre([queue(wrapup_s=30)], agents(2))
-    c.submit(NotReady("a1"))
-    c.submit(NotReady("a2"))
+    c = Centre([queue(strategy=Strategy.LINEAR, wrapup_s=30)], agents(2))
     call_id = c.call()
-    c.submit(Ready("a2"))          # rung at once … and a1's desk grabs it instead
-    c.submit(Ready("a1"))
-    c.submit(Pickup("ext/201", call_id)) if c.ringing() == ["ext/202"] else None
+    assert c.ringing() == ["ext/201"]      # linear: a1's phone rings, a2 is free
+    c.submit(Pickup("ext/202", call_id))   # a2 grabs it from its own phone
+    assert c.agent_state("a1") is AgentState.READY
+    assert c.agent_state("a2") is AgentState.ON_CALL
+    (conn,) = c.of(QueueConnected)
+    assert (conn.agent, conn.line) == ("a2", "ext/202")
     c.advance(40)
-    c.hangup("ext/201")
+    c.hangup("ext/202")
     s = c.acd.stats["q"]
-    assert (s.answered, s.talk_count) == (1, 1)
-    assert any(x.startswith(f"{call_id}|q|a1|COMPLETEAGENT") for x in c.queue_log())
-    assert c.agent_state("a1") is AgentState.WRAP_UP
+    assert (s.answered, s.talk_count, s.talk_sum) == (1, 1, 40)
+    assert any(x.startswith(f"{call_id}|q|a2|COMPLETEAGENT|0|40|1") for x in c.queue_log())
+    assert c.agent_state("a2") is AgentState.WRAP_UP
+    assert c.cdr(call_id).agent == "a2"
     c.check_invariants()
 
 

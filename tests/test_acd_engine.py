@@ -941,3 +941,16 @@ def test_a_not_ready_login_is_logged_paused():
     c = Centre([queue()], agents(1, login=False))
     c.submit(Login("a1", ready=False))
     assert c.queue_log()[-2:] == ["NONE|q|a1|ADDMEMBER", "NONE|q|a1|PAUSE|login"]
+
+
+def test_completed_intervals_are_kept_on_the_clock():
+    c = Centre([queue()], agents(1))
+    one = c.call(caller="5550001")
+    c.answer(201)
+    c.caller_hangs_up(one)
+    c.advance(900)                           # T0 is on a 15-minute boundary
+    c.call(caller="5550002")
+    st = c.acd.queue_status("q", c.now)
+    assert st.previous is not None and st.previous.answered == 1
+    assert st.previous_span == (T0, T0 + 900)
+    assert (st.interval.offered, st.total.offered) == (1, 2)

@@ -251,6 +251,9 @@ class QueueStatus:
     interval: QueueStats
     interval_start: float
     longest_wait_s: float
+    #: The last completed interval: its figures and (start, end), None before one ended.
+    previous: QueueStats | None = None
+    previous_span: tuple[float, float] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -513,9 +516,12 @@ class Acd:
         agents = tuple((aid, pen, self.agents[aid].state.value)
                        for aid, pen in q.members.items())
         longest = max((now - c.joined for c in q.callers()), default=0.0)
+        prev = self.history[-1] if self.history else None
         return QueueStatus(name, q.settings.strategy.value, tuple(callers), agents,
                            self.stats[name], self.interval[name], self.interval_start,
-                           round(longest, 3))
+                           round(longest, 3),
+                           prev[2].get(name) if prev is not None else None,
+                           (prev[0], prev[1]) if prev is not None else None)
 
     def agent_status(self, now: float) -> list[AgentStatus]:
         """Every agent, in config order, with times per state up to ``now``."""

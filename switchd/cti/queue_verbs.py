@@ -22,12 +22,12 @@ from switchd.timefmt import iso_utc
 
 __all__ = ["QUEUE_VERBS", "QueueVerbs"]
 
-_PERIODS = ("total", "interval")
+_PERIODS = ("total", "interval", "previous")
 
 QUEUE_VERBS: tuple[Verb, ...] = (
     Verb("QUEUE.LIST", ALL_ROLES, "QUEUE.LIST",
          "list the queues: callers waiting, agents, today's main figures", "queue_list"),
-    Verb("QUEUE.STATUS", STAFF, "QUEUE.STATUS queue=<name> [period=total|interval]",
+    Verb("QUEUE.STATUS", STAFF, "QUEUE.STATUS queue=<name> [period=total|interval|previous]",
          "one queue in full: exact statistics, its waiting callers and its agents",
          "queue_status"),
 )
@@ -71,14 +71,23 @@ class QueueVerbs:
         period = req.args.get("period", "total").lower()
         if period not in _PERIODS:
             raise ProtocolError("bad_arg", f"period={req.args['period']!r}: use total (since "
-                                "switchd started) or interval (the current statistics "
-                                "interval)")
+                                "switchd started), interval (the current statistics "
+                                "interval) or previous (the last completed one)")
         st = self.control.queue_status(name)
-        stats = st.total if period == "total" else st.interval
+        if period == "previous" and (st.previous is None or st.previous_span is None):
+            raise ProtocolError("not_found", f"queue {name}: no statistics interval has "
+                                "completed yet (intervals are 15 minutes on the clock); "
+                                "use period=interval for the current one")
+        stats = {"total": st.total, "interval": st.interval}.get(period) or st.previous
+        assert stats is not None
         by_state = _agents_by_state(st)
         head: dict[str, Any] = {
             "kind": "queue", "queue": st.name, "strategy": st.strategy, "period": period,
-            "since": iso_utc(st.interval_start) if period == "interval" else None,
+            "since": (iso_utc(st.interval_start) if period == "interval" else
+                      iso_utc(st.previous_span[0]) if period == "previous" and st.previous_span
+                      else None),
+            "until": (iso_utc(st.previous_span[1]) if period == "previous" and st.previous_span
+                      else None),
             "waiting": len(st.callers), "longest_wait_s": st.longest_wait_s,
             "logged_in": len(st.agents), "ready": by_state.get("ready", 0),
             "reserved": by_state.get("reserved", 0), "on_call": by_state.get("on_call", 0),
@@ -86,8 +95,9 @@ class QueueVerbs:
         }
         head.update(stats.as_dict())
         agents = {a.agent_id: a for a in self.control.agent_status()}
-        figures = {aid: (a if period == "total" else a.interval)
-                   for aid, a in agents.items()}
+        # An agent's figures are kept since start and for the current interval only.
+        figures = {} if period == "previous" else {
+            aid: (a if period == "total" else a.interval) for aid, a in agents.items()}
         # The queue's occupancy: its members' time on calls and in wrap-up over their
         # logged-in time, in the period (agents in several queues count in each).
         busy = logged = 0.0

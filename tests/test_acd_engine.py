@@ -399,7 +399,7 @@ def test_logout_while_ringing_withdraws_and_offers_the_next_agent():
     c.check_invariants()
 
 
-def test_an_agent_on_a_call_cannot_log_out_or_pause():
+def test_an_agent_on_a_queue_call_cannot_log_out_or_pause():
     from switchd.acd.engine import AcdError
     c = Centre([queue()], agents(1))
     c.call()
@@ -407,8 +407,23 @@ def test_an_agent_on_a_call_cannot_log_out_or_pause():
     for req in (Logout("a1"), NotReady("a1")):
         with pytest.raises(AcdError) as exc:
             c.submit(req)
-        assert exc.value.code == "wrong_state"
+        assert exc.value.code == "wrong_state" and "queue q" in exc.value.msg
     assert c.agent_state("a1") is AgentState.ON_CALL
+
+
+def test_an_agent_on_a_call_of_its_own_may_pause_or_log_out():
+    from switchd.acd.model import RingGroup, RingStrategy
+    c = Centre([queue()], agents(2), groups=[RingGroup("desk", RingStrategy.RINGALL, (201,))])
+    c.call("desk")                               # a ring group rings a1's phone
+    assert c.agent_state("a1") is AgentState.ON_CALL
+    c.submit(NotReady("a1", "lunch"))
+    assert c.agent_state("a1") is AgentState.NOT_READY
+    c.submit(OffHook("ext/202"))                 # a2 dials out
+    c.submit(Logout("a2"))
+    assert c.agent_state("a2") is AgentState.LOGGED_OUT
+    c.hangup("ext/202")
+    assert c.agent_state("a2") is AgentState.LOGGED_OUT
+    c.check_invariants()
 
 
 # -------------------------------------------------------------------- statistics

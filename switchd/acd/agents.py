@@ -41,6 +41,10 @@ AGENT_TRANSITIONS: dict[tuple[AgentState, AgentInput], AgentState] = {
     (_S.READY, _I.DIRECT): _S.ON_CALL,
     # Wrap-up ended while the agent was on a call of its own.
     (_S.WRAP_UP, _I.DIRECT): _S.ON_CALL,
+    # On a call of its own (reason direct: it dialled, a ring group rang its phone) an
+    # agent may pause or leave; on a queue call the engine refuses (wrap-up follows).
+    (_S.ON_CALL, _I.NOT_READY): _S.NOT_READY,
+    (_S.ON_CALL, _I.LOGOUT): _S.LOGGED_OUT,
     (_S.ON_CALL, _I.CALL_END): _S.WRAP_UP,
     (_S.ON_CALL, _I.FREE): _S.READY,
     (_S.WRAP_UP, _I.WRAPUP_END): _S.READY,

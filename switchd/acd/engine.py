@@ -589,11 +589,13 @@ class Acd:
         if a.next_state(_I.LOGOUT) is None:
             raise AcdError("wrong_state", f"agent {a.agent_id} is {a.state.value}; log out "
                            "after the call")
+        self._refuse_if_queue_call(a, "log out")
         self._refuse_if_callback_rings(a)
         left = self._drop_offer(a)
         if a.state is _S.WRAP_UP:
             self._timers.cancel(("wrapup", a.agent_id))
             self._wrapup_done(now, a)
+        a.call_id = None
         self._move(now, a, _I.LOGOUT, "logout")
         self._forget_sticky(now, a.agent_id)
         if left is not None:
@@ -633,12 +635,16 @@ class Acd:
         a = self._agent(inp.agent)
         if a.next_state(_I.NOT_READY) is None:
             raise AcdError("wrong_state", f"agent {a.agent_id} is {a.state.value}; not "
-                           "ready is taken from ready, wrap-up or a ringing offer")
+                           "ready is taken from ready, wrap-up, a ringing offer or a call of "
+                           "its own")
+        self._refuse_if_queue_call(a, "go not ready")
         self._refuse_if_callback_rings(a)
         self._pause(now, a, _I.NOT_READY, inp.reason or "break")
 
     def _pause(self, now: float, a: Agent, what: AgentInput, reason: str) -> None:
         left = self._drop_offer(a)
+        if a.state is _S.ON_CALL:
+            a.call_id = None  # a call of its own goes on; the ACD no longer follows it
         if a.state is _S.WRAP_UP:
             self._timers.cancel(("wrapup", a.agent_id))
             self._wrapup_done(now, a)
@@ -1510,6 +1516,13 @@ class Acd:
         if then is not None and not then.offers and then.call_id in self.callers:
             self._serve_caller(now, then)
         self._became_ready(now, a)
+
+    def _refuse_if_queue_call(self, a: Agent, what: str) -> None:
+        """An agent on a queue call finishes it (wrap-up follows) before ``what``; on a
+        call of its own it may. Raises AcdError(wrong_state)."""
+        if a.state is _S.ON_CALL and a.queue is not None:
+            raise AcdError("wrong_state", f"agent {a.agent_id} is on a call of queue "
+                           f"{a.queue}; {what} after it (wrap-up follows the call)")
 
     def _refuse_if_callback_rings(self, a: Agent) -> None:
         """A callback's ring cannot be withdrawn (the call placed for it is the agent's

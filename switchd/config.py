@@ -1149,7 +1149,10 @@ def _check_penalty_rules(c: ProblemCollector, path: YamlPath,
 
 
 def _check_queue(c: ProblemCollector, name: str, body: dict[Any, Any], q: _RawQueue,
-                 ctx: _AcdContext) -> QueueSettings:
+                 ctx: _AcdContext, removed: frozenset[str] = frozenset()) -> QueueSettings:
+    """The checks of one queue beyond its fields' own. ``removed``: keys that were
+    invalid themselves (reported already): checks pairing a key with one of them are
+    skipped, so one mistake is not reported twice."""
     path: YamlPath = ("queues", name)
     overflow = exit_to = None
     if q.overflow is not None:
@@ -1157,16 +1160,16 @@ def _check_queue(c: ProblemCollector, name: str, body: dict[Any, Any], q: _RawQu
     if q.exit_to is not None:
         exit_to = _queue_target(c, (*path, "exit_to"), q.exit_to, ctx, name)
     # A key without a place to go, or a place no key leads to, is half a setting.
-    if q.exit_to is not None and q.exit_key is None:
+    if q.exit_to is not None and q.exit_key is None and "exit_key" not in removed:
         c.add((*path, "exit_to"), f"{dotted((*path, 'exit_to'))}: set exit_key too: the key "
               'a caller presses to leave the queue, e.g. exit_key: "0"')
-    if q.exit_key is not None and q.exit_to is None:
+    if q.exit_key is not None and q.exit_to is None and "exit_to" not in removed:
         c.add((*path, "exit_key"), f"{dotted((*path, 'exit_key'))}: set exit_to too: where a "
               f"caller who presses {q.exit_key!r} goes ({_OVERFLOW_HELP})")
-    if q.periodic and q.periodic_every_s is None:
+    if q.periodic and q.periodic_every_s is None and "periodic_every_s" not in removed:
         c.add((*path, "periodic"), f"{dotted((*path, 'periodic'))}: set periodic_every_s too "
               "(the seconds between two periodic announcements), or the prompt never plays")
-    if q.periodic_every_s is not None and not q.periodic:
+    if q.periodic_every_s is not None and not q.periodic and "periodic" not in removed:
         c.add((*path, "periodic_every_s"), f"{dotted((*path, 'periodic_every_s'))}: there is "
               "no periodic prompt to play; set periodic (a prompt name) or null")
     rules = _check_penalty_rules(c, (*path, "penalty_rules"), q.penalty_rules)
@@ -1250,7 +1253,32 @@ def _check_queues(c: ProblemCollector, raw: Any, ctx: _AcdContext) -> dict[str, 
         q = c.validate(_RawQueue, body, path)
         if q is not None:
             queues[name] = _check_queue(c, name, body, q, ctx)
+        elif isinstance(body, dict):
+            # Report every problem at once: the queue's other keys are checked too, as
+            # if the invalid ones (reported above) were not there.
+            partial = _without_invalid(_RawQueue, body)
+            if partial is not None:
+                rest, removed = partial
+                _check_queue(c, name, rest, _RawQueue.model_validate(rest), ctx, removed)
     return queues
+
+
+def _without_invalid(model: type[_Raw], body: dict[Any, Any]
+                     ) -> tuple[dict[Any, Any], frozenset[str]] | None:
+    """``body`` without the top-level keys ``model`` finds invalid, and those keys; None
+    when the rest is still invalid (a problem not tied to one key)."""
+    try:
+        model.model_validate(body)
+    except ValidationError as exc:
+        bad = frozenset(str(e["loc"][0]) for e in exc.errors() if e["loc"])
+    else:
+        return body, frozenset()
+    rest = {k: v for k, v in body.items() if str(k) not in bad}
+    try:
+        model.model_validate(rest)
+    except ValidationError:
+        return None
+    return rest, bad
 
 
 def _check_agents(c: ProblemCollector, raw: Any, ctx: _AcdContext) -> list[AgentSettings]:

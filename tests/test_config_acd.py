@@ -564,6 +564,7 @@ def test_every_acd_problem_is_reported_at_once_in_file_order(home):
         """)
     assert [p.split(": ", 2)[:2] for p in problems] == [
         ["c.yaml:2:21", "queues.sales.strategy"],
+        ["c.yaml:2:40", "queues.sales.overflow"],   # checked although the strategy is bad
         ["c.yaml:4:29", "agents[0].extension"],
         ["c.yaml:4:43", "agents[0].queues"],
         ["c.yaml:6:9", "routes[0].to"],
@@ -638,3 +639,24 @@ def test_check_warns_about_queues_overflowing_into_each_other_in_a_loop(tmp_path
     assert loops == [f"{path}:2:33: warning: queues.a.overflow: callers who wait too long go "
                      "round a -> b -> c -> a, each queue starting their max_wait_s again, so "
                      "a caller may wait for ever; end the chain (a flow, an extension, or null)"]
+
+
+def test_a_queue_with_an_invalid_key_still_has_its_other_keys_checked(home):
+    """Every problem at once: a bad strategy does not hide a missing prompt or a bad
+    overflow in the same queue, and the invalid exit_key is not reported twice (no
+    "set exit_key too" for its exit_to)."""
+    problems = _problems(home, """
+        queues:
+          sales:
+            strategy: longest_idel
+            greeting: zh/no_such_prompt
+            overflow: queue:nosuch
+            exit_key: 5
+            exit_to: queue:support
+          support: {}
+        agents:
+          - {id: a, queues: {sales: 0, support: 0}}
+        """)
+    keys = [p.split(": ", 2)[1] for p in problems]
+    assert keys == ["queues.sales.strategy", "queues.sales.greeting", "queues.sales.overflow",
+                    "queues.sales.exit_key"]

@@ -1195,14 +1195,17 @@ def _check_queue(c: ProblemCollector, name: str, body: dict[Any, Any], q: _RawQu
             retry_after_s=float(q.callback.retry_after_s),
             ring_timeout_s=float(q.callback.ring_timeout_s))
     positions: tuple[tuple[Path, ...], ...] = ()
-    if q.announce_position_every_s is not None:
+    if q.announce_position_every_s is not None and "language" not in removed:
         positions = _position_files(c, (*path, "announce_position_every_s"), q.language,
                                     ctx.prompts_dir)
     waits: tuple[tuple[Path, ...], ...] = ()
-    if q.announce_wait:
+    if q.announce_wait and "language" not in removed:
         if q.announce_position_every_s is None:
-            c.add((*path, "announce_wait"), f"{dotted((*path, 'announce_wait'))}: the "
-                  "estimated wait is said with the position; set announce_position_every_s")
+            # (Unless it was given but is invalid itself: reported already.)
+            if "announce_position_every_s" not in removed:
+                c.add((*path, "announce_wait"), f"{dotted((*path, 'announce_wait'))}: the "
+                      "estimated wait is said with the position; set "
+                      "announce_position_every_s")
         else:
             waits = _position_files(c, (*path, "announce_wait"), q.language, ctx.prompts_dir,
                                     "wait", _ANNOUNCED_WAIT_MINUTES)

@@ -709,7 +709,7 @@ def test_a_ring_group_is_a_queue_with_no_waiting_rung_by_the_acd():
     assert (s.offered, s.answered, s.ring_no_answer, s.answered_within_sl) == (1, 1, 1, 1)
     log = c.queue_log()
     assert f"{call_id}|group:desk|NONE|ENTERQUEUE||5550001" in log
-    assert any(x.startswith(f"{call_id}|group:desk|a2|CONNECT|5|") for x in log)
+    assert any(x.startswith(f"{call_id}|group:desk|ext/202|CONNECT|5|") for x in log)
     assert "group:desk" in c.acd.queue_names()
     c.check_invariants()
 
@@ -969,3 +969,51 @@ def test_completed_intervals_are_kept_on_the_clock():
     assert st.previous is not None and st.previous.answered == 1
     assert st.previous_span == (T0, T0 + 900)
     assert (st.interval.offered, st.total.offered) == (1, 2)
+
+
+def test_an_agent_dialling_a_callbacks_customer_cannot_pause_or_leave():
+    from switchd.acd.engine import AcdError
+    c = _callback_centre()
+    c.submit(NotReady("a1"))
+    call_id = c.call()
+    _press(c, call_id, "21")
+    c.advance(4)
+    c.submit(Ready("a1"))
+    c.answer(201)                                   # ringback: the customer is dialled
+    for req in (NotReady("a1"), Logout("a1")):
+        with pytest.raises(AcdError) as exc:
+            c.submit(req)
+        assert "callback" in exc.value.msg
+    c.check_invariants()
+
+
+def test_confirming_a_callback_stops_the_ringing_and_a_pickup_meanwhile_answers_it():
+    from switchd.core.inputs import Pickup
+    from switchd.events import QueueCallback
+    c = _callback_centre()
+    call_id = c.call()
+    assert c.ringing() == ["ext/201"]               # a1 rings, the caller asks anyway
+    _press(c, call_id, "21")
+    assert c.ringing() == []                        # the caller is leaving the line
+    assert c.agent_state("a1") is AgentState.READY  # and is not called back meanwhile
+    assert not [e for e in c.of(QueueCallback) if e.outcome == "dialling"]
+    c.submit(Pickup("ext/210", call_id))            # a supervisor takes it before goodbye
+    assert [e.reason for e in leaves(c, call_id)] == [QueueExit.ANSWERED]
+    c.advance(60)
+    assert not [e for e in c.of(QueueCallback) if e.outcome == "dialling"]
+    c.check_invariants()
+
+
+def test_a_ring_groups_ring_on_an_agents_phone_is_a_call_of_its_own():
+    from switchd.acd.model import RingGroup, RingStrategy
+    c = Centre([queue(wrapup_s=30)], agents(1),
+               groups=[RingGroup("desk", RingStrategy.RINGALL, (201,))])
+    call_id = c.call("desk")
+    c.answer(201)
+    c.submit(NotReady("a1", "after this call"))     # allowed: not a queue call
+    c.advance(20)
+    c.caller_hangs_up(call_id)
+    assert c.agent_state("a1") is AgentState.NOT_READY
+    assert c.acd.agents["a1"].total.answered == 0
+    assert c.acd.stats["group:desk"].answered == 1
+    assert c.cdr(call_id).agent is None

@@ -660,3 +660,13 @@ def test_a_queue_with_an_invalid_key_still_has_its_other_keys_checked(home):
     keys = [p.split(": ", 2)[1] for p in problems]
     assert keys == ["queues.sales.strategy", "queues.sales.greeting", "queues.sales.overflow",
                     "queues.sales.exit_key"]
+
+
+def test_an_invalid_position_interval_is_not_reported_again_by_announce_wait(home):
+    problems = _problems(home, """
+        queues:
+          sales: {announce_position_every_s: -5, announce_wait: true}
+        agents:
+          - {id: a, queues: {sales: 0}}
+        """)
+    assert [p.split(": ", 2)[1] for p in problems] == ["queues.sales.announce_position_every_s"]

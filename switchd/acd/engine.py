@@ -180,6 +180,9 @@ class Caller:
     sticky_until: float = 0.0
     music: bool = False
     state: CallerState = CallerState.WAITING
+    #: When it first joined this queue (a caller back from an unanswered overflow
+    #: extension keeps its place by it); ``joined`` is this visit's start.
+    first_joined: float = 0.0
     #: Callback: the digits entered so far, the number to call, attempts made, the
     #: call placed for the current attempt, and whether the caller's own call is live.
     digits: str = ""
@@ -695,7 +698,8 @@ class Acd:
         if back is not None and back[0] == name:
             # Back from an overflow extension nobody answered: its place by its first
             # join time (ahead of those who came later), and no further overflow by time.
-            ahead = {k: v for k, v in bucket.items() if v.joined <= back[1]}
+            c.first_joined = back[1]
+            ahead = {k: v for k, v in bucket.items() if v.first_joined <= back[1]}
             rest = {k: v for k, v in bucket.items() if k not in ahead}
             bucket.clear()
             bucket.update(ahead)
@@ -703,9 +707,11 @@ class Acd:
             bucket.update(rest)
         else:
             back = None
+            c.first_joined = now
             bucket[c.call_id] = c
         q.count += 1
-        c.orig_position = q.position(c) if len(q.prios) > 1 or priority else q.count
+        c.orig_position = (q.position(c) if len(q.prios) > 1 or priority or back is not None
+                           else q.count)
         for s in st:
             s.joined += 1
         self._emit(QueueJoin(c.call_id, now, name, c.orig_position, priority, ev.caller))
@@ -769,10 +775,13 @@ class Acd:
             if c is not None:
                 self._callback_connected(now, c, ev)
             return
-        a = self._by_line.get(ev.line)
         q = self.queues[c.queue]
+        # A ring group rings phones, not agents: whoever sits there took a call of its
+        # own (no agent figures, no wrap-up; the queue_log names the phone).
+        a = self._by_line.get(ev.line) if not q.phones else None
         wait = now - c.joined
         agent_id = a.agent_id if a is not None else None
+        who = agent_id or (ev.line if q.phones else "NONE")
         if a is not None and a.state is _S.RESERVED and a.call_id == c.call_id:
             c.offers.pop(a.agent_id, None)
             ring = now - a.offered_at
@@ -800,8 +809,7 @@ class Acd:
                     (a, c.queue, now, c.joined, c.orig_position))
             self._emit(QueueConnected(c.call_id, now, c.queue, agent_id, ev.line,
                                       round(wait, 3), 0.0))
-            self._log(now, c.call_id, c.queue, agent_id or "NONE", "CONNECT", _secs(wait),
-                      c.call_id, "0")
+            self._log(now, c.call_id, c.queue, who, "CONNECT", _secs(wait), c.call_id, "0")
         for s in (self.stats[c.queue], self.interval[c.queue]):
             s.answered += 1
             if wait <= q.settings.service_level_s:
@@ -951,6 +959,8 @@ class Acd:
         if c is not None and c.state in _CALLED_BACK:
             c.line_alive = False  # hung up after asking for a callback: it keeps its place
             self._timers.cancel(("goodbye", c.call_id))
+            if c.state is _C.CALLBACK:
+                self._serve_caller(now, c)   # its turn may have come already
             return
         if c is not None and ev.hangup_by == "system":
             # The switch ended it (shutdown, a release elsewhere): not the caller's choice.
@@ -1062,7 +1072,8 @@ class Acd:
         self._log(now, c.call_id, c.queue, "NONE", "EXITWITHKEY", ev.digit, str(pos),
                   str(c.orig_position), _secs(wait))
         self._remove(now, c, QueueExit.KEY, None)
-        self._send_away(now, c.call_id, q, QueueExit.KEY, wait, qs.exit_to, c.music, c.joined)
+        self._send_away(now, c.call_id, q, QueueExit.KEY, wait, qs.exit_to, c.music,
+                        c.first_joined)
 
     # ------------------------------------------------------------- ring groups
 
@@ -1121,8 +1132,8 @@ class Acd:
 
     def _ring_phone(self, now: float, c: Caller, line: str) -> None:
         c.ringing[line] = None
-        a = self._by_line.get(line)
-        self._emit(QueueOffered(c.call_id, now, c.queue, a.agent_id if a else "NONE", line))
+        # A ring group's member is the phone (the queue_log's "agent" field names it).
+        self._emit(QueueOffered(c.call_id, now, c.queue, line, line))
         self._emit(Offer(c.call_id, line, c.ring_timeout_s))
 
     def _group_offer_ended(self, now: float, c: Caller, line: str, why: OfferEnd) -> None:
@@ -1141,8 +1152,7 @@ class Acd:
         if why in _MISSED:
             for s in (self.stats[c.queue], self.interval[c.queue]):
                 s.ring_no_answer += 1
-            a = self._by_line.get(line)
-            self._log(now, c.call_id, c.queue, a.agent_id if a else line, "RINGNOANSWER",
+            self._log(now, c.call_id, c.queue, line, "RINGNOANSWER",
                       str(round(c.ring_timeout_s * 1000)) if why is OfferEnd.TIMEOUT else "0")
         self._ring_phones(now, self.callers[c.call_id], self.queues[c.queue])
 
@@ -1182,6 +1192,15 @@ class Acd:
         self._timers.cancel(("confirm", c.call_id))
         c.move(_CIn.CONFIRM)
         c.callback_number = number
+        # The caller is leaving the line: phones ringing for it now stop (it is called
+        # back once its call has ended, never while a person could still take it).
+        rung = [a for a in c.offers.values()
+                if a.state is _S.RESERVED and a.call_id == c.call_id]
+        c.offers.clear()
+        for a in rung:
+            assert a.line is not None
+            self._withdraw(c.call_id, a.line)
+            self._offer_ended(now, a)
         for kind in ("maxwait", "position", "periodic"):
             self._timers.cancel((kind, c.call_id))
         for st in (self.stats[c.queue], self.interval[c.queue]):
@@ -1402,7 +1421,8 @@ class Acd:
 
     def _serve_caller(self, now: float, c: Caller) -> None:
         """Offer ``c`` to the agent its queue's strategy picks, if one is free for it."""
-        if c.state in _NOT_OFFERED or self.stopping:
+        if c.state in _NOT_OFFERED or self.stopping or (c.state is _C.CALLBACK
+                                                         and c.line_alive):
             return
         q = self.queues[c.queue]
         qs = q.settings
@@ -1458,7 +1478,7 @@ class Acd:
                 continue
             pen = q.members[a.agent_id]
             for c in q.callers():
-                if c.state in _NOT_OFFERED:
+                if c.state in _NOT_OFFERED or (c.state is _C.CALLBACK and c.line_alive):
                     continue
                 if c.offers and q.settings.strategy is not Strategy.RINGALL:
                     continue
@@ -1527,10 +1547,10 @@ class Acd:
     def _refuse_if_callback_rings(self, a: Agent) -> None:
         """A callback's ring cannot be withdrawn (the call placed for it is the agent's
         own until answered or rung out). Raises AcdError(wrong_state)."""
-        if a.state is _S.RESERVED and (a.line in self._originating
-                                        or (a.call_id or "") in self._dialling):
-            raise AcdError("wrong_state", f"agent {a.agent_id}'s phone rings for a callback; "
-                           "answer it or let it ring out first")
+        if a.state in (_S.RESERVED, _S.ON_CALL) and (a.line in self._originating
+                                                      or (a.call_id or "") in self._dialling):
+            raise AcdError("wrong_state", f"agent {a.agent_id}'s phone is on a callback (ringing "
+                           "or dialling the customer); finish it first")
 
     def _drop_offer(self, a: Agent) -> Caller | None:
         """Withdraw ``a``'s ringing offer (it logs out or pauses). Returns its caller when
@@ -1605,7 +1625,8 @@ class Acd:
         self._log(now, c.call_id, c.queue, "NONE", event, str(pos), str(c.orig_position),
                   _secs(wait))
         self._remove(now, c, why, None)
-        self._send_away(now, c.call_id, q, why, wait, q.settings.overflow, c.music, c.joined)
+        self._send_away(now, c.call_id, q, why, wait, q.settings.overflow, c.music,
+                        c.first_joined)
 
     def _send_away(self, now: float, call_id: str, q: _Queue, why: QueueExit, wait: float,
                    target: Target | None, music: bool = False,

@@ -458,7 +458,7 @@ def simulate(o: SimOptions, *, progress: Callable[[float], None] | None = None) 
     # the stationary state the theory describes.
     busy = 0.0
     for a in acd.agent_status(clock.now()):
-        t = dict(a.time_in)
+        t = dict(a.total.time_in)
         busy += t.get(AgentState.ON_CALL.value, 0.0) + t.get(AgentState.WRAP_UP.value, 0.0)
     while not people.done:
         if not shell.step():

@@ -673,14 +673,14 @@ def test_queue_and_agent_figures_per_interval_and_since_start():
     c.answer(201)
     c.advance(20)
     (a,) = c.acd.agent_status(c.now)
-    assert (a.answered, a.talk_s, a.wrapup_s) == (2, 60, 10)
+    assert (a.total.answered, a.total.talk_s, a.total.wrapup_s) == (2, 60, 10)
     assert a.interval is not None
     assert (a.interval.answered, a.interval.talk_s) == (1, 0)   # the call goes on
     iv = {k: v for k, v in a.interval.time_in if v}
     assert iv == {"ready": 30, "on_call": 20}
-    total = dict(a.time_in)
+    total = dict(a.total.time_in)
     assert total["on_call"] == pytest.approx(80) and total["wrap_up"] == pytest.approx(10)
-    assert a.occupancy == pytest.approx(90 / 950)
+    assert a.total.occupancy == pytest.approx(90 / 950)
     assert a.interval.occupancy == pytest.approx(20 / 50)
     st = c.acd.queue_status("q", c.now)
     assert (st.total.answered, st.interval.answered, st.interval_start) == (2, 1, T0 + 900)

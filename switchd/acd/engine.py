@@ -261,8 +261,8 @@ class QueueStatus:
 
 @dataclass(frozen=True, slots=True)
 class AgentStatus:
-    """A snapshot of one agent: figures since start, and ``interval`` the same figures
-    in the current statistics interval (``time_in``: seconds per state, up to now)."""
+    """A snapshot of one agent: its figures since start (``total``) and in the current
+    statistics interval (``interval``), each with seconds per state up to now."""
 
     agent_id: str
     name: str | None
@@ -273,18 +273,8 @@ class AgentStatus:
     since: float
     call_id: str | None
     queues: tuple[tuple[str, int], ...]
-    offered: int
-    answered: int
-    missed: int
-    talk_s: float
-    wrapup_s: float
-    time_in: tuple[tuple[str, float], ...]
-    interval: AgentFigures | None = None
-
-    @property
-    def occupancy(self) -> float | None:
-        """(on_call + wrap_up) / logged-in time since start, or None before any."""
-        return _occupancy(self.time_in)
+    total: AgentFigures
+    interval: AgentFigures
 
 
 @dataclass(frozen=True, slots=True)
@@ -336,8 +326,6 @@ class Acd:
         self._auto_logged: set[str] = set()
         #: switchd is stopping: nobody is offered any more.
         self.stopping = False
-        #: Lines that are members of ring groups (their idleness is tracked too).
-        self._phone_lines: set[str] = set()
         #: agent id -> callers waiting for exactly that agent (sticky), by call id
         self._sticky: dict[str, dict[str, Caller]] = {}
         #: caller number -> agent id of its last answered queue call (this run)
@@ -432,7 +420,6 @@ class Acd:
             self.interval[key] = QueueStats()
         else:
             q.settings, q.phones = qs, phones
-        self._phone_lines.update(phones)
 
     def stop(self) -> None:
         """switchd is stopping: offer nobody any more (every call is about to end)."""
@@ -530,11 +517,10 @@ class Acd:
         """Every agent, in config order, with times per state up to ``now``."""
         out = []
         for a in self.agents.values():
-            tot, itv = (_figures(c, a, now) for c in (a.total, a.interval))
             out.append(AgentStatus(
                 a.agent_id, a.name, a.line, a.seat.value, a.state.value, a.reason, a.since,
-                a.call_id, tuple(a.queues.items()), tot.offered, tot.answered, tot.missed,
-                tot.talk_s, tot.wrapup_s, tot.time_in, itv))
+                a.call_id, tuple(a.queues.items()), _figures(a.total, a, now),
+                _figures(a.interval, a, now)))
         return out
 
     # ------------------------------------------------------------- agent requests
@@ -676,7 +662,7 @@ class Acd:
             return
         qs = q.settings
         priority = max(ev.priority, qs.vip_priority if ev.vip else 0)
-        st = self.stats[name], self.interval[name]
+        st = self._figures(name)
         for s in st:
             s.offered += 1
         self._log(now, ev.call_id, name, "NONE", "ENTERQUEUE", "", ev.caller)
@@ -744,7 +730,7 @@ class Acd:
 
     def _refuse(self, now: float, ev: CallRouted, q: _Queue, why: QueueExit) -> None:
         name = q.settings.name
-        for s in (self.stats[name], self.interval[name]):
+        for s in self._figures(name):
             if why is QueueExit.FULL:
                 s.refused_full += 1
             else:
@@ -810,7 +796,7 @@ class Acd:
             self._emit(QueueConnected(c.call_id, now, c.queue, agent_id, ev.line,
                                       round(wait, 3), 0.0))
             self._log(now, c.call_id, c.queue, who, "CONNECT", _secs(wait), c.call_id, "0")
-        for s in (self.stats[c.queue], self.interval[c.queue]):
+        for s in self._figures(c.queue):
             s.answered += 1
             if wait <= q.settings.service_level_s:
                 s.answered_within_sl += 1
@@ -880,7 +866,7 @@ class Acd:
         a.no_answer += 1
         a.count("missed")
         if queue in self.stats:
-            for s in (self.stats[queue], self.interval[queue]):
+            for s in self._figures(queue):
                 s.ring_no_answer += 1
             self._log(now, a.call_id or "NONE", queue, a.agent_id, "RINGNOANSWER",
                       str(round((now - a.offered_at) * 1000)))
@@ -977,7 +963,7 @@ class Acd:
         q = self.queues[c.queue]
         wait = now - c.joined
         pos = q.position(c)
-        for s in (self.stats[c.queue], self.interval[c.queue]):
+        for s in self._figures(c.queue):
             s.abandoned += 1
             if wait <= q.settings.service_level_s:
                 s.abandoned_within_sl += 1
@@ -1067,7 +1053,7 @@ class Acd:
         q = self.queues[c.queue]
         wait = now - c.joined
         pos = q.position(c)
-        for s in (self.stats[c.queue], self.interval[c.queue]):
+        for s in self._figures(c.queue):
             s.exited_key += 1
         self._log(now, c.call_id, c.queue, "NONE", "EXITWITHKEY", ev.digit, str(pos),
                   str(c.orig_position), _secs(wait))
@@ -1085,7 +1071,7 @@ class Acd:
         if q is None or not q.phones:
             self._emit(Unrouted(ev.call_id, RouteFail.UNALLOCATED))
             return
-        for s in (self.stats[key], self.interval[key]):
+        for s in self._figures(key):
             s.offered += 1
         self._log(now, ev.call_id, key, "NONE", "ENTERQUEUE", "", ev.caller)
         c = Caller(ev.call_id, key, ev.line, ev.caller, 0, now, 0)
@@ -1099,14 +1085,14 @@ class Acd:
             q.prios.append(0)
         q.count += 1
         c.orig_position = q.count
-        for s in (self.stats[key], self.interval[key]):
+        for s in self._figures(key):
             s.joined += 1
         self._emit(QueueJoin(c.call_id, now, key, c.orig_position, 0, ev.caller))
         self._ring_phones(now, c, q)
 
     def _group_refused(self, now: float, ev: CallRouted, q: _Queue) -> None:
         key = q.settings.name
-        for s in (self.stats[key], self.interval[key]):
+        for s in self._figures(key):
             s.refused_joinempty += 1
         self._log(now, ev.call_id, key, "NONE", "JOINEMPTY")
         self._emit(QueueLeave(ev.call_id, now, key, QueueExit.JOINEMPTY, 0.0, 0))
@@ -1150,7 +1136,7 @@ class Acd:
         # group goes on as if that phone rang out.
         c.last_end = why
         if why in _MISSED:
-            for s in (self.stats[c.queue], self.interval[c.queue]):
+            for s in self._figures(c.queue):
                 s.ring_no_answer += 1
             self._log(now, c.call_id, c.queue, line, "RINGNOANSWER",
                       str(round(c.ring_timeout_s * 1000)) if why is OfferEnd.TIMEOUT else "0")
@@ -1161,7 +1147,7 @@ class Acd:
         q = self.queues[c.queue]
         wait = now - c.joined
         pos = q.position(c)
-        for s in (self.stats[c.queue], self.interval[c.queue]):
+        for s in self._figures(c.queue):
             s.timed_out += 1
         self._log(now, c.call_id, c.queue, "NONE", "EXITWITHTIMEOUT", str(pos),
                   str(c.orig_position), _secs(wait))
@@ -1203,7 +1189,7 @@ class Acd:
             self._offer_ended(now, a)
         for kind in ("maxwait", "position", "periodic"):
             self._timers.cancel((kind, c.call_id))
-        for st in (self.stats[c.queue], self.interval[c.queue]):
+        for st in self._figures(c.queue):
             st.callbacks += 1
         pos = self.queues[c.queue].position(c)
         self._emit(QueueCallback(c.call_id, now, c.queue, number, "requested"))
@@ -1278,7 +1264,7 @@ class Acd:
         agent = next(iter(c.offers.values()), None)
         q = self.queues[c.queue]
         wait = now - c.joined
-        for st in (self.stats[c.queue], self.interval[c.queue]):
+        for st in self._figures(c.queue):
             st.answered += 1
             if wait <= q.settings.service_level_s:
                 st.answered_within_sl += 1
@@ -1308,7 +1294,7 @@ class Acd:
         c.offers.clear()
         c.dial_call_id = None
         cb = self.queues[c.queue].settings.callback
-        for st in (self.stats[c.queue], self.interval[c.queue]):
+        for st in self._figures(c.queue):
             st.callbacks_failed += 1
         why = ev.disposition.value.lower().replace(" ", "_")
         retries = cb.retries if cb is not None else 0
@@ -1319,7 +1305,7 @@ class Acd:
             self._log(now, c.call_id, c.queue, "NONE", "CALLBACKFAILED", str(c.attempts), why)
             self._timers.arm(("retry", c.call_id), now + cb.retry_after_s, None)
             return
-        for st in (self.stats[c.queue], self.interval[c.queue]):
+        for st in self._figures(c.queue):
             st.callbacks_lost += 1
         self._emit(QueueCallback(c.call_id, now, c.queue, c.callback_number or "", "gave_up",
                                  c.attempts, ev.call_id))
@@ -1588,7 +1574,7 @@ class Acd:
         a.talk_in[queue] = a.talk_in.get(queue, 0.0) + talk
         a.last_call_end = now
         if queue in self.stats:
-            for s in (self.stats[queue], self.interval[queue]):
+            for s in self._figures(queue):
                 s.talk_sum += talk
                 s.talk_count += 1
         qs = self.queues[queue].settings if queue in self.queues else None
@@ -1606,7 +1592,7 @@ class Acd:
         spent = now - a.since
         a.count("wrapup_s", spent)
         if queue in self.stats:
-            for s in (self.stats[queue], self.interval[queue]):
+            for s in self._figures(queue):
                 s.wrapup_sum += spent
                 s.wrapup_count += 1
 
@@ -1616,7 +1602,7 @@ class Acd:
         q = self.queues[c.queue]
         wait = now - c.joined
         pos = q.position(c)
-        for s in (self.stats[c.queue], self.interval[c.queue]):
+        for s in self._figures(c.queue):
             if why is QueueExit.TIMEOUT:
                 s.timed_out += 1
             else:
@@ -1636,7 +1622,7 @@ class Acd:
         is none."""
         name = q.settings.name
         if target is not None:
-            for s in (self.stats[name], self.interval[name]):
+            for s in self._figures(name):
                 s.overflowed += 1
         self._emit(QueueOverflow(call_id, now, name, why, round(wait, 3),
                                  str(target) if target is not None else None))
@@ -1684,7 +1670,7 @@ class Acd:
                                           or qs.callback is not None):
             # An announcement must not play on into the conversation (or the next queue).
             self._emit(StopPrompt(c.call_id, c.line))
-        for s in (self.stats[c.queue], self.interval[c.queue]):
+        for s in self._figures(c.queue):
             s.left += 1
             s.wait_sum_all += wait
             if wait > 0:
@@ -1692,7 +1678,7 @@ class Acd:
             if wait > s.wait_max:
                 s.wait_max = wait
         if why is QueueExit.SYSTEM:
-            for s in (self.stats[c.queue], self.interval[c.queue]):
+            for s in self._figures(c.queue):
                 s.system_exits += 1
             self._log(now, c.call_id, c.queue, "NONE", "SYSTEMEXIT", str(pos),
                       str(c.orig_position), _secs(wait))
@@ -1713,6 +1699,10 @@ class Acd:
         return []
 
     # ------------------------------------------------------------- primitives
+
+    def _figures(self, queue: str) -> tuple[QueueStats, QueueStats]:
+        """The queue's figures since start and in the current interval (both counted)."""
+        return self.stats[queue], self.interval[queue]
 
     def _pool(self, q: _Queue, penalty: int, qname: str) -> Pool:
         pool = q.pools.get(penalty)

@@ -97,7 +97,7 @@ class QueueVerbs:
         agents = {a.agent_id: a for a in self.control.agent_status()}
         # An agent's figures are kept since start and for the current interval only.
         figures = {} if period == "previous" else {
-            aid: (a if period == "total" else a.interval) for aid, a in agents.items()}
+            aid: (a.total if period == "total" else a.interval) for aid, a in agents.items()}
         # The queue's occupancy: its members' time on calls and in wrap-up over their
         # logged-in time, in the period (agents in several queues count in each).
         busy = logged = 0.0

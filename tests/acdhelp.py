@@ -30,6 +30,7 @@ from switchd.events import (
 from switchd.ivr.inputs import PlayPrompt, StopPrompt
 from switchd.lines.state import LineStatus
 from switchd.shell import Shell, VirtualClock
+from tests.corehelp import StrictLog
 
 __all__ = ["Centre", "agents", "queue"]
 
@@ -48,20 +49,6 @@ def agents(n: int, queues: Mapping[str, int] | Iterable[str] = ("q",), *, first:
     qs = dict(queues) if isinstance(queues, Mapping) else {q: 0 for q in queues}
     return tuple(AgentSettings(f"a{first + i}", extension=200 + first + i, queues=qs,
                                login=login, **kw) for i in range(n))
-
-
-class _Strict:
-    """A logger that turns the shell's ``engine_failed`` reports into test failures."""
-
-    def exception(self, event: str, **kw: Any) -> None:
-        raise AssertionError(f"{event}: {kw}")
-
-    error = warning = exception
-
-    def info(self, event: str, **kw: Any) -> None:
-        pass
-
-    debug = info
 
 
 class _Player:
@@ -105,7 +92,7 @@ class Centre:
         self.shell = Shell(self.bus, self.clock, log_events=False)
         # An engine failing on an input (a refused Withdraw, an Offer for a gone call)
         # is logged and survived by the daemon; here it must fail the test.
-        self.shell.log = _Strict()
+        self.shell.log = StrictLog()
         self.events: list[Event] = []
         self.bus.on_any(self.events.append)
         self.shell.add(self.core, takes=CORE_INPUTS)

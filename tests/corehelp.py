@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import replace
 from typing import Any
 
 from switchd.acd.engine import Acd
+from switchd.acd.inputs import ACD_INPUTS
 from switchd.acd.model import AcdSettings, RingGroup
+from switchd.bus import Bus
 from switchd.core.call import Call
 from switchd.core.engine import SwitchCore
+from switchd.core.inputs import CORE_INPUTS
 from switchd.core.routing import CoreConfig
 from switchd.events import Event
+from switchd.shell import Shell, VirtualClock
 
-__all__ = ["NEW_EVENT_NAMES", "GroupedCore", "call_snapshot", "without_new"]
+__all__ = ["NEW_EVENT_NAMES", "GroupedCore", "StrictLog", "call_snapshot", "without_new"]
 
 #: Events the one-engine core emits that the older core did not: tests that pin an exact
 #: event order written for the older core filter these out (and check them separately).
@@ -45,16 +48,32 @@ def call_snapshot(call: Call) -> tuple[object, ...]:
     )
 
 
+class StrictLog:
+    """A logger for a test's shell: the shell logs an engine failing on an input (a
+    refused Withdraw, an Offer for a gone call) and goes on, as the daemon must; in a
+    test that must fail instead."""
+
+    def exception(self, event: str, **kw: Any) -> None:
+        raise AssertionError(f"{event}: {kw}")
+
+    error = warning = exception
+
+    def info(self, event: str, **kw: Any) -> None:
+        pass
+
+    debug = info
+
+
 class GroupedCore:
     """The call core with the ACD ringing its ring groups, driven like a bare core.
 
     Ring groups are queues with no waiting that the ACD rings (``call.routed
     target=group:NAME``, then ``Offer``/``Unrouted``). Core tests that route to groups
-    drive this pair through one ``handle(now, input)``, dispatched in the shell's
-    order (events first in, first out; the ACD's inputs to the core as they come).
-    The ACD's own events (``queue.*``, ``agent.state``, ``queue.log``) are left out of
-    what ``handle`` returns: these tests read the call core's. Everything else
-    (``lines``, ``calls``, ``call_of_line`` …) is the core's.
+    drive the pair through one ``handle(now, input)``: the daemon's own shell
+    dispatches it (on a virtual clock set to ``now``), and what it published is
+    returned, without the ACD's own events (``queue.*``, ``agent.state``,
+    ``queue.log``): these tests read the call core's. Everything else (``lines``,
+    ``calls``, ``call_of_line`` …) is the core's.
     """
 
     def __init__(self, config: CoreConfig, groups: Mapping[str, RingGroup] | None = None,
@@ -62,6 +81,14 @@ class GroupedCore:
         self.core = SwitchCore(config, **kw)
         self.acd = Acd(AcdSettings(groups=self._on_board(groups),
                                    ring_timeout_s=config.ring_timeout_s))
+        self._clock = VirtualClock(0.0)
+        bus = Bus()
+        self._published: list[Event] = []
+        bus.on_any(self._keep)
+        self._shell = Shell(bus, self._clock, log_events=False)
+        self._shell.log = StrictLog()
+        self._shell.add(self.core, takes=CORE_INPUTS)
+        self._shell.add(self.acd, takes=ACD_INPUTS, follows=Acd.FOLLOWS)
 
     def _on_board(self, groups: Mapping[str, RingGroup] | None) -> dict[str, RingGroup]:
         # The config refuses a member with no line on the board; tests that list one
@@ -82,27 +109,24 @@ class GroupedCore:
                                              ring_timeout_s=config.ring_timeout_s))
 
     def handle(self, now: float, item: Any) -> list[Event]:
-        """Feed a core input; returns the core's events, the ACD's reactions included."""
-        return self._drain(now, deque(self.core.handle(now, item)))
+        """Feed a core input at ``now``; returns the core's events, the ACD's reactions
+        included. Raises what the core raises (CoreError) before anything changed."""
+        self._clock.t = now
+        self._shell.submit(item)
+        return self._take()
 
     def next_deadline(self) -> float | None:
-        ds = [d for d in (self.core.next_deadline(), self.acd.next_deadline()) if d is not None]
-        return min(ds) if ds else None
+        return self._shell.next_deadline()
 
     def handle_timer(self, now: float) -> list[Event]:
-        out = self._drain(now, deque(self.core.handle_timer(now)))
-        return out + self._drain(now, deque(self.acd.handle_timer(now)))
+        self._clock.t = now
+        self._shell.fire_due()
+        return self._take()
 
-    def _drain(self, now: float, queue: deque[Any]) -> list[Event]:
-        out: list[Event] = []
-        while queue:
-            x = queue.popleft()
-            if isinstance(x, Event):
-                if x.name.startswith(("queue.", "agent.")):
-                    continue
-                out.append(x)
-                if isinstance(x, Acd.FOLLOWS):
-                    queue.extend(self.acd.handle(now, x))
-            else:
-                queue.extend(self.core.handle(now, x))
+    def _keep(self, ev: Event) -> None:
+        if not ev.name.startswith(("queue.", "agent.")):
+            self._published.append(ev)
+
+    def _take(self) -> list[Event]:
+        out, self._published = self._published, []
         return out

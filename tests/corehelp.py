@@ -10,14 +10,16 @@ from switchd.acd.engine import Acd
 from switchd.acd.inputs import ACD_INPUTS
 from switchd.acd.model import AcdSettings, RingGroup
 from switchd.bus import Bus
-from switchd.core.call import Call
+from switchd.core.call import Call, CallState
 from switchd.core.engine import SwitchCore
 from switchd.core.inputs import CORE_INPUTS
 from switchd.core.routing import CoreConfig
-from switchd.events import Event
+from switchd.events import BridgeChanged, CallEnded, Cdr, Event, Role
+from switchd.lines.state import LineStatus
 from switchd.shell import Shell, VirtualClock
 
-__all__ = ["NEW_EVENT_NAMES", "GroupedCore", "StrictLog", "call_snapshot", "without_new"]
+__all__ = ["NEW_EVENT_NAMES", "CoreRun", "GroupedCore", "StrictLog", "call_snapshot",
+           "without_new"]
 
 #: Events the one-engine core emits that the older core did not: tests that pin an exact
 #: event order written for the older core filter these out (and check them separately).
@@ -130,3 +132,59 @@ class GroupedCore:
     def _take(self) -> list[Event]:
         out, self._published = self._published, []
         return out
+
+
+class CoreRun:
+    """A core driven by hand at ``now``: every event kept in order, the bridges as the
+    media plane would hold them (from ``bridge.changed``), every CDR."""
+
+    def __init__(self, core: SwitchCore | GroupedCore, now: float) -> None:
+        self.core = core
+        self.now = now
+        self.events: list[Event] = []
+        self.bridges: dict[str, dict[str, Role]] = {}
+        self.cdrs: list[Cdr] = []
+
+    def do(self, item: object) -> list[Event]:
+        """Feed one input now; returns its events."""
+        return self._take(self.core.handle(self.now, item))
+
+    def _take(self, events: list[Event]) -> list[Event]:
+        for ev in events:
+            self.events.append(ev)
+            if isinstance(ev, BridgeChanged):
+                if ev.members:
+                    self.bridges[ev.bridge] = {m.line: m.role for m in ev.members}
+                else:
+                    self.bridges.pop(ev.bridge, None)
+            elif isinstance(ev, CallEnded):
+                self.cdrs.append(ev.cdr)
+        return events
+
+    def advance(self, seconds: float) -> list[Event]:
+        """Let ``seconds`` pass, firing timers on their deadlines; returns what they caused."""
+        out: list[Event] = []
+        end = self.now + seconds
+        while (d := self.core.next_deadline()) is not None and d <= end:
+            self.now = d
+            out += self._take(self.core.handle_timer(self.now))
+        self.now = end
+        return out
+
+    def status(self, line: str) -> LineStatus:
+        return self.core.lines[line].status
+
+    def tone(self, line: str) -> str | None:
+        return self.core.lines[line].tone
+
+    def state(self, call_id: str) -> CallState:
+        return self.core.calls[call_id].state
+
+    def assert_clean(self) -> None:
+        """Nothing left behind: every line idle, no call, no bridge, no timer."""
+        assert {n: ln.status for n, ln in self.core.lines.items()
+                if ln.status is not LineStatus.IDLE} == {}
+        assert all(ln.call_id is None and ln.tone is None for ln in self.core.lines.values())
+        assert self.core.calls == {}
+        assert self.bridges == {}
+        assert self.core.next_deadline() is None

@@ -35,8 +35,6 @@ from switchd.core.inputs import (
 from switchd.core.routing import CoreConfig, Route, Target, TargetKind
 from switchd.events import (
     BridgeChanged,
-    CallEnded,
-    Cdr,
     Event,
     HangupCause,
     LineError,
@@ -44,7 +42,7 @@ from switchd.events import (
     Role,
 )
 from switchd.lines.state import LineStatus
-from tests.corehelp import GroupedCore
+from tests.corehelp import CoreRun, GroupedCore
 
 T0 = 1_764_000_000.0
 CALLER = "trunk/1"
@@ -55,48 +53,19 @@ SUPER = "ext/209"
 RING_S = 20.0
 
 
-class Run:
+class Run(CoreRun):
     """The core driven by hand, with what the media plane would hold (bridges) kept from events."""
 
     def __init__(self) -> None:
-        self.core = GroupedCore(CoreConfig(
+        super().__init__(GroupedCore(CoreConfig(
             trunks=2, extensions=(201, 202, 203, 209), ring_timeout_s=RING_S,
             routes=(Route(Target(TargetKind.GROUP, "all"), dnis="7000"),
                     Route(Target(TargetKind.EXTENSION, "201"))),
-        ), {"all": RingGroup("all", RingStrategy.RINGALL, (201, 202))})
-        self.now = T0
-        self.events: list[Event] = []
-        self.bridges: dict[str, dict[str, Role]] = {}
-        self.cdrs: list[Cdr] = []
-
-    def do(self, item: object) -> list[Event]:
-        return self._take(self.core.handle(self.now, item))
-
-    def _take(self, events: list[Event]) -> list[Event]:
-        for ev in events:
-            self.events.append(ev)
-            if isinstance(ev, BridgeChanged):
-                if ev.members:
-                    self.bridges[ev.bridge] = {m.line: m.role for m in ev.members}
-                else:
-                    self.bridges.pop(ev.bridge, None)
-            elif isinstance(ev, CallEnded):
-                self.cdrs.append(ev.cdr)
-        return events
-
-    def advance(self, seconds: float) -> None:
-        end = self.now + seconds
-        while (d := self.core.next_deadline()) is not None and d <= end:
-            self.now = d
-            self._take(self.core.handle_timer(self.now))
-        self.now = end
+        ), {"all": RingGroup("all", RingStrategy.RINGALL, (201, 202))}), T0)
 
     def call(self) -> str:
         [call_id] = list(self.core.calls)
         return call_id
-
-    def status(self, line: str) -> LineStatus:
-        return self.core.lines[line].status
 
     def roles(self) -> list[dict[str, Role]]:
         """The live bridges' members, oldest bridge first."""
@@ -108,15 +77,6 @@ class Run:
         assert call_id is not None
         self.do(Answer(AGENT))
         return call_id
-
-    def assert_clean(self) -> None:
-        """Nothing left behind: every line idle, no call, no bridge, no timer."""
-        assert {n: ln.status for n, ln in self.core.lines.items()
-                if ln.status is not LineStatus.IDLE} == {}
-        assert all(ln.call_id is None and ln.tone is None for ln in self.core.lines.values())
-        assert self.core.calls == {}
-        assert self.bridges == {}
-        assert self.core.next_deadline() is None
 
 
 def refused(events: list[Event]) -> bool:

@@ -33,12 +33,10 @@ from switchd.core.inputs import (
 from switchd.core.routing import APP_KINDS, CoreConfig, Target, TargetKind
 from switchd.core.routing import Route as InboundRoute
 from switchd.events import (
-    BridgeChanged,
     CallAnswered,
     CallEnded,
     CallRouted,
     CallTransferred,
-    Cdr,
     Event,
     HangupCause,
     LineError,
@@ -50,7 +48,7 @@ from switchd.events import (
     ToneStopped,
 )
 from switchd.lines.state import LineStatus
-from tests.corehelp import call_snapshot
+from tests.corehelp import CoreRun, call_snapshot
 
 T0 = 1_764_000_000.0
 CALLER = "trunk/1"
@@ -76,39 +74,11 @@ def _config() -> CoreConfig:
     )
 
 
-class Run:
+class Run(CoreRun):
     """The core driven by hand; bridges kept from ``bridge.changed`` as the media plane would."""
 
     def __init__(self) -> None:
-        self.core = SwitchCore(_config())
-        self.now = T0
-        self.events: list[Event] = []
-        self.bridges: dict[str, dict[str, Role]] = {}
-        self.cdrs: list[Cdr] = []
-
-    def do(self, item: object) -> list[Event]:
-        return self._take(self.core.handle(self.now, item))
-
-    def _take(self, events: list[Event]) -> list[Event]:
-        for ev in events:
-            self.events.append(ev)
-            if isinstance(ev, BridgeChanged):
-                if ev.members:
-                    self.bridges[ev.bridge] = {m.line: m.role for m in ev.members}
-                else:
-                    self.bridges.pop(ev.bridge, None)
-            elif isinstance(ev, CallEnded):
-                self.cdrs.append(ev.cdr)
-        return events
-
-    def advance(self, seconds: float) -> list[Event]:
-        out: list[Event] = []
-        end = self.now + seconds
-        while (d := self.core.next_deadline()) is not None and d <= end:
-            self.now = d
-            out += self._take(self.core.handle_timer(self.now))
-        self.now = end
-        return out
+        super().__init__(SwitchCore(_config()), T0)
 
     def queue_call(self, caller: str = "13900001111", vip: bool = False) -> str:
         """A caller on trunk/1 routed to queue sales: the switch holds it."""
@@ -125,15 +95,6 @@ class Run:
         assert self.state(call_id) is CallState.ANSWERED
         return call_id
 
-    def status(self, line: str) -> LineStatus:
-        return self.core.lines[line].status
-
-    def tone(self, line: str) -> str | None:
-        return self.core.lines[line].tone
-
-    def state(self, call_id: str) -> CallState:
-        return self.core.calls[call_id].state
-
     def assert_caller_alone_in_switch(self, call_id: str) -> None:
         """The caller waits in the switch, connected, alone in the call's one bridge."""
         call = self.core.calls[call_id]
@@ -141,15 +102,6 @@ class Run:
         assert self.status(CALLER) is LineStatus.CONNECTED
         assert list(self.bridges.values()) == [{CALLER: Role.PARTY}]
         assert list(call.legs) == [CALLER] and call.anchor == CALLER
-
-    def assert_clean(self) -> None:
-        """Nothing left behind: every line idle, no call, no bridge, no timer."""
-        assert {n: ln.status for n, ln in self.core.lines.items()
-                if ln.status is not LineStatus.IDLE} == {}
-        assert all(ln.call_id is None and ln.tone is None for ln in self.core.lines.values())
-        assert self.core.calls == {}
-        assert self.bridges == {}
-        assert self.core.next_deadline() is None
 
 
 def of(events: list[Event], kind: type) -> list:

@@ -49,12 +49,10 @@ from switchd.drivers.sim.board import (
 )
 from switchd.engine import Input
 from switchd.events import (
-    BridgeChanged,
     CallEnded,
     CallRinging,
     CallRouted,
     CallRouteFailed,
-    Cdr,
     Event,
     HangupCause,
     LineError,
@@ -66,7 +64,7 @@ from switchd.events import (
 )
 from switchd.lines.state import LineStatus
 from switchd.shell import Shell, VirtualClock
-from tests.corehelp import GroupedCore, call_snapshot
+from tests.corehelp import CoreRun, GroupedCore, call_snapshot
 
 T0 = 1_764_000_000.0
 CALLER = "trunk/1"
@@ -90,40 +88,12 @@ def _config() -> CoreConfig:
     )
 
 
-class Run:
+class Run(CoreRun):
     """The core driven by hand; bridges kept from ``bridge.changed`` as the media plane would."""
 
     def __init__(self, blacklist: frozenset[str] = frozenset()) -> None:
-        self.core = GroupedCore(_config(), GROUPS, contacts=lambda n: (False, n in blacklist))
-        self.now = T0
-        self.events: list[Event] = []
-        self.bridges: dict[str, dict[str, Role]] = {}
-        self.cdrs: list[Cdr] = []
-
-    def do(self, item: object) -> list[Event]:
-        return self._take(self.core.handle(self.now, item))
-
-    def _take(self, events: list[Event]) -> list[Event]:
-        for ev in events:
-            self.events.append(ev)
-            if isinstance(ev, BridgeChanged):
-                if ev.members:
-                    self.bridges[ev.bridge] = {m.line: m.role for m in ev.members}
-                else:
-                    self.bridges.pop(ev.bridge, None)
-            elif isinstance(ev, CallEnded):
-                self.cdrs.append(ev.cdr)
-        return events
-
-    def advance(self, seconds: float) -> list[Event]:
-        """Let ``seconds`` pass, firing timers on their deadlines; returns what they caused."""
-        out: list[Event] = []
-        end = self.now + seconds
-        while (d := self.core.next_deadline()) is not None and d <= end:
-            self.now = d
-            out += self._take(self.core.handle_timer(self.now))
-        self.now = end
-        return out
+        super().__init__(GroupedCore(_config(), GROUPS,
+                                     contacts=lambda n: (False, n in blacklist)), T0)
 
     def ivr_call(self, caller: str = "13900001111") -> str:
         """A caller on trunk/1 routed to the flow: the switch holds it."""
@@ -131,15 +101,6 @@ class Run:
         assert call_id is not None
         assert self.core.calls[call_id].state is CallState.SWITCH
         return call_id
-
-    def status(self, line: str) -> LineStatus:
-        return self.core.lines[line].status
-
-    def tone(self, line: str) -> str | None:
-        return self.core.lines[line].tone
-
-    def state(self, call_id: str) -> CallState:
-        return self.core.calls[call_id].state
 
     def assert_held_by_switch(self, call_id: str) -> None:
         """The call waits in the switch as the IVR left it: caller connected, no tone,
@@ -149,15 +110,6 @@ class Run:
         assert call.route_target is None
         assert self.status(CALLER) is LineStatus.CONNECTED and self.tone(CALLER) is None
         assert all(ln.idle for n, ln in self.core.lines.items() if n != CALLER)
-        assert self.core.next_deadline() is None
-
-    def assert_clean(self) -> None:
-        """Nothing left behind: every line idle, no call, no bridge, no timer."""
-        assert {n: ln.status for n, ln in self.core.lines.items()
-                if ln.status is not LineStatus.IDLE} == {}
-        assert all(ln.call_id is None and ln.tone is None for ln in self.core.lines.values())
-        assert self.core.calls == {}
-        assert self.bridges == {}
         assert self.core.next_deadline() is None
 
 

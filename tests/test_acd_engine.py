@@ -504,6 +504,18 @@ def _press(c: Centre, call_id: str, keys: str) -> None:
         c.submit(Digit(c.trunk(call_id), k))
 
 
+def _callback_turn(c: Centre) -> str:
+    """The one agent paused, a caller asks for a callback on its own number (2, 1) and
+    is hung up after the 4 s goodbye; then the agent is ready: its phone rings for the
+    callback. Returns the caller's call id."""
+    c.submit(NotReady("a1"))
+    call_id = c.call()
+    _press(c, call_id, "21")
+    c.advance(4)
+    c.submit(Ready("a1"))
+    return call_id
+
+
 def test_a_callback_keeps_the_callers_place_and_rings_the_agent_before_the_customer():
     from switchd.core.inputs import Answer
     from switchd.events import QueueCallback
@@ -577,11 +589,7 @@ def test_a_failed_callback_is_retried_then_given_up_and_reported():
     from switchd.core.inputs import FarBusy
     from switchd.events import QueueCallback
     c = _callback_centre(retries=1)
-    c.submit(NotReady("a1"))
-    call_id = c.call()
-    _press(c, call_id, "21")
-    c.advance(4)
-    c.submit(Ready("a1"))
+    call_id = _callback_turn(c)
     for attempt in (1, 2):
         assert c.ringing() == ["ext/201"], attempt
         c.answer(201)
@@ -605,11 +613,7 @@ def test_a_failed_callback_is_retried_then_given_up_and_reported():
 
 def test_an_agent_who_does_not_pick_up_a_callback_does_not_use_up_an_attempt():
     c = _callback_centre(retries=0)
-    c.submit(NotReady("a1"))
-    call_id = c.call()
-    _press(c, call_id, "21")
-    c.advance(4)
-    c.submit(Ready("a1"))
+    call_id = _callback_turn(c)
     from switchd.events import QueueCallback
     c.advance(15)                            # the agent's phone rang out (rona_after 2)
     assert call_id in c.acd.callers          # retries 0, yet not given up: nobody was dialled
@@ -809,11 +813,7 @@ def test_after_a_ring_out_the_caller_tries_the_other_free_agent_first():
 def test_an_agent_cannot_pause_or_log_out_while_a_callback_rings_it():
     from switchd.acd.engine import AcdError
     c = _callback_centre()
-    c.submit(NotReady("a1"))
-    call_id = c.call()
-    _press(c, call_id, "21")
-    c.advance(4)
-    c.submit(Ready("a1"))                               # the callback rings a1's phone
+    _callback_turn(c)                               # the callback rings a1's phone
     for req in (NotReady("a1"), Logout("a1")):
         with pytest.raises(AcdError) as exc:
             c.submit(req)
@@ -929,11 +929,7 @@ def test_a_pickup_after_a_transfer_into_another_queue_clears_the_first_agent():
 def test_a_failed_callback_attempt_is_no_talk_and_no_wrapup():
     from switchd.core.inputs import FarBusy
     c = _callback_centre(retries=0)
-    c.submit(NotReady("a1"))
-    call_id = c.call()
-    _press(c, call_id, "21")
-    c.advance(4)
-    c.submit(Ready("a1"))
+    _callback_turn(c)
     c.answer(201)
     c.advance(25)
     trunk = next(n for n, ln in c.core.lines.items()
@@ -974,11 +970,7 @@ def test_completed_intervals_are_kept_on_the_clock():
 def test_an_agent_dialling_a_callbacks_customer_cannot_pause_or_leave():
     from switchd.acd.engine import AcdError
     c = _callback_centre()
-    c.submit(NotReady("a1"))
-    call_id = c.call()
-    _press(c, call_id, "21")
-    c.advance(4)
-    c.submit(Ready("a1"))
+    _callback_turn(c)
     c.answer(201)                                   # ringback: the customer is dialled
     for req in (NotReady("a1"), Logout("a1")):
         with pytest.raises(AcdError) as exc:

@@ -75,6 +75,16 @@ from switchd.ivr import say
 from switchd.ivr.loader import PROMPT_SUFFIXES, prompt_path
 from switchd.ivr.model import NAME_RE as FLOW_NAME_RE
 from switchd.passwords import is_hash, uses_demo_secret
+from switchd.recorder.model import (
+    Mailbox,
+    RecordFormat,
+    RecordingSettings,
+    RecordLayout,
+    RecordMode,
+    RetentionSettings,
+    RouteMode,
+    VoicemailSettings,
+)
 from switchd.yamlerrors import ProblemCollector, describe, dotted, unknown_key_message
 from switchd.yamlloc import LocatedDocument, Mark, YamlPath, compose_located
 
@@ -321,6 +331,8 @@ class Config:
     sim: SimConfig = field(default_factory=SimConfig)
     media: MediaConfig = field(default_factory=MediaConfig)
     ivr: IvrConfig = field(default_factory=IvrConfig)
+    recording: RecordingSettings = field(default_factory=RecordingSettings)
+    voicemail: VoicemailSettings = field(default_factory=VoicemailSettings)
     source: Path = Path("config.yaml")
     marks: Mapping[YamlPath, Mark] = field(
         default_factory=lambda: MappingProxyType({}), compare=False, repr=False
@@ -497,6 +509,7 @@ _MAX_PENALTY = 2**31 - 1
 Penalty = Annotated[int, Field(ge=0, le=_MAX_PENALTY)]
 Prompts = Annotated[Any, AfterValidator(_check_prompts)]
 SayLanguage: TypeAlias = Literal["zh", "en"]
+RecordModeName: TypeAlias = Literal["on_answer", "on_agent", "off"]
 
 
 # --------------------------------------------------------------------------
@@ -560,6 +573,7 @@ class _RawRoute(_Raw):
     dnis: Digits | None = None
     trunk: Annotated[int, Field(ge=1)] | None = None
     to: str
+    record: RecordModeName | None = None
 
 
 class _RawUser(_Raw):
@@ -612,6 +626,7 @@ class _RawQueue(_Raw):
     exit_key: Annotated[str, AfterValidator(_check_exit_key)] | None = None
     exit_to: Annotated[str, Field(min_length=1)] | None = None
     callback: _RawCallback | None = None
+    record: RecordModeName | None = None
 
 
 class _RawAgent(_Raw):
@@ -681,6 +696,50 @@ class _RawIvr(_Raw):
     flows_dir: Annotated[str, Field(min_length=1)] = "flows"
 
 
+class _RawRetention(_Raw):
+    days: Annotated[float, Field(gt=0, allow_inf_nan=False)] | None = None
+    max_mb: Annotated[float, Field(gt=0, allow_inf_nan=False)] | None = None
+    check_every_s: Annotated[float, Field(ge=10, allow_inf_nan=False)] = 3600.0
+
+
+class _RawRecording(_Raw):
+    mode: RecordModeName = "on_answer"
+    channels: Literal["stereo", "mono"] = "stereo"
+    format: Literal["pcm", "alaw", "ulaw"] = "pcm"
+    path: Annotated[str, Field(min_length=1)] | None = None
+    internal: bool = False
+    flush_s: Annotated[float, Field(ge=0.05, le=10, allow_inf_nan=False)] = 1.0
+    buffer_s: Annotated[float, Field(ge=1, le=3600, allow_inf_nan=False)] = 30.0
+    retention: _RawRetention = Field(default_factory=_RawRetention)
+
+    @field_validator("retention", mode="before")
+    @classmethod
+    def _empty_section_means_defaults(cls, value: Any) -> Any:
+        return {} if value is None else value
+
+
+class _RawMailbox(_Raw):
+    owner: Annotated[str, Field(min_length=1)] | None = None
+    greeting: Prompts = ()
+
+
+class _RawVoicemail(_Raw):
+    path: Annotated[str, Field(min_length=1)] | None = None
+    max_s: Annotated[float, Field(ge=1, le=3600, allow_inf_nan=False)] = 120.0
+    silence_s: Annotated[float, Field(ge=0.5, le=600, allow_inf_nan=False)] = 5.0
+    silence_dbm0: Annotated[float, Field(ge=-80, le=-10, allow_inf_nan=False)] = -45.0
+    min_s: Annotated[float, Field(ge=0, le=60, allow_inf_nan=False)] = 1.0
+    greeting: Prompts = ()
+    beep_hz: Annotated[float, Field(gt=0, lt=4000, allow_inf_nan=False)] = 1000.0
+    beep_ms: Annotated[int, Field(ge=50, le=2000)] = 400
+    boxes: dict[str, _RawMailbox | None] = Field(default_factory=dict)
+
+    @field_validator("boxes", mode="before")
+    @classmethod
+    def _empty_section_means_defaults(cls, value: Any) -> Any:
+        return {} if value is None else value
+
+
 class _RawSim(_Raw):
     bots: _RawBots = Field(default_factory=_RawBots)
     traffic: _RawTraffic = Field(default_factory=_RawTraffic)
@@ -711,6 +770,8 @@ _SECTIONS = (
     "sim",
     "media",
     "ivr",
+    "recording",
+    "voicemail",
 )
 _STATE_DIR_DEFAULT = "state"
 #: Target kinds an inbound route may name (``number:`` is only a flow's transfer target).
@@ -1374,6 +1435,88 @@ def _check_speech_file(c: ProblemCollector, value: str, source: Path) -> Path:
     return path
 
 
+# -- recording and voicemail -----------------------------------------------------
+
+
+def _under_state(value: str | None, default: str, state_dir: Path, source: Path) -> Path:
+    """A recorder directory: ``default`` under the state directory when not given; a
+    relative value is taken relative to the config file's folder, like ``state_dir``."""
+    return state_dir / default if value is None else _resolve_state_dir(value, source)
+
+
+def _recording_settings(raw: _RawRecording, state_dir: Path, source: Path,
+                        queues_data: Any, route_modes: list[RouteMode]) -> RecordingSettings:
+    """The recorder's settings: the ``recording:`` section plus the ``record:`` override of
+    each queue and route (already validated with their sections)."""
+    queue_modes: dict[str, RecordMode] = {}
+    if isinstance(queues_data, dict):
+        for name, body in queues_data.items():
+            mode = body.get("record") if isinstance(body, dict) else None
+            if isinstance(name, str) and mode in {m.value for m in RecordMode}:
+                queue_modes[name] = RecordMode(mode)
+    r = raw.retention
+    return RecordingSettings(
+        mode=RecordMode(raw.mode), layout=RecordLayout(raw.channels),
+        format=RecordFormat(raw.format),
+        directory=_under_state(raw.path, "recordings", state_dir, source),
+        internal=raw.internal, queue_modes=MappingProxyType(queue_modes),
+        route_modes=tuple(route_modes), flush_s=float(raw.flush_s), buffer_s=float(raw.buffer_s),
+        retention=RetentionSettings(days=r.days, max_mb=r.max_mb,
+                                    check_every_s=float(r.check_every_s)),
+    )
+
+
+def _check_mailboxes(c: ProblemCollector, raw: _RawVoicemail, queues: Mapping[str, Any],
+                     agents: Iterable[AgentSettings],
+                     prompts_dir: Path | None) -> dict[str, Mailbox]:
+    """Every mailbox: one per agent (named after its id, for ``agent:<id>``), one per queue
+    (its name, for ``queue:<name>``), then the configured ``voicemail.boxes`` (which may
+    also give an agent's or a queue's box its own greeting)."""
+    boxes: dict[str, Mailbox] = {}
+    for a in agents:
+        boxes[a.agent_id] = Mailbox(a.agent_id, owner=f"agent:{a.agent_id}")
+    for q in queues:
+        boxes.setdefault(q, Mailbox(q, owner=f"queue:{q}"))
+    agent_ids = {a.agent_id for a in agents}
+    for name, body in raw.boxes.items():
+        path: YamlPath = ("voicemail", "boxes", name)
+        if not NAME_RE.fullmatch(name):
+            c.add(path, f"mailbox name {name!r} is not valid; use 1-64 letters, digits, '.', "
+                  "'_', '-' or '@'", key=True)
+            continue
+        box = body or _RawMailbox()
+        owner = box.owner if box.owner is not None else (
+            boxes[name].owner if name in boxes else None)
+        if box.owner is not None:
+            kind, _, value = box.owner.partition(":")
+            known = agent_ids if kind == "agent" else set(queues) if kind == "queue" else None
+            if known is None or value not in known:
+                opath = (*path, "owner")
+                what = ("agent ids: " + (", ".join(sorted(agent_ids)) or "none")
+                        if kind == "agent" else "queues: " + (", ".join(sorted(queues)) or "none"))
+                c.add(opath, f"{dotted(opath)}: {box.owner!r} is not agent:<id> or queue:<name> "
+                      f"of this config ({what})")
+        greeting = _queue_prompts(c, (*path, "greeting"), box.greeting, box.greeting,
+                                  prompts_dir)
+        boxes[name] = Mailbox(name, owner=owner, greeting=greeting[0] if greeting else None)
+    return boxes
+
+
+def _voicemail_settings(c: ProblemCollector, raw: _RawVoicemail, state_dir: Path,
+                        source: Path, boxes: Mapping[str, Mailbox],
+                        prompts_dir: Path) -> VoicemailSettings:
+    """The ``voicemail:`` section with every mailbox (:func:`_check_mailboxes`)."""
+    greeting = _queue_prompts(c, ("voicemail", "greeting"), raw.greeting, raw.greeting,
+                              prompts_dir)
+    return VoicemailSettings(
+        directory=_under_state(raw.path, "voicemail", state_dir, source),
+        boxes=MappingProxyType(dict(boxes)), max_s=float(raw.max_s),
+        silence_s=float(raw.silence_s), silence_dbm0=float(raw.silence_dbm0),
+        min_s=float(raw.min_s), greeting=greeting, beep_hz=float(raw.beep_hz),
+        beep_ms=raw.beep_ms,
+    )
+
+
 def _build(doc: LocatedDocument, source: Path) -> Config:
     c = ProblemCollector(doc, hints=_MISSING_HINTS)
     top = doc.data
@@ -1405,6 +1548,8 @@ def _build(doc: LocatedDocument, source: Path) -> Config:
     media = c.validate(_RawMedia, media_data, ("media",))
     ivr_data = _section(top, "ivr", dict)
     ivr = c.validate(_RawIvr, ivr_data, ("ivr",))
+    recording = c.validate(_RawRecording, _section(top, "recording", dict), ("recording",))
+    voicemail_raw = c.validate(_RawVoicemail, _section(top, "voicemail", dict), ("voicemail",))
     flows_dir = _resolve_state_dir(ivr.flows_dir, source) if ivr is not None else None
 
     extensions: tuple[int, ...] | None = None
@@ -1440,6 +1585,7 @@ def _build(doc: LocatedDocument, source: Path) -> Config:
 
     routes_data = _section(top, "routes", list)
     routes: list[Route] = []
+    route_modes: list[RouteMode] = []
     for i, raw_route in enumerate(_items(c, routes_data, ("routes",), _RawRoute)):
         if raw_route is None:
             continue
@@ -1447,6 +1593,11 @@ def _build(doc: LocatedDocument, source: Path) -> Config:
                               flows_dir, source, queue_names)
         if target is not None:
             routes.append(Route(target, dnis=raw_route.dnis, trunk=raw_route.trunk))
+        if raw_route.record is not None:
+            route_modes.append(RouteMode(RecordMode(raw_route.record), dnis=raw_route.dnis,
+                                         trunk=raw_route.trunk))
+    vm_boxes = (_check_mailboxes(c, voicemail_raw, queues, agents, prompts_dir)
+                if voicemail_raw is not None else {})
 
     users_data = _section(top, "users", list)
     raw_users = _items(c, users_data, ("users",), _RawUser)
@@ -1467,6 +1618,8 @@ def _build(doc: LocatedDocument, source: Path) -> Config:
     assert board is not None and dialplan is not None and cti is not None
     assert log is not None and sim is not None and extensions is not None
     assert media is not None and flows_dir is not None and prompts_dir is not None
+    assert recording is not None and voicemail_raw is not None
+    state_dir = _resolve_state_dir(state_value, source)
 
     host, port = parse_listen(cti.listen)
     ring_groups: Mapping[str, RingGroup] = MappingProxyType({
@@ -1510,7 +1663,7 @@ def _build(doc: LocatedDocument, source: Path) -> Config:
             outbound_queue=cti.outbound_queue,
         ),
         log=LogConfig(format=log.format, level=log.level),
-        state_dir=_resolve_state_dir(state_value, source),
+        state_dir=state_dir,
         sim=SimConfig(
             bots=BotConfig(
                 mode=sim.bots.mode,
@@ -1549,6 +1702,8 @@ def _build(doc: LocatedDocument, source: Path) -> Config:
             prompt_cache_mb=media.prompt_cache_mb,
         ),
         ivr=IvrConfig(flows_dir=flows_dir),
+        recording=_recording_settings(recording, state_dir, source, queues_data, route_modes),
+        voicemail=_voicemail_settings(c, voicemail_raw, state_dir, source, vm_boxes, prompts_dir),
         source=source,
         marks=MappingProxyType(dict(doc.values)),
     )

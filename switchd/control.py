@@ -117,6 +117,42 @@ class Control(Protocol):
         """Every ACD agent now, in config order (then those who logged in by CTI)."""
         ...
 
+    # ------------------------------------------------------------ recordings
+
+    def record(self, call_id: str, action: str, user: str | None) -> str:
+        """``CALL.RECORD``: start, stop, pause or resume the recording of a live call;
+        returns the recording id. Raises ProtocolError: not_found (no such call),
+        wrong_state (e.g. resume when not paused), bad_arg (unknown action)."""
+        ...
+
+    async def query_recordings(self, **filters: Any) -> list[dict[str, Any]]:
+        """Index rows matching ``filters`` (call, caller, callee, agent, queue, since,
+        until, status, limit), newest first, each with ``file`` as an absolute path.
+        Raises ValueError for a bad filter."""
+        ...
+
+    async def keep_recording(self, recording_id: str, keep: bool) -> dict[str, Any]:
+        """Mark a recording kept (retention never purges it) or not; returns its row.
+        Raises ProtocolError(not_found)."""
+        ...
+
+    # ------------------------------------------------------------ voicemail
+
+    async def voicemail_list(self, mailbox: str | None, *, limit: int = 100) -> list[dict[str, Any]]:
+        """Messages of ``mailbox`` (None: every box), newest first. Raises
+        ProtocolError(not_found) for a mailbox that does not exist."""
+        ...
+
+    async def voicemail_fetch(self, message_id: str) -> dict[str, Any]:
+        """One message's metadata with ``file`` as an absolute path; marks it heard.
+        Raises ProtocolError(not_found)."""
+        ...
+
+    async def voicemail_delete(self, message_id: str) -> dict[str, Any]:
+        """Delete a message (its file and its row); returns the row it had. Raises
+        ProtocolError(not_found)."""
+        ...
+
 
 class SimControl(Protocol):
     """What the ``SIM.*`` verbs may ask of the simulated board."""

@@ -19,15 +19,6 @@ from switchd.lines.state import LineStatus
 __all__ = [
     "AgentState",
     "AgentStateChanged",
-    "QueueAbandon",
-    "QueueCallback",
-    "QueueConnected",
-    "QueueExit",
-    "QueueJoin",
-    "QueueLeave",
-    "QueueLogEntry",
-    "QueueOffered",
-    "QueueOverflow",
     "BridgeChanged",
     "BridgeMember",
     "CallAnswered",
@@ -65,12 +56,30 @@ __all__ = [
     "MonitorStarted",
     "OfferEnd",
     "OfferWithdrawn",
-    "RouteFail",
+    "QueueAbandon",
+    "QueueCallback",
+    "QueueConnected",
+    "QueueExit",
+    "QueueJoin",
+    "QueueLeave",
+    "QueueLogEntry",
+    "QueueOffered",
+    "QueueOverflow",
+    "RecordingDone",
+    "RecordingFailed",
+    "RecordingMark",
+    "RecordingMarks",
+    "RecordingPaused",
+    "RecordingResumed",
+    "RecordingStarted",
+    "RecordingStopped",
     "Role",
+    "RouteFail",
     "Tone",
     "ToneStarted",
     "ToneStopped",
     "TransferKind",
+    "VoicemailNew",
 ]
 
 
@@ -267,7 +276,7 @@ class Event:
         out: dict[str, Any] = {}
         for name in names:
             value = getattr(self, name)
-            if value is not None and not isinstance(value, Cdr):
+            if value is not None and not isinstance(value, _OFF_WIRE):
                 out[name] = _wire(value)
         return out
 
@@ -829,3 +838,122 @@ class QueueLogEntry(Event):
 
 #: Characters a queue_log field cannot hold (the separator, line breaks) -> ``_``.
 _QUEUE_LOG_UNSAFE = str.maketrans({"|": "_", "\n": "_", "\r": "_"})
+
+
+@dataclass(frozen=True, slots=True)
+class RecordingMark:
+    """One thing that happened in a recording, for the index (``recordings.marks``).
+
+    ``kind``: ``start`` (a segment starts), ``stop`` (it ends), ``pause``, ``resume``,
+    ``members`` (who is in the call now: ``detail`` lists ``line:role`` pairs and
+    agents as ``agent=<id>``). ``at``: epoch s; ``offset_s``: seconds into the file.
+    """
+
+    at: float
+    offset_s: float
+    kind: str
+    detail: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class RecordingMarks:
+    """A recording's marks, in order (kept off the wire: the index stores them)."""
+
+    items: tuple[RecordingMark, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class RecordingStarted(CallEvent):
+    """Call ``call_id`` is being recorded into ``file`` (relative to the recordings
+    directory). ``why``: ``answer`` / ``agent`` (the record mode's moment) or
+    ``command`` (CALL.RECORD); a later segment of the same recording says so with
+    ``segment`` > 1."""
+
+    name: ClassVar[str] = "recording.started"
+    recording_id: str
+    file: str
+    mode: str
+    layout: str
+    format: str
+    why: str
+    direction: str
+    caller: str
+    callee: str
+    segment: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class RecordingPaused(CallEvent):
+    """Recording paused for compliance: silence is written and the call's key presses
+    are withheld from logs and events until ``recording.resumed``."""
+
+    name: ClassVar[str] = "recording.paused"
+    recording_id: str
+    user: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RecordingResumed(CallEvent):
+    """Recording goes on after a pause; ``digits_hidden``: key presses withheld meanwhile."""
+
+    name: ClassVar[str] = "recording.resumed"
+    recording_id: str
+    user: str | None = None
+    digits_hidden: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class RecordingStopped(CallEvent):
+    """A segment ended before the call did (``why``: ``command``, or ``mode`` when the
+    queue the call moved to does not record); the file stays open for a later start."""
+
+    name: ClassVar[str] = "recording.stopped"
+    recording_id: str
+    why: str
+    user: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RecordingDone(CallEvent):
+    """The recording is closed and indexed: ``status`` ``done`` (or ``failed`` when the
+    disk refused it earlier); ``duration_s`` and ``size`` (bytes) are the file's own,
+    ``sha256`` its digest (hex). ``marks`` go to the index only."""
+
+    name: ClassVar[str] = "recording.done"
+    recording_id: str
+    file: str
+    status: str
+    duration_s: float
+    size: int
+    sha256: str | None = None
+    marks: RecordingMarks | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RecordingFailed(CallEvent):
+    """The disk refused the recording (full, unwritable): it stops, the call goes on.
+    ``reason`` is what the OS said; what reached the file is kept."""
+
+    name: ClassVar[str] = "recording.failed"
+    recording_id: str
+    file: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class VoicemailNew(CallEvent):
+    """A message was left in ``mailbox`` (message waiting): ``owner`` is who it is for
+    (``agent:<id>``, ``queue:<name>``, or None), ``caller`` who left it."""
+
+    name: ClassVar[str] = "voicemail.new"
+    mailbox: str
+    message_id: str
+    caller: str
+    duration_s: float
+    file: str
+    owner: str | None = None
+    waiting: int = 1
+
+
+#: Values kept off the wire (``Event.fields``): the CDR and a recording's marks.
+_OFF_WIRE = (Cdr, RecordingMarks)

@@ -16,8 +16,11 @@ __all__ = ["RESTART_SECTIONS", "ReloadPlan", "plan_reload"]
 #: Sections that keep their running values until restart, and why: the board's
 #: lines and the media plane's channels are fixed at start; the CTI address and the
 #: state directory are open sockets and files; the log level is built into cached
-#: loggers; the music on hold and the simulated voices are loaded once.
-RESTART_SECTIONS = ("board", "cti", "state_dir", "log", "media", "sim.audio")
+#: loggers; the music on hold and the simulated voices are loaded once; the recordings'
+#: and the voicemail's directories hold open files (the rest of both sections reloads:
+#: new modes, formats and boxes apply to the next call).
+RESTART_SECTIONS = ("board", "cti", "state_dir", "log", "media", "sim.audio", "recording.path",
+                    "voicemail.path")
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,9 +37,13 @@ def plan_reload(old: Config, new: Config) -> ReloadPlan:
         "board": (old.board, new.board), "cti": (old.cti, new.cti),
         "state_dir": (old.state_dir, new.state_dir), "log": (old.log, new.log),
         "media": (old.media, new.media), "sim.audio": (old.sim.audio, new.sim.audio),
+        "recording.path": (old.recording.directory, new.recording.directory),
+        "voicemail.path": (old.voicemail.directory, new.voicemail.directory),
     }
     restart = tuple(name for name in RESTART_SECTIONS if pairs[name][0] != pairs[name][1])
     if restart:
         new = replace(new, board=old.board, cti=old.cti, state_dir=old.state_dir, log=old.log,
-                      media=old.media, sim=replace(new.sim, audio=old.sim.audio))
+                      media=old.media, sim=replace(new.sim, audio=old.sim.audio),
+                      recording=replace(new.recording, directory=old.recording.directory),
+                      voicemail=replace(new.voicemail, directory=old.voicemail.directory))
     return ReloadPlan(new, restart)

@@ -190,6 +190,19 @@ QUEUE: dict[str, dict[str, str]] = {
               "Goodbye.",
         "zh": "谢谢。您的排队位置已保留，座席将为您回电。再见。",
     },
+    "voicemail_greeting": {
+        "en": "Please leave a message after the tone. Press the hash key when you are done.",
+        "zh": "请在提示音后留言，留言完毕请按井号键。",
+    },
+    "voicemail_afterhours": {
+        "en": "We are closed now. Please leave your name, number and message after the tone, "
+              "and we will call you back.",
+        "zh": "现在是非工作时间。请在提示音后留下您的姓名、电话和留言，我们会给您回电。",
+    },
+    "voicemail_saved": {
+        "en": "Your message has been saved. Thank you, goodbye.",
+        "zh": "您的留言已保存。谢谢，再见。",
+    },
 }
 
 

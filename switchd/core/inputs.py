@@ -27,6 +27,7 @@ __all__ = [
     "Digit",
     "FarBusy",
     "Hangup",
+    "HideDigits",
     "Hold",
     "HoldMusic",
     "Incoming",
@@ -352,6 +353,19 @@ class Annotate(Input):
     queue: str | None = None
     wait_s: float | None = None
     waiting: bool | None = None
+    #: From the recorder: the id of the call's recording (the CDR's ``recording_id``).
+    recording_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class HideDigits(Input):
+    """From the recorder: while ``on``, the call's key presses are withheld (no
+    ``call.dtmf`` event, so they are neither logged, sent to clients nor seen by a flow):
+    a recording paused for compliance while a card number is keyed. The core counts
+    them; ``HideDigits(on=False)`` ends it. Ignored for an unknown or ended call."""
+
+    call_id: str
+    on: bool = True
 
 
 #: Every input type the call core takes (what the shell routes to it).
@@ -359,5 +373,5 @@ CORE_INPUTS: tuple[type[Input], ...] = (
     Incoming, OffHook, Dial, Answer, Hangup, FarBusy, Digit, SwitchAnswer, Offer, Withdraw,
     Hold, Retrieve, BlindTransfer, Consult, Complete, Cancel, Conference, Monitor,
     SetMonitorMode, Pickup, Shutdown, Route, Release, Annotate, Redirect, HoldMusic, Originate,
-    Unrouted,
+    Unrouted, HideDigits,
 )

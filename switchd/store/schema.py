@@ -103,6 +103,54 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE cdr ADD COLUMN ivr_vars TEXT;
     """,
+    # 3 -> 4: the call recordings' index and the voicemail messages. ``file`` is relative
+    # to the recordings (voicemail) directory, so the directory can be moved; ``marks``
+    # is a JSON list of what happened in the recording (segments, pauses, members).
+    """
+    CREATE TABLE recordings (
+        id           TEXT PRIMARY KEY,
+        call_id      TEXT NOT NULL,
+        file         TEXT NOT NULL,
+        start        TEXT NOT NULL,
+        "end"        TEXT,
+        duration_s   DOUBLE PRECISION NOT NULL DEFAULT 0,
+        size         INTEGER NOT NULL DEFAULT 0,
+        caller       TEXT,
+        callee       TEXT,
+        agent        TEXT,
+        queue        TEXT,
+        direction    TEXT NOT NULL,
+        mode         TEXT NOT NULL,
+        channels     INTEGER NOT NULL,
+        format       TEXT NOT NULL,
+        status       TEXT NOT NULL
+                     CHECK (status IN ('recording', 'done', 'recovered', 'failed')),
+        sha256       TEXT,
+        keep         INTEGER NOT NULL DEFAULT 0 CHECK (keep IN (0, 1)),
+        marks        TEXT,
+        error        TEXT
+    );
+    CREATE INDEX recordings_start_idx ON recordings (start);
+    CREATE INDEX recordings_call_idx ON recordings (call_id);
+    CREATE INDEX recordings_caller_idx ON recordings (caller);
+    CREATE INDEX recordings_callee_idx ON recordings (callee);
+    CREATE INDEX recordings_agent_idx ON recordings (agent);
+    CREATE INDEX recordings_queue_idx ON recordings (queue);
+    CREATE INDEX recordings_status_idx ON recordings (status);
+    CREATE TABLE voicemail (
+        id           TEXT PRIMARY KEY,
+        mailbox      TEXT NOT NULL,
+        call_id      TEXT,
+        caller       TEXT,
+        file         TEXT NOT NULL,
+        received     TEXT NOT NULL,
+        duration_s   DOUBLE PRECISION NOT NULL,
+        size         INTEGER NOT NULL,
+        heard        INTEGER NOT NULL DEFAULT 0 CHECK (heard IN (0, 1)),
+        sha256       TEXT
+    );
+    CREATE INDEX voicemail_mailbox_idx ON voicemail (mailbox, received);
+    """,
 )
 
 SCHEMA_VERSION: int = len(MIGRATIONS)

@@ -13,8 +13,9 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from types import MappingProxyType
 
 import aiosqlite
 import structlog
@@ -248,6 +249,40 @@ class Store:
         if until is not None:
             params["until"] = schema.parse_time_bound(until, name="until")
         sql = schema.select_cdrs_sql(set(params) - {"limit"})
+        async with self._lock:
+            rows = await self._connection().execute_fetchall(sql, params)
+        return [dict(row) for row in rows]
+
+    async def execute(self, sql: str, params: Mapping[str, object] | Sequence[Mapping[str, object]]
+                      = MappingProxyType({})) -> int:
+        """Run one write statement (``params`` a mapping) or the same statement for each
+        mapping of a sequence, in one transaction. Returns the rows changed.
+
+        For the modules that own a table's SQL (``switchd.recorder.index``, voicemail):
+        they keep their statements next to their rows, the store keeps the connection.
+        Raises ``sqlite3.OperationalError`` (locked, full, I/O) for the caller to retry,
+        ``StorageError`` if the store is closed.
+        """
+        async with self._lock:
+            conn = self._connection()
+            await conn.execute("BEGIN IMMEDIATE")
+            try:
+                if isinstance(params, Mapping):
+                    cur = await conn.execute(sql, params)
+                else:
+                    cur = await conn.executemany(sql, params)
+                changed = cur.rowcount
+                await conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    await conn.execute("ROLLBACK")
+                raise
+        return max(changed, 0)
+
+    async def fetch(self, sql: str, params: Mapping[str, object] = MappingProxyType({})
+                    ) -> list[dict[str, object]]:
+        """Run one query; rows as dicts keyed by column name. Raises ``StorageError`` if the
+        store is closed, ``sqlite3.Error`` for a bad statement."""
         async with self._lock:
             rows = await self._connection().execute_fetchall(sql, params)
         return [dict(row) for row in rows]

@@ -116,7 +116,7 @@ def refused(events: list[Event]) -> bool:
 
 
 def test_queue_is_an_application_kind_like_flow():
-    assert APP_KINDS == {TargetKind.FLOW, TargetKind.QUEUE}
+    assert APP_KINDS == {TargetKind.FLOW, TargetKind.QUEUE, TargetKind.VOICEMAIL}
     assert str(Target.parse("queue:sales")) == "queue:sales"
 
 

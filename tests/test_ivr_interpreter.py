@@ -889,10 +889,11 @@ def test_goto_to_a_missing_flow_releases_the_call_with_an_error():
     _done(rig)
 
 
-def test_voicemail_is_refused_at_run_time_too():
+def test_a_voicemail_node_on_a_switch_without_voicemail_releases_the_call_with_an_error():
+    # (Voicemail itself: tests/test_voicemail_ivr.py.)
     rig = Rig(flow([node(Voicemail, "q", mailbox="100")]))
     c = rig.call()
-    assert "not built yet" in rig.errors(c)[0]
+    assert "voicemail is not set up" in rig.errors(c)[0]
     assert rig.exit(c).outcome == "error"
     assert rig.cdr(c).hangup_by == "system"
 

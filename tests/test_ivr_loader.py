@@ -613,11 +613,22 @@ BROKEN = [
         timezone: Asia/Shanghai
         start: vm
         nodes:
-          vm: {type: voicemail, mailbox: "100"}
+          vm: {type: voicemail, mailbox: "voicemail:100"}
         """,
-        "f.yaml:4:14: nodes.vm.type: voicemail nodes need the voicemail recorder, which is not "
-        "built yet; use type: transfer (to: extension:NUMBER) or type: hangup",
-        id="voicemail-refused",
+        "f.yaml:4:34: nodes.vm.mailbox: write the box's name only, without 'voicemail:': "
+        "mailbox: 100",
+        id="voicemail-mailbox-as-a-target",
+    ),
+    pytest.param(
+        """
+        timezone: Asia/Shanghai
+        start: vm
+        nodes:
+          vm: {type: voicemail, mailbox: ".."}
+        """,
+        "f.yaml:4:34: nodes.vm.mailbox: mailbox name '..' cannot be a folder name; give it a "
+        "letter or digit",
+        id="voicemail-mailbox-dots",
     ),
     pytest.param(
         """
@@ -1134,13 +1145,13 @@ def test_every_problem_of_a_file_is_reported_at_once_in_file_order(home):
             barge_in: no
             next: nowhere
           lost: {type: hangup}
-          q: {type: voicemail, mailbox: "1"}
+          q: {type: voicemail, mailbox: "1", max_s: 0}
         """)
     positions = [p.split(": ", 1)[0] for p in problems]
     assert positions == ["f.yaml:1:11", "f.yaml:6:13", "f.yaml:7:15", "f.yaml:8:11",
-                         "f.yaml:9:3", "f.yaml:10:3", "f.yaml:10:13"]
+                         "f.yaml:9:3", "f.yaml:10:3", "f.yaml:10:45"]
     assert "unreachable" in problems[4] and "unreachable" in problems[5]
-    assert "voicemail nodes need the voicemail recorder" in problems[6]
+    assert "nodes.q.max_s" in problems[6]
 
 
 def test_a_node_with_a_mistake_still_has_its_edges_followed(home):

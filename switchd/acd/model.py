@@ -93,8 +93,10 @@ class AgentInput(Enum):
     WRAPUP_END = "wrapup_end"
 
 
-#: Kinds a queue's overflow / exit-key target may be.
-OVERFLOW_KINDS = frozenset({TargetKind.QUEUE, TargetKind.FLOW, TargetKind.EXTENSION})
+#: Kinds a queue's overflow / exit-key target may be. A voicemail box is redirected to
+#: like a flow or a queue (the IVR takes the message).
+OVERFLOW_KINDS = frozenset({TargetKind.QUEUE, TargetKind.FLOW, TargetKind.EXTENSION,
+                            TargetKind.VOICEMAIL})
 
 
 @dataclass(frozen=True, slots=True)

@@ -49,12 +49,15 @@ class TargetKind(Enum):
     #: An ACD queue, by name only: like a flow, the core announces ``call.routed`` and
     #: answers the call itself; the ACD takes it from there.
     QUEUE = "queue"
+    #: A voicemail box, by name only: like a flow, the core announces ``call.routed`` and
+    #: answers the call itself; the IVR takes a message for the box (a one-node flow).
+    VOICEMAIL = "voicemail"
 
 
 @dataclass(frozen=True, slots=True)
 class Target:
     """A routing target: ``extension:201``, ``group:sales``, ``flow:main``,
-    ``queue:sales``, ``number:84001234`` or ``busy``."""
+    ``queue:sales``, ``voicemail:afterhours``, ``number:84001234`` or ``busy``."""
 
     kind: TargetKind
     value: str | None = None
@@ -65,7 +68,8 @@ class Target:
     @classmethod
     def parse(cls, text: str) -> Target:
         """Parse the written form of a target: ``extension:201``, ``group:sales``,
-        ``flow:main``, ``queue:sales``, ``number:84001234`` or ``busy``.
+        ``flow:main``, ``queue:sales``, ``voicemail:afterhours``, ``number:84001234`` or
+        ``busy``.
 
         Checks the grammar only, not that the extension, group or flow exists (that
         needs the whole configuration), nor where the kind may be used (see
@@ -93,21 +97,23 @@ class Target:
             return cls(kind, value)
         if not NAME_RE.fullmatch(value):
             what = {TargetKind.GROUP: "a ring group name, e.g. group:sales",
-                    TargetKind.QUEUE: "a queue name, e.g. queue:sales"}.get(
+                    TargetKind.QUEUE: "a queue name, e.g. queue:sales",
+                    TargetKind.VOICEMAIL: "a mailbox name, e.g. voicemail:afterhours"}.get(
                         kind, "a flow name, e.g. flow:main")
             raise ValueError(f"{text!r}: expected {what} (1-64 letters, digits, '.', '_', "
                              "'-' or '@')")
         return cls(kind, value)
 
 
-_FORMS = ("extension:<number>, group:<name>, flow:<name>, queue:<name>, number:<digits> "
-          "or busy")
+_FORMS = ("extension:<number>, group:<name>, flow:<name>, queue:<name>, voicemail:<box>, "
+          "number:<digits> or busy")
 
 #: Kinds an inbound route (``routes:`` in the config) may send a call to.
 INBOUND_KINDS = frozenset({TargetKind.EXTENSION, TargetKind.GROUP, TargetKind.FLOW,
-                           TargetKind.QUEUE, TargetKind.BUSY})
-#: Kinds that hand a call to an application of the switch (``call.routed``): the IVR, the ACD.
-APP_KINDS = frozenset({TargetKind.FLOW, TargetKind.QUEUE})
+                           TargetKind.QUEUE, TargetKind.VOICEMAIL, TargetKind.BUSY})
+#: Kinds that hand a call to an application of the switch (``call.routed``): the IVR (a
+#: flow, or a voicemail box it takes a message for), the ACD.
+APP_KINDS = frozenset({TargetKind.FLOW, TargetKind.QUEUE, TargetKind.VOICEMAIL})
 #: Kinds a switch-held call may be rung at with ``Route`` (an IVR ``transfer``).
 ROUTE_KINDS = frozenset({TargetKind.EXTENSION, TargetKind.GROUP, TargetKind.NUMBER})
 

@@ -158,18 +158,20 @@ def cmd_flows_try(args: argparse.Namespace) -> int:
         return 1
     core: CoreConfig | None = None
     groups = None
+    voicemail = None
     if Path(args.config).exists():
         try:
             from switchd.app import core_config
 
             loaded = load_config(args.config)
             core, groups = core_config(loaded), loaded.ring_groups
+            voicemail = loaded.voicemail
         except ConfigError:
             core = None  # flow_dirs has said the config has problems
     script = TrialScript(digits=[g.upper() for g in digits], replies=replies,
                          transfer=args.transfer, vip=args.vip)
     steps = run_trial(flows, path.stem, caller=args.caller, dnis=args.dnis, at=at, script=script,
-                      core_config=core, groups=groups, cache=cache)
+                      core_config=core, groups=groups, cache=cache, voicemail=voicemail)
     if args.json:
         sys.stdout.write(steps_json(steps) + "\n")
     else:

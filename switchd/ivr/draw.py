@@ -165,7 +165,15 @@ def _summary(node: Node) -> list[str]:
         prio = f" (priority {node.priority})" if node.priority else ""
         return [f"{kind}: {node.queue}{prio}"]
     if isinstance(node, Voicemail):
-        return [f"{kind}: {node.mailbox}"]
+        lines = [f"{kind}: {node.mailbox}"]
+        if node.greeting:
+            lines.append(f"greeting {_prompts(node.greeting)}")
+        limits = [f"{what} {_secs(v)}" for what, v in (("max", node.max_s),
+                                                        ("silence", node.silence_s))
+                  if v is not None]
+        if limits:
+            lines.append(", ".join(limits))
+        return lines
     return [kind]  # branch (its tests are on the edges), hangup, and types added later
 
 

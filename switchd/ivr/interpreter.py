@@ -1,12 +1,15 @@
 """The IVR interpreter: runs YAML call flows (``switchd.ivr.model``) for calls, sans-IO.
 
 :class:`Ivr` is an engine under the shell (DESIGN §1, ``switchd.engine``): it follows
-the core's call events (``call.routed`` starts a flow, ``call.dtmf`` keys,
-``call.answered`` / ``call.route_failed`` end a transfer, ``call.ended`` the caller's
-hang-up) and takes :class:`~switchd.ivr.inputs.PromptDone` (media) and
-:class:`~switchd.ivr.inputs.RouteReply` (CRM). It returns ``ivr.*`` events and inputs
-for other engines: :class:`~switchd.ivr.inputs.PlayPrompt` /
-:class:`~switchd.ivr.inputs.StopPrompt` for whatever plays audio, and
+the core's call events (``call.routed`` starts a flow, or takes a message for a
+``voicemail:BOX`` target as a one-node flow; ``call.dtmf`` keys, ``call.answered`` /
+``call.route_failed`` end a transfer, ``call.ended`` the caller's hang-up) and takes
+:class:`~switchd.ivr.inputs.PromptDone` (media), :class:`~switchd.ivr.inputs.RouteReply`
+(CRM) and :class:`~switchd.ivr.inputs.MessageEnded` (the voicemail recorder). It
+returns ``ivr.*`` events and inputs for other engines:
+:class:`~switchd.ivr.inputs.PlayPrompt` / :class:`~switchd.ivr.inputs.StopPrompt` for
+whatever plays audio, :class:`~switchd.ivr.inputs.RecordMessage` /
+:class:`~switchd.ivr.inputs.StopMessage` for whatever records voicemail, and
 :class:`~switchd.core.inputs.Route` / :class:`~switchd.core.inputs.Release` /
 :class:`~switchd.core.inputs.Redirect` (a ``queue`` node hands the call to the ACD) /
 :class:`~switchd.core.inputs.Annotate` for the core. Timers (menu and collect
@@ -64,7 +67,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from switchd.core.inputs import Annotate, Redirect, Release, Route
 from switchd.core.routing import NUMBER_RE, ROUTE_KINDS, Target, TargetKind
@@ -89,7 +92,16 @@ from switchd.events import (
 # exception's old name) must fail at import, not hand out an event class to `except`.
 from switchd.events import IvrError as IvrProblem
 from switchd.ivr import say, schedule
-from switchd.ivr.inputs import PlayPrompt, PromptDone, RouteReply, StopPrompt
+from switchd.ivr.inputs import (
+    MessageEnd,
+    MessageEnded,
+    PlayPrompt,
+    PromptDone,
+    RecordMessage,
+    RouteReply,
+    StopMessage,
+    StopPrompt,
+)
 from switchd.ivr.model import (
     BUILTIN_VARS,
     NAME_RE,
@@ -102,6 +114,7 @@ from switchd.ivr.model import (
     Flow,
     FlowSet,
     Goto,
+    Mark,
     Menu,
     Node,
     NodeType,
@@ -112,10 +125,12 @@ from switchd.ivr.model import (
     Schedule,
     SetVars,
     Transfer,
+    Voicemail,
 )
 
-__all__ = ["PATH_MAX", "STEP_BUDGET", "TRANSITIONS", "Ivr", "IvrPath", "Kind", "RouteReplyError",
-           "Session", "State", "render", "submit_reply"]
+__all__ = ["PATH_MAX", "RECORDER_GRACE_S", "STEP_BUDGET", "TRANSITIONS", "VOICEMAIL_FLOW", "Ivr",
+           "IvrPath", "Kind", "MailboxLookup", "RouteReplyError", "Session", "State", "render",
+           "submit_reply"]
 
 #: Nodes one call may enter in one instant (the same ``now``) before the flow is judged
 #: to loop without waiting for anyone — set -> branch -> set within one input, or a
@@ -133,6 +148,15 @@ IGNORED_MAX = 32
 _SAID_MAX = 40
 
 _FLOW_PREFIX = "flow:"
+_VOICEMAIL_PREFIX = "voicemail:"
+#: The name of the one-node flow a ``voicemail:BOX`` route or overflow runs (its node is
+#: named after the box), as ``ivr.*`` events and the CDR's ``ivr_path`` show it.
+VOICEMAIL_FLOW = "voicemail"
+#: Seconds the interpreter waits beyond a message's longest length (the settings' at
+#: most, 3600 s, when the node sets none) for the recorder's ``MessageEnded`` before it
+#: stops the message itself: a recorder that never answers must not hold a caller.
+RECORDER_GRACE_S = 30.0
+_LONGEST_MESSAGE_S = 3600.0
 _NUMBER_START = re.compile(r"[+-]?\.?\d")
 #: ``Session.swallow`` when every key of the instant belongs to a prompt that ended then.
 _ALL = -1
@@ -170,6 +194,9 @@ class State(StrEnum):
     WAITING_CRM = "waiting_crm"
     #: A transfer rings its target; the core answers with call.answered or call.route_failed.
     TRANSFERRING = "transferring"
+    #: A voicemail node records the caller's message; the recorder's MessageEnded (or
+    #: its grace timer) moves on.
+    RECORDING = "recording"
     #: The flow is over (the session is forgotten).
     DONE = "done"
 
@@ -186,6 +213,8 @@ class Kind(StrEnum):
     ROUTE_REFUSED = "route_refused"
     ANSWERED = "answered"
     HANGUP = "hangup"
+    #: The voicemail recorder reports the end of the message.
+    MESSAGE_ENDED = "message_ended"
 
 
 #: (state, input kind) -> the Ivr method that handles it. Anything else is ignored
@@ -202,8 +231,12 @@ TRANSITIONS: dict[tuple[State, Kind], str] = {
     (State.TRANSFERRING, Kind.ANSWERED): "_on_answered",
     (State.TRANSFERRING, Kind.ROUTE_FAILED): "_on_route_failed",
     (State.TRANSFERRING, Kind.ROUTE_REFUSED): "_on_route_failed",
+    (State.RECORDING, Kind.KEY): "_on_message_key",
+    (State.RECORDING, Kind.MESSAGE_ENDED): "_on_message_ended",
+    (State.RECORDING, Kind.TIMEOUT): "_on_recorder_timeout",
 }
-for _s in (State.PLAYING, State.WAITING_KEYS, State.WAITING_CRM, State.TRANSFERRING):
+for _s in (State.PLAYING, State.WAITING_KEYS, State.WAITING_CRM, State.TRANSFERRING,
+           State.RECORDING):
     TRANSITIONS[(_s, Kind.HANGUP)] = "_on_hangup"
 
 
@@ -417,23 +450,36 @@ def submit_reply(ivr: Ivr, submit: Callable[[Input], list[Event]],
     return events
 
 
+class MailboxLookup(Protocol):
+    """The voicemail boxes as the interpreter sees them
+    (:class:`switchd.recorder.mailboxes.Mailboxes` in the daemon)."""
+
+    def greeting(self, name: str) -> tuple[Path, ...] | None:
+        """The files played before the beep at box ``name`` (empty: only the beep), or
+        None when there is no such box."""
+        ...
+
+
 class Ivr:
     """The interpreter engine: one :class:`Session` per call in a flow.
 
     ``flows``: the generation new calls start in (:meth:`set_flows` on reload).
     ``max_var_len``: the longest value a variable may hold (characters); a CRM reply
     with a longer one is refused, a longer ``set``/``vars:`` result is cut (with an
-    ``ivr.error``).
+    ``ivr.error``). ``mailboxes``: the voicemail boxes (None: no voicemail on this
+    switch; a ``voicemail`` node is then an ``ivr.error``).
     """
 
     #: ``line.error`` only matters for a refused ``Route`` (a transfer must not wait forever).
     FOLLOWS: tuple[type, ...] = (CallRouted, DtmfReceived, CallRouteFailed, CallAnswered,
                                  CallEnded, LineError)
-    TAKES: tuple[type, ...] = (PromptDone, RouteReply)
+    TAKES: tuple[type, ...] = (PromptDone, RouteReply, MessageEnded)
 
-    def __init__(self, flows: FlowSet, *, max_var_len: int = 1024) -> None:
+    def __init__(self, flows: FlowSet, *, max_var_len: int = 1024,
+                 mailboxes: MailboxLookup | None = None) -> None:
         self.flows = flows
         self.max_var_len = max_var_len
+        self.mailboxes = mailboxes
         #: call id -> its live session
         self.sessions: dict[str, Session] = {}
         #: Inputs the interpreter failed on (each ended its call), and the last one:
@@ -447,6 +493,7 @@ class Ivr:
         self._handlers: dict[type, Callable[[float, Any], None]] = {
             CallRouted: self._call_routed, DtmfReceived: self._dtmf,
             PromptDone: self._prompt_done, RouteReply: self._route_reply,
+            MessageEnded: self._message_ended,
             CallAnswered: self._answered, CallRouteFailed: self._route_failed,
             CallEnded: self._call_ended, LineError: self._line_error,
         }
@@ -461,7 +508,7 @@ class Ivr:
             NodeType.SET: self._enter_set, NodeType.ROUTE_REQUEST: self._enter_route_request,
             NodeType.TRANSFER: self._enter_transfer, NodeType.HANGUP: self._enter_hangup,
             NodeType.GOTO: self._enter_goto, NodeType.QUEUE: self._enter_queue,
-            NodeType.VOICEMAIL: self._enter_unbuilt,
+            NodeType.VOICEMAIL: self._enter_voicemail,
         }
 
     # ------------------------------------------------------- engine protocol
@@ -471,7 +518,8 @@ class Ivr:
         self.flows = flows
 
     def handle(self, now: float, item: Any) -> list[Any]:
-        """Take a followed core event or a ``PromptDone``/``RouteReply`` at ``now``.
+        """Take a followed core event or a ``PromptDone``/``RouteReply``/``MessageEnded``
+        at ``now``.
 
         Returns events and inputs (for the core and the player), in order. Raises
         RouteReplyError (``not_found``/``not_waiting``) for a reply to a call that is
@@ -502,7 +550,7 @@ class Ivr:
         return self._drain()
 
     def next_deadline(self) -> float | None:
-        """Epoch seconds of the earliest key or CRM timeout, or None."""
+        """Epoch seconds of the earliest key, CRM or recorder timeout, or None."""
         return self._timers.next_deadline()
 
     def handle_timer(self, now: float) -> list[Any]:
@@ -544,10 +592,16 @@ class Ivr:
     # ------------------------------------------------------------- the inputs
 
     def _call_routed(self, now: float, ev: CallRouted) -> None:
-        if not ev.target.startswith(_FLOW_PREFIX) or ev.call_id in self.sessions:
-            return  # another application's call, or a duplicate announcement
-        name = ev.target[len(_FLOW_PREFIX):]
-        flow = self.flows.get(name)
+        if ev.call_id in self.sessions:
+            return  # a duplicate announcement
+        if ev.target.startswith(_VOICEMAIL_PREFIX):
+            flow: Flow | None = _voicemail_flow(ev.target[len(_VOICEMAIL_PREFIX):])
+            name = VOICEMAIL_FLOW
+        elif ev.target.startswith(_FLOW_PREFIX):
+            name = ev.target[len(_FLOW_PREFIX):]
+            flow = self.flows.get(name)
+        else:
+            return  # another application's call
         if flow is None:
             known = ", ".join(sorted(self.flows.flows)) or "none"
             msg = f"no flow {name!r} is loaded (loaded: {known}); check the route and flows/"
@@ -610,6 +664,11 @@ class Ivr:
         if s is not None:
             self._dispatch(now, s, Kind.ROUTE_FAILED, ev)
 
+    def _message_ended(self, now: float, ended: MessageEnded) -> None:
+        s = self.sessions.get(ended.call_id)
+        if s is not None:
+            self._dispatch(now, s, Kind.MESSAGE_ENDED, ended)
+
     def _call_ended(self, now: float, ev: CallEnded) -> None:
         s = self.sessions.get(ev.call_id)
         if s is not None:
@@ -667,6 +726,9 @@ class Ivr:
         self.last_internal_error = (call_id, msg)
         if line is not None and not isinstance(item, CallEnded):
             self._emit(StopPrompt(call_id, line))  # whatever the dropped outputs started
+            if s is not None and isinstance(s.node, Voicemail):
+                # A message may be being recorded (or was asked for by what was dropped).
+                self._emit(StopMessage(call_id, MessageEnd.STOPPED))
         self._emit(IvrProblem(call_id, now, flow, version, node, msg))
         self._emit(IvrExit(call_id, now, flow, version, IvrOutcome.ERROR, node))
         # A call that ended is gone; one a person answered is theirs: cutting it off
@@ -698,10 +760,23 @@ class Ivr:
             self._run(now, s, self._leave(now, s, node.next, why))
         elif isinstance(node, Menu | Collect):
             self._wait_keys(now, s, node)
+        elif isinstance(node, Voicemail):
+            # The greeting's: a key of this instant would have skipped it (see above).
+            if s.swallow_at != now:
+                s.swallow_at, s.swallow = now, 0
+            if s.swallow != _ALL:
+                s.swallow += 1
+            self._record(now, s, node)
 
     def _on_key(self, now: float, s: Session, key: str) -> None:
         node = s.node
-        if isinstance(node, Collect):
+        if isinstance(node, Voicemail):
+            # A key skips the greeting: the beep, and the message, come at once.
+            self._emit(StopPrompt(s.call_id, s.line))
+            s.token = 0  # no PromptDone follows a stop
+            s.digits += key
+            self._record(now, s, node)
+        elif isinstance(node, Collect):
             self._collect_key(now, s, node, key)
         elif isinstance(node, Menu):
             # A key at the very instant its prompt ended was pressed while it played.
@@ -780,6 +855,43 @@ class Ivr:
         else:
             outcome, why = IvrOutcome.CALLER_HANGUP, "caller hung up"
         self._end(now, s, outcome, why, release=False)
+
+    def _on_message_key(self, now: float, s: Session, key: str) -> None:
+        if key != "#":
+            self._ignore(s, key)  # it is in the message's audio; it does not end it
+            return
+        if not s.digits.endswith("#"):
+            s.digits += key
+            # The recorder answers with MessageEnded(hash) (at once, in the daemon).
+            self._emit(StopMessage(s.call_id, MessageEnd.HASH))
+        else:
+            self._ignore(s, key)
+
+    def _on_message_ended(self, now: float, s: Session, ended: MessageEnded) -> None:
+        node = s.node
+        assert isinstance(node, Voicemail)
+        self._timers.cancel(s.call_id)
+        if ended.reason is MessageEnd.ERROR:
+            self._problem(now, s, f"voicemail for {node.mailbox}: "
+                          f"{ended.error or 'the message could not be recorded'}")
+        why = f"message {ended.reason.value}, {ended.duration_s:.1f} s"
+        s.state = State.STEPPING  # nothing is recorded any more: leaving stops nothing
+        self._after_message(now, s, node, why)
+
+    def _on_recorder_timeout(self, now: float, s: Session, _: None) -> None:
+        node = s.node
+        assert isinstance(node, Voicemail)
+        self._problem(now, s, f"voicemail for {node.mailbox}: the recorder did not report the "
+                      "end of the message in time; stopped")
+        self._after_message(now, s, node, "recorder timeout")  # _quiet stops the message
+
+    def _after_message(self, now: float, s: Session, node: Voicemail, why: str) -> None:
+        """The message is over: on to ``next``, or the switch hangs up."""
+        if node.next is not None:
+            self._run(now, s, self._leave(now, s, node.next, why, s.digits or None))
+        else:
+            self._leave(now, s, None, why, s.digits or None)
+            self._end(now, s, IvrOutcome.HANGUP, why, release=True, leave=False)
 
     # ------------------------------------------------------------ the nodes
 
@@ -958,6 +1070,12 @@ class Ivr:
         self._timers.arm(s.call_id, s.crm_deadline)
 
     def _enter_transfer(self, now: float, s: Session, node: Transfer) -> str | None:
+        if node.target.startswith(_VOICEMAIL_PREFIX):
+            # Rings nobody: the node takes a message for the box, then the switch hangs up.
+            vm = Voicemail(name=node.name, mark=node.mark,
+                           mailbox=node.target[len(_VOICEMAIL_PREFIX):])
+            s.node = vm
+            return self._enter_voicemail(now, s, vm, missing=node.on_fail)
         try:
             target = _route_target(node.target)
         except ValueError as exc:
@@ -998,10 +1116,36 @@ class Ivr:
         self._apply_flow_vars(now, s, target, overwrite=False)
         return start
 
-    def _enter_unbuilt(self, now: float, s: Session, node: Node) -> None:
-        # `flows check` refuses these; a flow that got here anyway must not hang the caller.
-        self._fail(now, s, f"{node.type.value} nodes are not built yet (flows check refuses "
-                   f"them); use a transfer to a ring group")
+    def _enter_voicemail(self, now: float, s: Session, node: Voicemail, *,
+                         missing: str | None = None) -> str | None:
+        """Greeting (barge-in: a key skips it), then the message (:meth:`_record`). A box
+        that does not exist goes to ``missing`` (a transfer's on_fail; default: the node's
+        ``next``), or releases the call."""
+        known = self.mailboxes.greeting(node.mailbox) if self.mailboxes is not None else None
+        if known is None:
+            why = ("voicemail is not set up on this switch" if self.mailboxes is None else
+                   f"no mailbox {node.mailbox!r} (switchd check names the boxes there are)")
+            self._problem(now, s, why)
+            nxt = missing if missing is not None else node.next
+            if nxt is not None:
+                return self._leave(now, s, nxt, "no mailbox")
+            self._end(now, s, IvrOutcome.ERROR, "no mailbox", release=True)
+            return None
+        files = self._files(now, s, node.greeting) if node.greeting else known
+        if not self._play(now, s, files, True):
+            self._record(now, s, node)
+        return None
+
+    def _record(self, now: float, s: Session, node: Voicemail) -> None:
+        """Ask the recorder for the message; wait for its MessageEnded (with a grace timer
+        in case it never comes)."""
+        s.state = State.RECORDING
+        s.token = 0
+        self._flush(s)  # the CDR has the path even if the caller hangs up mid-message
+        self._emit(RecordMessage(s.call_id, s.line, node.mailbox, s.vars.get("caller", ""),
+                                 node.max_s, node.silence_s))
+        longest = node.max_s if node.max_s is not None else _LONGEST_MESSAGE_S
+        self._timers.arm(s.call_id, now + longest + RECORDER_GRACE_S)
 
     # -------------------------------------------------------------- helpers
 
@@ -1048,12 +1192,15 @@ class Ivr:
         return True
 
     def _quiet(self, s: Session) -> None:
-        """Stop whatever this session plays and its timer (leaving a node, ending)."""
+        """Stop whatever this session plays or records and its timer (leaving a node,
+        ending)."""
         self._timers.cancel(s.call_id)
         node = s.node
         if s.state is State.PLAYING or (s.state is State.WAITING_CRM
                                         and isinstance(node, RouteRequest) and node.prompts):
             self._emit(StopPrompt(s.call_id, s.line))
+        elif s.state is State.RECORDING:
+            self._emit(StopMessage(s.call_id, MessageEnd.STOPPED))
 
     def _end(self, now: float, s: Session, outcome: IvrOutcome, why: str, *, release: bool,
              leave: bool = True) -> None:
@@ -1154,7 +1301,19 @@ def _short(text: str) -> str:
 def _prompt_names(node: Node) -> tuple[str, ...]:
     if isinstance(node, Play | Menu | Collect | RouteRequest):
         return node.prompts
+    if isinstance(node, Voicemail):
+        return node.greeting
     return ()
+
+
+_VM_MARK = Mark("voicemail", 0, 0)
+
+
+def _voicemail_flow(box: str) -> Flow:
+    """The one-node flow a ``voicemail:BOX`` route or overflow runs: a voicemail node
+    named after the box, with the box's greeting; the switch hangs up after it."""
+    return Flow(name=VOICEMAIL_FLOW, version="", path=Path(VOICEMAIL_FLOW), start=box,
+                nodes={box: Voicemail(name=box, mark=_VM_MARK, mailbox=box)})
 
 
 def _route_target(text: str) -> Target:

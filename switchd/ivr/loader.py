@@ -12,8 +12,8 @@ make, in three passes:
 1. per file (:func:`_parse`): node types, names, references to nodes, menu keys,
    digit counts, patterns, time ranges, dates, time zone, holiday country, prompts
    (found and decodable), ``say`` fragments, transfer targets, queue names (and no
-   ``next`` on a queue node), templates, the ``voicemail`` refusal, values longer
-   than 1024 characters;
+   ``next`` on a queue node), mailbox names, templates, values longer than 1024
+   characters;
 2. across the flows loaded together (:func:`_graph_checks`): ``goto`` targets,
    unreachable nodes, loops with no exit (a cycle that never waits for a key or a
    timeout; a transfer does not count, it can fail at once) and variables read
@@ -83,6 +83,7 @@ from switchd.ivr.model import (
     Voicemail,
     template_vars,
 )
+from switchd.recorder.mailboxes import folder_problem
 from switchd.yamlerrors import ProblemCollector, describe, dotted, unknown_key_message
 from switchd.yamlloc import (
     LocatedDocument,
@@ -107,6 +108,7 @@ __all__ = [
     "prompt_path",
     "queue_targets",
     "transfer_targets",
+    "voicemail_targets",
 ]
 
 #: Longest text value a flow may hold (the same bound as a variable's value).
@@ -123,8 +125,10 @@ PROMPT_SUFFIXES = (".wav", ".mp3", ".ogg", ".flac", ".aiff")
 #: Node types that wait for the caller (a key) or a timer before they move on; a
 #: cycle must pass one of them, or a call could go round it for ever. Not transfer:
 #: it can fail in the same instant (an unknown or busy target, no free trunk), and
-#: its on_fail may lead straight back to it.
-_WAITING = frozenset({NodeType.MENU, NodeType.COLLECT, NodeType.ROUTE_REQUEST})
+#: its on_fail may lead straight back to it. A voicemail node records until the
+#: caller presses # or is silent for silence_s (at least 0.5 s).
+_WAITING = frozenset({NodeType.MENU, NodeType.COLLECT, NodeType.ROUTE_REQUEST,
+                      NodeType.VOICEMAIL})
 
 _DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")  # for messages
 _MENU_KEYS = "0123456789*#ABCD"
@@ -138,12 +142,12 @@ _REPLY_KEY_RE = KEY_RE
 _REPLY_ARGS = {"call": "call_ref", "next": "next_step"}  # -> a name to suggest instead
 _TOP_KEYS = ("timezone", "language", "holidays", "vars", "start", "nodes")
 
-_REFUSED = {
-    NodeType.VOICEMAIL: (
-        "voicemail nodes need the voicemail recorder, which is not built yet; "
-        "use type: transfer (to: extension:NUMBER) or type: hangup"
-    ),
-}
+#: Node types of the language this build cannot run, and what to write instead (none
+#: now: voicemail came with the recorder).
+_REFUSED: dict[NodeType, str] = {}
+#: A voicemail node's limits, as config.yaml's ``voicemail:`` section bounds them (s).
+_VM_MAX_S = (1.0, 3600.0)
+_VM_SILENCE_S = (0.5, 600.0)
 
 _HINTS = {
     "timezone": "the IANA time zone schedules and time conditions use, e.g. Asia/Shanghai",
@@ -167,7 +171,8 @@ _HINTS = {
     "choices": 'key -> node, e.g. {"1": sales}',
     "queue": "the name of an ACD queue under queues: in config.yaml, e.g. sales",
     "priority": "the caller's priority in the queue, an integer >= 0 (higher goes first)",
-    "mailbox": "the mailbox number",
+    "mailbox": "the mailbox: an agent id, a queue name or a box under voicemail.boxes in "
+               "config.yaml",
     "from": "the first date, YYYY-MM-DD",
 }
 
@@ -318,6 +323,12 @@ class _RawTransfer(_RawNode):
 
 class _RawVoicemail(_RawNode):
     mailbox: str
+    greeting: Prompts | str | None = None
+    max_s: Annotated[float, Field(ge=_VM_MAX_S[0], le=_VM_MAX_S[1], allow_inf_nan=False)] | None \
+        = None
+    silence_s: Annotated[float, Field(ge=_VM_SILENCE_S[0], le=_VM_SILENCE_S[1],
+                                      allow_inf_nan=False)] | None = None
+    next: str | None = None
 
 
 class _RawHangup(_RawNode):
@@ -356,6 +367,7 @@ _REF_KEYS: dict[NodeType, tuple[str, ...]] = {
     NodeType.SET: ("next",),
     NodeType.ROUTE_REQUEST: ("next", "fallback"),
     NodeType.TRANSFER: ("on_fail",),
+    NodeType.VOICEMAIL: ("next",),
 }
 
 #: Branch conditions: comparisons of a variable, and what caller/dnis may use.
@@ -687,6 +699,14 @@ def _transfer_target(text: str) -> tuple[str | None, str | None]:
     """
     kinds = sorted(k.value for k in ROUTE_KINDS)
     kind = text.strip().partition(":")[0]
+    if kind == TargetKind.VOICEMAIL.value:
+        # Not rung: the transfer node takes a message for the box (see Transfer).
+        try:
+            target = Target.parse(text)
+        except ValueError as exc:
+            return None, str(exc)
+        problem = folder_problem(target.value or "")
+        return (None, problem) if problem is not None else (str(target), None)
     if kind in _NOT_TRANSFER:
         return None, f"a transfer rings {_TRANSFER_FORMS}, not {text!r}: {_NOT_TRANSFER[kind]}"
     if kind not in kinds:
@@ -721,6 +741,25 @@ def _queue_name_problem(text: str) -> str | None:
         return (f"{text!r} is not a queue name: a queue name is 1-64 letters, digits, '.', "
                 "'_', '-' or '@', as under queues: in config.yaml")
     return None
+
+
+def _mailbox_problem(text: str) -> str | None:
+    """Why ``text`` cannot be a voicemail node's ``mailbox`` (the name ``voicemail:NAME``
+    routes and overflows use), or None. Whether the config has that box is ``switchd
+    check``'s to say (:func:`voicemail_targets`)."""
+    name = text.strip()
+    kind, sep, rest = name.partition(":")
+    if sep and kind in {k.value for k in TargetKind}:
+        if kind == TargetKind.VOICEMAIL.value:
+            return f"write the box's name only, without 'voicemail:': mailbox: {rest.strip()}"
+        return (f"{text!r} is a {kind} target; a voicemail node names a mailbox (an agent id, "
+                "a queue name or a box under voicemail.boxes, e.g. mailbox: afterhours)")
+    try:
+        Target.parse(f"voicemail:{text}")
+    except ValueError:
+        return (f"{text!r} is not a mailbox name: a mailbox name is 1-64 letters, digits, '.', "
+                "'_', '-' or '@' (an agent id, a queue name or a box under voicemail.boxes)")
+    return folder_problem(text)
 
 
 def _template_problem(text: str) -> str | None:
@@ -1809,9 +1848,29 @@ class _FileParser:
 
     def _build_voicemail(self, name: str, path: YamlPath, body: dict[Any, Any], raw: Any,
                          g: _GNode) -> Node | None:
-        if raw is None:
+        ok = True
+        mailbox = body.get("mailbox")
+        if isinstance(mailbox, str):  # another type: the schema reported it
+            mpath = (*path, "mailbox")
+            problem = _mailbox_problem(mailbox)
+            if problem is not None:
+                self.add(mpath, f"{dotted(mpath)}: {problem}")
+                ok = False
+        greeting: tuple[str, ...] | None = ()
+        raw_greeting = body.get("greeting")
+        gpath = (*path, "greeting")
+        if isinstance(raw_greeting, str):
+            greeting = (raw_greeting,) if self.prompt(gpath, raw_greeting) else None
+        elif isinstance(raw_greeting, list) and all(isinstance(x, str) for x in raw_greeting):
+            good = [self.prompt((*gpath, i), x) for i, x in enumerate(raw_greeting)]
+            greeting = tuple(raw_greeting) if all(good) else None
+        if raw is None or greeting is None or not ok:
             return None
-        return Voicemail(name=name, mark=self.mark(path, key=True), mailbox=raw.mailbox)
+        return Voicemail(name=name, mark=self.mark(path, key=True), mailbox=raw.mailbox,
+                         greeting=greeting,
+                         max_s=None if raw.max_s is None else float(raw.max_s),
+                         silence_s=None if raw.silence_s is None else float(raw.silence_s),
+                         next=raw.next)
 
 
 def _read_file(path: Path, source: str) -> tuple[bytes | None, str | None, list[str]]:
@@ -2309,10 +2368,12 @@ def transfer_targets(flow: Flow) -> list[tuple[Transfer, str, Mark]]:
     For checks that need the config, which a flow file does not see (``switchd
     check``: does extension 201 or group sales exist?), so they can report at the
     exact ``FILE:LINE:COL``. The mark falls back to the node's own (a flow built
-    by hand, without ``Flow.marks``).
+    by hand, without ``Flow.marks``). A transfer to ``voicemail:BOX`` rings nobody: it
+    is one of :func:`voicemail_targets`, not listed here.
     """
     out = [(node, node.target, flow.marks.get((node.name, "to"), node.mark))
-           for node in flow.nodes.values() if isinstance(node, Transfer)]
+           for node in flow.nodes.values()
+           if isinstance(node, Transfer) and not node.target.startswith("voicemail:")]
     out.sort(key=lambda t: (t[2].line, t[2].col))
     return out
 
@@ -2326,6 +2387,24 @@ def queue_targets(flow: Flow) -> list[tuple[Queue, str, Mark]]:
     """
     out = [(node, f"queue:{node.queue}", flow.marks.get((node.name, "queue"), node.mark))
            for node in flow.nodes.values() if isinstance(node, Queue)]
+    out.sort(key=lambda t: (t[2].line, t[2].col))
+    return out
+
+
+def voicemail_targets(flow: Flow) -> list[tuple[Node, str, Mark, str]]:
+    """Every mailbox ``flow`` takes messages for, in file order: (node, ``voicemail:BOX``
+    as :meth:`switchd.core.routing.Target.parse` reads it, where it was written, the key
+    it was written at: ``mailbox`` of a voicemail node, ``to`` of a transfer to
+    ``voicemail:BOX``). For ``switchd check``: does the config have that box? (See
+    :func:`transfer_targets`.)
+    """
+    out: list[tuple[Node, str, Mark, str]] = []
+    for node in flow.nodes.values():
+        if isinstance(node, Voicemail):
+            out.append((node, f"voicemail:{node.mailbox}",
+                        flow.marks.get((node.name, "mailbox"), node.mark), "mailbox"))
+        elif isinstance(node, Transfer) and node.target.startswith("voicemail:"):
+            out.append((node, node.target, flow.marks.get((node.name, "to"), node.mark), "to"))
     out.sort(key=lambda t: (t[2].line, t[2].col))
     return out
 

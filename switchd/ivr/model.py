@@ -402,7 +402,11 @@ class Queue(Node):
 class Transfer(Node):
     """Ring ``target`` (``extension:N``, ``group:NAME`` or ``number:DIGITS``) for
     ``timeout_s`` (None = the group's or dial plan's ring time). Answered -> the flow
-    ends (outcome ``transferred``); busy or no answer -> ``on_fail`` (None = hang up)."""
+    ends (outcome ``transferred``); busy or no answer -> ``on_fail`` (None = hang up).
+
+    ``voicemail:BOX`` rings nobody: the node takes a message for the box, as a
+    ``voicemail`` node without ``next`` (the switch hangs up after it); a box that does
+    not exist goes to ``on_fail``."""
 
     type: NodeType = NodeType.TRANSFER
     target: str
@@ -415,10 +419,26 @@ class Transfer(Node):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Voicemail(Node):
-    """Take a message for ``mailbox`` (the recorder issue builds it; refused until then)."""
+    """Take a message for ``mailbox`` (an agent id, a queue name, or a box of
+    ``voicemail.boxes`` in config.yaml).
+
+    The caller hears ``greeting`` (prompt names; empty = the box's own greeting, else
+    the default one), with barge-in: a key skips to the beep. After the beep the
+    caller's line is recorded until ``#``, ``silence_s`` of silence, ``max_s`` (None =
+    the voicemail settings' for both) or the hang-up; then the call goes to ``next``
+    (None = the switch hangs up). A box that does not exist is an ``ivr.error``; the
+    call then goes to ``next`` too, or is released.
+    """
 
     type: NodeType = NodeType.VOICEMAIL
     mailbox: str
+    greeting: tuple[str, ...] = ()
+    max_s: float | None = None
+    silence_s: float | None = None
+    next: str | None = None
+
+    def exits(self) -> list[tuple[str, str]]:
+        return [] if self.next is None else [("", self.next)]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -6,7 +6,8 @@ one live when anything is wrong. Only the flows routes name, the flows queues se
 callers to (``overflow``, ``exit_to``) and the flows they ``goto`` are loaded: an
 example file lying in ``flows/`` does not stop the switch. What a flow file alone
 cannot check is checked against the config here: that each ``transfer``'s extension
-or ring group and each ``queue`` node's queue exist.
+or ring group, each ``queue`` node's queue and each mailbox a ``voicemail`` node (or a
+transfer to ``voicemail:BOX``) takes messages for exist.
 """
 
 from __future__ import annotations
@@ -15,9 +16,16 @@ from pathlib import Path
 
 from switchd.config import Config, missing_target
 from switchd.core.routing import Target, TargetKind
-from switchd.ivr.loader import FlowError, load_flows, queue_targets, transfer_targets
+from switchd.ivr.loader import (
+    FlowError,
+    load_flows,
+    queue_targets,
+    transfer_targets,
+    voicemail_targets,
+)
 from switchd.ivr.model import FlowSet
 from switchd.lines.prompts import PromptCache
+from switchd.recorder.mailboxes import missing_mailbox
 from switchd.yamlloc import YamlPath
 
 __all__ = ["flow_prompt_files", "load_routed_flows", "routed_flow_names", "transfer_problems"]
@@ -79,22 +87,29 @@ def load_routed_flows(cfg: Config, *, generation: int = 0,
 
 
 def transfer_problems(cfg: Config, flows: FlowSet) -> list[str]:
-    """Every ``transfer`` in ``flows`` whose extension or ring group is not in ``cfg``, and
-    every ``queue`` node whose queue ``cfg`` does not define (``queues:``), as
-    ``FILE:LINE:COL: message`` at its ``to:`` / ``queue:`` (a flow file alone cannot
-    know them), in file order within each flow."""
+    """Every ``transfer`` in ``flows`` whose extension or ring group is not in ``cfg``,
+    every ``queue`` node whose queue ``cfg`` does not define (``queues:``), and every
+    mailbox of a ``voicemail`` node or a transfer to ``voicemail:BOX`` that ``cfg`` has no
+    box for (``voicemail:``), as ``FILE:LINE:COL: message`` at its ``to:`` / ``queue:`` /
+    ``mailbox:`` (a flow file alone cannot know them), in file order within each flow."""
     out: list[str] = []
     for flow in flows.flows.values():
         found = [(mark, node.name, "to", text) for node, text, mark in transfer_targets(flow)]
         found += [(mark, node.name, "queue", text) for node, text, mark in queue_targets(flow)]
+        found += [(mark, node.name, key, text)
+                  for node, text, mark, key in voicemail_targets(flow)]
         found.sort(key=lambda t: (t[0].line, t[0].col))
         for mark, node_name, key, text in found:
             try:
                 target = Target.parse(text)
             except ValueError:
                 continue  # the loader has said what is wrong with it
-            missing = missing_target(target, cfg.board.extension_numbers, cfg.ring_groups,
-                                     source=cfg.source, queues=cfg.acd.queues)
+            if target.kind is TargetKind.VOICEMAIL:
+                missing = missing_mailbox(target.value or "", cfg.voicemail.boxes,
+                                          source=cfg.source)
+            else:
+                missing = missing_target(target, cfg.board.extension_numbers, cfg.ring_groups,
+                                         source=cfg.source, queues=cfg.acd.queues)
             if missing is not None:
                 if key == "queue":
                     # A queue node names the queue alone: suggest what to write there.

@@ -10,7 +10,10 @@ in turn, and the phones a ``transfer`` rings answer (or not: ``--transfer``).
 Every step is printed: node, prompt, keys consumed, where it went and why.
 
 No ACD runs in a trial: a ``queue`` node ends it (outcome ``queued``), and the last
-step says which queue the call was handed to and with what priority.
+step says which queue the call was handed to and with what priority. A ``voicemail``
+node takes a message from a caller who says nothing after the greeting and the beep
+(:class:`~switchd.ivr.vplayer.VirtualRecorder`): it ends by silence (the scripted
+keys are for menus and collects only).
 """
 
 from __future__ import annotations
@@ -47,8 +50,10 @@ from switchd.events import (
 from switchd.ivr.inputs import RouteReply
 from switchd.ivr.interpreter import Ivr
 from switchd.ivr.model import FlowSet, NodeType
-from switchd.ivr.vplayer import VirtualPlayer
+from switchd.ivr.vplayer import VirtualPlayer, VirtualRecorder
 from switchd.lines.prompts import PromptCache, PromptError
+from switchd.recorder.mailboxes import Mailboxes
+from switchd.recorder.model import VoicemailSettings
 from switchd.shell import Shell, VirtualClock
 
 __all__ = ["Step", "TrialScript", "parse_at", "parse_route_reply", "run_trial"]
@@ -211,6 +216,13 @@ class _Parties:
         return out
 
 
+class _AnyBox:
+    """The mailboxes of a trial without a config: every box exists, with no greeting."""
+
+    def greeting(self, name: str) -> tuple[Path, ...] | None:
+        return ()
+
+
 class _GroupsOnly:
     """The ACD for a trial: it rings ring groups, and sees nothing of queues."""
 
@@ -232,14 +244,16 @@ class _GroupsOnly:
 def run_trial(flows: FlowSet, flow: str, *, caller: str = "13800000000", dnis: str = "8000",
               at: float, script: TrialScript, core_config: CoreConfig | None = None,
               groups: Mapping[str, RingGroup] | None = None,
-              cache: PromptCache | None = None) -> list[Step]:
+              cache: PromptCache | None = None,
+              voicemail: VoicemailSettings | None = None) -> list[Step]:
     """Run one call into ``flow`` at epoch ``at``; return the trace, in time order.
 
     ``core_config``, ``groups``: extensions and ring groups for ``transfer`` nodes (the
     daemon's config; its ACD rings the groups); the routes are replaced by one route to
-    the flow. Prompt lengths come
-    from ``cache`` (decoded from the files; a file that cannot be decoded counts 0 s).
-    Raises KeyError for a flow not in ``flows``.
+    the flow. ``voicemail``: the config's boxes, greetings and limits for ``voicemail``
+    nodes (None: every box exists, with no greeting and the default limits). Prompt
+    lengths come from ``cache`` (decoded from the files; a file that cannot be decoded
+    counts 0 s). Raises KeyError for a flow not in ``flows``.
     """
     if flows.get(flow) is None:
         raise KeyError(flow)
@@ -258,7 +272,13 @@ def run_trial(flows: FlowSet, flow: str, *, caller: str = "13800000000", dnis: s
     bus = Bus()
     shell = Shell(bus, clock, log_events=False)
     core = SwitchCore(cfg)
-    ivr = Ivr(flows)
+    if voicemail is None:
+        ivr = Ivr(flows, mailboxes=_AnyBox())
+        recorder = VirtualRecorder()
+    else:
+        ivr = Ivr(flows, mailboxes=Mailboxes(voicemail))
+        recorder = VirtualRecorder(silence_s=voicemail.silence_s, max_s=voicemail.max_s,
+                                   beep_s=voicemail.beep_ms / 1000.0)
     player = VirtualPlayer(duration)
     steps: list[Step] = []
     parties = _Parties(script, "trunk/1", steps, at)
@@ -270,6 +290,7 @@ def run_trial(flows: FlowSet, flow: str, *, caller: str = "13800000000", dnis: s
     shell.add(acd, takes=ACD_INPUTS, follows=Acd.FOLLOWS)
     shell.add(ivr, takes=Ivr.TAKES, follows=Ivr.FOLLOWS)
     shell.add(player, takes=VirtualPlayer.TAKES)
+    shell.add(recorder, takes=VirtualRecorder.TAKES, follows=VirtualRecorder.FOLLOWS)
     shell.add(parties, follows=(IvrEnter, IvrRouteRequest, CallRinging))
     done = [False]
     last_enter: dict[str, str] = {}

@@ -268,9 +268,9 @@ class Store:
             await conn.execute("BEGIN IMMEDIATE")
             try:
                 if isinstance(params, Mapping):
-                    cur = await conn.execute(sql, params)
+                    cur = await conn.execute(sql, dict(params))
                 else:
-                    cur = await conn.executemany(sql, params)
+                    cur = await conn.executemany(sql, [dict(p) for p in params])
                 changed = cur.rowcount
                 await conn.execute("COMMIT")
             except BaseException:
@@ -284,7 +284,7 @@ class Store:
         """Run one query; rows as dicts keyed by column name. Raises ``StorageError`` if the
         store is closed, ``sqlite3.Error`` for a bad statement."""
         async with self._lock:
-            rows = await self._connection().execute_fetchall(sql, params)
+            rows = await self._connection().execute_fetchall(sql, dict(params))
         return [dict(row) for row in rows]
 
     async def cdr_count(self) -> int:

@@ -75,6 +75,7 @@ from switchd.ivr import say
 from switchd.ivr.loader import PROMPT_SUFFIXES, prompt_path
 from switchd.ivr.model import NAME_RE as FLOW_NAME_RE
 from switchd.passwords import is_hash, uses_demo_secret
+from switchd.recorder.mailboxes import folder_problem, missing_mailbox
 from switchd.recorder.model import (
     Mailbox,
     RecordFormat,
@@ -776,9 +777,10 @@ _SECTIONS = (
 _STATE_DIR_DEFAULT = "state"
 #: Target kinds an inbound route may name (``number:`` is only a flow's transfer target).
 _ROUTE_KINDS = frozenset(k.value for k in INBOUND_KINDS)
-_TARGET_HELP = "extension:<number>, group:<name>, flow:<name>, queue:<name> or busy"
+_TARGET_HELP = ("extension:<number>, group:<name>, flow:<name>, queue:<name>, voicemail:<box> "
+                "or busy")
 #: What a queue's ``overflow`` / ``exit_to`` may be (:data:`OVERFLOW_KINDS`).
-_OVERFLOW_HELP = "queue:<name>, flow:<name> or extension:<number>"
+_OVERFLOW_HELP = "queue:<name>, flow:<name>, extension:<number> or voicemail:<box>"
 #: Positions a queue announces by number; a caller further back hears the last one.
 _ANNOUNCED_POSITIONS = 20
 #: Minutes of estimated wait that can be announced (a longer wait is said as the last).
@@ -984,7 +986,7 @@ def _target_help(extensions: tuple[int, ...] | None, groups: Iterable[str] | Non
     grp = f"group:<name> ({', '.join(names)})" if names else "group:<name> (no groups defined)"
     qnames = sorted(queues or ())
     que = f"queue:<name> ({', '.join(qnames)})" if qnames else "queue:<name> (no queues defined)"
-    return f"{ext}, {grp}, flow:<name>, {que} or busy"
+    return f"{ext}, {grp}, flow:<name>, {que}, voicemail:<box> or busy"
 
 
 def _check_route(
@@ -997,6 +999,7 @@ def _check_route(
     flows_dir: Path | None,
     source: Path = Path("config.yaml"),
     queues: set[str] | None = None,
+    mailboxes: Mapping[str, Mailbox] | None = None,
 ) -> Target | None:
     path = ("routes", i)
     if route.trunk is not None and trunks is not None and route.trunk > trunks:
@@ -1025,6 +1028,8 @@ def _check_route(
     missing = missing_target(target, extensions, groups, queues=queues)
     if missing is None and target.kind is TargetKind.FLOW:
         missing = _flow_problem(target.value or "", flows_dir, source)
+    if missing is None and target.kind is TargetKind.VOICEMAIL and mailboxes is not None:
+        missing = missing_mailbox(target.value or "", mailboxes)
     if missing is not None:
         c.add(tpath, f"routes[{i}].to: {missing}")
     return target
@@ -1081,6 +1086,8 @@ class _AcdContext:
     flows_dir: Path | None
     prompts_dir: Path | None
     source: Path
+    #: The mailboxes a ``voicemail:<box>`` target may name (:func:`_mailbox_names`).
+    mailboxes: Mapping[str, Mailbox] = field(default_factory=lambda: MappingProxyType({}))
 
 
 def _queue_names(raw: Any) -> set[str] | None:
@@ -1164,10 +1171,6 @@ def _queue_target(c: ProblemCollector, path: YamlPath, text: str, ctx: _AcdConte
     caller to (:data:`OVERFLOW_KINDS`) that exists, and not the queue itself."""
     where = dotted(path)
     kind = text.strip().partition(":")[0]
-    if kind == "voicemail":
-        c.add(path, f"{where}: voicemail targets need the voicemail recorder (issue 16), which "
-              f"is not built yet; until then use flow:<name> or extension:<number>")
-        return None
     if kind not in {k.value for k in OVERFLOW_KINDS}:
         c.add(path, f"{where}: {text!r} cannot take a caller out of a queue; use {_OVERFLOW_HELP}")
         return None
@@ -1178,11 +1181,13 @@ def _queue_target(c: ProblemCollector, path: YamlPath, text: str, ctx: _AcdConte
         return None
     if target.kind is TargetKind.QUEUE and target.value == queue:
         c.add(path, f"{where}: queue {queue!r} cannot send its callers to itself; name another "
-              f"queue, a flow or an extension ({_OVERFLOW_HELP}), or null")
+              f"queue, a flow, an extension or a mailbox ({_OVERFLOW_HELP}), or null")
         return None
     missing = missing_target(target, ctx.extensions, None, queues=ctx.queue_names)
     if missing is None and target.kind is TargetKind.FLOW:
         missing = _flow_problem(target.value or "", ctx.flows_dir, ctx.source)
+    if missing is None and target.kind is TargetKind.VOICEMAIL:
+        missing = missing_mailbox(target.value or "", ctx.mailboxes)
     if missing is not None:
         c.add(path, f"{where}: {missing}")
         return None
@@ -1444,6 +1449,21 @@ def _under_state(value: str | None, default: str, state_dir: Path, source: Path)
     return state_dir / default if value is None else _resolve_state_dir(value, source)
 
 
+def _mailbox_names(top: Mapping[Any, Any], queue_names: set[str] | None) -> dict[str, Mailbox]:
+    """Every mailbox a ``voicemail:<box>`` target may name, read from the raw sections so
+    that targets are checked before (and whatever the problems of) the sections that
+    define the boxes: agent ids, queue names, ``voicemail.boxes``."""
+    names: set[str] = set(queue_names or ())
+    agents = top.get("agents")
+    if isinstance(agents, list):
+        names.update(a["id"] for a in agents if isinstance(a, dict) and isinstance(a.get("id"), str))
+    vm = top.get("voicemail")
+    boxes = vm.get("boxes") if isinstance(vm, dict) else None
+    if isinstance(boxes, dict):
+        names.update(k for k in boxes if isinstance(k, str))
+    return {n: Mailbox(n) for n in names}
+
+
 def _recording_settings(raw: _RawRecording, state_dir: Path, source: Path,
                         queues_data: Any, route_modes: list[RouteMode]) -> RecordingSettings:
     """The recorder's settings: the ``recording:`` section plus the ``record:`` override of
@@ -1480,9 +1500,9 @@ def _check_mailboxes(c: ProblemCollector, raw: _RawVoicemail, queues: Mapping[st
     agent_ids = {a.agent_id for a in agents}
     for name, body in raw.boxes.items():
         path: YamlPath = ("voicemail", "boxes", name)
-        if not NAME_RE.fullmatch(name):
+        if not NAME_RE.fullmatch(name) or folder_problem(name) is not None:
             c.add(path, f"mailbox name {name!r} is not valid; use 1-64 letters, digits, '.', "
-                  "'_', '-' or '@'", key=True)
+                  "'_', '-' or '@', with at least one letter or digit", key=True)
             continue
         box = body or _RawMailbox()
         owner = box.owner if box.owner is not None else (
@@ -1578,8 +1598,10 @@ def _build(doc: LocatedDocument, source: Path) -> Config:
     queues_data = _section(top, "queues", dict)
     queue_names = _queue_names(queues_data)
     prompts_dir = _resolve_state_dir(media.prompts_dir, source) if media is not None else None
+    box_names = _mailbox_names(top, queue_names)
     acd = _AcdContext(queue_names=queue_names, extensions=extensions,
-                      flows_dir=flows_dir, prompts_dir=prompts_dir, source=source)
+                      flows_dir=flows_dir, prompts_dir=prompts_dir, source=source,
+                      mailboxes=box_names)
     queues = _check_queues(c, queues_data, acd)
     agents = _check_agents(c, _section(top, "agents", list), acd)
 
@@ -1590,7 +1612,7 @@ def _build(doc: LocatedDocument, source: Path) -> Config:
         if raw_route is None:
             continue
         target = _check_route(c, i, raw_route, trunks_for_checks, extensions, group_names,
-                              flows_dir, source, queue_names)
+                              flows_dir, source, queue_names, box_names)
         if target is not None:
             routes.append(Route(target, dnis=raw_route.dnis, trunk=raw_route.trunk))
         if raw_route.record is not None:

@@ -43,6 +43,8 @@ def make_config(*, flows: bool = False, queues: dict[str, Any] | None = None,
     cfg = yaml.safe_load((ROOT / "config.yaml").read_text())
     if queues is not None:
         cfg["queues"] = queues
+        # The shipped extra mailboxes belong to the shipped queues.
+        cfg.setdefault("voicemail", {})["boxes"] = {}
     if agents is not None:
         cfg["agents"] = agents
     for dnis, name in reversed(list((queue_routes or {}).items())):

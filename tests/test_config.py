@@ -556,7 +556,7 @@ def test_route_to_an_unsupported_kind_names_what_exists(problems):
         "c.yaml:6:9: routes[0].to: unknown target kind 'number' in 'number:84001234' (an "
         "outside number is a transfer target in a flow, not a route); use "
         "extension:<number> (201-208), group:<name> (sales), flow:<name>, "
-        "queue:<name> (support) or busy"
+        "queue:<name> (support), voicemail:<box> or busy"
     ]
 
 

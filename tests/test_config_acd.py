@@ -299,8 +299,8 @@ BROKEN = [
             overflow: queue:sales
         """,
         ["c.yaml:3:15: queues.sales.overflow: queue 'sales' cannot send its callers to "
-         "itself; name another queue, a flow or an extension (queue:<name>, flow:<name> or "
-         "extension:<number>), or null"],
+         "itself; name another queue, a flow, an extension or a mailbox (queue:<name>, "
+         "flow:<name>, extension:<number> or voicemail:<box>), or null"],
         id="overflow-to-itself",
     ),
     pytest.param(
@@ -308,9 +308,9 @@ BROKEN = [
         queues:
           sales: {overflow: "voicemail:201"}
         """,
-        ["c.yaml:2:21: queues.sales.overflow: voicemail targets need the voicemail recorder "
-         "(issue 16), which is not built yet; until then use flow:<name> or extension:<number>"],
-        id="voicemail-refused",
+        ["c.yaml:2:21: queues.sales.overflow: no mailbox '201' (mailboxes: one per agent id, "
+         "one per queue and those under voicemail.boxes: sales)"],
+        id="voicemail-box-missing",
     ),
     pytest.param(
         """
@@ -393,7 +393,7 @@ BROKEN = [
           sales: {overflow: group:sales}
         """,
         ["c.yaml:2:21: queues.sales.overflow: 'group:sales' cannot take a caller out of a "
-         "queue; use queue:<name>, flow:<name> or extension:<number>"],
+         "queue; use queue:<name>, flow:<name>, extension:<number> or voicemail:<box>"],
         id="overflow-to-a-group",
     ),
     pytest.param(
@@ -420,7 +420,7 @@ BROKEN = [
           sales: {exit_key: "0"}
         """,
         ["c.yaml:2:21: queues.sales.exit_key: set exit_to too: where a caller who presses "
-         "'0' goes (queue:<name>, flow:<name> or extension:<number>)"],
+         "'0' goes (queue:<name>, flow:<name>, extension:<number> or voicemail:<box>)"],
         id="exit-key-without-exit-to",
     ),
     pytest.param(
@@ -550,7 +550,7 @@ def test_a_broken_queue_body_still_counts_as_defined(home):
                  "ring_timeout_s, wrapup_s, max_wait_s, max_len, overflow, join_empty, "
                  "leave_empty, vip_priority, sticky_wait_s, rona_after, service_level_s, "
                  "penalty_rules, music, language, greeting, announce_position_every_s, "
-                 "announce_wait, periodic, periodic_every_s, exit_key, exit_to, callback"]
+                 "announce_wait, periodic, periodic_every_s, exit_key, exit_to, callback, record"]
 
 
 def test_every_acd_problem_is_reported_at_once_in_file_order(home):

@@ -1,4 +1,4 @@
-"""The ``switchd`` command: run | check | passwd | bench | flows | sim."""
+"""The ``switchd`` command: run | check | passwd | bench | flows | sim | recordings."""
 
 from __future__ import annotations
 
@@ -227,6 +227,9 @@ def build_parser() -> argparse.ArgumentParser:
     media = bsub.add_parser("media", help="real-time factor of the 20 ms media tick")
     media.add_argument("--channels", type=int, default=1000, help="channels (default 1000)")
     media.add_argument("--seconds", type=float, default=10.0, help="seconds of audio (default 10)")
+    media.add_argument("--record", action="store_true",
+                       help="record every call through the real recording tap and writer "
+                            "(stereo PCM into a temporary folder): the cost of recording")
     media.add_argument("--json", action="store_true", help="print one JSON object")
     media.set_defaults(func=cmd_bench_media)
     ivr = bsub.add_parser("ivr", help="interpreter cost per step, and calls in flows with media")
@@ -277,6 +280,9 @@ def build_parser() -> argparse.ArgumentParser:
     from switchd.ivr.cli import add_flows_parser
 
     add_flows_parser(sub)
+    from switchd.recorder.cli import add_recordings_parser
+
+    add_recordings_parser(sub)
     return p
 
 

@@ -12,8 +12,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
+import sqlite3
 import time
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +54,18 @@ from switchd.lines.media import MediaPlane
 from switchd.lines.prompts import MusicOnHold, PromptCache, PromptError, load_prompt
 from switchd.lines.ticker import MediaTicker
 from switchd.playout import Playout, run_frames
+from switchd.recorder import index as rec_index
+from switchd.recorder.engine import Recorder, RecorderError
+from switchd.recorder.index import RecordingIndex
+from switchd.recorder.inputs import RECORDER_INPUTS, RecordCommand
+from switchd.recorder.mailboxes import Mailboxes
+from switchd.recorder.model import RecordAction
+from switchd.recorder.recovery import recover
+from switchd.recorder.retention import retention_loop
+from switchd.recorder.service import RecordingService
+from switchd.recorder.vm_index import MessageIndex
+from switchd.recorder.voicemail import VoicemailService
+from switchd.recorder.writer import RecordingWriter
 from switchd.reload import plan_reload
 from switchd.sdnotify import SdNotifier, watchdog_interval_s
 from switchd.shell import LoopClock, Shell
@@ -114,6 +128,18 @@ def queue_prompt_files(acd: AcdSettings) -> list[Path]:
     return list(seen)
 
 
+def with_state_dir(cfg: Config, state_dir: Path) -> Config:
+    """``cfg`` with the recordings and voicemail folders that default to the state
+    directory moved under ``state_dir`` (``--state-dir``); folders the file sets
+    (``recording.path``, ``voicemail.path``) stay where they are."""
+    moved = {}
+    for name, default in (("recording", "recordings"), ("voicemail", "voicemail")):
+        section = getattr(cfg, name)
+        if section.directory == cfg.state_dir / default:
+            moved[name] = replace(section, directory=state_dir / default)
+    return replace(cfg, **moved) if moved else cfg
+
+
 def _sim_audio(cfg: Config, channels: int) -> SimAudio:
     """What simulated parties say. Reads the speech file: call off the event loop."""
     audio = cfg.sim.audio
@@ -144,10 +170,10 @@ class App:
         starting, so a broken flow refuses the start); None = load them at start.
         ``cache``: the prompt cache they were checked with (their prompts are decoded
         there already); None = a new one of ``media.prompt_cache_mb``."""
-        self.config = config
         self._flows_given = flows is not None
         self._config_path = config_path
         self.state_dir = state_dir or config.state_dir
+        config = self.config = with_state_dir(config, self.state_dir)
         self.cti_listen_override = cti_listen
         self.bus = Bus()
         self.contact_flags: dict[str, tuple[bool, bool]] = {}
@@ -162,12 +188,20 @@ class App:
         self.media = MediaPlane(lines, port=self.driver, tone_plan=config.board.tone_plan,
                                 prompt_cache=self.cache)
         self.ticker = MediaTicker(self._on_frames, on_skip=self.media.skip)
-        self.ivr = Ivr(flows if flows is not None else FlowSet())
+        self.mailboxes = Mailboxes(config.voicemail)
+        self.ivr = Ivr(flows if flows is not None else FlowSet(), mailboxes=self.mailboxes)
         #: caller number -> agent id of its last call (contacts' last_agent, kept current
         #: from each CDR): the ACD's sticky routing reads it without waiting on the database.
         self.last_agents: dict[str, str] = {}
         self.acd = Acd(config.acd, last_agent=self.last_agents.get)
         self.playout = Playout(self.media, self.cache)
+        # The recorder asks the core how many keys it withheld during a compliance pause.
+        self.recorder = Recorder(config.recording, hidden_digits=self.core.hidden_digits)
+        self.rec_service: RecordingService[RecordingWriter] | None = None
+        self.rec_index: RecordingIndex | None = None
+        self.vm: VoicemailService | None = None
+        self.vm_index: MessageIndex | None = None
+        self._recorder_closed = False
         #: The flow prompt files pinned in the cache: the generation in force and those
         #: that calls still in a flow started on (a reload unpins the rest).
         self._flow_pins: set[Path] = set()
@@ -213,7 +247,8 @@ class App:
         The flow check decoded the flows' already; a file that broke since is logged,
         and the call that would play it hears nothing there and goes on (``ivr.error``).
         """
-        files = list(dict.fromkeys([*flow_prompt_files(flows), *queue_prompt_files(acd)]))
+        files = list(dict.fromkeys([*flow_prompt_files(flows), *queue_prompt_files(acd),
+                                    *self.mailboxes.greeting_files()]))
         problems = await asyncio.to_thread(self.cache.preload, files)
         for path, reason in problems:
             log.error("prompt_unusable", file=str(path), reason=reason)
@@ -281,12 +316,42 @@ class App:
         self.queue_log = QueueLogWriter(self.state_dir / QUEUE_LOG_NAME)
         self.queue_log.start()
         stack.push_async_callback(self._close_queue_log)
+        # Files left open by a crash are repaired and indexed before anything records.
+        try:
+            await recover(self.store, self.config.recording.directory)
+        except (StorageError, sqlite3.Error, OSError) as exc:
+            # Nothing is lost: the files stay, and the next start tries again.
+            log.error("recording_recovery_failed", error=str(exc),
+                      directory=str(self.config.recording.directory))
+        self.rec_index = RecordingIndex(self.store)
+        self.rec_index.start()
+        self.vm_index = MessageIndex(self.store, self.config.voicemail.directory, self.mailboxes)
+        # Closed after the calls have ended (the stack unwinds in reverse order): their
+        # recordings and messages are finished and indexed first.
+        stack.push_async_callback(self._close_recordings)
         shell = self.shell = Shell(
             self.bus, LoopClock(loop), debug=self.config.log.level == "debug",
             refusals=(CoreError,), on_refused=self._refused)
         # First: the record must be kept whatever another handler does.
         self.bus.on(CallEnded.name, self._keep_cdr)
         self.bus.on(QueueLogEntry.name, self._keep_queue_log)
+        for kind in RecordingIndex.FOLLOWS:
+            self.bus.on(kind.name, self.rec_index.on_event)
+        rec = self.config.recording
+        self.rec_service = RecordingService.with_writer(
+            self.media, shell.submit,
+            lambda closed, failed: RecordingWriter(
+                rec.directory, flush_s=rec.flush_s, buffer_s=rec.buffer_s,
+                on_closed=closed, on_error=failed, call_soon=loop.call_soon_threadsafe))
+        self.rec_service.writer.start()
+        vm = self.vm = VoicemailService(self.mailboxes, self.media, submit=shell.submit)
+        vm.attach(writer=RecordingWriter(self.config.voicemail.directory, on_closed=vm.closed,
+                                         on_error=vm.failed,
+                                         call_soon=loop.call_soon_threadsafe),
+                  index=self.vm_index)
+        assert vm.writer is not None
+        vm.writer.start()
+        self.vm_index.start()
         # However the process leaves from here on (a stop request, or an error), live
         # calls are ended with their CDRs before the writer closes (the stack unwinds in
         # reverse order).
@@ -296,6 +361,9 @@ class App:
         shell.add(self.ivr, takes=Ivr.TAKES, follows=Ivr.FOLLOWS)
         shell.add(self.acd, takes=ACD_INPUTS, follows=Acd.FOLLOWS)
         shell.add(self.playout, takes=Playout.TAKES)
+        shell.add(vm, takes=VoicemailService.TAKES, follows=VoicemailService.FOLLOWS)
+        shell.add(self.recorder, takes=RECORDER_INPUTS, follows=Recorder.FOLLOWS)
+        shell.add(self.rec_service, takes=RecordingService.TAKES)
         self.bus.on_any(self.media.on_event)
         host, port = self.listen_address()
         cti = self.config.cti
@@ -324,6 +392,8 @@ class App:
         wd = watchdog_interval_s()
         if wd:
             self._spawn(self._watchdog(wd))
+        self._spawn(retention_loop(self.store, rec.directory,
+                                   lambda: self.config.recording.retention, self.now))
         return port
 
     def request_stop(self, why: str = "request") -> None:
@@ -345,14 +415,16 @@ class App:
         self.shell.stop()
         for t in list(self._tasks):
             t.cancel()
-        # Both writers drain at once, so the CDRs and the queue_log share one budget.
-        unwritten, lines_left = await asyncio.gather(
-            self.cdr_writer.close(timeout_s=SHUTDOWN_BUDGET_S), self._close_queue_log())
+        # Every writer drains at once, so the CDRs, the queue_log and the recordings share
+        # one budget.
+        unwritten, lines_left, files_left = await asyncio.gather(
+            self.cdr_writer.close(timeout_s=SHUTDOWN_BUDGET_S), self._close_queue_log(),
+            self._close_recordings())
         if unwritten:
             log.error("cdrs_not_written", count=unwritten,
                       database=str(self.store.path if self.store else ""))
         # A queue_log line that never reached the file is lost data too (logged by the writer).
-        return live, unwritten + lines_left
+        return live, unwritten + lines_left + files_left
 
     def _end_calls(self) -> None:
         """Take no new calls and end the live ones with their CDRs (once: it runs on the
@@ -369,6 +441,31 @@ class App:
         if self.queue_log is None:
             return 0
         return await self.queue_log.close(timeout_s=SHUTDOWN_BUDGET_S)
+
+    async def _close_recordings(self) -> int:
+        """Finish the recordings and messages of the calls that ended: stop the writers
+        (each file closed and reported), let their last reports through the engines, then
+        drain both indexes. Returns files and index rows left unfinished (0: all done);
+        runs once (the stop path, then the exit stack)."""
+        if self._recorder_closed:
+            return 0
+        self._recorder_closed = True
+        left = 0
+        if self.rec_service is not None:
+            self.rec_service.flush()
+            left += await self.rec_service.writer.stop(SHUTDOWN_BUDGET_S)
+            # The writer's last reports come through call_soon: let them reach the engine.
+            for _ in range(3):
+                await asyncio.sleep(0)
+        if self.rec_index is not None:
+            left += await self.rec_index.close(timeout_s=SHUTDOWN_BUDGET_S)
+        if self.vm is not None:
+            left += await self.vm.close(SHUTDOWN_BUDGET_S)
+        if left:
+            log.error("recordings_not_finished", count=left,
+                      msg="files or index rows could not be finished in time; the next start "
+                      "repairs and indexes the files")
+        return left
 
     async def _close_store(self) -> None:
         # A write stuck in SQLite's thread must not hold the process past the budget.
@@ -409,7 +506,7 @@ class App:
         if problem is not None:
             log.error("config_rejected", problem=problem)
             return [problem]
-        plan = plan_reload(self.config, new)
+        plan = plan_reload(self.config, with_state_dir(new, self.state_dir))
         # The prompts of the generation in force may be dropped to make room for the new
         # one's (they stay pinned while a live call is on them); reloads never pile up.
         self.cache.unpin(self._flow_pins - self._live_prompt_files())
@@ -429,8 +526,13 @@ class App:
         if plan.restart:
             log.warning("config_needs_restart", sections=list(plan.restart),
                         msg="these sections keep their running values until restart")
+        self.mailboxes.reconfigure(plan.config.voicemail)
         await self._preload_prompts(flows, plan.config.acd)
         self.config = plan.config
+        # The next calls record with the new modes and formats; live ones keep theirs.
+        self.recorder.reconfigure(plan.config.recording)
+        if self.vm is not None:
+            self.vm.reconfigure()
         # New calls start on the new flows; calls in a flow keep the generation they started on.
         self.ivr.set_flows(flows)
         self.core.reconfigure(core_config(plan.config))
@@ -552,6 +654,62 @@ class App:
     def agent_status(self) -> list[AgentStatus]:
         """Every ACD agent now."""
         return self.acd.agent_status(self.now())
+
+    # ------------------------------------------------------------ recordings
+
+    def record(self, call_id: str, action: str, user: str | None) -> str:
+        """``CALL.RECORD``: start, stop, pause or resume the recording of a live call;
+        returns the recording id (the call id). Raises ProtocolError: bad_arg (unknown
+        action), not_found (no such call), wrong_state (the recording cannot do that now)."""
+        assert self.shell is not None, "the switch is not started"
+        try:
+            what = RecordAction(action.lower())
+        except ValueError:
+            raise ProtocolError("bad_arg", f"action={action!r}: use start, stop, pause or "
+                                "resume") from None
+        try:
+            self.shell.submit(RecordCommand(call_id, what, user))
+        except RecorderError as exc:
+            raise ProtocolError(exc.code, exc.msg) from None
+        return call_id
+
+    async def query_recordings(self, **filters: Any) -> list[dict[str, Any]]:
+        """Index rows matching ``filters``, newest first, ``file`` absolute; waits ≤ 2 s
+        for the index writer so a recording that just started or ended is there. Raises
+        ValueError for a bad filter."""
+        assert self.store is not None and self.rec_index is not None
+        with contextlib.suppress(TimeoutError, StorageError):
+            await asyncio.wait_for(self.rec_index.flush(), 2.0)
+        return await rec_index.query(self.store, directory=self.config.recording.directory,
+                                     **filters)
+
+    async def keep_recording(self, recording_id: str, keep: bool) -> dict[str, Any]:
+        """Mark a recording kept (never purged) or not; its row. Raises ProtocolError(not_found)."""
+        assert self.store is not None and self.rec_index is not None
+        with contextlib.suppress(TimeoutError, StorageError):
+            await asyncio.wait_for(self.rec_index.flush(), 2.0)
+        row = await rec_index.set_keep(self.store, recording_id, keep,
+                                       directory=self.config.recording.directory)
+        if row is None:
+            raise ProtocolError("not_found", f"no recording {recording_id!r}; REC.QUERY "
+                                "shows the recordings there are")
+        return row
+
+    async def voicemail_list(self, mailbox: str | None, *, limit: int = 100
+                             ) -> list[dict[str, Any]]:
+        """Messages of ``mailbox`` (None: every box), newest first."""
+        assert self.vm_index is not None
+        return await self.vm_index.list(mailbox, limit=limit)
+
+    async def voicemail_fetch(self, message_id: str) -> dict[str, Any]:
+        """One message with its absolute file path; marks it heard."""
+        assert self.vm_index is not None
+        return await self.vm_index.fetch(message_id)
+
+    async def voicemail_delete(self, message_id: str) -> dict[str, Any]:
+        """Delete a message (file and row); the row it had."""
+        assert self.vm_index is not None
+        return await self.vm_index.delete(message_id)
 
     # ------------------------------------------------------------ internals
 

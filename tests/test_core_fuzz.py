@@ -18,7 +18,9 @@ every step, timer firings included:
   bridges, and the mixing weights derived from it never let a customer hear a
   whisper nor a held party hear or be heard;
 * every ``call.ended`` carries a CDR with its hangup cause, ``ANSWERED`` exactly
-  when a person answered, and the IVR facts the last ``Annotate`` gave;
+  when a person answered, and the IVR facts and recording id the last ``Annotate`` gave;
+* while the recorder hides a call's keys (``HideDigits``), a key press makes no event
+  and is only counted; ``HideDigits`` itself emits nothing;
 * a call the switch holds (a flow route, ``SwitchAnswer``) is ``switch_routing``
   exactly while a ``Route`` rings for it, its caller hearing ringback and no ACD
   offer beside it; a ``call.route_failed`` leaves it in ``switch``, nothing of the
@@ -136,7 +138,7 @@ SECONDS = [0.0, 0.5, 4.0, 5.0, 10.0, 20.0, 30.0]
 NOISE_KINDS = {"Incoming", "Answer", "Hangup", "FarBusy", "OffHook", "Dial", "Hold", "Retrieve",
                "BlindTransfer", "Consult", "Complete", "Cancel", "Conference", "Monitor",
                "SetMonitorMode", "Pickup", "SwitchAnswer", "Offer", "Withdraw", "Digit",
-               "Route", "Release", "Annotate"}
+               "Route", "Release", "Annotate", "HideDigits"}
 
 
 # ------------------------------------------------------------------ snapshots
@@ -161,8 +163,12 @@ def armed_timers(core: SwitchCore) -> dict[Any, float]:
 
 
 def snapshot(core: SwitchCore) -> tuple[Any, ...]:
-    """Everything the core holds: lines, calls (every field, offers, bridges), timers."""
-    return (_freeze(core.lines), _freeze(core.calls), sorted(armed_timers(core).items()),
+    """Everything the core holds: lines, calls (every field, offers, bridges), timers.
+
+    Bar the count of withheld keys: the one thing a key press may change (while the
+    recorder hides a call's keys); the model checks it instead (``hidden``)."""
+    calls = {cid: dataclasses.replace(call, digits_hidden=0) for cid, call in core.calls.items()}
+    return (_freeze(core.lines), _freeze(calls), sorted(armed_timers(core).items()),
             core.accepting)
 
 
@@ -197,6 +203,10 @@ class CoreFuzz(RuleBasedStateMachine):
         #: Calls routed to a flow (call.routed), and what the last Annotate set per call.
         self.routed: set[str] = set()
         self.ivr: dict[str, tuple[str | None, str | None]] = {}
+        #: The recording id the last Annotate gave per call.
+        self.recording: dict[str, str] = {}
+        #: Calls whose keys the recorder hides -> keys withheld since (HideDigits).
+        self.hidden: dict[str, int] = {}
         #: False while a step runs: a step that raised leaves nothing for teardown to check.
         self.sound = True
 
@@ -282,6 +292,8 @@ class CoreFuzz(RuleBasedStateMachine):
         if cause == "timer":
             assert cdr.hangup_by == "system", f"a timer ended {cid} but hangup_by={cdr.hangup_by}"
         assert (cdr.ivr_path, cdr.ivr_vars) == self.ivr.get(cid, (None, None)), (cid, cdr)
+        assert cdr.recording_id == self.recording.get(cid), (cid, cdr.recording_id)
+        self.hidden.pop(cid, None)
         if isinstance(cause, ci.Release):
             assert (cdr.hangup_by, ev.hangup_cause) == ("system", cause.cause), cdr
         elif isinstance(cause, ci.Shutdown):
@@ -320,6 +332,17 @@ class CoreFuzz(RuleBasedStateMachine):
             assert snapshot(self.core) == before, f"refusal {errors[0].reason!r} changed state"
         elif isinstance(item, ci.Digit):
             assert snapshot(self.core) == before, "a DTMF digit changed state"
+            call = self.core.call_of_line(item.line)
+            if call is not None and call.call_id in self.hidden:
+                assert events == [], f"a hidden key made {events}"
+                self.hidden[call.call_id] += 1
+        elif isinstance(item, ci.HideDigits):
+            assert events == [], f"HideDigits emitted {events}"
+            if item.call_id in self.core.calls:
+                if not item.on:
+                    self.hidden.pop(item.call_id, None)
+                elif item.call_id not in self.hidden:
+                    self.hidden[item.call_id] = 0
         elif isinstance(item, ci.Annotate):
             assert events == [], f"Annotate emitted {events}"
             call = self.core.calls.get(item.call_id)
@@ -330,6 +353,8 @@ class CoreFuzz(RuleBasedStateMachine):
                 self.ivr[item.call_id] = (item.ivr_path if item.ivr_path is not None else path,
                                           item.ivr_vars if item.ivr_vars is not None else vars_)
                 assert (call.ivr_path, call.ivr_vars) == self.ivr[item.call_id]
+                if item.recording_id is not None:
+                    self.recording[item.call_id] = item.recording_id
         self.feed(events, item)
         self.sound = True
 
@@ -594,7 +619,18 @@ class CoreFuzz(RuleBasedStateMachine):
     @rule(data=st.data(), path=st.sampled_from(IVR_PATHS), ivr_vars=st.sampled_from(IVR_VARS))
     def annotate(self, data: st.DataObject, path: str | None, ivr_vars: str | None) -> None:
         call_id = self.pick(data, self.calls_in(*SWITCH_STATES), self.any_call())
-        self.do(ci.Annotate(call_id, path, ivr_vars))
+        self.do(ci.Annotate(call_id, path, ivr_vars,
+                            recording_id=data.draw(st.sampled_from([None, call_id]))))
+
+    @precondition(lambda self: self.core.calls)
+    @rule(data=st.data(), on=st.booleans(), keys=st.integers(0, 3))
+    def hide_digits(self, data: st.DataObject, on: bool, keys: int) -> None:
+        """The recorder pauses (or resumes) a call's recording; its parties press keys."""
+        call = data.draw(st.sampled_from(self.calls()))
+        self.do(ci.HideDigits(call.call_id, on))
+        for _ in range(keys):
+            if call.call_id in self.core.calls:
+                self.do(ci.Digit(data.draw(st.sampled_from(call.lines())), "4"))
 
     @precondition(lambda self: self.ringing_lines())
     @rule(data=st.data())
@@ -641,6 +677,7 @@ class CoreFuzz(RuleBasedStateMachine):
                 ROUTE_TARGETS + BAD_ROUTE_TARGETS)), data.draw(st.sampled_from(ROUTE_TIMEOUTS))),
             "Release": lambda: ci.Release(call()),
             "Annotate": lambda: ci.Annotate(call(), "x:y", None),
+            "HideDigits": lambda: ci.HideDigits(call(), data.draw(st.booleans())),
         }
         self.do(make[kind]())
 
@@ -674,6 +711,7 @@ class CoreFuzz(RuleBasedStateMachine):
         self.media_bridges_equal_core_bridges()
         self.mixing_weights_keep_secrets()
         self.call_states_agree_with_legs_and_timers()
+        self.hidden_keys_are_only_counted()
         self.nothing_left_without_calls()
 
     def lines_point_to_calls_that_hold_them(self) -> None:
@@ -689,6 +727,14 @@ class CoreFuzz(RuleBasedStateMachine):
                 assert name == call.anchor or name in call.legs or name in call.offers, (
                     f"{name} ({ln.status}) is not held by its call {call.call_id}: anchor="
                     f"{call.anchor} legs={list(call.legs)} offers={list(call.offers)}")
+
+    def hidden_keys_are_only_counted(self) -> None:
+        for call in self.calls():
+            assert call.hide_digits is (call.call_id in self.hidden), call.call_id
+            if call.hide_digits:
+                assert call.digits_hidden == self.hidden[call.call_id], call.call_id
+                assert self.core.hidden_digits(call.call_id) == call.digits_hidden
+        assert set(self.hidden) <= set(self.core.calls), "a hidden count outlived its call"
 
     def calls_point_back_to_their_lines(self) -> None:
         lines = self.core.lines

@@ -261,6 +261,14 @@ class Call:
     queue_wait_s: float | None = None
     #: When the caller's current wait in a queue started (None: not waiting in one).
     queue_since: float | None = None
+    #: From the recorder (``Annotate``): the id of the call's recording, for the CDR.
+    recording_id: str | None = None
+    #: ``HideDigits``: while True the call's key presses make no ``call.dtmf`` (a
+    #: recording paused for compliance while a card number is keyed); they are only
+    #: counted in ``digits_hidden`` (reset by each ``HideDigits(on=True)``). Data beside
+    #: the call's state, not a state: it changes nothing the call table decides.
+    hide_digits: bool = False
+    digits_hidden: int = 0
     _bridge_seq: int = 0
 
     def __post_init__(self) -> None:

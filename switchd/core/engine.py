@@ -170,7 +170,7 @@ class SwitchCore:
             inputs.Route: self._route, inputs.Release: self._release,
             inputs.Annotate: self._annotate, inputs.Redirect: self._redirect,
             inputs.HoldMusic: self._hold_music, inputs.Originate: self._originate,
-            inputs.Unrouted: self._unrouted_in,
+            inputs.Unrouted: self._unrouted_in, inputs.HideDigits: self._hide_digits,
         }
         self._add_lines(config)
 
@@ -266,6 +266,17 @@ class SwitchCore:
                 else f"no line {name}",
             )
         return ln
+
+    def hidden_digits(self, call_id: str) -> int:
+        """Key presses of ``call_id`` withheld since its last ``HideDigits(on=True)`` (0 for
+        an unknown or ended call, or one never hidden).
+
+        The recorder reads it when a compliance pause ends, for ``recording.resumed``'s
+        ``digits_hidden``: no event can carry the count, because a withheld key must make
+        none (``HideDigits``). A pure look-up, like the ACD's ``last_agent``.
+        """
+        call = self.calls.get(call_id)
+        return call.digits_hidden if call is not None else 0
 
     def extension_line(self, number: int | str) -> Line:
         """Return the line of extension ``number``. Raises CoreError(not_found)."""
@@ -403,9 +414,15 @@ class SwitchCore:
 
     def _digit(self, now: float, inp: inputs.Digit) -> None:
         call = self.call_of_line(inp.line)
-        if call is not None:
-            self._emit(DtmfReceived(call.call_id, inp.time if inp.time is not None else now,
-                                    inp.line, inp.digit))
+        if call is None:
+            return
+        if call.hide_digits:
+            # Paused for compliance: the key is neither logged, sent to clients nor seen by
+            # a flow (every one of them reads call.dtmf); only how many is kept.
+            call.digits_hidden += 1
+            return
+        self._emit(DtmfReceived(call.call_id, inp.time if inp.time is not None else now,
+                                inp.line, inp.digit))
 
     def _hangup(self, now: float, inp: inputs.Hangup) -> None:
         line = inp.line
@@ -848,7 +865,7 @@ class SwitchCore:
         target = inp.target
         if target.kind not in APP_KINDS:
             raise CoreError("bad_arg", f"cannot redirect a call to {target}: only to "
-                            "flow:<name> or queue:<name>")
+                            "flow:<name>, queue:<name> or voicemail:<box>")
         if inp.priority < 0:
             raise CoreError("bad_arg", f"priority {inp.priority} must be >= 0")
         if inp.line is None:
@@ -977,6 +994,16 @@ class SwitchCore:
                 call.queue_wait_s = 0.0
         elif inp.waiting is False:
             self._stop_queue_wait(now, call)
+        if inp.recording_id is not None:
+            call.recording_id = inp.recording_id
+
+    def _hide_digits(self, now: float, inp: inputs.HideDigits) -> None:
+        call = self.calls.get(inp.call_id)
+        if call is None:
+            return  # the recorder may lag the caller's hang-up
+        if inp.on and not call.hide_digits:
+            call.digits_hidden = 0   # each pause counts its own key presses
+        call.hide_digits = inp.on
 
     @staticmethod
     def _stop_queue_wait(now: float, call: Call) -> None:
@@ -1416,7 +1443,7 @@ class SwitchCore:
                          - call.start, 3),
             hangup_by=call.hangup_by, blocked_reason=call.blocked_reason, dnis=call.dnis,
             hangup_cause=str(cause), q850=cause.q850, ivr_path=call.ivr_path,
-            ivr_vars=call.ivr_vars,
+            ivr_vars=call.ivr_vars, recording_id=call.recording_id,
         )
 
     # ------------------------------------------------------------ primitives

@@ -3,7 +3,8 @@
 ``SwitchCore.handle(now, Answer(line="ext/201"))``. Line signalling comes from the
 board driver (:class:`Incoming`, :class:`OffHook`, :class:`Dial`, :class:`Answer`,
 :class:`Hangup`, :class:`FarBusy`) and from the media plane (:class:`Digit`); call
-control comes from CTI, and later the IVR and the ACD.
+control comes from CTI, the IVR and the ACD; the recorder sends :class:`Annotate`
+(the recording id) and :class:`HideDigits` (a pause for compliance).
 """
 
 from __future__ import annotations
@@ -340,9 +341,9 @@ class Annotate(Input):
     in last) and
     ``wait_s`` (seconds waited in queues so far, replacing the CDR's start-to-answer
     wait) and ``waiting`` (True: the caller starts waiting in a queue now; False: it
-    stopped). The core keeps the queue wait clock itself, with its own ``now``, so the
-    CDR's ``wait_s`` is exact for a caller who hangs up in the queue too; an answer
-    stops the clock. None leaves a field as it is. Unknown or ended calls are ignored
+    stopped). From the recorder: ``recording_id`` (the CDR's). The core keeps the queue
+    wait clock itself, with its own ``now``, so the CDR's ``wait_s`` is exact for a
+    caller who hangs up in the queue too; an answer stops the clock. None leaves a field as it is. Unknown or ended calls are ignored
     (an engine may lag the caller's hang-up).
     """
 
@@ -361,8 +362,13 @@ class Annotate(Input):
 class HideDigits(Input):
     """From the recorder: while ``on``, the call's key presses are withheld (no
     ``call.dtmf`` event, so they are neither logged, sent to clients nor seen by a flow):
-    a recording paused for compliance while a card number is keyed. The core counts
-    them; ``HideDigits(on=False)`` ends it. Ignored for an unknown or ended call."""
+    a recording paused for compliance while a card number is keyed.
+
+    The core only counts them: ``SwitchCore.hidden_digits(call_id)`` is the number
+    withheld since ``on`` was last set (a repeated ``on`` keeps counting); the recorder
+    reads it as the pause ends (``recording.resumed digits_hidden=``), because no event
+    may carry a withheld key. ``HideDigits(on=False)`` ends it. Emits nothing; ignored
+    for an unknown or ended call (the recorder may lag the hang-up)."""
 
     call_id: str
     on: bool = True

@@ -21,6 +21,7 @@ import structlog
 from switchd.control import Control, SimControl
 from switchd.cti.codec import Request
 from switchd.cti.queue_verbs import QUEUE_VERBS, QueueVerbs
+from switchd.cti.rec_verbs import REC_VERBS, RecVerbs
 from switchd.cti.server import Reply, Session
 from switchd.cti.sim_verbs import SIM_VERBS, SimVerbs
 from switchd.cti.verbs import (
@@ -37,6 +38,7 @@ from switchd.cti.verbs import (
     only,
     register,
 )
+from switchd.cti.vm_verbs import VM_VERBS, VmVerbs
 from switchd.exceptions import ProtocolError
 from switchd.passwords import hash_secret, verify_secret
 from switchd.timefmt import iso_utc
@@ -70,6 +72,8 @@ register((
 ))
 register(QUEUE_VERBS)
 register(SIM_VERBS)
+register(VM_VERBS)
+register(REC_VERBS)
 
 
 def _balanced(pattern: str) -> bool:
@@ -118,6 +122,8 @@ class Commands:
         self._auth_slots = asyncio.Semaphore(2)
         sim_verbs = SimVerbs(control, sim) if sim is not None else None
         queue_verbs = QueueVerbs(control)
+        vm_verbs = VmVerbs(control)
+        rec_verbs = RecVerbs(control)
         self._handlers: dict[str, Callable[[Session, Request], Awaitable[Reply]]] = {}
         for v in VERBS.values():
             if v.name.startswith("SIM."):
@@ -125,6 +131,10 @@ class Commands:
                     self._handlers[v.name] = getattr(sim_verbs, v.handler)
             elif v.name.startswith("QUEUE."):
                 self._handlers[v.name] = getattr(queue_verbs, v.handler)
+            elif v.name.startswith("VM."):
+                self._handlers[v.name] = getattr(vm_verbs, v.handler)
+            elif v in REC_VERBS:
+                self._handlers[v.name] = getattr(rec_verbs, v.handler)
             else:
                 self._handlers[v.name] = getattr(self, f"_{v.handler}")
 

@@ -41,6 +41,7 @@ Wiring (app.py), the service and the writer needing each other's methods::
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Callable
 from enum import StrEnum
 from pathlib import Path
@@ -142,6 +143,10 @@ _TABLE: dict[tuple[RecState, _Ev], tuple[str, RecState | None]] = {
 }
 
 
+#: How many failed recordings the service remembers to ignore late Tap* inputs for.
+_FAILED_KEPT = 4096
+
+
 class RecordingService(Generic[W]):
     """Carries out the recorder engine's Tap* inputs (module docstring).
 
@@ -158,6 +163,10 @@ class RecordingService(Generic[W]):
         self.media = media
         self.writer = writer
         self._submit = submit
+        #: Recordings answered with RecordingError, most recent last (bounded): the engine
+        #: may send a TapSources/TapState for one before that error reaches it, in the same
+        #: dispatch; those are moot, not the engine's mistake.
+        self._failed: OrderedDict[str, None] = OrderedDict()
         self.tap = RecordingTap(media.taps, media.channel_of, writer,
                                 hand_frames=hand_frames, timer=timer)
         self._state: dict[str, RecState] = {}
@@ -247,7 +256,7 @@ class RecordingService(Generic[W]):
         try:
             self.tap.open(rid, item.customer, item.extras, layout=item.layout, fmt=item.format)
         except TapError as exc:
-            return [RecordingError(rid, str(exc))]
+            return self._fail_now(rid, str(exc))
         # Registered before the writer hears of it: a writer that refuses on the spot
         # may report through failed() from inside open().
         self._state[rid] = RecState.OPEN
@@ -257,11 +266,23 @@ class RecordingService(Generic[W]):
         except (OSError, ValueError) as exc:
             if self._state.pop(rid, None) is not None:
                 self.tap.drop(rid)
-            return [RecordingError(rid, f"the recording writer refused {item.relpath}: {exc}")]
+            return self._fail_now(rid, f"the recording writer refused {item.relpath}: {exc}")
         return []
+
+    def _fail_now(self, rec_id: str, reason: str) -> list[Input]:
+        self._remember_failed(rec_id)
+        return [RecordingError(rec_id, reason)]
+
+    def _remember_failed(self, rec_id: str) -> None:
+        self._failed[rec_id] = None
+        while len(self._failed) > _FAILED_KEPT:
+            self._failed.popitem(last=False)
 
     def _step(self, rec_id: str, ev: _Ev, arg: object) -> list[Input]:
         state = self._state.get(rec_id)
+        if state is None and rec_id in self._failed and ev in (_Ev.SOURCES, _Ev.MODE,
+                                                                 _Ev.CLOSE):
+            return []
         if state is None:
             raise ServiceError(f"recording {rec_id} is not open in the recording service "
                                f"(a {ev.value} for it came after its TapClose or failure, or "
@@ -281,6 +302,8 @@ class RecordingService(Generic[W]):
     def _report(self, rec_id: str, ev: _Ev, arg: object) -> bool:
         if rec_id not in self._state:
             return False
+        if ev is _Ev.FAILED:
+            self._remember_failed(rec_id)
         for out in self._step(rec_id, ev, arg):
             self._submit(out)
         return True

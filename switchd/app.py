@@ -44,7 +44,7 @@ from switchd.drivers.sim.board import (
 )
 from switchd.drivers.sim.driver import SimDriver
 from switchd.engine import Input
-from switchd.events import CallEnded, Event, IvrLeave, QueueLogEntry
+from switchd.events import CallEnded, Event, IvrLeave, QueueLogEntry, VoicemailNew
 from switchd.exceptions import ConfigError, ProtocolError, StorageError
 from switchd.ivr.inputs import RouteReply
 from switchd.ivr.interpreter import Ivr, RouteReplyError, submit_reply
@@ -727,8 +727,14 @@ class App:
     def _to_clients(self, ev: Event) -> None:
         # queue.log entries are the queue_log file's lines: clients get the same facts as
         # queue.* events (docs/protocol.md, queue.log), so they are not sent twice.
-        if self.server is not None and not isinstance(ev, QueueLogEntry):
-            self.server.publish(ev)
+        if self.server is None or isinstance(ev, QueueLogEntry):
+            return
+        if isinstance(ev, VoicemailNew) and ev.owner and ev.owner.startswith("agent:"):
+            # Message waiting reaches the owner's softphone: name the phone it sits at now.
+            agent = self.acd.agents.get(ev.owner.partition(":")[2])
+            if agent is not None and agent.line is not None:
+                ev = replace(ev, line=agent.line)
+        self.server.publish(ev)
 
     def _keep_queue_log(self, ev: Event) -> None:
         assert isinstance(ev, QueueLogEntry) and self.queue_log is not None

@@ -943,7 +943,8 @@ class RecordingFailed(CallEvent):
 @dataclass(frozen=True, slots=True)
 class VoicemailNew(CallEvent):
     """A message was left in ``mailbox`` (message waiting): ``owner`` is who it is for
-    (``agent:<id>``, ``queue:<name>``, or None), ``caller`` who left it."""
+    (``agent:<id>``, ``queue:<name>``, or None), ``caller`` who left it, ``waiting`` the
+    box's unheard messages."""
 
     name: ClassVar[str] = "voicemail.new"
     mailbox: str
@@ -953,6 +954,9 @@ class VoicemailNew(CallEvent):
     file: str
     owner: str | None = None
     waiting: int = 1
+    #: The owner agent's phone (``ext/201``) when it sits at one: its softphone gets the
+    #: event (an agent's session sees events of its own line).
+    line: str | None = None
 
 
 #: Values kept off the wire (``Event.fields``): the CDR and a recording's marks.

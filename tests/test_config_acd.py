@@ -589,7 +589,8 @@ def test_shipped_config_has_the_demo_queues_and_agents():
     assert sales.greeting == (REPO / "prompts" / "zh" / "queue_greeting.wav",)
     assert sales.announce_position_every_s == 30 and len(sales.position_files) == 20
     assert sales.music
-    assert support.max_wait_s == 600 and support.overflow is None   # the chain ends here
+    # The chain ends in support's mailbox.
+    assert support.max_wait_s == 600 and support.overflow == Target(TargetKind.VOICEMAIL, "support")
     assert support.callback is not None and support.callback.key == "2"
     members = {q: {a.agent_id: a.queues[q] for a in acd.agents if q in a.queues}
                for q in acd.queues}

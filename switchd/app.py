@@ -52,14 +52,14 @@ from switchd.ivr.model import FlowSet
 from switchd.ivr.routed import flow_prompt_files, load_routed_flows
 from switchd.lines.media import MediaPlane
 from switchd.lines.prompts import MusicOnHold, PromptCache, PromptError, load_prompt
-from switchd.lines.ticker import MediaTicker
+from switchd.lines.ticker import FRAME_S, MediaTicker
 from switchd.playout import Playout, run_frames
 from switchd.recorder import index as rec_index
 from switchd.recorder.engine import Recorder, RecorderError
 from switchd.recorder.index import RecordingIndex
 from switchd.recorder.inputs import RECORDER_INPUTS, RecordCommand
 from switchd.recorder.mailboxes import Mailboxes
-from switchd.recorder.model import RecordAction
+from switchd.recorder.model import RecordAction, VoicemailSettings
 from switchd.recorder.recovery import recover
 from switchd.recorder.retention import retention_loop
 from switchd.recorder.service import RecordingService
@@ -235,20 +235,21 @@ class App:
         if not self._flows_given:
             # Raises FlowError (a ConfigError) naming every problem: the start is refused.
             self.ivr.set_flows(await asyncio.to_thread(load_routed_flows, cfg, cache=self.cache))
-        await self._preload_prompts(self.ivr.flows, cfg.acd)
+        await self._preload_prompts(self.ivr.flows, cfg.acd, cfg.voicemail)
         self.driver.audio = await asyncio.to_thread(_sim_audio, cfg, len(self.media.lines))
         for warning in await asyncio.to_thread(config_warnings, cfg, cache=self.cache):
             log.warning("config_warning", problem=warning)
 
-    async def _preload_prompts(self, flows: FlowSet, acd: AcdSettings) -> None:
-        """Decode every prompt the flows and the queues may play into the cache (pinned),
-        off the loop.
+    async def _preload_prompts(self, flows: FlowSet, acd: AcdSettings,
+                               voicemail: VoicemailSettings) -> None:
+        """Decode every prompt the flows, the queues and the mailboxes may play into the
+        cache (pinned), off the loop.
 
         The flow check decoded the flows' already; a file that broke since is logged,
         and the call that would play it hears nothing there and goes on (``ivr.error``).
         """
         files = list(dict.fromkeys([*flow_prompt_files(flows), *queue_prompt_files(acd),
-                                    *self.mailboxes.greeting_files()]))
+                                    *Mailboxes(voicemail).greeting_files()]))
         problems = await asyncio.to_thread(self.cache.preload, files)
         for path, reason in problems:
             log.error("prompt_unusable", file=str(path), reason=reason)
@@ -342,7 +343,10 @@ class App:
             self.media, shell.submit,
             lambda closed, failed: RecordingWriter(
                 rec.directory, flush_s=rec.flush_s, buffer_s=rec.buffer_s,
-                on_closed=closed, on_error=failed, call_soon=loop.call_soon_threadsafe))
+                on_closed=closed, on_error=failed, call_soon=loop.call_soon_threadsafe),
+            # Audio reaches the writer as often as the header is rewritten: flush_s bounds
+            # what a crash loses (20 ms frames).
+            hand_frames=max(1, round(rec.flush_s / FRAME_S)))
         self.rec_service.writer.start()
         vm = self.vm = VoicemailService(self.mailboxes, self.media, submit=shell.submit)
         vm.attach(writer=RecordingWriter(self.config.voicemail.directory, on_closed=vm.closed,
@@ -450,6 +454,14 @@ class App:
         if self._recorder_closed:
             return 0
         self._recorder_closed = True
+        left = sum(await asyncio.gather(self._close_call_recordings(), self._close_voicemail()))
+        if left:
+            log.error("recordings_not_finished", count=left,
+                      msg="files or index rows could not be finished in time; the next start "
+                      "repairs and indexes the files")
+        return left
+
+    async def _close_call_recordings(self) -> int:
         left = 0
         if self.rec_service is not None:
             self.rec_service.flush()
@@ -459,13 +471,10 @@ class App:
                 await asyncio.sleep(0)
         if self.rec_index is not None:
             left += await self.rec_index.close(timeout_s=SHUTDOWN_BUDGET_S)
-        if self.vm is not None:
-            left += await self.vm.close(SHUTDOWN_BUDGET_S)
-        if left:
-            log.error("recordings_not_finished", count=left,
-                      msg="files or index rows could not be finished in time; the next start "
-                      "repairs and indexes the files")
         return left
+
+    async def _close_voicemail(self) -> int:
+        return await self.vm.close(SHUTDOWN_BUDGET_S) if self.vm is not None else 0
 
     async def _close_store(self) -> None:
         # A write stuck in SQLite's thread must not hold the process past the budget.
@@ -526,8 +535,9 @@ class App:
         if plan.restart:
             log.warning("config_needs_restart", sections=list(plan.restart),
                         msg="these sections keep their running values until restart")
+        # New greetings are decoded before any call can be sent to them.
+        await self._preload_prompts(flows, plan.config.acd, plan.config.voicemail)
         self.mailboxes.reconfigure(plan.config.voicemail)
-        await self._preload_prompts(flows, plan.config.acd)
         self.config = plan.config
         # The next calls record with the new modes and formats; live ones keep theirs.
         self.recorder.reconfigure(plan.config.recording)

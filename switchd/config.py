@@ -709,7 +709,7 @@ class _RawRecording(_Raw):
     format: Literal["pcm", "alaw", "ulaw"] = "pcm"
     path: Annotated[str, Field(min_length=1)] | None = None
     internal: bool = False
-    flush_s: Annotated[float, Field(ge=0.05, le=10, allow_inf_nan=False)] = 1.0
+    flush_s: Annotated[float, Field(ge=0.05, le=1, allow_inf_nan=False)] = 1.0
     buffer_s: Annotated[float, Field(ge=1, le=3600, allow_inf_nan=False)] = 30.0
     retention: _RawRetention = Field(default_factory=_RawRetention)
 
@@ -1449,6 +1449,19 @@ def _under_state(value: str | None, default: str, state_dir: Path, source: Path)
     return state_dir / default if value is None else _resolve_state_dir(value, source)
 
 
+def _check_folders_apart(c: ProblemCollector, recordings: Path, voicemail: Path) -> None:
+    """The recordings and the voicemail folders must not hold each other: start-up recovery
+    and retention walk the recordings folder and would take messages for recordings."""
+    if recordings == voicemail or recordings in voicemail.parents or voicemail in recordings.parents:
+        path: YamlPath = (("recording", "path") if ("recording", "path") in c.doc.values
+                          else ("voicemail", "path"))
+        if path not in c.doc.values:
+            path = ("state_dir",)
+        c.add(path, f"{dotted(path)}: the recordings folder {recordings} and the voicemail "
+              f"folder {voicemail} overlap; give them separate folders (recovery and retention "
+              "would take voicemail messages for call recordings)")
+
+
 def _mailbox_names(top: Mapping[Any, Any], queue_names: set[str] | None) -> dict[str, Mailbox]:
     """Every mailbox a ``voicemail:<box>`` target may name, read from the raw sections so
     that targets are checked before (and whatever the problems of) the sections that
@@ -1615,9 +1628,11 @@ def _build(doc: LocatedDocument, source: Path) -> Config:
                               flows_dir, source, queue_names, box_names)
         if target is not None:
             routes.append(Route(target, dnis=raw_route.dnis, trunk=raw_route.trunk))
-        if raw_route.record is not None:
-            route_modes.append(RouteMode(RecordMode(raw_route.record), dnis=raw_route.dnis,
-                                         trunk=raw_route.trunk))
+        # One entry per route, so the first match is the route that routed the call (a
+        # route without `record` keeps recording.mode: mode None).
+        route_modes.append(RouteMode(None if raw_route.record is None
+                                     else RecordMode(raw_route.record),
+                                     dnis=raw_route.dnis, trunk=raw_route.trunk))
     vm_boxes = (_check_mailboxes(c, voicemail_raw, queues, agents, prompts_dir)
                 if voicemail_raw is not None else {})
 
@@ -1636,12 +1651,24 @@ def _build(doc: LocatedDocument, source: Path) -> Config:
     if sim is not None and sim.audio.speech_file is not None:
         speech_file = _check_speech_file(c, sim.audio.speech_file, source)
 
+    recording_settings: RecordingSettings | None = None
+    voicemail_settings: VoicemailSettings | None = None
+    if isinstance(state_value, str) and state_value.strip():
+        state_dir = _resolve_state_dir(state_value, source)
+        if recording is not None:
+            recording_settings = _recording_settings(recording, state_dir, source, queues_data,
+                                                     route_modes)
+        if voicemail_raw is not None and prompts_dir is not None:
+            voicemail_settings = _voicemail_settings(c, voicemail_raw, state_dir, source,
+                                                     vm_boxes, prompts_dir)
+        if recording_settings is not None and voicemail_settings is not None:
+            _check_folders_apart(c, recording_settings.directory, voicemail_settings.directory)
+
     c.raise_if_any()
     assert board is not None and dialplan is not None and cti is not None
     assert log is not None and sim is not None and extensions is not None
     assert media is not None and flows_dir is not None and prompts_dir is not None
-    assert recording is not None and voicemail_raw is not None
-    state_dir = _resolve_state_dir(state_value, source)
+    assert recording_settings is not None and voicemail_settings is not None
 
     host, port = parse_listen(cti.listen)
     ring_groups: Mapping[str, RingGroup] = MappingProxyType({
@@ -1724,8 +1751,8 @@ def _build(doc: LocatedDocument, source: Path) -> Config:
             prompt_cache_mb=media.prompt_cache_mb,
         ),
         ivr=IvrConfig(flows_dir=flows_dir),
-        recording=_recording_settings(recording, state_dir, source, queues_data, route_modes),
-        voicemail=_voicemail_settings(c, voicemail_raw, state_dir, source, vm_boxes, prompts_dir),
+        recording=recording_settings,
+        voicemail=voicemail_settings,
         source=source,
         marks=MappingProxyType(dict(doc.values)),
     )

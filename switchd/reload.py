@@ -17,10 +17,11 @@ __all__ = ["RESTART_SECTIONS", "ReloadPlan", "plan_reload"]
 #: lines and the media plane's channels are fixed at start; the CTI address and the
 #: state directory are open sockets and files; the log level is built into cached
 #: loggers; the music on hold and the simulated voices are loaded once; the recordings'
-#: and the voicemail's directories hold open files (the rest of both sections reloads:
-#: new modes, formats and boxes apply to the next call).
+#: and the voicemail's directories hold open files, and the recording writer keeps the
+#: flush and buffer settings it started with (the rest of both sections reloads: new
+#: modes, formats, retention and boxes apply to the next call).
 RESTART_SECTIONS = ("board", "cti", "state_dir", "log", "media", "sim.audio", "recording.path",
-                    "voicemail.path")
+                    "recording.flush_s", "recording.buffer_s", "voicemail.path")
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,12 +39,16 @@ def plan_reload(old: Config, new: Config) -> ReloadPlan:
         "state_dir": (old.state_dir, new.state_dir), "log": (old.log, new.log),
         "media": (old.media, new.media), "sim.audio": (old.sim.audio, new.sim.audio),
         "recording.path": (old.recording.directory, new.recording.directory),
+        "recording.flush_s": (old.recording.flush_s, new.recording.flush_s),
+        "recording.buffer_s": (old.recording.buffer_s, new.recording.buffer_s),
         "voicemail.path": (old.voicemail.directory, new.voicemail.directory),
     }
     restart = tuple(name for name in RESTART_SECTIONS if pairs[name][0] != pairs[name][1])
     if restart:
         new = replace(new, board=old.board, cti=old.cti, state_dir=old.state_dir, log=old.log,
                       media=old.media, sim=replace(new.sim, audio=old.sim.audio),
-                      recording=replace(new.recording, directory=old.recording.directory),
+                      recording=replace(new.recording, directory=old.recording.directory,
+                                        flush_s=old.recording.flush_s,
+                                        buffer_s=old.recording.buffer_s),
                       voicemail=replace(new.voicemail, directory=old.voicemail.directory))
     return ReloadPlan(new, restart)

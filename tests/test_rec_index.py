@@ -385,3 +385,27 @@ async def test_a_file_that_is_no_recording_is_left_alone_and_named_in_the_log(tm
     assert junk.read_bytes() == before and await rows(store) == []
     assert [e["file"] for e in logs if e["event"] == "recording_file_skipped"] == [str(junk)]
     await store.close()
+
+
+async def test_search_by_agent_finds_every_agent_who_was_in_the_call(tmp_path):
+    """A consult transfer from a_1 to a2: the CDR names a2 (the last agent), and a search
+    for a_1 still finds the recording; LIKE's wildcards in the id do not over-match."""
+    store = await open_store(tmp_path)
+    idx = RecordingIndex(store)
+    idx.start()
+    idx.on_event(started())
+    marks = RecordingMarks((
+        RecordingMark(T0, 0.0, "start", "answer"),
+        RecordingMark(T0 + 5, 5.0, "members", "trunk/1:party,ext/201:party,agent=a_1"),
+        RecordingMark(T0 + 30, 30.0, "members",
+                      "trunk/1:held,ext/201:party,agent=a_1,ext/202:party,agent=a2"),
+        RecordingMark(T0 + 40, 40.0, "members", "trunk/1:party,ext/202:party,agent=a2")))
+    idx.on_event(ended(agent="a2"))
+    idx.on_event(done(marks=marks))
+    await idx.close()
+    found = {a: [r["id"] for r in await index.query(store, agent=a)] for a in
+             ("a_1", "a2", "ax1", "a")}
+    assert found == {"a_1": [CALL], "a2": [CALL], "ax1": [], "a": []}
+    (row,) = await index.query(store, call=CALL)
+    assert (row["agent"], row["agents"]) == ("a2", "a_1,a2")
+    await store.close()

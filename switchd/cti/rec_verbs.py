@@ -52,7 +52,8 @@ REC_VERBS: tuple[Verb, ...] = (
 _ITEM_FIELDS: tuple[tuple[str, str], ...] = (
     ("id", "id"), ("call", "call_id"), ("status", "status"), ("file", "file"),
     ("start", "start"), ("end", "end"), ("duration_s", "duration_s"), ("size", "size"),
-    ("caller", "caller"), ("callee", "callee"), ("agent", "agent"), ("queue", "queue"),
+    ("caller", "caller"), ("callee", "callee"), ("agent", "agent"), ("agents", "agents"),
+    ("queue", "queue"),
     ("direction", "direction"), ("mode", "mode"), ("channels", "channels"),
     ("format", "format"), ("keep", "keep"), ("sha256", "sha256"), ("error", "error"),
     ("marks", "marks"),

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import sqlite3
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -58,6 +59,7 @@ __all__ = [
     "IndexWrite",
     "RecordingIndex",
     "get",
+    "agents_text",
     "marks_json",
     "query",
     "query_all",
@@ -69,8 +71,8 @@ log = structlog.get_logger(__name__)
 #: The ``recordings`` table's columns (schema migration 3 -> 4), in table order.
 RECORDING_COLUMNS: tuple[str, ...] = (
     "id", "call_id", "file", "start", "end", "duration_s", "size", "caller", "callee",
-    "agent", "queue", "direction", "mode", "channels", "format", "status", "sha256", "keep",
-    "marks", "error",
+    "agent", "agents", "queue", "direction", "mode", "channels", "format", "status", "sha256",
+    "keep", "marks", "error",
 )
 
 _SELECT_LIST = ", ".join(f'"{c}"' for c in RECORDING_COLUMNS)
@@ -105,7 +107,7 @@ WHERE id = :id
 SQL_DONE = """
 UPDATE recordings SET status = :status, duration_s = :duration_s, size = :size,
                       sha256 = :sha256, marks = COALESCE(:marks, marks),
-                      "end" = COALESCE("end", :end)
+                      agents = COALESCE(:agents, agents), "end" = COALESCE("end", :end)
 WHERE id = :id
 """
 
@@ -152,7 +154,10 @@ _FILTERS: Mapping[str, str] = {
     "call": "call_id = :call",
     "caller": "caller = :caller",
     "callee": "callee = :callee",
-    "agent": "agent = :agent",
+    # The last agent, or any agent who was in the call (a transfer, a consult): ``agents``
+    # is ``,a1,a2,``; LIKE's wildcards in the asked id are escaped with ``!``.
+    "agent": ("(agent = :agent OR agents LIKE '%,' || replace(replace(replace(:agent, '!', "
+              "'!!'), '%', '!%'), '_', '!_') || ',%' ESCAPE '!')"),
     "queue": "queue = :queue",
     "status": "status = :status",
     "since": "start >= :since",
@@ -179,6 +184,20 @@ def marks_json(marks: RecordingMarks | None) -> str | None:
                         "detail": m.detail} for m in marks.items])
 
 
+_AGENT_IN_MARK = re.compile(r"(?:^|,)agent=([^,]+)")
+
+
+def agents_text(marks: RecordingMarks | None) -> str | None:
+    """Every agent the ``members`` marks name (``agent=<id>``), in order of appearance, as
+    ``,a1,a2,`` (the ``agents`` column); None when no mark names one."""
+    seen: dict[str, None] = {}
+    for m in marks.items if marks is not None else ():
+        if m.kind == "members":
+            for agent in _AGENT_IN_MARK.findall(m.detail):
+                seen.setdefault(agent, None)
+    return "," + ",".join(seen) + "," if seen else None
+
+
 def row_out(row: Mapping[str, object], directory: Path | None = None) -> dict[str, Any]:
     """A stored row as callers use it: ``keep`` as bool, ``marks`` parsed (a list, or
     None), ``file`` absolute (text) when ``directory`` (the recordings directory) is given."""
@@ -192,6 +211,8 @@ def row_out(row: Mapping[str, object], directory: Path | None = None) -> dict[st
             pass  # left as stored text: a hand-edited row must not break a query
     if directory is not None and out.get("file") is not None:
         out["file"] = str(directory / str(out["file"]))
+    if isinstance(out.get("agents"), str):
+        out["agents"] = str(out["agents"]).strip(",") or None
     return out
 
 
@@ -404,7 +425,7 @@ class RecordingIndex(BackgroundWriter[IndexWrite]):
         self._submit(IndexWrite("recording.done", ev.recording_id, SQL_DONE, {
             "id": ev.recording_id, "status": ev.status, "duration_s": ev.duration_s,
             "size": ev.size, "sha256": ev.sha256, "marks": marks_json(ev.marks),
-            "end": iso_utc(ev.time)}))
+            "agents": agents_text(ev.marks), "end": iso_utc(ev.time)}))
 
     # ------------------------------------------------------------ the task
 

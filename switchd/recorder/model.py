@@ -91,10 +91,11 @@ class RecordAction(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class RouteMode:
-    """A route's record mode override: calls to ``dnis`` (None = any) on ``trunk`` (None =
-    any) use ``mode``; the first matching one wins, as for routes."""
+    """One inbound route's record mode: calls to ``dnis`` (None = any) on ``trunk`` (None =
+    any) use ``mode`` (None: ``recording.mode``). There is one per route, in route order,
+    so the first match is the route that routed the call, as in the core."""
 
-    mode: RecordMode
+    mode: RecordMode | None
     dnis: str | None = None
     trunk: int | None = None
 
@@ -129,9 +130,10 @@ class RecordingSettings:
 
     ``directory``: absolute; files are ``YYYY/MM/DD/<call_id>.wav`` under it (the UTC
     date the recording started). ``queue_modes``: queue name -> mode while the call is
-    in (or was answered from) that queue; ``route_modes``: per inbound route.
-    ``internal``: also record extension-to-extension calls. ``flush_s``: the writer
-    rewrites the WAV size fields at least this often (s). ``buffer_s``: seconds of
+    in (or was answered from) that queue; ``route_modes``: one per inbound route, in order.
+    ``internal``: also record extension-to-extension calls. ``flush_s``: the tap hands
+    audio to the writer and the writer rewrites the WAV size fields at least this often
+    (s, ≤ 1): what a crash can lose. ``buffer_s``: seconds of
     audio per recording the writer may hold before it is declared failed (a disk that
     cannot keep up must not grow memory without bound).
     """
@@ -152,7 +154,7 @@ class RecordingSettings:
         override, else :attr:`mode`."""
         for rm in self.route_modes:
             if rm.matches(dnis, trunk):
-                return rm.mode
+                return self.mode if rm.mode is None else rm.mode
         return self.mode
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -27,7 +28,7 @@ from pathlib import Path
 import structlog
 
 from switchd.recorder import index
-from switchd.recorder.model import RecordStatus, RetentionSettings
+from switchd.recorder.model import RecordStatus, RetentionSettings, recording_relpath
 from switchd.store.sqlite import Store
 
 __all__ = ["PurgeWhy", "Purged", "plan_purge", "purge", "retention_loop"]
@@ -139,7 +140,12 @@ def _unlink(path: Path, directory: Path) -> None:
     Blocking. Raises OSError when the file cannot be deleted."""
     path.unlink(missing_ok=True)
     parent = path.parent
+    # Today's folders stay: the writer thread may be creating a file in them right now
+    # (a folder removed between its mkdir and its open would fail that recording).
+    today = recording_relpath("x", time.time()).parent
     while parent != directory and parent.is_relative_to(directory):
+        if today.is_relative_to(parent.relative_to(directory)):
+            break
         try:
             parent.rmdir()
         except OSError:

@@ -115,6 +115,7 @@ _TRANSITIONS: dict[tuple[RecState, _Ev], RecState] = {
     (_S.CLOSING, _Ev.ERROR): _S.FAILED,
     (_S.CLOSING, _Ev.CLOSED): _S.DONE,
     (_S.OVERFLOWED, _Ev.CLOSE): _S.OVERFLOWED,  # the failure report is the final one
+    (_S.OVERFLOWED, _Ev.CREATED): _S.OVERFLOWED,  # overflowed while the disk hung in create
     (_S.OVERFLOWED, _Ev.ERROR): _S.FAILED,
 }
 #: States in which write() queues audio.

@@ -105,7 +105,9 @@ MIGRATIONS: tuple[str, ...] = (
     """,
     # 3 -> 4: the call recordings' index and the voicemail messages. ``file`` is relative
     # to the recordings (voicemail) directory, so the directory can be moved; ``marks``
-    # is a JSON list of what happened in the recording (segments, pauses, members).
+    # is a JSON list of what happened in the recording (segments, pauses, members);
+    # ``agent`` is the CDR's (the last agent), ``agents`` every agent who was in the
+    # call, as ``,a1,a2,`` so one LIKE finds each.
     """
     CREATE TABLE recordings (
         id           TEXT PRIMARY KEY,
@@ -118,6 +120,7 @@ MIGRATIONS: tuple[str, ...] = (
         caller       TEXT,
         callee       TEXT,
         agent        TEXT,
+        agents       TEXT,
         queue        TEXT,
         direction    TEXT NOT NULL,
         mode         TEXT NOT NULL,

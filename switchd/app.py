@@ -64,6 +64,7 @@ from switchd.recorder.recovery import recover
 from switchd.recorder.retention import retention_loop
 from switchd.recorder.service import RecordingService
 from switchd.recorder.vm_index import MessageIndex
+from switchd.recorder.vm_recovery import recover_messages
 from switchd.recorder.voicemail import VoicemailService
 from switchd.recorder.writer import RecordingWriter
 from switchd.reload import plan_reload
@@ -324,6 +325,12 @@ class App:
             # Nothing is lost: the files stay, and the next start tries again.
             log.error("recording_recovery_failed", error=str(exc),
                       directory=str(self.config.recording.directory))
+        try:
+            await recover_messages(self.store, self.config.voicemail.directory, self.mailboxes)
+        except (StorageError, sqlite3.Error, OSError) as exc:
+            # Nothing is lost: the files stay, and the next start tries again.
+            log.error("voicemail_recovery_failed", error=str(exc),
+                      directory=str(self.config.voicemail.directory))
         self.rec_index = RecordingIndex(self.store)
         self.rec_index.start()
         self.vm_index = MessageIndex(self.store, self.config.voicemail.directory, self.mailboxes)

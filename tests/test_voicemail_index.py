@@ -162,6 +162,29 @@ async def test_a_failing_database_is_retried_and_the_row_is_not_lost(store, tmp_
     await index.close()
 
 
+async def test_a_count_that_fails_after_the_insert_is_retried_alone(store, tmp_path,
+                                                                     monkeypatch):
+    real = store.fetch
+    failures = [sqlite3.OperationalError("disk I/O error")]
+
+    async def flaky(sql: str, params: object = MappingProxyType({})) -> list:
+        if failures and "COUNT" in sql:
+            raise failures.pop()
+        return await real(sql, params)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(store, "fetch", flaky)
+    index, saved = await _index(store, tmp_path, retry_initial_s=0.001, retry_max_s=0.002)
+    index.save(_row(1))
+    index.save(_row(2))
+    await index.flush()
+    # The row was committed once; the retry counted it and announced it.
+    assert saved == [("M001", 1), ("M002", 2)] and failures == []
+    assert index.saved == 2
+    assert [r["id"] for r in await real("SELECT id FROM voicemail ORDER BY id", {})] == [
+        "M001", "M002"]
+    await index.close()
+
+
 async def test_the_same_message_twice_is_skipped_not_retried_for_ever(store, tmp_path):
     index, saved = await _index(store, tmp_path)
     index.save(_row(1))

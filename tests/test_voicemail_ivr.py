@@ -146,6 +146,21 @@ def test_hash_ends_the_message_and_the_switch_hangs_up_without_a_next():
     assert rig.of("call.ended", c)[0].time == t0 + 4.4
 
 
+def test_hash_that_skipped_the_greeting_does_not_stop_hash_from_ending_the_message():
+    f = flow([node(Voicemail, "vm", mailbox="1001", next="bye"), BYE])
+    rig, spy = vm_rig(f, durations={"vm/alice": 10.0})
+    c = rig.call()
+    rig.run(1.0)
+    rig.press(c, "#")  # skips the greeting: the beep, then the message
+    assert rig.ivr.sessions[c].state is State.RECORDING and stops(spy) == []
+    rig.run(2.4)  # the beep, 2 s of message
+    rig.press(c, "#")  # ends the message
+    assert [i.reason for _, i in stops(spy)] == [MessageEnd.HASH]
+    assert spy.inner is not None and spy.inner.messages == [(c, "1001", MessageEnd.HASH, 2.0)]
+    assert rig.leaves(c)[0] == ("vm", "bye", "message hash, 2.0 s", "##")
+    assert rig.ignored(c) == []
+
+
 def test_other_keys_while_recording_are_ignored_and_do_not_end_the_message():
     f = flow([node(Voicemail, "vm", mailbox="1001", next="bye"), BYE])
     rig, spy = vm_rig(f, durations={"vm/alice": 1.0})

@@ -104,6 +104,18 @@ async def test_an_agent_lists_its_own_mailbox_only(rig):
     assert err.code == "forbidden" and "not yours" in err.msg
 
 
+async def test_an_agent_sharing_a_phone_with_an_agent_without_a_box_lists_its_own(rig):
+    commands, control = rig
+    control.agent_status = lambda: [SimpleNamespace(agent_id="1001", line="ext/201"),
+                                    SimpleNamespace(agent_id="7777", line="ext/201")]
+    reply = await _do(commands, AGENT, "VM.LIST")
+    assert [i["id"] for i in reply.items or []] == ["M2", "M1"]
+    assert control.calls == [("list", ("1001", 100)), ("list", ("7777", 100))]
+    err = await _err(commands, AGENT, "VM.LIST mailbox=7777")  # named: still not_found
+    assert err.code == "not_found"
+    assert (await _do(commands, AGENT, "VM.FETCH id=M1")).fields["id"] == "M1"
+
+
 async def test_fetch_gives_the_file_and_marks_heard(rig):
     commands, _ = rig
     reply = await _do(commands, AGENT, "VM.FETCH id=M1")

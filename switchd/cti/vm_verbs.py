@@ -67,12 +67,26 @@ class VmVerbs:
         if mailbox is not None and mailbox not in own:
             raise ProtocolError("forbidden", f"mailbox {mailbox} is not yours; an agent reads "
                                 "its own mailbox (leave mailbox= out)")
-        items: list[dict[str, Any]] = []
-        for box in [mailbox] if mailbox is not None else own:
-            items += await self.control.voicemail_list(box, limit=limit)
+        if mailbox is not None:
+            items = await self.control.voicemail_list(mailbox, limit=limit)
+        else:
+            items = await self._list_boxes(own, limit)
         items.sort(key=lambda r: (str(r.get("received", "")), str(r.get("id", ""))),
                    reverse=True)
         return Reply(items=items[:limit])
+
+    async def _list_boxes(self, boxes: list[str], limit: int) -> list[dict[str, Any]]:
+        """Up to ``limit`` messages of each of ``boxes`` (unsorted); a box that does not
+        exist (an agent id with no box configured, and no messages) adds none.
+        Raises ProtocolError other than ``not_found`` as the index does."""
+        items: list[dict[str, Any]] = []
+        for box in boxes:
+            try:
+                items += await self.control.voicemail_list(box, limit=limit)
+            except ProtocolError as exc:
+                if exc.code != "not_found":
+                    raise
+        return items
 
     async def vm_fetch(self, session: Session, req: Request) -> Reply:
         """VM.FETCH: the message's fields (as VM.LIST) with ``heard=true``."""

@@ -378,6 +378,9 @@ class Session:
     #: How many path entries and which variables the core was last told (Annotate).
     annotated_len: int = 0
     annotated_vars: dict[str, str] = field(default_factory=dict)
+    #: ``len(digits)`` when the current message started recording: the keys after it
+    #: are the message's (a key before it skipped the greeting and ends nothing).
+    message_keys_from: int = 0
 
     @property
     def node_name(self) -> str:
@@ -857,10 +860,13 @@ class Ivr:
         self._end(now, s, outcome, why, release=False)
 
     def _on_message_key(self, now: float, s: Session, key: str) -> None:
+        """A key while the message records: the first ``#`` pressed since recording
+        started ends it (one that skipped the greeting does not count); others are
+        ignored (they are in the audio)."""
         if key != "#":
             self._ignore(s, key)  # it is in the message's audio; it does not end it
             return
-        if not s.digits.endswith("#"):
+        if "#" not in s.digits[s.message_keys_from:]:
             s.digits += key
             # The recorder answers with MessageEnded(hash) (at once, in the daemon).
             self._emit(StopMessage(s.call_id, MessageEnd.HASH))
@@ -1141,6 +1147,7 @@ class Ivr:
         in case it never comes)."""
         s.state = State.RECORDING
         s.token = 0
+        s.message_keys_from = len(s.digits)  # a greeting-skipping # does not end it
         self._flush(s)  # the CDR has the path even if the caller hangs up mid-message
         self._emit(RecordMessage(s.call_id, s.line, node.mailbox, s.vars.get("caller", ""),
                                  node.max_s, node.silence_s))

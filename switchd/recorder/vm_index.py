@@ -129,6 +129,9 @@ class MessageIndex(BackgroundWriter[_Job]):
         self.on_saved = on_saved
         #: Rows committed since start.
         self.saved = 0
+        #: The job at the head of the queue whose row is committed but whose box count
+        #: failed: its retry only counts (inserting again would be a duplicate).
+        self._inserted: _Save | None = None
 
     # ----------------------------------------------------------------- writing
 
@@ -171,6 +174,7 @@ class MessageIndex(BackgroundWriter[_Job]):
                     return
                 continue
             self._queue.popleft()
+            self._inserted = None
             self._delay_s = self._retry_initial_s
             self._advance(1)
             if isinstance(job, _Save) and waiting is not None:
@@ -182,14 +186,21 @@ class MessageIndex(BackgroundWriter[_Job]):
                         log.exception("voicemail_on_saved_failed", message=job.row.id)
 
     async def _do(self, job: _Job) -> int | None:
-        """Carry out one job; the box's unheard count for a saved row."""
+        """Carry out one job; the box's unheard count for a saved row.
+
+        The row is inserted once: when the count after it fails (a transient error),
+        the retry only counts. Raises sqlite3.IntegrityError for a message id already
+        indexed (never retried), sqlite3.OperationalError / StorageError / OSError for
+        the caller to retry.
+        """
         if isinstance(job, _Discard):
             path = self.directory / job.path
             await asyncio.to_thread(path.unlink, missing_ok=True)
             return None
-        await self.store.execute(SQL_VM_INSERT, job.row.params())
-        rows = await self.store.fetch(SQL_VM_WAITING, {"mailbox": job.row.mailbox})
-        return int(rows[0]["waiting"]) if rows else 0  # type: ignore[call-overload]
+        if self._inserted is not job:
+            await self.store.execute(SQL_VM_INSERT, job.row.params())
+            self._inserted = job
+        return await self.waiting(job.row.mailbox)
 
     # ----------------------------------------------------------------- queries
 

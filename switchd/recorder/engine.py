@@ -46,6 +46,8 @@ from typing import Any
 
 from switchd.core.inputs import Annotate, HideDigits
 from switchd.events import (
+    AgentState,
+    AgentStateChanged,
     BridgeChanged,
     BridgeMember,
     CallAnswered,
@@ -295,7 +297,8 @@ class Recorder:
     """Call recordings for one switch (see the module docstring)."""
 
     FOLLOWS: tuple[type, ...] = (CallNew, CallSwitchAnswered, CallAnswered, QueueJoin,
-                                 QueueOffered, QueueConnected, BridgeChanged, CallEnded)
+                                 QueueOffered, QueueConnected, AgentStateChanged,
+                                 BridgeChanged, CallEnded)
     TAKES: tuple[type, ...] = RECORDER_INPUTS
 
     def __init__(self, settings: RecordingSettings, *,
@@ -313,6 +316,7 @@ class Recorder:
             CallNew: self._on_new, CallSwitchAnswered: self._on_switch_answered,
             CallAnswered: self._on_answered, QueueJoin: self._on_queue_join,
             QueueOffered: self._on_queue_offered, QueueConnected: self._on_queue_connected,
+            AgentStateChanged: self._on_agent_state,
             BridgeChanged: self._on_bridge,
             CallEnded: self._on_ended, RecordCommand: self._command,
             RecordingClosed: self._on_closed, RecordingError: self._on_error,
@@ -426,6 +430,18 @@ class Recorder:
         rec = self.calls.get(ev.call_id)
         if rec is not None and ev.agent != ev.line:
             rec.agents[ev.line] = ev.agent
+
+    def _on_agent_state(self, now: float, ev: AgentStateChanged) -> None:
+        # An agent in the call by any way (a queue's offer, a consult or a transfer to its
+        # extension, a direct call): the members marks name it, so the index finds the
+        # recording by every agent who was in the call.
+        if ev.call_id is None or ev.line is None or ev.state not in (AgentState.RESERVED,
+                                                                      AgentState.ON_CALL):
+            return
+        rec = self.calls.get(ev.call_id)
+        if rec is not None and rec.agents.get(ev.line) != ev.agent:
+            rec.agents[ev.line] = ev.agent
+            self._note_members(now, rec)
 
     def _on_queue_connected(self, now: float, ev: QueueConnected) -> None:
         rec = self.calls.get(ev.call_id)

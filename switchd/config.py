@@ -1531,7 +1531,7 @@ def _check_mailboxes(c: ProblemCollector, raw: _RawVoicemail, queues: Mapping[st
                       f"of this config ({what})")
         greeting = _queue_prompts(c, (*path, "greeting"), box.greeting, box.greeting,
                                   prompts_dir)
-        boxes[name] = Mailbox(name, owner=owner, greeting=greeting[0] if greeting else None)
+        boxes[name] = Mailbox(name, owner=owner, greeting=greeting)
     return boxes
 
 

@@ -36,9 +36,9 @@ from tests.ivrhelp import Rig, flow, flowset, node, prompt_path
 BYE = node(Hangup, "bye")
 SETTINGS = VoicemailSettings(
     boxes=MappingProxyType({
-        "1001": Mailbox("1001", owner="agent:1001", greeting=prompt_path("vm/alice")),
+        "1001": Mailbox("1001", owner="agent:1001", greeting=(prompt_path("vm/alice"),)),
         "sales": Mailbox("sales", owner="queue:sales"),
-        "afterhours": Mailbox("afterhours", greeting=prompt_path("vm/closed")),
+        "afterhours": Mailbox("afterhours", greeting=(prompt_path("vm/closed"),)),
     }),
     greeting=(prompt_path("vm/default"),), silence_s=5.0, max_s=120.0, beep_ms=400)
 

@@ -465,7 +465,7 @@ def test_mailboxes_give_greetings_owners_and_refuse_folder_tricks():
     g = Path("/p/zh/vm.wav")
     own = Path("/p/zh/alice.wav")
     boxes = Mailboxes(VoicemailSettings(greeting=(g,), boxes=MappingProxyType({
-        "1001": Mailbox("1001", owner="agent:1001", greeting=own),
+        "1001": Mailbox("1001", owner="agent:1001", greeting=(own,)),
         "sales": Mailbox("sales", owner="queue:sales"),
         "..": Mailbox(".."),
     })))

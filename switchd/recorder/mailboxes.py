@@ -78,13 +78,13 @@ class Mailboxes:
         box = self.get(name)
         if box is None:
             return None
-        return (box.greeting,) if box.greeting is not None else tuple(self.settings.greeting)
+        return box.greeting or tuple(self.settings.greeting)
 
     def greeting_files(self) -> list[Path]:
         """Every greeting file any box may play (personal and default), each once: what
         the daemon preloads into the prompt cache at start and on reload."""
         seen: dict[Path, None] = dict.fromkeys(self.settings.greeting)
         for box in self.settings.boxes.values():
-            if box.greeting is not None:
-                seen.setdefault(box.greeting, None)
+            for path in box.greeting:
+                seen.setdefault(path, None)
         return list(seen)

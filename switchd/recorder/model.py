@@ -162,11 +162,11 @@ class RecordingSettings:
 class Mailbox:
     """One voicemail box. ``owner``: who is told of new messages (``agent:<id>``,
     ``queue:<name>`` or None for a box the IVR owns); ``greeting``: the personal
-    greeting file (None = the default greeting)."""
+    greeting's files, played in order (empty = the default greeting)."""
 
     name: str
     owner: str | None = None
-    greeting: Path | None = None
+    greeting: tuple[Path, ...] = ()
 
 
 def _default_vm_dir() -> Path:

@@ -71,7 +71,7 @@ def test_after_hours_in_the_flows_own_zone_whatever_the_clock_of_the_server(caps
     code, out, _ = _try(capsys, "--at", "2026-12-07T10:00:00Z")
     assert code == 0
     assert "leave hours  -> after_hours  because Mon 18:00:05 Asia/Shanghai" in out
-    assert "flow main ends: hangup (at hang_up)" in out
+    assert "flow main ends: hangup (at leave_message)" in out
 
 
 def test_a_chinese_public_holiday_takes_the_holiday_branch(capsys):

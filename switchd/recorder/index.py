@@ -30,9 +30,8 @@ import asyncio
 import json
 import re
 import sqlite3
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
-from enum import Enum
 from pathlib import Path
 from typing import Any
 
@@ -49,7 +48,7 @@ from switchd.events import (
 )
 from switchd.exceptions import StorageError
 from switchd.recorder.model import RecordLayout, RecordStatus
-from switchd.store.background import BackgroundWriter
+from switchd.store.background import BatchWriter, Outcome
 from switchd.store.schema import parse_time_bound
 from switchd.store.sqlite import Store
 from switchd.timefmt import iso_utc
@@ -317,17 +316,11 @@ class IndexWrite:
     params: Mapping[str, object]
 
 
-class _Outcome(Enum):
-    COMMITTED = "committed"
-    REJECTED = "rejected"  # the database refused the data itself; retrying cannot help
-    FAILED = "failed"      # the database could not write now; retry later
-
-
 def _channels(layout: str) -> int:
     return 2 if layout == RecordLayout.STEREO.value else 1
 
 
-class RecordingIndex(BackgroundWriter[IndexWrite]):
+class RecordingIndex(BatchWriter[IndexWrite]):
     """Keeps the ``recordings`` table in step with the recorder's events (module docstring).
 
     Subscribe :meth:`on_event` to every event in :attr:`FOLLOWS` (``bus.on(E.name,
@@ -356,7 +349,6 @@ class RecordingIndex(BackgroundWriter[IndexWrite]):
         super().__init__(retry_initial_s=retry_initial_s, retry_max_s=retry_max_s)
         self._store = store
         self._batch_max = batch_max
-        self._written = 0
         #: Live recordings by call id (recording id = call id, but say which is which).
         self._recording: dict[str, str] = {}
         #: (agent, queue) of live calls an agent took, for a recording that starts after
@@ -367,11 +359,6 @@ class RecordingIndex(BackgroundWriter[IndexWrite]):
             RecordingFailed: self._on_failed, CallEnded: self._on_ended,
             RecordingDone: self._on_done,
         }
-
-    @property
-    def written(self) -> int:
-        """Statements committed since ``start()``."""
-        return self._written
 
     def on_event(self, ev: Event) -> None:
         """Queue what ``ev`` changes in the index (nothing for other events).
@@ -433,38 +420,12 @@ class RecordingIndex(BackgroundWriter[IndexWrite]):
         if left:
             log.error("recording_index_closed_with_pending", pending=left, written=self._written)
 
-    async def _run(self) -> None:
-        """Drain the queue: runs of the same statement, each in one transaction."""
-        while (batch := await self._take(self._batch_max)) is not None:
-            group = _leading_run(batch)
-            outcome = await self._attempt(group)
-            if outcome is _Outcome.COMMITTED:
-                self._committed(len(group))
-            elif outcome is _Outcome.REJECTED:
-                if len(group) == 1:
-                    self._skip_head()
-                else:
-                    await self._one_by_one(len(group))
-            elif not await self._back_off():
-                return
+    def _batch(self, taken: list[IndexWrite]) -> list[IndexWrite]:
+        """The leading run of the same statement (one ``executemany``): in order, so a
+        later statement for a row never overtakes an earlier one."""
+        return _leading_run(taken)
 
-    async def _one_by_one(self, count: int) -> None:
-        """Write the first ``count`` queued statements singly, skipping refused ones."""
-        for _ in range(count):
-            while True:
-                if self._stop.is_set():
-                    return
-                outcome = await self._attempt([self._queue[0]])
-                if outcome is _Outcome.COMMITTED:
-                    self._committed(1)
-                    break
-                if outcome is _Outcome.REJECTED:
-                    self._skip_head()
-                    break
-                if not await self._back_off():
-                    return
-
-    async def _attempt(self, group: Sequence[IndexWrite]) -> _Outcome:
+    async def _attempt(self, group: list[IndexWrite]) -> Outcome:
         """One ``Store.execute`` of a run of the same statement; never raises."""
         try:
             await self._store.execute(group[0].sql, [w.params for w in group])
@@ -472,7 +433,7 @@ class RecordingIndex(BackgroundWriter[IndexWrite]):
             if len(group) == 1:
                 log.error("recording_index_rejected", recording_id=group[0].recording_id,
                           what=group[0].what, error=str(exc), action="skipped")
-            return _Outcome.REJECTED
+            return Outcome.REJECTED
         except asyncio.CancelledError:
             raise
         except Exception as exc:
@@ -481,19 +442,8 @@ class RecordingIndex(BackgroundWriter[IndexWrite]):
             log.error("recording_index_write_failed", error=f"{type(exc).__name__}: {exc}",
                       pending=self.pending, retry_in_s=self._delay_s,
                       exc_info=not isinstance(exc, sqlite3.OperationalError | StorageError))
-            return _Outcome.FAILED
-        return _Outcome.COMMITTED
-
-    def _committed(self, count: int) -> None:
-        for _ in range(count):
-            self._queue.popleft()
-        self._written += count
-        self._delay_s = self._retry_initial_s
-        self._advance(count)
-
-    def _skip_head(self) -> None:
-        self._queue.popleft()
-        self._advance(1)
+            return Outcome.FAILED
+        return Outcome.COMMITTED
 
 
 def _leading_run(batch: list[IndexWrite]) -> list[IndexWrite]:

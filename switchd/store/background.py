@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import enum
 from collections import deque
 from itertools import islice
 from typing import Generic, TypeVar
 
-__all__ = ["BackgroundWriter"]
+__all__ = ["BackgroundWriter", "BatchWriter", "Outcome"]
 
 T = TypeVar("T")
 
@@ -171,3 +172,87 @@ class BackgroundWriter(Generic[T]):
             await asyncio.wait_for(self._stop.wait(), self._delay_s)
         self._delay_s = min(self._delay_s * 2, self._retry_max_s)
         return not self._stop.is_set()
+
+
+class Outcome(enum.Enum):
+    """What one write attempt of a :class:`BatchWriter` did."""
+
+    COMMITTED = "committed"
+    REJECTED = "rejected"  # the data itself was refused; retrying cannot help
+    FAILED = "failed"  # the database could not write now; retry later
+
+
+class BatchWriter(BackgroundWriter[T]):
+    """A background writer whose items go to a database in batches, one transaction each.
+
+    A batch either commits whole, or fails for now (retried after a back-off, the items
+    kept in order), or is refused for its data (an integrity error): then it goes again
+    one item at a time, so only the refused item is skipped (logged by the subclass's
+    :meth:`_attempt`). Subclasses set ``_batch_max`` and implement :meth:`_attempt`;
+    they may narrow a batch (:meth:`_batch`) and hook commits (:meth:`_on_committed`).
+    """
+
+    _batch_max = 100
+    _written = 0
+
+    @property
+    def written(self) -> int:
+        """Items committed since ``start()``."""
+        return self._written
+
+    def _batch(self, taken: list[T]) -> list[T]:
+        """The part of the items ``taken`` from the queue to write in one transaction
+        (default: all of them)."""
+        return taken
+
+    async def _attempt(self, items: list[T]) -> Outcome:
+        """Write ``items`` in one transaction and say what happened; never raises."""
+        raise NotImplementedError
+
+    def _on_committed(self, items: list[T]) -> None:
+        """Called with each committed batch (default: nothing)."""
+
+    async def _run(self) -> None:
+        while (taken := await self._take(self._batch_max)) is not None:
+            batch = self._batch(taken)
+            outcome = await self._attempt(batch)
+            if outcome is Outcome.COMMITTED:
+                self._committed(batch)
+            elif outcome is Outcome.REJECTED:
+                if len(batch) == 1:
+                    self._skip_head()
+                else:
+                    await self._one_by_one(len(batch))
+            elif not await self._back_off():
+                return
+
+    async def _one_by_one(self, count: int) -> None:
+        """Write the first ``count`` queued items singly, skipping the refused ones."""
+        for _ in range(count):
+            while True:
+                if self._stop.is_set():
+                    return
+                item = self._queue[0]
+                outcome = await self._attempt([item])
+                if outcome is Outcome.COMMITTED:
+                    self._committed([item])
+                    break
+                if outcome is Outcome.REJECTED:
+                    self._skip_head()
+                    break
+                if not await self._back_off():
+                    return
+
+    def _committed(self, items: list[T]) -> None:
+        """Drop committed items from the queue, reset the back-off, tell the hook."""
+        for _ in items:
+            self._queue.popleft()
+        self._written += len(items)
+        self._delay_s = self._retry_initial_s
+        self._advance(len(items))
+        self._on_committed(items)
+
+    def _skip_head(self) -> None:
+        """Drop the first queued item, which the database refused (already logged)."""
+        self._queue.popleft()
+        self._advance(1)

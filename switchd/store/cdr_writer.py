@@ -10,7 +10,6 @@ that very row (a duplicate ``uniqueid``), which is logged as an error.
 from __future__ import annotations
 
 import asyncio
-import enum
 import sqlite3
 from collections.abc import Callable
 
@@ -18,7 +17,7 @@ import structlog
 
 from switchd.events import Cdr
 from switchd.exceptions import StorageError
-from switchd.store.background import BackgroundWriter
+from switchd.store.background import BatchWriter, Outcome
 from switchd.store.sqlite import Store
 
 __all__ = ["CdrWriter"]
@@ -26,15 +25,7 @@ __all__ = ["CdrWriter"]
 log = structlog.get_logger(__name__)
 
 
-class _Outcome(enum.Enum):
-    """What one write attempt did."""
-
-    COMMITTED = "committed"
-    REJECTED = "rejected"  # the data itself was refused; retrying cannot help
-    FAILED = "failed"  # the database could not write now; retry later
-
-
-class CdrWriter(BackgroundWriter[Cdr]):
+class CdrWriter(BatchWriter[Cdr]):
     """Writes CDRs to a ``Store`` from a background task, in order, retrying until committed.
 
     ``submit`` (synchronous, call it from the event loop's thread) appends to a
@@ -75,12 +66,6 @@ class CdrWriter(BackgroundWriter[Cdr]):
         self.on_written = None
         self._store = store
         self._batch_max = batch_max
-        self._written = 0
-
-    @property
-    def written(self) -> int:
-        """Rows committed since ``start()``."""
-        return self._written
 
     def submit(self, cdr: Cdr) -> None:
         """Queue one CDR for writing; never blocks, never waits for the disk.
@@ -96,38 +81,7 @@ class CdrWriter(BackgroundWriter[Cdr]):
         if left:
             log.error("cdr_writer_closed_with_pending", pending=left, written=self._written)
 
-    async def _run(self) -> None:
-        """Drain the queue batch by batch until stopped."""
-        while (batch := await self._take(self._batch_max)) is not None:
-            outcome = await self._attempt(batch)
-            if outcome is _Outcome.COMMITTED:
-                self._committed(batch)
-            elif outcome is _Outcome.REJECTED:
-                if len(batch) == 1:
-                    self._skip_head()
-                else:
-                    await self._write_one_by_one(len(batch))
-            elif not await self._back_off():
-                return
-
-    async def _write_one_by_one(self, count: int) -> None:
-        """Write the first ``count`` queued rows singly, skipping the ones the database rejects."""
-        for _ in range(count):
-            while True:
-                if self._stop.is_set():
-                    return
-                row = self._queue[0]
-                outcome = await self._attempt([row])
-                if outcome is _Outcome.COMMITTED:
-                    self._committed([row])
-                    break
-                if outcome is _Outcome.REJECTED:
-                    self._skip_head()
-                    break
-                if not await self._back_off():
-                    return
-
-    async def _attempt(self, rows: list[Cdr]) -> _Outcome:
+    async def _attempt(self, rows: list[Cdr]) -> Outcome:
         """Try one ``insert_cdrs`` call and classify what happened; never raises."""
         try:
             await self._store.insert_cdrs(rows)
@@ -143,7 +97,7 @@ class CdrWriter(BackgroundWriter[Cdr]):
                     error=str(exc),
                     action="skipped",
                 )
-            return _Outcome.REJECTED
+            return Outcome.REJECTED
         except asyncio.CancelledError:
             raise
         except Exception as exc:
@@ -156,23 +110,13 @@ class CdrWriter(BackgroundWriter[Cdr]):
                 retry_in_s=self._delay_s,
                 exc_info=not isinstance(exc, sqlite3.OperationalError | StorageError),
             )
-            return _Outcome.FAILED
-        return _Outcome.COMMITTED
+            return Outcome.FAILED
+        return Outcome.COMMITTED
 
-    def _committed(self, rows: list[Cdr]) -> None:
-        """Account for rows just committed: drop them from the queue and tell the hook."""
-        for _ in rows:
-            self._queue.popleft()
-        self._written += len(rows)
-        self._delay_s = self._retry_initial_s
-        self._advance(len(rows))
+    def _on_committed(self, rows: list[Cdr]) -> None:
+        """Tell the hook about rows just committed (a failing hook is logged, ignored)."""
         if self.on_written is not None:
             try:
                 self.on_written(rows)
             except Exception:
                 log.exception("cdr_on_written_failed", rows=len(rows))
-
-    def _skip_head(self) -> None:
-        """Drop the first queued row, which the database refused (already logged)."""
-        self._queue.popleft()
-        self._advance(1)

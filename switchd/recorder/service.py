@@ -60,27 +60,9 @@ from switchd.recorder.inputs import (
 )
 from switchd.recorder.model import RecordFormat, RecordLayout
 from switchd.recorder.tap import RecordingTap, TapError
+from switchd.recorder.wav import FileSummary as Summary
 
 __all__ = ["RecState", "RecordingService", "ServiceError", "Summary", "WriterLike"]
-
-
-class Summary(Protocol):
-    """What the writer reports of a file (``switchd.recorder.wav.WavSummary``)."""
-
-    @property
-    def duration_s(self) -> float:
-        """Seconds of audio in the file."""
-        ...
-
-    @property
-    def size(self) -> int:
-        """The file's bytes, header included."""
-        ...
-
-    @property
-    def sha256(self) -> str:
-        """Hex SHA-256 of the whole file."""
-        ...
 
 
 class WriterLike(Protocol):

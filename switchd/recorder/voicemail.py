@@ -51,6 +51,7 @@ from switchd.recorder.mailboxes import Mailboxes
 from switchd.recorder.model import RecordFormat
 from switchd.recorder.vm_index import MessageIndex, MessageRow
 from switchd.recorder.vm_tap import FRAME, FRAMES_PER_S, Capture, MessageTap, Trim
+from switchd.recorder.wav import FileSummary
 
 __all__ = [
     "BEEP_DBM0",
@@ -110,25 +111,6 @@ class MessageWriter(Protocol):
 
     async def stop(self, timeout_s: float) -> int:
         """Close what is open (each reported), end the thread; returns what was left."""
-        ...
-
-
-class FileSummary(Protocol):
-    """What the writer reports of a closed file (:class:`~switchd.recorder.wav.WavSummary`)."""
-
-    @property
-    def duration_s(self) -> float:
-        """Seconds of audio in the file."""
-        ...
-
-    @property
-    def size(self) -> int:
-        """The file's length, bytes."""
-        ...
-
-    @property
-    def sha256(self) -> str:
-        """Hex digest of the whole file."""
         ...
 
 

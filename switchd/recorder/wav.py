@@ -32,11 +32,12 @@ import os
 import struct
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NamedTuple
+from typing import NamedTuple, Protocol
 
 from switchd.recorder.model import RecordFormat
 
 __all__ = [
+    "FileSummary",
     "RATE",
     "WavError",
     "WavFile",
@@ -65,6 +66,26 @@ _HASH_BLOCK = 1 << 16
 
 class WavError(ValueError):
     """A file is not a WAV this recorder wrote (so it will not be repaired or read)."""
+
+
+class FileSummary(Protocol):
+    """What a report of a closed file needs (:class:`WavSummary` is one): the figures the
+    index takes from the file itself."""
+
+    @property
+    def duration_s(self) -> float:
+        """Seconds of audio in the file."""
+        ...
+
+    @property
+    def size(self) -> int:
+        """The file's bytes, header included."""
+        ...
+
+    @property
+    def sha256(self) -> str:
+        """Hex SHA-256 of the whole file."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)

@@ -270,10 +270,13 @@ async def test_pause_for_compliance_over_the_socket_hides_the_keys_and_writes_si
         agent = await Client.connect(d.port)
         await agent.ok("AUTH user=agent1 secret=demo")
         await asyncio.sleep(1.0)
+        # It subscribes mid-call (a softphone reconnecting): its own call's events reach it.
+        await agent.ok("SUB events=recording.*")
         ok = await agent.ok(f"CALL.RECORD call={call} action=pause")
         assert (ok["recording"], ok["action"]) == (call, "pause")
         paused = await watcher.wait_event("recording.paused", call=call)
         assert paused["user"] == "agent1"
+        assert (await agent.wait_event("recording.paused", call=call))["user"] == "agent1"
         err = (await agent.cmd(f"CALL.RECORD call={call} action=pause"))[-1]
         assert err.startswith("ERR code=wrong_state") and "paused already" in err, err
 

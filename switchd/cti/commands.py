@@ -233,6 +233,13 @@ class Commands:
                                 "or glob patterns, e.g. events=call.*,line.state")
         session.patterns = patterns
         session.subscribed = True
+        if session.agent_line is not None:
+            # An agent that subscribes mid-call (a softphone reconnecting) follows the calls
+            # already on its phone, as if it had seen the event that put them there:
+            # recording.* and the other events of those calls carry no line of its own.
+            for call in self.control.calls():
+                if session.agent_line in str(call.get("lines") or "").split(","):
+                    session.own_calls.add(str(call["call"]))
         return Reply({"events": ",".join(patterns)})
 
     async def _unsub(self, session: Session, req: Request) -> Reply:

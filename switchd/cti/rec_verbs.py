@@ -125,7 +125,11 @@ class RecVerbs:
             try:
                 info = self.control.call_info(call_id)
             except CoreError as exc:
-                raise core_error(exc) from None
+                if exc.code != "not_found":
+                    raise core_error(exc) from None
+                # The same answer whoever asks (the recorder's own words).
+                raise ProtocolError("not_found", f"no call {call_id} in progress; CALL.RECORD "
+                                    "works on live calls (CALLS lists them)") from None
             if session.agent_line not in info.lines:
                 raise ProtocolError("forbidden", f"call {call_id} is not on your extension "
                                     f"{session.agent_line}; an agent records only its own "

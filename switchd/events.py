@@ -905,12 +905,15 @@ class RecordingResumed(CallEvent):
 @dataclass(frozen=True, slots=True)
 class RecordingStopped(CallEvent):
     """A segment ended before the call did (``why``: ``command``, or ``mode`` when the
-    queue the call moved to does not record); the file stays open for a later start."""
+    queue the call moved to does not record); the file stays open for a later start.
+    ``digits_hidden``: when the stop ended a compliance pause, the key presses withheld
+    during it (the call's keys are passed on again from now)."""
 
     name: ClassVar[str] = "recording.stopped"
     recording_id: str
     why: str
     user: str | None = None
+    digits_hidden: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

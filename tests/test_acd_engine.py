@@ -1009,3 +1009,25 @@ def test_a_ring_groups_ring_on_an_agents_phone_is_a_call_of_its_own():
     assert c.acd.agents["a1"].total.answered == 0
     assert c.acd.stats["group:desk"].answered == 1
     assert c.cdr(call_id).agent is None
+
+
+def test_a_waiting_caller_redirected_elsewhere_leaves_its_queue_for_good():
+    """A waiting caller the switch sends on (a supervisor's transfer, a flow) is out of its
+    queue at once: it leaves with SYSTEMEXIT and is never offered from there again."""
+    ags = (AgentSettings("a1", extension=201, queues={"A": 0}, login=True),
+           AgentSettings("a2", extension=202, queues={"B": 0}, login=True))
+    c = Centre([queue("A"), queue("B")], ags)
+    c.submit(NotReady("a1"))
+    call_id = c.call("A", caller="5550001")
+    c.advance(4)
+    c.submit(Redirect(call_id, Target(TargetKind.QUEUE, "B")))
+    (left,) = leaves(c, call_id)
+    assert (left.queue, left.reason) == ("A", QueueExit.SYSTEM)
+    assert c.acd.callers[call_id].queue == "B" and c.ringing() == ["ext/202"]
+    c.submit(Ready("a1"))                  # free again in A: nothing left there for it
+    assert c.ringing() == ["ext/202"]
+    assert any("|A|NONE|SYSTEMEXIT|" in line for line in c.queue_log())
+    c.answer(202)
+    c.caller_hangs_up(call_id)
+    assert c.cdr(call_id).queue == "B"
+    c.check_invariants()

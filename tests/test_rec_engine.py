@@ -45,6 +45,7 @@ from switchd.core.inputs import (
 from switchd.core.routing import CoreConfig, Route, Target, TargetKind
 from switchd.engine import Input
 from switchd.events import (
+    CallAnswered,
     CallEnded,
     CallNew,
     CallSwitchAnswered,
@@ -54,6 +55,7 @@ from switchd.events import (
     DtmfReceived,
     Event,
     HangupCause,
+    QueueCallback,
     RecordingDone,
     RecordingFailed,
     RecordingPaused,
@@ -628,7 +630,25 @@ def test_a_queue_that_does_not_record_ends_a_pause_and_gives_the_keys_back():
     assert r.state(cid) is S.STOPPED_BY_MODE
     r.keys(r.trunk(cid), "3")
     assert [d.digit for d in r.of(DtmfReceived)] == ["3"]
-    assert r.of(RecordingStopped)[0].why == "mode"
+    stopped = r.of(RecordingStopped)[0]
+    # The keys withheld during the pause are reported as the stop gives them back.
+    assert (stopped.why, stopped.digits_hidden) == ("mode", 2)
+    r.hangup(r.trunk(cid))
+    r.assert_clean()
+
+
+def test_leaving_a_queue_that_does_not_record_for_one_without_override_records_again():
+    """The route's mode (on_answer) is back in force in a queue with no record: of its own."""
+    r = Rig()
+    r.submit(NotReady("a1"))                # nobody rings: the caller can be moved on
+    cid = r.call("ivr")
+    r.at(5)
+    r.to_queue(cid, "quiet")
+    assert r.state(cid) is S.STOPPED_BY_MODE
+    r.at(8)
+    r.to_queue(cid, "q")                    # no override: the route's on_answer
+    assert r.state(cid) is S.RECORDING
+    assert [e.segment for e in r.of(RecordingStarted)] == [1, 2]
     r.hangup(r.trunk(cid))
     r.assert_clean()
 
@@ -878,3 +898,20 @@ def test_hide_digits_for_a_call_that_ended_is_ignored():
     cid = r.call("ivr")
     r.hangup(r.trunk(cid))
     assert r.submit(HideDigits(cid, True)) == []
+
+
+@pytest.mark.parametrize("callback_first", [False, True])
+def test_a_queues_callback_call_records_by_that_queues_mode(callback_first):
+    """The call the ACD places to call a customer back has no queue.join: the recorder
+    takes the queue's mode from queue.callback (``quiet`` does not record, ``loud`` does),
+    whichever of it and call.new comes first."""
+    for queue_name, recorded in (("quiet", False), ("loud", True)):
+        rec = Recorder(settings(mode=RecordMode.ON_ANSWER))
+        dial = f"dial-{queue_name}"
+        new = CallNew(dial, T0, Direction.OUTBOUND, "201", "5550001", extension=201)
+        cb = QueueCallback("waiting-caller", T0, queue_name, "5550001", "dialling", 1,
+                           dial_call_id=dial, agent="a1")
+        out = [*rec.handle(T0, cb), *rec.handle(T0, new)] if callback_first else \
+            [*rec.handle(T0, new), *rec.handle(T0, cb)]
+        out += rec.handle(T0 + 5, CallAnswered(dial, T0 + 5, "trunk/2"))
+        assert any(isinstance(o, TapOpen) for o in out) is recorded, queue_name

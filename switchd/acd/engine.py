@@ -647,8 +647,13 @@ class Acd:
     # ------------------------------------------------------------- core events
 
     def _on_routed(self, now: float, ev: CallRouted) -> None:
-        if ev.call_id in self.callers:
-            return
+        held = self.callers.get(ev.call_id)
+        if held is not None:
+            if ev.target == _QUEUE_PREFIX + held.queue or ev.target == held.queue:
+                return
+            # Redirected elsewhere while waiting (a supervisor, a flow, a transfer): it is
+            # out of this queue for good, or it would be offered to agents from there.
+            self._remove(now, held, QueueExit.SYSTEM, None)
         if ev.target.startswith(_GROUP_PREFIX):
             self._join_group(now, ev)
             return

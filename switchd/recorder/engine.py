@@ -55,6 +55,7 @@ from switchd.events import (
     CallNew,
     CallSwitchAnswered,
     Direction,
+    QueueCallback,
     QueueConnected,
     QueueJoin,
     QueueOffered,
@@ -251,6 +252,9 @@ class _Rec:
     #: The call's record mode now (a queue's ``record:`` replaces it as the caller joins).
     mode: RecordMode
     queue_modes: Mapping[str, RecordMode]
+    #: The mode of the route (or ``recording.mode``): back in force when the caller joins
+    #: a queue without a ``record:`` of its own.
+    base_mode: RecordMode = RecordMode.OFF
     state: RecState = RecState.RINGING
     #: bridge id -> members, as the last ``bridge.changed`` said (empty ones dropped).
     bridges: dict[str, tuple[BridgeMember, ...]] = field(default_factory=dict)
@@ -298,7 +302,7 @@ class Recorder:
 
     FOLLOWS: tuple[type, ...] = (CallNew, CallSwitchAnswered, CallAnswered, QueueJoin,
                                  QueueOffered, QueueConnected, AgentStateChanged,
-                                 BridgeChanged, CallEnded)
+                                 QueueCallback, BridgeChanged, CallEnded)
     TAKES: tuple[type, ...] = RECORDER_INPUTS
 
     def __init__(self, settings: RecordingSettings, *,
@@ -311,12 +315,14 @@ class Recorder:
         #: Live calls and their recordings (closing ones until recording.done), by call id
         #: (which is also the recording id).
         self.calls: dict[str, _Rec] = {}
+        #: dial call id -> record mode of a queue's callback call not yet announced.
+        self._callback_modes: dict[str, RecordMode] = {}
         self._out: list[Any] = []
         self._handlers: dict[type, Callable[[float, Any], None]] = {
             CallNew: self._on_new, CallSwitchAnswered: self._on_switch_answered,
             CallAnswered: self._on_answered, QueueJoin: self._on_queue_join,
             QueueOffered: self._on_queue_offered, QueueConnected: self._on_queue_connected,
-            AgentStateChanged: self._on_agent_state,
+            AgentStateChanged: self._on_agent_state, QueueCallback: self._on_callback,
             BridgeChanged: self._on_bridge,
             CallEnded: self._on_ended, RecordCommand: self._command,
             RecordingClosed: self._on_closed, RecordingError: self._on_error,
@@ -383,8 +389,10 @@ class Recorder:
                 # Colleagues calling each other are not recorded by any mode (a queue's
                 # neither); CALL.RECORD still records them.
                 mode, queue_modes = RecordMode.OFF, MappingProxyType({})
+        # A queue's callback call takes that queue's mode (its QueueCallback came first).
+        mode = self._callback_modes.pop(ev.call_id, mode)
         self.calls[ev.call_id] = _Rec(ev.call_id, ev.direction, ev.caller, ev.callee, origin,
-                                      s, mode, queue_modes)
+                                      s, mode, queue_modes, base_mode=mode)
 
     def _on_switch_answered(self, now: float, ev: CallSwitchAnswered) -> None:
         rec = self.calls.get(ev.call_id)
@@ -415,14 +423,35 @@ class Recorder:
 
     def _on_queue_join(self, now: float, ev: QueueJoin) -> None:
         rec = self.calls.get(ev.call_id)
-        if rec is None or ev.queue not in rec.queue_modes:
+        if rec is None:
             return
-        rec.mode = rec.queue_modes[ev.queue]
+        # A queue's own record: mode, else the route's again (a caller leaving a queue that
+        # does not record for one that has no override is recorded as its route says).
+        mode = rec.queue_modes.get(ev.queue, rec.base_mode)
+        if mode is rec.mode:
+            return
+        rec.mode = mode
         if rec.mode is RecordMode.OFF:
             self._step(now, rec, _I.MODE_STOP, why="mode")
         elif rec.mode is RecordMode.ON_ANSWER:
             # A queued caller is answered (by the switch) already: its moment has come.
             self._step(now, rec, _I.MODE_START, why="answer")
+
+    def _on_callback(self, now: float, ev: QueueCallback) -> None:
+        # The call the ACD places to call a customer back is the queue's call: its record
+        # mode is the queue's (there is no queue.join for it).
+        if ev.outcome != "dialling" or ev.dial_call_id is None:
+            return
+        mode = self.settings.queue_modes.get(ev.queue)
+        if mode is None:
+            return
+        rec = self.calls.get(ev.dial_call_id)
+        if rec is None:
+            self._callback_modes[ev.dial_call_id] = mode
+            while len(self._callback_modes) > 1024:  # never left behind for long
+                del self._callback_modes[next(iter(self._callback_modes))]
+        elif rec.state in (RecState.RINGING, RecState.WAITING):
+            rec.mode = rec.base_mode = mode
 
     def _on_queue_offered(self, now: float, ev: QueueOffered) -> None:
         # Known before the answer, so the members mark at the answer names the agent. A
@@ -526,7 +555,7 @@ class Recorder:
         elif do is _Do.STOP:
             hidden = self._end_pause(rec) if prev in _PAUSED else None
             self._emit(TapState(rec.call_id, TapMode.STOPPED))
-            self._emit(RecordingStopped(rec.call_id, now, rec.call_id, why, user))
+            self._emit(RecordingStopped(rec.call_id, now, rec.call_id, why, user, hidden))
             rec.mark(now, "stop", _details(why, f"user={user}" if user else None,
                                            None if hidden is None else f"digits_hidden={hidden}"))
             rec.halt_clock(now)

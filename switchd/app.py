@@ -203,6 +203,8 @@ class App:
         self.vm: VoicemailService | None = None
         self.vm_index: MessageIndex | None = None
         self._recorder_closed = False
+        #: Set by a reload: the retention loop runs a round with the new limits at once.
+        self._retention_wake = asyncio.Event()
         #: The flow prompt files pinned in the cache: the generation in force and those
         #: that calls still in a flow started on (a reload unpins the rest).
         self._flow_pins: set[Path] = set()
@@ -404,7 +406,8 @@ class App:
         if wd:
             self._spawn(self._watchdog(wd))
         self._spawn(retention_loop(self.store, rec.directory,
-                                   lambda: self.config.recording.retention, self.now))
+                                   lambda: self.config.recording.retention, self.now,
+                                   wake=self._retention_wake))
         return port
 
     def request_stop(self, why: str = "request") -> None:
@@ -548,6 +551,7 @@ class App:
         self.config = plan.config
         # The next calls record with the new modes and formats; live ones keep theirs.
         self.recorder.reconfigure(plan.config.recording)
+        self._retention_wake.set()
         if self.vm is not None:
             self.vm.reconfigure()
         # New calls start on the new flows; calls in a flow keep the generation they started on.

@@ -247,3 +247,40 @@ async def test_a_failing_round_is_logged_and_the_loop_goes_on(tmp_path, monkeypa
         await asyncio.gather(task, return_exceptions=True)
     assert len(calls) == 2 and slept == [10, 10]
     assert [e["event"] for e in logs].count("recording_purge_failed") == 2
+
+
+async def test_an_open_recording_counts_toward_the_budget_with_its_files_bytes(tmp_path):
+    """An open recording's row says 0 bytes; its file's size counts, so the closed old
+    ones go to make room (the open one itself is never purged)."""
+    store, directory, files = await _archive(tmp_path)
+    live = directory / recording_relpath("LIVE", NOW - 60)
+    write_wav(live, 40_000)                 # 5 s of stereo audio, ~160 kB, still open
+    await insert_row(store, "LIVE", NOW - 60, size=0, status="recording")
+    budget_mb = (live.stat().st_size + files["OLD3"].stat().st_size
+                 + files["NEW"].stat().st_size + 100) / MIB
+    gone = await purge(store, directory, RetentionSettings(max_mb=budget_mb), NOW)
+    # Without the open file's bytes the three closed ones would fit and nothing would go.
+    assert sorted(p.id for p in gone) == ["OLD1", "OLD2"]
+    assert live.exists() and files["OLD3"].exists() and files["NEW"].exists()
+    await store.close()
+
+
+async def test_a_reload_wakes_the_retention_loop_for_a_round_with_its_new_limits(tmp_path):
+    store, directory, files = await _archive(tmp_path)
+    limits = [RetentionSettings(check_every_s=3600)]   # no limit yet
+    wake = asyncio.Event()
+    task = asyncio.ensure_future(retention_loop(store, directory, lambda: limits[-1],
+                                                lambda: NOW, wake=wake))
+    for _ in range(20):
+        await asyncio.sleep(0)
+    assert files["OLD1"].exists()
+    limits.append(RetentionSettings(days=30, check_every_s=3600))   # the reload
+    wake.set()
+    for _ in range(200):
+        if not files["OLD1"].exists():
+            break
+        await asyncio.sleep(0.01)
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    assert not files["OLD1"].exists() and not wake.is_set()
+    await store.close()

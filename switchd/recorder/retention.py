@@ -17,6 +17,7 @@ unlogged.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -153,6 +154,35 @@ def _unlink(path: Path, directory: Path) -> None:
         parent = parent.parent
 
 
+def _waiter(wake: asyncio.Event | None) -> Callable[[float], Awaitable[None]]:
+    """A sleep of up to ``seconds`` that ``wake`` cuts short (and is cleared by)."""
+    async def wait(seconds: float) -> None:
+        if wake is None:
+            await asyncio.sleep(seconds)
+            return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(wake.wait(), seconds)
+        wake.clear()
+    return wait
+
+
+def _with_open_sizes(rows: list[dict[str, object]], directory: Path
+                     ) -> list[dict[str, object]]:
+    """``rows`` with each open recording's ``size`` read from its file (bytes; 0 when it is
+    not there or outside ``directory``). Blocking: call off the loop."""
+    out = []
+    for row in rows:
+        if row.get("status") == RecordStatus.RECORDING.value:
+            path = _inside(directory, str(row.get("file") or ""))
+            try:
+                size = path.stat().st_size if path is not None else 0
+            except OSError:
+                size = 0
+            row = {**row, "size": size}
+        out.append(row)
+    return out
+
+
 async def purge(store: Store, directory: Path, settings: RetentionSettings, now: float, *,
                 dry_run: bool = False) -> list[Purged]:
     """Apply retention now: plan (:func:`plan_purge`) and delete each recording's row and
@@ -169,6 +199,10 @@ async def purge(store: Store, directory: Path, settings: RetentionSettings, now:
     """
     directory = Path(directory)
     rows = await store.fetch(index.SQL_RETENTION_ROWS, {})
+    if settings.max_mb is not None:
+        # An open recording's row says 0 bytes until it closes; its file already takes
+        # room, which the budget counts (it is never purged, others go first).
+        rows = await asyncio.to_thread(_with_open_sizes, rows, directory)
     plan = plan_purge(rows, now, settings)
     if dry_run:
         return plan
@@ -206,12 +240,17 @@ async def purge(store: Store, directory: Path, settings: RetentionSettings, now:
 async def retention_loop(store: Store, directory: Path,
                          settings: Callable[[], RetentionSettings],
                          now: Callable[[], float], *,
-                         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> None:
+                         sleep: Callable[[float], Awaitable[None]] | None = None,
+                         wake: asyncio.Event | None = None) -> None:
     """Run :func:`purge` at once, then every ``settings().check_every_s`` seconds, until
-    cancelled. ``settings`` is called each round, so a reload's new limits apply at the
-    next one; with neither ``days`` nor ``max_mb`` set a round does nothing. A failing
-    round is logged (``recording_purge_failed``) and the loop goes on. ``sleep`` waits
-    between rounds (tests pass a fake). Never returns; cancel the task to stop it."""
+    cancelled. ``settings`` is called each round; setting ``wake`` (a reload) starts a
+    round at once, so new limits and a new interval apply without waiting out the old
+    one. With neither ``days`` nor ``max_mb`` set a round does nothing. A failing round
+    is logged (``recording_purge_failed``) and the loop goes on. ``sleep`` waits between
+    rounds (tests pass a fake; default: ``check_every_s`` or until ``wake``). Never
+    returns; cancel the task to stop it."""
+    if sleep is None:
+        sleep = _waiter(wake)
     while True:
         current = settings()
         if current.days is not None or current.max_mb is not None:

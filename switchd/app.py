@@ -722,6 +722,11 @@ class App:
         assert self.vm_index is not None
         return await self.vm_index.list(mailbox, limit=limit)
 
+    async def voicemail_get(self, message_id: str) -> dict[str, Any]:
+        """One message, unchanged."""
+        assert self.vm_index is not None
+        return await self.vm_index.get(message_id)
+
     async def voicemail_fetch(self, message_id: str) -> dict[str, Any]:
         """One message with its absolute file path; marks it heard."""
         assert self.vm_index is not None

@@ -143,6 +143,11 @@ class Control(Protocol):
         ProtocolError(not_found) for a mailbox that does not exist."""
         ...
 
+    async def voicemail_get(self, message_id: str) -> dict[str, Any]:
+        """One message's metadata, unchanged (not marked heard). Raises
+        ProtocolError(not_found)."""
+        ...
+
     async def voicemail_fetch(self, message_id: str) -> dict[str, Any]:
         """One message's metadata with ``file`` as an absolute path; marks it heard.
         Raises ProtocolError(not_found)."""

@@ -37,6 +37,10 @@ class Control:
         self.calls.append(("list", (mailbox, limit)))
         return await self.index.list(mailbox, limit=limit)
 
+    async def voicemail_get(self, message_id: str) -> dict[str, Any]:
+        self.calls.append(("get", message_id))
+        return await self.index.get(message_id)
+
     async def voicemail_fetch(self, message_id: str) -> dict[str, Any]:
         self.calls.append(("fetch", message_id))
         return await self.index.fetch(message_id)
@@ -132,7 +136,7 @@ async def test_an_agent_cannot_reach_another_box_message_and_learns_nothing_of_i
         assert err.code == "not_found"
         err2 = await _err(commands, AGENT, f"{verb} id=nosuch")
         assert (err2.code, err2.msg) == (err.code, err.msg.replace("'M3'", "'nosuch'"))
-    assert not [c for c in control.calls if c[0] != "list"]  # nothing fetched or deleted
+    assert not [c for c in control.calls if c[0] not in ("list", "get")]  # nothing fetched or deleted
 
 
 async def test_delete_removes_the_message(rig):

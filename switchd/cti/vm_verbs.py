@@ -109,14 +109,12 @@ class VmVerbs:
         own = self._own_boxes(session)
         if own is None:
             return
-        for box in own:
-            try:
-                rows = await self.control.voicemail_list(box, limit=_LIMIT_MAX)
-            except ProtocolError as exc:
-                if exc.code == "not_found":
-                    continue  # an agent id with no box (not configured): nothing of it
+        try:
+            row = await self.control.voicemail_get(message_id)
+        except ProtocolError as exc:
+            if exc.code != "not_found":
                 raise
-            if any(r.get("id") == message_id for r in rows):
-                return
-        raise ProtocolError("not_found", f"no voicemail message {message_id!r} in your "
-                            "mailbox; VM.LIST shows yours")
+            row = None
+        if row is None or row.get("mailbox") not in own:
+            raise ProtocolError("not_found", f"no voicemail message {message_id!r} in your "
+                                "mailbox; VM.LIST shows yours")

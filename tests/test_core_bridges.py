@@ -632,6 +632,25 @@ def test_the_whisper_goes_to_the_agent_there_when_the_supervisor_answers():
     r.assert_clean()
 
 
+def test_a_whisper_target_that_comes_back_as_a_monitor_is_not_whispered_to():
+    """The consulted phone a supervisor was asked to coach leaves (consult cancelled) and
+    joins again as a listener before the supervisor answers: the whisper goes to the agent
+    in the call, never to a monitor (found by the core fuzz test)."""
+    r = Run()
+    call_id = r.answered_call()
+    r.do(Consult(AGENT, "202"))
+    r.do(Answer(OTHER))
+    r.do(Monitor(SUPER, call_id, Role.WHISPER, agent=OTHER))
+    r.do(Cancel(AGENT))
+    r.do(Monitor(OTHER, call_id, Role.LISTEN))
+    r.do(Answer(OTHER))
+    r.do(Answer(SUPER))
+    [started] = [e for e in r.events if e.name == "monitor.started" and e.line == SUPER]
+    assert started.fields()["agent"] == AGENT
+    r.do(Hangup(CALLER))
+    r.assert_clean()
+
+
 def test_the_switchs_own_ringing_cannot_be_withdrawn_from_outside():
     r = Run()
     call_id = new_call_id(r.do(Incoming("13900001111", "8000")))

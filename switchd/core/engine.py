@@ -1217,7 +1217,9 @@ class SwitchCore:
         assert main is not None, f"call {call.call_id} has no main bridge to monitor"
         main.members[ln.name] = mode
         # Worked out as the supervisor joins: the agent may have changed while it rang.
-        agent = offer.agent if offer.agent in call.legs else self._whisper_target(call, None)
+        # (It may have left, or come back as a monitor itself: then the agent now in the call.)
+        agent = (offer.agent if offer.agent in call.legs and offer.agent not in call.monitors
+                 else self._whisper_target(call, None))
         if mode is Role.WHISPER and agent is not None:
             main.whisper_to[ln.name] = agent
         call.legs[ln.name] = None

@@ -33,8 +33,8 @@ _COPY_BLOCK = 1 << 20
 #: The columns of an export's ``index.csv`` (``file`` relative to the export folder).
 MANIFEST_COLUMNS: tuple[str, ...] = (
     "id", "call_id", "file", "start", "end", "duration_s", "size", "caller", "callee",
-    "agent", "queue", "direction", "mode", "channels", "format", "status", "keep", "sha256",
-    "verified",
+    "agent", "agents", "queue", "direction", "mode", "channels", "format", "status", "keep",
+    "sha256", "verified",
 )
 
 

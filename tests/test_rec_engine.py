@@ -915,3 +915,29 @@ def test_a_queues_callback_call_records_by_that_queues_mode(callback_first):
             [*rec.handle(T0, new), *rec.handle(T0, cb)]
         out += rec.handle(T0 + 5, CallAnswered(dial, T0 + 5, "trunk/2"))
         assert any(isinstance(o, TapOpen) for o in out) is recorded, queue_name
+
+
+def test_a_live_call_keeps_the_layout_format_and_mode_it_began_with_across_a_reload():
+    """Reloaded while its caller waits (mode on_agent, stereo PCM): the call is recorded
+    when the agent answers, as it began — stereo PCM, on_agent — and a later segment too;
+    the next call takes the new settings."""
+    r = Rig(settings(mode=RecordMode.ON_AGENT))
+    first = r.call("q")                     # a1 rings; not answered yet
+    r.recorder.reconfigure(settings(mode=RecordMode.ON_ANSWER, format=RecordFormat.ULAW,
+                                    layout=RecordLayout.MONO))
+    r.at(2)
+    r.answer("ext/201")
+    (opened,) = r.taps(TapOpen)
+    assert (opened.recording_id, opened.layout, opened.format) == (
+        first, RecordLayout.STEREO, RecordFormat.PCM)
+    assert [(e.mode, e.why) for e in r.of(RecordingStarted)] == [("on_agent", "agent")]
+    r.record(first, "stop")
+    r.record(first, "start")
+    assert [e.segment for e in r.of(RecordingStarted)] == [1, 2]
+    second = r.call("ivr", caller="5550002")  # the switch answers it: on_answer now
+    (_, nxt) = r.taps(TapOpen)
+    assert (nxt.recording_id, nxt.layout, nxt.format) == (
+        second, RecordLayout.MONO, RecordFormat.ULAW)
+    r.hangup(r.trunk(first))
+    r.hangup(r.trunk(second))
+    r.assert_clean()

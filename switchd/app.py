@@ -56,10 +56,10 @@ from switchd.lines.ticker import FRAME_S, MediaTicker
 from switchd.playout import Playout, run_frames
 from switchd.recorder import index as rec_index
 from switchd.recorder.engine import Recorder, RecorderError
-from switchd.recorder.index import RecordingIndex
+from switchd.recorder.index import RecordingIndex, live_figures
 from switchd.recorder.inputs import RECORDER_INPUTS, RecordCommand
 from switchd.recorder.mailboxes import Mailboxes
-from switchd.recorder.model import RecordAction, VoicemailSettings
+from switchd.recorder.model import RecordAction, RecordStatus, VoicemailSettings
 from switchd.recorder.recovery import recover
 from switchd.recorder.retention import retention_loop
 from switchd.recorder.service import RecordingService
@@ -701,8 +701,11 @@ class App:
         assert self.store is not None and self.rec_index is not None
         with contextlib.suppress(TimeoutError, StorageError):
             await asyncio.wait_for(self.rec_index.flush(), 2.0)
-        return await rec_index.query(self.store, directory=self.config.recording.directory,
+        rows = await rec_index.query(self.store, directory=self.config.recording.directory,
                                      **filters)
+        if any(r.get("status") == RecordStatus.RECORDING.value for r in rows):
+            rows = await asyncio.to_thread(live_figures, rows)
+        return rows
 
     async def keep_recording(self, recording_id: str, keep: bool) -> dict[str, Any]:
         """Mark a recording kept (never purged) or not; its row. Raises ProtocolError(not_found)."""

@@ -409,3 +409,21 @@ async def test_search_by_agent_finds_every_agent_who_was_in_the_call(tmp_path):
     (row,) = await index.query(store, call=CALL)
     assert (row["agent"], row["agents"]) == ("a2", "a_1,a2")
     await store.close()
+
+
+def test_an_open_recording_shows_the_figures_of_its_file_as_it_is_now(tmp_path):
+    """The index holds duration and size from the close; a search of a live recording
+    reads them from the file (stereo PCM: 32 000 bytes a second after the 44-byte header)."""
+    directory = tmp_path / "recordings"
+    path = directory / recording_relpath(CALL, T0)
+    write_wav(path, 16_000)                # 2 s of stereo frames
+    rows = [{"id": CALL, "status": "recording", "file": str(path), "format": "pcm",
+             "channels": 2, "size": 0, "duration_s": 0.0},
+            {"id": "gone", "status": "recording", "file": str(directory / "nope.wav"),
+             "format": "pcm", "channels": 2, "size": 0, "duration_s": 0.0},
+            {"id": "closed", "status": "done", "file": str(path), "format": "pcm",
+             "channels": 2, "size": 7, "duration_s": 9.0}]
+    live, gone, closed = index.live_figures(rows)
+    assert (live["size"], live["duration_s"]) == (path.stat().st_size, 2.0)
+    assert (gone["size"], gone["duration_s"]) == (0, 0.0)
+    assert closed == rows[2]

@@ -178,6 +178,7 @@ def cmd_find(args: argparse.Namespace) -> int:
                                      directory=where.directory)
         except ValueError as exc:
             raise _Fail(f"switchd recordings find: {exc}", 2) from None
+        rows = index.live_figures(rows)   # a live recording: its file as it is now
         if args.json:
             for row in rows:
                 sys.stdout.write(_json_line(row) + "\n")

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import re
 import sqlite3
 from collections.abc import AsyncIterator, Callable, Mapping
@@ -47,7 +48,8 @@ from switchd.events import (
     RecordingStarted,
 )
 from switchd.exceptions import StorageError
-from switchd.recorder.model import RecordLayout, RecordStatus
+from switchd.recorder.model import RecordFormat, RecordLayout, RecordStatus
+from switchd.recorder.wav import byte_rate, data_offset
 from switchd.store.background import BatchWriter, Outcome
 from switchd.store.schema import parse_time_bound
 from switchd.store.sqlite import Store
@@ -59,6 +61,7 @@ __all__ = [
     "RecordingIndex",
     "get",
     "agents_text",
+    "live_figures",
     "marks_json",
     "query",
     "query_all",
@@ -212,6 +215,27 @@ def row_out(row: Mapping[str, object], directory: Path | None = None) -> dict[st
         out["file"] = str(directory / str(out["file"]))
     if isinstance(out.get("agents"), str):
         out["agents"] = str(out["agents"]).strip(",") or None
+    return out
+
+
+def live_figures(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``rows`` (as :func:`query` gives them, ``file`` absolute) with each open
+    recording's ``size`` (bytes) and ``duration_s`` read from its file as it is now: the
+    index holds them only from the close, and a search should not show 0 s for a call
+    that has been recording for minutes. Blocking (a ``stat`` per open row): call it off
+    the event loop. A file not there (yet) keeps the row's figures."""
+    out = []
+    for row in rows:
+        if row.get("status") == RecordStatus.RECORDING.value and row.get("file"):
+            try:
+                size = os.stat(str(row["file"])).st_size
+                fmt = RecordFormat(str(row["format"]))
+                rate = byte_rate(int(row["channels"]), fmt)
+                row = {**row, "size": size,
+                       "duration_s": round(max(size - data_offset(fmt), 0) / rate, 3)}
+            except (OSError, ValueError, KeyError, TypeError):
+                pass
+        out.append(row)
     return out
 
 

@@ -19,6 +19,7 @@ from collections.abc import Awaitable, Callable
 import structlog
 
 from switchd.control import Control, SimControl
+from switchd.cti.agent_verbs import AGENT_VERBS, AgentVerbs
 from switchd.cti.codec import Request
 from switchd.cti.queue_verbs import QUEUE_VERBS, QueueVerbs
 from switchd.cti.rec_verbs import REC_VERBS, RecVerbs
@@ -74,6 +75,7 @@ register(QUEUE_VERBS)
 register(SIM_VERBS)
 register(VM_VERBS)
 register(REC_VERBS)
+register(AGENT_VERBS)
 
 
 def _balanced(pattern: str) -> bool:
@@ -124,6 +126,7 @@ class Commands:
         queue_verbs = QueueVerbs(control)
         vm_verbs = VmVerbs(control)
         rec_verbs = RecVerbs(control)
+        agent_verbs = AgentVerbs(control)
         self._handlers: dict[str, Callable[[Session, Request], Awaitable[Reply]]] = {}
         for v in VERBS.values():
             if v.name.startswith("SIM."):
@@ -135,6 +138,8 @@ class Commands:
                 self._handlers[v.name] = getattr(vm_verbs, v.handler)
             elif v in REC_VERBS:
                 self._handlers[v.name] = getattr(rec_verbs, v.handler)
+            elif v in AGENT_VERBS:
+                self._handlers[v.name] = getattr(agent_verbs, v.handler)
             else:
                 self._handlers[v.name] = getattr(self, f"_{v.handler}")
 

@@ -60,7 +60,8 @@ async def test_agent_verbs_refuse_other_agents_bad_queues_and_users_without_a_ph
         await agent.ok("AUTH user=agent1 secret=demo")
         for request, code, words in (
             ("AGENT.LOGIN agent=a2", "forbidden", "a2 sits at ext/202"),
-            ("AGENT.LOGIN queues=q:0,nosuch", "not_found", "no queue nosuch"),
+            ("AGENT.LOGIN queues=q:0,nosuch", "not_found", "no queue nosuch; queues: q"),
+            ("AGENT.LOGIN queues=group:sales", "not_found", "no queue group:sales"),
             ("AGENT.LOGIN queues=q:-1", "bad_arg", "whole number >= 0"),
             ("AGENT.LOGIN ready=maybe", "bad_arg", "true or false"),
             ("AGENT.LOGIN colour=red", "bad_arg", "takes no argument 'colour'"),

@@ -546,10 +546,12 @@ class Acd:
         if other is not None and other is not a and other.state is not _S.LOGGED_OUT:
             raise AcdError("wrong_state", f"{line} is taken by agent {other.agent_id}")
         queues = dict(inp.queues) if inp.queues is not None else dict(a.queues)
-        unknown = [q for q in queues if q not in self.queues]
+        # A ring group rings phones, not agents: nobody logs into one.
+        real = [q for q in self.queues if not q.startswith(_GROUP_PREFIX)]
+        unknown = [q for q in queues if q not in real]
         if unknown:
             raise AcdError("not_found", f"no queue {', '.join(unknown)}; queues: "
-                           f"{', '.join(self.queues) or '(none)'}")
+                           f"{', '.join(real) or '(none)'}")
         self._set_line(a, line)
         self._do_login(now, a, queues, inp.ready)
 

@@ -67,7 +67,10 @@ def _queues(raw: str) -> tuple[tuple[str, int], ...]:
     Raises ProtocolError(bad_arg) naming the part that is wrong."""
     out: list[tuple[str, int]] = []
     for part in (p.strip() for p in raw.split(",")):
-        name, _, penalty = part.partition(":")
+        # The penalty is what follows the last ':' (a queue name may hold one itself).
+        name, colon, penalty = part.rpartition(":")
+        if not colon or not penalty.lstrip("-").isdigit():
+            name, penalty = part, ""
         if not name:
             raise ProtocolError("bad_arg", f"queues={raw!r}: give queue names, each with an "
                                 "optional :penalty, e.g. queues=sales:0,support:1")

@@ -78,3 +78,31 @@ async def test_agent_verbs_refuse_other_agents_bad_queues_and_users_without_a_ph
         err = fields((await admin.cmd("AGENT.STATUS"))[-1])
         assert err["code"] == "forbidden" and "has none" in err["msg"]
         await admin.close()
+
+
+async def test_a_team_leader_lists_agents_and_sets_their_state(tmp_path: Path) -> None:
+    with running(tmp_path, _config()) as d:
+        sup = await Client.connect(d.port)
+        await sup.ok("AUTH user=super1 secret=demo")
+        await sup.ok("SUB events=agent.state")
+        listed = [fields(x) for x in (await sup.cmd("AGENT.LIST"))[:-1]]
+        assert [(a["agent"], a["state"]) for a in listed] == [("a1", "logged_out"),
+                                                            ("a2", "ready")]
+        ok = await sup.ok("SUPER.AGENT agent=a2 state=not_ready reason=coaching")
+        assert (ok["state"], ok["reason"]) == ("not_ready", "coaching")
+        ev = await sup.wait_event("agent.state", agent="a2", state="not_ready")
+        assert ev["reason"] == "coaching"
+        assert (await sup.ok("SUPER.AGENT agent=a2 state=ready"))["state"] == "ready"
+        assert (await sup.ok("SUPER.AGENT agent=a2 state=logout"))["state"] == "logged_out"
+        for request, code in (("SUPER.AGENT agent=a2 state=ready", "wrong_state"),
+                              ("SUPER.AGENT agent=zz state=ready", "not_found"),
+                              ("SUPER.AGENT agent=a2 state=asleep", "bad_arg"),
+                              ("SUPER.AGENT agent=a2 state=logout reason=x", "bad_arg")):
+            assert fields((await sup.cmd(request))[-1])["code"] == code, request
+        await sup.close()
+        for user in ("crm", "agent1"):
+            c = await Client.connect(d.port)
+            await c.ok(f"AUTH user={user} secret=demo")
+            err = fields((await c.cmd("SUPER.AGENT agent=a1 state=logout"))[-1])
+            assert err["code"] == "forbidden", user
+            await c.close()

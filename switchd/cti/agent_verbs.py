@@ -1,4 +1,5 @@
-"""The ``AGENT.*`` verbs: an agent's softphone logs in and out and says ready or not ready.
+"""The ``AGENT.*`` verbs and ``SUPER.AGENT``: an agent's softphone logs in and out and says
+ready or not ready; a team leader sees every agent and sets their state.
 
 Each acts on the agent at the user's own phone (the ``extension`` of its user entry):
 the agent configured there, or the one named with ``agent=`` at ``AGENT.LOGIN``. They
@@ -21,11 +22,16 @@ from switchd.acd.inputs import Login, Logout, NotReady, Ready
 from switchd.control import Control
 from switchd.cti.codec import Request
 from switchd.cti.server import Reply, Session
-from switchd.cti.verbs import ALL_ROLES, VERBS, Verb, bool_arg, only
+from switchd.cti.verbs import ALL_ROLES, STAFF, VERBS, Verb, arg, bool_arg, only
 from switchd.exceptions import ProtocolError
 from switchd.timefmt import iso_utc
 
 __all__ = ["AGENT_VERBS", "AgentVerbs", "agent_item"]
+
+#: Who may set another agent's state (a CRM may not: it is not a team leader).
+_SUPERVISORS = frozenset({"supervisor", "admin"})
+#: SUPER.AGENT's states.
+_SUPER_STATES = ("ready", "not_ready", "logout")
 
 AGENT_VERBS: tuple[Verb, ...] = (
     Verb("AGENT.LOGIN", ALL_ROLES,
@@ -40,6 +46,13 @@ AGENT_VERBS: tuple[Verb, ...] = (
          "not ready for calls, with a reason (default break)", "agent_not_ready"),
     Verb("AGENT.STATUS", ALL_ROLES, "AGENT.STATUS",
          "the state and today's figures of the agent at your phone", "agent_status"),
+    Verb("AGENT.LIST", STAFF, "AGENT.LIST",
+         "every agent: state, reason, since, call, queues and figures (a wallboard)",
+         "agent_list"),
+    Verb("SUPER.AGENT", _SUPERVISORS,
+         "SUPER.AGENT agent=<id> state=ready|not_ready|logout [reason=<text>]",
+         "set an agent's state: make it ready, not ready (reason, default supervisor) or "
+         "log it out", "super_agent"),
 )
 
 #: Longest reason text (it goes into events, queue_log PAUSE lines and reports).
@@ -60,6 +73,15 @@ def agent_item(st: AgentStatus) -> dict[str, Any]:
         "talk_s": round(total.talk_s, 1), "wrapup_s": round(total.wrapup_s, 1),
         "occupancy": None if occupancy is None else round(occupancy, 3),
     }
+
+
+def _reason(reason: str) -> str:
+    """A not-ready reason as given. Raises ProtocolError(bad_arg) unless 1-64 printable
+    characters."""
+    if not reason or len(reason) > _REASON_MAX or not reason.isprintable():
+        raise ProtocolError("bad_arg", f"reason= must be 1-{_REASON_MAX} printable "
+                            "characters, e.g. reason=lunch")
+    return reason
 
 
 def _queues(raw: str) -> tuple[tuple[str, int], ...]:
@@ -137,10 +159,7 @@ class AgentVerbs:
     async def agent_not_ready(self, session: Session, req: Request) -> Reply:
         """AGENT.NOTREADY: the agent at the user's phone is not ready, for ``reason``."""
         only(req, "reason")
-        reason = req.args.get("reason", "break")
-        if not reason or len(reason) > _REASON_MAX or not reason.isprintable():
-            raise ProtocolError("bad_arg", f"reason= must be 1-{_REASON_MAX} printable "
-                                "characters, e.g. reason=lunch")
+        reason = _reason(req.args.get("reason", "break"))
         st = self._at_phone(session, req)
         self._ask(NotReady(st.agent_id, reason))
         return Reply(agent_item(self._status(st.agent_id)))
@@ -155,6 +174,29 @@ class AgentVerbs:
                                 "logs one in")
         live = [a for a in here if a.state != "logged_out"]
         return Reply(agent_item((live or here)[0]))
+
+    async def agent_list(self, session: Session, req: Request) -> Reply:
+        """AGENT.LIST: one ITEM per agent (config order, then agents logged in by CTI)."""
+        only(req)
+        return Reply(items=[agent_item(st) for st in self.control.agent_status()])
+
+    async def super_agent(self, session: Session, req: Request) -> Reply:
+        """SUPER.AGENT: a team leader makes agent ``agent`` ready, not ready or logged out."""
+        only(req, "agent", "state", "reason")
+        agent_id = arg(req, "agent")
+        state = arg(req, "state").lower()
+        if state not in _SUPER_STATES:
+            raise ProtocolError("bad_arg", f"state={req.args['state']!r}: use ready, "
+                                f"not_ready or logout; usage: {VERBS[req.verb].usage}")
+        if "reason" in req.args and state != "not_ready":
+            raise ProtocolError("bad_arg", "reason= goes with state=not_ready only")
+        reason = _reason(req.args.get("reason", "supervisor"))
+        if not any(a.agent_id == agent_id for a in self.control.agent_status()):
+            raise ProtocolError("not_found", f"no agent {agent_id!r}; AGENT.LIST lists them")
+        item: Any = (Ready(agent_id) if state == "ready" else Logout(agent_id)
+                     if state == "logout" else NotReady(agent_id, reason))
+        self._ask(item)
+        return Reply(agent_item(self._status(agent_id)))
 
     # ------------------------------------------------------------ helpers
 

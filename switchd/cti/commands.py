@@ -21,6 +21,7 @@ import structlog
 from switchd.control import Control, SimControl
 from switchd.cti.agent_verbs import AGENT_VERBS, AgentVerbs
 from switchd.cti.codec import Request
+from switchd.cti.phone_verbs import PHONE_VERBS, PhoneVerbs
 from switchd.cti.queue_verbs import QUEUE_VERBS, QueueVerbs
 from switchd.cti.rec_verbs import REC_VERBS, RecVerbs
 from switchd.cti.server import Reply, Session
@@ -76,6 +77,7 @@ register(SIM_VERBS)
 register(VM_VERBS)
 register(REC_VERBS)
 register(AGENT_VERBS)
+register(PHONE_VERBS)
 
 
 def _balanced(pattern: str) -> bool:
@@ -127,6 +129,7 @@ class Commands:
         vm_verbs = VmVerbs(control)
         rec_verbs = RecVerbs(control)
         agent_verbs = AgentVerbs(control)
+        phone_verbs = PhoneVerbs(control)
         self._handlers: dict[str, Callable[[Session, Request], Awaitable[Reply]]] = {}
         for v in VERBS.values():
             if v.name.startswith("SIM."):
@@ -140,6 +143,8 @@ class Commands:
                 self._handlers[v.name] = getattr(rec_verbs, v.handler)
             elif v in AGENT_VERBS:
                 self._handlers[v.name] = getattr(agent_verbs, v.handler)
+            elif v in PHONE_VERBS:
+                self._handlers[v.name] = getattr(phone_verbs, v.handler)
             else:
                 self._handlers[v.name] = getattr(self, f"_{v.handler}")
 

@@ -22,7 +22,7 @@ from switchd.acd.inputs import Login, Logout, NotReady, Ready
 from switchd.control import Control
 from switchd.cti.codec import Request
 from switchd.cti.server import Reply, Session
-from switchd.cti.verbs import ALL_ROLES, STAFF, VERBS, Verb, arg, bool_arg, only
+from switchd.cti.verbs import ALL_ROLES, STAFF, VERBS, Verb, arg, bool_arg, only, own_phone
 from switchd.exceptions import ProtocolError
 from switchd.timefmt import iso_utc
 
@@ -201,11 +201,7 @@ class AgentVerbs:
     # ------------------------------------------------------------ helpers
 
     def _extension(self, session: Session, req: Request) -> int:
-        user = self.control.user(session.user or "")
-        if user is None or user.extension is None:
-            raise ProtocolError("forbidden", f"{req.verb} acts on your own phone, and user "
-                                f"{session.user} has none (users[].extension in the config)")
-        return user.extension
+        return own_phone(self.control, session, req.verb)
 
     def _at_phone(self, session: Session, req: Request) -> AgentStatus:
         """The agent logged in at the user's phone. Raises ProtocolError(wrong_state)."""

@@ -19,7 +19,7 @@ from switchd.core.engine import CoreError
 from switchd.core.inputs import Answer, Hangup, Hold, Retrieve
 from switchd.cti.codec import Request
 from switchd.cti.server import Reply, Session
-from switchd.cti.verbs import ALL_ROLES, Verb, core_error, only, refusal
+from switchd.cti.verbs import ALL_ROLES, Verb, core_error, only, own_phone, refusal
 from switchd.exceptions import ProtocolError
 
 __all__ = ["PHONE_VERBS", "PhoneVerbs"]
@@ -66,11 +66,7 @@ class PhoneVerbs:
         Raises ProtocolError: forbidden (no phone; another call), not_found (no such
         call), wrong_state (the phone cannot do it now: the core's reason)."""
         only(req, "call")
-        user = self.control.user(session.user or "")
-        if user is None or user.extension is None:
-            raise ProtocolError("forbidden", f"{req.verb} works your own phone, and user "
-                                f"{session.user} has none (users[].extension in the config)")
-        line = f"ext/{user.extension}"
+        line = f"ext/{own_phone(self.control, session, req.verb)}"
         call_id = req.args.get("call")
         mine = [c for c in self.control.calls()
                 if line in str(c.get("lines") or "").split(",")]

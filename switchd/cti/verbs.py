@@ -157,3 +157,13 @@ def refusal(events: list[Any]) -> None:
     for ev in events:
         if isinstance(ev, LineError):
             raise ProtocolError("wrong_state", ev.reason)
+
+
+def own_phone(control: Any, session: Any, verb: str) -> int:
+    """The extension of the session's user (``users[].extension``), which the softphone
+    verbs act on. Raises ProtocolError(forbidden) naming ``verb`` for a user without one."""
+    user = control.user(session.user or "")
+    if user is None or user.extension is None:
+        raise ProtocolError("forbidden", f"{verb} acts on your own phone, and user "
+                            f"{session.user} has none (users[].extension in the config)")
+    return int(user.extension)

@@ -839,18 +839,10 @@ class Acd:
             self._agent_missed(now, a, ev.reason, cb.queue, cb)
             return
         c = self.callers.get(ev.call_id)
-        if ev.reason in (OfferEnd.TAKEN_ELSEWHERE, OfferEnd.PICKED_UP):
-            # Another phone has the caller (call.answered follows): free this agent, and
-            # never offer it the caller again meanwhile.
-            if c is not None:
-                c.offers.pop(a.agent_id, None)
-                if c.state in (_C.WAITING, _C.CONFIRMING):
-                    c.move(_CIn.TAKEN)
-            self._offer_ended(now, a)
-            return
-        if ev.reason is OfferEnd.CALLER_GONE:
-            # The core ends the call (call.ended follows, saying who ended it): the caller
-            # must not be offered again meanwhile, nor this agent left reserved.
+        if ev.reason in (OfferEnd.TAKEN_ELSEWHERE, OfferEnd.PICKED_UP, OfferEnd.CALLER_GONE):
+            # Another phone has the caller (call.answered follows), or the core ends the
+            # call (call.ended follows, saying who ended it): free this agent, and never
+            # offer it the caller again meanwhile.
             if c is not None:
                 c.offers.pop(a.agent_id, None)
                 if c.state in (_C.WAITING, _C.CONFIRMING):

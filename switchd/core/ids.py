@@ -15,9 +15,9 @@ same-millisecond increment applies and ``sorted(ids) == ids`` always holds.
 
 from __future__ import annotations
 
-from ulid import StrictMonotonicPolicy, ULIDGenerator
+from ulid import ULID, StrictMonotonicPolicy, ULIDGenerator
 
-__all__ = ["CallIds"]
+__all__ = ["CallIds", "ulid_time"]
 
 
 class CallIds:
@@ -40,3 +40,12 @@ class CallIds:
         ms = max(int(now * 1000), self._last_ms)
         self._last_ms = ms
         return str(self._generator.generate(ms))
+
+
+def ulid_time(text: str) -> float | None:
+    """The epoch time (s, millisecond precision) encoded in a ULID such as a call id or
+    a voicemail message id, or None when ``text`` is not a ULID (a file renamed by hand)."""
+    try:
+        return float(ULID.from_str(text).timestamp)
+    except ValueError:
+        return None

@@ -25,9 +25,10 @@ from typing import Any
 
 import structlog
 
+from switchd.core.ids import ulid_time
 from switchd.recorder import index
 from switchd.recorder.model import RecordStatus
-from switchd.recorder.wav import WavError, WavSummary, read_info, repair
+from switchd.recorder.wav import WavError, read_info, repair_dated
 from switchd.store.sqlite import Store
 from switchd.timefmt import iso_utc
 
@@ -55,28 +56,11 @@ class Recovered:
     size: int = 0
 
 
-def _repair(path: Path) -> tuple[WavSummary, float]:
-    """Repair ``path`` (blocking); returns its summary and its mtime from *before* the
-    repair (epoch s): the last moment audio reached it, i.e. when the recording ended."""
-    mtime = path.stat().st_mtime
-    return repair(path), mtime
-
-
 def _wav_files(directory: Path) -> list[Path]:
     """Every ``*.wav`` under ``directory`` (blocking), sorted; none if it does not exist."""
     if not directory.is_dir():
         return []
     return sorted(p for p in directory.rglob("*.wav") if p.is_file())
-
-
-def _call_start(call_id: str) -> float | None:
-    """The epoch time (s) encoded in a ULID call id, or None if it is not a ULID."""
-    from ulid import ULID
-
-    try:
-        return float(ULID.from_str(call_id).timestamp)
-    except ValueError:
-        return None
 
 
 async def _open_rows(store: Store, directory: Path) -> list[Recovered]:
@@ -88,7 +72,7 @@ async def _open_rows(store: Store, directory: Path) -> list[Recovered]:
         params: dict[str, object] = {"id": rec_id, "duration_s": 0.0, "size": 0, "sha256": None,
                                      "end": None, "error": None}
         try:
-            summary, mtime = await asyncio.to_thread(_repair, path)
+            summary, mtime = await asyncio.to_thread(repair_dated, path)
         except FileNotFoundError:
             params.update(status=RecordStatus.FAILED.value, error=FILE_MISSING)
             item = Recovered(rec_id, path, RecordStatus.FAILED, FILE_MISSING)
@@ -119,7 +103,7 @@ async def _orphans(store: Store, directory: Path) -> list[Recovered]:
             continue
         try:
             # Repair first: a file cut short inside its header has no format to read yet.
-            summary, mtime = await asyncio.to_thread(_repair, path)
+            summary, mtime = await asyncio.to_thread(repair_dated, path)
             channels, fmt, _data = await asyncio.to_thread(read_info, path)
         except (WavError, OSError) as exc:
             # Not one of ours (or unreadable): leave it alone, but say so once.
@@ -131,7 +115,7 @@ async def _orphans(store: Store, directory: Path) -> list[Recovered]:
         # The audio ended at the file's mtime and lasted duration_s; a ULID call id
         # bounds the start from below (the recording cannot start before its call).
         start = mtime - summary.duration_s
-        call_start = _call_start(rec_id)
+        call_start = ulid_time(rec_id)
         if call_start is not None:
             start = max(start, call_start)
         await store.execute(index.SQL_INSERT_RECOVERED, {

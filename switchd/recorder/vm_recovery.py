@@ -38,9 +38,10 @@ from pathlib import Path
 
 import structlog
 
+from switchd.core.ids import ulid_time
 from switchd.recorder.mailboxes import Mailboxes, folder_problem
 from switchd.recorder.vm_index import SQL_VM_INSERT
-from switchd.recorder.wav import WavError, WavSummary, repair
+from switchd.recorder.wav import WavError, repair_dated
 from switchd.store.sqlite import Store
 from switchd.timefmt import iso_utc
 
@@ -80,29 +81,11 @@ def _message_files(directory: Path) -> list[Path]:
     return found
 
 
-def _repair(path: Path) -> tuple[WavSummary, float]:
-    """Repair ``path`` (blocking) as a mono PCM message; returns its summary and its
-    mtime from *before* the repair (epoch s: when the last audio reached it).
-    Raises WavError for a file that is not ours, OSError as the OS does."""
-    mtime = path.stat().st_mtime
-    return repair(path, channels=1), mtime
-
-
-def _id_time(message_id: str) -> float | None:
-    """The epoch time (s) in a ULID message id, or None if it is not a ULID."""
-    from ulid import ULID
-
-    try:
-        return float(ULID.from_str(message_id).timestamp)
-    except ValueError:
-        return None
-
-
 def received_at(message_id: str, mtime: float, duration_s: float) -> float:
     """When a recovered message was received (epoch s): the time in its ULID id, unless
     it is not a ULID or says later than the file's last write ``mtime`` (epoch s; then
     the id cannot be ours), else ``mtime`` minus ``duration_s`` (s of audio)."""
-    minted = _id_time(message_id)
+    minted = ulid_time(message_id)
     if minted is not None and minted <= mtime:
         return minted
     return mtime - duration_s
@@ -113,7 +96,7 @@ async def _index_file(store: Store, directory: Path, path: Path,
     """Repair ``path`` and give it a row; None (logged) when it is not a WAV of ours.
     Raises StorageError / sqlite3.Error when the row cannot be written."""
     try:
-        summary, mtime = await asyncio.to_thread(_repair, path)
+        summary, mtime = await asyncio.to_thread(repair_dated, path, channels=1)
     except (WavError, OSError) as exc:
         log.warning("voicemail_file_skipped", file=str(path), error=str(exc),
                     hint="not a message switchd can index; move it out of the voicemail "

@@ -48,6 +48,7 @@ __all__ = [
     "data_offset",
     "read_info",
     "repair",
+    "repair_dated",
     "sha256_of",
     "wav_header",
 ]
@@ -230,6 +231,14 @@ def read_info(path: Path) -> WavInfo:
                        "short by a crash); run repair on it first")
     (data_bytes,) = struct.unpack_from("<I", head, offset - 4)
     return WavInfo(channels, fmt, data_bytes)
+
+
+def repair_dated(path: Path, *, channels: int = 2) -> tuple[WavSummary, float]:
+    """:func:`repair` ``path`` (PCM, ``channels``), and say when its last audio reached it:
+    its mtime from *before* the repair (epoch s), which the repair itself would move.
+    Blocking. Raises as :func:`repair` and ``os.stat`` do."""
+    mtime = path.stat().st_mtime
+    return repair(path, channels=channels), mtime
 
 
 def repair(path: Path, *, channels: int = 2, fmt: RecordFormat = RecordFormat.PCM) -> WavSummary:

@@ -20,12 +20,15 @@ import structlog
 
 from switchd.control import Control, SimControl
 from switchd.cti.agent_verbs import AGENT_VERBS, AgentVerbs
+from switchd.cti.call_verbs import CALL_VERBS, CallVerbs
 from switchd.cti.codec import Request
+from switchd.cti.note_verbs import NOTE_VERBS, NoteVerbs
 from switchd.cti.phone_verbs import PHONE_VERBS, PhoneVerbs
 from switchd.cti.queue_verbs import QUEUE_VERBS, QueueVerbs
 from switchd.cti.rec_verbs import REC_VERBS, RecVerbs
 from switchd.cti.server import Reply, Session
 from switchd.cti.sim_verbs import SIM_VERBS, SimVerbs
+from switchd.cti.super_verbs import SUPER_VERBS, SuperVerbs
 from switchd.cti.verbs import (
     ADMIN,
     ALL_ROLES,
@@ -78,6 +81,9 @@ register(VM_VERBS)
 register(REC_VERBS)
 register(AGENT_VERBS)
 register(PHONE_VERBS)
+register(CALL_VERBS)
+register(NOTE_VERBS)
+register(SUPER_VERBS)
 
 
 def _balanced(pattern: str) -> bool:
@@ -124,28 +130,22 @@ class Commands:
     def __init__(self, control: Control, *, sim: SimControl | None = None) -> None:
         self.control = control
         self._auth_slots = asyncio.Semaphore(2)
-        sim_verbs = SimVerbs(control, sim) if sim is not None else None
-        queue_verbs = QueueVerbs(control)
-        vm_verbs = VmVerbs(control)
-        rec_verbs = RecVerbs(control)
-        agent_verbs = AgentVerbs(control)
-        phone_verbs = PhoneVerbs(control)
+        # Each module's verbs and the object whose methods (named by each verb's
+        # ``handler``) carry them out; the session and switch verbs are this class's own.
+        groups: list[tuple[tuple[Verb, ...], object]] = [
+            (QUEUE_VERBS, QueueVerbs(control)), (VM_VERBS, VmVerbs(control)),
+            (REC_VERBS, RecVerbs(control)), (AGENT_VERBS, AgentVerbs(control)),
+            (PHONE_VERBS, PhoneVerbs(control)), (CALL_VERBS, CallVerbs(control)),
+            (NOTE_VERBS, NoteVerbs(control)), (SUPER_VERBS, SuperVerbs(control)),
+        ]
+        if sim is not None:
+            groups.append((SIM_VERBS, SimVerbs(control, sim)))
+        owner = {v.name: obj for verbs, obj in groups for v in verbs}
         self._handlers: dict[str, Callable[[Session, Request], Awaitable[Reply]]] = {}
         for v in VERBS.values():
-            if v.name.startswith("SIM."):
-                if sim_verbs is not None:
-                    self._handlers[v.name] = getattr(sim_verbs, v.handler)
-            elif v.name.startswith("QUEUE."):
-                self._handlers[v.name] = getattr(queue_verbs, v.handler)
-            elif v.name.startswith("VM."):
-                self._handlers[v.name] = getattr(vm_verbs, v.handler)
-            elif v in REC_VERBS:
-                self._handlers[v.name] = getattr(rec_verbs, v.handler)
-            elif v in AGENT_VERBS:
-                self._handlers[v.name] = getattr(agent_verbs, v.handler)
-            elif v in PHONE_VERBS:
-                self._handlers[v.name] = getattr(phone_verbs, v.handler)
-            else:
+            if v.name in owner:
+                self._handlers[v.name] = getattr(owner[v.name], v.handler)
+            elif not v.name.startswith("SIM."):
                 self._handlers[v.name] = getattr(self, f"_{v.handler}")
 
     async def __call__(self, session: Session, req: Request) -> Reply:
@@ -164,6 +164,8 @@ class Commands:
                 raise ProtocolError("not_authenticated",
                                     f"{verb.name} needs AUTH user=<name> secret=<secret> first")
             if session.role not in verb.roles:
+                log.warning("cti_forbidden", user=session.user, role=session.role,
+                            verb=verb.name, reason="role", peer=session.peer)
                 raise ProtocolError("forbidden", f"{verb.name} is for {', '.join(sorted(verb.roles))}; "
                                     f"you are {session.user} ({session.role})")
         _text_only(req)
@@ -171,7 +173,14 @@ class Commands:
         if handler is None:
             raise ProtocolError("not_found", f"{verb.name} needs the simulated board "
                                 "(board.driver: sim)")
-        return await handler(session, req)
+        try:
+            return await handler(session, req)
+        except ProtocolError as exc:
+            if exc.code == "forbidden":
+                # Every refusal of an argument is on record with who asked (issue 17 item 5).
+                log.warning("cti_forbidden", user=session.user, role=session.role,
+                            verb=verb.name, reason=exc.msg, peer=session.peer)
+            raise
 
     # ------------------------------------------------------------ session verbs
 

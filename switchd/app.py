@@ -44,14 +44,16 @@ from switchd.drivers.sim.board import (
 )
 from switchd.drivers.sim.driver import SimDriver
 from switchd.engine import Input
-from switchd.events import CallEnded, Event, IvrLeave, QueueLogEntry, VoicemailNew
+from switchd.events import AgentState, CallEnded, Event, IvrLeave, QueueLogEntry, VoicemailNew
 from switchd.exceptions import ConfigError, ProtocolError, StorageError
 from switchd.ivr.inputs import RouteReply
 from switchd.ivr.interpreter import Ivr, RouteReplyError, submit_reply
 from switchd.ivr.model import FlowSet
 from switchd.ivr.routed import flow_prompt_files, load_routed_flows
+from switchd.lines.dtmf import generate_digits
 from switchd.lines.media import MediaPlane
 from switchd.lines.prompts import MusicOnHold, PromptCache, PromptError, load_prompt
+from switchd.lines.state import LineStatus
 from switchd.lines.ticker import FRAME_S, MediaTicker
 from switchd.playout import Playout, run_frames
 from switchd.recorder import index as rec_index
@@ -68,6 +70,7 @@ from switchd.recorder.vm_recovery import recover_messages
 from switchd.recorder.voicemail import VoicemailService
 from switchd.recorder.writer import RecordingWriter
 from switchd.reload import plan_reload
+from switchd.screenpop import ScreenPop
 from switchd.sdnotify import SdNotifier, watchdog_interval_s
 from switchd.shell import LoopClock, Shell
 from switchd.store import QUEUE_LOG_NAME, CdrWriter, QueueLogWriter, Store
@@ -212,6 +215,7 @@ class App:
         self.cdr_writer: CdrWriter | None = None
         self.queue_log: QueueLogWriter | None = None
         self.server: CtiServer | None = None
+        self.screen_pop: ScreenPop | None = None
         self.shell: Shell | None = None
         self.notifier = SdNotifier()
         self._stop = asyncio.Event()
@@ -384,6 +388,13 @@ class App:
                                 version=__version__, max_line_bytes=cti.max_line_bytes,
                                 outbound_queue=cti.outbound_queue)
         self.bus.on_any(self._to_clients)
+        # After _to_clients: a pop follows the call.ringing it is about. Closed before
+        # the store (the stack unwinds in reverse): no look-up outlives the database.
+        pop = self.screen_pop = ScreenPop(self.core.calls, self.store,
+                                          flush=self.cdr_writer.flush,
+                                          publish=self.server.publish, agent_at=self._agent_at)
+        self.bus.on_any(pop.on_event)
+        stack.push_async_callback(pop.close)
         port = await self.server.start()
         stack.push_async_callback(self.server.close)
         log.info("cti_listening", host=host, port=port)
@@ -585,6 +596,11 @@ class App:
         """How many trunks the board has."""
         return self.core.config.trunks
 
+    @property
+    def ring_timeout_s(self) -> float:
+        """The dial plan's ring time, seconds."""
+        return self.core.config.ring_timeout_s
+
     def now(self) -> float:
         """Epoch seconds on the shell's clock (wall time before start)."""
         return self.shell.now() if self.shell is not None else time.time()
@@ -592,7 +608,7 @@ class App:
     def user(self, name: str) -> UserInfo | None:
         """The configured CTI user ``name``, or None."""
         u = next((u for u in self.config.users if u.name == name), None)
-        return None if u is None else UserInfo(u.name, u.role, u.secret, u.extension)
+        return None if u is None else UserInfo(u.name, u.role, u.secret, u.extension, u.queues)
 
     def submit(self, item: Input) -> list[Event]:
         """Feed a core input now and dispatch what follows. Raises CoreError when refused."""
@@ -603,7 +619,45 @@ class App:
         """A live call. Raises CoreError(not_found)."""
         call = self.core.get_call(call_id)
         return CallInfo(call.call_id, call.state.value, call.anchor, tuple(call.lines()),
-                        call.answer_time is not None, call.switch_answer_time is not None)
+                        call.answer_time is not None, call.switch_answer_time is not None,
+                        call.queue)
+
+    def lines(self) -> list[dict[str, Any]]:
+        """Every line now (the wallboard's line view), trunks then extensions."""
+        # The agent at each phone: the one logged in there before one merely configured there.
+        agents = {a.line: a for a in sorted(
+            self.acd.agents.values(), key=lambda a: a.state is not AgentState.LOGGED_OUT)
+            if a.line is not None}
+        out = []
+        for ln in self.core.lines.values():
+            agent = agents.get(ln.name)
+            out.append({
+                "line": ln.name, "kind": ln.kind.value, "number": ln.number,
+                "state": ln.status.value,
+                "since": iso_utc(ln.since) if ln.since is not None else None,
+                "call": ln.call_id, "tone": ln.tone, "label": ln.label,
+                "agent": agent.agent_id if agent is not None else None,
+                "agent_state": agent.state.value if agent is not None else None,
+            })
+        return out
+
+    def send_keys(self, line: str, digits: str) -> list[str]:
+        """``line`` sends ``digits`` as DTMF (each key 80 ms of tone, 80 ms apart: twice
+        ITU-T Q.24's 40 ms minimum, so a far-end detector takes each once) to whoever hears
+        it. Raises ProtocolError: bad_arg, wrong_state."""
+        try:
+            samples = generate_digits(digits, on_ms=80, off_ms=80)
+        except ValueError as exc:
+            raise ProtocolError("bad_arg", f"digits={digits!r}: {exc}") from None
+        ln = self.core.line(line)
+        if ln.status is not LineStatus.CONNECTED:
+            raise ProtocolError("wrong_state", f"{line} is {ln.status.value}; keys are sent "
+                                "in a conversation")
+        hearers = self.media.send_keys(line, samples)
+        if not hearers:
+            raise ProtocolError("wrong_state", f"nobody hears {line} now (the other party "
+                                "is on hold, or it only listens); no keys sent")
+        return hearers
 
     def calls(self) -> list[dict[str, Any]]:
         """Active calls as CTI ``ITEM`` fields, oldest first."""
@@ -664,6 +718,14 @@ class App:
     def queue_names(self) -> list[str]:
         """Every ACD queue, in config order."""
         return self.acd.queue_names()
+
+    def flow_names(self) -> list[str]:
+        """Every loaded IVR flow, sorted."""
+        return sorted(self.ivr.flows.flows)
+
+    def mailbox_names(self) -> list[str]:
+        """Every voicemail box, sorted."""
+        return sorted(self.mailboxes.names())
 
     def queue_status(self, name: str) -> QueueStatus:
         """A snapshot of queue ``name`` now. Raises ProtocolError(not_found)."""
@@ -740,7 +802,40 @@ class App:
         assert self.vm_index is not None
         return await self.vm_index.delete(message_id)
 
+    # ------------------------------------------------------------ notes (CALL.NOTE)
+
+    async def stored_cdr(self, call_id: str) -> dict[str, Any] | None:
+        """The ended call's CDR, or None; waits ≤ 2 s for the writer so a call that just
+        ended is there. Raises ProtocolError(busy) when the database cannot say now."""
+        assert self.store is not None and self.cdr_writer is not None
+        with contextlib.suppress(TimeoutError, StorageError):
+            await asyncio.wait_for(self.cdr_writer.flush(), 2.0)
+        try:
+            row = await self.store.get_cdr(call_id)
+        except (StorageError, sqlite3.Error) as exc:
+            raise ProtocolError("busy", f"the call records cannot be read now ({exc}); "
+                                "try again") from None
+        if row is None and self.cdr_writer.pending:
+            raise ProtocolError("busy", f"{self.cdr_writer.pending} call records still wait "
+                                "to be written (the database is slow); try again")
+        return row
+
+    async def set_stored_note(self, call_id: str, text: str) -> bool:
+        """Replace the note of the ended call's stored CDR; False when there is none.
+        Raises ProtocolError(busy) when the database refuses the write now."""
+        assert self.store is not None
+        try:
+            return await self.store.set_cdr_note(call_id, text)
+        except (StorageError, sqlite3.Error) as exc:
+            raise ProtocolError("busy", f"the note could not be stored now ({exc}); "
+                                "try again") from None
+
     # ------------------------------------------------------------ internals
+
+    def _agent_at(self, line: str) -> str | None:
+        """The ACD agent logged in at phone ``line`` (the screen pop's ``agent``), or None."""
+        return next((a.agent_id for a in self.acd.agents.values()
+                     if a.line == line and a.state is not AgentState.LOGGED_OUT), None)
 
     def _contact_lookup(self, number: str) -> tuple[bool, bool]:
         return self.contact_flags.get(number, (False, False))

@@ -179,6 +179,9 @@ class UserConfig:
     role: Role
     secret: str
     extension: int | None = None
+    #: A supervisor's scope: the ACD queues whose calls it may monitor and pick up;
+    #: None = every call.
+    queues: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -582,6 +585,7 @@ class _RawUser(_Raw):
     role: Role
     secret: Annotated[str, AfterValidator(_check_secret)]
     extension: Annotated[int, Field(ge=1)] | None = None
+    queues: Annotated[list[str], Field(min_length=1)] | None = None
 
 
 class _RawPenaltyRule(_Raw):
@@ -1035,14 +1039,40 @@ def _check_route(
     return target
 
 
+def _check_user_queues(c: ProblemCollector, i: int, user: _RawUser,
+                       queue_names: set[str] | None) -> None:
+    """``users[i].queues``: a supervisor's scope, naming queues that exist."""
+    if user.queues is None:
+        return
+    if user.role != "supervisor":
+        # An agent is already limited to its own phone and an admin must see every call:
+        # a scope there would be a promise the verbs do not keep.
+        c.add(("users", i, "queues"), f"users[{i}].queues: only a supervisor is scoped to "
+              f"queues; {user.name!r} is {user.role} (an agent sees its own phone's calls, "
+              "crm and admin every call); remove queues or make the role supervisor",
+              key=True)
+        return
+    known = None if queue_names is None else sorted(queue_names)
+    for j, queue in enumerate(user.queues):
+        if known is None or queue in known:
+            continue
+        close = difflib.get_close_matches(queue, known, n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        listing = ", ".join(known) if known else "none are defined"
+        c.add(("users", i, "queues", j), f"users[{i}].queues: no queue {queue!r}{hint} "
+              f"(queues: {listing})")
+
+
 def _check_users(
-    c: ProblemCollector, users: list[_RawUser | None], extensions: tuple[int, ...] | None
+    c: ProblemCollector, users: list[_RawUser | None], extensions: tuple[int, ...] | None,
+    queue_names: set[str] | None = None,
 ) -> None:
     names: dict[str, int] = {}
     owners: dict[int, int] = {}
     for i, user in enumerate(users):
         if user is None:
             continue
+        _check_user_queues(c, i, user, queue_names)
         if user.name in names:
             first = names[user.name]
             c.add(
@@ -1638,7 +1668,7 @@ def _build(doc: LocatedDocument, source: Path) -> Config:
 
     users_data = _section(top, "users", list)
     raw_users = _items(c, users_data, ("users",), _RawUser)
-    _check_users(c, raw_users, extensions)
+    _check_users(c, raw_users, extensions, queue_names)
 
     state_value = _section(top, "state_dir", lambda: _STATE_DIR_DEFAULT)
     if not isinstance(state_value, str) or not state_value.strip():
@@ -1700,7 +1730,8 @@ def _build(doc: LocatedDocument, source: Path) -> Config:
         acd=AcdSettings(queues=MappingProxyType(queues), agents=tuple(agents),
                         groups=ring_groups, ring_timeout_s=float(dialplan.ring_timeout_s)),
         users=tuple(
-            UserConfig(name=u.name, role=u.role, secret=u.secret, extension=u.extension)
+            UserConfig(name=u.name, role=u.role, secret=u.secret, extension=u.extension,
+                       queues=None if u.queues is None else tuple(u.queues))
             for u in raw_users
             if u is not None
         ),

@@ -28,6 +28,9 @@ class UserInfo:
     role: str
     secret: str
     extension: int | None
+    #: A supervisor's scope (``users[].queues``): the queues whose calls it may monitor
+    #: and pick up; None = every call.
+    queues: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +45,9 @@ class CallInfo:
     answered: bool
     #: The switch answered the caller itself (an IVR flow or a queue holds it).
     switch_answered: bool = False
+    #: The queue the call is in or was last in (the ACD's ``Annotate``); None: it never
+    #: reached a queue (a ring group, a direct line, an IVR flow so far).
+    queue: str | None = None
 
 
 class Control(Protocol):
@@ -55,6 +61,11 @@ class Control(Protocol):
     @property
     def trunks(self) -> int:
         """How many trunks the board has (trunk/1..trunk/N)."""
+        ...
+
+    @property
+    def ring_timeout_s(self) -> float:
+        """The dial plan's ring time (``dialplan.ring_timeout_s``), seconds."""
         ...
 
     def now(self) -> float:
@@ -71,6 +82,17 @@ class Control(Protocol):
 
     def call_info(self, call_id: str) -> CallInfo:
         """A live call. Raises CoreError(not_found)."""
+        ...
+
+    def lines(self) -> list[dict[str, Any]]:
+        """Every line of the board now, trunks then extensions, as CTI ``ITEM`` fields:
+        ``line kind number state since call tone label agent agent_state``."""
+        ...
+
+    def send_keys(self, line: str, digits: str) -> list[str]:
+        """``line`` sends ``digits`` as DTMF tones to whoever hears it now (``CALL.DTMF``);
+        returns those lines. Raises ProtocolError: bad_arg (not DTMF digits),
+        wrong_state (``line`` is in no conversation, or nobody hears it)."""
         ...
 
     def calls(self) -> list[dict[str, Any]]:
@@ -106,6 +128,14 @@ class Control(Protocol):
 
     def queue_names(self) -> list[str]:
         """Every ACD queue, in config order."""
+        ...
+
+    def flow_names(self) -> list[str]:
+        """Every loaded IVR flow, sorted."""
+        ...
+
+    def mailbox_names(self) -> list[str]:
+        """Every voicemail box a call can be sent to, sorted."""
         ...
 
     def queue_status(self, name: str) -> QueueStatus:
@@ -156,6 +186,21 @@ class Control(Protocol):
     async def voicemail_delete(self, message_id: str) -> dict[str, Any]:
         """Delete a message (its file and its row); returns the row it had. Raises
         ProtocolError(not_found)."""
+        ...
+
+    # ------------------------------------------------------------ notes (CALL.NOTE)
+
+    async def stored_cdr(self, call_id: str) -> dict[str, Any] | None:
+        """The CDR of an ended call as ``CDR.QUERY`` rows show it, or None when there is
+        none; a call that just ended is included (waits ≤ 2 s for the CDR writer).
+        Raises ProtocolError(busy) when the database cannot say now (it is failing, or
+        records still wait to be written)."""
+        ...
+
+    async def set_stored_note(self, call_id: str, text: str) -> bool:
+        """Store ``text`` as the note of the ended call's CDR, replacing its note; False
+        when there is no such CDR. Raises ProtocolError(busy) when the database refuses
+        the write now."""
         ...
 
 

@@ -30,6 +30,7 @@ __all__ = [
     "CallEvent",
     "CallHeld",
     "CallNew",
+    "CallOffered",
     "CallPickedUp",
     "CallRetrieved",
     "CallRinging",
@@ -247,6 +248,8 @@ class Cdr:
     dnis: str | None = None
     hangup_cause: str | None = None
     q850: int | None = None
+    #: The agent's note on the call (``CALL.NOTE``); the last one given replaces earlier ones.
+    note: str | None = None
 
 
 #: Field names per event class, computed once: ``fields()`` runs for every event published.
@@ -309,6 +312,47 @@ class CallRinging(CallEvent):
     line: str
     caller: str
     callee: str
+
+
+@dataclass(frozen=True, slots=True)
+class CallOffered(CallEvent):
+    """The screen pop: extension ``line`` rings to take the call (an ACD offer, a direct
+    call, a ring group, a transfer, a consultation; never a supervisor's monitor ring nor
+    the agent's own click-to-dial ring), with what the agent needs before answering.
+
+    ``agent``: the ACD agent at ``line`` when the ACD offered the call (a queue, a ring
+    group), else None. ``queue``: the queue the caller waits in (None when not from a
+    queue). ``wait_s``: seconds the caller has waited so far (in queues when it queued,
+    else since the call started). ``ivr_vars`` is JSON object text. History of the
+    customer's number (``caller`` inbound, ``callee`` outbound; internal calls have none)
+    from the stored CDRs: ``new`` (1: no earlier call, 0: a returning caller), ``previous_calls``, and of the last
+    one ``last_time`` (its start, ISO-8601 UTC text), ``last_agent``, ``last_extension``,
+    ``last_recording`` (its recording id) and ``last_note``. ``history_error`` says why
+    the history is missing when it could not be read.
+    """
+
+    name: ClassVar[str] = "call.offered"
+    line: str
+    agent: str | None
+    caller: str
+    callee: str
+    dnis: str | None
+    trunk: int | None
+    direction: Direction
+    queue: str | None
+    wait_s: float
+    ivr_path: str | None
+    ivr_vars: str | None
+    vip: bool
+    #: 1 for a first-time caller, 0 for a returning one (the issue's ``new=1``).
+    new: int | None = None
+    previous_calls: int | None = None
+    last_time: str | None = None
+    last_agent: str | None = None
+    last_extension: int | None = None
+    last_recording: str | None = None
+    last_note: str | None = None
+    history_error: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -27,6 +27,7 @@ from switchd.core.inputs import (
     Monitor,
     Offer,
     Pickup,
+    Redirect,
     Retrieve,
     SetMonitorMode,
     SwitchAnswer,
@@ -435,6 +436,33 @@ def test_a_monitored_call_that_ends_releases_the_supervisor():
     r.assert_clean()
 
 
+@pytest.mark.parametrize("to", ["queue:support", "flow:main"])
+def test_a_monitored_call_sent_back_to_the_switch_releases_the_supervisor(to):
+    r = Run()
+    call_id = _monitored(r, Role.WHISPER)
+    events = r.do(Redirect(call_id, Target.parse(to), line=AGENT))
+    names = [e.name for e in events]
+    # Ended as the call moves to the switch, not later when the call ends.
+    assert names.count("monitor.ended") == 1
+    assert names.index("monitor.ended") < names.index("call.routed")
+    assert r.status(SUPER) is LineStatus.IDLE and r.status(AGENT) is LineStatus.IDLE
+    assert all(SUPER not in b for b in r.roles())
+    if call_id in r.core.calls:
+        r.do(Hangup(CALLER))
+    r.assert_clean()
+
+
+def test_a_monitor_follows_the_call_to_the_next_agent_of_a_blind_transfer():
+    r = Run()
+    _monitored(r, Role.WHISPER)
+    r.do(BlindTransfer(AGENT, "202"))
+    r.do(Answer(OTHER))
+    [bridge] = r.roles()
+    assert bridge == {CALLER: Role.PARTY, OTHER: Role.PARTY, SUPER: Role.WHISPER}
+    r.do(Hangup(CALLER))
+    r.assert_clean()
+
+
 def test_a_supervisor_who_does_not_answer_leaves_the_call_untouched():
     r = Run()
     call_id = r.answered_call()
@@ -670,3 +698,77 @@ def test_a_phone_that_refuses_the_only_ringing_offer_rejects_the_call():
     r.assert_clean()
     [cdr] = r.cdrs
     assert (cdr.disposition, cdr.hangup_cause, cdr.q850) == ("NO ANSWER", "CALL_REJECTED", 21)
+
+
+# ------------------------------------------------------------------ outside numbers
+
+
+def test_blind_transfer_to_an_outside_number_rings_the_next_trunk_and_connects_the_caller():
+    r = Run()
+    call_id = r.answered_call()
+    events = r.do(BlindTransfer(AGENT, "84001234", outside=True))
+    ringing = [e for e in events if e.name == "call.ringing"]
+    assert [(e.line, e.callee) for e in ringing] == [("trunk/2", "84001234")]
+    assert r.status(AGENT) is LineStatus.IDLE and r.status(CALLER) is LineStatus.RINGBACK
+    r.do(Answer("trunk/2"))
+    assert r.roles() == [{CALLER: Role.PARTY, "trunk/2": Role.PARTY}]
+    r.do(Hangup("trunk/2"))
+    r.assert_clean()
+    [cdr] = r.cdrs
+    assert cdr.uniqueid == call_id and cdr.disposition == "ANSWERED"
+
+
+def test_an_outside_transfer_nobody_answers_rings_the_agent_back():
+    r = Run()
+    r.answered_call()
+    r.do(BlindTransfer(AGENT, "84001234", outside=True))
+    r.advance(RING_S + 0.1)
+    assert r.status("trunk/2") is LineStatus.IDLE and r.status(AGENT) is LineStatus.ALERTING
+    r.do(Answer(AGENT))
+    assert r.roles() == [{CALLER: Role.PARTY, AGENT: Role.PARTY}]
+    r.do(Hangup(CALLER))
+    r.assert_clean()
+
+
+@pytest.mark.parametrize("finish", ["complete", "cancel", "conference"])
+def test_consulting_an_outside_number(finish):
+    r = Run()
+    r.answered_call()
+    r.do(Consult(AGENT, "84001234", outside=True))
+    assert r.roles() == [{CALLER: Role.HELD}, {AGENT: Role.PARTY}]
+    assert r.status("trunk/2") is LineStatus.ALERTING
+    r.do(Answer("trunk/2"))
+    assert r.roles() == [{CALLER: Role.HELD}, {AGENT: Role.PARTY, "trunk/2": Role.PARTY}]
+    if finish == "complete":
+        r.do(Complete(AGENT))
+        assert r.roles() == [{CALLER: Role.PARTY, "trunk/2": Role.PARTY}]
+        assert r.status(AGENT) is LineStatus.IDLE
+        r.do(Hangup(CALLER))
+    elif finish == "cancel":
+        r.do(Cancel(AGENT))
+        assert r.status("trunk/2") is LineStatus.IDLE
+        assert r.roles() == [{CALLER: Role.PARTY, AGENT: Role.PARTY}]
+        r.do(Hangup(AGENT))
+    else:
+        r.do(Conference(AGENT))
+        assert r.roles() == [{CALLER: Role.PARTY, AGENT: Role.PARTY, "trunk/2": Role.PARTY}]
+        r.do(Hangup(AGENT))
+        r.do(Hangup(CALLER))
+    r.assert_clean()
+    assert len(r.cdrs) == 1
+
+
+def test_an_outside_transfer_with_no_idle_trunk_or_bad_digits_is_refused_before_anything_changes():
+    r = Run()
+    call_id = r.answered_call()
+    with pytest.raises(CoreError) as bad:
+        r.do(BlindTransfer(AGENT, "84-00", outside=True))
+    assert bad.value.code == "bad_arg"
+    r.do(Incoming("13900002222", "8000"))   # the second (last) trunk is now busy
+    before = r.roles()
+    for inp in (BlindTransfer(AGENT, "84001234", outside=True),
+                Consult(AGENT, "84001234", outside=True)):
+        with pytest.raises(CoreError) as busy:
+            r.do(inp)
+        assert busy.value.code == "busy" and "no idle trunk" in busy.value.msg
+    assert r.roles() == before and r.core.calls[call_id].state is CallState.ANSWERED

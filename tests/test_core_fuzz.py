@@ -527,13 +527,17 @@ class CoreFuzz(RuleBasedStateMachine):
     @rule(data=st.data(), answer=st.booleans())
     def blind_transfer(self, data: st.DataObject, answer: bool) -> None:
         line = self.pick(data, self.agents(), ALL_LINES)
-        self.ring_then_answer(ci.BlindTransfer(line, self.target(data)), answer)
+        outside = data.draw(st.booleans())
+        number = data.draw(st.sampled_from(["84001234", "1"])) if outside else self.target(data)
+        self.ring_then_answer(ci.BlindTransfer(line, number, outside=outside), answer)
 
     @precondition(lambda self: self.agents())
     @rule(data=st.data(), answer=st.booleans())
     def consult(self, data: st.DataObject, answer: bool) -> None:
         line = self.pick(data, self.agents(), ALL_LINES)
-        self.ring_then_answer(ci.Consult(line, self.target(data)), answer)
+        outside = data.draw(st.booleans())
+        number = data.draw(st.sampled_from(["84001234", "1"])) if outside else self.target(data)
+        self.ring_then_answer(ci.Consult(line, number, outside=outside), answer)
 
     @precondition(lambda self: self.consulters())
     @rule(data=st.data())
@@ -661,8 +665,9 @@ class CoreFuzz(RuleBasedStateMachine):
             "FarBusy": lambda: ci.FarBusy(line()), "OffHook": lambda: ci.OffHook(line()),
             "Dial": lambda: ci.Dial(line(), number()), "Hold": lambda: ci.Hold(line()),
             "Retrieve": lambda: ci.Retrieve(line()),
-            "BlindTransfer": lambda: ci.BlindTransfer(line(), number()),
-            "Consult": lambda: ci.Consult(line(), number()),
+            "BlindTransfer": lambda: ci.BlindTransfer(line(), number(),
+                                                      outside=data.draw(st.booleans())),
+            "Consult": lambda: ci.Consult(line(), number(), outside=data.draw(st.booleans())),
             "Complete": lambda: ci.Complete(line()), "Cancel": lambda: ci.Cancel(line()),
             "Conference": lambda: ci.Conference(line()),
             "Monitor": lambda: ci.Monitor(line(), call(), mode(),

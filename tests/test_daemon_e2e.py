@@ -41,7 +41,8 @@ async def test_simulated_call_to_auto_answering_extension_lands_in_cdr_and_event
         ended = await c.wait_event("call.ended", call=call)
         assert ended["disposition"] == "ANSWERED" and ended["hangup_by"] == "caller"
         names = [e["event"] for e in c.events if e.get("call") == call]
-        assert names == ["call.new", "call.ringing", "call.answered", "call.bridged", "call.ended"]
+        assert names == ["call.new", "call.ringing", "call.offered", "call.answered",
+                         "call.bridged", "call.ended"]
 
         rows = await c.cmd("CDR.QUERY caller=13800138000")
         assert rows[-1] == "END count=1"

@@ -296,14 +296,16 @@ def test_config_role_comments_name_only_verbs_that_exist():
     assert named, "the role comments name no verb"
     for verb in named:
         assert verb in VERBS or verb in families, f"config.yaml names {verb}, which is no verb"
-    assert "not on the socket yet" in roles  # monitoring and pickup: said honestly
+    for verb in ("SUPER.MONITOR", "SUPER.PICKUP", "CALL.TRANSFER", "CALL.DIAL"):
+        assert verb in roles, f"the role comments do not say who may use {verb}"
 
 
 def test_readme_says_what_agents_supervisors_and_ivr_designers_can_do_today():
     text = README.read_text(encoding="utf-8")
     for who in ("**Agents**", "**Supervisors**", "**CRM systems**", "**IVR designers**"):
         assert who in text
-    assert "not on the socket yet" in text  # monitoring and pickup: said honestly
+    for verb in ("SUPER.MONITOR", "SUPER.PICKUP", "CALL.TRANSFER", "CALL.CONSULT", "CALL.DIAL"):
+        assert verb in text, f"the README does not say who may use {verb}"
     # What IVR designers and CRMs have today, and what waits for later issues.
     assert "docs/flows.md" in text and "switchd flows check" in text and "ROUTE.REPLY" in text
     assert "later issue" in text and "voicemail" in text and "ACD" in text

@@ -791,6 +791,27 @@ def test_transfer_answered_ends_the_flow():
     assert len(rig.of("ivr.exit", c)) == 1
 
 
+@pytest.mark.parametrize("where", ["playing", "waiting_keys"])
+def test_a_supervisor_picking_the_caller_up_ends_the_flow_and_its_prompt(where):
+    f = flow([node(Menu, "menu", prompts=["menu"], choices={"1": "bye"}, timeout_s=5,
+                   retries=0, fallback="fallback"), BYE, FALLBACK])
+    rig = Rig(f, durations={"menu": 2.0})
+    t0 = rig.now
+    c = rig.call()
+    rig.run(0.5 if where == "playing" else 2.5)
+    rig.submit(ci.Pickup("ext/203", c))
+    ex = rig.exit(c)
+    assert (ex.outcome, ex.node) == (IvrOutcome.TRANSFERRED, "menu")
+    assert rig.leaves(c)[0] == ("menu", None, "picked up on ext/203", None)
+    if where == "playing":
+        assert rig.player.stopped == [(t0 + 0.5, c)]
+    _done(rig)
+    rig.press(c, "1")   # the caller now talks with the supervisor: keys go nowhere
+    assert len(rig.leaves(c)) == 1
+    rig.submit(ci.Hangup("ext/203"))
+    assert rig.cdr(c).ivr_path == "main:menu" and rig.cdr(c).extension == 203
+
+
 def test_transfer_busy_goes_to_on_fail():
     rig = Rig(_transfer_flow("extension:201"))
     rig.submit(ci.OffHook("ext/201"))

@@ -49,6 +49,9 @@ class FakeSwitch:
                  "agent1": UserInfo("agent1", "agent", FAST_HASH["demo"], 201)}
         return users.get(name)
 
+    def calls(self) -> list[dict[str, str]]:
+        return [{"call": c.call_id, "lines": ",".join(c.lines)} for c in self.live.values()]
+
     def call_info(self, call_id: str) -> CallInfo:
         if call_id not in self.live:
             raise CoreError("not_found", f"no call {call_id}")
@@ -187,8 +190,9 @@ async def test_an_agent_records_its_own_calls_only_and_cannot_search(rig):
     assert switch.recorded == [(AGENT_CALL, "pause", "agent1"), (AGENT_CALL, "resume", "agent1")]
     err = fields((await c.cmd(f"CALL.RECORD call={OTHER_CALL} action=stop"))[-1])
     assert err["code"] == "forbidden" and "not on your extension ext/201" in err["msg"]
+    # A call that does not exist gets the same answer: an agent cannot probe for call ids.
     err = fields((await c.cmd("CALL.RECORD call=01NOSUCHCALL0000000000000 action=stop"))[-1])
-    assert err["code"] == "not_found"
+    assert err["code"] == "forbidden" and "not on your extension ext/201" in err["msg"]
     for verb in ("REC.QUERY", "REC.KEEP id=R1"):
         err = fields((await c.cmd(verb))[-1])
         assert err["code"] == "forbidden" and "admin, crm, supervisor" in err["msg"]

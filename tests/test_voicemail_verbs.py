@@ -70,7 +70,7 @@ async def rig(tmp_path: Path):
 
 
 def _session(role: str, line: str | None = None) -> Any:
-    return SimpleNamespace(role=role, user=f"{role}1", agent_line=line)
+    return SimpleNamespace(role=role, user=f"{role}1", agent_line=line, peer="127.0.0.1:50000")
 
 
 AGENT = ("agent", "ext/201")

@@ -263,6 +263,9 @@ class Call:
     queue_since: float | None = None
     #: From the recorder (``Annotate``): the id of the call's recording, for the CDR.
     recording_id: str | None = None
+    #: From CTI (``Annotate``, ``CALL.NOTE``): the agent's note, for the CDR; the last
+    #: one given replaces earlier ones.
+    note: str | None = None
     #: ``HideDigits``: while True the call's key presses make no ``call.dtmf`` (a
     #: recording paused for compliance while a card number is keyed); they are only
     #: counted in ``digits_hidden`` (reset by each ``HideDigits(on=True)``). Data beside

@@ -290,6 +290,20 @@ class SwitchCore:
             raise CoreError("busy", f"extension {number} is {target.status.value}")
         return target
 
+    def _transfer_target(self, number: str, outside: bool, what: str) -> tuple[Line, str | None]:
+        """The idle line a transfer or consultation rings, and the number a trunk dials
+        (None for an extension). Raises CoreError before anything changed: not_found,
+        busy (the extension is in use; no trunk is idle), bad_arg (not digits)."""
+        if not outside:
+            return self._idle_extension(number, what), None
+        if not NUMBER_RE.fullmatch(number):
+            raise CoreError("bad_arg", f"outside number {number!r} must be 1-32 digits "
+                            "(0-9, *, #)")
+        t = self._first_idle_trunk()
+        if t is None:
+            raise CoreError("busy", f"no idle trunk to {what} {number}: every trunk is in use")
+        return self.lines[line_name(LineKind.TRUNK, t)], number
+
     # ------------------------------------------------------- line signalling
 
     def _incoming(self, now: float, inp: inputs.Incoming) -> None:
@@ -604,7 +618,7 @@ class SwitchCore:
     def _blind_transfer(self, now: float, inp: inputs.BlindTransfer) -> None:
         ln = self.line(inp.line)
         call = self.call_of_line(inp.line)
-        target = self._idle_extension(inp.number, "transfer to")
+        target, number = self._transfer_target(inp.number, inp.outside, "transfer to")
         peer = self._transferable(now, ln, call, "transfer")
         if call is None or peer is None:
             return
@@ -621,12 +635,12 @@ class SwitchCore:
         self._move(now, p, _L.RINGBACK, call.call_id)
         self._emit(CallTransferred(call.call_id, now, ln.name, target.name))
         self._bridge_changed(now, call, bridge)
-        self._ring(now, call, [target])
+        self._ring(now, call, [target], number=number)
 
     def _consult(self, now: float, inp: inputs.Consult) -> None:
         ln = self.line(inp.line)
         call = self.call_of_line(inp.line)
-        target = self._idle_extension(inp.number, "consult")
+        target, number = self._transfer_target(inp.number, inp.outside, "consult")
         peer = self._transferable(now, ln, call, "consult")
         if call is None or peer is None:
             return
@@ -649,7 +663,7 @@ class SwitchCore:
         self._bridge_changed(now, call, main)
         self._bridge_changed(now, call, side)
         self._offer(now, call, target, OfferPurpose.CONSULT, self.config.ring_timeout_s,
-                    routed=True)
+                    routed=True, number=number)
 
     def _consulting(self, now: float, line: str, what: str, *, answered: bool) -> Call | None:
         """The call ``line`` consults in (its consulted party answered, if ``answered``),
@@ -907,6 +921,12 @@ class SwitchCore:
             bridge.members[peer] = Role.PARTY
         call.transfer_from = None
         self._emit(CallTransferred(call.call_id, now, ln.name, str(target)))
+        # The call moves away from every agent, back to the switch (a queue, a flow): a
+        # supervisor monitoring it would only hear music or prompts, and a whisper would
+        # reach nobody, so the monitors end here (issue 17: a monitor ends when the call
+        # ends or moves away).
+        for sup in list(call.monitors):
+            self._drop_monitor(now, call, sup, hangup=False)
         if bridge is not None:
             self._bridge_changed(now, call, bridge)
         self._routed(now, call, target, inp.priority)
@@ -996,6 +1016,8 @@ class SwitchCore:
             self._stop_queue_wait(now, call)
         if inp.recording_id is not None:
             call.recording_id = inp.recording_id
+        if inp.note is not None:
+            call.note = inp.note
 
     def _hide_digits(self, now: float, inp: inputs.HideDigits) -> None:
         call = self.calls.get(inp.call_id)
@@ -1445,7 +1467,7 @@ class SwitchCore:
                          - call.start, 3),
             hangup_by=call.hangup_by, blocked_reason=call.blocked_reason, dnis=call.dnis,
             hangup_cause=str(cause), q850=cause.q850, ivr_path=call.ivr_path,
-            ivr_vars=call.ivr_vars, recording_id=call.recording_id,
+            ivr_vars=call.ivr_vars, recording_id=call.recording_id, note=call.note,
         )
 
     # ------------------------------------------------------------ primitives
@@ -1483,6 +1505,7 @@ class SwitchCore:
             return False
         prev = ln.status
         ln.status = nxt
+        ln.since = now
         if nxt is _S.IDLE:
             ln.call_id = None
             if ln.kind is LineKind.TRUNK:

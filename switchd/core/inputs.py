@@ -159,18 +159,30 @@ class Retrieve(Input):
 
 @dataclass(frozen=True, slots=True)
 class BlindTransfer(Input):
-    """``line`` sends its peer to extension ``number`` and leaves the call."""
+    """``line`` sends its peer to extension ``number`` and leaves the call.
+
+    ``outside``: ``number`` is an outside number (1-32 of 0-9 * #), rung on the first
+    idle trunk; the peer hears ringback and, unanswered, is rung back to ``line``.
+    Raises CoreError: not_found (no such extension), busy (the extension is not idle,
+    no trunk is idle), bad_arg (an outside number that is not digits).
+    """
 
     line: str
     number: str
+    outside: bool = False
 
 
 @dataclass(frozen=True, slots=True)
 class Consult(Input):
-    """``line`` holds its peer and rings extension ``number`` in a second bridge."""
+    """``line`` holds its peer and rings extension ``number`` in a second bridge.
+
+    ``outside``: ``number`` is an outside number, rung on the first idle trunk (a
+    consultation with someone outside the centre). Errors as :class:`BlindTransfer`.
+    """
 
     line: str
     number: str
+    outside: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -341,7 +353,8 @@ class Annotate(Input):
     in last) and
     ``wait_s`` (seconds waited in queues so far, replacing the CDR's start-to-answer
     wait) and ``waiting`` (True: the caller starts waiting in a queue now; False: it
-    stopped). From the recorder: ``recording_id`` (the CDR's). The core keeps the queue
+    stopped). From the recorder: ``recording_id`` (the CDR's). From CTI: ``note`` (the
+    agent's ``CALL.NOTE``, replacing an earlier one). The core keeps the queue
     wait clock itself, with its own ``now``, so the CDR's ``wait_s`` is exact for a
     caller who hangs up in the queue too; an answer stops the clock. None leaves a field as it is. Unknown or ended calls are ignored
     (an engine may lag the caller's hang-up).
@@ -356,6 +369,8 @@ class Annotate(Input):
     waiting: bool | None = None
     #: From the recorder: the id of the call's recording (the CDR's ``recording_id``).
     recording_id: str | None = None
+    #: From CTI (``CALL.NOTE``): the agent's note for the CDR, replacing an earlier one.
+    note: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

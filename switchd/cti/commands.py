@@ -20,6 +20,7 @@ import structlog
 
 from switchd.control import Control, SimControl
 from switchd.cti.agent_verbs import AGENT_VERBS, AgentVerbs
+from switchd.cti.board_verbs import BOARD_VERBS, BoardVerbs
 from switchd.cti.call_verbs import CALL_VERBS, CallVerbs
 from switchd.cti.codec import Request
 from switchd.cti.note_verbs import NOTE_VERBS, NoteVerbs
@@ -84,6 +85,7 @@ register(PHONE_VERBS)
 register(CALL_VERBS)
 register(NOTE_VERBS)
 register(SUPER_VERBS)
+register(BOARD_VERBS)
 
 
 def _balanced(pattern: str) -> bool:
@@ -137,6 +139,7 @@ class Commands:
             (REC_VERBS, RecVerbs(control)), (AGENT_VERBS, AgentVerbs(control)),
             (PHONE_VERBS, PhoneVerbs(control)), (CALL_VERBS, CallVerbs(control)),
             (NOTE_VERBS, NoteVerbs(control)), (SUPER_VERBS, SuperVerbs(control)),
+            (BOARD_VERBS, BoardVerbs(control)),
         ]
         if sim is not None:
             groups.append((SIM_VERBS, SimVerbs(control, sim)))

@@ -5,8 +5,8 @@ Each works the user's own phone (the ``extension`` of its user entry) the way it
 handset would: the core's :class:`~switchd.core.inputs.Answer`, ``Hangup``, ``Hold``
 and ``Retrieve`` on ``ext/<extension>``, so a call answered from the socket and one
 answered on the handset are the same call to every engine. ``call=`` is optional;
-given, it must be the call on the user's phone (``forbidden`` otherwise: a user never
-acts on someone else's call through these verbs). The core refuses what the line
+given, it must be the call on the user's phone (``forbidden`` otherwise, whether or not
+the call exists: a user never acts on, nor probes for, someone else's call). The core refuses what the line
 cannot do now (``line.error``) and the verb answers ``wrong_state`` with its reason.
 """
 
@@ -19,8 +19,7 @@ from switchd.core.engine import CoreError
 from switchd.core.inputs import Answer, Hangup, Hold, Retrieve
 from switchd.cti.codec import Request
 from switchd.cti.server import Reply, Session
-from switchd.cti.verbs import ALL_ROLES, Verb, core_error, only, own_phone, refusal
-from switchd.exceptions import ProtocolError
+from switchd.cti.verbs import ALL_ROLES, Verb, core_error, only, phone_call, refusal
 
 __all__ = ["PHONE_VERBS", "PhoneVerbs"]
 
@@ -63,23 +62,10 @@ class PhoneVerbs:
 
     def _act(self, session: Session, req: Request) -> Reply:
         """Check the phone and the call, then hand the core the input; ``OK call= line=``.
-        Raises ProtocolError: forbidden (no phone; another call), not_found (no such
-        call), wrong_state (the phone cannot do it now: the core's reason)."""
+        Raises ProtocolError: forbidden (no phone; a call not on it), wrong_state (the
+        phone cannot do it now: the core's reason)."""
         only(req, "call")
-        line = f"ext/{own_phone(self.control, session, req.verb)}"
-        call_id = req.args.get("call")
-        mine = [c for c in self.control.calls()
-                if line in str(c.get("lines") or "").split(",")]
-        if call_id is not None:
-            if not any(c["call"] == call_id for c in mine):
-                try:
-                    self.control.call_info(call_id)
-                except CoreError as exc:
-                    raise core_error(exc) from None
-                raise ProtocolError("forbidden", f"call {call_id} is not on your phone "
-                                    f"{line}; {req.verb} acts only on your own call")
-        elif mine:
-            call_id = str(mine[0]["call"])
+        line, call_id = phone_call(self.control, session, req.verb, req.args.get("call"))
         try:
             events = self.control.submit(_INPUTS[req.verb](line))
         except CoreError as exc:

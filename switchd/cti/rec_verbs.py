@@ -122,15 +122,9 @@ class RecVerbs:
             raise ProtocolError("bad_arg", f"action={raw!r}: use start, stop, pause or resume; "
                                 f"usage: {VERBS[req.verb].usage}")
         if session.agent_line is not None:
-            try:
-                info = self.control.call_info(call_id)
-            except CoreError as exc:
-                if exc.code != "not_found":
-                    raise core_error(exc) from None
-                # The same answer whoever asks (the recorder's own words).
-                raise ProtocolError("not_found", f"no call {call_id} in progress; CALL.RECORD "
-                                    "works on live calls (CALLS lists them)") from None
-            if session.agent_line not in info.lines:
+            # Whether or not the call exists: an agent cannot probe for others' call ids.
+            if not any(session.agent_line in str(c.get("lines") or "").split(",")
+                       and c["call"] == call_id for c in self.control.calls()):
                 raise ProtocolError("forbidden", f"call {call_id} is not on your extension "
                                     f"{session.agent_line}; an agent records only its own "
                                     "calls (ask a supervisor)")

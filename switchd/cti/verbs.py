@@ -34,6 +34,8 @@ __all__ = [
     "int_arg",
     "one_of",
     "only",
+    "own_phone",
+    "phone_call",
     "refusal",
     "register",
 ]
@@ -167,3 +169,22 @@ def own_phone(control: Any, session: Any, verb: str) -> int:
         raise ProtocolError("forbidden", f"{verb} acts on your own phone, and user "
                             f"{session.user} has none (users[].extension in the config)")
     return int(user.extension)
+
+
+def phone_call(control: Any, session: Any, verb: str, call_id: str | None) -> tuple[str, str | None]:
+    """The user's phone (``ext/<n>``) and the call on it a verb acts on.
+
+    ``call_id`` given: it must be a call on that phone, else ProtocolError(forbidden)
+    — the same answer whether the call exists or not, so a user cannot probe for other
+    people's call ids. Not given: the phone's call (the oldest, when it holds two), or
+    None when it is idle. Raises ProtocolError(forbidden) for a user without a phone.
+    """
+    line = f"ext/{own_phone(control, session, verb)}"
+    mine = [str(c["call"]) for c in control.calls()
+            if line in str(c.get("lines") or "").split(",")]
+    if call_id is None:
+        return line, (mine[0] if mine else None)
+    if call_id not in mine:
+        raise ProtocolError("forbidden", f"call {call_id} is not on your phone {line}; "
+                            f"{verb} acts only on your own call (CALLS lists them)")
+    return line, call_id

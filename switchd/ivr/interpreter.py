@@ -238,6 +238,10 @@ TRANSITIONS: dict[tuple[State, Kind], str] = {
 for _s in (State.PLAYING, State.WAITING_KEYS, State.WAITING_CRM, State.TRANSFERRING,
            State.RECORDING):
     TRANSITIONS[(_s, Kind.HANGUP)] = "_on_hangup"
+# A person answered a call that was in the flow and not being transferred: a supervisor
+# picked it up (SUPER.PICKUP). The flow ends there; nothing more is played to the call.
+for _s in (State.PLAYING, State.WAITING_KEYS, State.WAITING_CRM, State.RECORDING):
+    TRANSITIONS[(_s, Kind.ANSWERED)] = "_on_picked_up"
 
 
 class IvrPath:
@@ -835,6 +839,9 @@ class Ivr:
 
     def _on_answered(self, now: float, s: Session, ev: CallAnswered) -> None:
         self._end(now, s, IvrOutcome.TRANSFERRED, f"answered on {ev.line}", release=False)
+
+    def _on_picked_up(self, now: float, s: Session, ev: CallAnswered) -> None:
+        self._end(now, s, IvrOutcome.TRANSFERRED, f"picked up on {ev.line}", release=False)
 
     def _on_route_failed(self, now: float, s: Session, ev: CallRouteFailed | LineError) -> None:
         node = s.node

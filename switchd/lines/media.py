@@ -220,6 +220,22 @@ class MediaPlane:
         self._moh_under[ch] = play_id
         return play_id
 
+    def send_keys(self, line: str, samples: np.ndarray) -> list[str]:
+        """Play DTMF ``samples`` (int16 1-D, 8 kHz, from ``generate_digits``) as keys
+        ``line`` sends: to every line that hears ``line`` through the mixer now (the far
+        party, a conference, a supervisor listening), on top of what they hear.
+
+        Why played and not injected into ``line``'s inbound: the detector would take
+        them as keys pressed on ``line`` and the suppression would mute them from the
+        mix (a key is counted once, and the far end must still hear it). Returns the
+        lines played to (empty: nobody hears ``line``). Raises KeyError for an unknown
+        line, TypeError for samples that are not int16 1-D.
+        """
+        hearers = [self.lines[ch] for ch in self.mixer.listeners_of(self.channel_of[line])]
+        for hearer in hearers:
+            self.play(hearer, samples, barge_in=False)
+        return hearers
+
     def stop(self, line: str, play_id: int | None = None) -> bool:
         """Stop the prompt playing to ``line`` (only if it is ``play_id``, when given).
 

@@ -274,6 +274,16 @@ class Mixer:
             del self._arrays[key]
             self._current = None
 
+    def listeners_of(self, talker: int) -> list[int]:
+        """The channels that hear ``talker`` now (a weight > 0 in any bridge), ascending.
+
+        What the mixer routes, not what the call's state says: a held party, a
+        listen-only supervisor and a line in no bridge are nobody's talkers.
+        """
+        heard = {lst for ws in self._bridges.values() for lst, tlk, gain in ws
+                 if tlk == talker and gain > 0 and lst != talker}
+        return sorted(heard)
+
     def bridge_weights(self, key: str) -> tuple[tuple[int, int, float], ...]:
         """The weights of bridge ``key`` as last set; ``()`` for an unknown key."""
         return self._bridges.get(key, ())

@@ -110,6 +110,9 @@ class Line:
     label: str | None = None
     #: The tone the switch plays to this line (dial, ringback, busy, congestion, moh), if any.
     tone: str | None = None
+    #: Epoch seconds of the last state change (None: idle since the switch started); the
+    #: wallboard's "how long has this line been ringing / talking".
+    since: float | None = None
 
     def __post_init__(self) -> None:
         if not self.name:

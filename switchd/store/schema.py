@@ -32,13 +32,17 @@ __all__ = [
     "CONTACT_COLUMNS",
     "MIGRATIONS",
     "SCHEMA_VERSION",
+    "SQL_CALL_HISTORY_COUNT",
+    "SQL_CALL_HISTORY_LAST",
     "SQL_CDR_COUNT",
     "SQL_CONTACT_FLAGS",
     "SQL_CONTACT_LAST_AGENTS",
     "SQL_CONTACT_SET",
     "SQL_CONTACT_TOUCH",
+    "SQL_GET_CDR",
     "SQL_GET_CONTACT",
     "SQL_INSERT_CDR",
+    "SQL_SET_CDR_NOTE",
     "TIME_FORMATS_HELP",
     "caller_of",
     "cdr_row",
@@ -154,6 +158,16 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX voicemail_mailbox_idx ON voicemail (mailbox, received);
     """,
+    # 4 -> 5: the agent's note on a call (CALL.NOTE), and indexes that find a number's
+    # calls newest first (the screen pop's history, CDR.QUERY caller= / callee=): they
+    # replace the single-column ones, which they serve as well.
+    """
+    ALTER TABLE cdr ADD COLUMN note TEXT;
+    CREATE INDEX cdr_src_start_idx ON cdr (src, start);
+    CREATE INDEX cdr_dst_start_idx ON cdr (dst, start);
+    DROP INDEX IF EXISTS cdr_src_idx;
+    DROP INDEX IF EXISTS cdr_dst_idx;
+    """,
 )
 
 SCHEMA_VERSION: int = len(MIGRATIONS)
@@ -186,6 +200,7 @@ CDR_COLUMNS: tuple[str, ...] = (
     "dnis",
     "hangup_cause",
     "q850",
+    "note",
 )
 
 CONTACT_COLUMNS: tuple[str, ...] = (
@@ -216,6 +231,31 @@ SQL_INSERT_CDR = (
 )
 
 SQL_CDR_COUNT = "SELECT COUNT(*) FROM cdr"
+
+SQL_GET_CDR = f"SELECT {_CDR_SELECT_LIST} FROM cdr WHERE uniqueid = :uniqueid"
+
+# CALL.NOTE after the call ended: a later note replaces the earlier one.
+SQL_SET_CDR_NOTE = "UPDATE cdr SET note = :note WHERE uniqueid = :uniqueid"
+
+# A customer number's calls, as caller_of() names it: src of an inbound call, dst of an
+# outbound one. Each half is one index search (cdr_src_start_idx, cdr_dst_start_idx);
+# an OR of the two would scan the table.
+SQL_CALL_HISTORY_COUNT = """
+SELECT (SELECT COUNT(*) FROM cdr WHERE src = :number AND direction = 'inbound')
+     + (SELECT COUNT(*) FROM cdr WHERE dst = :number AND direction = 'outbound') AS calls
+"""
+
+# The newest of them: the newest of each half, walked from the index's end.
+SQL_CALL_HISTORY_LAST = """
+SELECT uniqueid, start, agent, extension, recording_id, note FROM (
+    SELECT uniqueid, start, agent, extension, recording_id, note FROM cdr
+    WHERE src = :number AND direction = 'inbound' ORDER BY start DESC LIMIT 1) AS inbound
+UNION ALL
+SELECT uniqueid, start, agent, extension, recording_id, note FROM (
+    SELECT uniqueid, start, agent, extension, recording_id, note FROM cdr
+    WHERE dst = :number AND direction = 'outbound' ORDER BY start DESC LIMIT 1) AS outbound
+ORDER BY start DESC, uniqueid DESC LIMIT 1
+"""
 
 # Records that a number just called (or was called). A CDR that arrives late (older
 # than the one already recorded) must not move last_call_at back nor overwrite the

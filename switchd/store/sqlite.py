@@ -293,6 +293,34 @@ class Store:
             rows = await self._connection().execute_fetchall(schema.SQL_CDR_COUNT)
         return int(next(iter(rows))[0])
 
+    async def get_cdr(self, uniqueid: str) -> dict[str, object] | None:
+        """Return the stored CDR ``uniqueid`` like ``query_cdrs`` rows, or None. Raises
+        ``StorageError`` if the store is closed, ``sqlite3.Error`` when it cannot be read."""
+        async with self._lock:
+            rows = list(await self._connection().execute_fetchall(
+                schema.SQL_GET_CDR, {"uniqueid": uniqueid}))
+        return dict(rows[0]) if rows else None
+
+    async def set_cdr_note(self, uniqueid: str, note: str) -> bool:
+        """Store ``note`` on the CDR ``uniqueid``, replacing its note; False when there is no
+        such CDR. Raises ``sqlite3.OperationalError`` (locked, full, I/O), ``StorageError``
+        if the store is closed."""
+        return await self.execute(schema.SQL_SET_CDR_NOTE,
+                                  {"uniqueid": uniqueid, "note": note}) > 0
+
+    async def call_history(self, number: str) -> dict[str, object]:
+        """A customer number's stored calls: ``calls`` (how many: inbound calls from it and
+        outbound calls to it, ``schema.caller_of``) and ``last`` (the newest one's
+        ``uniqueid start agent extension recording_id note``, or None when there is none).
+        One read under the store's lock, two index searches. Raises ``StorageError`` if the
+        store is closed, ``sqlite3.Error`` when it cannot be read."""
+        params = {"number": number}
+        async with self._lock:
+            conn = self._connection()
+            counted = list(await conn.execute_fetchall(schema.SQL_CALL_HISTORY_COUNT, params))
+            last = list(await conn.execute_fetchall(schema.SQL_CALL_HISTORY_LAST, params))
+        return {"calls": int(counted[0][0]), "last": dict(last[0]) if last else None}
+
     async def get_contact(self, number: str) -> dict[str, object] | None:
         """Return the contact for ``number`` (flags as bool), or None if there is none."""
         async with self._lock:

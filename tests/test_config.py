@@ -80,7 +80,7 @@ def test_shipped_config_loads_with_the_demo_setup():
     assert cfg.routes[3].trunk == 8 and cfg.routes[3].dnis is None
     assert cfg.routes[4].trunk is None and cfg.routes[4].dnis is None
     users = {u.name: u for u in cfg.users}
-    assert set(users) == {"admin", "super1", "crm", *(f"agent{i}" for i in range(1, 9))}
+    assert set(users) == {"admin", "super1", "crm", *(f"agent{i}" for i in range(1, 8))}
     assert users["admin"].role == "admin"
     assert users["super1"].role == "supervisor"
     assert users["crm"].role == "crm"
@@ -145,7 +145,7 @@ def test_config_summary_is_one_line():
     cfg = load_config(REPO / "config.yaml")
     assert config_summary(cfg) == (
         f"{REPO / 'config.yaml'}: ok — 8 trunks, 8 extensions (201-208), 5 routes, "
-        "2 ring groups, 2 queues, 8 agents, 11 users, cti 127.0.0.1:7070"
+        "2 ring groups, 2 queues, 8 agents, 10 users, cti 127.0.0.1:7070"
     )
 
 

@@ -240,7 +240,7 @@ def test_server_install_steps_give_a_copy_that_check_and_run_accept_without_warn
     config = etc / "config.yaml"
     assert done.stdout.splitlines() == [
         f"{config}: ok — 8 trunks, 8 extensions (201-208), 5 routes, 2 ring groups, 2 queues, "
-        "8 agents, 11 users, cti 127.0.0.1:7070, flows main"
+        "8 agents, 10 users, cti 127.0.0.1:7070, flows main"
     ]
     assert (etc / "prompts" / "moh" / "demo.wav").is_file() and (etc / "flows").is_dir()
     installed = yaml.safe_load(config.read_text(encoding="utf-8"))

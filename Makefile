@@ -48,6 +48,7 @@ bench: $(STAMP)
 	$(BIN)/switchd bench calls --live --json
 	$(BIN)/switchd bench media --channels 1000 --seconds 10 --json
 	$(BIN)/switchd bench ivr --json
+	$(BIN)/switchd bench cti --json
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache build *.egg-info

@@ -180,6 +180,13 @@ def cmd_bench_ivr(args: argparse.Namespace) -> int:
     return run_ivr_bench(args)
 
 
+def cmd_bench_cti(args: argparse.Namespace) -> int:
+    """The CTI fan-out benchmark; see ``switchd bench cti --help``."""
+    from switchd.bench_cti import run_cti_bench
+
+    return run_cti_bench(args)
+
+
 def cmd_sim(args: argparse.Namespace) -> int:
     """A call centre in virtual time against Erlang B/C/A; see ``switchd sim --help``."""
     from switchd.simulate import run_sim
@@ -246,6 +253,19 @@ def build_parser() -> argparse.ArgumentParser:
                      help="media runs without logging every event (the daemon logs them)")
     ivr.add_argument("--json", action="store_true", help="print one JSON object")
     ivr.set_defaults(func=cmd_bench_ivr)
+    cti = bsub.add_parser("cti", help="events to N subscribed CTI clients and PING / "
+                          "QUEUE.STATUS latency, with calls cycling through the queues")
+    cti.add_argument("--clients", type=int, default=500,
+                     help="clients subscribed to every event (default 500)")
+    cti.add_argument("--seconds", type=float, default=20.0,
+                     help="seconds measured, after 3 s of load (default 20)")
+    cti.add_argument("--calls-per-s", type=float, default=20.0,
+                     help="calls offered per second, alternately to each queue (default 20)")
+    cti.add_argument("--probes", type=int, default=4,
+                     help="clients among them that also time PING and QUEUE.STATUS, 40 "
+                          "requests/s in all (default 4)")
+    cti.add_argument("--json", action="store_true", help="print one JSON object")
+    cti.set_defaults(func=cmd_bench_cti)
     # The engines are imported when `sim` runs, not to build the parser: the strategy
     # and talk names are checked there (a wrong one is named with the valid ones).
     sim = sub.add_parser("sim", help="a call centre in virtual time on the production engines, "

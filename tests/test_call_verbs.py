@@ -251,7 +251,9 @@ async def test_conference_then_blind_transfers_to_queue_extension_and_outside(
 
 
 async def test_click_to_dial_rings_the_agent_then_the_number(tmp_path: Path) -> None:
-    with running(tmp_path, _cfg()) as d:
+    # The agent's phone is silent here: its 1 kHz test tone would sit on the 941 Hz row
+    # of '#', which no DTMF detector hears under a louder tone 59 Hz away.
+    with running(tmp_path, _cfg(**{"sim.audio.agents": "silence"})) as d:
         admin = await Client.connect(d.port)
         await admin.ok("AUTH user=admin secret=demo-admin")
         await admin.ok("SUB")

@@ -2,9 +2,16 @@
 
 One :class:`Session` per TCP connection. Requests on a connection are handled in
 order (clients may pipeline with ``#tag``); replies and events go through a
-bounded outbound queue drained by a writer task, so a client that stops reading
+bounded outbound queue (the session's outbox), so a client that stops reading
 fills only its own queue and is then told ``ERR overloaded`` and disconnected,
 without ever making the event loop wait for it (DESIGN §5, §9).
+
+Fan-out cost: an event is encoded once per wire format, filtered per session before
+it is queued, and every outbox that received something during one turn of the event
+loop is handed to its transport in one write by one callback at the next turn (not
+one task per client): with hundreds of subscribers, task switches and ``send()``
+calls, not encoding, are what the loop spends its time on. Only a client whose
+transport is full (it is not reading) gets a task, which waits for it to drain.
 """
 
 from __future__ import annotations
@@ -38,6 +45,11 @@ KERNEL_SNDBUF = 256 * 1024
 
 #: Seconds an overloaded client gets to read its final ERR before the connection is aborted.
 OVERLOAD_LINGER_S = 30.0
+
+#: Outboxes handed over per callback. Each write is a send() through the kernel (5-20 µs
+#: on loopback), so 500 of them in one callback would keep a request waiting several ms;
+#: between chunks the loop reads its sockets again.
+FLUSH_CHUNK = 64
 
 _LINE_KEYS = ("line", "line_a", "line_b", "held_line")
 
@@ -77,18 +89,29 @@ class Session:
         self.reader = reader
         self.writer = writer
         self.decoder = LineDecoder(server.max_line_bytes)
-        self.queue: asyncio.Queue[bytes | None] = asyncio.Queue(server.outbound_queue)
+        #: Replies and events not yet handed to the transport, in order; an entry is one
+        #: line or one block (a whole list reply). At most ``server.outbound_queue``.
+        self.outbox: list[bytes] = []
+        #: True while this session is in the server's list of outboxes to hand over.
+        self.flush_due = False
+        #: Set each time the outbox is handed over: a reply waiting for room waits on it.
+        self._room = asyncio.Event()
         self.user: str | None = None
         self.role: str | None = None
         #: ``ext/201`` for an agent: an agent sees only its own line and calls.
         self.agent_line: str | None = None
         self.own_calls: set[str] = set()
         self.subscribed = False
-        self.patterns: tuple[str, ...] = ("*",)
+        self._patterns: tuple[str, ...] = ("*",)
+        #: Event name -> whether the patterns match it: publish looks each name up once
+        #: per session instead of running fnmatch for every event and every client.
+        self._matched: dict[str, bool] = {}
         self.closed = False
         #: Events caused by this session's own request wait here until its reply is queued,
         #: so ``OK call=<id>`` reaches the client before the events about that call.
         self.held: list[bytes] | None = None
+        #: Runs only while the transport is full (the client is not reading): waits for
+        #: it to drain, then hands the outbox over.
         self.writer_task: asyncio.Task[None] | None = None
         #: Set when the session was dropped for overload: input is read and discarded.
         self.dropped = False
@@ -104,11 +127,12 @@ class Session:
         """Queue ``data`` for the client without waiting. False (and disconnect) when the queue is full."""
         if self.closed:
             return False
-        try:
-            self.queue.put_nowait(data)
-        except asyncio.QueueFull:
+        if len(self.outbox) >= self.server.outbound_queue:
             self.overloaded()
             return False
+        self.outbox.append(data)
+        if not self.flush_due:
+            self.server.flush_soon(self)
         return True
 
     async def send_reply(self, data: bytes) -> None:
@@ -120,10 +144,65 @@ class Session:
         """
         if self.closed:
             return
+        if len(self.outbox) >= self.server.outbound_queue:
+            # Queued at once when there is room: an event published while this waited
+            # would otherwise overtake the reply (or the held events).
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + REPLY_WAIT_S
+            while len(self.outbox) >= self.server.outbound_queue:
+                self._room.clear()
+                try:
+                    await asyncio.wait_for(self._room.wait(), deadline - loop.time())
+                except TimeoutError:
+                    self.overloaded()
+                    return
+                if self.closed:
+                    return
+        self.outbox.append(data)
+        # A reply goes out ahead of the sessions that only have events to send.
+        self.server.flush_soon(self, urgent=True)
+
+    def flush(self) -> None:
+        """Hand the outbox to the transport in one write; never waits.
+
+        A transport holding more than its high-water mark (the client is not reading)
+        gets nothing more: :attr:`writer_task` waits for it to drain, while the outbox
+        fills up to the bound.
+        """
+        if not self.outbox or self.dropped:
+            return
+        transport = self.writer.transport
+        if transport.is_closing():
+            self.closed = True
+            self.outbox.clear()
+            return
+        if transport.get_write_buffer_size() > transport.get_write_buffer_limits()[1]:
+            if self.writer_task is None:
+                self.writer_task = asyncio.create_task(self._drain())
+            return
+        data = self.outbox[0] if len(self.outbox) == 1 else b"".join(self.outbox)
+        self.outbox.clear()
+        transport.write(data)
+        self._room.set()
+
+    async def _drain(self) -> None:
+        """Wait for a full transport to drain, hand the outbox over, until it is empty."""
         try:
-            await asyncio.wait_for(self.queue.put(data), REPLY_WAIT_S)
-        except TimeoutError:
-            self.overloaded()
+            while self.outbox and not self.dropped:
+                await self.writer.drain()
+                self.flush()
+        except (ConnectionError, RuntimeError):
+            self.closed = True
+        finally:
+            self.writer_task = None
+
+    async def finish(self, timeout: float) -> None:
+        """Hand over what is queued, waiting up to ``timeout`` s for a client that reads slowly."""
+        self.flush()
+        task = self.writer_task
+        if task is not None:
+            with contextlib.suppress(Exception, asyncio.CancelledError):
+                await asyncio.wait_for(task, timeout)
 
     def overloaded(self) -> None:
         """Tell the client it fell behind and drop it.
@@ -136,12 +215,12 @@ class Session:
         if self.closed:
             return
         log.warning("cti_client_overloaded", peer=self.peer, user=self.user,
-                    queued=self.queue.qsize())
+                    queued=len(self.outbox))
         self.closed = True
         if self.writer_task is not None:
             self.writer_task.cancel()
-        while not self.queue.empty():
-            self.queue.get_nowait()
+        self.outbox.clear()
+        self._room.set()
         transport = self.writer.transport
         with contextlib.suppress(Exception):
             transport.write(encode_error("overloaded", "you did not read fast enough; "
@@ -157,19 +236,36 @@ class Session:
         if self.closed:
             return
         self.closed = True
-        with contextlib.suppress(asyncio.QueueFull):
-            self.queue.put_nowait(None)
+        # What is queued still goes out (flush ignores ``closed``); nothing more is queued.
+        if self.outbox and not self.flush_due:
+            self.server.flush_soon(self)
+
+    @property
+    def patterns(self) -> tuple[str, ...]:
+        """The glob patterns of the last ``SUB`` (``("*",)``: every event)."""
+        return self._patterns
+
+    @patterns.setter
+    def patterns(self, value: tuple[str, ...]) -> None:
+        self._patterns = tuple(value)
+        self._matched = {}
 
     def matches(self, name: str) -> bool:
         """True when the event name ``name`` matches one of this session's SUB patterns."""
-        return any(p == "*" or fnmatch.fnmatchcase(name, p) for p in self.patterns)
+        hit = self._matched.get(name)
+        if hit is None:
+            hit = self._matched[name] = any(p == "*" or fnmatch.fnmatchcase(name, p)
+                                            for p in self._patterns)
+        return hit
 
     def wants(self, event: Event, fields: dict[str, Any]) -> bool:
         """True when this session subscribed to ``event`` and its role may see it."""
         if not self.subscribed or not self.matches(event.name):
             return False
-        if self.agent_line is None:
-            return True
+        return self.agent_line is None or self._agent_sees(event, fields)
+
+    def _agent_sees(self, event: Event, fields: dict[str, Any]) -> bool:
+        """An agent's scope: its own line, and the calls that were on it (noted here)."""
         call = fields.get("call")
         if any(fields.get(k) == self.agent_line for k in _LINE_KEYS):
             if call is not None and not isinstance(event, CallEnded):
@@ -194,6 +290,11 @@ class CtiServer:
         self.max_line_bytes = max_line_bytes
         self.outbound_queue = outbound_queue
         self.sessions: set[Session] = set()
+        #: Sessions whose outbox received something since it was last handed over; those
+        #: with a reply queued are also in ``_urgent``, handed over first.
+        self._due: list[Session] = []
+        self._urgent: list[Session] = []
+        self._flush_handle: asyncio.Handle | None = None
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -212,6 +313,7 @@ class CtiServer:
         sessions = list(self.sessions)
         for s in sessions:
             s.close()
+            s.flush()
         writers = [s.writer_task for s in sessions if s.writer_task is not None]
         if writers:
             await asyncio.wait(writers, timeout=0.5)
@@ -228,6 +330,33 @@ class CtiServer:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self._server.wait_closed(), 0.5)
 
+    def flush_soon(self, session: Session, *, urgent: bool = False) -> None:
+        """Hand ``session``'s outbox over at the next turn of the loop, with the other
+        outboxes filled meanwhile: one callback for up to :data:`FLUSH_CHUNK` of them,
+        one write for each. ``urgent`` (a reply is queued): before the others."""
+        if urgent:
+            self._urgent.append(session)
+        elif not session.flush_due:
+            session.flush_due = True
+            self._due.append(session)
+        if self._flush_handle is None:
+            self._flush_handle = asyncio.get_running_loop().call_soon(self._flush_due)
+
+    def _flush_due(self) -> None:
+        self._flush_handle = None
+        if self._urgent:
+            urgent, self._urgent = self._urgent, []
+            for s in urgent:
+                s.flush()  # all of its outbox, in order; its place in _due then finds it empty
+        due = self._due
+        batch = due[:FLUSH_CHUNK]
+        del due[:FLUSH_CHUNK]
+        for s in batch:
+            s.flush_due = False
+            s.flush()
+        if due or self._urgent:
+            self._flush_handle = asyncio.get_running_loop().call_soon(self._flush_due)
+
     def publish(self, event: Event) -> None:
         """Send ``event`` to every subscribed session that may see it. Never waits."""
         if not self.sessions:
@@ -236,15 +365,22 @@ class CtiServer:
         encoded: dict[bool, bytes] = {}
         name = event.name
         for s in list(self.sessions):
-            if not s.subscribed or not s.matches(name):
+            # Filters first, and cheaply: this loop runs for every event and every client.
+            if not s.subscribed:
+                continue
+            hit = s._matched.get(name)
+            if hit is None:
+                hit = s.matches(name)
+            if not hit:
                 continue
             if fields is None:
                 fields = event_wire_fields(event)
-            if not s.wants(event, fields):
+            if s.agent_line is not None and not s._agent_sees(event, fields):
                 continue
-            data = encoded.get(s.json_mode)
+            jm = s.decoder.json_mode
+            data = encoded.get(jm)
             if data is None:
-                data = encoded[s.json_mode] = encode_reply("EVENT", fields, json_mode=s.json_mode)
+                data = encoded[jm] = encode_reply("EVENT", fields, json_mode=jm)
             if s.held is not None:
                 # Held events count against the same bound as the queue.
                 if len(s.held) >= self.outbound_queue:
@@ -276,7 +412,6 @@ class CtiServer:
         if task is not None:
             self._tasks.add(task)  # type: ignore[arg-type]
         log.info("cti_connected", peer=session.peer)
-        writer_task = session.writer_task = asyncio.create_task(self._writer(session))
         try:
             session.send(encode_reply("HELLO", {"version": f"switchd/{self.version}", "proto": 1}))
             await self._reader(session)
@@ -289,9 +424,9 @@ class CtiServer:
         finally:
             session.close()
             self.sessions.discard(session)
-            with contextlib.suppress(Exception, asyncio.CancelledError):
-                await asyncio.wait_for(writer_task, 2.0)
-            writer_task.cancel()
+            await session.finish(2.0)
+            if session.writer_task is not None:
+                session.writer_task.cancel()
             with contextlib.suppress(Exception):
                 writer.close()
             log.info("cti_disconnected", peer=session.peer, user=session.user)
@@ -334,9 +469,12 @@ class CtiServer:
         try:
             await self._dispatch_held(session, req)
         finally:
-            held, session.held = session.held, None
-            if held:
+            # Events published while the held ones wait for room are held behind them,
+            # so no event overtakes another.
+            while session.held and not session.closed:
+                held, session.held = session.held, []
                 await session.send_reply(b"".join(held))
+            session.held = None
 
     async def _dispatch_held(self, session: Session, req: Request) -> None:
         jm = session.json_mode
@@ -364,27 +502,3 @@ class CtiServer:
             await session.send_reply(b"".join(chunks))
         if reply.close:
             session.close()
-
-    async def _writer(self, session: Session) -> None:
-        w = session.writer
-        q = session.queue
-        try:
-            while True:
-                item = await q.get()
-                batch = []
-                done = item is None
-                if item is not None:
-                    batch.append(item)
-                while not done and not q.empty():
-                    nxt = q.get_nowait()
-                    if nxt is None:
-                        done = True
-                    else:
-                        batch.append(nxt)
-                if batch:
-                    w.write(b"".join(batch))
-                    await w.drain()
-                if done:
-                    return
-        except (ConnectionError, RuntimeError):
-            session.closed = True

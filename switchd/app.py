@@ -620,7 +620,7 @@ class App:
         call = self.core.get_call(call_id)
         return CallInfo(call.call_id, call.state.value, call.anchor, tuple(call.lines()),
                         call.answer_time is not None, call.switch_answer_time is not None,
-                        call.queue)
+                        call.queue, tuple(sorted(call.former_legs)))
 
     def lines(self) -> list[dict[str, Any]]:
         """Every line now (the wallboard's line view), trunks then extensions."""
@@ -650,13 +650,17 @@ class App:
         except ValueError as exc:
             raise ProtocolError("bad_arg", f"digits={digits!r}: {exc}") from None
         ln = self.core.line(line)
-        if ln.status is not LineStatus.CONNECTED:
+        call = self.core.call_of_line(line)
+        if ln.status is not LineStatus.CONNECTED or call is None:
             raise ProtocolError("wrong_state", f"{line} is {ln.status.value}; keys are sent "
                                 "in a conversation")
-        hearers = self.media.send_keys(line, samples)
+        # Keys are for the parties; a supervisor monitoring the call is nobody's addressee
+        # (and naming its phone in the reply would tell the agent who listens).
+        hearers = [h for h in self.media.hearers(line) if h not in call.monitors]
         if not hearers:
             raise ProtocolError("wrong_state", f"nobody hears {line} now (the other party "
                                 "is on hold, or it only listens); no keys sent")
+        self.media.send_keys(line, samples, hearers)
         return hearers
 
     def calls(self) -> list[dict[str, Any]]:

@@ -48,6 +48,8 @@ class CallInfo:
     #: The queue the call is in or was last in (the ACD's ``Annotate``); None: it never
     #: reached a queue (a ring group, a direct line, an IVR flow so far).
     queue: str | None = None
+    #: Lines that were parties of the call and left it (an agent who transferred it).
+    former_lines: tuple[str, ...] = ()
 
 
 class Control(Protocol):

@@ -187,6 +187,8 @@ class ConsultEnd(StrEnum):
     DECLINED = "declined"
     #: The consulted party hung up after answering.
     CONSULTED_HUNG_UP = "consulted_hung_up"
+    #: The outside number consulted answered with busy tone.
+    BUSY = "busy"
 
 
 class TransferKind(StrEnum):

@@ -236,6 +236,8 @@ async def test_conference_then_blind_transfers_to_queue_extension_and_outside(
         await a2.wait_event("call.ringing", call=call, line="ext/202")
         await a2.ok("CALL.ANSWER")
         await admin.wait_event("queue.connected", call=call, agent="a2")
+        # In its wrap-up, the agent who sent the call on notes it while it goes on.
+        await a1.ok(f'CALL.NOTE call={call} text="sent to q2"')
         # ... then on to an outside number, which the simulated far end answers.
         await a2.ok("CALL.TRANSFER to=number:84001234")
         rung = await admin.wait_event("call.ringing", call=call, callee="84001234")
@@ -245,15 +247,15 @@ async def test_conference_then_blind_transfers_to_queue_extension_and_outside(
         await admin.ok(f"SIM.HANGUP call={call}")
         await admin.wait_event("call.ended", call=call)
         cdr = await _cdr(admin, call)
-        assert cdr["agent"] == "a2"
+        assert cdr["agent"] == "a2" and cdr["note"] == "sent to q2"
         for c in (admin, a1, a2):
             await c.close()
 
 
 async def test_click_to_dial_rings_the_agent_then_the_number(tmp_path: Path) -> None:
-    # The agent's phone is silent here: its 1 kHz test tone would sit on the 941 Hz row
-    # of '#', which no DTMF detector hears under a louder tone 59 Hz away.
-    with running(tmp_path, _cfg(**{"sim.audio.agents": "silence"})) as d:
+    # The agent's phone keeps sending its 1 kHz test tone: 59 Hz from the 941 Hz row of
+    # '#', it would mask that key if the agent's voice were not muted while keys sound.
+    with running(tmp_path, _cfg()) as d:
         admin = await Client.connect(d.port)
         await admin.ok("AUTH user=admin secret=demo-admin")
         await admin.ok("SUB")
@@ -272,8 +274,10 @@ async def test_click_to_dial_rings_the_agent_then_the_number(tmp_path: Path) -> 
         assert await _agent_state(admin, "a1") == "on_call"
         # Keys go to the far end (an outside IVR): played to the trunk, not seen as the
         # agent's own key presses.
-        sent = await a1.ok("CALL.DTMF digits=12#")
-        assert (sent["digits"], sent["to"]) == ("12#", rung["line"])
+        sent = await a1.ok("CALL.DTMF digits=12")
+        assert (sent["digits"], sent["to"]) == ("12", rung["line"])
+        # A softphone sends one request per key press, faster than keys sound: queued.
+        await a1.ok("CALL.DTMF digits=#")
         await _pause(admin, 1.5)   # 3 keys of 80 ms + 80 ms gaps, with room for a slow tick
         await a1.ok("CALL.HANGUP")
         await admin.wait_event("call.ended", call=call)
@@ -294,6 +298,8 @@ async def test_click_to_dial_rings_the_agent_then_the_number(tmp_path: Path) -> 
         assert err["code"] == "forbidden" and "own phone" in err["msg"]
         err = fields((await crm.cmd("CALL.DIAL agent=nosuch number=84007777"))[-1])
         assert err["code"] == "not_found"
+        err = fields((await crm.cmd("CALL.DIAL agent=a2 number=84007777"))[-1])
+        assert err["code"] == "wrong_state" and "logged out" in err["msg"]
         err = fields((await a1.cmd("CALL.DIAL number=+8613900000000"))[-1])
         assert err["code"] == "bad_arg" and "'+'" in err["msg"]
         for c in (admin, crm, a1, a2):

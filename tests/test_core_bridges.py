@@ -21,6 +21,7 @@ from switchd.core.inputs import (
     Conference,
     Consult,
     Dial,
+    FarBusy,
     Hangup,
     Hold,
     Incoming,
@@ -456,9 +457,28 @@ def test_a_monitor_follows_the_call_to_the_next_agent_of_a_blind_transfer():
     r = Run()
     _monitored(r, Role.WHISPER)
     r.do(BlindTransfer(AGENT, "202"))
-    r.do(Answer(OTHER))
+    events = r.do(Answer(OTHER))
     [bridge] = r.roles()
     assert bridge == {CALLER: Role.PARTY, OTHER: Role.PARTY, SUPER: Role.WHISPER}
+    # ... and the whisper now goes to the new agent (never to nobody, never the caller).
+    [started] = [e for e in events if e.name == "monitor.started"]
+    assert (started.line, started.mode, started.agent) == (SUPER, Role.WHISPER, OTHER)
+    [ev] = [e for e in r.events if isinstance(e, BridgeChanged)][-1:]
+    assert [m.to for m in ev.members if m.line == SUPER] == [OTHER]
+    r.do(Hangup(CALLER))
+    r.assert_clean()
+
+
+def test_a_whisper_follows_an_attended_transfer_to_the_consulted_agent():
+    r = Run()
+    _monitored(r, Role.WHISPER)
+    r.do(Consult(AGENT, "202"))
+    r.do(Answer(OTHER))
+    events = r.do(Complete(AGENT))
+    [started] = [e for e in events if e.name == "monitor.started"]
+    assert started.agent == OTHER
+    [ev] = [e for e in r.events if isinstance(e, BridgeChanged)][-1:]
+    assert [m.to for m in ev.members if m.line == SUPER] == [OTHER]
     r.do(Hangup(CALLER))
     r.assert_clean()
 
@@ -772,3 +792,55 @@ def test_an_outside_transfer_with_no_idle_trunk_or_bad_digits_is_refused_before_
             r.do(inp)
         assert busy.value.code == "busy" and "no idle trunk" in busy.value.msg
     assert r.roles() == before and r.core.calls[call_id].state is CallState.ANSWERED
+
+
+def test_a_supervisor_still_ringing_to_monitor_stops_when_the_call_goes_to_a_queue():
+    r = Run()
+    call_id = r.answered_call()
+    r.do(Monitor(SUPER, call_id, Role.BARGE))
+    assert r.status(SUPER) is LineStatus.ALERTING
+    events = r.do(Redirect(call_id, Target.parse("flow:main"), line=AGENT))
+    gone = [e for e in events if isinstance(e, OfferWithdrawn) and e.line == SUPER]
+    assert len(gone) == 1 and r.status(SUPER) is LineStatus.IDLE
+    assert all(SUPER not in b for b in r.roles())
+    if call_id in r.core.calls:
+        r.do(Hangup(CALLER))
+    r.assert_clean()
+
+
+def test_an_outside_number_busy_on_a_blind_transfer_rings_the_agent_back_at_once():
+    r = Run()
+    r.answered_call()
+    r.do(BlindTransfer(AGENT, "84000000", outside=True))
+    r.do(FarBusy("trunk/2"))
+    assert r.status("trunk/2") is LineStatus.IDLE and r.status(AGENT) is LineStatus.ALERTING
+    r.do(Answer(AGENT))
+    assert r.roles() == [{CALLER: Role.PARTY, AGENT: Role.PARTY}]
+    r.do(Hangup(CALLER))
+    r.assert_clean()
+
+
+def test_an_outside_number_busy_on_a_consultation_ends_it_back_with_the_caller():
+    r = Run()
+    call_id = r.answered_call()
+    r.do(Consult(AGENT, "84000000", outside=True))
+    events = r.do(FarBusy("trunk/2"))
+    [ended] = [e for e in events if e.name == "call.consult_ended"]
+    assert ended.reason == "busy"
+    assert r.status("trunk/2") is LineStatus.IDLE
+    assert r.roles() == [{CALLER: Role.PARTY, AGENT: Role.PARTY}]
+    assert r.core.calls[call_id].state is CallState.ANSWERED
+    r.do(Hangup(AGENT))
+    r.assert_clean()
+
+
+def test_a_monitor_ends_when_the_call_is_transferred_to_an_outside_number():
+    r = Run()
+    _monitored(r, Role.LISTEN)
+    r.do(BlindTransfer(AGENT, "84001234", outside=True))
+    events = r.do(Answer("trunk/2"))
+    assert [e.name for e in events].count("monitor.ended") == 1
+    assert r.status(SUPER) is LineStatus.IDLE
+    assert r.roles() == [{CALLER: Role.PARTY, "trunk/2": Role.PARTY}]
+    r.do(Hangup(CALLER))
+    r.assert_clean()

@@ -246,3 +246,22 @@ def test_a_prompt_that_plays_to_its_end_is_reported_once(tmp_path):
     media.process(3, T0)
     assert media.take_finished_plays() == [("trunk/1", pid)]
     assert media.take_finished_plays() == []
+
+
+def test_keys_a_line_sends_reach_its_hearers_queued_and_over_its_muted_voice():
+    # The agent at 201 talks (its 1 kHz test tone) while it sends keys to the caller.
+    from switchd.lines.dtmf import detect_digits, generate_digits
+
+    core, media = _setup(callers=SourceKind.SILENCE, agents=SourceKind.TONE)
+    _feed(media, core.handle(T0, Incoming("13800138000", "8000")))
+    _feed(media, core.handle(T0, Answer("ext/201")))
+    assert media.hearers("ext/201") == ["trunk/1"]
+    _run(media, 5, "trunk/1")
+    keys = generate_digits("0", on_ms=80, off_ms=80)
+    media.send_keys("ext/201", keys, ["trunk/1"])
+    _run(media, 2, "trunk/1")                       # part way into the first key ...
+    media.send_keys("ext/201", generate_digits("#", on_ms=80, off_ms=80), ["trunk/1"])
+    _, heard = _run(media, 25, "trunk/1")           # ... the second one queues after it
+    assert detect_digits(heard) == "0#"             # 941 Hz row keys, not masked by 1 kHz
+    # The voice is back once the keys are over: the caller hears the agent's tone again.
+    assert abs(_peak_hz(heard[-1600:]) - 1000.0) < 10

@@ -272,6 +272,9 @@ class Call:
     #: the call's state, not a state: it changes nothing the call table decides.
     hide_digits: bool = False
     digits_hidden: int = 0
+    #: Lines that were a party of the call and left it (a transfer, a consultation, a
+    #: conference): who may still note the call while it goes on (``CALL.NOTE``).
+    former_legs: set[str] = field(default_factory=set)
     _bridge_seq: int = 0
 
     def __post_init__(self) -> None:

@@ -415,7 +415,8 @@ class SwitchCore:
         # Only the PSTN reports busy: an extension that is rung cannot be "busy" (it is
         # ringing), and letting it fail the call would end a whole ringall group.
         if (ln.kind is not LineKind.TRUNK or call is None or offer is None or not offer.routed
-                or call.state not in (CallState.RINGING, CallState.SWITCH_ROUTING)):
+                or call.state not in (CallState.RINGING, CallState.SWITCH_ROUTING,
+                                      CallState.TRANSFERRING, CallState.CONSULTING)):
             self._refuse(now, ln, "tone", f"cannot report busy on {line}: no outbound call "
                          f"is ringing on it (line is {ln.status.value})")
             return
@@ -423,6 +424,20 @@ class SwitchCore:
             # A Route to an outside number: the switch keeps the caller (the IVR decides).
             self._withdraw(now, call, offer, OfferEnd.WITHDRAWN)
             self._route_failed(now, call, RouteFail.BUSY)
+            return
+        if call.state is CallState.TRANSFERRING:
+            # A blind transfer to an outside number that is busy: ring the agent back at
+            # once rather than let the caller hear ringback for the whole ring time.
+            self._withdraw(now, call, offer, OfferEnd.WITHDRAWN)
+            self._transfer_failed(now, call)
+            return
+        if call.state is CallState.CONSULTING:
+            if offer.purpose is not OfferPurpose.CONSULT:
+                self._refuse(now, ln, "tone", f"cannot report busy on {line}: it does not "
+                             "ring for the consultation")
+                return
+            # The consulting agent is back with its caller at once (consult_ended busy).
+            self._end_consult(now, call, ConsultEnd.BUSY)
             return
         self._fail(now, call, Disposition.BUSY, Tone.BUSY, _H.USER_BUSY)
 
@@ -708,6 +723,7 @@ class SwitchCore:
         self._emit(CallTransferred(call.call_id, now, ln.name, consulted, TransferKind.ATTENDED))
         self._emit(CallBridged(call.call_id, now, held, consulted))
         self._bridge_changed(now, call, main)
+        self._coach_new_agent(now, call)
 
     def _cancel(self, now: float, inp: inputs.Cancel) -> None:
         call = self._consulting(now, inp.line, "cancel", answered=False)
@@ -927,6 +943,10 @@ class SwitchCore:
         # ends or moves away).
         for sup in list(call.monitors):
             self._drop_monitor(now, call, sup, hangup=False)
+        for offer in [o for o in call.offers.values() if o.purpose is OfferPurpose.MONITOR]:
+            # A supervisor's phone still ringing to monitor: it would join a caller the
+            # switch holds (a queue, a flow), so it stops ringing too.
+            self._withdraw(now, call, offer, OfferEnd.WITHDRAWN)
         if bridge is not None:
             self._bridge_changed(now, call, bridge)
         self._routed(now, call, target, inp.priority)
@@ -1218,6 +1238,7 @@ class SwitchCore:
         self._emit(CallAnswered(call.call_id, now, ln.name))
         self._emit(CallBridged(call.call_id, now, call.anchor, ln.name))
         self._bridge_changed(now, call, main)
+        self._coach_new_agent(now, call)
 
     def _consult_answered(self, now: float, call: Call, ln: Line) -> None:
         consulter = self.lines[call.consulter or ""]
@@ -1232,6 +1253,13 @@ class SwitchCore:
         self._bridge_changed(now, call, side)
 
     def _join_monitor(self, now: float, call: Call, ln: Line, offer: Offer) -> None:
+        if call.state not in (CallState.ANSWERED, CallState.CONSULTING, CallState.CONFERENCE):
+            # The call moved on while the supervisor's phone rang (a transfer ringing, a
+            # queue): a supervisor joins only a conversation, so its phone is released.
+            self._refuse(now, ln, "monitor", f"call {call.call_id} is {call.state.value} "
+                         "now; only connected calls are monitored")
+            self._move(now, ln, _L.RELEASE, None, call.call_id)
+            return
         main = call.main
         mode = offer.mode or Role.LISTEN
         # Monitor is only offered for connected calls, and the main bridge lives as long
@@ -1248,6 +1276,30 @@ class SwitchCore:
         call.monitors[ln.name] = agent
         self._emit(MonitorStarted(call.call_id, now, ln.name, mode, agent))
         self._bridge_changed(now, call, main)
+
+    def _coach_new_agent(self, now: float, call: Call) -> None:
+        """A phone joined the call as a party (a transfer answered, an attended transfer
+        completed): a supervisor whose coached agent left coaches the agent now in the
+        call (``monitor.started`` again, with the new ``agent``), so a whisper never
+        goes to nobody while an agent is there. When no agent's phone is left (the call
+        went to an outside number), the call has moved away from the centre and the
+        monitor ends."""
+        for sup, agent in list(call.monitors.items()):
+            if agent is not None and agent in call.legs and agent not in call.monitors:
+                continue
+            new = self._whisper_target(call, None)
+            if new is None:
+                self._drop_monitor(now, call, sup, hangup=False)
+                continue
+            bridge = call.bridge_of(sup)
+            if new == agent or bridge is None:
+                continue
+            call.monitors[sup] = new
+            mode = bridge.members[sup]
+            if mode is Role.WHISPER:
+                bridge.whisper_to[sup] = new
+            self._emit(MonitorStarted(call.call_id, now, sup, mode, new))
+            self._bridge_changed(now, call, bridge)
 
     def _drop_monitor(self, now: float, call: Call, line: str, *, hangup: bool) -> None:
         call.monitors.pop(line, None)
@@ -1393,7 +1445,8 @@ class SwitchCore:
                 for b in call.bridges.values():
                     if b.whisper_to.get(sup) == ln.name:
                         del b.whisper_to[sup]
-        call.legs.pop(ln.name, None)
+        if call.legs.pop(ln.name, False) is not False:
+            call.former_legs.add(ln.name)
         self._stop_tone(now, ln)
         self._move(now, ln, how, None, call.call_id)
         if bridge is not None and not bridge.members:

@@ -36,6 +36,7 @@ from switchd.cti.codec import Request
 from switchd.cti.server import Reply, Session
 from switchd.cti.verbs import (
     ALL_ROLES,
+    STAFF,
     VERBS,
     Verb,
     arg,
@@ -80,8 +81,6 @@ CALL_VERBS: tuple[Verb, ...] = (
 
 #: Longest key string CALL.DTMF sends at once (32 keys = 5 s of tones).
 _DTMF_MAX = 32
-#: Who may place a call for another agent (``CALL.DIAL agent=``).
-_FOR_OTHERS = frozenset({"supervisor", "crm", "admin"})
 
 
 def parse_to(raw: str, *, consult: bool) -> Target:
@@ -117,7 +116,12 @@ class CallVerbs:
     # ------------------------------------------------------------ transfer, consult
 
     async def call_transfer(self, session: Session, req: Request) -> Reply:
-        """CALL.TRANSFER: blind transfer of the other party; ``OK call= line= to=``."""
+        """CALL.TRANSFER: blind transfer of the other party; ``OK call= line= to=``.
+
+        Raises ProtocolError: bad_arg (a ``to`` of another form), not_found (no such
+        extension, queue, flow or mailbox), busy (the extension is in use, no trunk is
+        idle), wrong_state (no connected two-party call on the phone), forbidden (no
+        phone; a call not on it)."""
         only(req, "to", "call")
         target = parse_to(arg(req, "to"), consult=False)
         line, call_id = self._busy_phone(session, req)
@@ -132,7 +136,10 @@ class CallVerbs:
         return Reply({"call": call_id, "line": line, "to": str(target)})
 
     async def call_consult(self, session: Session, req: Request) -> Reply:
-        """CALL.CONSULT: hold the other party and ring ``to``; ``OK call= line= to=``."""
+        """CALL.CONSULT: hold the other party and ring ``to``; ``OK call= line= to=``.
+
+        Raises ProtocolError as :meth:`call_transfer` (``to`` is an extension or an
+        outside number only)."""
         only(req, "to", "call")
         target = parse_to(arg(req, "to"), consult=True)
         line, call_id = self._busy_phone(session, req)
@@ -141,22 +148,30 @@ class CallVerbs:
         return Reply({"call": call_id, "line": line, "to": str(target)})
 
     async def call_complete(self, session: Session, req: Request) -> Reply:
-        """CALL.COMPLETE: attended transfer; the user's phone leaves the call."""
+        """CALL.COMPLETE: attended transfer; the user's phone leaves the call.
+        Raises ProtocolError: wrong_state (not consulting, or the consulted party has not
+        answered), forbidden."""
         return self._consult_step(session, req, Complete)
 
     async def call_cancel(self, session: Session, req: Request) -> Reply:
-        """CALL.CANCEL: end the consultation; back with the held party."""
+        """CALL.CANCEL: end the consultation; back with the held party.
+        Raises ProtocolError: wrong_state (not consulting), forbidden."""
         return self._consult_step(session, req, Cancel)
 
     async def call_conference(self, session: Session, req: Request) -> Reply:
-        """CALL.CONFERENCE: the held party, the consulted party and the user talk."""
+        """CALL.CONFERENCE: the held party, the consulted party and the user talk.
+        Raises ProtocolError: wrong_state (not consulting, or not answered), forbidden."""
         return self._consult_step(session, req, Conference)
 
     # ------------------------------------------------------------ dial, keys
 
     async def call_dial(self, session: Session, req: Request) -> Reply:
         """CALL.DIAL: ring a phone, then dial ``number`` on a trunk when it answers;
-        ``OK call= line= number= agent=``."""
+        ``OK call= line= number= agent=``.
+
+        Raises ProtocolError: bad_arg (number, ring_s, dial_s), forbidden (an agent naming
+        another agent; no phone), not_found (no such agent), wrong_state (the phone is not
+        idle; the agent is logged out), busy (switchd is shutting down)."""
         only(req, "number", "agent", "ring_s", "dial_s")
         number = arg(req, "number")
         if not NUMBER_RE.fullmatch(number):
@@ -176,7 +191,10 @@ class CallVerbs:
 
     async def call_dtmf(self, session: Session, req: Request) -> Reply:
         """CALL.DTMF: the user's phone sends ``digits`` to whoever hears it; ``OK call=
-        line= digits= to=<lines that heard them>``."""
+        line= digits= to=<lines that heard them>``.
+
+        Raises ProtocolError: bad_arg (not 1-32 DTMF keys), wrong_state (no conversation,
+        or nobody hears the phone), forbidden (no phone; a call not on it)."""
         only(req, "digits", "call")
         digits = arg(req, "digits")
         if len(digits) > _DTMF_MAX:
@@ -237,15 +255,15 @@ class CallVerbs:
         if name is None:
             line = f"ext/{own_phone(self.control, session, req.verb)}"
             return own_agent, line
-        if session.role not in _FOR_OTHERS and name != own_agent:
+        if session.role not in STAFF and name != own_agent:
             raise ProtocolError("forbidden", f"agent={name}: an agent places calls only from "
                                 "its own phone; leave agent= out")
         agent = next((a for a in self.control.agent_status() if a.agent_id == name), None)
         if agent is None:
             raise ProtocolError("not_found", f"no agent {name!r}; AGENT.LIST shows the agents")
-        if agent.line is None:
+        if agent.line is None or agent.state == "logged_out":
             raise ProtocolError("wrong_state", f"agent {name} is logged out: it has no phone "
-                                "to ring")
+                                "to ring (AGENT.LOGIN first)")
         return agent.agent_id, agent.line
 
     def _agent_at(self, session: Session) -> str | None:
@@ -254,4 +272,5 @@ class CallVerbs:
         if user is None or user.extension is None:
             return None
         line = f"ext/{user.extension}"
-        return next((a.agent_id for a in self.control.agent_status() if a.line == line), None)
+        return next((a.agent_id for a in self.control.agent_status()
+                     if a.line == line and a.state != "logged_out"), None)

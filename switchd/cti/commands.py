@@ -179,7 +179,7 @@ class Commands:
         try:
             return await handler(session, req)
         except ProtocolError as exc:
-            if exc.code == "forbidden":
+            if exc.code == "forbidden" and verb.name != "AUTH":  # AUTH logs its own
                 # Every refusal of an argument is on record with who asked (issue 17 item 5).
                 log.warning("cti_forbidden", user=session.user, role=session.role,
                             verb=verb.name, reason=exc.msg, peer=session.peer)

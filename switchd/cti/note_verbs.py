@@ -46,6 +46,14 @@ def _note_text(req: Request) -> str:
     if not 1 <= len(text) <= NOTE_MAX:
         raise ProtocolError("bad_arg", f"text= must be 1 to {NOTE_MAX} characters, got "
                             f"{len(text)}; put a longer text in the CRM")
+    if not text.strip():
+        raise ProtocolError("bad_arg", "text= is only blanks; write the note")
+    bad = next((c for c in text if (ord(c) < 32 and c not in "\t\n") or 127 <= ord(c) < 160),
+               None)
+    if bad is not None:
+        # A note is shown on screens (pops, switchctl, reports): no terminal controls.
+        raise ProtocolError("bad_arg", f"text= holds the control character {bad!r}; only "
+                            "tabs and line breaks are allowed")
     return text
 
 
@@ -67,12 +75,23 @@ class NoteVerbs:
         except CoreError:
             live = None
         if live is not None:
-            if agent and session.agent_line not in live.lines:
+            # Its phone is in the call, or was (it transferred the call and notes it in
+            # its wrap-up while the call goes on).
+            if agent and session.agent_line not in (*live.lines, *live.former_lines):
                 raise self._not_yours(session, call_id)
             # Synchronous from the check: the call cannot end in between.
             self.control.submit(Annotate(call_id, note=text))
             return Reply({"call": call_id, "note": text})
-        cdr = await self.control.stored_cdr(call_id)
+        try:
+            cdr = await self.control.stored_cdr(call_id)
+        except ProtocolError as exc:
+            if not agent or exc.code != "busy":
+                raise
+            # The same answer whether or not the call exists (and whether or not it is
+            # the agent's): the writer's backlog is the switch's state, not the call's.
+            raise ProtocolError("forbidden", f"call {call_id} is not one of yours, or its "
+                                "record is not written yet (the database is slow); try again "
+                                "in a moment") from None
         if agent and (cdr is None or not self._took(session, extension, cdr)):
             raise self._not_yours(session, call_id)
         if cdr is None or not await self.control.set_stored_note(call_id, text):

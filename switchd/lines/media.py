@@ -135,6 +135,8 @@ class MediaPlane:
         self.finished_plays: list[tuple[int, int]] = []
         self.last_inbound = np.zeros((c, FRAME), dtype=np.int16)
         self.last_outbound = np.zeros((c, FRAME), dtype=np.int16)
+        #: channel -> (key audio, frame it started) of keys a line sends (send_keys)
+        self._keys: dict[int, tuple[np.ndarray, int]] = {}
 
     # ------------------------------------------------------------ following the core
 
@@ -181,6 +183,7 @@ class MediaPlane:
                 self.player.stop(ch)
                 self.dtmf.reset([ch])
                 self._dtmf_mute[ch] = 0
+                self._keys.pop(ch, None)
 
     def _stop_tone(self, ch: int) -> None:
         self.tone_id[ch] = -1
@@ -220,21 +223,39 @@ class MediaPlane:
         self._moh_under[ch] = play_id
         return play_id
 
-    def send_keys(self, line: str, samples: np.ndarray) -> list[str]:
-        """Play DTMF ``samples`` (int16 1-D, 8 kHz, from ``generate_digits``) as keys
-        ``line`` sends: to every line that hears ``line`` through the mixer now (the far
-        party, a conference, a supervisor listening), on top of what they hear.
+    def hearers(self, line: str) -> list[str]:
+        """The lines that hear ``line`` through the mixer now (the far party, a
+        conference, a supervisor listening), in channel order. Raises KeyError for an
+        unknown line."""
+        return [self.lines[ch] for ch in self.mixer.listeners_of(self.channel_of[line])]
 
-        Why played and not injected into ``line``'s inbound: the detector would take
-        them as keys pressed on ``line`` and the suppression would mute them from the
-        mix (a key is counted once, and the far end must still hear it). Returns the
-        lines played to (empty: nobody hears ``line``). Raises KeyError for an unknown
-        line, TypeError for samples that are not int16 1-D.
+    def send_keys(self, line: str, samples: np.ndarray, to: Sequence[str]) -> None:
+        """Play DTMF ``samples`` (int16 1-D, 8 kHz, from ``generate_digits``) as keys
+        ``line`` sends, to the lines ``to`` (normally :meth:`hearers`), on top of what they
+        hear.
+
+        As a phone does, ``line``'s own voice is taken out of the mix while its keys
+        sound (from this frame to one frame after the last sample), so speech never
+        masks a key. Keys sent while earlier ones still sound are queued after them
+        (a softphone sends one request per key press). Why played and not injected into
+        ``line``'s inbound: the detector would take them as keys pressed on ``line`` and
+        the suppression would mute them from the mix (a key is counted once, and the far
+        end must still hear it). Raises KeyError for an unknown line, TypeError for
+        samples that are not int16 1-D.
         """
-        hearers = [self.lines[ch] for ch in self.mixer.listeners_of(self.channel_of[line])]
-        for hearer in hearers:
+        ch = self.channel_of[line]
+        pending = self._keys.get(ch)
+        if pending is not None:
+            previous, start = pending
+            rest = previous[(self.frames - start) * FRAME:]
+            if rest.size:
+                samples = np.concatenate([rest, samples])
+        self._keys[ch] = (samples, self.frames)
+        for hearer in to:
             self.play(hearer, samples, barge_in=False)
-        return hearers
+        frames = -(-samples.size // FRAME)
+        self._dtmf_mute[ch] = max(int(self._dtmf_mute[ch]), frames + 1)
+        self._dtmf_muting = True
 
     def stop(self, line: str, play_id: int | None = None) -> bool:
         """Stop the prompt playing to ``line`` (only if it is ``play_id``, when given).

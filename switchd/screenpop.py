@@ -6,7 +6,8 @@ An edge service, not an engine: it follows the core's events on the bus, reads t
 call from the core at the instant its phone rings (the offer's purpose says whether the
 ring connects the call: a queue's offer, a direct call, a ring group, a transfer, a
 consultation; not a supervisor's monitor ring, nor the ring of the agent's own
-click-to-dial) and looks the customer's number up in SQLite off the loop.
+click-to-dial — but a queue callback's ring, which the ACD names with its
+``queue.callback dialling``) and looks the customer's number up in SQLite off the loop.
 
 The look-up starts when an inbound call is created, so it is usually done before any
 phone rings; when it is not, the pop goes out as soon as it is, if that phone still
@@ -27,7 +28,15 @@ from typing import Protocol
 import structlog
 
 from switchd.core.call import Call, Offer, OfferPurpose
-from switchd.events import CallEnded, CallNew, CallOffered, CallRinging, Direction, Event
+from switchd.events import (
+    CallEnded,
+    CallNew,
+    CallOffered,
+    CallRinging,
+    Direction,
+    Event,
+    QueueCallback,
+)
 
 __all__ = ["FLUSH_WAIT_S", "HISTORY_TIMEOUT_S", "History", "HistoryStore", "ScreenPop",
            "customer_number", "offered"]
@@ -152,6 +161,8 @@ class ScreenPop:
         call is forgotten. Other events are ignored."""
         if isinstance(ev, CallRinging):
             self._ringing(ev)
+        elif isinstance(ev, QueueCallback) and ev.outcome == "dialling":
+            self._callback(ev)
         elif isinstance(ev, CallNew):
             if ev.direction is Direction.INBOUND and ev.caller:
                 self._look_up(ev.call_id, ev.caller)
@@ -180,7 +191,23 @@ class ScreenPop:
             return
         # The ACD's offers (a queue, a ring group) are not the core's routed ones.
         agent = self._agent_at(offer.line) if not offer.routed else None
-        pop = offered(call, offer, ev.time, agent)
+        self._pop(call, offer, offered(call, offer, ev.time, agent))
+
+    def _callback(self, ev: QueueCallback) -> None:
+        """A queue callback rings its agent's phone first (an ``Originate``, which pops
+        nothing by itself): the agent sees whom it is about to call back, for which queue,
+        and that customer's history."""
+        call = self._calls.get(ev.dial_call_id or "")
+        offer = next((o for o in call.offers.values()
+                      if o.purpose is OfferPurpose.ORIGINATE), None) if call is not None else None
+        if call is None or offer is None:
+            return
+        pop = replace(offered(call, offer, ev.time, ev.agent), queue=ev.queue)
+        self._pop(call, offer, pop)
+
+    def _pop(self, call: Call, offer: Offer, pop: CallOffered) -> None:
+        """Send ``pop`` with the customer's history: at once when it is known, else as
+        soon as the look-up ends."""
         number = customer_number(call)
         if number is None:
             self._send(pop)
@@ -243,7 +270,8 @@ class ScreenPop:
             # Only a phone that still rings to take the call, or that has answered it:
             # one that stopped ringing (another took the call, it rang out) gets no pop.
             offer = call.offers.get(line)
-            if (offer is not None and offer.purpose in _POPS) or line in call.legs:
+            if (offer is not None and offer.purpose is not OfferPurpose.MONITOR) \
+                    or line in call.legs:
                 self._send(history.apply(pop))
 
     def _forget(self, call_id: str) -> None:

@@ -44,6 +44,10 @@ async def _queue_call(admin: Client, agent: Client, caller: str) -> str:
     """A caller in queue q offered to and answered by agent1 (ext 201) over the socket."""
     call = (await admin.ok(f"SIM.CALL caller={caller} dnis={QUEUE_DNIS}"))["call"]
     await agent.wait_event("call.ringing", call=call, line="ext/201")
+    # The screen pop reaches the agent's softphone before it answers.
+    pop = await agent.wait_event("call.offered", call=call, line="ext/201")
+    assert (pop["caller"], pop["queue"], pop["agent"], pop["dnis"]) == (
+        caller, "q", "a1", QUEUE_DNIS)
     await agent.ok("CALL.ANSWER")
     await admin.wait_event("queue.connected", call=call)
     return call

@@ -29,6 +29,7 @@ from switchd.events import (
     Disposition,
     Event,
     HangupCause,
+    QueueCallback,
 )
 from switchd.screenpop import ScreenPop
 from switchd.store import Store, schema
@@ -115,6 +116,23 @@ async def test_a_supervisors_monitor_ring_and_the_agents_own_dial_ring_do_not_po
     pop_service.on_event(ring(call, "ext/208", purpose, routed=True))
     await settle()
     assert pops(sent) == []
+
+
+async def test_a_queue_callback_pops_on_the_agents_phone_with_the_customer_to_call_back():
+    # The ACD rings agent a1 first (an Originate: no pop by itself), then says which
+    # callback it dials (queue.callback dialling): that is the pop.
+    call, sent = make_call(Direction.OUTBOUND, caller="201", callee="13900001111"), []
+    pop_service = service(call, FakeStore(), sent)
+    pop_service.on_event(ring(call, "ext/201", OfferPurpose.ORIGINATE, routed=True))
+    await settle()
+    assert pops(sent) == []
+    pop_service.on_event(QueueCallback(CALL, T0 + 10, "sales", "13900001111", "dialling",
+                                       1, CALL, "a1"))
+    await settle()
+    [pop] = pops(sent)
+    assert (pop.line, pop.agent, pop.queue, pop.callee, pop.direction) == (
+        "ext/201", "a1", "sales", "13900001111", Direction.OUTBOUND)
+    assert pop.new == 1
 
 
 async def test_a_trunk_dialled_out_does_not_pop():

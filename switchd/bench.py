@@ -33,7 +33,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -45,6 +45,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "BenchError",
+    "report",
     "LiveResult",
     "VirtualResult",
     "bench_live",
@@ -601,23 +602,34 @@ def run_bench(args: argparse.Namespace) -> int:
     live = bool(args.live)
     calls = args.calls if args.calls is not None else (
         DEFAULT_LIVE_CALLS if live else DEFAULT_VIRTUAL_CALLS)
-    result: VirtualResult | LiveResult
-    try:
+    if not live and args.rate is not None:
+        sys.stderr.write("switchd bench: --rate applies to --live only; ignored\n")
+
+    def run() -> VirtualResult | LiveResult:
         if live:
-            result = bench_live(calls, args.lines, rate=args.rate)
-        else:
-            if args.rate is not None:
-                sys.stderr.write("switchd bench: --rate applies to --live only; ignored\n")
-            result = bench_virtual(calls, args.lines)
+            return bench_live(calls, args.lines, rate=args.rate)
+        return bench_virtual(calls, args.lines)
+
+    return report("calls", run, _table, json_out=bool(args.json))
+
+
+def report(name: str, run: Callable[[], Any], table: Callable[[Any], None], *,
+           json_out: bool) -> int:
+    """Run a live benchmark and print its result (one JSON object with ``json_out``,
+    else ``table``); the exit code of every ``switchd bench``: 0 passed, 1 failed or
+    could not run (:class:`BenchError`), 2 bad arguments (ValueError). ``run`` returns
+    a result with ``as_dict()`` and ``passed``."""
+    try:
+        result = run()
     except ValueError as exc:
-        sys.stderr.write(f"switchd bench calls: {exc}\n")
+        sys.stderr.write(f"switchd bench {name}: {exc}\n")
         return 2
     except BenchError as exc:
-        sys.stderr.write(f"switchd bench calls: {exc}\n")
+        sys.stderr.write(f"switchd bench {name}: {exc}\n")
         return 1
-    if args.json:
+    if json_out:
         sys.stdout.write(json.dumps(result.as_dict()) + "\n")
         sys.stdout.flush()
     else:
-        _table(result)
+        table(result)
     return 0 if result.passed else 1

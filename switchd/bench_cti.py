@@ -32,7 +32,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import json
 import math
 import multiprocessing
 import os
@@ -52,7 +51,7 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from switchd.bench import BenchError, _wait_for_port
+from switchd.bench import BenchError, _wait_for_port, report
 
 if TYPE_CHECKING:
     from multiprocessing.connection import Connection
@@ -793,18 +792,6 @@ def _table(r: CtiBenchResult) -> None:
 
 def run_cti_bench(args: argparse.Namespace) -> int:
     """CLI entry of ``switchd bench cti``: 0 passed, 1 failed or could not run, 2 bad arguments."""
-    try:
-        result = bench_cti(args.clients, seconds=args.seconds, calls_per_s=args.calls_per_s,
-                           probes=min(args.probes, args.clients))
-    except ValueError as exc:
-        sys.stderr.write(f"switchd bench cti: {exc}\n")
-        return 2
-    except BenchError as exc:
-        sys.stderr.write(f"switchd bench cti: {exc}\n")
-        return 1
-    if args.json:
-        sys.stdout.write(json.dumps(result.as_dict()) + "\n")
-        sys.stdout.flush()
-    else:
-        _table(result)
-    return 0 if result.passed else 1
+    return report("cti", lambda: bench_cti(
+        args.clients, seconds=args.seconds, calls_per_s=args.calls_per_s,
+        probes=min(args.probes, args.clients)), _table, json_out=bool(args.json))

@@ -910,6 +910,29 @@ def test_a_pickup_from_a_ready_agents_phone_is_that_agents_queue_call():
     c.check_invariants()
 
 
+def test_a_pickup_from_the_phone_of_an_agent_in_wrap_up_is_nobodys_agent_call():
+    # A team leader's desk shared with an agent (in wrap-up) grabs a waiting caller: the
+    # agent's figures and state are untouched, the CDR names no agent.
+    from switchd.core.inputs import Pickup
+    c = Centre([queue(strategy=Strategy.LINEAR, wrapup_s=60)], agents(1))
+    first = c.call()
+    c.answer(201)
+    c.advance(10)
+    c.hangup("ext/201")
+    assert c.agent_state("a1") is AgentState.WRAP_UP
+    call_id = c.call()
+    c.advance(5)
+    c.submit(Pickup("ext/201", call_id))
+    conn = [e for e in c.of(QueueConnected) if e.call_id == call_id]
+    assert [(e.agent, e.line) for e in conn] == [(None, "ext/201")]
+    assert c.agent_state("a1") is AgentState.WRAP_UP
+    [a1] = [a for a in c.acd.agent_status(c.now) if a.agent_id == "a1"]
+    assert a1.total.answered == 1      # the first call only
+    c.hangup("ext/201")
+    assert c.cdr(call_id).agent is None and c.cdr(first).agent == "a1"
+    c.check_invariants()
+
+
 def test_a_pickup_after_a_transfer_into_another_queue_clears_the_first_agent():
     from switchd.core.inputs import Pickup
     c = Centre([queue("A"), queue("B")], agents(1, ("A",)) + agents(1, ("B",), first=2))

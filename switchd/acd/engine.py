@@ -772,6 +772,11 @@ class Acd:
         # A ring group rings phones, not agents: whoever sits there took a call of its
         # own (no agent figures, no wrap-up; the queue_log names the phone).
         a = self._by_line.get(ev.line) if not q.phones else None
+        if a is not None and not (a.state in (_S.RESERVED, _S.ON_CALL)
+                                  and a.call_id == c.call_id):
+            # The phone of an agent who is not on this call (in wrap-up, not ready, logged
+            # out: a supervisor's pickup at a shared desk): nobody's agent call.
+            a = None
         wait = now - c.joined
         agent_id = a.agent_id if a is not None else None
         who = agent_id or (ev.line if q.phones else "NONE")

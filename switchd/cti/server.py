@@ -144,12 +144,13 @@ class Session:
         """
         if self.closed:
             return
-        if len(self.outbox) >= self.server.outbound_queue:
+        limit = self.server.outbound_queue
+        if len(self.outbox) >= limit:
             # Queued at once when there is room: an event published while this waited
             # would otherwise overtake the reply (or the held events).
             loop = asyncio.get_running_loop()
             deadline = loop.time() + REPLY_WAIT_S
-            while len(self.outbox) >= self.server.outbound_queue:
+            while len(self.outbox) >= limit:
                 self._room.clear()
                 try:
                     await asyncio.wait_for(self._room.wait(), deadline - loop.time())
@@ -182,8 +183,8 @@ class Session:
             return
         data = self.outbox[0] if len(self.outbox) == 1 else b"".join(self.outbox)
         self.outbox.clear()
-        transport.write(data)
         self._room.set()
+        transport.write(data)
 
     async def _drain(self) -> None:
         """Wait for a full transport to drain, hand the outbox over, until it is empty."""
@@ -344,18 +345,28 @@ class CtiServer:
 
     def _flush_due(self) -> None:
         self._flush_handle = None
-        if self._urgent:
-            urgent, self._urgent = self._urgent, []
-            for s in urgent:
-                s.flush()  # all of its outbox, in order; its place in _due then finds it empty
+        urgent, self._urgent = self._urgent, []
         due = self._due
         batch = due[:FLUSH_CHUNK]
         del due[:FLUSH_CHUNK]
         for s in batch:
             s.flush_due = False
-            s.flush()
-        if due or self._urgent:
-            self._flush_handle = asyncio.get_running_loop().call_soon(self._flush_due)
+        try:
+            # Urgent first: all of its outbox, in order; its place in _due then finds it empty.
+            for s in (*urgent, *batch):
+                try:
+                    s.flush()
+                except Exception:
+                    # One broken transport must not stop the others: drop that client only.
+                    log.exception("cti_flush_failed", peer=s.peer, user=s.user)
+                    s.closed = s.dropped = True
+                    s.outbox.clear()
+                    s._room.set()
+                    with contextlib.suppress(Exception):
+                        s.writer.transport.abort()
+        finally:
+            if (self._due or self._urgent) and self._flush_handle is None:
+                self._flush_handle = asyncio.get_running_loop().call_soon(self._flush_due)
 
     def publish(self, event: Event) -> None:
         """Send ``event`` to every subscribed session that may see it. Never waits."""

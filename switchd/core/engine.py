@@ -762,8 +762,11 @@ class SwitchCore:
         main = call.main
         if call.state not in (CallState.ANSWERED, CallState.CONSULTING, CallState.CONFERENCE) \
                 or main is None:
+            where = {CallState.SWITCH: "with the switch (an IVR flow or a queue), nobody "
+                     "talks in it yet", CallState.SWITCH_ROUTING: "ringing for the switch",
+                     CallState.RINGING: "still ringing"}.get(call.state, call.state.value)
             self._refuse(now, ln, "monitor", f"cannot monitor call {call.call_id}: it is "
-                         f"{call.state.value}; only connected calls are monitored")
+                         f"{where}; only connected calls are monitored")
             return
         if inp.agent is not None:
             self._whisper_target(call, inp.agent)   # refuse a bad target now

@@ -42,8 +42,13 @@ def json_text(fields: Mapping[str, FieldValue]) -> str:
 
 
 def error_text(code: str, msg: str) -> str:
-    """An ``ERR`` reply as switchctl prints it on stderr: ``ERR <code> <msg>``."""
-    return f"ERR {code} {msg}"
+    """An ``ERR`` reply as switchctl prints it on stderr: ``ERR <code> <msg>``; a verb
+    that needs a login gets the hint a switchctl user needs (the wire's AUTH is
+    switchctl's ``-u``)."""
+    text = f"ERR {code} {msg}"
+    if code == "not_authenticated":
+        text += " (switchctl logs in with -u NAME, or $SWITCHD_USER, and the secret)"
+    return text
 
 
 def _cell(value: FieldValue | None) -> str:

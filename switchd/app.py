@@ -30,7 +30,7 @@ from switchd.config import Config, config_warnings, demo_secret_problem, load_co
 from switchd.control import CallInfo, UserInfo
 from switchd.core.engine import CoreError, SwitchCore
 from switchd.core.ids import CallIds
-from switchd.core.inputs import CORE_INPUTS, Shutdown
+from switchd.core.inputs import CORE_INPUTS, Incoming, Shutdown
 from switchd.core.routing import CoreConfig
 from switchd.cti.commands import Commands
 from switchd.cti.server import CtiServer
@@ -869,8 +869,13 @@ class App:
         self.queue_log.submit(ev)
 
     def _refused(self, item: Any, exc: Exception) -> None:
-        log.warning("sim_action_refused", action=type(item).__name__,
-                    reason=getattr(exc, "msg", str(exc)))
+        reason = getattr(exc, "msg", str(exc))
+        if isinstance(item, Incoming) and getattr(exc, "code", "") == "busy":
+            # Every trunk busy: the simulated caller is blocked, as a real one would hear
+            # the network's busy tone. Normal at peak traffic, not a fault of the switch.
+            log.info("sim_caller_blocked", reason=reason)
+            return
+        log.warning("sim_action_refused", action=type(item).__name__, reason=reason)
 
     def _on_frames(self, frames: int) -> None:
         assert self.shell is not None

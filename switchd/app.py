@@ -829,10 +829,13 @@ class App:
         Raises ProtocolError(busy) when the database refuses the write now."""
         assert self.store is not None
         try:
-            return await self.store.set_cdr_note(call_id, text)
+            stored = await self.store.set_cdr_note(call_id, text)
         except (StorageError, sqlite3.Error) as exc:
             raise ProtocolError("busy", f"the note could not be stored now ({exc}); "
                                 "try again") from None
+        if stored and self.screen_pop is not None:
+            self.screen_pop.note_changed(call_id)   # the next pop shows the new note
+        return stored
 
     # ------------------------------------------------------------ internals
 

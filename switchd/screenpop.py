@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Protocol
@@ -33,12 +34,14 @@ from switchd.events import (
     CallNew,
     CallOffered,
     CallRinging,
+    Cdr,
     Direction,
     Event,
     QueueCallback,
 )
+from switchd.store.schema import caller_of, cdr_row
 
-__all__ = ["FLUSH_WAIT_S", "HISTORY_TIMEOUT_S", "History", "HistoryStore", "ScreenPop",
+__all__ = ["FLUSH_WAIT_S", "HISTORY_TIMEOUT_S", "KNOWN_MAX", "History", "HistoryStore", "ScreenPop",
            "customer_number", "offered"]
 
 log = structlog.get_logger("switchd")
@@ -48,6 +51,10 @@ log = structlog.get_logger("switchd")
 HISTORY_TIMEOUT_S = 3.0
 #: Seconds the look-up waits for the CDR writer to write the calls that just ended.
 FLUSH_WAIT_S = 1.0
+#: Customer numbers whose history is kept in memory after a look-up (least recently
+#: used dropped first): a number that calls again is popped without reading SQLite, and a
+#: busy number (a switchboard, a load test) never costs a count over all its calls.
+KNOWN_MAX = 10_000
 
 #: Offer purposes whose ring is to take the call (monitor and originate rings are not).
 _POPS = frozenset({OfferPurpose.CONNECT, OfferPurpose.CONSULT})
@@ -73,6 +80,8 @@ class History:
     last_recording: str | None = None
     last_note: str | None = None
     error: str | None = None
+    #: The newest call's id (not shown: a later note on that call makes this stale).
+    last_call: str | None = None
 
     @classmethod
     def from_row(cls, row: Mapping[str, object]) -> History:
@@ -84,7 +93,13 @@ class History:
         ext = last.get("extension")   # an INTEGER column
         return cls(calls, _text(last.get("start")), _text(last.get("agent")),
                    ext if isinstance(ext, int) else None,
-                   _text(last.get("recording_id")), _text(last.get("note")))
+                   _text(last.get("recording_id")), _text(last.get("note")),
+                   last_call=_text(last.get("uniqueid")))
+
+    def after(self, cdr: Cdr) -> History:
+        """This history with ``cdr`` (a call of the same number that just ended) added
+        as the newest call: what the stored CDRs say once the writer has written it."""
+        return History.from_row({"calls": self.calls + 1, "last": cdr_row(cdr)})
 
     def apply(self, pop: CallOffered) -> CallOffered:
         """``pop`` with these facts: ``new``/``previous_calls`` and the last call's, or
@@ -150,11 +165,16 @@ class ScreenPop:
         self._timeout_s = timeout_s
         self._flush_s = min(flush_s, timeout_s)
         #: call id -> (customer number, its look-up), for the call's life.
-        self._lookups: dict[str, tuple[str, asyncio.Task[History]]] = {}
+        self._lookups: dict[str, tuple[str, asyncio.Future[History]]] = {}
         #: call id -> line -> the pop waiting for that call's look-up (the newest ring).
         self._waiting: dict[str, dict[str, CallOffered]] = {}
         #: Look-ups failed in a row: the first is logged, the recovery says how many.
         self._failures = 0
+        #: number -> its history, kept current from the CDRs of calls that end (LRU).
+        self._known: OrderedDict[str, History] = OrderedDict()
+        #: number -> [look-ups in flight, a call of it ended meanwhile]: such a look-up
+        #: may have missed that call, so its answer is used once and not kept.
+        self._inflight: dict[str, list[int | bool]] = {}
 
     def on_event(self, ev: Event) -> None:
         """Follow the core: a new inbound call starts its look-up, a ring pops, an ended
@@ -168,6 +188,13 @@ class ScreenPop:
                 self._look_up(ev.call_id, ev.caller)
         elif isinstance(ev, CallEnded):
             self._forget(ev.call_id)
+            self._ended(ev.cdr)
+
+    def note_changed(self, call_id: str) -> None:
+        """A note was stored on ended call ``call_id``: forget the history whose newest
+        call it is (the next pop reads it again, note included)."""
+        for number in [n for n, h in self._known.items() if h.last_call == call_id]:
+            del self._known[number]
 
     async def close(self) -> None:
         """Cancel the look-ups still running (shutdown: before the store closes)."""
@@ -219,16 +246,66 @@ class ScreenPop:
             # A second ring of the same phone (offered again) replaces the first.
             self._waiting.setdefault(call.call_id, {})[offer.line] = pop
 
-    def _look_up(self, call_id: str, number: str) -> asyncio.Task[History]:
+    def _look_up(self, call_id: str, number: str) -> asyncio.Future[History]:
         known = self._lookups.get(call_id)
         if known is not None and known[0] == number:
             return known[1]
-        task = asyncio.get_running_loop().create_task(self._history(number))
-        task.add_done_callback(lambda t: self._looked_up(call_id, t))
+        loop = asyncio.get_running_loop()
+        history = self._known.get(number)
+        task: asyncio.Future[History]
+        if history is not None:
+            # Known: the pop goes out in the same dispatch as its ring.
+            self._known.move_to_end(number)
+            task = loop.create_future()
+            task.set_result(history)
+        else:
+            task = loop.create_task(self._history(number))
+            task.add_done_callback(lambda t: self._looked_up(call_id, t))
         self._lookups[call_id] = (number, task)
         return task
 
+    def _ended(self, cdr: Cdr) -> None:
+        """Keep the known history of ``cdr``'s number current (the count and the newest
+        call, from the same record the CDR writer stores)."""
+        number = caller_of(cdr)
+        if number is None:
+            return
+        flight = self._inflight.get(number)
+        if flight is not None:
+            flight[1] = True
+        known = self._known.get(number)
+        if known is not None:
+            self._known[number] = known.after(cdr)
+            self._known.move_to_end(number)
+
+    def _remember(self, number: str, history: History) -> None:
+        self._known[number] = history
+        self._known.move_to_end(number)
+        while len(self._known) > KNOWN_MAX:
+            self._known.popitem(last=False)
+
     async def _history(self, number: str) -> History:
+        """The calls of ``number``: known already, else read from the store (and kept when
+        no call of that number ended during the read). Never raises but for
+        cancellation."""
+        known = self._known.get(number)
+        if known is not None:
+            self._known.move_to_end(number)
+            return known
+        flight = self._inflight.setdefault(number, [0, False])
+        flight[0] = int(flight[0]) + 1
+        try:
+            history = await self._read(number)
+        finally:
+            flight[0] = int(flight[0]) - 1
+            missed = bool(flight[1])
+            if not flight[0]:
+                del self._inflight[number]
+        if history.error is None and not missed:
+            self._remember(number, history)
+        return history
+
+    async def _read(self, number: str) -> History:
         """The stored calls of ``number``; never raises but for cancellation."""
         try:
             async with asyncio.timeout(self._timeout_s):
@@ -257,7 +334,7 @@ class ScreenPop:
                       "database answers again")
         return History(error=why)
 
-    def _looked_up(self, call_id: str, task: asyncio.Task[History]) -> None:
+    def _looked_up(self, call_id: str, task: asyncio.Future[History]) -> None:
         known = self._lookups.get(call_id)
         if known is None or known[1] is not task or task.cancelled():
             return  # the call ended (or looks up another number now)

@@ -185,12 +185,12 @@ class FlakyStore:
         self.failures = failures
         self.calls = 0
 
-    async def execute(self, sql: str, params: Any) -> int:
+    async def execute_steps(self, steps: Any) -> int:
         self.calls += 1
         if self.failures:
             self.failures -= 1
             raise sqlite3.OperationalError("database is locked")
-        return await self.store.execute(sql, params)
+        return await self.store.execute_steps(steps)
 
 
 async def test_a_transient_sqlite_error_is_retried_until_the_row_is_written(tmp_path):

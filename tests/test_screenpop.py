@@ -482,3 +482,78 @@ async def test_a_queue_call_from_a_flow_pops_with_its_queue_wait_and_ivr_variabl
             await c.close()
         d.stop()
     assert sum('"event":"call.offered"' in x for x in d.log_lines()) == 2
+
+
+# --- the history kept in memory ---------------------------------------------------------
+
+
+def _ended(call_id: str, start: float, *, agent: str | None = None,
+           note: str | None = None) -> CallEnded:
+    """call.ended of an answered inbound call from NUMBER, with its CDR."""
+    cdr = Cdr(call_id, call_id, NUMBER, "6000", NUMBER, start, start + 1, start + 30, 30, 29,
+              "ANSWERED", "inbound", trunk=1, extension=201, agent=agent,
+              recording_id=call_id, note=note)
+    return CallEnded(call_id, start + 30, Disposition.ANSWERED, 30, 29, "caller",
+                     HangupCause.NORMAL_CLEARING, 16, cdr)
+
+
+async def test_a_number_read_once_is_kept_current_from_the_calls_that_end():
+    store = FakeStore({"calls": 2, "last": {"uniqueid": "01OLD", "start": "2026-12-01T09:00:00.000Z",
+                                            "agent": "a1", "extension": 201,
+                                            "recording_id": "01OLD", "note": None}})
+    calls: dict[str, Call] = {}
+    sent: list[Event] = []
+
+    async def flush() -> None:
+        return None
+    pop_service = ScreenPop(calls, store, flush=flush, publish=sent.append,
+                            agent_at=lambda line: None)
+    first = make_call()
+    calls[CALL] = first
+    pop_service.on_event(CallNew(CALL, T0, Direction.INBOUND, NUMBER, "6000", trunk=1))
+    await settle()
+    pop_service.on_event(ring(first, "ext/201"))
+    assert pops(sent)[-1].previous_calls == 2
+    pop_service.on_event(_ended(CALL, T0, agent="a2", note="call back"))
+    del calls[CALL]
+    # The same number calls again: no read, and the call that just ended counts.
+    second_id = "01M98CALL000000000000000002"
+    second = Call(second_id, Direction.INBOUND, NUMBER, "6000", T0 + 60, "trunk/1",
+                  dnis="6000", trunk=1)
+    calls[second_id] = second
+    pop_service.on_event(CallNew(second_id, T0 + 60, Direction.INBOUND, NUMBER, "6000",
+                                 trunk=1))
+    pop_service.on_event(ring(second, "ext/202"))
+    pop = pops(sent)[-1]       # in the same dispatch as the ring
+    assert (pop.previous_calls, pop.last_agent, pop.last_note, pop.last_recording) == (
+        3, "a2", "call back", CALL)
+    assert pop.last_time == iso_utc(T0)
+    assert store.asked == [NUMBER]
+    # A note written later on that ended call: the next pop reads the store again.
+    pop_service.note_changed(CALL)
+    pop_service.on_event(_ended(second_id, T0 + 60))
+    third_id = "01M98CALL000000000000000003"
+    calls[third_id] = Call(third_id, Direction.INBOUND, NUMBER, "6000", T0 + 120, "trunk/1",
+                           dnis="6000", trunk=1)
+    pop_service.on_event(CallNew(third_id, T0 + 120, Direction.INBOUND, NUMBER, "6000",
+                                 trunk=1))
+    await settle()
+    assert store.asked == [NUMBER, NUMBER]
+
+
+async def test_a_read_that_a_call_of_the_number_overtook_is_used_once_not_kept():
+    store = FakeStore()
+    store.gate = asyncio.Event()
+    call, sent = make_call(), []
+    pop_service = service(call, store, sent)
+    pop_service.on_event(CallNew(CALL, T0, Direction.INBOUND, NUMBER, "6000", trunk=1))
+    await settle()
+    # Another call of the same number ends while the read is under way: the read may
+    # or may not hold it, so its answer is not kept for the next call.
+    pop_service.on_event(_ended("01M98CALL000000000000000009", T0 - 100))
+    store.gate.set()
+    await settle()
+    pop_service.on_event(CallNew("01M98CALL00000000000000000A", T0 + 1, Direction.INBOUND,
+                                 NUMBER, "6000", trunk=1))
+    await settle()
+    assert store.asked == [NUMBER, NUMBER]

@@ -396,8 +396,13 @@ class RecordingIndex(BatchWriter[IndexWrite]):
 
     def _submit(self, write: IndexWrite) -> None:
         if self._closing:
-            raise StorageError(f"recordings index writer is closed; {write.what} of "
-                               f"{write.recording_id} was not written")
+            # A report that came after shutdown's budget ran out (a disk slow to close
+            # files): the row stays as it was and the next start repairs the file and
+            # indexes it (recovery). Said once per row, not as a handler failure.
+            log.warning("recording_index_write_after_close", what=write.what,
+                        recording_id=write.recording_id,
+                        action="the next start repairs and indexes the recording")
+            return
         self._put(write)
 
     def _on_started(self, ev: RecordingStarted) -> None:
@@ -444,15 +449,20 @@ class RecordingIndex(BatchWriter[IndexWrite]):
         if left:
             log.error("recording_index_closed_with_pending", pending=left, written=self._written)
 
-    def _batch(self, taken: list[IndexWrite]) -> list[IndexWrite]:
-        """The leading run of the same statement (one ``executemany``): in order, so a
-        later statement for a row never overtakes an earlier one."""
-        return _leading_run(taken)
-
     async def _attempt(self, group: list[IndexWrite]) -> Outcome:
-        """One ``Store.execute`` of a run of the same statement; never raises."""
+        """The writes of ``group`` in one transaction, in order (each run of the same
+        statement one ``executemany``, so a later statement for a row never overtakes an
+        earlier one): one commit for the started, connected, ended and done rows of many
+        calls, which at hundreds of calls a second is what keeps the index up. Never
+        raises."""
+        steps: list[tuple[str, list[Mapping[str, object]]]] = []
+        rest = group
+        while rest:
+            run = _leading_run(rest)
+            steps.append((run[0].sql, [w.params for w in run]))
+            rest = rest[len(run):]
         try:
-            await self._store.execute(group[0].sql, [w.params for w in group])
+            await self._store.execute_steps(steps)
         except sqlite3.IntegrityError as exc:
             if len(group) == 1:
                 log.error("recording_index_rejected", recording_id=group[0].recording_id,

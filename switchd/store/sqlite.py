@@ -279,6 +279,27 @@ class Store:
                 raise
         return max(changed, 0)
 
+    async def execute_steps(self, steps: Sequence[tuple[str, Sequence[Mapping[str, object]]]]
+                            ) -> int:
+        """Run ``steps`` — each a write statement and the mappings to run it for — in order,
+        in one transaction: one commit (one sync to disk) for a whole batch of different
+        statements. Returns the rows changed. Raises as :meth:`execute`; on any error
+        nothing of the batch is kept."""
+        async with self._lock:
+            conn = self._connection()
+            await conn.execute("BEGIN IMMEDIATE")
+            changed = 0
+            try:
+                for sql, params in steps:
+                    cur = await conn.executemany(sql, [dict(p) for p in params])
+                    changed += max(cur.rowcount, 0)
+                await conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    await conn.execute("ROLLBACK")
+                raise
+        return changed
+
     async def fetch(self, sql: str, params: Mapping[str, object] = MappingProxyType({})
                     ) -> list[dict[str, object]]:
         """Run one query; rows as dicts keyed by column name. Raises ``StorageError`` if the

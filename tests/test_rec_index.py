@@ -230,15 +230,16 @@ async def test_a_write_the_database_refuses_is_skipped_loudly_and_the_rest_goes_
     await store.close()
 
 
-async def test_events_after_close_are_refused_not_dropped(tmp_path):
-    from switchd.exceptions import StorageError
-
+async def test_events_after_close_are_said_loudly_and_left_to_recovery(tmp_path):
     store = await open_store(tmp_path)
     idx = RecordingIndex(store)
     idx.start()
     await idx.close()
-    with pytest.raises(StorageError, match="closed"):
+    with capture_logs() as logs:
         idx.on_event(started())
+    [warned] = [e for e in logs if e["event"] == "recording_index_write_after_close"]
+    assert warned["what"] == "recording.started" and "repairs" in warned["action"]
+    assert await rows(store) == []
     await store.close()
 
 

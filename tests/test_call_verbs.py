@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from switchd.lines.dtmf import detect_digits
-from tests.daemon import Client, fields, make_config, running
+from tests.daemon import Client, admin, fields, make_config, running
 
 QUEUE_DNIS = "6000"
 
@@ -31,6 +31,13 @@ def _cfg(**over: Any) -> dict[str, Any]:
         **{"sim.bots.mode": "manual", "sim.outside.answer_after_s": 0.2,
            "sim.outside.talk_s": [600, 600], "sim.audio.agents": "tone",
            "sim.audio.callers": "silence", "recording.mode": "on_answer", **over})
+
+
+async def _admin(port: int) -> Client:
+    """The admin, subscribed to every event (the test's view of the switch)."""
+    c = await admin(port)
+    await c.ok("SUB")
+    return c
 
 
 async def _agent(port: int, n: int) -> Client:
@@ -94,9 +101,7 @@ def _right(path: str) -> np.ndarray:
 
 async def test_login_ready_offer_answer_hold_retrieve_consult_complete(tmp_path: Path) -> None:
     with running(tmp_path, _cfg()) as d:
-        admin = await Client.connect(d.port)
-        await admin.ok("AUTH user=admin secret=demo-admin")
-        await admin.ok("SUB")
+        admin = await _admin(d.port)
         a1, a2 = await _agent(d.port, 1), await _agent(d.port, 2)
         await a1.ok("AGENT.LOGIN")
         await a2.ok("AGENT.LOGIN")
@@ -132,9 +137,7 @@ async def test_login_ready_offer_answer_hold_retrieve_consult_complete(tmp_path:
 async def test_consult_nobody_answers_then_cancel_gives_the_caller_back_the_agent(
         tmp_path: Path) -> None:
     with running(tmp_path, _cfg()) as d:
-        admin = await Client.connect(d.port)
-        await admin.ok("AUTH user=admin secret=demo-admin")
-        await admin.ok("SUB")
+        admin = await _admin(d.port)
         a1, a2 = await _agent(d.port, 1), await _agent(d.port, 2)
         await a1.ok("AGENT.LOGIN")
         await a2.ok("AGENT.LOGIN")
@@ -175,9 +178,7 @@ async def _pause(client: Client, seconds: float) -> None:
 
 async def test_caller_hangs_up_during_a_consult(tmp_path: Path) -> None:
     with running(tmp_path, _cfg()) as d:
-        admin = await Client.connect(d.port)
-        await admin.ok("AUTH user=admin secret=demo-admin")
-        await admin.ok("SUB")
+        admin = await _admin(d.port)
         a1, a2 = await _agent(d.port, 1), await _agent(d.port, 2)
         await a1.ok("AGENT.LOGIN")
         await a2.ok("AGENT.LOGIN ready=false")
@@ -211,9 +212,7 @@ async def test_caller_hangs_up_during_a_consult(tmp_path: Path) -> None:
 async def test_conference_then_blind_transfers_to_queue_extension_and_outside(
         tmp_path: Path) -> None:
     with running(tmp_path, _cfg()) as d:
-        admin = await Client.connect(d.port)
-        await admin.ok("AUTH user=admin secret=demo-admin")
-        await admin.ok("SUB")
+        admin = await _admin(d.port)
         a1, a2 = await _agent(d.port, 1), await _agent(d.port, 2)
         await a1.ok("AGENT.LOGIN")
         call = await _queue_call(admin, a1, "13900000103")
@@ -260,9 +259,7 @@ async def test_click_to_dial_rings_the_agent_then_the_number(tmp_path: Path) -> 
     # The agent's phone keeps sending its 1 kHz test tone: 59 Hz from the 941 Hz row of
     # '#', it would mask that key if the agent's voice were not muted while keys sound.
     with running(tmp_path, _cfg()) as d:
-        admin = await Client.connect(d.port)
-        await admin.ok("AUTH user=admin secret=demo-admin")
-        await admin.ok("SUB")
+        admin = await _admin(d.port)
         crm = await Client.connect(d.port)
         await crm.ok("AUTH user=crm secret=demo")
         a1 = await _agent(d.port, 1)
@@ -312,9 +309,7 @@ async def test_click_to_dial_rings_the_agent_then_the_number(tmp_path: Path) -> 
 
 async def test_agents_cannot_touch_others_calls_nor_probe_for_call_ids(tmp_path: Path) -> None:
     with running(tmp_path, _cfg()) as d:
-        admin = await Client.connect(d.port)
-        await admin.ok("AUTH user=admin secret=demo-admin")
-        await admin.ok("SUB")
+        admin = await _admin(d.port)
         a1, a2 = await _agent(d.port, 1), await _agent(d.port, 2)
         await a1.ok("AGENT.LOGIN")
         call = await _queue_call(admin, a1, "13900000105")
@@ -344,9 +339,7 @@ async def test_agents_cannot_touch_others_calls_nor_probe_for_call_ids(tmp_path:
 
 async def test_lines_shows_every_line_its_call_and_the_agent_at_it(tmp_path: Path) -> None:
     with running(tmp_path, _cfg()) as d:
-        admin = await Client.connect(d.port)
-        await admin.ok("AUTH user=admin secret=demo-admin")
-        await admin.ok("SUB")
+        admin = await _admin(d.port)
         a1 = await _agent(d.port, 1)
         await a1.ok("AGENT.LOGIN")
         call = await _queue_call(admin, a1, "13900000106")
@@ -374,9 +367,7 @@ async def test_lines_shows_every_line_its_call_and_the_agent_at_it(tmp_path: Pat
 async def test_a_consultation_nobody_answers_ends_by_itself_back_with_the_caller(
         tmp_path: Path) -> None:
     with running(tmp_path, _cfg(**{"dialplan.ring_timeout_s": 1.5})) as d:
-        admin = await Client.connect(d.port)
-        await admin.ok("AUTH user=admin secret=demo-admin")
-        await admin.ok("SUB")
+        admin = await _admin(d.port)
         a1, a2 = await _agent(d.port, 1), await _agent(d.port, 2)
         await a1.ok("AGENT.LOGIN")
         await a2.ok("AGENT.LOGIN")

@@ -11,9 +11,11 @@ click-to-dial — but a queue callback's ring, which the ACD names with its
 
 The look-up starts when an inbound call is created, so it is usually done before any
 phone rings; when it is not, the pop goes out as soon as it is, if that phone still
-rings for the call (or has answered it). History comes from the CDRs themselves, never
-from counters kept here: the CDR writer is flushed first (bounded) so a call that ended
-a moment ago counts. A database that fails never holds a pop back: it goes out without
+rings for the call (or has answered it). History comes from the CDRs: read from SQLite
+once per number (the CDR writer flushed first, bounded, so a call that ended a moment ago
+counts), then kept in memory and moved on with the very CDRs the writer stores as that
+number's calls end; a read that may have missed one (the flush timed out, a call ended
+during it) is used once and not kept. A database that fails never holds a pop back: it goes out without
 history, with ``history_error``, and the failure is logged once until reads work again.
 """
 
@@ -97,9 +99,16 @@ class History:
                    last_call=_text(last.get("uniqueid")))
 
     def after(self, cdr: Cdr) -> History:
-        """This history with ``cdr`` (a call of the same number that just ended) added
-        as the newest call: what the stored CDRs say once the writer has written it."""
-        return History.from_row({"calls": self.calls + 1, "last": cdr_row(cdr)})
+        """This history with ``cdr`` (a call of the same number that just ended) added:
+        what the stored CDRs say once the writer has written it. The newest call is the
+        one with the latest start (then uniqueid), as ``SQL_CALL_HISTORY_LAST`` orders
+        them, not the one that ended last."""
+        row = cdr_row(cdr)
+        start = _text(row.get("start"))
+        if self.calls and self.last_time is not None and (start or "", cdr.uniqueid) < (
+                self.last_time, self.last_call or ""):
+            return replace(self, calls=self.calls + 1)
+        return History.from_row({"calls": self.calls + 1, "last": row})
 
     def apply(self, pop: CallOffered) -> CallOffered:
         """``pop`` with these facts: ``new``/``previous_calls`` and the last call's, or
@@ -174,7 +183,7 @@ class ScreenPop:
         self._known: OrderedDict[str, History] = OrderedDict()
         #: number -> [look-ups in flight, a call of it ended meanwhile]: such a look-up
         #: may have missed that call, so its answer is used once and not kept.
-        self._inflight: dict[str, list[int | bool]] = {}
+        self._inflight: dict[str, list[int]] = {}
 
     def on_event(self, ev: Event) -> None:
         """Follow the core: a new inbound call starts its look-up, a ring pops, an ended
@@ -272,7 +281,7 @@ class ScreenPop:
             return
         flight = self._inflight.get(number)
         if flight is not None:
-            flight[1] = True
+            flight[1] += 1
         known = self._known.get(number)
         if known is not None:
             self._known[number] = known.after(cdr)
@@ -292,38 +301,43 @@ class ScreenPop:
         if known is not None:
             self._known.move_to_end(number)
             return known
-        flight = self._inflight.setdefault(number, [0, False])
-        flight[0] = int(flight[0]) + 1
+        flight = self._inflight.setdefault(number, [0, 0])
+        flight[0] += 1
+        ended_before = flight[1]
         try:
-            history = await self._read(number)
+            history, flushed = await self._read(number)
         finally:
-            flight[0] = int(flight[0]) - 1
-            missed = bool(flight[1])
+            flight[0] -= 1
+            missed = flight[1] != ended_before
             if not flight[0]:
                 del self._inflight[number]
-        if history.error is None and not missed:
+        if history.error is None and flushed and not missed:
             self._remember(number, history)
         return history
 
-    async def _read(self, number: str) -> History:
-        """The stored calls of ``number``; never raises but for cancellation."""
+    async def _read(self, number: str) -> tuple[History, bool]:
+        """The stored calls of ``number`` and whether the CDR writer was flushed first
+        (else calls that ended before may be missing); never raises but for
+        cancellation."""
+        flushed = False
         try:
             async with asyncio.timeout(self._timeout_s):
                 # The writer batches: what ended a moment ago is written first, but a
                 # failing writer only costs flush_s.
                 with contextlib.suppress(TimeoutError, Exception):
                     await asyncio.wait_for(self._flush(), self._flush_s)
+                    flushed = True
                 row = await self._store.call_history(number)
         except TimeoutError:
             return self._failed(f"the call history took longer than {self._timeout_s:g} s",
-                                None)
+                                None), flushed
         except Exception as exc:  # whatever the database says, the pop goes out
             return self._failed("the call history could not be read (the log says why: "
-                                "call_history_failed)", exc)
+                                "call_history_failed)", exc), flushed
         if self._failures:
             log.info("call_history_recovered", failed=self._failures)
             self._failures = 0
-        return History.from_row(row)
+        return History.from_row(row), flushed
 
     def _failed(self, why: str, exc: Exception | None) -> History:
         self._failures += 1

@@ -844,3 +844,18 @@ def test_a_monitor_ends_when_the_call_is_transferred_to_an_outside_number():
     assert r.roles() == [{CALLER: Role.PARTY, "trunk/2": Role.PARTY}]
     r.do(Hangup(CALLER))
     r.assert_clean()
+
+
+def test_a_whisper_follows_to_the_agent_left_in_a_conference_its_agent_leaves():
+    r = Run()
+    call_id = _monitored(r, Role.WHISPER)
+    r.do(Consult(AGENT, "202"))
+    r.do(Answer(OTHER))
+    r.do(Conference(AGENT))
+    events = r.do(Hangup(AGENT))
+    [started] = [e for e in events if e.name == "monitor.started"]
+    assert started.agent == OTHER and r.core.calls[call_id].monitors[SUPER] == OTHER
+    [ev] = [e for e in r.events if isinstance(e, BridgeChanged)][-1:]
+    assert [m.to for m in ev.members if m.line == SUPER] == [OTHER]
+    r.do(Hangup(CALLER))
+    r.assert_clean()

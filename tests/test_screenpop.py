@@ -498,7 +498,7 @@ def _ended(call_id: str, start: float, *, agent: str | None = None,
 
 
 async def test_a_number_read_once_is_kept_current_from_the_calls_that_end():
-    store = FakeStore({"calls": 2, "last": {"uniqueid": "01OLD", "start": "2026-12-01T09:00:00.000Z",
+    store = FakeStore({"calls": 2, "last": {"uniqueid": "01OLD", "start": "2026-11-01T09:00:00.000Z",
                                             "agent": "a1", "extension": 201,
                                             "recording_id": "01OLD", "note": None}})
     calls: dict[str, Call] = {}
@@ -557,3 +557,108 @@ async def test_a_read_that_a_call_of_the_number_overtook_is_used_once_not_kept()
                                  NUMBER, "6000", trunk=1))
     await settle()
     assert store.asked == [NUMBER, NUMBER]
+
+
+def _ended_at(call_id: str, start: float, end: float, *, agent: str | None = None,
+          number: str = NUMBER, direction: str = "inbound") -> CallEnded:
+    src, dst = (number, "6000") if direction == "inbound" else ("201", number)
+    cdr = Cdr(uniqueid=call_id, linkedid=call_id, src=src, dst=dst, clid="", start=start,
+              answer=start + 1, end=end, duration=int(end - start), billsec=int(end - start - 1),
+              disposition="ANSWERED", direction=direction, extension=201, agent=agent,
+              recording_id=call_id)
+    return CallEnded(call_id, end, Disposition.ANSWERED, 1, 1, "caller",
+                     HangupCause.NORMAL_CLEARING, 16, cdr)
+
+
+def _inbound(call_id: str, at: float) -> Call:
+    return Call(call_id, Direction.INBOUND, NUMBER, "6000", at, "trunk/1", dnis="6000", trunk=1)
+
+
+async def test_a_read_after_a_flush_that_timed_out_is_used_once_not_kept():
+    """A CDR still in the writer's backlog when the read runs (flush timed out): the read
+    does not hold it, nothing flags it, and the short count is kept for good."""
+    store = FakeStore({"calls": 5, "last": None})   # the DB without the backlogged call
+    calls: dict[str, Call] = {}
+    sent: list[Event] = []
+    stuck = asyncio.Event()
+
+    async def flush() -> None:
+        await stuck.wait()          # a writer behind by more than flush_s
+    pop = ScreenPop(calls, store, flush=flush, publish=sent.append, agent_at=lambda line: None,
+                    flush_s=0.01)
+    # call A of NUMBER ends (its CDR waits in the writer); nothing known yet: no flag
+    pop.on_event(_ended_at("01A", T0, T0 + 30))
+    b = calls["01B"] = _inbound("01B", T0 + 40)
+    pop.on_event(CallNew("01B", T0 + 40, Direction.INBOUND, NUMBER, "6000", trunk=1))
+    await asyncio.sleep(0.05)
+    pop.on_event(ring(b, "ext/201", at=T0 + 41))
+    assert pops(sent)[-1].previous_calls == 5           # this pop: one call short (as before)
+    # The writer catches up; B ends too: the stored CDRs now hold A and B (7).
+    stuck.set()
+    pop.on_event(_ended_at("01B", T0 + 40, T0 + 50))        # cache (if kept): 5 + 1 = 6
+    store.answer = {"calls": 7, "last": None}
+    c = calls["01C"] = _inbound("01C", T0 + 100)
+    pop.on_event(CallNew("01C", T0 + 100, Direction.INBOUND, NUMBER, "6000", trunk=1))
+    await asyncio.sleep(0.05)
+    pop.on_event(ring(c, "ext/201", at=T0 + 101))
+    await asyncio.sleep(0.05)
+    shown = pops(sent)[-1].previous_calls
+    assert shown == 7, f"cache says {shown}, the stored CDRs say 7 (and stays off by one)"
+
+
+async def test_the_newest_call_is_the_latest_start_whichever_call_ends_last(tmp_path):
+    """Two overlapping calls of one number: B starts after A but ends first. The store's
+    'last' is B (newest start); the cache's is A (ended last)."""
+    st = await Store.open(tmp_path / "db.sqlite")
+    calls: dict[str, Call] = {}
+    sent: list[Event] = []
+
+    async def flush() -> None:
+        return None
+    # Seed one old call so the number is read once and cached.
+    old = _ended_at("01OLD", T0 - 1000, T0 - 900, agent="a0")
+    await st.insert_cdrs([old.cdr])
+    pop = ScreenPop(calls, st, flush=flush, publish=sent.append, agent_at=lambda line: None)
+    calls["01A"] = _inbound("01A", T0)
+    pop.on_event(CallNew("01A", T0, Direction.INBOUND, NUMBER, "6000", trunk=1))
+    await settle()
+    await asyncio.sleep(0.05)
+    calls["01B"] = _inbound("01B", T0 + 10)
+    pop.on_event(CallNew("01B", T0 + 10, Direction.INBOUND, NUMBER, "6000", trunk=1))
+    eb, ea = _ended_at("01B", T0 + 10, T0 + 20, agent="aB"), _ended_at("01A", T0, T0 + 60, agent="aA")
+    for ev in (eb, ea):                # B ends first, then A (the long call)
+        pop.on_event(ev)
+        await st.insert_cdrs([ev.cdr])
+    c = calls["01C"] = _inbound("01C", T0 + 100)
+    pop.on_event(CallNew("01C", T0 + 100, Direction.INBOUND, NUMBER, "6000", trunk=1))
+    pop.on_event(ring(c, "ext/201", at=T0 + 101))
+    cached = pops(sent)[-1]
+    fresh = await st.call_history(NUMBER)
+    await st.close()
+    assert (cached.previous_calls, cached.last_agent) == (fresh["calls"], fresh["last"]["agent"])
+
+
+async def test_a_read_started_after_a_call_ended_is_kept_though_an_older_read_overlaps():
+    """Read 1 in flight; a call ends; read 2 starts after (its flush covers that call);
+    both end: neither is kept (the flag is per number, not per read)."""
+    store = FakeStore({"calls": 1, "last": None})
+    store.gate = asyncio.Event()
+    calls: dict[str, Call] = {}
+    sent: list[Event] = []
+
+    async def flush() -> None:
+        return None
+    pop = ScreenPop(calls, store, flush=flush, publish=sent.append, agent_at=lambda line: None)
+    calls["01A"] = _inbound("01A", T0)
+    pop.on_event(CallNew("01A", T0, Direction.INBOUND, NUMBER, "6000", trunk=1))
+    await settle()
+    pop.on_event(_ended_at("01Z", T0 - 50, T0 + 1))        # another call of it ends
+    calls["01B"] = _inbound("01B", T0 + 2)
+    pop.on_event(CallNew("01B", T0 + 2, Direction.INBOUND, NUMBER, "6000", trunk=1))
+    await settle()
+    store.gate.set()
+    await settle()
+    calls["01C"] = _inbound("01C", T0 + 3)
+    pop.on_event(CallNew("01C", T0 + 3, Direction.INBOUND, NUMBER, "6000", trunk=1))
+    await settle()
+    assert len(store.asked) == 2, f"{len(store.asked)} reads: read 2 (after the end) was not kept"

@@ -1423,6 +1423,7 @@ class SwitchCore:
                 if phones:
                     call.extension = phones[-1].number
             self._bridge_changed(now, call, bridge)
+            self._coach_new_agent(now, call)
             return
         self._end_by(now, call, ln.name)
 

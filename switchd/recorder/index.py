@@ -351,7 +351,8 @@ class RecordingIndex(BatchWriter[IndexWrite]):
     index.on_event)``), ``start()`` it on the running loop, ``close()`` it after the
     recorder's writer has stopped (its last ``recording.done`` events are then queued).
     ``on_event`` never blocks and never raises for an event it does not handle.
-    Writes run in order, each run of the same statement in one transaction; a failure
+    Writes run in order, a batch of them (runs of the same statement as one
+    ``executemany`` each) in one transaction; a failure
     other than ``sqlite3.IntegrityError`` is logged (``recording_index_write_failed``)
     and retried after ``retry_initial_s`` doubling up to ``retry_max_s`` (seconds).
     """
@@ -387,8 +388,9 @@ class RecordingIndex(BatchWriter[IndexWrite]):
     def on_event(self, ev: Event) -> None:
         """Queue what ``ev`` changes in the index (nothing for other events).
 
-        Raises StorageError once ``close()`` has begun and ``ev`` would write: the
-        write could not happen any more and must not vanish silently.
+        Once ``close()`` has begun, a write is not queued but logged
+        (``recording_index_write_after_close``): it must not vanish silently, and the next
+        start's recovery finishes that row from the file.
         """
         handler = self._handlers.get(type(ev))
         if handler is not None:
@@ -398,7 +400,7 @@ class RecordingIndex(BatchWriter[IndexWrite]):
         if self._closing:
             # A report that came after shutdown's budget ran out (a disk slow to close
             # files): the row stays as it was and the next start repairs the file and
-            # indexes it (recovery). Said once per row, not as a handler failure.
+            # indexes it (recovery). Said for each write, not as a handler failure.
             log.warning("recording_index_write_after_close", what=write.what,
                         recording_id=write.recording_id,
                         action="the next start repairs and indexes the recording")

@@ -1,4 +1,4 @@
-"""The ``switchd`` command: run | check | passwd | bench | flows | sim | recordings."""
+"""The ``switchd`` command: run | check | passwd | bench | flows | sim | recordings | report."""
 
 from __future__ import annotations
 
@@ -303,6 +303,9 @@ def build_parser() -> argparse.ArgumentParser:
     from switchd.recorder.cli import add_recordings_parser
 
     add_recordings_parser(sub)
+    from switchd.reports.cli import add_report_parser
+
+    add_report_parser(sub)
     return p
 
 

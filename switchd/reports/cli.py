@@ -1,0 +1,236 @@
+"""``switchd report``: call-centre figures per hour, day, week or month from stored records.
+
+The command reads what the daemon stored in its state directory, never the live
+daemon: the CDRs in ``<state_dir>/switchd.db`` (opened read-only, so it runs beside a
+running switch) and the ACD's ``<state_dir>/queue_log``. The state directory is the
+config's ``state_dir`` (``-c``, default ``config.yaml``); ``--state-dir`` overrides it
+as for ``switchd run``, and with ``--state-dir`` no config file is needed.
+
+Time range: ``--from``/``--to`` take a date ``YYYY-MM-DD`` (local midnight in
+``--tz``) or a full ISO-8601 time (``2026-12-07T13:00``, local in ``--tz`` unless it
+carries an offset or ``Z``). The report covers [from, to): ``--to 2026-12-08`` stops at
+the start of 8 December. Default ``--to`` now, ``--from`` 7 days before ``--to``.
+``--tz`` is an IANA zone; the config has no zone key of its own (schedules' zones live
+in each IVR flow), so the default is UTC.
+
+The CDRs read are those starting in [from, to); the queue_log entries those within a
+day either side (``LOG_MARGIN_S``), which :func:`switchd.reports.figures.compute` counts
+with their call or, for agents, clipped to [from, to). Figures are defined in
+:mod:`switchd.reports.figures`; formats in :mod:`switchd.reports.render`.
+
+Exit codes: 0 report written; 1 the data cannot be read (no database, a config with
+problems, a database that is not switchd's); 2 a bad option (message on stderr).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sqlite3
+import sys
+import time
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+__all__ = ["BY_CHOICES", "FORMATS", "add_report_parser", "parse_when", "run_report"]
+
+BY_CHOICES: tuple[str, ...] = ("hour", "day", "week", "month")
+FORMATS: tuple[str, ...] = ("table", "csv", "json")
+#: The default report length when ``--from`` is not given, before ``--to``.
+DEFAULT_DAYS = 7
+#: queue_log entries are read this long (s) before ``--from`` and after ``--to``: a call
+#: that starts before ``--to`` may abandon or complete after it (its events count with the
+#: call), and a PAUSE before ``--from`` tells an agent was not ready when the period began.
+LOG_MARGIN_S = 86400.0
+
+
+class _Fail(Exception):
+    """The command cannot go on: ``msg`` for stderr, ``code`` the exit code."""
+
+    def __init__(self, msg: str, code: int) -> None:
+        super().__init__(msg)
+        self.msg = msg
+        self.code = code
+
+
+def _err(msg: str) -> None:
+    sys.stderr.write(msg.rstrip("\n") + "\n")
+
+
+def zone(name: str) -> ZoneInfo:
+    """The IANA zone ``name``. Raises ValueError naming it (and an example) if unknown."""
+    try:
+        if not name or name.startswith(("/", ".")):
+            raise ValueError(name)
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        raise ValueError(f"{name!r} is not an IANA time zone (e.g. UTC, Europe/Berlin, "
+                         "Asia/Shanghai, America/New_York)") from None
+
+
+def parse_when(text: str, tz: ZoneInfo) -> float:
+    """Epoch seconds of a ``--from``/``--to`` value: ``YYYY-MM-DD`` is local midnight in
+    ``tz``; an ISO-8601 time is local in ``tz`` unless it has an offset or ``Z``. Raises
+    ValueError saying what is accepted."""
+    value = text.strip()
+    try:
+        if len(value) == 10:
+            day = date.fromisoformat(value)
+            return datetime(day.year, day.month, day.day, tzinfo=tz).timestamp()
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        raise ValueError(f"{text!r} is not a date YYYY-MM-DD or an ISO-8601 time "
+                         "YYYY-MM-DDTHH:MM[:SS][+HH:MM|Z]") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=tz)
+    return moment.timestamp()
+
+
+def _seconds(option: str, text: str, *, positive: bool) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise _Fail(f"switchd report: {option} {text}: expected a number of seconds", 2) from None
+    if not math.isfinite(value) or value < 0 or (positive and value == 0):
+        need = "more than 0" if positive else "0 or more"
+        raise _Fail(f"switchd report: {option} {text}: expected {need} seconds", 2)
+    return value
+
+
+def _state_dir(args: argparse.Namespace) -> Path:
+    """The state directory named by ``--state-dir`` or the config. Raises _Fail."""
+    if args.state_dir:
+        return Path(args.state_dir).absolute()
+    from switchd.config import load_config
+    from switchd.exceptions import ConfigError
+
+    config = Path(args.config)
+    if not config.exists():
+        raise _Fail(f"switchd report: no config file {config}; give -c CONFIG or --state-dir DIR "
+                    "(the folder holding switchd.db and queue_log)", 2)
+    try:
+        cfg = load_config(config)
+    except ConfigError as exc:
+        for p in exc.problems:
+            _err(p)
+        raise _Fail(f"switchd report: {config} has {len(exc.problems)} problem(s); "
+                    f"`switchd check -c {config}` shows them", 1) from None
+    return Path(cfg.state_dir)
+
+
+def _report_text(args: argparse.Namespace) -> str:
+    """Check the options, read the data, compute and render the report. Raises _Fail."""
+    from switchd.reports.model import ReportSettings
+
+    try:
+        tz = zone(args.tz)
+    except ValueError as exc:
+        raise _Fail(f"switchd report: --tz: {exc}", 2) from None
+    try:
+        end = time.time() if args.to is None else parse_when(args.to, tz)
+        if args.from_ is None:
+            # 7 local days (wall-clock: 7 x 24 h give or take a DST change).
+            start = (datetime.fromtimestamp(end, tz) - timedelta(days=DEFAULT_DAYS)).timestamp()
+        else:
+            start = parse_when(args.from_, tz)
+    except ValueError as exc:
+        raise _Fail(f"switchd report: --from/--to: {exc}", 2) from None
+    if start >= end:
+        raise _Fail(f"switchd report: --from must be before --to (got --from "
+                    f"{args.from_ or 'default'} and --to {args.to or 'now'})", 2)
+    settings = ReportSettings(
+        sl_threshold_s=_seconds("--sl-threshold", args.sl_threshold, positive=True),
+        short_abandon_s=_seconds("--short-abandon", args.short_abandon, positive=False),
+    )
+
+    from switchd.reports.data import load_calls, read_queue_log
+
+    state = _state_dir(args)
+    try:
+        calls = load_calls(state / "switchd.db", start, end)
+    except FileNotFoundError as exc:
+        raise _Fail(f"switchd report: {exc}", 1) from None
+    except sqlite3.Error as exc:
+        raise _Fail(f"switchd report: cannot read {state / 'switchd.db'}: {exc}", 1) from None
+    try:
+        qlog = read_queue_log(state / "queue_log", start - LOG_MARGIN_S, end + LOG_MARGIN_S)
+        log_rows: Any = qlog.rows
+        if qlog.skipped:
+            _err(f"switchd report: warning: skipped {qlog.skipped} malformed line(s) of "
+                 f"{state / 'queue_log'}")
+    except FileNotFoundError:
+        # A switch that never queued a call has no queue_log: the queue figures are 0.
+        log_rows = ()
+        _err(f"switchd report: warning: no queue_log {state / 'queue_log'}; the figures that "
+             "come from it (abandoned, service level, callbacks, refused, agents) are 0")
+    except OSError as exc:
+        raise _Fail(f"switchd report: cannot read {state / 'queue_log'}: {exc}", 1) from None
+
+    from switchd.reports import figures, render
+
+    try:
+        report = figures.compute(calls, log_rows, start=start, end=end, tz=args.tz, by=args.by,
+                                 settings=settings, queue=args.queue, agent=args.agent)
+    except ValueError as exc:
+        raise _Fail(f"switchd report: {exc}", 2) from None
+    if args.format == "json":
+        return render.as_json(report)
+    if args.format == "csv":
+        return render.as_csv(report)
+    return render.as_table(report)
+
+
+def run_report(args: argparse.Namespace) -> int:
+    """Run ``switchd report`` for parsed ``args``: print the report (or write it to
+    ``--out``). Returns the exit code (module docstring); never raises for bad input."""
+    try:
+        text = _report_text(args)
+        if args.out:
+            out = Path(args.out)
+            try:
+                out.write_text(text, encoding="utf-8", newline="")
+            except OSError as exc:
+                raise _Fail(f"switchd report: --out {out}: {exc.strerror or exc}", 2) from None
+        else:
+            sys.stdout.write(text)
+    except _Fail as exc:
+        _err(exc.msg)
+        return exc.code
+    return 0
+
+
+def add_report_parser(sub: Any) -> argparse.ArgumentParser:
+    """Register ``switchd report`` on the main parser's sub-parsers ``sub``."""
+    rep = sub.add_parser(
+        "report", help="call-centre figures per hour/day/week/month from the stored CDRs and "
+        "queue_log", description="Offered, answered, abandoned, blocked calls, waits, ASA, "
+        "service level and agents' figures per interval, from <state_dir>/switchd.db and "
+        "<state_dir>/queue_log. The report covers [--from, --to).")
+    rep.add_argument("-c", "--config", default="config.yaml",
+                     help="config file whose state_dir is read (config.yaml)")
+    rep.add_argument("--state-dir", metavar="DIR",
+                     help="where switchd.db and queue_log are (overrides state_dir)")
+    rep.add_argument("--from", dest="from_", metavar="DATE",
+                     help="start, YYYY-MM-DD (local midnight) or ISO time (default: 7 days "
+                          "before --to)")
+    rep.add_argument("--to", metavar="DATE",
+                     help="end, not included: YYYY-MM-DD (local midnight) or ISO time "
+                          "(default: now)")
+    rep.add_argument("--tz", default="UTC", metavar="ZONE",
+                     help="IANA time zone of the dates and intervals (default UTC)")
+    rep.add_argument("--by", choices=BY_CHOICES, default="day",
+                     help="interval length (default day); weeks are ISO, from Monday")
+    rep.add_argument("--queue", metavar="Q", help="only calls and queue events of queue Q")
+    rep.add_argument("--agent", metavar="A", help="only calls and queue events of agent A")
+    rep.add_argument("--format", choices=FORMATS, default="table",
+                     help="table (default), csv (intervals, a total row, then agents after "
+                          "an empty line) or json")
+    rep.add_argument("--out", metavar="FILE", help="write the report to FILE instead of stdout")
+    rep.add_argument("--sl-threshold", default="20", metavar="S",
+                     help="service-level threshold T, seconds (default 20)")
+    rep.add_argument("--short-abandon", default="5", metavar="S",
+                     help="abandons after less than S seconds are short ones (default 5)")
+    rep.set_defaults(func=run_report)
+    return rep

@@ -1,0 +1,151 @@
+"""Plain data types shared by the report loader, the figure computation and the renderers.
+
+All times are epoch seconds (UTC, float); all durations are seconds. Every type is a frozen
+dataclass so a `Report` can be passed around and rendered without being changed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+
+
+@dataclass(frozen=True)
+class CallRow:
+    """One CDR (one row of the `cdr` table; one per call, never per leg).
+
+    `start`, `answer` and `end` are epoch seconds; `answer` is None when no person answered.
+    `wait_s` is the queue wait in seconds (0 when the call never reached a queue), `billsec` the
+    talk time in whole seconds.
+    """
+
+    uniqueid: str
+    start: float
+    answer: float | None
+    end: float
+    direction: str
+    disposition: str
+    queue: str | None
+    agent: str | None
+    extension: int | None
+    wait_s: float
+    ivr_path: str | None
+    blocked_reason: str | None
+    billsec: int
+    hangup_by: str | None
+
+
+@dataclass(frozen=True)
+class QueueLogRow:
+    """One queue_log line `epoch|call_id|queue|agent|EVENT|data1|...` (time in epoch seconds)."""
+
+    time: float
+    call_id: str
+    queue: str
+    agent: str
+    event: str
+    data: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ReportSettings:
+    """Report thresholds in seconds: the service-level threshold T and the short-abandon limit."""
+
+    sl_threshold_s: float = 20.0
+    short_abandon_s: float = 5.0
+
+
+@dataclass(frozen=True)
+class Interval:
+    """One reporting interval [start, end) in epoch seconds, labelled in local time.
+
+    Labels: "2026-12-07 13:00" (hour; a repeated fall-back hour carries its UTC offset,
+    "2026-11-01 01:00-04:00"), "2026-12-07" (day), "2026-W49" (ISO week), "2026-12" (month).
+    """
+
+    start: float
+    end: float
+    label: str
+
+
+@dataclass(frozen=True)
+class Figures:
+    """The figures of one interval (or of the whole period). Definitions: `switchd.reports.figures`.
+
+    Counts are ints; `*_s` values are seconds (None when there is nothing to average); rates
+    are fractions 0..1 (None when the denominator is 0).
+    """
+
+    offered: int = 0
+    answered: int = 0
+    unanswered: int = 0
+    connection_rate: float | None = None
+    abandoned: int = 0
+    short_abandoned: int = 0
+    blocked: int = 0
+    loss_rate: float | None = None
+    refused: int = 0
+    overflowed: int = 0
+    callbacks: int = 0
+    ivr_only: int = 0
+    queue_calls: int = 0
+    avg_wait_s: float | None = None
+    max_wait_s: float | None = None
+    asa_s: float | None = None
+    avg_talk_s: float | None = None
+    sl1: float | None = None
+    sl2: float | None = None
+    sl3: float | None = None
+
+    def as_dict(self) -> dict[str, int | float | str | None]:
+        """Return the figures as a dict in the fixed field order above (rates as fractions)."""
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+@dataclass(frozen=True)
+class AgentFigures:
+    """Per-agent figures over the whole period.
+
+    `talk_s` is total talk seconds, `not_ready_s` pairs (pause reason, seconds) sorted by reason,
+    `rona` the number of RINGNOANSWER events, `aht_s` the average handle time
+    ((talk + wrap-up) / calls_handled; wrap-up is 0 when the queue_log does not show it), None
+    when the agent handled no call.
+    """
+
+    agent: str
+    calls_handled: int = 0
+    talk_s: float = 0.0
+    not_ready_s: tuple[tuple[str, float], ...] = field(default_factory=tuple)
+    rona: int = 0
+    aht_s: float | None = None
+
+    def as_dict(self) -> dict[str, int | float | str | None]:
+        """Return the figures as a flat dict; pause reasons become `not_ready_<reason>_s` keys."""
+        out: dict[str, int | float | str | None] = {
+            "agent": self.agent,
+            "calls_handled": self.calls_handled,
+            "talk_s": self.talk_s,
+            "rona": self.rona,
+            "aht_s": self.aht_s,
+            "not_ready_s": sum(s for _, s in self.not_ready_s),
+        }
+        for reason, secs in self.not_ready_s:
+            out[f"not_ready_{reason or 'none'}_s"] = secs
+        return out
+
+
+@dataclass(frozen=True)
+class Report:
+    """A computed report: per-interval figures, the total, per-agent figures and the busiest hour.
+
+    `by` is hour|day|week|month, `tz` the IANA zone the intervals are labelled in, and
+    `busiest_hour` the label of the interval with the most offered calls when `by` is "hour"
+    (otherwise the local hour of day "HH:00" with the most offered calls), None without traffic.
+    """
+
+    settings: ReportSettings
+    tz: str
+    by: str
+    intervals: tuple[tuple[Interval, Figures], ...]
+    total: Figures
+    agents: tuple[AgentFigures, ...] = ()
+    busiest_hour: str | None = None

@@ -70,6 +70,7 @@ from switchd.recorder.vm_recovery import recover_messages
 from switchd.recorder.voicemail import VoicemailService
 from switchd.recorder.writer import RecordingWriter
 from switchd.reload import plan_reload
+from switchd.reports.model import Report, ReportSettings
 from switchd.screenpop import ScreenPop
 from switchd.sdnotify import SdNotifier, watchdog_interval_s
 from switchd.shell import LoopClock, Shell
@@ -158,6 +159,26 @@ def _sim_audio(cfg: Config, channels: int) -> SimAudio:
         log.warning("sim_speech_missing", fallback="test tone",
                     msg="sim.audio asks for speech but sim.audio.speech_file is not set or unusable")
     return SimAudio(channels, tone_hz=audio.tone_hz, tone_dbm0=audio.tone_dbm0, speech=speech)
+
+
+def _compute_report(db: Path, queue_log: Path, *, start: float, end: float, tz: str, by: str,
+                    settings: ReportSettings, queue: str | None, agent: str | None) -> Report:
+    """What ``switchd report`` computes, for ``REPORT``: the CDRs starting in [start, end)
+    from ``db`` (read-only, beside the writer) and the queue_log entries within
+    ``LOG_MARGIN_S`` of it (none when the file does not exist yet). Blocking: run it in a
+    worker thread. Raises sqlite3.Error or OSError when the data cannot be read,
+    ValueError for a ``by`` or ``tz`` the figures refuse."""
+    from switchd.reports import figures
+    from switchd.reports.cli import LOG_MARGIN_S
+    from switchd.reports.data import load_calls, read_queue_log
+
+    calls = load_calls(db, start, end)
+    try:
+        rows: Any = read_queue_log(queue_log, start - LOG_MARGIN_S, end + LOG_MARGIN_S).rows
+    except FileNotFoundError:
+        rows = ()
+    return figures.compute(calls, rows, start=start, end=end, tz=tz, by=by, settings=settings,
+                           queue=queue, agent=agent)
 
 
 class App:
@@ -684,6 +705,30 @@ class App:
         with contextlib.suppress(TimeoutError, StorageError):
             await asyncio.wait_for(self.cdr_writer.flush(), 2.0)
         return await self.store.query_cdrs(**filters)
+
+    async def report(self, *, start: float, end: float, tz: str, by: str,
+                     settings: ReportSettings, queue: str | None,
+                     agent: str | None) -> Report:
+        """``switchd report``'s figures for the CTI ``REPORT`` (Control.report): flushes the
+        CDR and queue_log writers (≤ 2 s, never waiting on a failing disk), then reads the
+        database read-only and the queue_log in a worker thread and computes there."""
+        assert self.store is not None and self.cdr_writer is not None
+        writers = [w for w in (self.cdr_writer, self.queue_log) if w is not None]
+
+        async def drain(writer: Any) -> None:
+            with contextlib.suppress(TimeoutError, StorageError, RuntimeError):
+                await asyncio.wait_for(writer.flush(), 2.0)
+
+        await asyncio.gather(*(drain(w) for w in writers))
+        try:
+            return await asyncio.to_thread(
+                _compute_report, self.store.path, self.state_dir / QUEUE_LOG_NAME,
+                start=start, end=end, tz=tz, by=by, settings=settings, queue=queue, agent=agent)
+        except (sqlite3.Error, OSError) as exc:
+            raise ProtocolError("busy", f"cannot read the call records now ({exc}); "
+                                "try again in a moment") from None
+        except ValueError as exc:
+            raise ProtocolError("bad_arg", str(exc)) from None
 
     async def get_contact(self, number: str) -> Mapping[str, Any] | None:
         """The contact ``number``, or None."""

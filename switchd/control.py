@@ -16,6 +16,7 @@ from typing import Any, Protocol
 from switchd.acd.engine import AgentStatus, QueueStatus
 from switchd.engine import Input
 from switchd.events import Event
+from switchd.reports.model import Report, ReportSettings
 
 __all__ = ["CallInfo", "Control", "SimControl", "UserInfo"]
 
@@ -203,6 +204,18 @@ class Control(Protocol):
         """Store ``text`` as the note of the ended call's CDR, replacing its note; False
         when there is no such CDR. Raises ProtocolError(busy) when the database refuses
         the write now."""
+        ...
+
+    # ------------------------------------------------------------ reports (REPORT)
+
+    async def report(self, *, start: float, end: float, tz: str, by: str,
+                     settings: ReportSettings, queue: str | None,
+                     agent: str | None) -> Report:
+        """The report ``switchd report`` computes for [start, end) (epoch s) in zone ``tz``
+        by ``by``, from the stored CDRs (calls that just ended included: waits ≤ 2 s for
+        the writers) and the queue_log; read and computed in a worker thread. Raises
+        ProtocolError(busy) when the database cannot be read now, bad_arg for a ``by``
+        or ``tz`` the figures refuse."""
         ...
 
 

@@ -27,6 +27,7 @@ from switchd.cti.note_verbs import NOTE_VERBS, NoteVerbs
 from switchd.cti.phone_verbs import PHONE_VERBS, PhoneVerbs
 from switchd.cti.queue_verbs import QUEUE_VERBS, QueueVerbs
 from switchd.cti.rec_verbs import REC_VERBS, RecVerbs
+from switchd.cti.report_verbs import REPORT_VERBS, ReportVerbs
 from switchd.cti.server import Reply, Session
 from switchd.cti.sim_verbs import SIM_VERBS, SimVerbs
 from switchd.cti.super_verbs import SUPER_VERBS, SuperVerbs
@@ -86,6 +87,7 @@ register(CALL_VERBS)
 register(NOTE_VERBS)
 register(SUPER_VERBS)
 register(BOARD_VERBS)
+register(REPORT_VERBS)
 
 
 def _balanced(pattern: str) -> bool:
@@ -139,7 +141,7 @@ class Commands:
             (REC_VERBS, RecVerbs(control)), (AGENT_VERBS, AgentVerbs(control)),
             (PHONE_VERBS, PhoneVerbs(control)), (CALL_VERBS, CallVerbs(control)),
             (NOTE_VERBS, NoteVerbs(control)), (SUPER_VERBS, SuperVerbs(control)),
-            (BOARD_VERBS, BoardVerbs(control)),
+            (BOARD_VERBS, BoardVerbs(control)), (REPORT_VERBS, ReportVerbs(control)),
         ]
         if sim is not None:
             groups.append((SIM_VERBS, SimVerbs(control, sim)))

@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint bench check clean speech-tools prompts
+.PHONY: run test lint bench check clean speech-tools chromium prompts
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -16,8 +16,8 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(BIN)/switchd run -c config.yaml
 
-## test: ruff, then the whole test suite (speech tools first, when they can be installed)
-test: $(STAMP) speech-tools
+## test: ruff, then the whole test suite (speech tools and chromium first, when they can be installed)
+test: $(STAMP) speech-tools chromium
 	$(BIN)/ruff check switchd tests tools
 	$(BIN)/pytest
 
@@ -30,6 +30,16 @@ speech-tools:
 	  { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
 	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq espeak-ng sox ffmpeg graphviz >/dev/null) ; } || \
 	  echo "note: espeak-ng/sox/ffmpeg/graphviz not installed; the tests that need them will be skipped"
+
+## chromium: headless Chromium and a CJK font (WenQuanYi Micro Hei) for the test that renders
+## `switchd report --format html` and checks its screenshot and page text; optional — installed
+## with apt-get when running as root, otherwise that test skips and says why
+chromium:
+	@{ command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1; } && \
+	  fc-list 2>/dev/null | grep -qiE 'wenquanyi|noto sans cjk|source han sans' || \
+	  { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-wqy-microhei >/dev/null) ; } || \
+	  echo "note: chromium/fonts-wqy-microhei not installed (as root: apt-get install chromium fonts-wqy-microhei); the HTML report's browser test will be skipped"
 
 ## prompts: regenerate the IVR prompts (prompts/zh, prompts/en) with espeak-ng; unchanged files stay
 prompts: $(STAMP)

@@ -16,7 +16,9 @@ in each IVR flow), so the default is UTC.
 The CDRs read are those starting in [from, to); the queue_log entries those within a
 day either side (``LOG_MARGIN_S``), which :func:`switchd.reports.figures.compute` counts
 with their call or, for agents, clipped to [from, to). Figures are defined in
-:mod:`switchd.reports.figures`; formats in :mod:`switchd.reports.render`.
+:mod:`switchd.reports.figures`; formats in :mod:`switchd.reports.render` (xlsx in
+:mod:`switchd.reports.xlsx`). On a terminal a progress bar shows the stages on stderr
+(:mod:`switchd.reports.progress`).
 
 Exit codes: 0 report written; 1 the data cannot be read (no database, a config with
 problems, a database that is not switchd's); 2 a bad option (message on stderr).
@@ -37,7 +39,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 __all__ = ["BY_CHOICES", "FORMATS", "add_report_parser", "parse_when", "run_report"]
 
 BY_CHOICES: tuple[str, ...] = ("hour", "day", "week", "month")
-FORMATS: tuple[str, ...] = ("table", "csv", "json")
+FORMATS: tuple[str, ...] = ("table", "csv", "json", "html", "xlsx")
 #: The default report length when ``--from`` is not given, before ``--to``.
 DEFAULT_DAYS = 7
 #: queue_log entries are read this long (s) before ``--from`` and after ``--to``: a call
@@ -120,10 +122,26 @@ def _state_dir(args: argparse.Namespace) -> Path:
     return Path(cfg.state_dir)
 
 
-def _report_text(args: argparse.Namespace) -> str:
-    """Check the options, read the data, compute and render the report. Raises _Fail."""
+def _report_text(args: argparse.Namespace) -> str | bytes:
+    """Check the options, read the data, compute and render the report (bytes for xlsx).
+    Raises _Fail."""
     from switchd.reports.model import ReportSettings
 
+    if args.format == "xlsx":
+        from switchd.reports.xlsx import INSTALL_HINT as XLSX_HINT
+        from switchd.reports.xlsx import available
+
+        if not args.out:
+            raise _Fail("switchd report: --format xlsx writes a workbook: give --out FILE.xlsx", 2)
+        if not available():
+            raise _Fail(f"switchd report: --format xlsx needs openpyxl: {XLSX_HINT}", 2)
+
+    if args.format == "html":
+        from switchd.reports.html import INSTALL_HINT, missing
+
+        if missing():
+            raise _Fail(f"switchd report: --format html needs {' and '.join(missing())}: "
+                        f"{INSTALL_HINT}", 2)
     try:
         tz = zone(args.tz)
     except ValueError as exc:
@@ -145,15 +163,29 @@ def _report_text(args: argparse.Namespace) -> str:
         short_abandon_s=_seconds("--short-abandon", args.short_abandon, positive=False),
     )
 
+    from switchd.reports.data import gc_paused
+    from switchd.reports.progress import Stages
+
+    # A progress bar on a terminal (stderr) only; millions of rows, no cycles: no GC passes.
+    with gc_paused(), Stages(4) as stages:
+        return _report_body(args, start, end, settings, stages)
+
+
+def _report_body(args: argparse.Namespace, start: float, end: float, settings: Any,
+                 stages: Any) -> Any:
+    """Read the data for [start, end), compute and render the report (str, or bytes for
+    xlsx). Raises _Fail."""
     from switchd.reports.data import load_calls, read_queue_log
 
     state = _state_dir(args)
+    stages.step("reading CDRs")
     try:
         calls = load_calls(state / "switchd.db", start, end)
     except FileNotFoundError as exc:
         raise _Fail(f"switchd report: {exc}", 1) from None
     except sqlite3.Error as exc:
         raise _Fail(f"switchd report: cannot read {state / 'switchd.db'}: {exc}", 1) from None
+    stages.step("reading the queue_log")
     try:
         qlog = read_queue_log(state / "queue_log", start - LOG_MARGIN_S, end + LOG_MARGIN_S)
         log_rows: Any = qlog.rows
@@ -170,11 +202,21 @@ def _report_text(args: argparse.Namespace) -> str:
 
     from switchd.reports import figures, render
 
+    stages.step("computing figures")
     try:
         report = figures.compute(calls, log_rows, start=start, end=end, tz=args.tz, by=args.by,
                                  settings=settings, queue=args.queue, agent=args.agent)
     except ValueError as exc:
         raise _Fail(f"switchd report: {exc}", 2) from None
+    stages.step(f"rendering {args.format}")
+    if args.format == "xlsx":
+        from switchd.reports.xlsx import as_xlsx
+
+        return as_xlsx(report)
+    if args.format == "html":
+        from switchd.reports.html import as_html
+
+        return as_html(report)
     if args.format == "json":
         return render.as_json(report)
     if args.format == "csv":
@@ -190,7 +232,10 @@ def run_report(args: argparse.Namespace) -> int:
         if args.out:
             out = Path(args.out)
             try:
-                out.write_text(text, encoding="utf-8", newline="")
+                if isinstance(text, bytes):
+                    out.write_bytes(text)
+                else:
+                    out.write_text(text, encoding="utf-8", newline="")
             except OSError as exc:
                 raise _Fail(f"switchd report: --out {out}: {exc.strerror or exc}", 2) from None
         else:
@@ -226,7 +271,9 @@ def add_report_parser(sub: Any) -> argparse.ArgumentParser:
     rep.add_argument("--agent", metavar="A", help="only calls and queue events of agent A")
     rep.add_argument("--format", choices=FORMATS, default="table",
                      help="table (default), csv (intervals, a total row, then agents after "
-                          "an empty line) or json")
+                          "an empty line), json, html (one self-contained page with charts; "
+                          "needs the extra switchd[html]) or xlsx (a workbook, one sheet per "
+                          "table; needs --out and the extra switchd[xlsx])")
     rep.add_argument("--out", metavar="FILE", help="write the report to FILE instead of stdout")
     rep.add_argument("--sl-threshold", default="20", metavar="S",
                      help="service-level threshold T, seconds (default 20)")

@@ -63,6 +63,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from operator import attrgetter
 
 from switchd.reports.intervals import intervals, zone
 from switchd.reports.model import (
@@ -80,6 +81,7 @@ __all__ = ["compute", "merge_calls"]
 _EXITS_ON = ("EXITWITHTIMEOUT", "EXITEMPTY", "EXITWITHKEY", "FULL", "JOINEMPTY")
 _REFUSED = ("FULL", "JOINEMPTY")
 _NONE = ("", "NONE")
+_BY_TIME = attrgetter("time")
 
 
 def _ratio(num: float, den: float) -> float | None:
@@ -113,6 +115,9 @@ def merge_calls(calls: Sequence[CallRow]) -> dict[str, CallRow]:
     blocked_reason and hangup_by in start order; direction and disposition of the earliest row
     (disposition ANSWERED when any row was answered).
     """
+    unique = {c.uniqueid: c for c in calls}
+    if len(unique) == len(calls):
+        return unique  # one row per call, as switchd writes them: nothing to merge
     groups: dict[str, list[CallRow]] = defaultdict(list)
     for c in calls:
         groups[c.uniqueid].append(c)
@@ -159,10 +164,12 @@ class _CallFacts:
 
 def _facts(log: Sequence[QueueLogRow], queue: str | None) -> dict[str, _CallFacts]:
     out: dict[str, _CallFacts] = {}
-    for row in sorted(log, key=lambda r: r.time):
+    for row in sorted(log, key=_BY_TIME):
         if row.call_id in _NONE:
             continue
-        f = out.setdefault(row.call_id, _CallFacts())
+        f = out.get(row.call_id)
+        if f is None:
+            f = out[row.call_id] = _CallFacts()
         if row.event == "ENTERQUEUE":
             f.enters.append((row.time, row.queue))  # every queue: an overflow's destination
         if queue is not None and row.queue != queue:
@@ -225,7 +232,8 @@ def _figures(acc: _Acc, s: ReportSettings) -> Figures:
                 abandoned_after += 1
         refused += f.refused
         callbacks += f.callback
-        overflowed += _overflowed(f, c)
+        if f.exits:
+            overflowed += _overflowed(f, c)
         if (c is not None and c.ivr_path and not is_answered and not f.abandoned
                 and not is_blocked):
             ivr_only += 1
@@ -271,7 +279,7 @@ def _agents(log: Sequence[QueueLogRow], start: float, end: float,
             if at > t0:
                 not_ready[a][p[1]] += at - t0
 
-    for row in sorted(log, key=lambda r: r.time):
+    for row in sorted(log, key=_BY_TIME):
         a = row.agent
         if a in _NONE or (agent is not None and a != agent) or row.time >= end:
             continue

@@ -40,7 +40,9 @@ from switchd.cti.verbs import (
     Verb,
     arg,
     bool_arg,
+    calls_on,
     int_arg,
+    on_line,
     one_of,
     only,
     register,
@@ -261,9 +263,7 @@ class Commands:
             # An agent that subscribes mid-call (a softphone reconnecting) follows the calls
             # already on its phone, as if it had seen the event that put them there:
             # recording.* and the other events of those calls carry no line of its own.
-            for call in self.control.calls():
-                if session.agent_line in str(call.get("lines") or "").split(","):
-                    session.own_calls.add(str(call["call"]))
+            session.own_calls.update(calls_on(self.control, session.agent_line))
         return Reply({"events": ",".join(patterns)})
 
     async def _unsub(self, session: Session, req: Request) -> Reply:
@@ -277,7 +277,7 @@ class Commands:
         only(req)
         items = self.control.calls()
         if session.agent_line is not None:
-            items = [c for c in items if session.agent_line in str(c.get("lines", "")).split(",")]
+            items = [c for c in items if on_line(c, session.agent_line)]
         return Reply(items=items)
 
     async def _cdr_query(self, session: Session, req: Request) -> Reply:

@@ -27,6 +27,7 @@ from switchd.cti.verbs import (
     Verb,
     arg,
     bool_arg,
+    calls_on,
     core_error,
     int_arg,
     only,
@@ -123,8 +124,7 @@ class RecVerbs:
                                 f"usage: {VERBS[req.verb].usage}")
         if session.agent_line is not None:
             # Whether or not the call exists: an agent cannot probe for others' call ids.
-            if not any(session.agent_line in str(c.get("lines") or "").split(",")
-                       and c["call"] == call_id for c in self.control.calls()):
+            if call_id not in calls_on(self.control, session.agent_line):
                 raise ProtocolError("forbidden", f"call {call_id} is not on your extension "
                                     f"{session.agent_line}; an agent records only its own "
                                     "calls (ask a supervisor)")

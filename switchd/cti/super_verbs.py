@@ -23,7 +23,16 @@ from switchd.core.engine import CoreError
 from switchd.core.inputs import Monitor, Pickup, SetMonitorMode
 from switchd.cti.codec import Request
 from switchd.cti.server import Reply, Session
-from switchd.cti.verbs import VERBS, Verb, arg, core_error, only, own_phone, refusal
+from switchd.cti.verbs import (
+    VERBS,
+    Verb,
+    arg,
+    calls_on,
+    core_error,
+    only,
+    own_phone,
+    refusal,
+)
 from switchd.events import MONITOR_ROLES, Role
 from switchd.exceptions import ProtocolError
 
@@ -123,10 +132,8 @@ class SuperVerbs:
 
     def _phone_call(self, line: str) -> str | None:
         """The call ``line`` is part of (connected, ringing or monitoring), or None."""
-        for c in self.control.calls():
-            if line in str(c.get("lines") or "").split(","):
-                return str(c["call"])
-        return None
+        mine = calls_on(self.control, line)
+        return mine[0] if mine else None
 
     def _submit(self, item: Any) -> None:
         """Hand the core ``item``. Raises ProtocolError with the core's code when it refuses

@@ -11,7 +11,7 @@ message that says what to fix, quoting the verb's usage.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,9 +29,11 @@ __all__ = [
     "Verb",
     "arg",
     "bool_arg",
+    "calls_on",
     "core_error",
     "float_arg",
     "int_arg",
+    "on_line",
     "one_of",
     "only",
     "own_phone",
@@ -171,6 +173,17 @@ def own_phone(control: Any, session: Any, verb: str) -> int:
     return int(user.extension)
 
 
+def on_line(call: Mapping[str, Any], line: str) -> bool:
+    """True when ``line`` is one of the lines of ``call`` (a ``Control.calls()`` item:
+    ringing, talking, held or monitoring)."""
+    return line in str(call.get("lines") or "").split(",")
+
+
+def calls_on(control: Any, line: str) -> list[str]:
+    """The ids of the live calls ``line`` is in (:func:`on_line`), oldest first."""
+    return [str(c["call"]) for c in control.calls() if on_line(c, line)]
+
+
 def phone_call(control: Any, session: Any, verb: str, call_id: str | None) -> tuple[str, str | None]:
     """The user's phone (``ext/<n>``) and the call on it a verb acts on.
 
@@ -180,8 +193,7 @@ def phone_call(control: Any, session: Any, verb: str, call_id: str | None) -> tu
     None when it is idle. Raises ProtocolError(forbidden) for a user without a phone.
     """
     line = f"ext/{own_phone(control, session, verb)}"
-    mine = [str(c["call"]) for c in control.calls()
-            if line in str(c.get("lines") or "").split(",")]
+    mine = calls_on(control, line)
     if call_id is None:
         return line, (mine[0] if mine else None)
     if call_id not in mine:

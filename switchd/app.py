@@ -413,7 +413,7 @@ class App:
         # the store (the stack unwinds in reverse): no look-up outlives the database.
         pop = self.screen_pop = ScreenPop(self.core.calls, self.store,
                                           flush=self.cdr_writer.flush,
-                                          publish=self.server.publish, agent_at=self._agent_at)
+                                          publish=self.server.publish, agent_at=self.agent_at)
         self.bus.on_any(pop.on_event)
         stack.push_async_callback(pop.close)
         port = await self.server.start()
@@ -783,6 +783,12 @@ class App:
         except AcdError as exc:
             raise ProtocolError(exc.code, exc.msg) from None
 
+    def agent_at(self, line: str) -> str | None:
+        """The ACD agent logged in at phone ``line``, or None (read from the ACD, no
+        snapshot of every agent's figures)."""
+        return next((a.agent_id for a in self.acd.agents.values()
+                     if a.line == line and a.state is not AgentState.LOGGED_OUT), None)
+
     def agent_status(self) -> list[AgentStatus]:
         """Every ACD agent now."""
         return self.acd.agent_status(self.now())
@@ -883,11 +889,6 @@ class App:
         return stored
 
     # ------------------------------------------------------------ internals
-
-    def _agent_at(self, line: str) -> str | None:
-        """The ACD agent logged in at phone ``line`` (the screen pop's ``agent``), or None."""
-        return next((a.agent_id for a in self.acd.agents.values()
-                     if a.line == line and a.state is not AgentState.LOGGED_OUT), None)
 
     def _contact_lookup(self, number: str) -> tuple[bool, bool]:
         return self.contact_flags.get(number, (False, False))

@@ -146,6 +146,10 @@ class Control(Protocol):
         Raises ProtocolError(not_found) naming the queues there are."""
         ...
 
+    def agent_at(self, line: str) -> str | None:
+        """The id of the ACD agent logged in at phone ``line`` now, or None."""
+        ...
+
     def agent_status(self) -> list[AgentStatus]:
         """Every ACD agent now, in config order (then those who logged in by CTI)."""
         ...

@@ -168,8 +168,9 @@ class FakeSwitch:
         self.cdrs[call_id]["note"] = text
         return True
 
-    def agent_status(self) -> list[Any]:
-        return self.agents
+    def agent_at(self, line: str) -> str | None:
+        return next((a.agent_id for a in self.agents
+                     if a.line == line and a.state != "logged_out"), None)
 
 
 def note(switch: FakeSwitch, user: str, call: str = "C1", text: str = "hi") -> dict[str, Any]:

@@ -22,14 +22,22 @@ from switchd.acd.inputs import Login, Logout, NotReady, Ready
 from switchd.control import Control
 from switchd.cti.codec import Request
 from switchd.cti.server import Reply, Session
-from switchd.cti.verbs import ALL_ROLES, STAFF, VERBS, Verb, arg, bool_arg, only, own_phone
+from switchd.cti.verbs import (
+    ALL_ROLES,
+    STAFF,
+    SUPERVISORS,
+    VERBS,
+    Verb,
+    arg,
+    bool_arg,
+    only,
+    own_phone,
+)
 from switchd.exceptions import ProtocolError
 from switchd.timefmt import iso_utc
 
 __all__ = ["AGENT_VERBS", "AgentVerbs", "agent_item"]
 
-#: Who may set another agent's state (a CRM may not: it is not a team leader).
-_SUPERVISORS = frozenset({"supervisor", "admin"})
 #: SUPER.AGENT's states.
 _SUPER_STATES = ("ready", "not_ready", "logout")
 
@@ -49,7 +57,7 @@ AGENT_VERBS: tuple[Verb, ...] = (
     Verb("AGENT.LIST", STAFF, "AGENT.LIST",
          "every agent: state, reason, since, call, queues and figures (a wallboard)",
          "agent_list"),
-    Verb("SUPER.AGENT", _SUPERVISORS,
+    Verb("SUPER.AGENT", SUPERVISORS,
          "SUPER.AGENT agent=<id> state=ready|not_ready|logout [reason=<text>]",
          "set an agent's state: make it ready, not ready (reason, default supervisor) or "
          "log it out", "super_agent"),

@@ -271,6 +271,4 @@ class CallVerbs:
         user = self.control.user(session.user or "")
         if user is None or user.extension is None:
             return None
-        line = f"ext/{user.extension}"
-        return next((a.agent_id for a in self.control.agent_status()
-                     if a.line == line and a.state != "logged_out"), None)
+        return self.control.agent_at(f"ext/{user.extension}")

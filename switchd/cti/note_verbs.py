@@ -105,9 +105,8 @@ class NoteVerbs:
         if extension is not None and cdr.get("extension") == extension:
             return True
         answered_by = cdr.get("agent")
-        return answered_by is not None and any(
-            a.agent_id == answered_by and a.line == session.agent_line
-            and a.state != "logged_out" for a in self.control.agent_status())
+        return (answered_by is not None and session.agent_line is not None
+                and self.control.agent_at(session.agent_line) == answered_by)
 
     @staticmethod
     def _not_yours(session: Session, call_id: str) -> ProtocolError:

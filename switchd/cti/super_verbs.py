@@ -24,6 +24,7 @@ from switchd.core.inputs import Monitor, Pickup, SetMonitorMode
 from switchd.cti.codec import Request
 from switchd.cti.server import Reply, Session
 from switchd.cti.verbs import (
+    SUPERVISORS,
     VERBS,
     Verb,
     arg,
@@ -38,16 +39,15 @@ from switchd.exceptions import ProtocolError
 
 __all__ = ["SUPER_VERBS", "SuperVerbs"]
 
-_SUPERVISORS = frozenset({"supervisor", "admin"})
 #: ``agent=``: an extension number or its line name.
 _AGENT = re.compile(r"^(?:ext/)?([0-9]{1,9})$")
 
 SUPER_VERBS: tuple[Verb, ...] = (
-    Verb("SUPER.MONITOR", _SUPERVISORS,
+    Verb("SUPER.MONITOR", SUPERVISORS,
          "SUPER.MONITOR call=<id> [mode=listen|whisper|barge] [agent=<extension>]",
          "monitor a call from your phone (it rings; answer to join), or change the mode "
          "of the call you monitor", "super_monitor"),
-    Verb("SUPER.PICKUP", _SUPERVISORS, "SUPER.PICKUP call=<id>",
+    Verb("SUPER.PICKUP", SUPERVISORS, "SUPER.PICKUP call=<id>",
          "take a call ringing on another phone or waiting in a queue or IVR onto your phone",
          "super_pickup"),
 )

@@ -25,6 +25,7 @@ __all__ = [
     "ALL_ROLES",
     "PHONE_NUMBER",
     "STAFF",
+    "SUPERVISORS",
     "VERBS",
     "Verb",
     "arg",
@@ -47,6 +48,8 @@ ALL_ROLES = frozenset({"agent", "supervisor", "crm", "admin"})
 PHONE_NUMBER = re.compile(r"^\+?[0-9*#]{1,32}$")
 STAFF = frozenset({"supervisor", "crm", "admin"})
 ADMIN = frozenset({"admin"})
+#: Team leaders: who may set another agent's state, monitor and pick up (a CRM may not).
+SUPERVISORS = frozenset({"supervisor", "admin"})
 
 
 @dataclass(frozen=True, slots=True)

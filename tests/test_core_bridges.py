@@ -808,6 +808,29 @@ def test_a_supervisor_still_ringing_to_monitor_stops_when_the_call_goes_to_a_que
     r.assert_clean()
 
 
+def test_a_supervisor_answering_while_a_blind_transfer_rings_joins_and_coaches_who_answers():
+    # Found by the core fuzzer: the supervisor's phone rang to monitor, the agent blind
+    # transferred, then the supervisor answered. A monitor already in the call stays
+    # through the transfer, so one answering now joins the same way (not a refusal
+    # that connected and released the phone in one step).
+    r = Run()
+    call_id = r.answered_call()
+    r.do(Monitor(SUPER, call_id, Role.WHISPER))
+    r.do(BlindTransfer(AGENT, "202"))
+    assert r.core.calls[call_id].state is CallState.TRANSFERRING
+    events = r.do(Answer(SUPER))
+    assert not [e for e in events if e.name == "line.error"]
+    [started] = [e for e in events if e.name == "monitor.started"]
+    assert (started.line, started.agent) == (SUPER, None)   # nobody to whisper to yet
+    assert r.status(SUPER) is LineStatus.CONNECTED
+    events = r.do(Answer(OTHER))
+    [started] = [e for e in events if e.name == "monitor.started"]
+    assert (started.line, started.mode, started.agent) == (SUPER, Role.WHISPER, OTHER)
+    assert r.roles() == [{CALLER: Role.PARTY, OTHER: Role.PARTY, SUPER: Role.WHISPER}]
+    r.do(Hangup(CALLER))
+    r.assert_clean()
+
+
 def test_an_outside_number_busy_on_a_blind_transfer_rings_the_agent_back_at_once():
     r = Run()
     r.answered_call()

@@ -1256,9 +1256,12 @@ class SwitchCore:
         self._bridge_changed(now, call, side)
 
     def _join_monitor(self, now: float, call: Call, ln: Line, offer: Offer) -> None:
-        if call.state not in (CallState.ANSWERED, CallState.CONSULTING, CallState.CONFERENCE):
-            # The call moved on while the supervisor's phone rang (a transfer ringing, a
-            # queue): a supervisor joins only a conversation, so its phone is released.
+        if call.state not in (CallState.ANSWERED, CallState.CONSULTING, CallState.CONFERENCE,
+                              CallState.TRANSFERRING, CallState.RECALLING):
+            # A blind transfer (ringing its target, or ringing the agent back) keeps the
+            # monitors already in the call, so a supervisor answering then joins as they
+            # did and coaches whoever answers (_coach_new_agent). A call sent to a queue or
+            # a flow withdrew this ring (Redirect); anything else is released here.
             self._refuse(now, ln, "monitor", f"call {call.call_id} is {call.state.value} "
                          "now; only connected calls are monitored")
             self._move(now, ln, _L.RELEASE, None, call.call_id)

@@ -8,7 +8,7 @@ import pytest
 
 from switchd.acd.inputs import Login, Logout, NotReady, Ready
 from switchd.acd.model import AgentSettings, Strategy
-from switchd.core.inputs import Dial, Digit, OffHook, Redirect
+from switchd.core.inputs import Consult, Dial, Digit, Hold, OffHook, Redirect, Retrieve
 from switchd.core.routing import Target, TargetKind
 from switchd.events import (
     AgentState,
@@ -20,6 +20,7 @@ from switchd.events import (
     QueueExit,
     QueueJoin,
     QueueLeave,
+    QueueLogEntry,
     QueueOffered,
     QueueOverflow,
 )
@@ -144,6 +145,52 @@ def test_wrapup_is_exact_and_belongs_to_the_agent_across_queues():
     assert c.ringing() == ["ext/201"]
     assert c.of(QueueOffered)[-1].time == end + 10
     assert c.acd.stats["A"].wrapup_sum == pytest.approx(10)
+    c.check_invariants()
+
+
+def test_the_queue_log_shows_each_hold_and_each_wrap_up_for_reports():
+    # HOLD / UNHOLD|hold_s / WRAPUPEND|wrapup_s: switchd's own queue_log lines (Asterisk
+    # logs none), so that a report has the agents' hold and wrap-up time from the log.
+    c = Centre([queue(wrapup_s=10)], agents(1))
+    one = c.call(caller="5550001")
+    c.answer(201)
+    c.advance(5)
+    c.submit(Hold("ext/201"))
+    c.advance(7)
+    c.submit(Retrieve("ext/201"))
+    c.advance(3)
+    c.submit(Hold("ext/201"))
+    c.advance(4)
+    c.caller_hangs_up(one)             # hung up on hold: the hold ends with the call
+    c.advance(2)
+    c.submit(Ready("a1"))              # wrap-up cut short after 2 s
+    log = [x for x in c.queue_log() if x.split("|")[3] in
+           ("HOLD", "UNHOLD", "WRAPUPEND", "COMPLETECALLER")]
+    held = log[0].split("|")[4]
+    assert held.startswith("trunk/")
+    assert log == [f"{one}|q|a1|HOLD|{held}", f"{one}|q|a1|UNHOLD|7",
+                   f"{one}|q|a1|HOLD|{held}", f"{one}|q|a1|UNHOLD|4",
+                   f"{one}|q|a1|COMPLETECALLER|0|19|1", f"{one}|q|a1|WRAPUPEND|2"]
+    stamps = [e.time - T0 for e in c.of(QueueLogEntry) if e.event == "WRAPUPEND"]
+    assert stamps == [21]
+    assert c.agent_state("a1") is AgentState.READY
+    c.check_invariants()
+
+
+def test_a_consultation_holds_the_caller_until_the_agent_transfers_it():
+    c = Centre([queue()], agents(2))
+    c.submit(NotReady("a2"))
+    one = c.call(caller="5550001")
+    c.answer(201)
+    c.submit(Consult("ext/201", "202"))
+    c.advance(6)
+    c.answer(202)
+    c.hangup("ext/201")                # completes the attended transfer
+    log = [x for x in c.queue_log() if x.split("|")[3] in ("HOLD", "UNHOLD")]
+    assert [x.split("|")[2:] for x in log] == [["a1", "HOLD", log[0].split("|")[4]],
+                                               ["a1", "UNHOLD", "6"]]
+    assert not c.acd._holds
+    c.caller_hangs_up(one)
     c.check_invariants()
 
 

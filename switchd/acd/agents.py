@@ -95,6 +95,8 @@ class Agent:
     answered_at: float = 0.0
     #: When its last queue call ended (longest idle); its login time before any.
     last_call_end: float = 0.0
+    #: The queue call whose wrap-up this is (queue_log WRAPUPEND), in wrap_up only.
+    wrapup_call: str | None = None
     #: Offers in a row it did not answer (RONA).
     no_answer: int = 0
     version: int = 0

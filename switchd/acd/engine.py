@@ -62,7 +62,9 @@ from switchd.events import (
     AgentStateChanged,
     CallAnswered,
     CallEnded,
+    CallHeld,
     CallNew,
+    CallRetrieved,
     CallRinging,
     CallRouted,
     CallRouteFailed,
@@ -306,7 +308,7 @@ class Acd:
 
     FOLLOWS: tuple[type, ...] = (CallRouted, CallRinging, CallAnswered, OfferWithdrawn, CallEnded,
                                  LineState, LineError, DtmfReceived, CallTransferred,
-                                 CallRouteFailed, CallNew)
+                                 CallRouteFailed, CallNew, CallHeld, CallRetrieved)
     TAKES: tuple[type, ...] = (Login, Logout, Ready, NotReady)
 
     def __init__(self, settings: AcdSettings, *,
@@ -346,6 +348,9 @@ class Acd:
         self._dialling: dict[str, Caller] = {}
         #: calls placed for callbacks that connected (their completion is logged reversed)
         self._completed_callbacks: set[str] = set()
+        #: (call id, agent line) -> (since, agent, queue) while an agent holds its peer:
+        #: the queue_log's HOLD/UNHOLD lines (an agent's hold time in reports)
+        self._holds: dict[tuple[str, str], tuple[float, Agent, str]] = {}
         self.stats: dict[str, QueueStats] = {}
         self.interval: dict[str, QueueStats] = {}
         self.interval_start = 0.0
@@ -359,6 +364,7 @@ class Acd:
             CallEnded: self._on_ended, LineState: self._on_line, LineError: self._on_line_error,
             DtmfReceived: self._on_dtmf, CallTransferred: self._on_transferred,
             CallRouteFailed: self._on_route_failed, CallNew: self._on_new,
+            CallHeld: self._on_held, CallRetrieved: self._on_retrieved,
             Login: self._login, Logout: self._logout, Ready: self._ready,
             NotReady: self._not_ready,
         }
@@ -926,7 +932,33 @@ class Acd:
         if c is not None and not c.offers:
             self._serve_caller(now, c)
 
+    def _on_held(self, now: float, ev: CallHeld) -> None:
+        # An agent put its peer on hold (CALL.HOLD, or a consultation): logged so that a
+        # report can give each agent's hold time. Switchd's own queue_log event, as
+        # are UNHOLD and WRAPUPEND (Asterisk's app_queue logs none of the three).
+        a = self._by_line.get(ev.line)
+        key = (ev.call_id, ev.line)
+        if a is None or a.state is _S.LOGGED_OUT or key in self._holds:
+            return
+        queue = a.queue if a.call_id == ev.call_id and a.queue else "NONE"
+        self._holds[key] = (now, a, queue)
+        self._log(now, ev.call_id, queue, a.agent_id, "HOLD", ev.held_line)
+
+    def _on_retrieved(self, now: float, ev: CallRetrieved) -> None:
+        self._end_hold(now, ev.call_id, ev.line)
+
+    def _end_hold(self, now: float, call_id: str, line: str) -> None:
+        """Log ``UNHOLD|hold_s`` for the hold ``line`` has on ``call_id``, if any: taken
+        back, or ended by the agent leaving the call (transfer) or the call ending."""
+        held = self._holds.pop((call_id, line), None)
+        if held is not None:
+            since, a, queue = held
+            self._log(now, call_id, queue, a.agent_id, "UNHOLD", _secs(now - since))
+
     def _on_ended(self, now: float, ev: CallEnded) -> None:
+        if self._holds:
+            for call_id, line in [k for k in self._holds if k[0] == ev.call_id]:
+                self._end_hold(now, call_id, line)
         self._sent_to_extension.pop(ev.call_id, None)
         self._returning.pop(ev.call_id, None)
         self._refused.pop(ev.call_id, None)
@@ -977,6 +1009,7 @@ class Acd:
         return self._remove(now, c, QueueExit.ABANDON, None, gone=True)
 
     def _on_transferred(self, now: float, ev: CallTransferred) -> None:
+        self._end_hold(now, ev.call_id, ev.line)
         talking = self._talking.get(ev.call_id)
         if not talking:
             return
@@ -1567,7 +1600,7 @@ class Acd:
 
     def _call_over(self, now: float, a: Agent) -> None:
         """``a``'s phone is idle after a call: wrap-up after a queue call, else ready."""
-        queue = a.queue
+        queue, call_id = a.queue, a.call_id
         a.call_id, a.queue = None, None
         if queue is None:
             self._move(now, a, _I.FREE, "call_end")
@@ -1589,12 +1622,17 @@ class Acd:
             return
         self._move(now, a, _I.CALL_END, "call_end")
         a.queue = queue  # the wrap-up's queue (stats), not a call
+        a.wrapup_call = call_id
         self._timers.arm(("wrapup", a.agent_id), now + wrapup, None)
 
     def _wrapup_done(self, now: float, a: Agent) -> None:
         queue, a.queue = a.queue, None
+        call_id, a.wrapup_call = a.wrapup_call, None
         spent = now - a.since
         a.count("wrapup_s", spent)
+        # However it ends (its timer, READY, NOT_READY, logout, a call of its own):
+        # WRAPUPEND|wrapup_s, so reports have the wrap-up time and when it was spent.
+        self._log(now, call_id or "NONE", queue or "NONE", a.agent_id, "WRAPUPEND", _secs(spent))
         if queue in self.stats:
             for s in self._figures(queue):
                 s.wrapup_sum += spent

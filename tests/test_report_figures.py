@@ -155,8 +155,8 @@ def test_transferred_call_counts_once(by_hour):
     # c8: two CONNECTs (a1 in sales, a2 in support) but one call.
     assert (f.offered, f.answered, f.queue_calls) == (1, 1, 1)
     assert f.asa_s == 33 and f.avg_talk_s == 288
-    # The service level goes by the first answer: holdtime 25 > 20, so 0/1 (the second
-    # CONNECT's 8 s in support does not make it "within T").
+    # The service level goes by the caller's whole wait, the CDR's 33 s > 20, so 0/1 (the
+    # second CONNECT's 8 s in support does not make it "within T").
     assert f.sl1 == f.sl2 == f.sl3 == 0.0
 
 
@@ -187,7 +187,7 @@ def test_hour_11_refused_overflow_callback(by_hour):
     assert f.max_wait_s == 60
     assert f.asa_s == pytest.approx(32.0)          # (4 + 60) / 2
     assert f.avg_talk_s == pytest.approx(45.0)     # (60 + 30) / 2
-    # Within T: c10 (CONNECT 4); c12 was answered with no CONNECT. 2 answered, 0 abandoned.
+    # Within T: c10 (CDR wait 4); c12 waited 60. 2 answered, 0 abandoned.
     assert f.sl1 == pytest.approx(0.5) and f.sl2 == pytest.approx(0.5)   # 1 / 2
     assert f.sl3 == pytest.approx(0.25)            # 1 / 4
 
@@ -318,3 +318,75 @@ def test_bad_arguments_raise():
         compute([], [], start=0.0, end=1.0, tz="UTC", by="year")
     with pytest.raises(ValueError, match="time zone"):
         compute([], [], start=0.0, end=1.0, tz="Nowhere/Here", by="day")
+
+
+# ------------------------------------------------ hold, wrap-up and occupancy (agent b1)
+# b1 logs in to sales and support at 08:00 (one ADDMEMBER per queue) and out at 12:00:
+# logged in 4 h = 14 400 s. d1: answered 09:00:10, on hold 09:01:00–09:01:30, talk 180 s
+# (09:00:10–09:03:10), wrap-up 30 s (to 09:03:40). d2: talk 300 s 10:30:00–10:35:00,
+# wrap-up 20 s. A break 11:00–11:15. A ring group's phone (ext/205) is no agent: its talk
+# is not in anyone's occupancy.
+OCC_CALLS = [
+    call("d1", "2026-12-07 09:00:00", answer_after=10, dur=190, queue="sales", agent="b1",
+         wait_s=10, billsec=180),
+    call("d2", "2026-12-07 10:30:00", answer_after=0.5, dur=300, queue="support", agent="b1",
+         wait_s=0.5, billsec=300),
+    call("g1", "2026-12-07 10:00:00", answer_after=3, dur=103, extension=205, billsec=100),
+]
+OCC_LOG = [
+    q("2026-12-07 08:00:00", "NONE", "sales", "b1", "ADDMEMBER"),
+    q("2026-12-07 08:00:00", "NONE", "support", "b1", "ADDMEMBER"),
+    q("2026-12-07 09:00:00", "d1", "sales", "NONE", "ENTERQUEUE", "", "5550001"),
+    q("2026-12-07 09:00:10", "d1", "sales", "b1", "CONNECT", "10", "d1", "2"),
+    q("2026-12-07 09:01:00", "d1", "sales", "b1", "HOLD", "trunk/1"),
+    q("2026-12-07 09:01:30", "d1", "sales", "b1", "UNHOLD", "30"),
+    q("2026-12-07 09:03:10", "d1", "sales", "b1", "COMPLETEAGENT", "10", "180", "1"),
+    q("2026-12-07 09:03:40", "d1", "sales", "b1", "WRAPUPEND", "30"),
+    q("2026-12-07 10:00:03", "g1", "group:all", "ext/205", "CONNECT", "3", "g1", "0"),
+    q("2026-12-07 10:01:43", "g1", "group:all", "ext/205", "COMPLETECALLER", "3", "100", "1"),
+    q("2026-12-07 10:30:00", "d2", "support", "NONE", "ENTERQUEUE", "", "5550002"),
+    q("2026-12-07 10:30:00", "d2", "support", "b1", "CONNECT", "0", "d2", "1"),
+    q("2026-12-07 10:35:00", "d2", "support", "b1", "COMPLETECALLER", "0", "300", "1"),
+    q("2026-12-07 10:35:20", "d2", "support", "b1", "WRAPUPEND", "20"),
+    q("2026-12-07 11:00:00", "NONE", "sales", "b1", "PAUSE", "break"),
+    q("2026-12-07 11:00:00", "NONE", "support", "b1", "PAUSE", "break"),
+    q("2026-12-07 11:15:00", "NONE", "sales", "b1", "UNPAUSE", ""),
+    q("2026-12-07 11:15:00", "NONE", "support", "b1", "UNPAUSE", ""),
+    q("2026-12-07 12:00:00", "NONE", "sales", "b1", "REMOVEMEMBER"),
+    q("2026-12-07 12:00:00", "NONE", "support", "b1", "REMOVEMEMBER"),
+]
+
+
+def test_hold_wrapup_and_occupancy_of_an_agent_and_per_hour():
+    r = compute(OCC_CALLS, OCC_LOG, start=DAY[0], end=DAY[1], tz="UTC", by="hour", settings=S)
+    [b1] = [a for a in r.agents if a.agent == "b1"]
+    assert (b1.calls_handled, b1.talk_s, b1.hold_s, b1.wrapup_s) == (2, 480.0, 30.0, 50.0)
+    assert b1.aht_s == pytest.approx(265.0)           # (480 talk + 50 wrap-up) / 2
+    assert b1.not_ready_s == (("break", 900.0),)
+    assert b1.occupancy == pytest.approx(530 / 14400)  # (480 + 50) busy / 4 h logged in
+    occ = {iv.label[-5:]: f.occupancy for iv, f in r.intervals}
+    assert occ["08:00"] == 0.0                         # logged in, idle
+    assert occ["09:00"] == pytest.approx(210 / 3600)   # d1: 180 talk + 30 wrap-up
+    assert occ["10:00"] == pytest.approx(320 / 3600)   # d2: 300 + 20 (not ext/205's 100)
+    assert occ["11:00"] == 0.0
+    assert occ["07:00"] is None and occ["12:00"] is None   # nobody logged in
+    assert r.total.occupancy == pytest.approx(530 / 14400)
+    wrap = {iv.label[-5:]: f.avg_wrapup_s for iv, f in r.intervals}
+    assert (wrap["09:00"], wrap["10:00"], wrap["08:00"]) == (30.0, 20.0, None)
+    assert r.total.avg_wrapup_s == pytest.approx(25.0)
+    [ring] = [a for a in r.agents if a.agent == "ext/205"]
+    assert ring.occupancy is None and ring.talk_s == 100.0
+
+
+def test_an_agent_logged_in_before_the_log_counts_from_the_start_of_the_report():
+    # b2's first line is a call: it logged in before the log read starts. Logged in from
+    # the report's start (00:00) to its REMOVEMEMBER at 10:00 = 36 000 s; busy 600 s.
+    log = [q("2026-12-07 09:10:00", "e1", "sales", "b2", "COMPLETEAGENT", "5", "600", "1"),
+           q("2026-12-07 10:00:00", "NONE", "sales", "b2", "REMOVEMEMBER")]
+    r = compute([], log, start=DAY[0], end=DAY[1], tz="UTC", by="day", settings=S)
+    [b2] = r.agents
+    assert b2.occupancy == pytest.approx(600 / 36000)
+    # An occupancy over a part of the period: 09:00–09:30 holds 09:00–09:10 of the call.
+    part = compute([], log, start=utc("2026-12-07 09:00"), end=utc("2026-12-07 09:30"),
+                   tz="UTC", by="hour", settings=S)
+    assert part.total.occupancy == pytest.approx(600 / 1800)

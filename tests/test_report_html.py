@@ -121,9 +121,12 @@ def test_four_inline_svg_charts_with_axes_ticks_and_legends(page: str,
     ticks = re.findall(r"2026-12-07 \d\d:00", calls)
     assert 2 <= len(ticks) <= html_mod.MAX_TICKS and "2026-12-07 00:00" in ticks
     assert re.search(r"(?<![\d.])0 ", calls + " ")
-    for a in day_report.agents:
+    # Agent occupancy: one bar per agent who was logged in, as a percentage with its calls.
+    staff = [a for a in day_report.agents if a.occupancy is not None]
+    assert staff
+    for a in staff:
         assert a.agent in agents and f"{a.calls_handled} 通 calls" in agents
-    assert "通话时长 talk time" in agents
+    assert "坐席占用率 agent occupancy" in agents and "100%" in agents
 
 
 def test_summary_and_tables_show_the_figures(page: str, day_report: Report) -> None:
@@ -158,13 +161,15 @@ def test_a_hand_made_report_shows_its_numbers() -> None:
                 sl3=0.7692)
     rep = Report(ReportSettings(), "Asia/Shanghai", "day",
                  ((Interval(1796572800.0, 1796659200.0, "2026-12-07"), f),), f,
-                 (AgentFigures("a1", 36, 6516.0, (("lunch", 1800.0),), 2, 190.0),),
+                 (AgentFigures("a1", 36, 6516.0, (("lunch", 1800.0),), 2, 190.0, hold_s=95.0,
+                               wrapup_s=324.0, occupancy=0.625),),
                  "10:00")
     text = parse(html_mod.as_html(rep, now=1796659200.0)).text
     for want in ("呼入 offered 40", "接通 answered 36", "接通率 connection rate 90.0%",
                  "放弃 abandoned 3 (短 short 1)", "呼损率 loss rate 10.0%",
                  "平均应答速度 ASA 0:12", "SL1 80.0%", "SL2 85.0%", "SL3 76.9%",
-                 "最忙时段 busiest hour 10:00", "not ready: lunch", "a1 36 1:48:36 3:10 2 30:00",
+                 "最忙时段 busiest hour 10:00", "not ready: lunch",
+                 "a1 36 1:48:36 1:35 5:24 3:10 62.5% 2 30:00",
                  "2026-12-07 00:00+08:00"):
         assert want in text, want
 

@@ -35,9 +35,19 @@ denominator is 0:
   set (the CDR's wait is the time spent in queues; a refused join has no CDR queue).
 * ``asa_s``: mean CDR ``wait_s`` of answered calls whose CDR queue is set.
 * ``avg_talk_s``: mean ``billsec`` of answered calls.
+* ``avg_wrapup_s``: mean ``wrapup_s`` of the WRAPUPEND lines of the interval's calls (the ACD
+  writes one as each agent's wrap-up after a queue call ends, however it ends).
+* ``occupancy``: the agents' busy time over their logged-in time within the interval (with
+  ``agent=A`` that agent's), across all their queues, as the ACD's live figure: busy = talk on
+  queue calls (from COMPLETEAGENT / COMPLETECALLER / *TRANSFER: the calltime before it) plus
+  wrap-up (WRAPUPEND: the wrapup_s before it); logged in from ADDMEMBER to REMOVEMEMBER (an
+  agent whose first line read is not ADDMEMBER was logged in before the log read starts, one
+  day before the report). Ring-group phones (logged as their line, ``ext/N``) are not agents
+  and have no logged-in time.
 * Service levels with T = ``sl_threshold_s``, over queue calls (REFERENCE, as switchd.acd.stats):
-  answered within T = the call's first CONNECT (in Q with ``queue=Q``) has holdtime ≤ T (the
-  queue_log writes whole seconds, rounded half-up); answered = queue calls a person answered;
+  answered within T = the caller's wait ≤ T: the CDR's ``wait_s`` (its whole time in queues, to
+  the millisecond; with ``queue=Q``, the holdtime of its first CONNECT in Q, whole seconds
+  rounded half-up as the queue_log writes them); answered = queue calls a person answered;
   abandoned as above, "abandoned after T" = ABANDON waittime > T.
   SL1 = within T / (answered + abandoned); SL2 = within T / (answered + abandoned after T);
   SL3 = within T / queue_calls.
@@ -46,11 +56,12 @@ Averages are exact means over the interval, never moving averages.
 
 Agent figures (``AgentFigures``, whole period, agents sorted by id): ``calls_handled`` = distinct
 calls with a CONNECT naming the agent; ``talk_s`` = sum of calltime of COMPLETEAGENT /
-COMPLETECALLER (data[1]) and BLINDTRANSFER / ATTENDEDTRANSFER (data[3]); ``rona`` = RINGNOANSWER
-events naming the agent; ``not_ready_s`` = time from each PAUSE|reason to the next UNPAUSE,
-REMOVEMEMBER, PAUSE or the end of the period, per reason (the ACD writes one line per queue of
-the agent: repeated lines at the same instant count once); ``aht_s`` = talk_s / calls_handled
-(the queue_log shows no wrap-up, so wrap-up counts 0).
+COMPLETECALLER (data[1]) and BLINDTRANSFER / ATTENDEDTRANSFER (data[3]); ``hold_s`` = sum of
+UNHOLD hold_s; ``wrapup_s`` = sum of WRAPUPEND wrapup_s; ``rona`` = RINGNOANSWER events naming
+the agent; ``not_ready_s`` = time from each PAUSE|reason to the next UNPAUSE, REMOVEMEMBER,
+PAUSE or the end of the period, per reason (the ACD writes one line per queue of the agent:
+repeated lines at the same instant count once); ``aht_s`` = (talk_s + wrapup_s) /
+calls_handled (hold is part of talk); ``occupancy`` as above over the whole period.
 
 ``busiest_hour``: with ``by="hour"`` the label of the hour interval with most offered calls, else
 the local hour of day "HH:00" with most offered calls over the period (earliest on a tie); None
@@ -61,9 +72,11 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from operator import attrgetter
+
+import numpy as np
 
 from switchd.reports.intervals import intervals, zone
 from switchd.reports.model import (
@@ -160,6 +173,7 @@ class _CallFacts:
     connect_time: float | None = None
     exits: list[tuple[float, str]] = field(default_factory=list)
     enters: list[tuple[float, str]] = field(default_factory=list)
+    wrapups: list[float] = field(default_factory=list)
 
 
 def _facts(log: Sequence[QueueLogRow], queue: str | None) -> dict[str, _CallFacts]:
@@ -188,6 +202,8 @@ def _facts(log: Sequence[QueueLogRow], queue: str | None) -> dict[str, _CallFact
         elif row.event == "CONNECT" and f.connect_time is None:
             f.connect_hold = _field(row, 0)
             f.connect_time = row.time
+        elif row.event == "WRAPUPEND":
+            f.wrapups.append(_field(row, 0) or 0.0)
         if row.event in _EXITS_ON:
             f.exits.append((row.time, row.queue))
     return out
@@ -209,14 +225,17 @@ class _Acc:
     calls: list[tuple[CallRow | None, _CallFacts]] = field(default_factory=list)
 
 
-def _figures(acc: _Acc, s: ReportSettings) -> Figures:
+def _figures(acc: _Acc, s: ReportSettings, by_queue: bool) -> Figures:
     offered = len(acc.calls)
     answered = abandoned = short = blocked = refused = overflowed = callbacks = 0
     ivr_only = queue_calls = q_answered = within = abandoned_after = 0
     waits: list[float] = []
     answered_waits: list[float] = []
     talks: list[float] = []
+    wrapups: list[float] = []
     for c, f in acc.calls:
+        if f.wrapups:
+            wrapups.extend(f.wrapups)
         is_answered = c is not None and c.answer is not None and c.disposition == "ANSWERED"
         is_blocked = c is not None and (bool(c.blocked_reason)
                                         or c.disposition in ("BUSY", "CONGESTION"))
@@ -243,7 +262,9 @@ def _figures(acc: _Acc, s: ReportSettings) -> Figures:
             queue_calls += 1
             if is_answered:
                 q_answered += 1
-                if f.connect_hold is not None and f.connect_hold <= s.sl_threshold_s:
+                waited = (c.wait_s if not by_queue and c is not None and c.queue
+                          else f.connect_hold)
+                if waited is not None and waited <= s.sl_threshold_s:
                     within += 1
         if c is not None and c.queue:
             waits.append(c.wait_s)
@@ -255,22 +276,72 @@ def _figures(acc: _Acc, s: ReportSettings) -> Figures:
         blocked=blocked, loss_rate=_ratio(blocked + abandoned, offered), refused=refused,
         overflowed=overflowed, callbacks=callbacks, ivr_only=ivr_only, queue_calls=queue_calls,
         avg_wait_s=_mean(waits), max_wait_s=max(waits) if waits else None,
-        asa_s=_mean(answered_waits), avg_talk_s=_mean(talks),
+        asa_s=_mean(answered_waits), avg_talk_s=_mean(talks), avg_wrapup_s=_mean(wrapups),
         sl1=_ratio(within, q_answered + abandoned),
         sl2=_ratio(within, q_answered + abandoned_after),
         sl3=_ratio(within, queue_calls),
     )
 
 
+def _covered(spans: list[tuple[float, float]], bounds: np.ndarray) -> np.ndarray:
+    """Seconds of ``spans`` (``[t0, t1)`` pairs, epoch s, may overlap each other) inside
+    each ``[bounds[i], bounds[i+1])``: float64 array of len(bounds) - 1.
+
+    Vectorised: the time covered before t is C(t) = Σ_{t0<t}(t − t0) − Σ_{t1<t}(t − t1), so
+    each interval gets C(end) − C(start) with two sorted searches per bound."""
+    if not spans or len(bounds) < 2:
+        return np.zeros(max(len(bounds) - 1, 0))
+    arr = np.asarray(spans, dtype=np.float64)
+    # Open spans (logged in before the log read, still logged in after it) end a second
+    # outside the bounds: only time between the bounds is measured.
+    t0 = np.maximum(arr[:, 0], bounds[0] - 1.0)
+    t1 = np.minimum(arr[:, 1], bounds[-1] + 1.0)
+    keep = t1 > t0
+
+    def before(x: np.ndarray) -> np.ndarray:
+        # F(t) = Σ_{x<t} (t − x) at every bound.
+        x = np.sort(x)
+        k = np.searchsorted(x, bounds, side="left")
+        prefix = np.concatenate(([0.0], np.cumsum(x)))
+        return k * bounds - prefix[k]
+
+    return np.diff(before(t0[keep]) - before(t1[keep]))
+
+
+@dataclass
+class _AgentTime:
+    """Logged-in and busy spans per agent, read from the whole log (clipped later)."""
+
+    logged: dict[str, list[tuple[float, float]]] = field(
+        default_factory=lambda: defaultdict(list))
+    busy: dict[str, list[tuple[float, float]]] = field(
+        default_factory=lambda: defaultdict(list))
+
+    def occupancy(self, bounds: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(busy seconds, logged-in seconds) of all agents per interval of ``bounds``."""
+        busy = _covered([x for v in self.busy.values() for x in v], bounds)
+        logged = _covered([x for v in self.logged.values() for x in v], bounds)
+        return busy, logged
+
+
+_INF = float("inf")
+
+
 def _agents(log: Sequence[QueueLogRow], start: float, end: float,
-            agent: str | None) -> tuple[AgentFigures, ...]:
+            agent: str | None) -> tuple[tuple[AgentFigures, ...], _AgentTime]:
     handled: dict[str, set[str]] = defaultdict(set)
     talk: dict[str, float] = defaultdict(float)
+    hold: dict[str, float] = defaultdict(float)
+    wrapup: dict[str, float] = defaultdict(float)
     rona: dict[str, int] = defaultdict(int)
     paused: dict[str, tuple[float, str]] = {}
     not_ready: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
     seen: set[tuple[float, str, str, tuple[str, ...]]] = set()
     names: set[str] = set()
+    spans = _AgentTime()
+    #: agent -> its queues while logged in (None: logged in before the log, queues unknown)
+    member: dict[str, set[str] | None] = {}
+    login_at: dict[str, float] = {}
 
     def close(a: str, at: float) -> None:
         p = paused.pop(a, None)
@@ -281,28 +352,61 @@ def _agents(log: Sequence[QueueLogRow], start: float, end: float,
 
     for row in sorted(log, key=_BY_TIME):
         a = row.agent
-        if a in _NONE or (agent is not None and a != agent) or row.time >= end:
+        if a in _NONE or (agent is not None and a != agent):
             continue
         ev = row.event
+        t = row.time
+        if "/" not in a:
+            # Logged-in time (a ring group's phone, ext/N, is no agent: it never logs in).
+            queues = member.get(a, ...)
+            if queues is ...:
+                queues = member[a] = set() if ev == "ADDMEMBER" else None
+                if queues is None:
+                    login_at[a] = -_INF
+            if ev == "ADDMEMBER" and queues is not None:
+                if not queues:
+                    login_at[a] = t
+                queues.add(row.queue)
+            elif ev == "REMOVEMEMBER" and (queues is None or row.queue in queues):
+                if queues is not None:
+                    queues.discard(row.queue)
+                if queues is None or not queues:
+                    spans.logged[a].append((login_at.pop(a, t), t))
+                    member[a] = set()
+        if ev in ("COMPLETEAGENT", "COMPLETECALLER", "BLINDTRANSFER", "ATTENDEDTRANSFER"):
+            secs = _field(row, 1 if ev.startswith("COMPLETE") else 3) or 0.0
+            if "/" not in a:
+                spans.busy[a].append((t - secs, t))
+            if start <= t < end:
+                talk[a] += secs
+                names.add(a)
+            continue
+        if ev == "WRAPUPEND":
+            secs = _field(row, 0) or 0.0
+            spans.busy[a].append((t - secs, t))
+            if start <= t < end:
+                wrapup[a] += secs
+                names.add(a)
+            continue
+        if t >= end:
+            continue
         if ev in ("PAUSE", "UNPAUSE", "REMOVEMEMBER"):
-            key = (row.time, a, ev, row.data)
+            key = (t, a, ev, row.data)
             if key in seen:
                 continue  # the same change, written once per queue of the agent
             seen.add(key)
-            close(a, row.time)
+            close(a, t)
             if ev == "PAUSE":
-                paused[a] = (row.time, row.data[0] if row.data else "")
-                if row.time >= start:
+                paused[a] = (t, row.data[0] if row.data else "")
+                if t >= start:
                     names.add(a)
             continue
-        if row.time < start:
+        if t < start:
             continue
         if ev == "CONNECT":
             handled[a].add(row.call_id)
-        elif ev in ("COMPLETEAGENT", "COMPLETECALLER"):
-            talk[a] += _field(row, 1) or 0.0
-        elif ev in ("BLINDTRANSFER", "ATTENDEDTRANSFER"):
-            talk[a] += _field(row, 3) or 0.0
+        elif ev == "UNHOLD":
+            hold[a] += _field(row, 0) or 0.0
         elif ev == "RINGNOANSWER":
             rona[a] += 1
         else:
@@ -310,15 +414,23 @@ def _agents(log: Sequence[QueueLogRow], start: float, end: float,
         names.add(a)
     for a in list(paused):
         close(a, end)
+    for a, t0 in login_at.items():
+        spans.logged[a].append((t0, _INF))
     names |= set(not_ready)
+    bounds = np.array([start, end], dtype=np.float64)
     out = []
     for a in sorted(names):
         n = len(handled.get(a, ()))
+        busy = float(_covered(spans.busy.get(a, []), bounds)[0])
+        logged = float(_covered(spans.logged.get(a, []), bounds)[0])
         out.append(AgentFigures(
             agent=a, calls_handled=n, talk_s=talk.get(a, 0.0),
             not_ready_s=tuple(sorted(not_ready.get(a, {}).items())),
-            rona=rona.get(a, 0), aht_s=_ratio(talk.get(a, 0.0), n)))
-    return tuple(out)
+            rona=rona.get(a, 0),
+            aht_s=_ratio(talk.get(a, 0.0) + wrapup.get(a, 0.0), n),
+            hold_s=hold.get(a, 0.0), wrapup_s=wrapup.get(a, 0.0),
+            occupancy=_ratio(busy, logged)))
+    return tuple(out), spans
 
 
 def compute(calls: Sequence[CallRow], log: Sequence[QueueLogRow], *, start: float, end: float,
@@ -364,8 +476,16 @@ def compute(calls: Sequence[CallRow], log: Sequence[QueueLogRow], *, start: floa
         if i < len(ivs):
             accs[i].calls.append((c, f))
         total.calls.append((c, f))
+    agents, spans = _agents(log, start, end, agent)
+    bounds = np.array([iv.start for iv in ivs] + [ivs[-1].end if ivs else end],
+                      dtype=np.float64)
+    busy, logged = spans.occupancy(bounds)
+    by_queue = queue is not None
     rows: tuple[tuple[Interval, Figures], ...] = tuple(
-        (iv, _figures(acc, s)) for iv, acc in zip(ivs, accs, strict=True))
+        (iv, replace(_figures(acc, s, by_queue), occupancy=_ratio(float(b), float(lg))))
+        for iv, acc, b, lg in zip(ivs, accs, busy, logged, strict=True))
+    total_busy = float(busy.sum())
+    total_logged = float(logged.sum())
 
     busiest: str | None = None
     if by == "hour":
@@ -380,5 +500,7 @@ def compute(calls: Sequence[CallRow], log: Sequence[QueueLogRow], *, start: floa
         if per_hour:
             h = min(per_hour, key=lambda k: (-per_hour[k], k))
             busiest = f"{h:02d}:00"
-    return Report(settings=s, tz=tz, by=by, intervals=rows, total=_figures(total, s),
-                  agents=_agents(log, start, end, agent), busiest_hour=busiest)
+    return Report(settings=s, tz=tz, by=by, intervals=rows,
+                  total=replace(_figures(total, s, by_queue),
+                                occupancy=_ratio(total_busy, total_logged)),
+                  agents=agents, busiest_hour=busiest)

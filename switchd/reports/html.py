@@ -158,24 +158,26 @@ def _charts(report: Report, font: str | None) -> dict[str, str]:
         ax.legend(loc="upper right")
         out["abandon"] = _svg(fig, "abandon")
 
-        fig, ax = plt.subplots(figsize=(10, max(2.4, 0.9 + 0.35 * len(report.agents))))
-        names = [a.agent for a in report.agents]
-        talk_min = [a.talk_s / 60.0 for a in report.agents]
-        bars = ax.barh(names, talk_min, color="#dd8452", label="通话时长 talk time (min)")
-        for bar, a in zip(bars, report.agents, strict=True):
-            ax.annotate(f"{a.calls_handled} 通 calls", (bar.get_width(), bar.get_y()
-                        + bar.get_height() / 2), xytext=(4, 0), textcoords="offset points",
-                        va="center", fontsize=8)
+        # Agent occupancy: agents who logged in (a ring group's phone never does).
+        staff = [a for a in report.agents if a.occupancy is not None]
+        fig, ax = plt.subplots(figsize=(10, max(2.4, 0.9 + 0.35 * len(staff))))
+        names = [a.agent for a in staff]
+        occ = [a.occupancy * 100.0 for a in staff if a.occupancy is not None]
+        bars = ax.barh(names, occ, color="#dd8452", label="占用率 occupancy")
+        for bar, a in zip(bars, staff, strict=True):
+            ax.annotate(f"{a.calls_handled} 通 calls, {_cell('talk_s', a.talk_s)}",
+                        (bar.get_width(), bar.get_y() + bar.get_height() / 2),
+                        xytext=(4, 0), textcoords="offset points", va="center", fontsize=8)
         ax.invert_yaxis()
-        ax.set_title("坐席通话时长 talk time per agent")
-        ax.set_xlabel("通话时长 talk time (分钟 min)")
+        ax.set_title("坐席占用率 agent occupancy (通话+整理 / 登录 talk + wrap-up / logged in)")
+        ax.set_xlabel("占用率 occupancy")
         ax.set_ylabel("坐席 agent")
+        ax.set_xlim(0, 118)   # room for the calls labels
+        ax.xaxis.set_major_formatter(PercentFormatter(100))
         ax.grid(axis="x", alpha=0.3)
         if not names:
             ax.text(0.5, 0.5, "无坐席数据 no agent data", ha="center", va="center",
                     transform=ax.transAxes)
-        if talk_min:
-            ax.set_xlim(0, max(max(talk_min), 1.0) * 1.18)  # room for the calls labels
         ax.legend(loc="lower right", bbox_to_anchor=(1.0, 1.0), fontsize=8, frameon=False)
         out["agents"] = _svg(fig, "agents")
     return out
@@ -196,6 +198,12 @@ def _summary(report: Report) -> list[tuple[str, str]]:
         ("最长等待 max wait", c("max_wait_s", t.max_wait_s)),
         ("平均应答速度 ASA", c("asa_s", t.asa_s)),
         ("平均通话 avg talk", c("avg_talk_s", t.avg_talk_s)),
+        ("平均整理 avg wrap-up", c("avg_wrapup_s", t.avg_wrapup_s)),
+        ("占用率 occupancy", c("occupancy", t.occupancy)),
+        ("回拨 callbacks", c("callbacks", t.callbacks)),
+        ("溢出 overflowed", c("overflowed", t.overflowed)),
+        ("拒绝入队 refused", c("refused", t.refused)),
+        ("IVR 自助 self-service", c("ivr_only", t.ivr_only)),
         ("SL1", c("sl1", t.sl1)),
         ("SL2", c("sl2", t.sl2)),
         ("SL3", c("sl3", t.sl3)),
@@ -219,7 +227,9 @@ def as_html(report: Report, *, now: float | None = None) -> str:
     reasons = sorted({r for a in report.agents for r, _ in a.not_ready_s})
     agents = [
         {"agent": a.agent, "calls": a.calls_handled, "talk": _cell("talk_s", a.talk_s),
-         "aht": _cell("aht_s", a.aht_s), "rona": a.rona,
+         "hold": _cell("hold_s", a.hold_s), "wrapup": _cell("wrapup_s", a.wrapup_s),
+         "aht": _cell("aht_s", a.aht_s), "occupancy": _cell("occupancy", a.occupancy),
+         "rona": a.rona,
          "not_ready": [_cell("s_s", dict(a.not_ready_s).get(r)) for r in reasons]}
         for a in report.agents
     ]

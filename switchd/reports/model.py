@@ -92,6 +92,8 @@ class Figures:
     max_wait_s: float | None = None
     asa_s: float | None = None
     avg_talk_s: float | None = None
+    avg_wrapup_s: float | None = None
+    occupancy: float | None = None
     sl1: float | None = None
     sl2: float | None = None
     sl3: float | None = None
@@ -105,10 +107,11 @@ class Figures:
 class AgentFigures:
     """Per-agent figures over the whole period.
 
-    `talk_s` is total talk seconds, `not_ready_s` pairs (pause reason, seconds) sorted by reason,
+    `talk_s` is total talk seconds (hold included), `hold_s` the time it held its callers,
+    `wrapup_s` its wrap-up time, `not_ready_s` pairs (pause reason, seconds) sorted by reason,
     `rona` the number of RINGNOANSWER events, `aht_s` the average handle time
-    ((talk + wrap-up) / calls_handled; wrap-up is 0 when the queue_log does not show it), None
-    when the agent handled no call.
+    ((talk + wrap-up) / calls_handled), None when the agent handled no call, and `occupancy`
+    (talk + wrap-up) / logged-in time in the period, None when it was never logged in.
     """
 
     agent: str
@@ -117,6 +120,9 @@ class AgentFigures:
     not_ready_s: tuple[tuple[str, float], ...] = field(default_factory=tuple)
     rona: int = 0
     aht_s: float | None = None
+    hold_s: float = 0.0
+    wrapup_s: float = 0.0
+    occupancy: float | None = None
 
     def as_dict(self) -> dict[str, int | float | str | None]:
         """Return the figures as a flat dict; pause reasons become `not_ready_<reason>_s` keys."""
@@ -124,8 +130,11 @@ class AgentFigures:
             "agent": self.agent,
             "calls_handled": self.calls_handled,
             "talk_s": self.talk_s,
+            "hold_s": self.hold_s,
+            "wrapup_s": self.wrapup_s,
             "rona": self.rona,
             "aht_s": self.aht_s,
+            "occupancy": self.occupancy,
             "not_ready_s": sum(s for _, s in self.not_ready_s),
         }
         for reason, secs in self.not_ready_s:

@@ -42,8 +42,8 @@ _CALL_COLUMNS: tuple[tuple[str, str], ...] = (
 )
 _WAIT_COLUMNS: tuple[tuple[str, str], ...] = (
     ("queue_calls", "queue calls"), ("avg_wait_s", "avg wait"), ("max_wait_s", "max wait"),
-    ("asa_s", "ASA"), ("avg_talk_s", "avg talk"), ("sl1", "SL1"), ("sl2", "SL2"),
-    ("sl3", "SL3"),
+    ("asa_s", "ASA"), ("avg_talk_s", "avg talk"), ("avg_wrapup_s", "avg wrap-up"),
+    ("occupancy", "occupancy"), ("sl1", "SL1"), ("sl2", "SL2"), ("sl3", "SL3"),
 )
 
 
@@ -56,7 +56,7 @@ def _cell(key: str, value: Any) -> str:
     """One figure for the table: rates as %, seconds as m:ss, counts as is, None as -."""
     if value is None:
         return "-"
-    if key.endswith("_rate") or key in ("sl1", "sl2", "sl3"):
+    if key.endswith("_rate") or key in ("sl1", "sl2", "sl3", "occupancy"):
         return f"{float(value) * 100:.1f}%"
     if key.endswith("_s"):
         s = int(round(float(value)))
@@ -110,13 +110,16 @@ def _agents_table(agents: tuple[AgentFigures, ...]) -> Any:
 
     table = Table(title="Agents (whole period)", title_justify="left")
     for name, just in (("agent", "left"), ("calls", "right"), ("talk", "right"),
-                       ("AHT", "right"), ("RONA", "right"), ("not ready", "left")):
+                       ("hold", "right"), ("wrap-up", "right"), ("AHT", "right"),
+                       ("occupancy", "right"), ("RONA", "right"), ("not ready", "left")):
         table.add_column(name, justify=just, no_wrap=True)  # type: ignore[arg-type]
     for a in agents:
         pauses = ", ".join(f"{reason or 'no reason'} {_cell('x_s', secs)}"
                            for reason, secs in a.not_ready_s) or "-"
         table.add_row(a.agent, str(a.calls_handled), _cell("talk_s", a.talk_s),
-                      _cell("aht_s", a.aht_s), str(a.rona), pauses)
+                      _cell("hold_s", a.hold_s), _cell("wrapup_s", a.wrapup_s),
+                      _cell("aht_s", a.aht_s), _cell("occupancy", a.occupancy), str(a.rona),
+                      pauses)
     return table
 
 

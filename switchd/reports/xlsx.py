@@ -55,12 +55,14 @@ DEFINITIONS: dict[str, str] = {
     "max_wait_s": "longest queue wait of calls with a queue, seconds",
     "asa_s": "average speed of answer: mean wait of answered queue calls, seconds",
     "avg_talk_s": "mean talk time (billsec) of answered calls, seconds",
+    "avg_wrapup_s": "mean wrap-up time (queue_log WRAPUPEND) after the interval's calls, seconds",
+    "occupancy": "agents' talk + wrap-up time / their logged-in time in the interval",
     "sl1": "answered within T s / (answered + abandoned), over queue calls",
     "sl2": "answered within T s / (answered + abandoned after T s), over queue calls",
     "sl3": "answered within T s / queue calls",
 }
 
-_RATES = ("connection_rate", "loss_rate", "sl1", "sl2", "sl3")
+_RATES = ("connection_rate", "loss_rate", "sl1", "sl2", "sl3", "occupancy")
 
 
 def available() -> bool:
@@ -119,11 +121,14 @@ def as_xlsx(report: Report) -> bytes:
     _sheet(wb, "intervals", ["interval", "start", "end", *keys], rows, formats)
 
     dicts = [a.as_dict() for a in report.agents]
-    agent_keys = ["agent", "calls_handled", "talk_s", "rona", "aht_s", "not_ready_s"]
+    agent_keys = ["agent", "calls_handled", "talk_s", "hold_s", "wrapup_s", "rona", "aht_s",
+                  "occupancy", "not_ready_s"]
     for d in dicts:
         agent_keys.extend(k for k in d if k not in agent_keys)
+    agent_formats = {k: "0.0" for k in agent_keys if k.endswith("_s") or k.startswith("not_ready")}
+    agent_formats["occupancy"] = "0.0%"
     _sheet(wb, "agents", agent_keys, [[d.get(k, 0) for k in agent_keys] for d in dicts],
-           {k: "0.0" for k in agent_keys if k.endswith("_s") or k.startswith("not_ready")})
+           agent_formats)
 
     s = report.settings
     defs = [[k, DEFINITIONS.get(k, "")] for k in keys]

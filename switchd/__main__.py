@@ -299,6 +299,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="talk-time distribution with mean --aht: exponential (default) or "
                           "lognormal (coefficient of variation 1)")
     sim.add_argument("--json", action="store_true", help="print one JSON object")
+    sim.add_argument("--records", metavar="DIR", default=None,
+                     help="write the run's CDRs and queue_log to DIR (a new or empty folder) "
+                          "for switchd report --state-dir DIR")
     sim.set_defaults(func=cmd_sim)
     from switchd.ivr.cli import add_flows_parser
 

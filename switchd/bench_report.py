@@ -1,10 +1,8 @@
 """``switchd bench report``: how long ``switchd report`` takes on a big state directory.
 
 The bench builds a throw-away state directory the way the daemon would have left it: a
-``switchd.db`` created and migrated by :class:`switchd.store.sqlite.Store` and filled
-with :func:`switchd.store.schema.cdr_row` rows (``executemany`` of
-``SQL_INSERT_CDR`` in transactions of 50 000 rows), and a ``queue_log`` in Asterisk's
-format as the ACD writes it. ``--rows N`` calls are spread evenly over 30 days
+``switchd.db`` and a ``queue_log`` in Asterisk's format, written by
+:func:`switchd.store.offline.write_state`. ``--rows N`` calls are spread evenly over 30 days
 (December 2026, UTC) from a fixed seed, so two runs report the same figures. The call
 mix of a small inbound centre (8 agents ``a1``..``a8``, queues ``sales`` and
 ``support``):
@@ -31,10 +29,8 @@ met it.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import random
 import shutil
-import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -53,8 +49,6 @@ MONTH_START = datetime(2026, 12, 1, tzinfo=UTC).timestamp()
 MONTH_S = 30 * 86400.0
 #: Goal of issue 18 for 1 000 000 CDR rows, load + compute + render (s).
 GOAL_S = 5.0
-#: Rows per INSERT transaction while building the database.
-BATCH = 50_000
 AGENTS = tuple(f"a{i}" for i in range(1, 9))
 QUEUES = ("sales", "support")
 
@@ -157,34 +151,12 @@ def make_state(state_dir: Path, rows: int, *, seed: int = 1) -> int:
     """Build ``switchd.db`` (``rows`` CDRs) and ``queue_log`` in ``state_dir``; returns the
     number of queue_log lines. Raises ValueError for rows < 1, StorageError /
     OSError when the directory cannot be written."""
-    from switchd.store import schema
-    from switchd.store.sqlite import Store
+    from switchd.store.offline import write_state
 
     if rows < 1:
         raise ValueError(f"--rows {rows}: expected 1 or more")
-    state_dir.mkdir(parents=True, exist_ok=True)
-    db = state_dir / "switchd.db"
-
-    async def create() -> None:
-        store = await Store.open(db)  # the schema and its migrations, as the daemon makes it
-        await store.close()
-
-    import structlog.testing
-
-    with structlog.testing.capture_logs():  # "store_migrated" x 5 would garble --json
-        asyncio.run(create())
     cdrs, lines = _calls(rows, seed)
-    conn = sqlite3.connect(db, isolation_level=None)
-    try:
-        conn.execute("PRAGMA synchronous=OFF")
-        for i in range(0, len(cdrs), BATCH):
-            conn.execute("BEGIN")
-            conn.executemany(schema.SQL_INSERT_CDR,
-                             [schema.cdr_row(c) for c in cdrs[i:i + BATCH]])
-            conn.execute("COMMIT")
-    finally:
-        conn.close()
-    (state_dir / "queue_log").write_text("".join(s + "\n" for s in lines), encoding="utf-8")
+    write_state(state_dir, cdrs, lines)
     return len(lines)
 
 

@@ -16,7 +16,14 @@ engine like the others:
   forever): it hangs up unless an agent answered first.
 
 After the last arrival the run goes on until every caller has left (and every
-wrap-up has ended). The queue figures are the ACD's own exact statistics
+wrap-up has ended).
+
+``--records DIR`` keeps what the daemon would have stored: every call's CDR and the
+ACD's queue_log lines (the agents' logins at the start included) are written to a new
+state directory (``switchd.db`` and ``queue_log``, :mod:`switchd.store.offline`) when
+the run ends, so ``switchd report --state-dir DIR --from … --to …`` (the bounds are in
+the JSON's ``records``: the arrival period) reports on the same calls. Arrivals the board
+refused (every trunk busy) never became calls and have no CDR. The queue figures are the ACD's own exact statistics
 (:class:`~switchd.acd.stats.QueueStats`), so a run also validates them; offered and
 blocked are counted here. :mod:`switchd.acd.erlang` gives the theory they are
 compared with (Erlang B, C, A, or the M/M/n/K+M chain they are cases of).
@@ -29,11 +36,13 @@ import dataclasses
 import json
 import math
 import random
+import sqlite3
 import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
+from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
@@ -41,7 +50,16 @@ from switchd.acd.erlang import QueueFigures, queue_figures
 from switchd.acd.model import AcdSettings, AgentSettings, QueueSettings, Strategy
 from switchd.core.inputs import Answer, Hangup, Incoming
 from switchd.engine import TimerHeap
-from switchd.events import AgentState, CallAnswered, CallEnded, CallRinging, CallRouted, Event
+from switchd.events import (
+    AgentState,
+    CallAnswered,
+    CallEnded,
+    CallRinging,
+    CallRouted,
+    Cdr,
+    Event,
+    QueueLogEntry,
+)
 
 __all__ = [
     "JSON_KEYS",
@@ -171,6 +189,9 @@ class SimResult:
     theory: Theory | None
     #: Most trunks ever in use at once (the core's size needed, with unlimited trunks).
     peak_calls: int
+    #: ``--records``: the state directory written and the arrival period [from, to) as
+    #: epoch seconds, for ``switchd report``; None without ``--records``.
+    records: tuple[str, float, float] | None = None
 
     @property
     def calls_per_wall_s(self) -> float:
@@ -184,6 +205,9 @@ class SimResult:
         out["calls_per_wall_s"] = round(self.calls_per_wall_s, 1)
         out["seed"] = self.seed
         out["peak_calls"] = self.peak_calls
+        if self.records is not None:
+            folder, t_from, t_to = self.records
+            out["records"] = {"dir": folder, "from": _iso(t_from), "to": _iso(t_to)}
         o = self.options
         out["options"] = {"agents": o.agents, "erlangs": o.erlangs, "calls_per_hour":
                           o.calls_per_hour, "aht_s": o.aht_s, "trunks": o.trunks,
@@ -204,6 +228,23 @@ class SimResult:
 
 def _finite(x: float) -> float | None:
     return x if math.isfinite(x) else None
+
+
+def _iso(epoch_s: float) -> str:
+    """An instant as ISO-8601 UTC (``2025-11-24T16:00:00Z``), as ``switchd report --from``
+    takes it."""
+    from datetime import UTC, datetime
+
+    return datetime.fromtimestamp(epoch_s, UTC).isoformat(timespec="seconds").replace(
+        "+00:00", "Z")
+
+
+def check_records_dir(folder: Path) -> None:
+    """Raise SimError unless ``folder`` is new or an empty folder: a simulation's records
+    must never mix with a real switch's."""
+    if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
+        raise SimError(f"--records {folder}: give a new or empty folder (the simulated "
+                       "CDRs and queue_log must not mix with other records)")
 
 
 # ---------------------------------------------------------------------- the people
@@ -386,11 +427,14 @@ def theory_for(o: SimOptions) -> Theory | None:
     return Theory(model, f, carried / o.agents, exact)
 
 
-def simulate(o: SimOptions, *, progress: Callable[[float], None] | None = None) -> SimResult:
+def simulate(o: SimOptions, *, progress: Callable[[float], None] | None = None,
+             records: Path | None = None) -> SimResult:
     """Run ``o`` on the production shell, core and ACD in virtual time.
 
     ``progress(share)`` is called now and then with the share of the arrival period
-    simulated (0..1). Raises SimError for bad options or an engine failure.
+    simulated (0..1). ``records``: a new or empty folder to write the run's CDRs and
+    queue_log to (module docstring). Raises SimError for bad options, a ``records``
+    folder that holds files or cannot be written, or an engine failure.
     """
     from switchd.acd.engine import Acd
     from switchd.bus import Bus
@@ -400,6 +444,8 @@ def simulate(o: SimOptions, *, progress: Callable[[float], None] | None = None) 
     from switchd.shell import Shell, VirtualClock
 
     o.check()
+    if records is not None:
+        check_records_dir(records)
     started = time.perf_counter()
     seed = o.seed if o.seed is not None else random.SystemRandom().randrange(2**32)
     exts = tuple(range(FIRST_EXTENSION, FIRST_EXTENSION + o.agents))
@@ -438,15 +484,23 @@ def simulate(o: SimOptions, *, progress: Callable[[float], None] | None = None) 
         if not people.refused(item, exc):
             failures.append(f"{type(item).__name__} refused: {exc}")
 
-    shell = Shell(Bus(), clock, log_events=False, refusals=(CoreError,), on_refused=refused)
+    bus = Bus()
+    cdrs: list[Cdr] = []
+    log_lines: list[str] = []
+    if records is not None:
+        bus.on(CallEnded.name, lambda ev: cdrs.append(ev.cdr))
+        bus.on(QueueLogEntry.name, lambda ev: log_lines.append(ev.line()))
+    shell = Shell(bus, clock, log_events=False, refusals=(CoreError,), on_refused=refused)
     shell.log = _FailFast()  # type: ignore[assignment]
     shell.add(core, takes=CORE_INPUTS)
     shell.add(acd, takes=Acd.TAKES, follows=Acd.FOLLOWS)
     shell.add(people, follows=Population.FOLLOWS)
     for out in acd.start(t0):
-        # Agents logging in (events only, nobody listens); no call exists yet to act on.
+        # Agents logging in (events only); no call exists yet to act on.
         if not isinstance(out, Event):
             raise SimError(f"the ACD asked for {out!r} at start")
+        if isinstance(out, QueueLogEntry) and records is not None:
+            log_lines.append(out.line())   # ADDMEMBER: the agents' logged-in time
     span = until - t0
     for i in range(1, _PROGRESS_STEPS + 1):
         shell.run_until(t0 + span * i / _PROGRESS_STEPS)
@@ -481,6 +535,17 @@ def simulate(o: SimOptions, *, progress: Callable[[float], None] | None = None) 
     def share(x: float) -> float | None:
         return x / joined if joined else None
 
+    kept: tuple[str, float, float] | None = None
+    if records is not None:
+        from switchd.exceptions import StorageError
+        from switchd.store.offline import write_state
+
+        try:
+            write_state(records, cdrs, log_lines)
+        except (OSError, sqlite3.Error, StorageError) as exc:
+            raise SimError(f"--records {records}: cannot write the records: {exc}") from exc
+        kept = (str(records), t0, until)
+
     return SimResult(
         offered=people.offered, blocked=people.blocked, answered=st.answered,
         abandoned=st.abandoned,
@@ -489,7 +554,7 @@ def simulate(o: SimOptions, *, progress: Callable[[float], None] | None = None) 
         asa_s=st.asa_s, mean_wait_s=share(st.wait_sum_all),
         p_abandon=share(st.abandoned), occupancy=busy / (o.agents * span),
         sim_hours=(end - t0) / 3600.0, wall_s=wall_s, seed=seed, options=o,
-        theory=theory_for(o), peak_calls=people.peak,
+        theory=theory_for(o), peak_calls=people.peak, records=kept,
     )
 
 
@@ -529,16 +594,19 @@ def options_from_args(args: argparse.Namespace) -> SimOptions:
 
 def run_sim(args: argparse.Namespace) -> int:
     """``switchd sim``: exit 0 after a run, 2 for bad options, 1 when the run failed."""
+    records = Path(args.records) if getattr(args, "records", None) else None
     try:
         o = options_from_args(args)
+        if records is not None:
+            check_records_dir(records)
     except SimError as exc:
         sys.stderr.write(f"switchd sim: {exc}\n")
         return 2
     try:
         if args.json:
-            result = simulate(o)
+            result = simulate(o, records=records)
         else:
-            result = _with_progress(o)
+            result = _with_progress(o, records)
     except SimError as exc:
         sys.stderr.write(f"switchd sim: the run failed: {exc}\n")
         return 1
@@ -549,7 +617,7 @@ def run_sim(args: argparse.Namespace) -> int:
     return 0
 
 
-def _with_progress(o: SimOptions) -> SimResult:
+def _with_progress(o: SimOptions, records: Path | None = None) -> SimResult:
     """:func:`simulate` with a rich progress bar on stderr, shown once a run has taken
     more than a second (short runs print nothing but their table)."""
     from rich.console import Console
@@ -557,7 +625,7 @@ def _with_progress(o: SimOptions) -> SimResult:
 
     console = Console(stderr=True)
     if not console.is_terminal:
-        return simulate(o)
+        return simulate(o, records=records)
     started = time.perf_counter()
     bar: Progress | None = None
     task = None
@@ -577,7 +645,7 @@ def _with_progress(o: SimOptions) -> SimResult:
         bar.update(task, completed=share, refresh=True)
 
     try:
-        return simulate(o, progress=tick)
+        return simulate(o, progress=tick, records=records)
     finally:
         if bar is not None:
             bar.stop()
@@ -637,3 +705,7 @@ def _print_table(r: SimResult) -> None:
         console.print(f"{th.model} (approx.): the model assumes exponential handle times "
                       "without wrap-up; with --wrapup or --talk lognormal it is a guide, not "
                       "the exact figure", highlight=False)
+    if r.records is not None:
+        folder, t_from, t_to = r.records
+        console.print(f"records written to {folder}: switchd report --state-dir {folder} "
+                      f"--from {_iso(t_from)} --to {_iso(t_to)} --by hour", highlight=False)

@@ -390,3 +390,26 @@ def test_an_agent_logged_in_before_the_log_counts_from_the_start_of_the_report()
     part = compute([], log, start=utc("2026-12-07 09:00"), end=utc("2026-12-07 09:30"),
                    tz="UTC", by="hour", settings=S)
     assert part.total.occupancy == pytest.approx(600 / 1800)
+
+
+def test_daily_and_monthly_traffic_tables_whatever_the_interval():
+    # Hourly report over 30 Nov – 1 Dec (New York): the traffic tables are per local day and
+    # month. n3 (30 Nov 23:59:59Z = 18:59:59 EST) and n1 (1 Dec 03:00Z = 30 Nov 22:00 EST)
+    # are 30 November there; n2 (1 Dec 05:00Z = 00:00 EST) is 1 December.
+    calls = [call("n1", "2026-12-01 03:00:00", answer_after=5, billsec=55),
+             call("n2", "2026-12-01 05:00:00"), call("n3", "2026-11-30 23:59:59")]
+    r = compute(calls, [], start=utc("2026-11-30 05:00"), end=utc("2026-12-02 05:00"),
+                tz="America/New_York", by="hour", settings=S)
+    assert len(r.intervals) == 48
+    assert [(iv.label, f.offered, f.answered) for iv, f in r.daily] == [
+        ("2026-11-30", 2, 1), ("2026-12-01", 1, 0)]
+    assert r.daily[0][1].connection_rate == 0.5 and r.daily[0][1].avg_talk_s == 55
+    assert [(iv.label, f.offered) for iv, f in r.monthly] == [("2026-11", 2), ("2026-12", 1)]
+    by_day = compute(calls, [], start=utc("2026-11-30 05:00"), end=utc("2026-12-02 05:00"),
+                     tz="America/New_York", by="day", settings=S)
+    assert by_day.daily == by_day.intervals and by_day.daily == r.daily
+
+
+def test_abandon_rate(by_hour):
+    f = _hour(by_hour, "2026-12-07 09:00")
+    assert f.abandon_rate == pytest.approx(2 / 6)   # c3, c4 of six offered

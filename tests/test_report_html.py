@@ -252,3 +252,14 @@ def test_chromium_renders_the_page(cli_page: tuple[Path, dict], tmp_path: Path) 
     inked = (pixels.mean(axis=2) < 0.9).mean()
     colours = len({tuple(p) for p in (pixels[::8, ::8].reshape(-1, 3) * 255).astype(int)})
     assert inked > 0.02 and colours > 20, (inked, colours)
+
+
+def test_daily_and_monthly_traffic_tables(page: str, day_report: Report) -> None:
+    for name, title in (("daily", "每日话务 Daily traffic"), ("monthly", "每月话务 Monthly traffic")):
+        table = re.search(rf'<table id="{name}">.*?</table>', page, re.S)
+        assert table is not None and title in page, name
+        text = parse(table.group(0)).text
+        assert "接通率 conn. rate" in text and "放弃率 abandon rate" in text
+    [(day, f)] = day_report.daily
+    daily = parse(re.search(r'<table id="daily">.*?</table>', page, re.S).group(0)).text
+    assert f"{day.label} {f.offered} {f.answered}" in daily

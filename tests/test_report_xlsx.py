@@ -35,7 +35,7 @@ def test_workbook_has_one_sheet_per_table_matching_json(state, tmp_path, capsys)
     assert main(["report", "--state-dir", str(state), *RANGE, "--format", "xlsx",
                  "--out", str(out)]) == 0
     wb = openpyxl.load_workbook(out)
-    assert wb.sheetnames == ["intervals", "agents", "definitions"]
+    assert wb.sheetnames == ["intervals", "daily", "monthly", "agents", "definitions"]
 
     rows = list(wb["intervals"].iter_rows(values_only=True))
     header = list(rows[0])
@@ -58,6 +58,16 @@ def test_workbook_has_one_sheet_per_table_matching_json(state, tmp_path, capsys)
     ws = wb["intervals"]
     rate_col = header.index("connection_rate") + 1
     assert ws.cell(row=2, column=rate_col).number_format == "0.0%"
+
+    # The traffic tables: the month's days (these are by day already) and its one month.
+    daily = list(wb["daily"].iter_rows(values_only=True))
+    assert list(daily[0][:4]) == ["date", "offered", "answered", "connection_rate"]
+    assert [r[0] for r in daily[1:]] == [d["interval"] for d in doc["daily"]]
+    assert [r[1] for r in daily[1:]] == [d["offered"] for d in doc["intervals"]]
+    monthly = list(wb["monthly"].iter_rows(values_only=True))
+    assert [r[:3] for r in monthly[1:]] == [(m["interval"], m["offered"], m["answered"])
+                                            for m in doc["monthly"]]
+    assert sum(m["offered"] for m in doc["monthly"]) == doc["total"]["offered"]
 
     agents = list(wb["agents"].iter_rows(values_only=True))
     a_header = list(agents[0])

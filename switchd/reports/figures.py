@@ -18,7 +18,7 @@ denominator is 0:
 * ``unanswered`` = offered − answered; ``connection_rate`` = answered / offered.
 * ``abandoned``: offered calls with an ABANDON event (``ABANDON|pos|origpos|waittime``; in Q with
   ``queue=Q``); ``short_abandoned``: those with waittime < ``short_abandon_s`` (shown apart,
-  still included in ``abandoned``).
+  still included in ``abandoned``); ``abandon_rate`` = abandoned / offered.
 * ``blocked``: offered calls with a ``blocked_reason``, or with disposition BUSY or CONGESTION.
 * ``loss_rate`` = (blocked + abandoned) / offered.
 * ``refused``: offered calls with a FULL or JOINEMPTY event (a join refused at the door).
@@ -273,6 +273,7 @@ def _figures(acc: _Acc, s: ReportSettings, by_queue: bool) -> Figures:
     return Figures(
         offered=offered, answered=answered, unanswered=offered - answered,
         connection_rate=_ratio(answered, offered), abandoned=abandoned, short_abandoned=short,
+        abandon_rate=_ratio(abandoned, offered),
         blocked=blocked, loss_rate=_ratio(blocked + abandoned, offered), refused=refused,
         overflowed=overflowed, callbacks=callbacks, ivr_only=ivr_only, queue_calls=queue_calls,
         avg_wait_s=_mean(waits), max_wait_s=max(waits) if waits else None,
@@ -433,6 +434,26 @@ def _agents(log: Sequence[QueueLogRow], start: float, end: float,
     return tuple(out), spans
 
 
+def _table(ivs: Sequence[Interval], chosen: Sequence[tuple[float, CallRow | None, _CallFacts]],
+           s: ReportSettings, by_queue: bool,
+           spans: _AgentTime) -> tuple[tuple[Interval, Figures], ...]:
+    """The figures of each interval of ``ivs`` (in time order) from the chosen calls (in
+    start order, each counted in the interval of its start) and the agents' spans."""
+    accs = [_Acc() for _ in ivs]
+    i = 0
+    for at, c, f in chosen:
+        while i < len(ivs) and at >= ivs[i].end:
+            i += 1
+        if i < len(ivs):
+            accs[i].calls.append((c, f))
+    bounds = np.array([iv.start for iv in ivs] + ([ivs[-1].end] if ivs else []),
+                      dtype=np.float64)
+    busy, logged = spans.occupancy(bounds)
+    return tuple(
+        (iv, replace(_figures(acc, s, by_queue), occupancy=_ratio(float(b), float(lg))))
+        for iv, acc, b, lg in zip(ivs, accs, busy, logged, strict=True))
+
+
 def compute(calls: Sequence[CallRow], log: Sequence[QueueLogRow], *, start: float, end: float,
             tz: str, by: str, settings: ReportSettings | None = None,
             queue: str | None = None, agent: str | None = None) -> Report:
@@ -467,25 +488,16 @@ def compute(calls: Sequence[CallRow], log: Sequence[QueueLogRow], *, start: floa
     chosen = [x for x in chosen if start <= x[0] < end]
     chosen.sort(key=lambda x: x[0])
 
-    accs = [_Acc() for _ in ivs]
-    total = _Acc()
-    i = 0
-    for at, c, f in chosen:
-        while i < len(ivs) and at >= ivs[i].end:
-            i += 1
-        if i < len(ivs):
-            accs[i].calls.append((c, f))
-        total.calls.append((c, f))
+    total = _Acc(calls=[(c, f) for _at, c, f in chosen])
     agents, spans = _agents(log, start, end, agent)
-    bounds = np.array([iv.start for iv in ivs] + [ivs[-1].end if ivs else end],
-                      dtype=np.float64)
-    busy, logged = spans.occupancy(bounds)
     by_queue = queue is not None
-    rows: tuple[tuple[Interval, Figures], ...] = tuple(
-        (iv, replace(_figures(acc, s, by_queue), occupancy=_ratio(float(b), float(lg))))
-        for iv, acc, b, lg in zip(ivs, accs, busy, logged, strict=True))
-    total_busy = float(busy.sum())
-    total_logged = float(logged.sum())
+    rows = _table(ivs, chosen, s, by_queue, spans)
+    daily = rows if by == "day" else _table(intervals(start, end, tz, "day"), chosen, s,
+                                            by_queue, spans)
+    monthly = rows if by == "month" else _table(intervals(start, end, tz, "month"), chosen, s,
+                                                by_queue, spans)
+    total_busy, total_logged = (float(x[0]) for x in spans.occupancy(
+        np.array([start, end], dtype=np.float64)))
 
     busiest: str | None = None
     if by == "hour":
@@ -503,4 +515,4 @@ def compute(calls: Sequence[CallRow], log: Sequence[QueueLogRow], *, start: floa
     return Report(settings=s, tz=tz, by=by, intervals=rows,
                   total=replace(_figures(total, s, by_queue),
                                 occupancy=_ratio(total_busy, total_logged)),
-                  agents=agents, busiest_hour=busiest)
+                  agents=agents, busiest_hour=busiest, daily=daily, monthly=monthly)

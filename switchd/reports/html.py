@@ -36,7 +36,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from switchd.reports.model import Report
-from switchd.reports.render import _CALL_COLUMNS, _WAIT_COLUMNS, _cell
+from switchd.reports.render import _CALL_COLUMNS, _WAIT_COLUMNS, TRAFFIC_COLUMNS, _cell
 
 __all__ = ["INSTALL_HINT", "as_html", "cjk_font", "missing"]
 
@@ -224,6 +224,11 @@ def as_html(report: Report, *, now: float | None = None) -> str:
     rows = [(iv.label, [_cell(k, getattr(f, k)) for k, _ in columns])
             for iv, f in report.intervals]
     total = [_cell(k, getattr(report.total, k)) for k, _ in columns]
+    traffic = [
+        (name, [(iv.label, [_cell(k, getattr(f, k)) for k, _, _ in TRAFFIC_COLUMNS])
+                for iv, f in table])
+        for name, table in (("daily", report.daily), ("monthly", report.monthly))
+    ]
     reasons = sorted({r for a in report.agents for r, _ in a.not_ready_s})
     agents = [
         {"agent": a.agent, "calls": a.calls_handled, "talk": _cell("talk_s", a.talk_s),
@@ -252,6 +257,7 @@ def as_html(report: Report, *, now: float | None = None) -> str:
     page = env.get_template("report.html.j2").render(
         report=report, summary=_summary(report), charts=charts,
         columns=[h for _, h in columns], rows=rows, total=total, agents=agents,
+        traffic=traffic, traffic_columns=[f"{zh} {en}" for _, en, zh in TRAFFIC_COLUMNS],
         reasons=reasons, period=(local(first), local(last)),
         generated=local(time.time() if now is None else now),
         fonts=[*([font] if font else []), *CJK_FONTS], cjk_font=font,

@@ -81,6 +81,7 @@ class Figures:
     connection_rate: float | None = None
     abandoned: int = 0
     short_abandoned: int = 0
+    abandon_rate: float | None = None
     blocked: int = 0
     loss_rate: float | None = None
     refused: int = 0
@@ -144,7 +145,8 @@ class AgentFigures:
 
 @dataclass(frozen=True)
 class Report:
-    """A computed report: per-interval figures, the total, per-agent figures and the busiest hour.
+    """A computed report: per-interval figures, the total, per-agent figures, the busiest hour,
+    and the daily and monthly traffic tables.
 
     `by` is hour|day|week|month, `tz` the IANA zone the intervals are labelled in, and
     `busiest_hour` the label of the interval with the most offered calls when `by` is "hour"
@@ -158,3 +160,7 @@ class Report:
     total: Figures
     agents: tuple[AgentFigures, ...] = ()
     busiest_hour: str | None = None
+    #: The daily and monthly traffic tables (REQUIREMENTS.md): the same figures per local
+    #: calendar day and month of the period, whatever ``by`` is.
+    daily: tuple[tuple[Interval, Figures], ...] = ()
+    monthly: tuple[tuple[Interval, Figures], ...] = ()

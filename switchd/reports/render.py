@@ -1,7 +1,8 @@
 """A computed :class:`~switchd.reports.model.Report` as text: a table, CSV or JSON.
 
 - :func:`as_table`: for a terminal. Two tables of the intervals and their total (calls;
-  waiting and service level), the agents' table when there are agents, and the busiest
+  waiting and service level), the daily and the monthly traffic table
+  (:data:`TRAFFIC_COLUMNS`), the agents' table when there are agents, and the busiest
   hour. Durations as ``m:ss``, rates as percentages, ``-`` where a figure has no value
   (a rate over zero offered calls, a mean over no calls).
 - :func:`as_csv`: for a spreadsheet. One header line, one row per interval in time
@@ -9,13 +10,15 @@
   local times with their offset) then every key of ``Figures.as_dict()`` in its order,
   seconds and fractions unrounded, empty for None. The agents follow in a **second
   section of the same text**, after one empty line: a header ``agent, calls_handled,
-  talk_s, rona, aht_s, not_ready_s`` plus one ``not_ready_<reason>_s`` column per pause
-  reason seen, one row per agent. A reader wanting only the intervals stops at the first
-  empty line.
+  talk_s, hold_s, wrapup_s, rona, aht_s, occupancy, not_ready_s`` plus one
+  ``not_ready_<reason>_s`` column per pause reason seen, one row per agent. A reader
+  wanting only the intervals stops at the first empty line. (Daily or monthly CSV:
+  ``--by day`` / ``--by month``.)
 - :func:`as_json`: one JSON object ``{"tz", "by", "settings", "busiest_hour",
   "intervals": [{"interval", "start", "end", …figures}], "total": {…figures},
-  "agents": [{…}]}``; figures as ``Figures.as_dict()`` gives them (seconds, fractions
-  0..1, null for no value).
+  "agents": [{…}], "daily": [...], "monthly": [...]}`` (daily and monthly rows as the
+  intervals'); figures as ``Figures.as_dict()`` gives them (seconds, fractions 0..1,
+  null for no value).
 
 Nothing here reads or writes files; none of these raise for a well-formed Report.
 """
@@ -44,6 +47,18 @@ _WAIT_COLUMNS: tuple[tuple[str, str], ...] = (
     ("queue_calls", "queue calls"), ("avg_wait_s", "avg wait"), ("max_wait_s", "max wait"),
     ("asa_s", "ASA"), ("avg_talk_s", "avg talk"), ("avg_wrapup_s", "avg wrap-up"),
     ("occupancy", "occupancy"), ("sl1", "SL1"), ("sl2", "SL2"), ("sl3", "SL3"),
+)
+
+
+#: The daily and monthly traffic tables (REQUIREMENTS.md: traffic, connected count and
+#: connection rate, average talk time, unanswered calls, abandon and loss rate, average
+#: wait, service level): (Figures key, English header, Chinese header).
+TRAFFIC_COLUMNS: tuple[tuple[str, str, str], ...] = (
+    ("offered", "calls", "呼入"), ("answered", "connected", "接通"),
+    ("connection_rate", "conn. rate", "接通率"), ("unanswered", "unanswered", "未接"),
+    ("avg_talk_s", "avg talk", "平均通话"), ("abandoned", "abandoned", "放弃"),
+    ("abandon_rate", "abandon rate", "放弃率"), ("loss_rate", "loss rate", "呼损率"),
+    ("avg_wait_s", "avg wait", "平均等待"), ("sl1", "service level", "服务水平"),
 )
 
 
@@ -97,12 +112,28 @@ def as_table(report: Report, *, width: int = 200) -> str:
             table.add_row(label, *(_cell(k, values.get(k)) for k, _ in columns),
                           end_section=i == len(rows) - 2)
         console.print(table)
+    for title, first, rows in ((f"Daily traffic, {report.tz}", "date", report.daily),
+                               (f"Monthly traffic, {report.tz}", "month", report.monthly)):
+        if rows:
+            console.print(_traffic_table(title, first, rows))
     if report.agents:
         console.print(_agents_table(report.agents))
     console.print(f"busiest hour: {report.busiest_hour or '-'}")
     console.print("SL1 = answered within T / (answered + abandoned); SL2 = answered within T / "
                   "(answered + abandoned after T); SL3 = answered within T / queue calls")
     return buf.getvalue()
+
+
+def _traffic_table(title: str, first: str, rows: tuple[tuple[Interval, Figures], ...]) -> Any:
+    from rich.table import Table
+
+    table = Table(title=title, title_justify="left")
+    table.add_column(first, no_wrap=True)
+    for _, header, _zh in TRAFFIC_COLUMNS:
+        table.add_column(header, justify="right", no_wrap=True)
+    for iv, fig in rows:
+        table.add_row(iv.label, *(_cell(k, getattr(fig, k)) for k, _, _ in TRAFFIC_COLUMNS))
+    return table
 
 
 def _agents_table(agents: tuple[AgentFigures, ...]) -> Any:
@@ -157,6 +188,11 @@ def as_csv(report: Report) -> str:
     return out.getvalue()
 
 
+def _json_rows(report: Report, rows: tuple[tuple[Interval, Figures], ...]) -> list[dict[str, Any]]:
+    return [{"interval": iv.label, "start": _local_iso(iv.start, report.tz),
+             "end": _local_iso(iv.end, report.tz), **fig.as_dict()} for iv, fig in rows]
+
+
 def as_json(report: Report) -> str:
     """The report as one JSON object (module docstring), indented, ending in a newline."""
     s = report.settings
@@ -165,12 +201,10 @@ def as_json(report: Report) -> str:
         "by": report.by,
         "settings": {"sl_threshold_s": s.sl_threshold_s, "short_abandon_s": s.short_abandon_s},
         "busiest_hour": report.busiest_hour,
-        "intervals": [
-            {"interval": iv.label, "start": _local_iso(iv.start, report.tz),
-             "end": _local_iso(iv.end, report.tz), **fig.as_dict()}
-            for iv, fig in report.intervals
-        ],
+        "intervals": _json_rows(report, report.intervals),
         "total": report.total.as_dict(),
         "agents": [a.as_dict() for a in report.agents],
+        "daily": _json_rows(report, report.daily),
+        "monthly": _json_rows(report, report.monthly),
     }
     return json.dumps(doc, indent=2, ensure_ascii=False) + "\n"

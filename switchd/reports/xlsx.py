@@ -10,9 +10,11 @@ The workbook has one sheet per table:
   ``total`` row; a header row, frozen. Counts are numbers, seconds are numbers (format
   ``0.0``), rates are fractions shown as percentages (format ``0.0%``); a figure with
   nothing to average or divide (None) is an empty cell.
-* ``agents``: one row per agent (:meth:`AgentFigures.as_dict`: calls handled, talk,
-  RONA, AHT, not-ready seconds in all and per reason); header only when no agent
-  appears.
+* ``daily`` and ``monthly``: the traffic tables (REQUIREMENTS.md), one row per local
+  day / month of the period with :data:`switchd.reports.render.TRAFFIC_COLUMNS`.
+* ``agents``: one row per agent (:meth:`AgentFigures.as_dict`: calls handled, talk, hold,
+  wrap-up, RONA, AHT, occupancy, not-ready seconds in all and per reason); header only
+  when no agent appears.
 * ``definitions``: each figure's name and its definition (the report's settings
   included: the service-level threshold T and the short-abandon limit), plus the
   report's zone, interval and busiest hour.
@@ -27,6 +29,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from switchd.reports.model import Report
+from switchd.reports.render import TRAFFIC_COLUMNS
 
 __all__ = ["DEFINITIONS", "INSTALL_HINT", "as_xlsx", "available"]
 
@@ -42,6 +45,7 @@ DEFINITIONS: dict[str, str] = {
     "connection_rate": "answered / offered",
     "abandoned": "offered calls with an ABANDON in the queue_log",
     "short_abandoned": "abandoned calls that waited less than S s (included in abandoned)",
+    "abandon_rate": "abandoned / offered",
     "blocked": "offered calls with a blocked_reason, or disposition BUSY or CONGESTION",
     "loss_rate": "(blocked + abandoned) / offered",
     "refused": "offered calls refused at a queue's door (FULL or JOINEMPTY)",
@@ -62,7 +66,7 @@ DEFINITIONS: dict[str, str] = {
     "sl3": "answered within T s / queue calls",
 }
 
-_RATES = ("connection_rate", "loss_rate", "sl1", "sl2", "sl3", "occupancy")
+_RATES = ("connection_rate", "abandon_rate", "loss_rate", "sl1", "sl2", "sl3", "occupancy")
 
 
 def available() -> bool:
@@ -119,6 +123,13 @@ def as_xlsx(report: Report) -> bytes:
     rows.append(["total", "" if first is None else _local(first, report.tz),
                  "" if last is None else _local(last, report.tz), *(total[k] for k in keys)])
     _sheet(wb, "intervals", ["interval", "start", "end", *keys], rows, formats)
+
+    for name, table in (("daily", report.daily), ("monthly", report.monthly)):
+        _sheet(wb, name, ["date" if name == "daily" else "month",
+                          *(k for k, _, _ in TRAFFIC_COLUMNS)],
+               [[iv.label, *(getattr(f, k) for k, _, _ in TRAFFIC_COLUMNS)] for iv, f in table],
+               {k: ("0.0%" if k in _RATES else "0.0") for k, _, _ in TRAFFIC_COLUMNS
+                if k in _RATES or k.endswith("_s")})
 
     dicts = [a.as_dict() for a in report.agents]
     agent_keys = ["agent", "calls_handled", "talk_s", "hold_s", "wrapup_s", "rona", "aht_s",

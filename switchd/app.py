@@ -170,15 +170,17 @@ def _compute_report(db: Path, queue_log: Path, *, start: float, end: float, tz: 
     ValueError for a ``by`` or ``tz`` the figures refuse."""
     from switchd.reports import figures
     from switchd.reports.cli import LOG_MARGIN_S
-    from switchd.reports.data import load_calls, read_queue_log
+    from switchd.reports.data import load_call_columns, summarize_queue_log
+    from switchd.reports.logsum import LogSummary
 
-    calls = load_calls(db, start, end)
+    calls = load_call_columns(db, start, end)
     try:
-        rows: Any = read_queue_log(queue_log, start - LOG_MARGIN_S, end + LOG_MARGIN_S).rows
+        log = summarize_queue_log(queue_log, start=start, end=end, margin_s=LOG_MARGIN_S,
+                                  queue=queue, agent=agent)
     except FileNotFoundError:
-        rows = ()
-    return figures.compute(calls, rows, start=start, end=end, tz=tz, by=by, settings=settings,
-                           queue=queue, agent=agent)
+        log = LogSummary()
+    return figures.compute_columns(calls, log, start=start, end=end, tz=tz, by=by,
+                                   settings=settings, queue=queue, agent=agent)
 
 
 class App:

@@ -166,7 +166,7 @@ def bench_report(rows: int, *, cli: bool = False, seed: int = 1,
     folder removed afterwards) and time the report over it. Raises ValueError for
     rows < 1."""
     from switchd.reports import figures, render
-    from switchd.reports.data import gc_paused, load_calls, read_queue_log
+    from switchd.reports.data import gc_paused, load_call_columns, summarize_queue_log
 
     if rows < 1:
         raise ValueError(f"--rows {rows}: expected 1 or more")
@@ -180,11 +180,13 @@ def bench_report(rows: int, *, cli: bool = False, seed: int = 1,
         start, end = MONTH_START, MONTH_START + MONTH_S
         with gc_paused():  # as switchd report does
             t0 = time.perf_counter()
-            calls = load_calls(state / "switchd.db", start, end)
+            calls = load_call_columns(state / "switchd.db", start, end)
             t1 = time.perf_counter()
-            qlog = read_queue_log(state / "queue_log", start - 86400, end + 86400)
+            qlog = summarize_queue_log(state / "queue_log", start=start, end=end,
+                                       margin_s=86400.0)
             t2 = time.perf_counter()
-            rep = figures.compute(calls, qlog.rows, start=start, end=end, tz="UTC", by="day")
+            rep = figures.compute_columns(calls, qlog, start=start, end=end, tz="UTC",
+                                          by="day")
             t3 = time.perf_counter()
             text = render.as_json(rep)
             t4 = time.perf_counter()

@@ -175,26 +175,27 @@ def _report_body(args: argparse.Namespace, start: float, end: float, settings: A
                  stages: Any) -> Any:
     """Read the data for [start, end), compute and render the report (str, or bytes for
     xlsx). Raises _Fail."""
-    from switchd.reports.data import load_calls, read_queue_log
+    from switchd.reports.data import load_call_columns, summarize_queue_log
+    from switchd.reports.logsum import LogSummary
 
     state = _state_dir(args)
     stages.step("reading CDRs")
     try:
-        calls = load_calls(state / "switchd.db", start, end)
+        calls = load_call_columns(state / "switchd.db", start, end)
     except FileNotFoundError as exc:
         raise _Fail(f"switchd report: {exc}", 1) from None
     except sqlite3.Error as exc:
         raise _Fail(f"switchd report: cannot read {state / 'switchd.db'}: {exc}", 1) from None
     stages.step("reading the queue_log")
     try:
-        qlog = read_queue_log(state / "queue_log", start - LOG_MARGIN_S, end + LOG_MARGIN_S)
-        log_rows: Any = qlog.rows
+        qlog = summarize_queue_log(state / "queue_log", start=start, end=end,
+                                   margin_s=LOG_MARGIN_S, queue=args.queue, agent=args.agent)
         if qlog.skipped:
             _err(f"switchd report: warning: skipped {qlog.skipped} malformed line(s) of "
                  f"{state / 'queue_log'}")
     except FileNotFoundError:
         # A switch that never queued a call has no queue_log: the queue figures are 0.
-        log_rows = ()
+        qlog = LogSummary()
         _err(f"switchd report: warning: no queue_log {state / 'queue_log'}; the figures that "
              "come from it (abandoned, service level, callbacks, refused, agents) are 0")
     except OSError as exc:
@@ -204,8 +205,9 @@ def _report_body(args: argparse.Namespace, start: float, end: float, settings: A
 
     stages.step("computing figures")
     try:
-        report = figures.compute(calls, log_rows, start=start, end=end, tz=args.tz, by=args.by,
-                                 settings=settings, queue=args.queue, agent=args.agent)
+        report = figures.compute_columns(calls, qlog, start=start, end=end, tz=args.tz,
+                                         by=args.by, settings=settings, queue=args.queue,
+                                         agent=args.agent)
     except ValueError as exc:
         raise _Fail(f"switchd report: {exc}", 2) from None
     stages.step(f"rendering {args.format}")

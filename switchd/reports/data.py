@@ -30,11 +30,12 @@ from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from pathlib import Path
 
-from switchd.reports.model import CallRow, QueueLogRow
+from switchd.reports.logsum import LogSummary, summarize
+from switchd.reports.model import CallColumns, CallRow, QueueLogRow
 from switchd.timefmt import iso_utc
 
-__all__ = ["QueueLog", "epoch_of_iso", "gc_paused", "load_calls", "load_queue_log",
-           "parse_queue_log_line", "read_queue_log"]
+__all__ = ["QueueLog", "epoch_of_iso", "gc_paused", "load_call_columns", "load_calls",
+           "load_queue_log", "parse_queue_log_line", "read_queue_log", "summarize_queue_log"]
 
 
 def _epoch_sql(col: str) -> str:
@@ -227,3 +228,89 @@ def _read_queue_log_lines(blob: bytes, start: float, end: float) -> QueueLog:
         elif start <= row.time < end:
             rows.append(row)
     return QueueLog(tuple(rows), skipped, lines)
+
+
+# What figures.py needs of a CDR, one row per call, in CallColumns' order: flags worked out
+# by SQLite (in C) rather than per row in Python.
+_COLUMN_SQL = (
+    f"uniqueid, coalesce({_epoch_sql('start')}, start), "
+    f"CASE WHEN answer IS NULL THEN NULL ELSE coalesce({_epoch_sql('answer')}, answer) END, "
+    "direction = 'inbound', disposition = 'ANSWERED' AND answer IS NOT NULL, queue, agent, "
+    "CAST(coalesce(wait_s, 0) AS REAL), CAST(coalesce(billsec, 0) AS REAL), "
+    "coalesce(ivr_path, '') != '', "
+    "coalesce(blocked_reason, '') != '' OR disposition IN ('BUSY', 'CONGESTION')"
+)
+
+
+def load_call_columns(db: Path, start: float, end: float) -> CallColumns:
+    """The CDRs whose ``start`` is in [start, end) (epoch seconds) as :class:`CallColumns`
+    (one CDR is one call: ``uniqueid`` is the table's key). Raises as :func:`load_calls`."""
+    import numpy as np
+
+    db = Path(db)
+    if not db.is_file():
+        raise FileNotFoundError(f"no database {db}: has switchd run with this state "
+                                f"directory? ({_WHERE_TO_LOOK})")
+    uri = f"{db.absolute().as_uri()}?mode=ro"
+    conn = sqlite3.connect(uri, uri=True)
+    try:
+        rows = conn.execute(f"SELECT {_COLUMN_SQL} FROM cdr WHERE start >= ? AND start < ?",
+                            (iso_utc(start), iso_utc(end))).fetchall()
+    finally:
+        conn.close()
+    if not rows:
+        return CallColumns.from_rows([])
+    uid, t0, ans, inbound, answered, queue, agent, wait, bill, ivr, blocked = zip(*rows,
+                                                                                 strict=True)
+    if any(x.__class__ is not float for x in t0) or any(
+            x is not None and x.__class__ is not float for x in ans):
+        # A time SQLite could not read (not switchd's format): parse it, or raise.
+        t0 = tuple(_epoch(x) for x in t0)
+        ans = tuple(None if x is None else _epoch(x) for x in ans)
+    objects = np.empty((2, len(rows)), dtype=object)
+    objects[0, :] = queue
+    objects[1, :] = agent
+    return CallColumns(
+        uid=[str(u) for u in uid], start=np.array(t0, dtype=np.float64),
+        answer=np.array([np.nan if x is None else x for x in ans], dtype=np.float64),
+        inbound=np.array(inbound, dtype=bool), answered=np.array(answered, dtype=bool),
+        queue=objects[0], agent=objects[1], wait_s=np.array(wait, dtype=np.float64),
+        billsec=np.array(bill, dtype=np.float64), ivr=np.array(ivr, dtype=bool),
+        blocked=np.array(blocked, dtype=bool))
+
+
+def summarize_queue_log(path: Path, *, start: float, end: float, margin_s: float,
+                        queue: str | None = None, agent: str | None = None) -> LogSummary:
+    """:func:`switchd.reports.logsum.summarize` of the queue_log file at ``path`` for a
+    report of [start, end), reading the lines within ``margin_s`` either side. Malformed
+    lines (bad UTF-8 included) are skipped and counted in ``skipped``. Raises
+    FileNotFoundError naming ``path`` when it does not exist, OSError when it cannot be
+    read."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no queue_log {path}: has the ACD run with this state "
+                                f"directory? ({_WHERE_TO_LOOK})")
+    with path.open("rb") as fh:
+        blob = fh.read()
+    window = (start - margin_s, end + margin_s)
+    try:
+        text = blob.decode("utf-8")
+    except UnicodeDecodeError:
+        bad = 0
+
+        def decoded(data: bytes) -> Iterator[str]:
+            nonlocal bad
+            for raw in data.split(b"\n"):
+                try:
+                    yield raw.decode("utf-8")
+                except UnicodeDecodeError:
+                    bad += 1
+
+        out = summarize(decoded(blob), start=start, end=end, window=window, queue=queue,
+                        agent=agent)
+        out.lines += bad
+        out.skipped += bad
+        return out
+    del blob
+    return summarize(text.split("\n"), start=start, end=end, window=window, queue=queue,
+                     agent=agent)

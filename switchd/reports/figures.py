@@ -72,15 +72,15 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass
 from datetime import datetime
-from operator import attrgetter
 
 import numpy as np
 
 from switchd.reports.intervals import intervals, zone
+from switchd.reports.logsum import LogSummary, summarize
 from switchd.reports.model import (
-    AgentFigures,
+    CallColumns,
     CallRow,
     Figures,
     Interval,
@@ -89,35 +89,11 @@ from switchd.reports.model import (
     ReportSettings,
 )
 
-__all__ = ["compute", "merge_calls"]
-
-_EXITS_ON = ("EXITWITHTIMEOUT", "EXITEMPTY", "EXITWITHKEY", "FULL", "JOINEMPTY")
-_REFUSED = ("FULL", "JOINEMPTY")
-_NONE = ("", "NONE")
-_BY_TIME = attrgetter("time")
+__all__ = ["compute", "compute_columns", "merge_calls"]
 
 
 def _ratio(num: float, den: float) -> float | None:
     return num / den if den else None
-
-
-def _mean(values: Sequence[float]) -> float | None:
-    return sum(values) / len(values) if values else None
-
-
-def _num(text: str | None) -> float | None:
-    """A queue_log number field, or None when it is missing or not a finite number."""
-    if text is None:
-        return None
-    try:
-        x = float(text)
-    except ValueError:
-        return None
-    return x if x == x and abs(x) != float("inf") else None
-
-
-def _field(row: QueueLogRow, i: int) -> float | None:
-    return _num(row.data[i]) if len(row.data) > i else None
 
 
 def merge_calls(calls: Sequence[CallRow]) -> dict[str, CallRow]:
@@ -159,345 +135,230 @@ def merge_calls(calls: Sequence[CallRow]) -> dict[str, CallRow]:
     return out
 
 
-@dataclass
-class _CallFacts:
-    """What the queue_log says about one call (filtered to the reported queue)."""
-
-    entered: bool = False
-    first_enter: float | None = None
-    abandon_wait: float | None = None
-    abandoned: bool = False
-    refused: bool = False
-    callback: bool = False
-    connect_hold: float | None = None
-    connect_time: float | None = None
-    exits: list[tuple[float, str]] = field(default_factory=list)
-    enters: list[tuple[float, str]] = field(default_factory=list)
-    wrapups: list[float] = field(default_factory=list)
-
-
-def _facts(log: Sequence[QueueLogRow], queue: str | None) -> dict[str, _CallFacts]:
-    out: dict[str, _CallFacts] = {}
-    for row in sorted(log, key=_BY_TIME):
-        if row.call_id in _NONE:
-            continue
-        f = out.get(row.call_id)
-        if f is None:
-            f = out[row.call_id] = _CallFacts()
-        if row.event == "ENTERQUEUE":
-            f.enters.append((row.time, row.queue))  # every queue: an overflow's destination
-        if queue is not None and row.queue != queue:
-            continue
-        if row.event == "ENTERQUEUE":
-            f.entered = True
-            if f.first_enter is None:
-                f.first_enter = row.time
-        elif row.event == "ABANDON":
-            f.abandoned = True
-            f.abandon_wait = _field(row, 2)
-        elif row.event in _REFUSED:
-            f.refused = True
-        elif row.event == "CALLBACK":
-            f.callback = True
-        elif row.event == "CONNECT" and f.connect_time is None:
-            f.connect_hold = _field(row, 0)
-            f.connect_time = row.time
-        elif row.event == "WRAPUPEND":
-            f.wrapups.append(_field(row, 0) or 0.0)
-        if row.event in _EXITS_ON:
-            f.exits.append((row.time, row.queue))
-    return out
-
-
-def _overflowed(f: _CallFacts, call: CallRow | None) -> bool:
-    for at, q in f.exits:
-        if any(t >= at and eq != q for t, eq in f.enters):
-            return True
-        if call is not None and call.answer is not None and call.answer >= at:
-            return True
-    return False
-
-
-@dataclass
-class _Acc:
-    """The calls of one interval, as (call, facts) pairs."""
-
-    calls: list[tuple[CallRow | None, _CallFacts]] = field(default_factory=list)
-
-
-def _figures(acc: _Acc, s: ReportSettings, by_queue: bool) -> Figures:
-    offered = len(acc.calls)
-    answered = abandoned = short = blocked = refused = overflowed = callbacks = 0
-    ivr_only = queue_calls = q_answered = within = abandoned_after = 0
-    waits: list[float] = []
-    answered_waits: list[float] = []
-    talks: list[float] = []
-    wrapups: list[float] = []
-    for c, f in acc.calls:
-        if f.wrapups:
-            wrapups.extend(f.wrapups)
-        is_answered = c is not None and c.answer is not None and c.disposition == "ANSWERED"
-        is_blocked = c is not None and (bool(c.blocked_reason)
-                                        or c.disposition in ("BUSY", "CONGESTION"))
-        in_queue = f.entered or (c is not None and bool(c.queue))
-        answered += is_answered
-        blocked += is_blocked
-        if f.abandoned:
-            abandoned += 1
-            w = f.abandon_wait
-            if w is not None and w < s.short_abandon_s:
-                short += 1
-            if w is None or w > s.sl_threshold_s:
-                abandoned_after += 1
-        refused += f.refused
-        callbacks += f.callback
-        if f.exits:
-            overflowed += _overflowed(f, c)
-        if (c is not None and c.ivr_path and not is_answered and not f.abandoned
-                and not is_blocked):
-            ivr_only += 1
-        if is_answered and c is not None:
-            talks.append(float(c.billsec))
-        if in_queue:
-            queue_calls += 1
-            if is_answered:
-                q_answered += 1
-                waited = (c.wait_s if not by_queue and c is not None and c.queue
-                          else f.connect_hold)
-                if waited is not None and waited <= s.sl_threshold_s:
-                    within += 1
-        if c is not None and c.queue:
-            waits.append(c.wait_s)
-            if is_answered:
-                answered_waits.append(c.wait_s)
-    return Figures(
-        offered=offered, answered=answered, unanswered=offered - answered,
-        connection_rate=_ratio(answered, offered), abandoned=abandoned, short_abandoned=short,
-        abandon_rate=_ratio(abandoned, offered),
-        blocked=blocked, loss_rate=_ratio(blocked + abandoned, offered), refused=refused,
-        overflowed=overflowed, callbacks=callbacks, ivr_only=ivr_only, queue_calls=queue_calls,
-        avg_wait_s=_mean(waits), max_wait_s=max(waits) if waits else None,
-        asa_s=_mean(answered_waits), avg_talk_s=_mean(talks), avg_wrapup_s=_mean(wrapups),
-        sl1=_ratio(within, q_answered + abandoned),
-        sl2=_ratio(within, q_answered + abandoned_after),
-        sl3=_ratio(within, queue_calls),
-    )
-
-
-def _covered(spans: list[tuple[float, float]], bounds: np.ndarray) -> np.ndarray:
-    """Seconds of ``spans`` (``[t0, t1)`` pairs, epoch s, may overlap each other) inside
-    each ``[bounds[i], bounds[i+1])``: float64 array of len(bounds) - 1.
-
-    Vectorised: the time covered before t is C(t) = Σ_{t0<t}(t − t0) − Σ_{t1<t}(t − t1), so
-    each interval gets C(end) − C(start) with two sorted searches per bound."""
-    if not spans or len(bounds) < 2:
-        return np.zeros(max(len(bounds) - 1, 0))
-    arr = np.asarray(spans, dtype=np.float64)
-    # Open spans (logged in before the log read, still logged in after it) end a second
-    # outside the bounds: only time between the bounds is measured.
-    t0 = np.maximum(arr[:, 0], bounds[0] - 1.0)
-    t1 = np.minimum(arr[:, 1], bounds[-1] + 1.0)
-    keep = t1 > t0
-
-    def before(x: np.ndarray) -> np.ndarray:
-        # F(t) = Σ_{x<t} (t − x) at every bound.
-        x = np.sort(x)
-        k = np.searchsorted(x, bounds, side="left")
-        prefix = np.concatenate(([0.0], np.cumsum(x)))
-        return k * bounds - prefix[k]
-
-    return np.diff(before(t0[keep]) - before(t1[keep]))
-
-
-@dataclass
-class _AgentTime:
-    """Logged-in and busy spans per agent, read from the whole log (clipped later)."""
-
-    logged: dict[str, list[tuple[float, float]]] = field(
-        default_factory=lambda: defaultdict(list))
-    busy: dict[str, list[tuple[float, float]]] = field(
-        default_factory=lambda: defaultdict(list))
-
-    def occupancy(self, bounds: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(busy seconds, logged-in seconds) of all agents per interval of ``bounds``."""
-        busy = _covered([x for v in self.busy.values() for x in v], bounds)
-        logged = _covered([x for v in self.logged.values() for x in v], bounds)
-        return busy, logged
-
-
-_INF = float("inf")
-
-
-def _agents(log: Sequence[QueueLogRow], start: float, end: float,
-            agent: str | None) -> tuple[tuple[AgentFigures, ...], _AgentTime]:
-    handled: dict[str, set[str]] = defaultdict(set)
-    talk: dict[str, float] = defaultdict(float)
-    hold: dict[str, float] = defaultdict(float)
-    wrapup: dict[str, float] = defaultdict(float)
-    rona: dict[str, int] = defaultdict(int)
-    paused: dict[str, tuple[float, str]] = {}
-    not_ready: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
-    seen: set[tuple[float, str, str, tuple[str, ...]]] = set()
-    names: set[str] = set()
-    spans = _AgentTime()
-    #: agent -> its queues while logged in (None: logged in before the log, queues unknown)
-    member: dict[str, set[str] | None] = {}
-    login_at: dict[str, float] = {}
-
-    def close(a: str, at: float) -> None:
-        p = paused.pop(a, None)
-        if p is not None:
-            t0 = max(p[0], start)
-            if at > t0:
-                not_ready[a][p[1]] += at - t0
-
-    for row in sorted(log, key=_BY_TIME):
-        a = row.agent
-        if a in _NONE or (agent is not None and a != agent):
-            continue
-        ev = row.event
-        t = row.time
-        if "/" not in a:
-            # Logged-in time (a ring group's phone, ext/N, is no agent: it never logs in).
-            queues = member.get(a, ...)
-            if queues is ...:
-                queues = member[a] = set() if ev == "ADDMEMBER" else None
-                if queues is None:
-                    login_at[a] = -_INF
-            if ev == "ADDMEMBER" and queues is not None:
-                if not queues:
-                    login_at[a] = t
-                queues.add(row.queue)
-            elif ev == "REMOVEMEMBER" and (queues is None or row.queue in queues):
-                if queues is not None:
-                    queues.discard(row.queue)
-                if queues is None or not queues:
-                    spans.logged[a].append((login_at.pop(a, t), t))
-                    member[a] = set()
-        if ev in ("COMPLETEAGENT", "COMPLETECALLER", "BLINDTRANSFER", "ATTENDEDTRANSFER"):
-            secs = _field(row, 1 if ev.startswith("COMPLETE") else 3) or 0.0
-            if "/" not in a:
-                spans.busy[a].append((t - secs, t))
-            if start <= t < end:
-                talk[a] += secs
-                names.add(a)
-            continue
-        if ev == "WRAPUPEND":
-            secs = _field(row, 0) or 0.0
-            spans.busy[a].append((t - secs, t))
-            if start <= t < end:
-                wrapup[a] += secs
-                names.add(a)
-            continue
-        if t >= end:
-            continue
-        if ev in ("PAUSE", "UNPAUSE", "REMOVEMEMBER"):
-            key = (t, a, ev, row.data)
-            if key in seen:
-                continue  # the same change, written once per queue of the agent
-            seen.add(key)
-            close(a, t)
-            if ev == "PAUSE":
-                paused[a] = (t, row.data[0] if row.data else "")
-                if t >= start:
-                    names.add(a)
-            continue
-        if t < start:
-            continue
-        if ev == "CONNECT":
-            handled[a].add(row.call_id)
-        elif ev == "UNHOLD":
-            hold[a] += _field(row, 0) or 0.0
-        elif ev == "RINGNOANSWER":
-            rona[a] += 1
-        else:
-            continue
-        names.add(a)
-    for a in list(paused):
-        close(a, end)
-    for a, t0 in login_at.items():
-        spans.logged[a].append((t0, _INF))
-    names |= set(not_ready)
-    bounds = np.array([start, end], dtype=np.float64)
-    out = []
-    for a in sorted(names):
-        n = len(handled.get(a, ()))
-        busy = float(_covered(spans.busy.get(a, []), bounds)[0])
-        logged = float(_covered(spans.logged.get(a, []), bounds)[0])
-        out.append(AgentFigures(
-            agent=a, calls_handled=n, talk_s=talk.get(a, 0.0),
-            not_ready_s=tuple(sorted(not_ready.get(a, {}).items())),
-            rona=rona.get(a, 0),
-            aht_s=_ratio(talk.get(a, 0.0) + wrapup.get(a, 0.0), n),
-            hold_s=hold.get(a, 0.0), wrapup_s=wrapup.get(a, 0.0),
-            occupancy=_ratio(busy, logged)))
-    return tuple(out), spans
-
-
-def _table(ivs: Sequence[Interval], chosen: Sequence[tuple[float, CallRow | None, _CallFacts]],
-           s: ReportSettings, by_queue: bool,
-           spans: _AgentTime) -> tuple[tuple[Interval, Figures], ...]:
-    """The figures of each interval of ``ivs`` (in time order) from the chosen calls (in
-    start order, each counted in the interval of its start) and the agents' spans."""
-    accs = [_Acc() for _ in ivs]
-    i = 0
-    for at, c, f in chosen:
-        while i < len(ivs) and at >= ivs[i].end:
-            i += 1
-        if i < len(ivs):
-            accs[i].calls.append((c, f))
-    bounds = np.array([iv.start for iv in ivs] + ([ivs[-1].end] if ivs else []),
-                      dtype=np.float64)
-    busy, logged = spans.occupancy(bounds)
-    return tuple(
-        (iv, replace(_figures(acc, s, by_queue), occupancy=_ratio(float(b), float(lg))))
-        for iv, acc, b, lg in zip(ivs, accs, busy, logged, strict=True))
+def _log_lines(log: Sequence[QueueLogRow]) -> list[str]:
+    """Rows as queue_log lines in time order (a stable sort: lines of one instant keep
+    their order), for :func:`switchd.reports.logsum.summarize`."""
+    rows = sorted(log, key=lambda r: r.time)
+    return ["|".join((repr(r.time), r.call_id, r.queue, r.agent, r.event, *r.data))
+            for r in rows]
 
 
 def compute(calls: Sequence[CallRow], log: Sequence[QueueLogRow], *, start: float, end: float,
             tz: str, by: str, settings: ReportSettings | None = None,
             queue: str | None = None, agent: str | None = None) -> Report:
-    """Figures per interval of ``[start, end)`` (epoch seconds) in zone ``tz``, and in total.
+    """Figures per interval of ``[start, end)`` (epoch seconds) in zone ``tz``, and in total,
+    from CDR rows and queue_log rows (:func:`compute_columns` on their columns).
 
-    ``calls`` and ``log`` may hold records outside the range (they are ignored); ``queue`` and
-    ``agent`` restrict the report as the module docstring says. Zero-traffic intervals are
-    included with zero counts and None rates. Raises ValueError for an unknown ``by`` or
-    ``tz`` or ``end < start`` (from `switchd.reports.intervals.intervals`).
+    ``calls`` and ``log`` may hold records outside the range (they are ignored), and rows
+    sharing a uniqueid (:func:`merge_calls`); ``queue`` and ``agent`` restrict the report as
+    the module docstring says. Zero-traffic intervals are included with zero counts and
+    None rates. Raises ValueError for an unknown ``by`` or ``tz`` or ``end < start`` (from
+    `switchd.reports.intervals.intervals`).
     """
+    cols = CallColumns.from_rows(list(merge_calls(calls).values()))
+    summary = summarize(_log_lines(log), start=start, end=end,
+                        window=(-np.inf, np.inf), queue=queue, agent=agent)
+    return compute_columns(cols, summary, start=start, end=end, tz=tz, by=by,
+                           settings=settings, queue=queue, agent=agent)
+
+
+@dataclass(frozen=True)
+class _Calls:
+    """The chosen calls of a report as aligned arrays (CDR calls, then the calls the
+    queue_log knows without a CDR yet)."""
+
+    at: np.ndarray          # when each counts: CDR start, else first ENTERQUEUE
+    answered: np.ndarray
+    blocked: np.ndarray
+    abandoned: np.ndarray
+    short: np.ndarray
+    abandoned_after: np.ndarray
+    refused: np.ndarray
+    callback: np.ndarray
+    overflowed: np.ndarray
+    ivr_only: np.ndarray
+    in_queue: np.ndarray
+    within: np.ndarray
+    has_queue: np.ndarray
+    wait_s: np.ndarray
+    billsec: np.ndarray
+    wrap_sum: np.ndarray
+    wrap_n: np.ndarray
+
+
+def _choose(cols: CallColumns, log: LogSummary, s: ReportSettings, *, start: float, end: float,
+            queue: str | None, agent: str | None) -> _Calls:
+    """The calls the report counts (module docstring) with their facts, as arrays."""
+    n = len(cols)
+    index = {u: i for i, u in enumerate(cols.uid)}
+    entered = np.zeros(n, dtype=bool)
+    extra_at: list[float] = []
+    extra_id: list[str] = []
+    for cid, t in log.first_enter.items():
+        i = index.get(cid)
+        if i is None:
+            if agent is None:
+                # A call the queue_log knows and the CDRs do not (yet): counted at its join.
+                extra_at.append(t)
+                extra_id.append(cid)
+        else:
+            entered[i] = True
+    for j, cid in enumerate(extra_id):
+        index[cid] = n + j
+    m = n + len(extra_id)
+
+    def pad(x: np.ndarray, fill: object) -> np.ndarray:
+        return np.concatenate((x, np.full(len(extra_id), fill, dtype=x.dtype)))
+
+    nan = np.nan
+    at = np.concatenate((cols.start, np.asarray(extra_at, dtype=np.float64)))
+    has_queue = pad(np.fromiter((bool(q) for q in cols.queue), dtype=bool, count=n), False)
+    if queue is not None:
+        pick = (cols.queue == queue) | entered
+    else:
+        pick = cols.inbound.copy()
+    if agent is not None:
+        pick &= cols.agent == agent
+    pick = pad(pick, True) & (at >= start) & (at < end)
+    entered = pad(entered, True)
+
+    abandoned = np.zeros(m, dtype=bool)
+    ab_wait = np.full(m, nan)
+    for cid, w in log.abandon_wait.items():
+        i = index.get(cid)
+        if i is not None:
+            abandoned[i] = True
+            ab_wait[i] = nan if w is None else w
+    refused = np.zeros(m, dtype=bool)
+    for cid in log.refused:
+        i = index.get(cid)
+        if i is not None:
+            refused[i] = True
+    callback = np.zeros(m, dtype=bool)
+    for cid in log.callback:
+        i = index.get(cid)
+        if i is not None:
+            callback[i] = True
+    hold = np.full(m, nan)
+    for cid, h in log.connect_hold.items():
+        i = index.get(cid)
+        if i is not None and h is not None:
+            hold[i] = h
+    answer = pad(cols.answer, nan)
+    overflowed = np.zeros(m, dtype=bool)
+    for cid, t in log.first_exit.items():
+        i = index.get(cid)
+        if i is not None:
+            # It left a queue and went on: into another queue, or a person answered it after.
+            overflowed[i] = cid in log.overflow_enter or bool(answer[i] >= t)
+    wrap_sum = np.zeros(m)
+    wrap_n = np.zeros(m, dtype=np.int64)
+    for cid, secs in log.wrapup.items():
+        i = index.get(cid)
+        if i is not None:
+            wrap_sum[i] = sum(secs)
+            wrap_n[i] = len(secs)
+
+    answered = pad(cols.answered, False)
+    blocked = pad(cols.blocked, False)
+    wait_s = pad(cols.wait_s, 0.0)
+    in_queue = entered | has_queue
+    # The caller's wait: the CDR's (ms, whole time in queues); per queue, its first CONNECT.
+    waited = np.where(has_queue, wait_s, hold) if queue is None else hold
+    with np.errstate(invalid="ignore"):
+        within = in_queue & answered & (waited <= s.sl_threshold_s)
+        short = abandoned & (ab_wait < s.short_abandon_s)
+        after = abandoned & ~(ab_wait <= s.sl_threshold_s)
+    ivr = pad(cols.ivr, False)
+    keep = np.flatnonzero(pick)
+    order = keep[np.argsort(at[keep], kind="stable")]
+    return _Calls(
+        at=at[order], answered=answered[order], blocked=blocked[order],
+        abandoned=abandoned[order], short=short[order], abandoned_after=after[order],
+        refused=refused[order], callback=callback[order], overflowed=overflowed[order],
+        ivr_only=(ivr & ~answered & ~abandoned & ~blocked)[order], in_queue=in_queue[order],
+        within=within[order], has_queue=has_queue[order], wait_s=wait_s[order],
+        billsec=pad(cols.billsec, 0.0)[order], wrap_sum=wrap_sum[order],
+        wrap_n=wrap_n[order])
+
+
+def _table(ivs: Sequence[Interval], c: _Calls, log: LogSummary) -> tuple[tuple[Interval, Figures], ...]:
+    """The figures of each interval of ``ivs`` (in time order): each call in the interval
+    of its start, the agents' occupancy clipped to each interval."""
+    k_n = len(ivs)
+    if k_n == 0:
+        return ()
+    bounds = np.array([iv.start for iv in ivs] + [ivs[-1].end], dtype=np.float64)
+    k = np.searchsorted(bounds, c.at, side="right") - 1
+    inside = (k >= 0) & (k < k_n)
+    k = k[inside]
+
+    def count(mask: np.ndarray) -> np.ndarray:
+        return np.bincount(k[mask[inside]], minlength=k_n)
+
+    def total(values: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        sel = mask[inside]
+        return np.bincount(k[sel], weights=values[inside][sel], minlength=k_n)
+
+    everyone = np.ones(len(c.at), dtype=bool)
+    offered = count(everyone)
+    answered = count(c.answered)
+    abandoned = count(c.abandoned)
+    blocked = count(c.blocked)
+    q_answered = count(c.in_queue & c.answered)
+    within = count(c.within)
+    after = count(c.abandoned_after)
+    waited = count(c.has_queue)
+    wait_sum = total(c.wait_s, c.has_queue)
+    ans_waited = count(c.has_queue & c.answered)
+    ans_wait_sum = total(c.wait_s, c.has_queue & c.answered)
+    talk_sum = total(c.billsec, c.answered)
+    wrap_n = np.bincount(k, weights=c.wrap_n[inside], minlength=k_n)
+    wrap_sum = np.bincount(k, weights=c.wrap_sum[inside], minlength=k_n)
+    max_wait = np.full(k_n, -np.inf)
+    sel = c.has_queue[inside]
+    np.maximum.at(max_wait, k[sel], c.wait_s[inside][sel])
+    counts = {name: count(getattr(c, name)) for name in (
+        "short", "refused", "overflowed", "callback", "ivr_only", "in_queue")}
+    busy, logged = log.occupancy(bounds)
+    rows = []
+    for j, iv in enumerate(ivs):
+        o, a, ab, bl = int(offered[j]), int(answered[j]), int(abandoned[j]), int(blocked[j])
+        w, qa, aft = int(within[j]), int(q_answered[j]), int(after[j])
+        nw, naw, nwr = int(waited[j]), int(ans_waited[j]), int(wrap_n[j])
+        rows.append((iv, Figures(
+            offered=o, answered=a, unanswered=o - a, connection_rate=_ratio(a, o),
+            abandoned=ab, short_abandoned=int(counts["short"][j]),
+            abandon_rate=_ratio(ab, o), blocked=bl, loss_rate=_ratio(bl + ab, o),
+            refused=int(counts["refused"][j]), overflowed=int(counts["overflowed"][j]),
+            callbacks=int(counts["callback"][j]), ivr_only=int(counts["ivr_only"][j]),
+            queue_calls=int(counts["in_queue"][j]),
+            avg_wait_s=_ratio(float(wait_sum[j]), nw),
+            max_wait_s=float(max_wait[j]) if nw else None,
+            asa_s=_ratio(float(ans_wait_sum[j]), naw),
+            avg_talk_s=_ratio(float(talk_sum[j]), a),
+            avg_wrapup_s=_ratio(float(wrap_sum[j]), nwr),
+            occupancy=_ratio(float(busy[j]), float(logged[j])),
+            sl1=_ratio(w, qa + ab), sl2=_ratio(w, qa + aft),
+            sl3=_ratio(w, int(counts["in_queue"][j])),
+        )))
+    return tuple(rows)
+
+
+def compute_columns(cols: CallColumns, log: LogSummary, *, start: float, end: float, tz: str,
+                    by: str, settings: ReportSettings | None = None, queue: str | None = None,
+                    agent: str | None = None) -> Report:
+    """:func:`compute` on the calls' columns (one entry per call) and the queue_log's
+    summary (:func:`switchd.reports.logsum.summarize`, made with the same range,
+    ``queue`` and ``agent``): what ``switchd report`` runs. Raises ValueError as
+    :func:`compute`."""
     s = settings or ReportSettings()
     ivs = intervals(start, end, tz, by)
-    z = zone(tz)
-    merged = merge_calls(calls)
-    facts = _facts(log, queue)
-    chosen: list[tuple[float, CallRow | None, _CallFacts]] = []
-    for uid, c in merged.items():
-        f = facts.get(uid) or _CallFacts()
-        if queue is not None:
-            if c.queue != queue and not f.entered:
-                continue
-        elif c.direction != "inbound":
-            continue
-        if agent is not None and c.agent != agent:
-            continue
-        chosen.append((c.start, c, f))
-    if agent is None:
-        # Calls the queue_log knows and the CDRs do not (yet): counted at their first join.
-        for uid, f in facts.items():
-            if uid not in merged and f.entered and f.first_enter is not None:
-                chosen.append((f.first_enter, None, f))
-    chosen = [x for x in chosen if start <= x[0] < end]
-    chosen.sort(key=lambda x: x[0])
-
-    total = _Acc(calls=[(c, f) for _at, c, f in chosen])
-    agents, spans = _agents(log, start, end, agent)
-    by_queue = queue is not None
-    rows = _table(ivs, chosen, s, by_queue, spans)
-    daily = rows if by == "day" else _table(intervals(start, end, tz, "day"), chosen, s,
-                                            by_queue, spans)
-    monthly = rows if by == "month" else _table(intervals(start, end, tz, "month"), chosen, s,
-                                                by_queue, spans)
-    total_busy, total_logged = (float(x[0]) for x in spans.occupancy(
-        np.array([start, end], dtype=np.float64)))
+    c = _choose(cols, log, s, start=start, end=end, queue=queue, agent=agent)
+    rows = _table(ivs, c, log)
+    daily = rows if by == "day" else _table(intervals(start, end, tz, "day"), c, log)
+    monthly = rows if by == "month" else _table(intervals(start, end, tz, "month"), c, log)
+    [(_, total)] = _table([Interval(start, end, "total")], c, log) or [(None, Figures())]
 
     busiest: str | None = None
     if by == "hour":
@@ -505,14 +366,20 @@ def compute(calls: Sequence[CallRow], log: Sequence[QueueLogRow], *, start: floa
         if best is not None and best[1].offered:
             # max() keeps the first of equals: the earliest hour wins a tie.
             busiest = best[0].label
-    else:
+    elif len(c.at):
+        # The local hour of day with most calls: count per hour interval (DST-correct),
+        # then add the hours sharing an hour of day.
+        hours = intervals(start, end, tz, "hour")
+        bounds = np.array([iv.start for iv in hours] + [hours[-1].end], dtype=np.float64)
+        per = np.bincount(np.searchsorted(bounds, c.at, side="right") - 1,
+                          minlength=len(hours))
+        z = zone(tz)
         per_hour: dict[int, int] = defaultdict(int)
-        for at, _c, _f in chosen:
-            per_hour[datetime.fromtimestamp(at, z).hour] += 1
+        for iv, n in zip(hours, per, strict=False):
+            if n:
+                per_hour[datetime.fromtimestamp(iv.start, z).hour] += int(n)
         if per_hour:
-            h = min(per_hour, key=lambda k: (-per_hour[k], k))
+            h = min(per_hour, key=lambda x: (-per_hour[x], x))
             busiest = f"{h:02d}:00"
-    return Report(settings=s, tz=tz, by=by, intervals=rows,
-                  total=replace(_figures(total, s, by_queue),
-                                occupancy=_ratio(total_busy, total_logged)),
-                  agents=agents, busiest_hour=busiest, daily=daily, monthly=monthly)
+    return Report(settings=s, tz=tz, by=by, intervals=rows, total=total,
+                  agents=log.agents, busiest_hour=busiest, daily=daily, monthly=monthly)

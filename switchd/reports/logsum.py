@@ -1,0 +1,297 @@
+"""One pass over the queue_log: what each call's lines say, and each agent's figures.
+
+A report needs a few facts per call (did it abandon, and after how long; was it refused
+at a queue's door; did it ask for a callback; its first CONNECT's holdtime; did it
+overflow; its wrap-up) and, per agent, counts, sums and time spans. :class:`LogSummary`
+gathers them while the lines stream past, in file order (the ACD writes them in time
+order), without building an object per line: a month of a busy centre is millions of
+lines, and ``switchd report`` must stay within seconds (``switchd bench report``).
+
+The definitions are those of :mod:`switchd.reports.figures` (module docstring); this
+module only reads. A line is ``epoch|call_id|queue|agent|EVENT|data…``; a line with
+fewer than five fields, an empty event or a time that is not a finite number is
+malformed: skipped and counted (``skipped``), never fatal.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from switchd.reports.model import AgentFigures
+
+__all__ = ["LogSummary", "covered", "summarize"]
+
+_NONE = ("", "NONE")
+_EXITS_ON = frozenset(("EXITWITHTIMEOUT", "EXITEMPTY", "EXITWITHKEY", "FULL", "JOINEMPTY"))
+_TALK_ENDS = {"COMPLETEAGENT": 6, "COMPLETECALLER": 6, "BLINDTRANSFER": 8,
+              "ATTENDEDTRANSFER": 8}  # event -> index of its calltime in the split line
+_INF = math.inf
+
+
+def _num(parts: list[str], i: int) -> float | None:
+    """Field ``i`` of a split line as a number, or None when missing or not finite."""
+    if len(parts) <= i:
+        return None
+    try:
+        x = float(parts[i])
+    except ValueError:
+        return None
+    return x if math.isfinite(x) else None
+
+
+def covered(t0: np.ndarray, t1: np.ndarray, bounds: np.ndarray) -> np.ndarray:
+    """Seconds of the spans ``[t0[i], t1[i])`` (float64 epoch s; they may overlap) inside
+    each ``[bounds[j], bounds[j+1])``: float64 array of ``len(bounds) - 1``.
+
+    Vectorised: the time covered before t is C(t) = Σ_{t0<t}(t − t0) − Σ_{t1<t}(t − t1),
+    so each interval gets C(end) − C(start) from two sorted searches per bound. Open
+    spans (±inf) are cut a second outside the bounds."""
+    if len(bounds) < 2:
+        return np.zeros(0)
+    if len(t0) == 0:
+        return np.zeros(len(bounds) - 1)
+    a = np.maximum(t0, bounds[0] - 1.0)
+    b = np.minimum(t1, bounds[-1] + 1.0)
+    keep = b > a
+
+    def before(x: np.ndarray) -> np.ndarray:
+        x = np.sort(x)
+        k = np.searchsorted(x, bounds, side="left")
+        prefix = np.concatenate(([0.0], np.cumsum(x)))
+        return k * bounds - prefix[k]
+
+    return np.diff(before(a[keep]) - before(b[keep]))
+
+
+@dataclass
+class LogSummary:
+    """What the queue_log read says, for one report (its range, ``queue`` and ``agent``).
+
+    Per call (by call id; with ``queue`` only that queue's lines, but ENTERQUEUE of any
+    queue for overflow): ``first_enter`` (its first ENTERQUEUE), ``abandon_wait`` (calls
+    with an ABANDON → its waittime, None when unreadable), ``refused`` (FULL/JOINEMPTY),
+    ``callback``, ``connect_hold`` (first CONNECT's holdtime), ``first_exit`` (earliest
+    EXIT*/FULL/JOINEMPTY), ``overflow_enter`` (calls that entered another queue after
+    such an exit), ``wrapup`` (WRAPUPEND seconds, count). Agents: ``agents`` (whole
+    period, sorted by id) and every agent's busy and logged-in spans (float64 arrays of
+    epoch s) for the occupancy of any interval. ``lines``/``skipped``: lines read and
+    malformed lines skipped.
+    """
+
+    first_enter: dict[str, float] = field(default_factory=dict)
+    abandon_wait: dict[str, float | None] = field(default_factory=dict)
+    refused: set[str] = field(default_factory=set)
+    callback: set[str] = field(default_factory=set)
+    connect_hold: dict[str, float | None] = field(default_factory=dict)
+    first_exit: dict[str, float] = field(default_factory=dict)
+    exit_queues: dict[str, set[str]] = field(default_factory=dict)
+    overflow_enter: set[str] = field(default_factory=set)
+    wrapup: dict[str, list[float]] = field(default_factory=dict)
+    agents: tuple[AgentFigures, ...] = ()
+    busy: tuple[np.ndarray, np.ndarray] = (np.zeros(0), np.zeros(0))
+    logged: tuple[np.ndarray, np.ndarray] = (np.zeros(0), np.zeros(0))
+    lines: int = 0
+    skipped: int = 0
+
+    def occupancy(self, bounds: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(busy seconds, logged-in seconds) of all agents in each interval of ``bounds``."""
+        return covered(*self.busy, bounds), covered(*self.logged, bounds)
+
+
+class _Agents:
+    """The agent half of the pass (figures.py: agent figures, occupancy)."""
+
+    def __init__(self, start: float, end: float) -> None:
+        self.start, self.end = start, end
+        self.handled: dict[str, set[str]] = defaultdict(set)
+        self.talk: dict[str, float] = defaultdict(float)
+        self.hold: dict[str, float] = defaultdict(float)
+        self.wrap: dict[str, float] = defaultdict(float)
+        self.rona: dict[str, int] = defaultdict(int)
+        self.paused: dict[str, tuple[float, str]] = {}
+        self.not_ready: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
+        self.seen: set[tuple[float, str, str, tuple[str, ...]]] = set()
+        self.names: set[str] = set()
+        #: agent -> its queues while logged in (None: logged in before the log, queues unknown)
+        self.member: dict[str, set[str] | None] = {}
+        self.login_at: dict[str, float] = {}
+        self.busy: dict[str, list[tuple[float, float]]] = defaultdict(list)
+        self.logged: dict[str, list[tuple[float, float]]] = defaultdict(list)
+
+    def _close_pause(self, a: str, at: float) -> None:
+        p = self.paused.pop(a, None)
+        if p is not None:
+            t0 = max(p[0], self.start)
+            if at > t0:
+                self.not_ready[a][p[1]] += at - t0
+
+    def line(self, t: float, cid: str, q: str, a: str, ev: str, parts: list[str]) -> None:
+        start, end = self.start, self.end
+        if "/" not in a:
+            # Logged-in time (a ring group's phone, ext/N, is no agent: it never logs in).
+            queues = self.member.get(a, ...)
+            if queues is ...:
+                queues = self.member[a] = set() if ev == "ADDMEMBER" else None
+                if queues is None:
+                    self.login_at[a] = -_INF
+            if ev == "ADDMEMBER" and queues is not None:
+                if not queues:
+                    self.login_at[a] = t
+                queues.add(q)
+            elif ev == "REMOVEMEMBER" and (queues is None or q in queues):
+                if queues is not None:
+                    queues.discard(q)
+                if queues is None or not queues:
+                    self.logged[a].append((self.login_at.pop(a, t), t))
+                    self.member[a] = set()
+        at = _TALK_ENDS.get(ev)
+        if at is not None:
+            secs = _num(parts, at) or 0.0
+            if "/" not in a:
+                self.busy[a].append((t - secs, t))
+            if start <= t < end:
+                self.talk[a] += secs
+                self.names.add(a)
+            return
+        if ev == "WRAPUPEND":
+            secs = _num(parts, 5) or 0.0
+            self.busy[a].append((t - secs, t))
+            if start <= t < end:
+                self.wrap[a] += secs
+                self.names.add(a)
+            return
+        if t >= end:
+            return
+        if ev in ("PAUSE", "UNPAUSE", "REMOVEMEMBER"):
+            key = (t, a, ev, tuple(parts[5:]))
+            if key in self.seen:
+                return  # the same change, written once per queue of the agent
+            self.seen.add(key)
+            self._close_pause(a, t)
+            if ev == "PAUSE":
+                self.paused[a] = (t, parts[5] if len(parts) > 5 else "")
+                if t >= start:
+                    self.names.add(a)
+            return
+        if t < start:
+            return
+        if ev == "CONNECT":
+            self.handled[a].add(cid)
+        elif ev == "UNHOLD":
+            self.hold[a] += _num(parts, 5) or 0.0
+        elif ev == "RINGNOANSWER":
+            self.rona[a] += 1
+        else:
+            return
+        self.names.add(a)
+
+    def finish(self, out: LogSummary) -> None:
+        start, end = self.start, self.end
+        for a in list(self.paused):
+            self._close_pause(a, end)
+        for a, t0 in self.login_at.items():
+            self.logged[a].append((t0, _INF))
+        names = self.names | set(self.not_ready)
+        period = np.array([start, end], dtype=np.float64)
+
+        def spans(table: dict[str, list[tuple[float, float]]],
+                  who: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+            pairs = (table.get(who, []) if who is not None
+                     else [x for v in table.values() for x in v])
+            arr = np.asarray(pairs, dtype=np.float64).reshape(-1, 2)
+            return arr[:, 0], arr[:, 1]
+
+        agents = []
+        for a in sorted(names):
+            n = len(self.handled.get(a, ()))
+            busy = float(covered(*spans(self.busy, a), period)[0])
+            logged = float(covered(*spans(self.logged, a), period)[0])
+            talk, wrap = self.talk.get(a, 0.0), self.wrap.get(a, 0.0)
+            agents.append(AgentFigures(
+                agent=a, calls_handled=n, talk_s=talk,
+                not_ready_s=tuple(sorted(self.not_ready.get(a, {}).items())),
+                rona=self.rona.get(a, 0), aht_s=(talk + wrap) / n if n else None,
+                hold_s=self.hold.get(a, 0.0), wrapup_s=wrap,
+                occupancy=busy / logged if logged > 0 else None))
+        out.agents = tuple(agents)
+        out.busy = spans(self.busy)
+        out.logged = spans(self.logged)
+
+
+def summarize(lines: Iterable[str], *, start: float, end: float, window: tuple[float, float],
+              queue: str | None = None, agent: str | None = None) -> LogSummary:
+    """Read queue_log ``lines`` (each without its newline; blank ones ignored) in time
+    order into a :class:`LogSummary` for a report of [start, end) (epoch s).
+
+    Only lines with a time in ``window`` (the report's range and a margin, so a call's
+    late ABANDON and an agent's earlier PAUSE are seen) are used. ``queue``/``agent``
+    restrict the facts as :mod:`switchd.reports.figures` says. Never raises for bad
+    lines: they are counted in ``skipped``.
+    """
+    out = LogSummary()
+    ag = _Agents(start, end)
+    agent_line = ag.line
+    w0, w1 = window
+    first_enter, abandon_wait = out.first_enter, out.abandon_wait
+    refused, callback, connect_hold = out.refused, out.callback, out.connect_hold
+    first_exit, exit_queues, overflow_enter = out.first_exit, out.exit_queues, out.overflow_enter
+    wrapup = out.wrapup
+    isfinite = math.isfinite
+    n = skipped = 0
+    for line in lines:
+        if not line:
+            continue
+        if line[-1] == "\r":
+            line = line.rstrip("\r")
+        if not line or line.isspace():
+            continue
+        n += 1
+        parts = line.split("|")
+        if len(parts) < 5 or not parts[4]:
+            skipped += 1
+            continue
+        try:
+            t = float(parts[0])
+        except ValueError:
+            skipped += 1
+            continue
+        if not isfinite(t):
+            skipped += 1
+            continue
+        if not w0 <= t < w1:
+            continue
+        cid, q, a, ev = parts[1], parts[2], parts[3], parts[4]
+        if cid not in _NONE:
+            if ev == "ENTERQUEUE":
+                # Every queue: an overflow's destination.
+                ex = exit_queues.get(cid)
+                if ex is not None and (len(ex) > 1 or q not in ex):
+                    overflow_enter.add(cid)
+                if (queue is None or q == queue) and cid not in first_enter:
+                    first_enter[cid] = t
+            elif queue is None or q == queue:
+                if ev == "CONNECT":
+                    if cid not in connect_hold:
+                        connect_hold[cid] = _num(parts, 5)
+                elif ev == "WRAPUPEND":
+                    wrapup.setdefault(cid, []).append(_num(parts, 5) or 0.0)
+                elif ev == "ABANDON":
+                    abandon_wait[cid] = _num(parts, 7)
+                elif ev == "CALLBACK":
+                    callback.add(cid)
+                if ev in _EXITS_ON:
+                    if ev == "FULL" or ev == "JOINEMPTY":
+                        refused.add(cid)
+                    if cid not in first_exit:
+                        first_exit[cid] = t
+                    exit_queues.setdefault(cid, set()).add(q)
+        if a not in _NONE and (agent is None or a == agent):
+            agent_line(t, cid, q, a, ev, parts)
+    out.lines, out.skipped = n, skipped
+    ag.finish(out)
+    return out

@@ -707,5 +707,6 @@ def _print_table(r: SimResult) -> None:
                       "the exact figure", highlight=False)
     if r.records is not None:
         folder, t_from, t_to = r.records
+        sl = "" if o.target_s == 20.0 else f" --sl-threshold {o.target_s:g}"
         console.print(f"records written to {folder}: switchd report --state-dir {folder} "
-                      f"--from {_iso(t_from)} --to {_iso(t_to)} --by hour", highlight=False)
+                      f"--from {_iso(t_from)} --to {_iso(t_to)} --by hour{sl}", highlight=False)

@@ -413,3 +413,16 @@ def test_daily_and_monthly_traffic_tables_whatever_the_interval():
 def test_abandon_rate(by_hour):
     f = _hour(by_hour, "2026-12-07 09:00")
     assert f.abandon_rate == pytest.approx(2 / 6)   # c3, c4 of six offered
+
+
+def test_a_queue_report_has_that_queues_agent_figures():
+    r = compute(OCC_CALLS, OCC_LOG, start=DAY[0], end=DAY[1], tz="UTC", by="day", settings=S,
+                queue="support")
+    [b1] = r.agents
+    # support only: d2 (talk 300 s, wrap-up 20 s); b1 was a member 08:00-12:00 too.
+    assert (b1.calls_handled, b1.talk_s, b1.wrapup_s, b1.hold_s) == (1, 300.0, 20.0, 0.0)
+    assert b1.occupancy == pytest.approx(320 / 14400)
+    assert b1.not_ready_s == (("break", 900.0),)
+    none = compute(OCC_CALLS, OCC_LOG, start=DAY[0], end=DAY[1], tz="UTC", by="day",
+                   settings=S, queue="nosuch")
+    assert none.agents == () and none.total.occupancy is None

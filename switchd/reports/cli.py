@@ -197,7 +197,8 @@ def _report_body(args: argparse.Namespace, start: float, end: float, settings: A
         # A switch that never queued a call has no queue_log: the queue figures are 0.
         qlog = LogSummary()
         _err(f"switchd report: warning: no queue_log {state / 'queue_log'}; the figures that "
-             "come from it (abandoned, service level, callbacks, refused, agents) are 0")
+             "come from it (abandoned, callbacks, refused, overflow, wrap-up, occupancy, agents) are "
+             "0 or empty, and the service level cannot count abandoned calls")
     except OSError as exc:
         raise _Fail(f"switchd report: cannot read {state / 'queue_log'}: {exc}", 1) from None
 

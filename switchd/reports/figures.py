@@ -63,6 +63,10 @@ PAUSE or the end of the period, per reason (the ACD writes one line per queue of
 repeated lines at the same instant count once); ``aht_s`` = (talk_s + wrapup_s) /
 calls_handled (hold is part of talk); ``occupancy`` as above over the whole period.
 
+With ``queue=Q`` the agent figures and occupancy are those of Q's lines: the agents' time as
+members of Q (ADDMEMBER/REMOVEMEMBER and PAUSE/UNPAUSE of Q; the ACD writes them per queue),
+Q's calls and their wrap-up.
+
 ``busiest_hour``: with ``by="hour"`` the label of the hour interval with most offered calls, else
 the local hour of day "HH:00" with most offered calls over the period (earliest on a tie); None
 without traffic.

@@ -4,14 +4,17 @@
 
 - the summary figures of the whole period: offered, answered, connection rate,
   abandoned (short abandons apart), blocked, loss rate, average and max wait, ASA,
-  average talk, SL1/SL2/SL3 and the busiest hour;
+  average talk, average wrap-up, occupancy, callbacks, overflowed, refused, IVR
+  self-service, SL1/SL2/SL3 and the busiest hour;
 - four charts drawn by matplotlib's SVG backend and embedded as inline ``<svg>``
   (no XML prolog, no metadata, text kept as ``<text>`` so it is searchable):
   calls per interval (offered vs answered bars), service level SL1 per interval (a
   line, gaps where it has no value), abandon rate and loss rate per interval (lines;
   abandon rate = abandoned / offered, loss rate as in :mod:`switchd.reports.figures`),
-  and talk time per agent (bars, minutes, calls handled written on each bar);
-- the interval table (same columns as the terminal table) and the agents table.
+  and agent occupancy (a bar per agent who logged in: (talk + wrap-up) / logged-in
+  time, with its calls handled and talk time written on the bar);
+- the interval table (same columns as the terminal table), the daily and monthly
+  traffic tables (:data:`switchd.reports.render.TRAFFIC_COLUMNS`) and the agents table.
 
 Labels are bilingual ("呼入 offered", "接通 answered", "服务水平 service level",
 "放弃率 abandon rate"). The charts name a CJK font first when one is installed

@@ -290,7 +290,7 @@ def summarize(lines: Iterable[str], *, start: float, end: float, window: tuple[f
                     if cid not in first_exit:
                         first_exit[cid] = t
                     exit_queues.setdefault(cid, set()).add(q)
-        if a not in _NONE and (agent is None or a == agent):
+        if a not in _NONE and (agent is None or a == agent) and (queue is None or q == queue):
             agent_line(t, cid, q, a, ev, parts)
     out.lines, out.skipped = n, skipped
     ag.finish(out)

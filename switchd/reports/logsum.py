@@ -120,8 +120,21 @@ class _Agents:
         #: agent -> its queues while logged in (None: logged in before the log, queues unknown)
         self.member: dict[str, set[str] | None] = {}
         self.login_at: dict[str, float] = {}
-        self.busy: dict[str, list[tuple[float, float]]] = defaultdict(list)
+        #: busy spans [t0, t1) of every agent (who): flat lists, arrays at the end
+        self.busy_t0: list[float] = []
+        self.busy_t1: list[float] = []
+        self.busy_who: list[int] = []
+        #: agent name -> its number in busy_who
+        self.number: dict[str, int] = {}
         self.logged: dict[str, list[tuple[float, float]]] = defaultdict(list)
+
+    def first_seen(self, a: str, ev: str) -> set[str] | None:
+        """Start tracking agent ``a`` (its first line is ``ev``): logged in before the log
+        read unless that line is its ADDMEMBER. Returns its queue set (None: unknown)."""
+        queues = self.member[a] = set() if ev == "ADDMEMBER" else None
+        if queues is None:
+            self.login_at[a] = -_INF
+        return queues
 
     def _close_pause(self, a: str, at: float) -> None:
         p = self.paused.pop(a, None)
@@ -134,11 +147,7 @@ class _Agents:
         start, end = self.start, self.end
         if "/" not in a:
             # Logged-in time (a ring group's phone, ext/N, is no agent: it never logs in).
-            queues = self.member.get(a, ...)
-            if queues is ...:
-                queues = self.member[a] = set() if ev == "ADDMEMBER" else None
-                if queues is None:
-                    self.login_at[a] = -_INF
+            queues = self.member[a] if a in self.member else self.first_seen(a, ev)
             if ev == "ADDMEMBER" and queues is not None:
                 if not queues:
                     self.login_at[a] = t
@@ -153,14 +162,18 @@ class _Agents:
         if at is not None:
             secs = _num(parts, at) or 0.0
             if "/" not in a:
-                self.busy[a].append((t - secs, t))
+                self.busy_t0.append(t - secs)
+                self.busy_t1.append(t)
+                self.busy_who.append(self.number.setdefault(a, len(self.number)))
             if start <= t < end:
                 self.talk[a] += secs
                 self.names.add(a)
             return
         if ev == "WRAPUPEND":
             secs = _num(parts, 5) or 0.0
-            self.busy[a].append((t - secs, t))
+            self.busy_t0.append(t - secs)
+            self.busy_t1.append(t)
+            self.busy_who.append(self.number.setdefault(a, len(self.number)))
             if start <= t < end:
                 self.wrap[a] += secs
                 self.names.add(a)
@@ -199,18 +212,24 @@ class _Agents:
         names = self.names | set(self.not_ready)
         period = np.array([start, end], dtype=np.float64)
 
-        def spans(table: dict[str, list[tuple[float, float]]],
-                  who: str | None = None) -> tuple[np.ndarray, np.ndarray]:
-            pairs = (table.get(who, []) if who is not None
-                     else [x for v in table.values() for x in v])
+        def spans(pairs: list[tuple[float, float]]) -> tuple[np.ndarray, np.ndarray]:
             arr = np.asarray(pairs, dtype=np.float64).reshape(-1, 2)
             return arr[:, 0], arr[:, 1]
 
+        b0 = np.asarray(self.busy_t0, dtype=np.float64)
+        b1 = np.asarray(self.busy_t1, dtype=np.float64)
+        # Each agent's busy spans: the flat lists grouped by agent (a stable sort).
+        who = np.asarray(self.busy_who, dtype=np.int64)
+        order = np.argsort(who, kind="stable")
+        numbers = who[order]
         agents = []
         for a in sorted(names):
             n = len(self.handled.get(a, ()))
-            busy = float(covered(*spans(self.busy, a), period)[0])
-            logged = float(covered(*spans(self.logged, a), period)[0])
+            k = self.number.get(a, -1)
+            mine = order[np.searchsorted(numbers, k, side="left"):
+                         np.searchsorted(numbers, k, side="right")]
+            busy = float(covered(b0[mine], b1[mine], period)[0])
+            logged = float(covered(*spans(self.logged.get(a, [])), period)[0])
             talk, wrap = self.talk.get(a, 0.0), self.wrap.get(a, 0.0)
             agents.append(AgentFigures(
                 agent=a, calls_handled=n, talk_s=talk,
@@ -219,8 +238,41 @@ class _Agents:
                 hold_s=self.hold.get(a, 0.0), wrapup_s=wrap,
                 occupancy=busy / logged if logged > 0 else None))
         out.agents = tuple(agents)
-        out.busy = spans(self.busy)
-        out.logged = spans(self.logged)
+        out.busy = (b0, b1)
+        out.logged = spans([x for v in self.logged.values() for x in v])
+
+
+class _Other:
+    """Every line but the bulk ones (ENTERQUEUE without an agent, CONNECT, COMPLETE*) of
+    the report's queue (the caller checked), in order: the per-call facts they carry and
+    the agent figures (:class:`_Agents`)."""
+
+    def __init__(self, out: LogSummary, ag: _Agents, agent: str | None) -> None:
+        self.out, self.ag, self.agent = out, ag, agent
+
+    def line(self, t: float, cid: str, q: str, a: str, ev: str, parts: list[str]) -> None:
+        out = self.out
+        if cid not in _NONE:
+            if ev == "ENTERQUEUE":
+                ex = out.exit_queues.get(cid)
+                if ex is not None and (len(ex) > 1 or q not in ex):
+                    out.overflow_enter.add(cid)
+                if cid not in out.first_enter:
+                    out.first_enter[cid] = t
+            elif ev == "WRAPUPEND":
+                out.wrapup.setdefault(cid, []).append(_num(parts, 5) or 0.0)
+            elif ev == "ABANDON":
+                out.abandon_wait[cid] = _num(parts, 7)
+            elif ev == "CALLBACK":
+                out.callback.add(cid)
+            if ev in _EXITS_ON:
+                if ev == "FULL" or ev == "JOINEMPTY":
+                    out.refused.add(cid)
+                if cid not in out.first_exit:
+                    out.first_exit[cid] = t
+                out.exit_queues.setdefault(cid, set()).add(q)
+        if a not in _NONE and (self.agent is None or a == self.agent):
+            self.ag.line(t, cid, q, a, ev, parts)
 
 
 def summarize(lines: Iterable[str], *, start: float, end: float, window: tuple[float, float],
@@ -235,12 +287,12 @@ def summarize(lines: Iterable[str], *, start: float, end: float, window: tuple[f
     """
     out = LogSummary()
     ag = _Agents(start, end)
-    agent_line = ag.line
+    other = _Other(out, ag, agent).line
     w0, w1 = window
-    first_enter, abandon_wait = out.first_enter, out.abandon_wait
-    refused, callback, connect_hold = out.refused, out.callback, out.connect_hold
-    first_exit, exit_queues, overflow_enter = out.first_exit, out.exit_queues, out.overflow_enter
-    wrapup = out.wrapup
+    first_enter, connect_hold = out.first_enter, out.connect_hold
+    exit_queues, overflow_enter = out.exit_queues, out.overflow_enter
+    handled, talk, names, member = ag.handled, ag.talk, ag.names, ag.member
+    b0, b1, bwho, number = ag.busy_t0, ag.busy_t1, ag.busy_who, ag.number
     isfinite = math.isfinite
     n = skipped = 0
     for line in lines:
@@ -266,32 +318,55 @@ def summarize(lines: Iterable[str], *, start: float, end: float, window: tuple[f
         if not w0 <= t < w1:
             continue
         cid, q, a, ev = parts[1], parts[2], parts[3], parts[4]
-        if cid not in _NONE:
-            if ev == "ENTERQUEUE":
-                # Every queue: an overflow's destination.
+        mine = queue is None or q == queue
+        # The three lines of nearly every queue call first, inline: they are most of the
+        # log (ENTERQUEUE, CONNECT, COMPLETE*); the rest take the general path below.
+        if ev == "ENTERQUEUE" and a in _NONE:
+            if cid not in _NONE:
+                if exit_queues:
+                    # Every queue: an overflow's destination.
+                    ex = exit_queues.get(cid)
+                    if ex is not None and (len(ex) > 1 or q not in ex):
+                        overflow_enter.add(cid)
+                if mine and cid not in first_enter:
+                    first_enter[cid] = t
+            continue
+        if not mine:
+            if ev == "ENTERQUEUE" and cid not in _NONE:
                 ex = exit_queues.get(cid)
                 if ex is not None and (len(ex) > 1 or q not in ex):
                     overflow_enter.add(cid)
-                if (queue is None or q == queue) and cid not in first_enter:
-                    first_enter[cid] = t
-            elif queue is None or q == queue:
-                if ev == "CONNECT":
-                    if cid not in connect_hold:
-                        connect_hold[cid] = _num(parts, 5)
-                elif ev == "WRAPUPEND":
-                    wrapup.setdefault(cid, []).append(_num(parts, 5) or 0.0)
-                elif ev == "ABANDON":
-                    abandon_wait[cid] = _num(parts, 7)
-                elif ev == "CALLBACK":
-                    callback.add(cid)
-                if ev in _EXITS_ON:
-                    if ev == "FULL" or ev == "JOINEMPTY":
-                        refused.add(cid)
-                    if cid not in first_exit:
-                        first_exit[cid] = t
-                    exit_queues.setdefault(cid, set()).add(q)
-        if a not in _NONE and (agent is None or a == agent) and (queue is None or q == queue):
-            agent_line(t, cid, q, a, ev, parts)
+            continue
+        if ev == "CONNECT":
+            if cid not in _NONE and cid not in connect_hold:
+                connect_hold[cid] = _num(parts, 5)
+            if a not in _NONE and (agent is None or a == agent):
+                if a not in member and "/" not in a:
+                    ag.first_seen(a, ev)
+                if start <= t < end:
+                    handled[a].add(cid)
+                    names.add(a)
+            continue
+        if ev == "COMPLETECALLER" or ev == "COMPLETEAGENT":
+            if a not in _NONE and (agent is None or a == agent):
+                if "/" not in a:
+                    if a not in member:
+                        ag.first_seen(a, ev)
+                try:
+                    secs = float(parts[6])
+                    if not isfinite(secs):
+                        secs = 0.0
+                except (ValueError, IndexError):
+                    secs = 0.0
+                if "/" not in a:
+                    b0.append(t - secs)
+                    b1.append(t)
+                    bwho.append(number.setdefault(a, len(number)))
+                if start <= t < end:
+                    talk[a] += secs
+                    names.add(a)
+            continue
+        other(t, cid, q, a, ev, parts)
     out.lines, out.skipped = n, skipped
     ag.finish(out)
     return out

@@ -173,7 +173,7 @@ def _compute_report(db: Path, queue_log: Path, *, start: float, end: float, tz: 
     from switchd.reports.data import load_call_columns, summarize_queue_log
     from switchd.reports.logsum import LogSummary
 
-    calls = load_call_columns(db, start, end)
+    calls = load_call_columns(db, start, end, names=queue is not None or agent is not None)
     try:
         log = summarize_queue_log(queue_log, start=start, end=end, margin_s=LOG_MARGIN_S,
                                   queue=queue, agent=agent)

@@ -163,30 +163,60 @@ def _report_text(args: argparse.Namespace) -> str | bytes:
         short_abandon_s=_seconds("--short-abandon", args.short_abandon, positive=False),
     )
 
-    from switchd.reports.data import gc_paused
+    from switchd.reports.data import gc_paused, require_db, start_call_columns
     from switchd.reports.progress import Stages
 
-    # A progress bar on a terminal (stderr) only; millions of rows, no cycles: no GC passes.
-    with gc_paused(), Stages(4) as stages:
-        return _report_body(args, start, end, settings, stages)
+    state = _state_dir(args)
+    db = state / "switchd.db"
+    try:
+        require_db(db)
+    except FileNotFoundError as exc:
+        raise _Fail(f"switchd report: {exc}", 1) from None
+    # Millions of rows and no cycles: no GC passes. The CDRs are read beside (a forked
+    # child, started before the progress bar's thread) while the queue_log is read here.
+    with gc_paused():
+        calls_when_read = start_call_columns(
+            db, start, end, names=args.queue is not None or args.agent is not None)
+        # A progress bar on a terminal (stderr) only.
+        with Stages(4) as stages:
+            return _report_body(args, start, end, settings, stages, state, db,
+                                calls_when_read)
 
 
 def _report_body(args: argparse.Namespace, start: float, end: float, settings: Any,
-                 stages: Any) -> Any:
-    """Read the data for [start, end), compute and render the report (str, or bytes for
-    xlsx). Raises _Fail."""
-    from switchd.reports.data import load_call_columns, summarize_queue_log
+                 stages: Any, state: Path, db: Path, calls_when_read: Any) -> Any:
+    """Read the data for [start, end) (the CDRs from ``calls_when_read``), compute and
+    render the report (str, or bytes for xlsx). Raises _Fail."""
+    stages.step("reading the queue_log (and the CDRs beside)")
+    try:
+        qlog = _queue_log(args, state, start, end)
+    finally:
+        stages.step("reading CDRs")
+        try:
+            calls = calls_when_read()
+        except FileNotFoundError as exc:
+            raise _Fail(f"switchd report: {exc}", 1) from None
+        except sqlite3.Error as exc:
+            raise _Fail(f"switchd report: cannot read {db}: {exc}", 1) from None
+
+    from switchd.reports import figures
+
+    stages.step("computing figures")
+    try:
+        report = figures.compute_columns(calls, qlog, start=start, end=end, tz=args.tz,
+                                         by=args.by, settings=settings, queue=args.queue,
+                                         agent=args.agent)
+    except ValueError as exc:
+        raise _Fail(f"switchd report: {exc}", 2) from None
+    return _render(args, report, stages)
+
+
+def _queue_log(args: argparse.Namespace, state: Path, start: float, end: float) -> Any:
+    """The queue_log's summary for the report (an empty one, with a warning, when there is
+    no queue_log). Raises _Fail when it cannot be read."""
+    from switchd.reports.data import summarize_queue_log
     from switchd.reports.logsum import LogSummary
 
-    state = _state_dir(args)
-    stages.step("reading CDRs")
-    try:
-        calls = load_call_columns(state / "switchd.db", start, end)
-    except FileNotFoundError as exc:
-        raise _Fail(f"switchd report: {exc}", 1) from None
-    except sqlite3.Error as exc:
-        raise _Fail(f"switchd report: cannot read {state / 'switchd.db'}: {exc}", 1) from None
-    stages.step("reading the queue_log")
     try:
         qlog = summarize_queue_log(state / "queue_log", start=start, end=end,
                                    margin_s=LOG_MARGIN_S, queue=args.queue, agent=args.agent)
@@ -197,20 +227,17 @@ def _report_body(args: argparse.Namespace, start: float, end: float, settings: A
         # A switch that never queued a call has no queue_log: the queue figures are 0.
         qlog = LogSummary()
         _err(f"switchd report: warning: no queue_log {state / 'queue_log'}; the figures that "
-             "come from it (abandoned, callbacks, refused, overflow, wrap-up, occupancy, agents) are "
-             "0 or empty, and the service level cannot count abandoned calls")
+             "come from it (abandoned, callbacks, refused, overflow, wrap-up, occupancy, "
+             "agents) are 0 or empty, and the service level cannot count abandoned calls")
     except OSError as exc:
         raise _Fail(f"switchd report: cannot read {state / 'queue_log'}: {exc}", 1) from None
+    return qlog
 
-    from switchd.reports import figures, render
 
-    stages.step("computing figures")
-    try:
-        report = figures.compute_columns(calls, qlog, start=start, end=end, tz=args.tz,
-                                         by=args.by, settings=settings, queue=args.queue,
-                                         agent=args.agent)
-    except ValueError as exc:
-        raise _Fail(f"switchd report: {exc}", 2) from None
+def _render(args: argparse.Namespace, report: Any, stages: Any) -> Any:
+    """The report in ``args.format`` (str, or bytes for xlsx)."""
+    from switchd.reports import render
+
     stages.step(f"rendering {args.format}")
     if args.format == "xlsx":
         from switchd.reports.xlsx import as_xlsx

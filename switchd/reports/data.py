@@ -25,7 +25,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import sqlite3
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from pathlib import Path
@@ -35,7 +35,8 @@ from switchd.reports.model import CallColumns, CallRow, QueueLogRow
 from switchd.timefmt import iso_utc
 
 __all__ = ["QueueLog", "epoch_of_iso", "gc_paused", "load_call_columns", "load_calls",
-           "load_queue_log", "parse_queue_log_line", "read_queue_log", "summarize_queue_log"]
+           "load_queue_log", "parse_queue_log_line", "read_queue_log", "require_db", "start_call_columns",
+           "summarize_queue_log"]
 
 
 def _epoch_sql(col: str) -> str:
@@ -85,6 +86,13 @@ def _fast_rows(cls: type, names: tuple[str, ...], rows: Iterable[tuple[object, .
 _WHERE_TO_LOOK = "give --state-dir DIR, the folder holding switchd.db and queue_log, or -c CONFIG"
 
 
+def require_db(db: Path) -> None:
+    """Raise FileNotFoundError saying where to look when ``db`` is not a file."""
+    if not Path(db).is_file():
+        raise FileNotFoundError(f"no database {db}: has switchd run with this state "
+                                f"directory? ({_WHERE_TO_LOOK})")
+
+
 def epoch_of_iso(text: str) -> float:
     """Epoch seconds (UTC) of a stored time such as ``2026-12-07T12:35:18.900Z``.
 
@@ -110,9 +118,7 @@ def load_calls(db: Path, start: float, end: float) -> list[CallRow]:
     be read.
     """
     db = Path(db)
-    if not db.is_file():
-        raise FileNotFoundError(f"no database {db}: has switchd run with this state "
-                                f"directory? ({_WHERE_TO_LOOK})")
+    require_db(db)
     uri = f"{db.absolute().as_uri()}?mode=ro"
     conn = sqlite3.connect(uri, uri=True)
     try:
@@ -230,53 +236,92 @@ def _read_queue_log_lines(blob: bytes, start: float, end: float) -> QueueLog:
     return QueueLog(tuple(rows), skipped, lines)
 
 
-# What figures.py needs of a CDR, one row per call, in CallColumns' order: flags worked out
-# by SQLite (in C) rather than per row in Python.
+# What figures.py needs of a CDR, one row per call: its flags worked out by SQLite (in C)
+# and packed in one integer (bit 0 inbound, 1 answered by a person, 2 an IVR path,
+# 3 blocked, 4 a queue), since every value fetched is a Python object made per row.
 _COLUMN_SQL = (
     f"uniqueid, coalesce({_epoch_sql('start')}, start), "
     f"CASE WHEN answer IS NULL THEN NULL ELSE coalesce({_epoch_sql('answer')}, answer) END, "
-    "direction = 'inbound', disposition = 'ANSWERED' AND answer IS NOT NULL, queue, agent, "
-    "CAST(coalesce(wait_s, 0) AS REAL), CAST(coalesce(billsec, 0) AS REAL), "
-    "coalesce(ivr_path, '') != '', "
-    "coalesce(blocked_reason, '') != '' OR disposition IN ('BUSY', 'CONGESTION')"
+    "(direction = 'inbound') | ((disposition = 'ANSWERED' AND answer IS NOT NULL) << 1) | "
+    "((coalesce(ivr_path, '') != '') << 2) | "
+    "((coalesce(blocked_reason, '') != '' OR disposition IN ('BUSY', 'CONGESTION')) << 3) | "
+    "((coalesce(queue, '') != '') << 4), "
+    "CAST(coalesce(wait_s, 0) AS REAL), CAST(coalesce(billsec, 0) AS REAL)"
 )
 
 
-def load_call_columns(db: Path, start: float, end: float) -> CallColumns:
+def load_call_columns(db: Path, start: float, end: float, *,
+                      names: bool = True) -> CallColumns:
     """The CDRs whose ``start`` is in [start, end) (epoch seconds) as :class:`CallColumns`
-    (one CDR is one call: ``uniqueid`` is the table's key). Raises as :func:`load_calls`."""
+    (one CDR is one call: ``uniqueid`` is the table's key). ``names`` False leaves the
+    queue and agent columns out (all None: a report that filters by neither does not
+    look at them). Raises as :func:`load_calls`."""
     import numpy as np
 
     db = Path(db)
-    if not db.is_file():
-        raise FileNotFoundError(f"no database {db}: has switchd run with this state "
-                                f"directory? ({_WHERE_TO_LOOK})")
+    require_db(db)
     uri = f"{db.absolute().as_uri()}?mode=ro"
     conn = sqlite3.connect(uri, uri=True)
     try:
-        rows = conn.execute(f"SELECT {_COLUMN_SQL} FROM cdr WHERE start >= ? AND start < ?",
+        columns = _COLUMN_SQL + (", queue, agent" if names else "")
+        rows = conn.execute(f"SELECT {columns} FROM cdr WHERE start >= ? AND start < ?",
                             (iso_utc(start), iso_utc(end))).fetchall()
     finally:
         conn.close()
     if not rows:
         return CallColumns.from_rows([])
-    uid, t0, ans, inbound, answered, queue, agent, wait, bill, ivr, blocked = zip(*rows,
-                                                                                 strict=True)
-    if any(x.__class__ is not float for x in t0) or any(
-            x is not None and x.__class__ is not float for x in ans):
+    cols = list(zip(*rows, strict=True))
+    uid, t0, ans, packed, wait, bill = cols[:6]
+    try:
+        start_s = np.array(t0, dtype=np.float64)
+        # No answer: NaN (the conversion itself turns None into nan).
+        answer_s = np.array(ans, dtype=np.float64)
+    except (TypeError, ValueError):
         # A time SQLite could not read (not switchd's format): parse it, or raise.
-        t0 = tuple(_epoch(x) for x in t0)
-        ans = tuple(None if x is None else _epoch(x) for x in ans)
-    objects = np.empty((2, len(rows)), dtype=object)
-    objects[0, :] = queue
-    objects[1, :] = agent
+        start_s = np.array([_epoch(x) for x in t0], dtype=np.float64)
+        answer_s = np.array([np.nan if x is None else _epoch(x) for x in ans], dtype=np.float64)
+    objects = np.full((2, len(rows)), None, dtype=object)
+    if names:
+        objects[0, :] = cols[6]
+        objects[1, :] = cols[7]
+    flags = np.array(packed, dtype=np.int64)
     return CallColumns(
-        uid=[str(u) for u in uid], start=np.array(t0, dtype=np.float64),
-        answer=np.array([np.nan if x is None else x for x in ans], dtype=np.float64),
-        inbound=np.array(inbound, dtype=bool), answered=np.array(answered, dtype=bool),
+        uid=list(uid), start=start_s, answer=answer_s,
+        inbound=(flags & 1).astype(bool), answered=(flags & 2).astype(bool),
         queue=objects[0], agent=objects[1], wait_s=np.array(wait, dtype=np.float64),
-        billsec=np.array(bill, dtype=np.float64), ivr=np.array(ivr, dtype=bool),
-        blocked=np.array(blocked, dtype=bool))
+        billsec=np.array(bill, dtype=np.float64), ivr=(flags & 4).astype(bool),
+        blocked=(flags & 8).astype(bool), has_queue=(flags & 16).astype(bool))
+
+
+def start_call_columns(db: Path, start: float, end: float, *,
+                       names: bool = True) -> Callable[[], CallColumns]:
+    """Start :func:`load_call_columns` and return the function that waits for it and
+    returns its columns (raising what the load raised).
+
+    In a single-threaded process that can fork (``switchd report``) the CDRs are read by
+    a forked child while this process goes on (it reads the queue_log meanwhile: the
+    two reads use both cores, and a month of a busy centre is seconds of each). Anywhere
+    else — the daemon's worker thread for ``REPORT``, a platform without fork — they are
+    read here, before this returns.
+    """
+    import multiprocessing
+    import threading
+    from concurrent.futures import ProcessPoolExecutor
+
+    if ("fork" not in multiprocessing.get_all_start_methods()
+            or threading.active_count() > 1):
+        cols = load_call_columns(db, start, end, names=names)
+        return lambda: cols
+    pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("fork"))
+    future = pool.submit(load_call_columns, db, start, end, names=names)
+
+    def result() -> CallColumns:
+        try:
+            return future.result()
+        finally:
+            pool.shutdown()
+
+    return result
 
 
 def summarize_queue_log(path: Path, *, start: float, end: float, margin_s: float,
@@ -302,7 +347,7 @@ def summarize_queue_log(path: Path, *, start: float, end: float, margin_s: float
             nonlocal bad
             for raw in data.split(b"\n"):
                 try:
-                    yield raw.decode("utf-8")
+                    yield raw.decode("utf-8").rstrip("\r")
                 except UnicodeDecodeError:
                     bad += 1
 
@@ -312,5 +357,8 @@ def summarize_queue_log(path: Path, *, start: float, end: float, margin_s: float
         out.skipped += bad
         return out
     del blob
-    return summarize(text.split("\n"), start=start, end=end, window=window, queue=queue,
+    lines = text.split("\n")
+    if "\r" in text:
+        lines = [line.rstrip("\r") for line in lines]   # CRLF line ends (an edited file)
+    return summarize(lines, start=start, end=end, window=window, queue=queue,
                      agent=agent)

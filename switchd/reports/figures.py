@@ -75,9 +75,10 @@ without traffic.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from itertools import repeat
 
 import numpy as np
 
@@ -194,29 +195,43 @@ def _choose(cols: CallColumns, log: LogSummary, s: ReportSettings, *, start: flo
             queue: str | None, agent: str | None) -> _Calls:
     """The calls the report counts (module docstring) with their facts, as arrays."""
     n = len(cols)
-    index = {u: i for i, u in enumerate(cols.uid)}
+    index = dict(zip(cols.uid, range(n), strict=True))
+    get = index.get
+
+    def rows_of(keys: Iterable[str]) -> np.ndarray:
+        # Row of each call id (-1: no such call), looked up in C (map), not a Python loop.
+        return np.fromiter(map(get, keys, repeat(-1)), dtype=np.int64)
+
+    nan = np.nan
+    fe = log.first_enter
     entered = np.zeros(n, dtype=bool)
-    extra_at: list[float] = []
+    if queue is None:
+        # Without --queue a call's joins matter only where its CDR names no queue (whether
+        # it reached one; its first CONNECT for the service level): a few rows, not all.
+        noq = np.flatnonzero(~cols.has_queue)
+        noq_ids = [cols.uid[i] for i in noq.tolist()]
+        entered[noq] = np.fromiter(map(fe.__contains__, noq_ids), dtype=bool, count=len(noq))
+        unknown = fe.keys() - index.keys()
+    else:
+        at_enter = rows_of(fe)
+        entered[at_enter[at_enter >= 0]] = True
+        unknown = set() if (at_enter >= 0).all() else fe.keys() - index.keys()
     extra_id: list[str] = []
-    for cid, t in log.first_enter.items():
-        i = index.get(cid)
-        if i is None:
-            if agent is None:
-                # A call the queue_log knows and the CDRs do not (yet): counted at its join.
-                extra_at.append(t)
+    extra_at: list[float] = []
+    if agent is None and unknown:
+        # Calls the queue_log knows and the CDRs do not (yet): counted at their first join.
+        for cid, t in fe.items():
+            if cid in unknown:
                 extra_id.append(cid)
-        else:
-            entered[i] = True
-    for j, cid in enumerate(extra_id):
-        index[cid] = n + j
+                extra_at.append(t)
+        index.update(zip(extra_id, range(n, n + len(extra_id)), strict=True))
     m = n + len(extra_id)
 
     def pad(x: np.ndarray, fill: object) -> np.ndarray:
         return np.concatenate((x, np.full(len(extra_id), fill, dtype=x.dtype)))
 
-    nan = np.nan
     at = np.concatenate((cols.start, np.asarray(extra_at, dtype=np.float64)))
-    has_queue = pad(np.fromiter((bool(q) for q in cols.queue), dtype=bool, count=n), False)
+    has_queue = pad(cols.has_queue, False)
     if queue is not None:
         pick = (cols.queue == queue) | entered
     else:
@@ -226,28 +241,30 @@ def _choose(cols: CallColumns, log: LogSummary, s: ReportSettings, *, start: flo
     pick = pad(pick, True) & (at >= start) & (at < end)
     entered = pad(entered, True)
 
-    abandoned = np.zeros(m, dtype=bool)
-    ab_wait = np.full(m, nan)
-    for cid, w in log.abandon_wait.items():
-        i = index.get(cid)
-        if i is not None:
-            abandoned[i] = True
-            ab_wait[i] = nan if w is None else w
-    refused = np.zeros(m, dtype=bool)
-    for cid in log.refused:
-        i = index.get(cid)
-        if i is not None:
-            refused[i] = True
-    callback = np.zeros(m, dtype=bool)
-    for cid in log.callback:
-        i = index.get(cid)
-        if i is not None:
-            callback[i] = True
-    hold = np.full(m, nan)
-    for cid, h in log.connect_hold.items():
-        i = index.get(cid)
-        if i is not None and h is not None:
-            hold[i] = h
+    def flags(keys: Iterable[str]) -> np.ndarray:
+        out = np.zeros(m, dtype=bool)
+        r = rows_of(keys)
+        out[r[r >= 0]] = True
+        return out
+
+    def values(d: dict[str, float]) -> np.ndarray:
+        out = np.full(m, nan)
+        r = rows_of(d)
+        ok = r >= 0
+        out[r[ok]] = np.fromiter(d.values(), dtype=np.float64, count=len(d))[ok]
+        return out
+
+    abandoned = flags(log.abandon_wait)
+    ab_wait = values(log.abandon_wait)
+    refused = flags(log.refused)
+    callback = flags(log.callback)
+    if queue is None:
+        hold = np.full(m, nan)
+        ch = log.connect_hold
+        hold[noq] = np.fromiter(map(ch.get, noq_ids, repeat(nan)), dtype=np.float64,
+                                count=len(noq))
+    else:
+        hold = values(log.connect_hold)
     answer = pad(cols.answer, nan)
     overflowed = np.zeros(m, dtype=bool)
     for cid, t in log.first_exit.items():
@@ -257,11 +274,12 @@ def _choose(cols: CallColumns, log: LogSummary, s: ReportSettings, *, start: flo
             overflowed[i] = cid in log.overflow_enter or bool(answer[i] >= t)
     wrap_sum = np.zeros(m)
     wrap_n = np.zeros(m, dtype=np.int64)
-    for cid, secs in log.wrapup.items():
-        i = index.get(cid)
-        if i is not None:
-            wrap_sum[i] = sum(secs)
-            wrap_n[i] = len(secs)
+    r = rows_of(log.wrapup)
+    ok = r >= 0
+    wrap_sum[r[ok]] = np.fromiter(log.wrapup.values(), dtype=np.float64,
+                                  count=len(log.wrapup))[ok]
+    wrap_n[r[ok]] = np.fromiter(map(log.wrapups.__getitem__, log.wrapup), dtype=np.int64,
+                                count=len(log.wrapup))[ok]
 
     answered = pad(cols.answered, False)
     blocked = pad(cols.blocked, False)

@@ -74,24 +74,25 @@ class LogSummary:
 
     Per call (by call id; with ``queue`` only that queue's lines, but ENTERQUEUE of any
     queue for overflow): ``first_enter`` (its first ENTERQUEUE), ``abandon_wait`` (calls
-    with an ABANDON → its waittime, None when unreadable), ``refused`` (FULL/JOINEMPTY),
-    ``callback``, ``connect_hold`` (first CONNECT's holdtime), ``first_exit`` (earliest
+    with an ABANDON → its waittime, NaN when unreadable), ``refused`` (FULL/JOINEMPTY),
+    ``callback``, ``connect_hold`` (first CONNECT's holdtime, NaN when unreadable), ``first_exit`` (earliest
     EXIT*/FULL/JOINEMPTY), ``overflow_enter`` (calls that entered another queue after
-    such an exit), ``wrapup`` (WRAPUPEND seconds, count). Agents: ``agents`` (whole
+    such an exit), ``wrapup``/``wrapups`` (its WRAPUPEND seconds in all, and how many). Agents: ``agents`` (whole
     period, sorted by id) and every agent's busy and logged-in spans (float64 arrays of
     epoch s) for the occupancy of any interval. ``lines``/``skipped``: lines read and
     malformed lines skipped.
     """
 
     first_enter: dict[str, float] = field(default_factory=dict)
-    abandon_wait: dict[str, float | None] = field(default_factory=dict)
+    abandon_wait: dict[str, float] = field(default_factory=dict)
     refused: set[str] = field(default_factory=set)
     callback: set[str] = field(default_factory=set)
-    connect_hold: dict[str, float | None] = field(default_factory=dict)
+    connect_hold: dict[str, float] = field(default_factory=dict)
     first_exit: dict[str, float] = field(default_factory=dict)
     exit_queues: dict[str, set[str]] = field(default_factory=dict)
     overflow_enter: set[str] = field(default_factory=set)
-    wrapup: dict[str, list[float]] = field(default_factory=dict)
+    wrapup: dict[str, float] = field(default_factory=dict)
+    wrapups: dict[str, int] = field(default_factory=dict)
     agents: tuple[AgentFigures, ...] = ()
     busy: tuple[np.ndarray, np.ndarray] = (np.zeros(0), np.zeros(0))
     logged: tuple[np.ndarray, np.ndarray] = (np.zeros(0), np.zeros(0))
@@ -171,9 +172,10 @@ class _Agents:
             return
         if ev == "WRAPUPEND":
             secs = _num(parts, 5) or 0.0
-            self.busy_t0.append(t - secs)
-            self.busy_t1.append(t)
-            self.busy_who.append(self.number.setdefault(a, len(self.number)))
+            if "/" not in a:
+                self.busy_t0.append(t - secs)
+                self.busy_t1.append(t)
+                self.busy_who.append(self.number.setdefault(a, len(self.number)))
             if start <= t < end:
                 self.wrap[a] += secs
                 self.names.add(a)
@@ -243,7 +245,8 @@ class _Agents:
 
 
 class _Other:
-    """Every line but the bulk ones (ENTERQUEUE without an agent, CONNECT, COMPLETE*) of
+    """Every line but the bulk ones (ENTERQUEUE without an agent, CONNECT, COMPLETE*,
+    WRAPUPEND) of
     the report's queue (the caller checked), in order: the per-call facts they carry and
     the agent figures (:class:`_Agents`)."""
 
@@ -260,9 +263,11 @@ class _Other:
                 if cid not in out.first_enter:
                     out.first_enter[cid] = t
             elif ev == "WRAPUPEND":
-                out.wrapup.setdefault(cid, []).append(_num(parts, 5) or 0.0)
+                out.wrapup[cid] = out.wrapup.get(cid, 0.0) + (_num(parts, 5) or 0.0)
+                out.wrapups[cid] = out.wrapups.get(cid, 0) + 1
             elif ev == "ABANDON":
-                out.abandon_wait[cid] = _num(parts, 7)
+                w = _num(parts, 7)
+                out.abandon_wait[cid] = math.nan if w is None else w
             elif ev == "CALLBACK":
                 out.callback.add(cid)
             if ev in _EXITS_ON:
@@ -277,8 +282,8 @@ class _Other:
 
 def summarize(lines: Iterable[str], *, start: float, end: float, window: tuple[float, float],
               queue: str | None = None, agent: str | None = None) -> LogSummary:
-    """Read queue_log ``lines`` (each without its newline; blank ones ignored) in time
-    order into a :class:`LogSummary` for a report of [start, end) (epoch s).
+    """Read queue_log ``lines`` (each without its line end, CR included; blank ones
+    ignored) in time order into a :class:`LogSummary` for a report of [start, end) (epoch s).
 
     Only lines with a time in ``window`` (the report's range and a margin, so a call's
     late ABANDON and an agent's earlier PAUSE are seen) are used. ``queue``/``agent``
@@ -292,27 +297,28 @@ def summarize(lines: Iterable[str], *, start: float, end: float, window: tuple[f
     first_enter, connect_hold = out.first_enter, out.connect_hold
     exit_queues, overflow_enter = out.exit_queues, out.overflow_enter
     handled, talk, names, member = ag.handled, ag.talk, ag.names, ag.member
+    wrap, wrapup, wrapups = ag.wrap, out.wrapup, out.wrapups
     b0, b1, bwho, number = ag.busy_t0, ag.busy_t1, ag.busy_who, ag.number
     isfinite = math.isfinite
-    n = skipped = 0
+    n = skipped = blank = 0
     for line in lines:
         if not line:
-            continue
-        if line[-1] == "\r":
-            line = line.rstrip("\r")
-        if not line or line.isspace():
             continue
         n += 1
         parts = line.split("|")
         if len(parts) < 5 or not parts[4]:
-            skipped += 1
+            if line.isspace():
+                blank += 1          # not a line at all (nor the CR of a CRLF file's blank)
+            else:
+                skipped += 1
             continue
         try:
             t = float(parts[0])
         except ValueError:
             skipped += 1
             continue
-        if not isfinite(t):
+        if t - t:
+            # inf - inf and nan - nan are nan (true); a finite time gives 0.0.
             skipped += 1
             continue
         if not w0 <= t < w1:
@@ -339,7 +345,13 @@ def summarize(lines: Iterable[str], *, start: float, end: float, window: tuple[f
             continue
         if ev == "CONNECT":
             if cid not in _NONE and cid not in connect_hold:
-                connect_hold[cid] = _num(parts, 5)
+                try:
+                    h = float(parts[5])
+                    if not isfinite(h):
+                        h = math.nan
+                except (ValueError, IndexError):
+                    h = math.nan
+                connect_hold[cid] = h
             if a not in _NONE and (agent is None or a == agent):
                 if a not in member and "/" not in a:
                     ag.first_seen(a, ev)
@@ -366,7 +378,28 @@ def summarize(lines: Iterable[str], *, start: float, end: float, window: tuple[f
                     talk[a] += secs
                     names.add(a)
             continue
+        if ev == "WRAPUPEND":
+            try:
+                secs = float(parts[5])
+                if not isfinite(secs):
+                    secs = 0.0
+            except (ValueError, IndexError):
+                secs = 0.0
+            if cid not in _NONE:
+                wrapup[cid] = wrapup.get(cid, 0.0) + secs
+                wrapups[cid] = wrapups.get(cid, 0) + 1
+            if a not in _NONE and (agent is None or a == agent):
+                if "/" not in a:
+                    if a not in member:
+                        ag.first_seen(a, ev)
+                    b0.append(t - secs)
+                    b1.append(t)
+                    bwho.append(number.setdefault(a, len(number)))
+                if start <= t < end:
+                    wrap[a] += secs
+                    names.add(a)
+            continue
         other(t, cid, q, a, ev, parts)
-    out.lines, out.skipped = n, skipped
+    out.lines, out.skipped = n - blank, skipped
     ag.finish(out)
     return out

@@ -178,7 +178,9 @@ class CallColumns:
     no person answered); ``inbound``/``answered`` (disposition ANSWERED with an answer
     time)/``ivr`` (an ivr_path)/``blocked`` (a blocked_reason, or BUSY/CONGESTION):
     bool arrays; ``queue``/``agent``: object arrays of str or None; ``wait_s``,
-    ``billsec``: float64 seconds.
+    ``billsec``: float64 seconds; ``has_queue``: bool, the CDR names a queue (``queue``
+    and ``agent`` may be all None when the report does not filter by them: the loader
+    leaves out what is not needed).
     """
 
     uid: list[str]
@@ -192,6 +194,7 @@ class CallColumns:
     billsec: Any
     ivr: Any
     blocked: Any
+    has_queue: Any
 
     @classmethod
     def from_rows(cls, rows: Sequence[CallRow]) -> CallColumns:
@@ -214,6 +217,7 @@ class CallColumns:
             ivr=np.array([bool(c.ivr_path) for c in rows], dtype=bool),
             blocked=np.array([bool(c.blocked_reason) or c.disposition in ("BUSY", "CONGESTION")
                               for c in rows], dtype=bool),
+            has_queue=np.array([bool(c.queue) for c in rows], dtype=bool),
         )
 
     def __len__(self) -> int:

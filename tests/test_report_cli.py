@@ -44,7 +44,7 @@ from pathlib import Path
 import pytest
 
 from switchd.events import Cdr
-from switchd.reports.data import load_calls, load_queue_log, parse_queue_log_line, read_queue_log
+from switchd.reports.data import load_call_columns, start_call_columns, summarize_queue_log
 from switchd.store import Store
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -288,20 +288,28 @@ def test_a_file_that_is_not_a_switchd_database_exits_1(tmp_path: Path) -> None:
 # --- the readers ---------------------------------------------------------------------------
 
 
-def test_load_calls_selects_the_start_range_and_converts_times(state: Path) -> None:
-    rows = load_calls(state / "switchd.db", at("2026-12-07 00:00"), at("2026-12-07 09:10"))
-    assert [r.uniqueid for r in rows] == ["c1"]   # end excluded: c2 starts at 09:10
-    (c1,) = rows
-    assert c1.start == at("2026-12-07 09:00")
-    assert c1.answer == pytest.approx(at("2026-12-07 09:00") + 10)
-    assert (c1.queue, c1.agent, c1.wait_s, c1.billsec) == ("sales", "a1", 10.0, 60)
+def test_call_columns_select_the_start_range_and_convert_times(state: Path) -> None:
+    cols = load_call_columns(state / "switchd.db", at("2026-12-07 00:00"),
+                             at("2026-12-07 09:10"))
+    assert cols.uid == ["c1"]   # end excluded: c2 starts at 09:10
+    assert cols.start[0] == at("2026-12-07 09:00")
+    assert cols.answer[0] == pytest.approx(at("2026-12-07 09:00") + 10)
+    assert (cols.queue[0], cols.agent[0], cols.wait_s[0], cols.billsec[0]) == (
+        "sales", "a1", 10.0, 60)
+    assert (cols.inbound[0], cols.answered[0], cols.has_queue[0], cols.blocked[0]) == (
+        True, True, True, False)
+    unnamed = load_call_columns(state / "switchd.db", at("2026-12-07 00:00"),
+                                at("2026-12-07 09:10"), names=False)
+    assert unnamed.queue[0] is None and unnamed.has_queue[0]
 
 
-def test_load_calls_names_the_missing_file(tmp_path: Path) -> None:
+def test_the_readers_name_the_missing_file(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="no database .*switchd.db"):
-        load_calls(tmp_path / "switchd.db", 0.0, 1.0)
+        load_call_columns(tmp_path / "switchd.db", 0.0, 1.0)
+    with pytest.raises(FileNotFoundError, match="no database .*switchd.db"):
+        start_call_columns(tmp_path / "switchd.db", 0.0, 1.0)()
     with pytest.raises(FileNotFoundError, match="no queue_log .*queue_log"):
-        load_queue_log(tmp_path / "queue_log", 0.0, 1.0)
+        summarize_queue_log(tmp_path / "queue_log", start=0.0, end=1.0, margin_s=0.0)
 
 
 def test_queue_log_reader_skips_and_counts_malformed_lines(tmp_path: Path) -> None:
@@ -310,11 +318,21 @@ def test_queue_log_reader_skips_and_counts_malformed_lines(tmp_path: Path) -> No
                      b"x|c1|sales|NONE|ABANDON|1|1|4\n"    # time not a number
                      b"101|c1|sales\n"                       # too few fields
                      b"\xff\xfe|bad utf-8|q|a|E\n"
+                     b"nan|c3|sales|NONE|ENTERQUEUE||+49\n"  # a time that is not finite
                      b"\n"
-                     b"105|c1|sales|NONE|ABANDON|1|1|5\n"
+                     b"   \r\n"
+                     b"105|c1|sales|NONE|ABANDON|1|1|5\r\n"  # a CRLF line end
                      b"200|c2|sales|NONE|ENTERQUEUE||+49\n")
-    log = read_queue_log(path, 100.0, 200.0)
-    assert [(r.time, r.event, r.data) for r in log.rows] == [
-        (100.0, "ENTERQUEUE", ("", "+49")), (105.0, "ABANDON", ("1", "1", "5"))]
-    assert (log.skipped, log.lines) == (3, 6)
-    assert parse_queue_log_line("nan|c|q|a|E") is None
+    log = summarize_queue_log(path, start=100.0, end=200.0, margin_s=0.0)
+    assert log.first_enter == {"c1": 100.0}          # c2 at 200 is outside [100, 200)
+    assert log.abandon_wait == {"c1": 5.0}
+    assert (log.skipped, log.lines) == (4, 7)
+
+
+def test_queue_log_with_crlf_line_ends(tmp_path: Path) -> None:
+    # A file edited on Windows: the CR must not stick to the last field (a pause reason).
+    path = tmp_path / "queue_log"
+    path.write_bytes(b"100|NONE|sales|a1|PAUSE|lunch\r\n110|NONE|sales|a1|UNPAUSE|\r\n")
+    log = summarize_queue_log(path, start=100.0, end=200.0, margin_s=0.0)
+    [a1] = log.agents
+    assert a1.not_ready_s == (("lunch", 10.0),) and (log.lines, log.skipped) == (2, 0)

@@ -8,11 +8,12 @@ create or change ``switchd.db``. CDR times are stored as fixed-width ISO-8601 UT
 whole milliseconds: the stored precision), and a time it cannot read is parsed by
 :func:`epoch_of_iso`, which raises ValueError for text that is not a time.
 
-Speed (``switchd bench report``): rows become :class:`CallRow` / :class:`QueueLogRow`
-through :func:`_fast_rows`, which fills the frozen dataclasses' ``__dict__`` directly
-(the generated ``__init__`` of a frozen dataclass costs a few microseconds a row), and
-the queue_log is decoded in one piece; :func:`gc_paused` keeps Python's cyclic garbage
-collector from rescanning the millions of new objects while a report is built.
+Speed (``switchd bench report``): the CDRs become numpy columns
+(:class:`~switchd.reports.model.CallColumns`, their flags worked out by SQLite), read by
+a forked child while this process reads the queue_log (:func:`start_call_columns`); the
+queue_log is decoded in one piece and summarised in one pass
+(:mod:`switchd.reports.logsum`), never an object per line; :func:`gc_paused` keeps
+Python's cyclic garbage collector from rescanning the millions of new objects.
 
 The queue_log is Asterisk's text format, one ``epoch|call_id|queue|agent|EVENT|data…``
 line per entry (:mod:`switchd.store.queue_log`). A line that does not parse (too few
@@ -25,36 +26,21 @@ from __future__ import annotations
 import contextlib
 import gc
 import sqlite3
-from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, fields
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 from switchd.reports.logsum import LogSummary, summarize
-from switchd.reports.model import CallColumns, CallRow, QueueLogRow
+from switchd.reports.model import CallColumns
 from switchd.timefmt import iso_utc
 
-__all__ = ["QueueLog", "epoch_of_iso", "gc_paused", "load_call_columns", "load_calls",
-           "load_queue_log", "parse_queue_log_line", "read_queue_log", "require_db", "start_call_columns",
+__all__ = ["epoch_of_iso", "gc_paused", "load_call_columns", "require_db", "start_call_columns",
            "summarize_queue_log"]
 
 
 def _epoch_sql(col: str) -> str:
     """SQL for the epoch seconds of ISO time column ``col``, in whole ms (NULL if unreadable)."""
     return f"CAST(round((julianday({col}) - 2440587.5) * 86400000.0) AS INTEGER) / 1000.0"
-
-
-# In CallRow's field order. A time SQLite cannot read comes back as its text (coalesce),
-# for epoch_of_iso to parse or reject.
-_CALL_COLUMNS = (
-    f"uniqueid, coalesce({_epoch_sql('start')}, start), "
-    f"CASE WHEN answer IS NULL THEN NULL ELSE coalesce({_epoch_sql('answer')}, answer) END, "
-    f'coalesce({_epoch_sql(chr(34) + "end" + chr(34))}, "end"), direction, disposition, '
-    "queue, agent, CAST(extension AS INTEGER), CAST(coalesce(wait_s, 0) AS REAL), ivr_path, "
-    "blocked_reason, CAST(coalesce(billsec, 0) AS INTEGER), hangup_by"
-)
-_CALL_FIELDS = tuple(f.name for f in fields(CallRow))
-_LOG_FIELDS = tuple(f.name for f in fields(QueueLogRow))
 
 
 @contextlib.contextmanager
@@ -70,18 +56,6 @@ def gc_paused() -> Iterator[None]:
         if was:
             gc.enable()
 
-
-def _fast_rows(cls: type, names: tuple[str, ...], rows: Iterable[tuple[object, ...]]) -> list:
-    """Instances of the frozen dataclass ``cls`` from value tuples in field order, built
-    without the generated ``__init__`` (no checks are lost: it has none)."""
-    new = object.__new__
-    out = []
-    append = out.append
-    for r in rows:
-        obj = new(cls)
-        obj.__dict__.update(zip(names, r, strict=True))
-        append(obj)
-    return out
 
 _WHERE_TO_LOOK = "give --state-dir DIR, the folder holding switchd.db and queue_log, or -c CONFIG"
 
@@ -107,133 +81,6 @@ def epoch_of_iso(text: str) -> float:
 def _epoch(value: object) -> float:
     """A time column as SQLite converted it (float), or its text parsed by epoch_of_iso."""
     return value if isinstance(value, float) else epoch_of_iso(str(value))
-
-
-def load_calls(db: Path, start: float, end: float) -> list[CallRow]:
-    """The CDRs whose ``start`` is in [start, end) (epoch seconds), oldest first.
-
-    One CDR is one call (switchd writes one per call, transfers included), so the rows
-    are calls. Raises FileNotFoundError naming ``db`` when it does not exist, and
-    ``sqlite3.Error`` when it is not a switchd database (no ``cdr`` table) or cannot
-    be read.
-    """
-    db = Path(db)
-    require_db(db)
-    uri = f"{db.absolute().as_uri()}?mode=ro"
-    conn = sqlite3.connect(uri, uri=True)
-    try:
-        rows = conn.execute(
-            f"SELECT {_CALL_COLUMNS} FROM cdr WHERE start >= ? AND start < ? "
-            "ORDER BY start, uniqueid",
-            (iso_utc(start), iso_utc(end)),
-        ).fetchall()
-    finally:
-        conn.close()
-    for i, r in enumerate(rows):
-        if r[1].__class__ is not float or r[3].__class__ is not float or not (
-                r[2] is None or r[2].__class__ is float):
-            # A time SQLite could not read (not switchd's format): parse it, or raise.
-            rows[i] = (str(r[0]), _epoch(r[1]), None if r[2] is None else _epoch(r[2]),
-                       _epoch(r[3]), *r[4:])
-    return _fast_rows(CallRow, _CALL_FIELDS, rows)
-
-
-@dataclass(frozen=True, slots=True)
-class QueueLog:
-    """The queue_log entries read for a report and how many lines were skipped as
-    malformed (``skipped``; ``lines`` counts every non-empty line read)."""
-
-    rows: tuple[QueueLogRow, ...]
-    skipped: int
-    lines: int
-
-
-def parse_queue_log_line(line: str) -> QueueLogRow | None:
-    """One queue_log line as a row, or None if it is malformed (fewer than five
-    fields, an empty event, or a time that is not a finite number)."""
-    parts = line.rstrip("\r\n").split("|")
-    if len(parts) < 5 or not parts[4]:
-        return None
-    try:
-        when = float(parts[0])
-    except ValueError:
-        return None
-    if when != when or when in (float("inf"), float("-inf")):
-        return None
-    return QueueLogRow(time=when, call_id=parts[1], queue=parts[2], agent=parts[3],
-                       event=parts[4], data=tuple(parts[5:]))
-
-
-def load_queue_log(path: Path, start: float, end: float) -> list[QueueLogRow]:
-    """The queue_log entries with ``time`` in [start, end) (epoch seconds), in file order;
-    malformed lines skipped (:func:`read_queue_log` also gives their count). Raises
-    FileNotFoundError naming ``path`` when it does not exist, OSError when it cannot be
-    read."""
-    return list(read_queue_log(path, start, end).rows)
-
-
-def read_queue_log(path: Path, start: float, end: float) -> QueueLog:
-    """The queue_log entries with ``time`` in [start, end) (epoch seconds), in file order.
-
-    Malformed lines are skipped and counted (:class:`QueueLog`). Raises
-    FileNotFoundError naming ``path`` when it does not exist, OSError when it cannot be
-    read.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"no queue_log {path}: has the ACD run with this state "
-                                f"directory? ({_WHERE_TO_LOOK})")
-    with path.open("rb") as fh:
-        blob = fh.read()
-    try:
-        text = blob.decode("utf-8")
-    except UnicodeDecodeError:
-        return _read_queue_log_lines(blob, start, end)
-    del blob
-    values: list[tuple[object, ...]] = []
-    append = values.append
-    skipped = lines = 0
-    inf = float("inf")
-    for line in text.split("\n"):
-        if not line or line.isspace():
-            continue
-        lines += 1
-        parts = line.rstrip("\r").split("|")
-        if len(parts) < 5 or not parts[4]:
-            skipped += 1
-            continue
-        try:
-            when = float(parts[0])
-        except ValueError:
-            skipped += 1
-            continue
-        if when != when or when == inf or when == -inf:
-            skipped += 1
-        elif start <= when < end:
-            append((when, parts[1], parts[2], parts[3], parts[4], tuple(parts[5:])))
-    return QueueLog(tuple(_fast_rows(QueueLogRow, _LOG_FIELDS, values)), skipped, lines)
-
-
-def _read_queue_log_lines(blob: bytes, start: float, end: float) -> QueueLog:
-    """:func:`read_queue_log` line by line, for a file that is not all UTF-8 (the lines
-    that are not are skipped and counted)."""
-    rows: list[QueueLogRow] = []
-    skipped = lines = 0
-    for raw in blob.split(b"\n"):
-        if not raw.strip():
-            continue
-        lines += 1
-        try:
-            text = raw.decode("utf-8")
-        except UnicodeDecodeError:
-            skipped += 1
-            continue
-        row = parse_queue_log_line(text)
-        if row is None:
-            skipped += 1
-        elif start <= row.time < end:
-            rows.append(row)
-    return QueueLog(tuple(rows), skipped, lines)
 
 
 # What figures.py needs of a CDR, one row per call: its flags worked out by SQLite (in C)

@@ -8,7 +8,16 @@ import pytest
 
 from switchd.acd.inputs import Login, Logout, NotReady, Ready
 from switchd.acd.model import AgentSettings, Strategy
-from switchd.core.inputs import Consult, Dial, Digit, Hold, OffHook, Redirect, Retrieve
+from switchd.core.inputs import (
+    Conference,
+    Consult,
+    Dial,
+    Digit,
+    Hold,
+    OffHook,
+    Redirect,
+    Retrieve,
+)
 from switchd.core.routing import Target, TargetKind
 from switchd.events import (
     AgentState,
@@ -191,6 +200,33 @@ def test_a_consultation_holds_the_caller_until_the_agent_transfers_it():
                                                ["a1", "UNHOLD", "6"]]
     assert not c.acd._holds
     c.caller_hangs_up(one)
+    c.check_invariants()
+
+
+def test_a_conference_ends_the_hold_and_a_new_hold_is_logged():
+    # Found in review: the conference took the caller off hold but no UNHOLD was written,
+    # so the agent was charged the whole conference as hold, and a later HOLD was lost.
+    c = Centre([queue()], agents(2))
+    c.submit(NotReady("a2"))
+    one = c.call(caller="5550001")
+    c.answer(201)
+    c.advance(2)
+    c.submit(Consult("ext/201", "202"))
+    c.answer(202)
+    c.advance(7)
+    c.submit(Conference("ext/201"))
+    c.advance(5)
+    c.hangup("ext/202")                # the consulted agent leaves: a1 and the caller
+    c.submit(Hold("ext/201"))          # a new hold is logged (the first one has ended)
+    c.advance(3)
+    c.hangup("ext/201")                # a1 leaves while holding: that hold ends with it
+    log = [x.split("|")[2:] for x in c.queue_log() if x.split("|")[3] in ("HOLD", "UNHOLD")]
+    assert [(a, ev) for a, ev, *_ in log] == [("a1", "HOLD"), ("a1", "UNHOLD"),
+                                             ("a1", "HOLD"), ("a1", "UNHOLD")]
+    assert log[1][2:] == ["7"] and log[3][2:] == ["3"]
+    assert not any(k[1] == "ext/201" for k in c.acd._holds)
+    c.caller_hangs_up(one)
+    assert not c.acd._holds
     c.check_invariants()
 
 

@@ -426,3 +426,44 @@ def test_a_queue_report_has_that_queues_agent_figures():
     none = compute(OCC_CALLS, OCC_LOG, start=DAY[0], end=DAY[1], tz="UTC", by="day",
                    settings=S, queue="nosuch")
     assert none.agents == () and none.total.occupancy is None
+
+
+def test_a_restart_ends_logins_and_pauses_and_idle_agents_are_listed():
+    # Found in review. The daemon writes no REMOVEMEMBER as it stops, and QUEUESTART as
+    # it starts: whoever was logged in or paused then is not any more. An agent logged in
+    # all day without a call is in the table (0 %), not left out.
+    log = [q("2026-12-07 08:00:00", "NONE", "sales", "b3", "ADDMEMBER"),
+           q("2026-12-07 08:00:00", "NONE", "sales", "b4", "ADDMEMBER"),
+           q("2026-12-07 08:30:00", "NONE", "sales", "b4", "PAUSE", "lunch"),
+           q("2026-12-07 10:00:00", "x1", "sales", "b3", "COMPLETEAGENT", "0", "3600", "1"),
+           q("2026-12-07 10:00:00", "NONE", "NONE", "NONE", "QUEUESTART", ""),
+           q("2026-12-07 17:00:00", "NONE", "sales", "b3", "ADDMEMBER"),
+           q("2026-12-07 17:30:00", "NONE", "sales", "b3", "REMOVEMEMBER"),
+           q("2026-12-07 11:00:00", "NONE", "sales", "b5", "ADDMEMBER"),
+           q("2026-12-07 14:00:00", "NONE", "sales", "b5", "REMOVEMEMBER")]
+    r = compute([], log, start=utc("2026-12-07 08:00"), end=utc("2026-12-07 18:00"),
+                tz="UTC", by="day", settings=S)
+    by = {a.agent: a for a in r.agents}
+    # b3: logged in 08:00-10:00 and 17:00-17:30 = 9000 s, busy 3600 s.
+    assert by["b3"].occupancy == pytest.approx(3600 / 9000)
+    # b4: paused 08:30 until the restart at 10:00, then logged out.
+    assert by["b4"].not_ready_s == (("lunch", 5400.0),) and by["b4"].occupancy == 0.0
+    # b5: logged in 11:00-14:00 without a call or a pause: listed, 0 %.
+    assert (by["b5"].calls_handled, by["b5"].occupancy) == (0, 0.0)
+    assert r.total.occupancy == pytest.approx(3600 / (9000 + 7200 + 10800))
+    queue_only = compute([], log, start=utc("2026-12-07 08:00"), end=utc("2026-12-07 18:00"),
+                         tz="UTC", by="day", settings=S, queue="sales")
+    assert {a.agent: a.occupancy for a in queue_only.agents}["b3"] == pytest.approx(0.4)
+
+
+def test_a_caller_answered_after_leaving_the_queue_is_not_within_the_service_level():
+    # Found in review: left sales by a key after 8 s, then extension 201 answered it. No
+    # queue agent took it (no CONNECT): answered, but not "within T" (as switchd.acd.stats).
+    calls = [call("k", "2026-12-07 10:00:00", answer_after=12, dur=72, queue="sales",
+                  extension=201, wait_s=8, billsec=60)]
+    log = [q("2026-12-07 10:00:00", "k", "sales", "NONE", "ENTERQUEUE", "", "1"),
+           q("2026-12-07 10:00:08", "k", "sales", "NONE", "EXITWITHKEY", "0", "1", "1", "8")]
+    for queue in (None, "sales"):
+        t = compute(calls, log, start=DAY[0], end=DAY[1], tz="UTC", by="day", settings=S,
+                    queue=queue).total
+        assert (t.answered, t.overflowed, t.sl1, t.sl3) == (1, 1, 0.0, 0.0), queue

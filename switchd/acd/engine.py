@@ -61,6 +61,7 @@ from switchd.events import (
     AgentState,
     AgentStateChanged,
     CallAnswered,
+    CallConferenced,
     CallEnded,
     CallHeld,
     CallNew,
@@ -308,7 +309,8 @@ class Acd:
 
     FOLLOWS: tuple[type, ...] = (CallRouted, CallRinging, CallAnswered, OfferWithdrawn, CallEnded,
                                  LineState, LineError, DtmfReceived, CallTransferred,
-                                 CallRouteFailed, CallNew, CallHeld, CallRetrieved)
+                                 CallRouteFailed, CallNew, CallHeld, CallRetrieved,
+                                 CallConferenced)
     TAKES: tuple[type, ...] = (Login, Logout, Ready, NotReady)
 
     def __init__(self, settings: AcdSettings, *,
@@ -365,6 +367,7 @@ class Acd:
             DtmfReceived: self._on_dtmf, CallTransferred: self._on_transferred,
             CallRouteFailed: self._on_route_failed, CallNew: self._on_new,
             CallHeld: self._on_held, CallRetrieved: self._on_retrieved,
+            CallConferenced: self._on_conferenced,
             Login: self._login, Logout: self._logout, Ready: self._ready,
             NotReady: self._not_ready,
         }
@@ -947,6 +950,15 @@ class Acd:
     def _on_retrieved(self, now: float, ev: CallRetrieved) -> None:
         self._end_hold(now, ev.call_id, ev.line)
 
+    def _on_conferenced(self, now: float, ev: CallConferenced) -> None:
+        # A conference takes the held party off hold (everyone hears everyone).
+        self._end_holds(now, ev.call_id)
+
+    def _end_holds(self, now: float, call_id: str) -> None:
+        if self._holds:
+            for cid, line in [k for k in self._holds if k[0] == call_id]:
+                self._end_hold(now, cid, line)
+
     def _end_hold(self, now: float, call_id: str, line: str) -> None:
         """Log ``UNHOLD|hold_s`` for the hold ``line`` has on ``call_id``, if any: taken
         back, or ended by the agent leaving the call (transfer) or the call ending."""
@@ -956,9 +968,7 @@ class Acd:
             self._log(now, call_id, queue, a.agent_id, "UNHOLD", _secs(now - since))
 
     def _on_ended(self, now: float, ev: CallEnded) -> None:
-        if self._holds:
-            for call_id, line in [k for k in self._holds if k[0] == ev.call_id]:
-                self._end_hold(now, call_id, line)
+        self._end_holds(now, ev.call_id)
         self._sent_to_extension.pop(ev.call_id, None)
         self._returning.pop(ev.call_id, None)
         self._refused.pop(ev.call_id, None)
@@ -1049,6 +1059,9 @@ class Acd:
         if a is None:
             return
         if ev.state is LineStatus.IDLE:
+            if ev.call_id is not None:
+                # Its hold ends as it leaves the call (a conference it left, a hang-up).
+                self._end_hold(now, ev.call_id, ev.line)
             if a.state is _S.ON_CALL:
                 self._call_over(now, a)
             return

@@ -45,9 +45,9 @@ denominator is 0:
   day before the report). Ring-group phones (logged as their line, ``ext/N``) are not agents
   and have no logged-in time.
 * Service levels with T = ``sl_threshold_s``, over queue calls (REFERENCE, as switchd.acd.stats):
-  answered within T = the caller's wait ≤ T: the CDR's ``wait_s`` (its whole time in queues, to
-  the millisecond; with ``queue=Q``, the holdtime of its first CONNECT in Q, whole seconds
-  rounded half-up as the queue_log writes them); answered = queue calls a person answered;
+  answered within T = a queue agent took the call (a CONNECT) and the caller's wait ≤ T: the
+  CDR's ``wait_s`` (its whole time in queues, to the millisecond; with ``queue=Q``, the holdtime
+  of its first CONNECT in Q, whole seconds rounded half-up as the queue_log writes them); answered = queue calls a person answered;
   abandoned as above, "abandoned after T" = ABANDON waittime > T.
   SL1 = within T / (answered + abandoned); SL2 = within T / (answered + abandoned after T);
   SL3 = within T / queue_calls.
@@ -286,7 +286,12 @@ def _choose(cols: CallColumns, log: LogSummary, s: ReportSettings, *, start: flo
     wait_s = pad(cols.wait_s, 0.0)
     in_queue = entered | has_queue
     # The caller's wait: the CDR's (ms, whole time in queues); per queue, its first CONNECT.
-    waited = np.where(has_queue, wait_s, hold) if queue is None else hold
+    # Either way a queue agent took it (a CONNECT): a caller who left the queue (a key, a
+    # timeout) and was answered elsewhere was not answered by the queue (switchd.acd.stats).
+    if queue is None:
+        waited = np.where(has_queue & flags(log.connect_hold), wait_s, hold)
+    else:
+        waited = hold
     with np.errstate(invalid="ignore"):
         within = in_queue & answered & (waited <= s.sl_threshold_s)
         short = abandoned & (ab_wait < s.short_abandon_s)

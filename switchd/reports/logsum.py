@@ -137,6 +137,18 @@ class _Agents:
             self.login_at[a] = -_INF
         return queues
 
+    def restart(self, t: float) -> None:
+        """The switch started at ``t`` (QUEUESTART): nobody is logged in or paused any
+        more — it wrote no REMOVEMEMBER as it stopped; the agents who log in again get
+        ADDMEMBER lines."""
+        for a in list(self.paused):
+            self._close_pause(a, min(t, self.end))
+        for a, queues in self.member.items():
+            if queues is None or queues:
+                self.logged[a].append((self.login_at.pop(a, -_INF), t))
+            self.member[a] = set()
+        self.login_at.clear()
+
     def _close_pause(self, a: str, at: float) -> None:
         p = self.paused.pop(a, None)
         if p is not None:
@@ -209,14 +221,18 @@ class _Agents:
         start, end = self.start, self.end
         for a in list(self.paused):
             self._close_pause(a, end)
-        for a, t0 in self.login_at.items():
-            self.logged[a].append((t0, _INF))
-        names = self.names | set(self.not_ready)
-        period = np.array([start, end], dtype=np.float64)
 
         def spans(pairs: list[tuple[float, float]]) -> tuple[np.ndarray, np.ndarray]:
             arr = np.asarray(pairs, dtype=np.float64).reshape(-1, 2)
             return arr[:, 0], arr[:, 1]
+
+        for a, t0 in self.login_at.items():
+            self.logged[a].append((t0, _INF))
+        period = np.array([start, end], dtype=np.float64)
+        # Every agent logged in during the period is in the table, an idle one too.
+        on_duty = {a for a, pairs in self.logged.items()
+                   if covered(*spans(pairs), period)[0] > 0}
+        names = self.names | set(self.not_ready) | on_duty
 
         b0 = np.asarray(self.busy_t0, dtype=np.float64)
         b1 = np.asarray(self.busy_t1, dtype=np.float64)
@@ -336,6 +352,9 @@ def summarize(lines: Iterable[str], *, start: float, end: float, window: tuple[f
                         overflow_enter.add(cid)
                 if mine and cid not in first_enter:
                     first_enter[cid] = t
+            continue
+        if ev == "QUEUESTART":
+            ag.restart(t)           # whatever --queue: it is the switch's, not a queue's
             continue
         if not mine:
             if ev == "ENTERQUEUE" and cid not in _NONE:

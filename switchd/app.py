@@ -729,6 +729,9 @@ class App:
         except (sqlite3.Error, OSError) as exc:
             raise ProtocolError("busy", f"cannot read the call records now ({exc}); "
                                 "try again in a moment") from None
+        except MemoryError:
+            raise ProtocolError("busy", "the records of this period do not fit in memory; "
+                                "ask for a shorter period") from None
         except ValueError as exc:
             raise ProtocolError("bad_arg", str(exc)) from None
 

@@ -58,31 +58,35 @@ def test_report_in_a_pipe_has_no_progress(capsys, tmp_path):
     assert "switchd report:" not in err and "\x1b[" not in err
 
 
-def test_load_calls_fast_times_agree_with_iso_parsing(tmp_path):
+def test_call_columns_times_agree_with_iso_parsing(tmp_path):
     """SQLite converts the stored times (fast path); they equal Python's parse of the text,
-    another ISO form is read too, and text that is no time raises ValueError."""
+    another ISO form is read too, and text that is no time is a clear error naming it —
+    from the forked reader of switchd report too."""
+    import math
     import sqlite3
 
     import pytest
 
     from switchd.bench_report import make_state
-    from switchd.reports.data import epoch_of_iso, load_calls
+    from switchd.reports.data import epoch_of_iso, load_call_columns, start_call_columns
 
     make_state(tmp_path, 300)
     db = tmp_path / "switchd.db"
     with sqlite3.connect(db) as conn:
-        text = {r[0]: r[1:] for r in conn.execute('SELECT uniqueid, start, answer, "end" FROM cdr')}
-    calls = load_calls(db, 0, 2e9)
-    assert len(calls) == 300
-    for c in calls:
-        start, answer, end = text[c.uniqueid]
-        assert c.start == epoch_of_iso(start) and c.end == epoch_of_iso(end)
-        assert c.answer == (None if answer is None else epoch_of_iso(answer))
+        text = {r[0]: r[1:] for r in conn.execute("SELECT uniqueid, start, answer FROM cdr")}
+    cols = load_call_columns(db, 0, 2e9)
+    assert len(cols) == 300
+    for uid, start, answer in zip(cols.uid, cols.start, cols.answer, strict=True):
+        s_text, a_text = text[uid]
+        assert start == epoch_of_iso(s_text)
+        assert math.isnan(answer) if a_text is None else answer == epoch_of_iso(a_text)
     with sqlite3.connect(db) as conn:
         conn.execute("UPDATE cdr SET answer = '2026-12-01T05:00:00+01:00' WHERE answer IS NOT NULL")
-    assert {c.answer for c in load_calls(db, 0, 2e9)} - {None} == {
-        epoch_of_iso("2026-12-01T04:00:00Z")}
+    answers = {float(x) for x in load_call_columns(db, 0, 2e9).answer if not math.isnan(x)}
+    assert answers == {epoch_of_iso("2026-12-01T04:00:00Z")}
     with sqlite3.connect(db) as conn:
         conn.execute("UPDATE cdr SET answer = 'garbage' WHERE answer IS NOT NULL")
-    with pytest.raises(ValueError, match="garbage"):
-        load_calls(db, 0, 2e9)
+    with pytest.raises(sqlite3.DataError, match="not ISO-8601.*garbage"):
+        load_call_columns(db, 0, 2e9)
+    with pytest.raises(sqlite3.DataError, match="not ISO-8601.*garbage"):
+        start_call_columns(db, 0, 2e9)()

@@ -336,3 +336,60 @@ def test_queue_log_with_crlf_line_ends(tmp_path: Path) -> None:
     log = summarize_queue_log(path, start=100.0, end=200.0, margin_s=0.0)
     [a1] = log.agents
     assert a1.not_ready_s == (("lunch", 10.0),) and (log.lines, log.skipped) == (2, 0)
+
+
+def _forking() -> bool:
+    import threading
+
+    return hasattr(os, "fork") and threading.active_count() == 1
+
+
+def _no_children_left() -> bool:
+    """True when this process has no child at all (running or a zombie to reap)."""
+    try:
+        os.waitpid(-1, os.WNOHANG)
+    except ChildProcessError:
+        return True
+    return False
+
+
+@pytest.mark.skipif(not _forking(), reason="start_call_columns reads in place in a "
+                    "threaded process (no fork there)")
+def test_the_forked_cdr_reader_dying_is_a_clear_error(state: Path, monkeypatch) -> None:
+    import signal
+
+    import switchd.reports.data as data
+
+    monkeypatch.setattr(data, "load_call_columns",
+                        lambda *a, **k: os.kill(os.getpid(), signal.SIGKILL))
+    with pytest.raises(OSError, match="died of signal 9"):
+        data.start_call_columns(state / "switchd.db", 0.0, 2e9)()
+    assert _no_children_left()
+
+
+@pytest.mark.skipif(not _forking(), reason="start_call_columns reads in place in a "
+                    "threaded process (no fork there)")
+def test_ctrl_c_while_waiting_kills_and_reaps_the_cdr_reader(state: Path, monkeypatch) -> None:
+    # Found in review: with a process pool, Ctrl-C could hang the command for ever.
+    import signal
+    import time
+
+    import switchd.reports.data as data
+
+    monkeypatch.setattr(data, "load_call_columns", lambda *a, **k: time.sleep(60))
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    old = signal.signal(signal.SIGALRM, interrupt)
+    try:
+        wait = data.start_call_columns(state / "switchd.db", 0.0, 2e9)
+        signal.setitimer(signal.ITIMER_REAL, 0.3)
+        began = time.monotonic()
+        with pytest.raises(KeyboardInterrupt):
+            wait()
+        assert time.monotonic() - began < 5
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
+    assert _no_children_left()

@@ -196,8 +196,11 @@ def _report_body(args: argparse.Namespace, start: float, end: float, settings: A
             calls = calls_when_read()
         except FileNotFoundError as exc:
             raise _Fail(f"switchd report: {exc}", 1) from None
-        except sqlite3.Error as exc:
+        except (sqlite3.Error, OSError) as exc:
             raise _Fail(f"switchd report: cannot read {db}: {exc}", 1) from None
+        except MemoryError:
+            raise _Fail(f"switchd report: not enough memory to read {db} for this range: "
+                        "report a shorter period", 1) from None
 
     from switchd.reports import figures
 
@@ -231,6 +234,10 @@ def _queue_log(args: argparse.Namespace, state: Path, start: float, end: float) 
              "agents) are 0 or empty, and the service level cannot count abandoned calls")
     except OSError as exc:
         raise _Fail(f"switchd report: cannot read {state / 'queue_log'}: {exc}", 1) from None
+    except MemoryError:
+        raise _Fail(f"switchd report: {state / 'queue_log'} is too big to read in memory: "
+                    "rotate it (mv queue_log queue_log.1; the daemon starts a new one) and "
+                    "report on the new one", 1) from None
     return qlog
 
 

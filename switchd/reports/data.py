@@ -25,7 +25,11 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import pickle
+import shutil
+import signal
 import sqlite3
+import tempfile
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -102,7 +106,9 @@ def load_call_columns(db: Path, start: float, end: float, *,
     """The CDRs whose ``start`` is in [start, end) (epoch seconds) as :class:`CallColumns`
     (one CDR is one call: ``uniqueid`` is the table's key). ``names`` False leaves the
     queue and agent columns out (all None: a report that filters by neither does not
-    look at them). Raises as :func:`load_calls`."""
+    look at them). Raises FileNotFoundError naming ``db`` when it does not exist, and
+    ``sqlite3.Error`` when it is not a switchd database (no ``cdr`` table), cannot be
+    read, or holds a CDR time that is not ISO-8601 (``sqlite3.DataError`` naming it)."""
     import numpy as np
 
     db = Path(db)
@@ -124,9 +130,14 @@ def load_call_columns(db: Path, start: float, end: float, *,
         # No answer: NaN (the conversion itself turns None into nan).
         answer_s = np.array(ans, dtype=np.float64)
     except (TypeError, ValueError):
-        # A time SQLite could not read (not switchd's format): parse it, or raise.
-        start_s = np.array([_epoch(x) for x in t0], dtype=np.float64)
-        answer_s = np.array([np.nan if x is None else _epoch(x) for x in ans], dtype=np.float64)
+        # A time SQLite could not read (not switchd's format): parse it, or say which.
+        try:
+            start_s = np.array([_epoch(x) for x in t0], dtype=np.float64)
+            answer_s = np.array([np.nan if x is None else _epoch(x) for x in ans],
+                                dtype=np.float64)
+        except ValueError as exc:
+            raise sqlite3.DataError(f"a CDR in {db} has a time that is not ISO-8601 "
+                                    f"({exc})") from None
     objects = np.full((2, len(rows)), None, dtype=object)
     if names:
         objects[0, :] = cols[6]
@@ -143,32 +154,95 @@ def load_call_columns(db: Path, start: float, end: float, *,
 def start_call_columns(db: Path, start: float, end: float, *,
                        names: bool = True) -> Callable[[], CallColumns]:
     """Start :func:`load_call_columns` and return the function that waits for it and
-    returns its columns (raising what the load raised).
+    returns its columns, raising what the load raised (and OSError naming the signal when
+    the reading process died: out of memory?). The caller must call it, also when it
+    fails meanwhile: it reaps the reader.
 
     In a single-threaded process that can fork (``switchd report``) the CDRs are read by
     a forked child while this process goes on (it reads the queue_log meanwhile: the
-    two reads use both cores, and a month of a busy centre is seconds of each). Anywhere
-    else — the daemon's worker thread for ``REPORT``, a platform without fork — they are
-    read here, before this returns.
+    two reads use both cores, and a month of a busy centre is seconds of each). The
+    child ignores Ctrl-C (the terminal sends it to both; this process decides), dies
+    with this process (Linux ``PR_SET_PDEATHSIG``), and hands its result over in a
+    private temporary file, never a pipe that a stopped reader could leave half-read.
+    Anywhere else — the daemon's worker thread for ``REPORT``, a platform without fork —
+    the CDRs are read here, before this returns.
     """
-    import multiprocessing
+    import os
     import threading
-    from concurrent.futures import ProcessPoolExecutor
 
-    if ("fork" not in multiprocessing.get_all_start_methods()
-            or threading.active_count() > 1):
+    if not hasattr(os, "fork") or threading.active_count() > 1:
         cols = load_call_columns(db, start, end, names=names)
         return lambda: cols
-    pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("fork"))
-    future = pool.submit(load_call_columns, db, start, end, names=names)
+    require_db(db)
+    folder = Path(tempfile.mkdtemp(prefix="switchd-report-"))
+    handover = folder / "calls.pickle"
+    parent = os.getpid()
+    pid = os.fork()
+    if pid == 0:   # pragma: no cover - the child (coverage does not follow a fork)
+        code = 4
+        try:
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+            _die_with_parent(parent)
+            try:
+                value: object = load_call_columns(db, start, end, names=names)
+                code = 0
+            except Exception as exc:   # handed over and raised by the parent
+                value, code = exc, 3
+            part = folder / "calls.part"
+            with part.open("wb") as fh:
+                try:
+                    pickle.dump(value, fh, protocol=pickle.HIGHEST_PROTOCOL)
+                except Exception:   # an error that does not pickle: its text does
+                    fh.seek(0)
+                    fh.truncate()
+                    pickle.dump(OSError(str(value)), fh)
+            os.replace(part, handover)
+        except BaseException:
+            code = 4
+        finally:
+            os._exit(code)
+    reaped = False
 
     def result() -> CallColumns:
+        nonlocal reaped
         try:
-            return future.result()
+            _, status = os.waitpid(pid, 0)
+            reaped = True
+            if os.WIFSIGNALED(status):
+                raise OSError(f"the process reading the CDRs died of signal "
+                              f"{os.WTERMSIG(status)} (out of memory?)")
+            code = os.WEXITSTATUS(status)
+            if code not in (0, 3):
+                raise OSError(f"the process reading the CDRs failed (exit {code})")
+            with handover.open("rb") as fh:
+                value = pickle.load(fh)
+            if code == 3:
+                raise value
+            return value
         finally:
-            pool.shutdown()
+            if not reaped:
+                # Interrupted while waiting (Ctrl-C): the reader goes too.
+                with contextlib.suppress(OSError):
+                    os.kill(pid, signal.SIGKILL)
+                    os.waitpid(pid, 0)
+                reaped = True
+            shutil.rmtree(folder, ignore_errors=True)
 
     return result
+
+
+def _die_with_parent(parent: int) -> None:
+    """In a forked child: be killed when ``parent`` dies (Linux), and exit at once if it
+    is gone already."""
+    import os
+
+    with contextlib.suppress(Exception):
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL)          # PR_SET_PDEATHSIG
+    if os.getppid() != parent:
+        os._exit(4)
 
 
 def summarize_queue_log(path: Path, *, start: float, end: float, margin_s: float,

@@ -197,14 +197,14 @@ def bench_report(rows: int, *, cli: bool = False, seed: int = 1,
             t0 = time.perf_counter()
             # As switchd report: the CDRs read by a forked child meanwhile (load_calls_s:
             # waiting for it once the queue_log is read).
-            calls_when_read = start_call_columns(state / "switchd.db", start, end,
-                                                 names=False)
+            reader = start_call_columns(state / "switchd.db", start, end, names=False)
             try:
                 qlog = summarize_queue_log(state / "queue_log", start=start, end=end,
                                            margin_s=86400.0)
-            finally:
                 t1 = time.perf_counter()
-                calls = calls_when_read()      # reaps the reader whatever happened
+                calls = reader.result()
+            finally:
+                reader.cancel()
             t2 = time.perf_counter()
             rep = figures.compute_columns(calls, qlog, start=start, end=end, tz="UTC",
                                           by="day")

@@ -89,4 +89,4 @@ def test_call_columns_times_agree_with_iso_parsing(tmp_path):
     with pytest.raises(sqlite3.DataError, match="not ISO-8601.*garbage"):
         load_call_columns(db, 0, 2e9)
     with pytest.raises(sqlite3.DataError, match="not ISO-8601.*garbage"):
-        start_call_columns(db, 0, 2e9)()
+        start_call_columns(db, 0, 2e9).result()

@@ -307,7 +307,7 @@ def test_the_readers_name_the_missing_file(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="no database .*switchd.db"):
         load_call_columns(tmp_path / "switchd.db", 0.0, 1.0)
     with pytest.raises(FileNotFoundError, match="no database .*switchd.db"):
-        start_call_columns(tmp_path / "switchd.db", 0.0, 1.0)()
+        start_call_columns(tmp_path / "switchd.db", 0.0, 1.0).result()
     with pytest.raises(FileNotFoundError, match="no queue_log .*queue_log"):
         summarize_queue_log(tmp_path / "queue_log", start=0.0, end=1.0, margin_s=0.0)
 
@@ -363,7 +363,7 @@ def test_the_forked_cdr_reader_dying_is_a_clear_error(state: Path, monkeypatch) 
     monkeypatch.setattr(data, "load_call_columns",
                         lambda *a, **k: os.kill(os.getpid(), signal.SIGKILL))
     with pytest.raises(OSError, match="died of signal 9"):
-        data.start_call_columns(state / "switchd.db", 0.0, 2e9)()
+        data.start_call_columns(state / "switchd.db", 0.0, 2e9).result()
     assert _no_children_left()
 
 
@@ -383,11 +383,11 @@ def test_ctrl_c_while_waiting_kills_and_reaps_the_cdr_reader(state: Path, monkey
 
     old = signal.signal(signal.SIGALRM, interrupt)
     try:
-        wait = data.start_call_columns(state / "switchd.db", 0.0, 2e9)
+        reader = data.start_call_columns(state / "switchd.db", 0.0, 2e9)
         signal.setitimer(signal.ITIMER_REAL, 0.3)
         began = time.monotonic()
         with pytest.raises(KeyboardInterrupt):
-            wait()
+            reader.result()
         assert time.monotonic() - began < 5
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)

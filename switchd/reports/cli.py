@@ -175,32 +175,32 @@ def _report_text(args: argparse.Namespace) -> str | bytes:
     # Millions of rows and no cycles: no GC passes. The CDRs are read beside (a forked
     # child, started before the progress bar's thread) while the queue_log is read here.
     with gc_paused():
-        calls_when_read = start_call_columns(
+        reader = start_call_columns(
             db, start, end, names=args.queue is not None or args.agent is not None)
-        # A progress bar on a terminal (stderr) only.
-        with Stages(4) as stages:
-            return _report_body(args, start, end, settings, stages, state, db,
-                                calls_when_read)
+        try:
+            # A progress bar on a terminal (stderr) only.
+            with Stages(4) as stages:
+                return _report_body(args, start, end, settings, stages, state, db, reader)
+        finally:
+            reader.cancel()      # stopped early (an error, Ctrl-C): the reader goes too
 
 
 def _report_body(args: argparse.Namespace, start: float, end: float, settings: Any,
-                 stages: Any, state: Path, db: Path, calls_when_read: Any) -> Any:
-    """Read the data for [start, end) (the CDRs from ``calls_when_read``), compute and
-    render the report (str, or bytes for xlsx). Raises _Fail."""
+                 stages: Any, state: Path, db: Path, reader: Any) -> Any:
+    """Read the data for [start, end) (the CDRs from ``reader``), compute and render the
+    report (str, or bytes for xlsx). Raises _Fail."""
     stages.step("reading the queue_log (and the CDRs beside)")
+    qlog = _queue_log(args, state, start, end)
+    stages.step("reading CDRs")
     try:
-        qlog = _queue_log(args, state, start, end)
-    finally:
-        stages.step("reading CDRs")
-        try:
-            calls = calls_when_read()
-        except FileNotFoundError as exc:
-            raise _Fail(f"switchd report: {exc}", 1) from None
-        except (sqlite3.Error, OSError) as exc:
-            raise _Fail(f"switchd report: cannot read {db}: {exc}", 1) from None
-        except MemoryError:
-            raise _Fail(f"switchd report: not enough memory to read {db} for this range: "
-                        "report a shorter period", 1) from None
+        calls = reader.result()
+    except FileNotFoundError as exc:
+        raise _Fail(f"switchd report: {exc}", 1) from None
+    except (sqlite3.Error, OSError) as exc:
+        raise _Fail(f"switchd report: cannot read {db}: {exc}", 1) from None
+    except MemoryError:
+        raise _Fail(f"switchd report: not enough memory to read {db} for this range: "
+                    "report a shorter period", 1) from None
 
     from switchd.reports import figures
 
@@ -263,7 +263,25 @@ def _render(args: argparse.Namespace, report: Any, stages: Any) -> Any:
 
 def run_report(args: argparse.Namespace) -> int:
     """Run ``switchd report`` for parsed ``args``: print the report (or write it to
-    ``--out``). Returns the exit code (module docstring); never raises for bad input."""
+    ``--out``). Returns the exit code (module docstring); never raises for bad input.
+    A SIGTERM while it works exits 143 after cleaning up (the CDR reader, its file)."""
+    import signal
+    import threading
+
+    def terminated(signum: int, frame: object) -> None:
+        raise SystemExit(128 + signum)
+
+    old = None
+    if threading.current_thread() is threading.main_thread():
+        old = signal.signal(signal.SIGTERM, terminated)
+    try:
+        return _run_report(args)
+    finally:
+        if old is not None:
+            signal.signal(signal.SIGTERM, old)
+
+
+def _run_report(args: argparse.Namespace) -> int:
     try:
         text = _report_text(args)
         if args.out:

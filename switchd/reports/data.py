@@ -30,7 +30,7 @@ import shutil
 import signal
 import sqlite3
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -38,7 +38,7 @@ from switchd.reports.logsum import LogSummary, summarize
 from switchd.reports.model import CallColumns
 from switchd.timefmt import iso_utc
 
-__all__ = ["epoch_of_iso", "gc_paused", "load_call_columns", "require_db", "start_call_columns",
+__all__ = ["CallsReader", "epoch_of_iso", "gc_paused", "load_call_columns", "require_db", "start_call_columns",
            "summarize_queue_log"]
 
 
@@ -151,12 +151,59 @@ def load_call_columns(db: Path, start: float, end: float, *,
         blocked=(flags & 8).astype(bool), has_queue=(flags & 16).astype(bool))
 
 
+class CallsReader:
+    """The CDRs being read for a report (:func:`start_call_columns`): :meth:`result`
+    waits for them, :meth:`cancel` stops the reader. Call one of the two: each reaps a
+    forked reader."""
+
+    def __init__(self, pid: int | None, folder: Path | None,
+                 ready: CallColumns | None = None) -> None:
+        self._pid, self._folder, self._ready = pid, folder, ready
+
+    def result(self) -> CallColumns:
+        """The columns, raising what the load raised (and OSError naming the signal when
+        the reading process died: out of memory?). Interrupted (Ctrl-C), it cancels."""
+        import os
+
+        if self._pid is None:
+            assert self._ready is not None
+            return self._ready
+        try:
+            _, status = os.waitpid(self._pid, 0)
+            self._pid = None
+            if os.WIFSIGNALED(status):
+                raise OSError(f"the process reading the CDRs died of signal "
+                              f"{os.WTERMSIG(status)} (out of memory?)")
+            code = os.WEXITSTATUS(status)
+            if code not in (0, 3):
+                raise OSError(f"the process reading the CDRs failed (exit {code})")
+            assert self._folder is not None
+            with (self._folder / "calls.pickle").open("rb") as fh:
+                value = pickle.load(fh)
+            if code == 3:
+                raise value
+            self._ready = value
+            return value
+        finally:
+            self.cancel()
+
+    def cancel(self) -> None:
+        """Stop and reap the reader if it still runs; remove its handover file."""
+        import os
+
+        if self._pid is not None:
+            with contextlib.suppress(OSError):
+                os.kill(self._pid, signal.SIGKILL)
+                os.waitpid(self._pid, 0)
+            self._pid = None
+        if self._folder is not None:
+            shutil.rmtree(self._folder, ignore_errors=True)
+            self._folder = None
+
+
 def start_call_columns(db: Path, start: float, end: float, *,
-                       names: bool = True) -> Callable[[], CallColumns]:
-    """Start :func:`load_call_columns` and return the function that waits for it and
-    returns its columns, raising what the load raised (and OSError naming the signal when
-    the reading process died: out of memory?). The caller must call it, also when it
-    fails meanwhile: it reaps the reader.
+                       names: bool = True) -> CallsReader:
+    """Start :func:`load_call_columns`; returns the :class:`CallsReader` to wait for it.
 
     In a single-threaded process that can fork (``switchd report``) the CDRs are read by
     a forked child while this process goes on (it reads the queue_log meanwhile: the
@@ -165,17 +212,15 @@ def start_call_columns(db: Path, start: float, end: float, *,
     with this process (Linux ``PR_SET_PDEATHSIG``), and hands its result over in a
     private temporary file, never a pipe that a stopped reader could leave half-read.
     Anywhere else — the daemon's worker thread for ``REPORT``, a platform without fork —
-    the CDRs are read here, before this returns.
+    the CDRs are read here, before this returns (raising as :func:`load_call_columns`).
     """
     import os
     import threading
 
     if not hasattr(os, "fork") or threading.active_count() > 1:
-        cols = load_call_columns(db, start, end, names=names)
-        return lambda: cols
+        return CallsReader(None, None, load_call_columns(db, start, end, names=names))
     require_db(db)
     folder = Path(tempfile.mkdtemp(prefix="switchd-report-"))
-    handover = folder / "calls.pickle"
     parent = os.getpid()
     pid = os.fork()
     if pid == 0:   # pragma: no cover - the child (coverage does not follow a fork)
@@ -196,39 +241,12 @@ def start_call_columns(db: Path, start: float, end: float, *,
                     fh.seek(0)
                     fh.truncate()
                     pickle.dump(OSError(str(value)), fh)
-            os.replace(part, handover)
+            os.replace(part, folder / "calls.pickle")
         except BaseException:
             code = 4
         finally:
             os._exit(code)
-    reaped = False
-
-    def result() -> CallColumns:
-        nonlocal reaped
-        try:
-            _, status = os.waitpid(pid, 0)
-            reaped = True
-            if os.WIFSIGNALED(status):
-                raise OSError(f"the process reading the CDRs died of signal "
-                              f"{os.WTERMSIG(status)} (out of memory?)")
-            code = os.WEXITSTATUS(status)
-            if code not in (0, 3):
-                raise OSError(f"the process reading the CDRs failed (exit {code})")
-            with handover.open("rb") as fh:
-                value = pickle.load(fh)
-            if code == 3:
-                raise value
-            return value
-        finally:
-            if not reaped:
-                # Interrupted while waiting (Ctrl-C): the reader goes too.
-                with contextlib.suppress(OSError):
-                    os.kill(pid, signal.SIGKILL)
-                    os.waitpid(pid, 0)
-                reaped = True
-            shutil.rmtree(folder, ignore_errors=True)
-
-    return result
+    return CallsReader(pid, folder)
 
 
 def _die_with_parent(parent: int) -> None:

@@ -40,6 +40,7 @@ import subprocess
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -344,31 +345,48 @@ def _forking() -> bool:
     return hasattr(os, "fork") and threading.active_count() == 1
 
 
-def _no_children_left() -> bool:
-    """True when this process has no child at all (running or a zombie to reap)."""
+def _gone(pid: int | None) -> bool:
+    """True when process ``pid`` is no child of this one any more (reaped, not a zombie)."""
+    assert pid is not None
     try:
-        os.waitpid(-1, os.WNOHANG)
+        os.waitpid(pid, os.WNOHANG)
     except ChildProcessError:
         return True
     return False
 
 
-@pytest.mark.skipif(not _forking(), reason="start_call_columns reads in place in a "
-                    "threaded process (no fork there)")
+def _in_child(action: Any) -> Any:
+    """A stand-in loader that runs ``action`` only in a forked reader (never in pytest)."""
+    parent = os.getpid()
+
+    def load(*args: Any, **kw: Any) -> None:
+        if os.getpid() == parent:
+            raise AssertionError("the CDRs were read in place: no fork")
+        action()
+
+    return load
+
+
+def _need_fork() -> None:
+    if not _forking():
+        pytest.skip("start_call_columns reads in place in a threaded process (no fork)")
+
+
 def test_the_forked_cdr_reader_dying_is_a_clear_error(state: Path, monkeypatch) -> None:
     import signal
 
     import switchd.reports.data as data
 
+    _need_fork()
     monkeypatch.setattr(data, "load_call_columns",
-                        lambda *a, **k: os.kill(os.getpid(), signal.SIGKILL))
+                        _in_child(lambda: os.kill(os.getpid(), signal.SIGKILL)))
+    reader = data.start_call_columns(state / "switchd.db", 0.0, 2e9)
+    pid = reader.pid
     with pytest.raises(OSError, match="died of signal 9"):
-        data.start_call_columns(state / "switchd.db", 0.0, 2e9).result()
-    assert _no_children_left()
+        reader.result()
+    assert _gone(pid) and reader.pid is None
 
 
-@pytest.mark.skipif(not _forking(), reason="start_call_columns reads in place in a "
-                    "threaded process (no fork there)")
 def test_ctrl_c_while_waiting_kills_and_reaps_the_cdr_reader(state: Path, monkeypatch) -> None:
     # Found in review: with a process pool, Ctrl-C could hang the command for ever.
     import signal
@@ -376,7 +394,8 @@ def test_ctrl_c_while_waiting_kills_and_reaps_the_cdr_reader(state: Path, monkey
 
     import switchd.reports.data as data
 
-    monkeypatch.setattr(data, "load_call_columns", lambda *a, **k: time.sleep(60))
+    _need_fork()
+    monkeypatch.setattr(data, "load_call_columns", _in_child(lambda: time.sleep(60)))
 
     def interrupt(signum: int, frame: object) -> None:
         raise KeyboardInterrupt
@@ -384,6 +403,7 @@ def test_ctrl_c_while_waiting_kills_and_reaps_the_cdr_reader(state: Path, monkey
     old = signal.signal(signal.SIGALRM, interrupt)
     try:
         reader = data.start_call_columns(state / "switchd.db", 0.0, 2e9)
+        pid = reader.pid
         signal.setitimer(signal.ITIMER_REAL, 0.3)
         began = time.monotonic()
         with pytest.raises(KeyboardInterrupt):
@@ -392,4 +412,4 @@ def test_ctrl_c_while_waiting_kills_and_reaps_the_cdr_reader(state: Path, monkey
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, old)
-    assert _no_children_left()
+    assert _gone(pid) and reader.pid is None

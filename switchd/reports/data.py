@@ -160,6 +160,11 @@ class CallsReader:
                  ready: CallColumns | None = None) -> None:
         self._pid, self._folder, self._ready = pid, folder, ready
 
+    @property
+    def pid(self) -> int | None:
+        """The reading child's process id while it is not reaped yet, else None."""
+        return self._pid
+
     def result(self) -> CallColumns:
         """The columns, raising what the load raised (and OSError naming the signal when
         the reading process died: out of memory?). Interrupted (Ctrl-C), it cancels."""

@@ -170,7 +170,7 @@ def _compute_report(db: Path, queue_log: Path, *, start: float, end: float, tz: 
     ValueError for a ``by`` or ``tz`` the figures refuse."""
     from switchd.reports import figures
     from switchd.reports.cli import LOG_MARGIN_S
-    from switchd.reports.data import load_call_columns, summarize_queue_log
+    from switchd.reports.data import load_call_columns, stored_elsewhere, summarize_queue_log
     from switchd.reports.logsum import LogSummary
 
     calls = load_call_columns(db, start, end, names=queue is not None or agent is not None)
@@ -180,7 +180,8 @@ def _compute_report(db: Path, queue_log: Path, *, start: float, end: float, tz: 
     except FileNotFoundError:
         log = LogSummary()
     return figures.compute_columns(calls, log, start=start, end=end, tz=tz, by=by,
-                                   settings=settings, queue=queue, agent=agent)
+                                   settings=settings, queue=queue, agent=agent,
+                                   elsewhere=stored_elsewhere(db, calls, log))
 
 
 class App:

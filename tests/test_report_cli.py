@@ -413,3 +413,27 @@ def test_ctrl_c_while_waiting_kills_and_reaps_the_cdr_reader(state: Path, monkey
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, old)
     assert _gone(pid) and reader.pid is None
+
+
+def test_a_call_that_started_before_the_range_and_queued_after_counts_once(
+        tmp_path: Path) -> None:
+    # Found in review: the caller spent 15 s in the IVR before midnight (the CDR starts on
+    # the 6th) and joined the queue after it. The report of the 7th read the ENTERQUEUE
+    # but not the CDR, and counted a second, unanswered call: days did not add up.
+    from switchd.store.offline import write_state
+
+    start = at("2026-12-06 23:59") + 50
+    call = cdr("late", start, wait=10, talk=60)
+    write_state(tmp_path, [call], [
+        f"{int(start) + 15}|late|sales|NONE|ENTERQUEUE||+4930123",
+        f"{int(start) + 25}|late|sales|a1|CONNECT|10|late|2",
+        f"{int(start) + 85}|late|sales|a1|COMPLETECALLER|10|60|1"])
+    utc_days = ("--tz", "UTC", "--by", "day")
+    sixth = json_report("--state-dir", str(tmp_path), "--from", "2026-12-06", "--to",
+                        "2026-12-07", *utc_days)["total"]
+    seventh = json_report("--state-dir", str(tmp_path), "--from", "2026-12-07", "--to",
+                          "2026-12-08", *utc_days)["total"]
+    both = json_report("--state-dir", str(tmp_path), "--from", "2026-12-06", "--to",
+                       "2026-12-08", *utc_days)["total"]
+    assert (sixth["offered"], sixth["answered"]) == (1, 1)
+    assert (seventh["offered"], both["offered"]) == (0, 1)

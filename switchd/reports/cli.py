@@ -192,8 +192,11 @@ def _report_body(args: argparse.Namespace, start: float, end: float, settings: A
     stages.step("reading the queue_log (and the CDRs beside)")
     qlog = _queue_log(args, state, start, end)
     stages.step("reading CDRs")
+    from switchd.reports.data import stored_elsewhere
+
     try:
         calls = reader.result()
+        elsewhere = stored_elsewhere(db, calls, qlog)
     except FileNotFoundError as exc:
         raise _Fail(f"switchd report: {exc}", 1) from None
     except (sqlite3.Error, OSError) as exc:
@@ -208,7 +211,7 @@ def _report_body(args: argparse.Namespace, start: float, end: float, settings: A
     try:
         report = figures.compute_columns(calls, qlog, start=start, end=end, tz=args.tz,
                                          by=args.by, settings=settings, queue=args.queue,
-                                         agent=args.agent)
+                                         agent=args.agent, elsewhere=elsewhere)
     except ValueError as exc:
         raise _Fail(f"switchd report: {exc}", 2) from None
     return _render(args, report, stages)

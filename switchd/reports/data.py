@@ -38,8 +38,8 @@ from switchd.reports.logsum import LogSummary, summarize
 from switchd.reports.model import CallColumns
 from switchd.timefmt import iso_utc
 
-__all__ = ["CallsReader", "epoch_of_iso", "gc_paused", "load_call_columns", "require_db", "start_call_columns",
-           "summarize_queue_log"]
+__all__ = ["CallsReader", "epoch_of_iso", "gc_paused", "load_call_columns", "require_db",
+           "start_call_columns", "stored_elsewhere", "summarize_queue_log"]
 
 
 def _epoch_sql(col: str) -> str:
@@ -266,6 +266,27 @@ def _die_with_parent(parent: int) -> None:
         libc.prctl(1, signal.SIGKILL)          # PR_SET_PDEATHSIG
     if os.getppid() != parent:
         os._exit(4)
+
+
+def stored_elsewhere(db: Path, cols: CallColumns, log: LogSummary) -> set[str]:
+    """The call ids the queue_log joined to a queue in the report's window that have a CDR
+    the report did not read (it starts outside the range, e.g. in an IVR before
+    midnight): such a call counts in the report of its start, never here as a call
+    without a CDR. Raises sqlite3.Error when ``db`` cannot be read."""
+    unknown = list(log.first_enter.keys() - set(cols.uid))
+    if not unknown:
+        return set()
+    found: set[str] = set()
+    conn = sqlite3.connect(f"{Path(db).absolute().as_uri()}?mode=ro", uri=True)
+    try:
+        for i in range(0, len(unknown), 500):
+            chunk = unknown[i:i + 500]
+            marks = ",".join("?" * len(chunk))
+            found.update(r[0] for r in conn.execute(
+                f"SELECT uniqueid FROM cdr WHERE uniqueid IN ({marks})", chunk))
+    finally:
+        conn.close()
+    return found
 
 
 def summarize_queue_log(path: Path, *, start: float, end: float, margin_s: float,

@@ -437,3 +437,46 @@ def test_a_call_that_started_before_the_range_and_queued_after_counts_once(
                        "2026-12-08", *utc_days)["total"]
     assert (sixth["offered"], sixth["answered"]) == (1, 1)
     assert (seventh["offered"], both["offered"]) == (0, 1)
+
+
+def test_a_long_queue_log_is_read_around_the_window_only_with_the_same_figures(
+        tmp_path: Path, monkeypatch) -> None:
+    # A year of log, a one-day report: the read starts at a bisection and stops past the
+    # window, in blocks (memory stays bounded); the summary is the same as a full read.
+    import switchd.reports.data as data
+    from switchd.reports.figures import _log_lines
+    from switchd.reports.logsum import summarize
+    from switchd.reports.model import QueueLogRow
+
+    rows = []
+    t = at("2026-01-01 00:00")
+    for i in range(6000):                       # a call every ~1.5 h over a year
+        cid = f"k{i}"
+        rows += [QueueLogRow(t, cid, "sales", "NONE", "ENTERQUEUE", ("", "1")),
+                 QueueLogRow(t + 5, cid, "sales", "a1", "CONNECT", ("5", cid, "1")),
+                 QueueLogRow(t + 65, cid, "sales", "a1", "COMPLETEAGENT", ("5", "60", "1"))]
+        if i % 7 == 0:
+            rows.append(QueueLogRow(t + 70, "NONE", "sales", "a1", "PAUSE", ("lunch",)))
+            rows.append(QueueLogRow(t + 700, "NONE", "sales", "a1", "UNPAUSE", ("",)))
+        t += 5256.0
+    lines = _log_lines(rows)
+    path = tmp_path / "queue_log"
+    path.write_text("\n".join(lines) + "\nnot a line\n", encoding="utf-8")
+    start, end = at("2026-06-10 00:00"), at("2026-06-11 00:00")
+    monkeypatch.setattr(data, "CHUNK_BYTES", 4096)     # many blocks, lines cut across them
+    monkeypatch.setattr(data, "BISECT_BYTES", 512)
+    read_lines = []
+    real = data.summarize
+
+    def counting(it, **kw):
+        got = list(it)
+        read_lines.extend(got)
+        return real(got, **kw)
+
+    monkeypatch.setattr(data, "summarize", counting)
+    part = data.summarize_queue_log(path, start=start, end=end, margin_s=86400.0)
+    whole = summarize(lines, start=start, end=end, window=(start - 86400, end + 86400))
+    assert part.first_enter == whole.first_enter and len(part.first_enter) >= 40
+    assert part.connect_hold == whole.connect_hold
+    assert part.agents == whole.agents
+    assert len(read_lines) < len(lines) / 20       # a few days of a year, not all of it

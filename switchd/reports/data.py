@@ -32,7 +32,9 @@ import sqlite3
 import tempfile
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from itertools import chain
 from pathlib import Path
+from typing import BinaryIO
 
 from switchd.reports.logsum import LogSummary, summarize
 from switchd.reports.model import CallColumns
@@ -289,41 +291,115 @@ def stored_elsewhere(db: Path, cols: CallColumns, log: LogSummary) -> set[str]:
     return found
 
 
+#: The queue_log is read in blocks of this many bytes (a year of a busy centre is GBs).
+CHUNK_BYTES = 32 << 20
+#: Bisection of the file by time stops at spans this short (bytes).
+BISECT_BYTES = 1 << 16
+#: The ACD writes lines in time order; a clock step may put one out of order by less than
+#: this (s): the read starts and stops that much beyond the window.
+ORDER_SLACK_S = 3600.0
+
+
+def _time_after(fh: BinaryIO, pos: int) -> float | None:
+    """The time of the first whole line after byte ``pos`` that has one (None: none
+    before the end or within a bisection span)."""
+    fh.seek(pos)
+    if pos:
+        fh.readline()                       # the rest of a line cut in the middle
+    read = 0
+    while read < BISECT_BYTES:
+        raw = fh.readline()
+        if not raw:
+            return None
+        read += len(raw)
+        head = raw.split(b"|", 1)[0]
+        with contextlib.suppress(ValueError):
+            t = float(head)
+            if t == t and abs(t) != float("inf"):
+                return t
+    return None
+
+
+def _start_offset(fh: BinaryIO, size: int, t0: float) -> int:
+    """A line start at or before the first line with a time >= ``t0`` (a bisection of the
+    time-ordered file: a month's report of a year's log reads about a month of it)."""
+    lo, hi = 0, size
+    while hi - lo > BISECT_BYTES:
+        mid = (lo + hi) // 2
+        t = _time_after(fh, mid)
+        if t is None or t >= t0:
+            hi = mid
+        else:
+            lo = mid
+    if lo == 0:
+        return 0
+    fh.seek(lo)
+    fh.readline()
+    return fh.tell()
+
+
 def summarize_queue_log(path: Path, *, start: float, end: float, margin_s: float,
                         queue: str | None = None, agent: str | None = None) -> LogSummary:
     """:func:`switchd.reports.logsum.summarize` of the queue_log file at ``path`` for a
-    report of [start, end), reading the lines within ``margin_s`` either side. Malformed
-    lines (bad UTF-8 included) are skipped and counted in ``skipped``. Raises
+    report of [start, end), using the lines within ``margin_s`` either side.
+
+    The file is time-ordered (the ACD appends): the read starts at a bisection of it and
+    stops past the window (:data:`ORDER_SLACK_S` beyond), in blocks of
+    :data:`CHUNK_BYTES`, so memory stays bounded however long the log. Malformed lines
+    read (bad UTF-8 included) are skipped and counted in ``skipped``. Raises
     FileNotFoundError naming ``path`` when it does not exist, OSError when it cannot be
     read."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no queue_log {path}: has the ACD run with this state "
                                 f"directory? ({_WHERE_TO_LOOK})")
-    with path.open("rb") as fh:
-        blob = fh.read()
     window = (start - margin_s, end + margin_s)
-    try:
-        text = blob.decode("utf-8")
-    except UnicodeDecodeError:
-        bad = 0
+    bad = 0
 
-        def decoded(data: bytes) -> Iterator[str]:
-            nonlocal bad
-            for raw in data.split(b"\n"):
+    def decode(body: bytes) -> list[str]:
+        nonlocal bad
+        try:
+            text = body.decode("utf-8")
+        except UnicodeDecodeError:
+            lines = []
+            for raw in body.split(b"\n"):
                 try:
-                    yield raw.decode("utf-8").rstrip("\r")
+                    lines.append(raw.decode("utf-8").rstrip("\r"))
                 except UnicodeDecodeError:
                     bad += 1
+            return lines
+        lines = text.split("\n")
+        if "\r" in text:
+            lines = [line.rstrip("\r") for line in lines]   # CRLF line ends (an edited file)
+        return lines
 
-        out = summarize(decoded(blob), start=start, end=end, window=window, queue=queue,
-                        agent=agent)
-        out.lines += bad
-        out.skipped += bad
-        return out
-    del blob
-    lines = text.split("\n")
-    if "\r" in text:
-        lines = [line.rstrip("\r") for line in lines]   # CRLF line ends (an edited file)
-    return summarize(lines, start=start, end=end, window=window, queue=queue,
-                     agent=agent)
+    def blocks(fh: BinaryIO) -> Iterator[list[str]]:
+        stop = window[1] + ORDER_SLACK_S
+        rest = b""
+        while True:
+            block = fh.read(CHUNK_BYTES)
+            if not block:
+                if rest:
+                    yield decode(rest)
+                return
+            data = rest + block
+            cut = data.rfind(b"\n")
+            if cut < 0:
+                rest = data
+                continue
+            rest = data[cut + 1:]
+            lines = decode(data[:cut])
+            yield lines
+            last = lines[-1].split("|", 1)[0] if lines else ""
+            with contextlib.suppress(ValueError):
+                if float(last) > stop:
+                    return                  # past the window: the rest is later still
+
+    with path.open("rb") as fh:
+        size = fh.seek(0, 2)
+        fh.seek(_start_offset(fh, size, window[0] - ORDER_SLACK_S))
+        out = summarize(chain.from_iterable(blocks(fh)), start=start, end=end,
+                        window=window, queue=queue, agent=agent)
+    out.lines += bad
+    out.skipped += bad
+    return out

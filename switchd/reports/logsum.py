@@ -31,6 +31,8 @@ _EXITS_ON = frozenset(("EXITWITHTIMEOUT", "EXITEMPTY", "EXITWITHKEY", "FULL", "J
 _TALK_ENDS = {"COMPLETEAGENT": 6, "COMPLETECALLER": 6, "BLINDTRANSFER": 8,
               "ATTENDEDTRANSFER": 8}  # event -> index of its calltime in the split line
 _INF = math.inf
+#: The bulk lines that end busy time -> the index of their seconds in the split line.
+_BUSY_FIELD = {"COMPLETEAGENT": 6, "COMPLETECALLER": 6, "WRAPUPEND": 5}
 
 
 def _num(parts: list[str], i: int) -> float | None:
@@ -172,24 +174,15 @@ class _Agents:
                     self.logged[a].append((self.login_at.pop(a, t), t))
                     self.member[a] = set()
         at = _TALK_ENDS.get(ev)
-        if at is not None:
-            secs = _num(parts, at) or 0.0
+        if at is not None or ev == "WRAPUPEND":
+            # The secs before t were talk (COMPLETE*, *TRANSFER) or wrap-up: busy time.
+            secs = _num(parts, 5 if at is None else at) or 0.0
             if "/" not in a:
                 self.busy_t0.append(t - secs)
                 self.busy_t1.append(t)
                 self.busy_who.append(self.number.setdefault(a, len(self.number)))
             if start <= t < end:
-                self.talk[a] += secs
-                self.names.add(a)
-            return
-        if ev == "WRAPUPEND":
-            secs = _num(parts, 5) or 0.0
-            if "/" not in a:
-                self.busy_t0.append(t - secs)
-                self.busy_t1.append(t)
-                self.busy_who.append(self.number.setdefault(a, len(self.number)))
-            if start <= t < end:
-                self.wrap[a] += secs
+                (self.wrap if at is None else self.talk)[a] += secs
                 self.names.add(a)
             return
         if t >= end:
@@ -378,33 +371,17 @@ def summarize(lines: Iterable[str], *, start: float, end: float, window: tuple[f
                     handled[a].add(cid)
                     names.add(a)
             continue
-        if ev == "COMPLETECALLER" or ev == "COMPLETEAGENT":
-            if a not in _NONE and (agent is None or a == agent):
-                if "/" not in a:
-                    if a not in member:
-                        ag.first_seen(a, ev)
-                try:
-                    secs = float(parts[6])
-                    if not isfinite(secs):
-                        secs = 0.0
-                except (ValueError, IndexError):
-                    secs = 0.0
-                if "/" not in a:
-                    b0.append(t - secs)
-                    b1.append(t)
-                    bwho.append(number.setdefault(a, len(number)))
-                if start <= t < end:
-                    talk[a] += secs
-                    names.add(a)
-            continue
-        if ev == "WRAPUPEND":
+        field_no = _BUSY_FIELD.get(ev)
+        if field_no is not None:
+            # COMPLETE* (calltime) and WRAPUPEND (wrapup_s): the seconds before t were busy.
             try:
-                secs = float(parts[5])
+                secs = float(parts[field_no])
                 if not isfinite(secs):
                     secs = 0.0
             except (ValueError, IndexError):
                 secs = 0.0
-            if cid not in _NONE:
+            wrapping = field_no == 5
+            if wrapping and cid not in _NONE:
                 wrapup[cid] = wrapup.get(cid, 0.0) + secs
                 wrapups[cid] = wrapups.get(cid, 0) + 1
             if a not in _NONE and (agent is None or a == agent):
@@ -415,7 +392,7 @@ def summarize(lines: Iterable[str], *, start: float, end: float, window: tuple[f
                     b1.append(t)
                     bwho.append(number.setdefault(a, len(number)))
                 if start <= t < end:
-                    wrap[a] += secs
+                    (wrap if wrapping else talk)[a] += secs
                     names.add(a)
             continue
         other(t, cid, q, a, ev, parts)

@@ -797,6 +797,9 @@ def test_a_ring_group_is_a_queue_with_no_waiting_rung_by_the_acd():
     log = c.queue_log()
     assert f"{call_id}|group:desk|NONE|ENTERQUEUE||5550001" in log
     assert any(x.startswith(f"{call_id}|group:desk|ext/202|CONNECT|5|") for x in log)
+    # Its talk ends with a COMPLETE naming the phone, as the CONNECT does: reports give
+    # the phone its 30 s of talk.
+    assert f"{call_id}|group:desk|ext/202|COMPLETECALLER|5|30|1" in log
     assert "group:desk" in c.acd.queue_names()
     c.check_invariants()
 

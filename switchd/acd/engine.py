@@ -334,9 +334,10 @@ class Acd:
         self._sticky: dict[str, dict[str, Caller]] = {}
         #: caller number -> agent id of its last answered queue call (this run)
         self._last_agent: dict[str, str] = {}
-        #: call id -> (agent, queue, answered at, joined at, orig position) of answered
-        #: queue calls whose completion is not logged yet
-        self._talking: dict[str, list[tuple[Agent, str, float, float, int]]] = {}
+        #: call id -> (who, line, queue, answered at, joined at, orig position) of answered
+        #: queue calls whose completion is not logged yet; ``who`` is the agent id, or the
+        #: phone's line for a ring group (the queue_log names the phone, as at CONNECT)
+        self._talking: dict[str, list[tuple[str, str, str, float, float, int]]] = {}
         #: calls sent to an extension on overflow: call id -> (the queue they left, when
         #: they had joined it); those back from it unanswered, until they rejoin
         self._sent_to_extension: dict[str, tuple[str, float]] = {}
@@ -798,7 +799,7 @@ class Acd:
             a.answered_at = now
             self._move(now, a, _I.ANSWER, "answered")
             self._talking.setdefault(c.call_id, []).append(
-                (a, c.queue, now, c.joined, c.orig_position))
+                (a.agent_id, ev.line, c.queue, now, c.joined, c.orig_position))
             self._emit(QueueConnected(c.call_id, now, c.queue, a.agent_id, ev.line,
                                       round(wait, 3), round(ring, 3)))
             self._log(now, c.call_id, c.queue, a.agent_id, "CONNECT", _secs(wait), c.call_id,
@@ -813,7 +814,12 @@ class Acd:
                 a.answered_in[c.queue] = a.answered_in.get(c.queue, 0) + 1
                 a.queue, a.answered_at = c.queue, now
                 self._talking.setdefault(c.call_id, []).append(
-                    (a, c.queue, now, c.joined, c.orig_position))
+                    (a.agent_id, ev.line, c.queue, now, c.joined, c.orig_position))
+            elif q.phones:
+                # A ring group's phone: its talk ends with a COMPLETE* naming the phone, as
+                # its CONNECT does (reports give the phone its talk time).
+                self._talking.setdefault(c.call_id, []).append(
+                    (ev.line, ev.line, c.queue, now, c.joined, c.orig_position))
             self._emit(QueueConnected(c.call_id, now, c.queue, agent_id, ev.line,
                                       round(wait, 3), 0.0))
             self._log(now, c.call_id, c.queue, who, "CONNECT", _secs(wait), c.call_id, "0")
@@ -980,8 +986,8 @@ class Acd:
                 self._completed_callbacks.discard(ev.call_id)
                 by_caller = not by_caller
             event = "COMPLETECALLER" if by_caller else "COMPLETEAGENT"
-            for a, queue, answered, joined, orig in talking:
-                self._log(now, ev.call_id, queue, a.agent_id, event, _secs(answered - joined),
+            for who, _line, queue, answered, joined, orig in talking:
+                self._log(now, ev.call_id, queue, who, event, _secs(answered - joined),
                           _secs(now - answered), str(orig))
         cb = self._dialling.pop(ev.call_id, None)
         if cb is not None:
@@ -1024,15 +1030,15 @@ class Acd:
         if not talking:
             return
         for entry in list(talking):
-            a, queue, answered, joined, orig = entry
-            if a.line != ev.line:
+            who, line, queue, answered, joined, orig = entry
+            if line != ev.line:
                 continue
             talking.remove(entry)
             if ev.kind is TransferKind.ATTENDED:
-                self._log(now, ev.call_id, queue, a.agent_id, "ATTENDEDTRANSFER", "BRIDGE",
+                self._log(now, ev.call_id, queue, who, "ATTENDEDTRANSFER", "BRIDGE",
                           ev.target, _secs(answered - joined), _secs(now - answered), str(orig))
             else:
-                self._log(now, ev.call_id, queue, a.agent_id, "BLINDTRANSFER", ev.target,
+                self._log(now, ev.call_id, queue, who, "BLINDTRANSFER", ev.target,
                           "switchd", _secs(answered - joined), _secs(now - answered), str(orig))
         if not talking:
             self._talking.pop(ev.call_id, None)
@@ -1325,8 +1331,9 @@ class Acd:
             agent.answered_in[c.queue] = agent.answered_in.get(c.queue, 0) + 1
             # From now on a queue call: talk time counts, wrap-up follows.
             agent.queue, agent.answered_at = c.queue, now
+            assert agent.line is not None
             self._talking.setdefault(dial, []).append(
-                (agent, c.queue, now, c.joined, c.orig_position))
+                (agent.agent_id, agent.line, c.queue, now, c.joined, c.orig_position))
             self._completed_callbacks.add(dial)
             self._last_agent[c.number] = agent.agent_id
             assert agent.line is not None

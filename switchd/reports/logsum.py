@@ -28,10 +28,10 @@ __all__ = ["LogSummary", "covered", "summarize"]
 
 _NONE = ("", "NONE")
 _EXITS_ON = frozenset(("EXITWITHTIMEOUT", "EXITEMPTY", "EXITWITHKEY", "FULL", "JOINEMPTY"))
-_TALK_ENDS = {"COMPLETEAGENT": 6, "COMPLETECALLER": 6, "BLINDTRANSFER": 8,
-              "ATTENDEDTRANSFER": 8}  # event -> index of its calltime in the split line
+_TRANSFERS = ("BLINDTRANSFER", "ATTENDEDTRANSFER")   # their calltime: data[3], parts[8]
 _INF = math.inf
-#: The bulk lines that end busy time -> the index of their seconds in the split line.
+#: The bulk lines that end busy time -> the index of their seconds in the split line
+#: (summarize takes them inline; a transfer, rarer, ends talk in _Agents.line).
 _BUSY_FIELD = {"COMPLETEAGENT": 6, "COMPLETECALLER": 6, "WRAPUPEND": 5}
 
 
@@ -173,16 +173,15 @@ class _Agents:
                 if queues is None or not queues:
                     self.logged[a].append((self.login_at.pop(a, t), t))
                     self.member[a] = set()
-        at = _TALK_ENDS.get(ev)
-        if at is not None or ev == "WRAPUPEND":
-            # The secs before t were talk (COMPLETE*, *TRANSFER) or wrap-up: busy time.
-            secs = _num(parts, 5 if at is None else at) or 0.0
+        if ev in _TRANSFERS:
+            # The agent's talk ended as it passed the call on: its calltime was busy time.
+            secs = _num(parts, 8) or 0.0
             if "/" not in a:
                 self.busy_t0.append(t - secs)
                 self.busy_t1.append(t)
                 self.busy_who.append(self.number.setdefault(a, len(self.number)))
             if start <= t < end:
-                (self.wrap if at is None else self.talk)[a] += secs
+                self.talk[a] += secs
                 self.names.add(a)
             return
         if t >= end:
@@ -200,9 +199,7 @@ class _Agents:
             return
         if t < start:
             return
-        if ev == "CONNECT":
-            self.handled[a].add(cid)
-        elif ev == "UNHOLD":
+        if ev == "UNHOLD":
             self.hold[a] += _num(parts, 5) or 0.0
         elif ev == "RINGNOANSWER":
             self.rona[a] += 1
@@ -254,10 +251,10 @@ class _Agents:
 
 
 class _Other:
-    """Every line but the bulk ones (ENTERQUEUE without an agent, CONNECT, COMPLETE*,
-    WRAPUPEND) of
-    the report's queue (the caller checked), in order: the per-call facts they carry and
-    the agent figures (:class:`_Agents`)."""
+    """Every line of the report's queue (the caller checked) but the bulk ones, which
+    :func:`summarize` takes inline (ENTERQUEUE without an agent, CONNECT, COMPLETE*,
+    WRAPUPEND), in order: the per-call facts they carry and the agent figures
+    (:class:`_Agents`)."""
 
     def __init__(self, out: LogSummary, ag: _Agents, agent: str | None) -> None:
         self.out, self.ag, self.agent = out, ag, agent
@@ -271,9 +268,6 @@ class _Other:
                     out.overflow_enter.add(cid)
                 if cid not in out.first_enter:
                     out.first_enter[cid] = t
-            elif ev == "WRAPUPEND":
-                out.wrapup[cid] = out.wrapup.get(cid, 0.0) + (_num(parts, 5) or 0.0)
-                out.wrapups[cid] = out.wrapups.get(cid, 0) + 1
             elif ev == "ABANDON":
                 w = _num(parts, 7)
                 out.abandon_wait[cid] = math.nan if w is None else w

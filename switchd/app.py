@@ -181,7 +181,7 @@ def _compute_report(db: Path, queue_log: Path, *, start: float, end: float, tz: 
         log = LogSummary()
     return figures.compute_columns(calls, log, start=start, end=end, tz=tz, by=by,
                                    settings=settings, queue=queue, agent=agent,
-                                   elsewhere=stored_elsewhere(db, calls, log))
+                                   elsewhere=lambda ids: stored_elsewhere(db, ids))
 
 
 class App:

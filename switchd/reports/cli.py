@@ -196,7 +196,6 @@ def _report_body(args: argparse.Namespace, start: float, end: float, settings: A
 
     try:
         calls = reader.result()
-        elsewhere = stored_elsewhere(db, calls, qlog)
     except FileNotFoundError as exc:
         raise _Fail(f"switchd report: {exc}", 1) from None
     except (sqlite3.Error, OSError) as exc:
@@ -211,9 +210,12 @@ def _report_body(args: argparse.Namespace, start: float, end: float, settings: A
     try:
         report = figures.compute_columns(calls, qlog, start=start, end=end, tz=args.tz,
                                          by=args.by, settings=settings, queue=args.queue,
-                                         agent=args.agent, elsewhere=elsewhere)
+                                         agent=args.agent,
+                                         elsewhere=lambda ids: stored_elsewhere(db, ids))
     except ValueError as exc:
         raise _Fail(f"switchd report: {exc}", 2) from None
+    except sqlite3.Error as exc:
+        raise _Fail(f"switchd report: cannot read {db}: {exc}", 1) from None
     return _render(args, report, stages)
 
 

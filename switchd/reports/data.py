@@ -30,7 +30,7 @@ import shutil
 import signal
 import sqlite3
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from itertools import chain
 from pathlib import Path
@@ -270,14 +270,13 @@ def _die_with_parent(parent: int) -> None:
         os._exit(4)
 
 
-def stored_elsewhere(db: Path, cols: CallColumns, log: LogSummary) -> set[str]:
-    """The call ids the queue_log joined to a queue in the report's window that have a CDR
-    the report did not read (it starts outside the range, e.g. in an IVR before
-    midnight): such a call counts in the report of its start, never here as a call
-    without a CDR. Raises sqlite3.Error when ``db`` cannot be read."""
-    unknown = list(log.first_enter.keys() - set(cols.uid))
-    if not unknown:
-        return set()
+def stored_elsewhere(db: Path, call_ids: Iterable[str]) -> set[str]:
+    """Those of ``call_ids`` (calls the queue_log joined to a queue in the report's window
+    without a CDR among those read) that have a CDR in ``db`` after all: it starts outside
+    the range (in an IVR before midnight, say), so the call counts in the report of its
+    start, never as a call without a CDR (:func:`switchd.reports.figures.compute_columns`
+    asks). Raises sqlite3.Error when ``db`` cannot be read."""
+    unknown = list(call_ids)
     found: set[str] = set()
     conn = sqlite3.connect(f"{Path(db).absolute().as_uri()}?mode=ro", uri=True)
     try:

@@ -75,7 +75,7 @@ without traffic.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from itertools import repeat
@@ -192,7 +192,8 @@ class _Calls:
 
 
 def _choose(cols: CallColumns, log: LogSummary, s: ReportSettings, *, start: float, end: float,
-            queue: str | None, agent: str | None, elsewhere: Collection[str] = ()) -> _Calls:
+            queue: str | None, agent: str | None,
+            elsewhere: Callable[[set[str]], Collection[str]] | None = None) -> _Calls:
     """The calls the report counts (module docstring) with their facts, as arrays."""
     n = len(cols)
     index = dict(zip(cols.uid, range(n), strict=True))
@@ -211,12 +212,13 @@ def _choose(cols: CallColumns, log: LogSummary, s: ReportSettings, *, start: flo
         noq = np.flatnonzero(~cols.has_queue)
         noq_ids = [cols.uid[i] for i in noq.tolist()]
         entered[noq] = np.fromiter(map(fe.__contains__, noq_ids), dtype=bool, count=len(noq))
-        unknown = fe.keys() - index.keys() - set(elsewhere)
+        unknown = fe.keys() - index.keys()
     else:
         at_enter = rows_of(fe)
         entered[at_enter[at_enter >= 0]] = True
-        unknown = (set() if (at_enter >= 0).all()
-                   else fe.keys() - index.keys() - set(elsewhere))
+        unknown = set() if (at_enter >= 0).all() else fe.keys() - index.keys()
+    if agent is None and unknown and elsewhere is not None:
+        unknown -= set(elsewhere(unknown))
     extra_id: list[str] = []
     extra_at: list[float] = []
     if agent is None and unknown:
@@ -375,13 +377,15 @@ def _table(ivs: Sequence[Interval], c: _Calls, log: LogSummary) -> tuple[tuple[I
 
 def compute_columns(cols: CallColumns, log: LogSummary, *, start: float, end: float, tz: str,
                     by: str, settings: ReportSettings | None = None, queue: str | None = None,
-                    agent: str | None = None, elsewhere: Collection[str] = ()) -> Report:
+                    agent: str | None = None,
+                    elsewhere: Callable[[set[str]], Collection[str]] | None = None) -> Report:
     """:func:`compute` on the calls' columns (one entry per call) and the queue_log's
     summary (:func:`switchd.reports.logsum.summarize`, made with the same range,
-    ``queue`` and ``agent``): what ``switchd report`` runs. ``elsewhere``: call ids of
-    the queue_log whose CDR starts outside the range (:func:`switchd.reports.data.
-    stored_elsewhere`): not counted as calls without a CDR. Raises ValueError as
-    :func:`compute`."""
+    ``queue`` and ``agent``): what ``switchd report`` runs. ``elsewhere(ids)``: asked
+    only when the queue_log names calls without a CDR among the columns, it returns
+    those of ``ids`` whose CDR starts outside the range (:func:`switchd.reports.data.
+    stored_elsewhere`): they are not counted as calls without a CDR. Raises ValueError
+    as :func:`compute`, and what ``elsewhere`` raises."""
     s = settings or ReportSettings()
     ivs = intervals(start, end, tz, by)
     c = _choose(cols, log, s, start=start, end=end, queue=queue, agent=agent,

@@ -444,20 +444,20 @@ def test_a_long_queue_log_is_read_around_the_window_only_with_the_same_figures(
     # A year of log, a one-day report: the read starts at a bisection and stops past the
     # window, in blocks (memory stays bounded); the summary is the same as a full read.
     import switchd.reports.data as data
+    from switchd.events import QueueLogEntry
     from switchd.reports.figures import _log_lines
     from switchd.reports.logsum import summarize
-    from switchd.reports.model import QueueLogRow
 
     rows = []
     t = at("2026-01-01 00:00")
     for i in range(6000):                       # a call every ~1.5 h over a year
         cid = f"k{i}"
-        rows += [QueueLogRow(t, cid, "sales", "NONE", "ENTERQUEUE", ("", "1")),
-                 QueueLogRow(t + 5, cid, "sales", "a1", "CONNECT", ("5", cid, "1")),
-                 QueueLogRow(t + 65, cid, "sales", "a1", "COMPLETEAGENT", ("5", "60", "1"))]
+        rows += [QueueLogEntry(t, cid, "sales", "NONE", "ENTERQUEUE", ("", "1")),
+                 QueueLogEntry(t + 5, cid, "sales", "a1", "CONNECT", ("5", cid, "1")),
+                 QueueLogEntry(t + 65, cid, "sales", "a1", "COMPLETEAGENT", ("5", "60", "1"))]
         if i % 7 == 0:
-            rows.append(QueueLogRow(t + 70, "NONE", "sales", "a1", "PAUSE", ("lunch",)))
-            rows.append(QueueLogRow(t + 700, "NONE", "sales", "a1", "UNPAUSE", ("",)))
+            rows.append(QueueLogEntry(t + 70, "NONE", "sales", "a1", "PAUSE", ("lunch",)))
+            rows.append(QueueLogEntry(t + 700, "NONE", "sales", "a1", "UNPAUSE", ("",)))
         t += 5256.0
     lines = _log_lines(rows)
     path = tmp_path / "queue_log"

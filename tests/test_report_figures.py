@@ -10,8 +10,9 @@ from datetime import UTC, datetime
 
 import pytest
 
+from switchd.events import QueueLogEntry
 from switchd.reports.figures import compute
-from switchd.reports.model import CallRow, Figures, QueueLogRow, ReportSettings
+from switchd.reports.model import CallRow, Figures, ReportSettings
 
 S = ReportSettings(sl_threshold_s=20.0, short_abandon_s=5.0)
 
@@ -33,8 +34,8 @@ def call(uid: str, start: str, *, answer_after: float | None = None, dur: float 
                    ivr_path, blocked, billsec, hangup_by)
 
 
-def q(when: str, uid: str, queue: str, agent: str, event: str, *data: str) -> QueueLogRow:
-    return QueueLogRow(utc(when), uid, queue, agent, event, tuple(data))
+def q(when: str, uid: str, queue: str, agent: str, event: str, *data: str) -> QueueLogEntry:
+    return QueueLogEntry(utc(when), uid, queue, agent, event, tuple(data))
 
 
 # ---------------------------------------------------------------- the day fixture (UTC)

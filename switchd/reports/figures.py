@@ -82,6 +82,7 @@ from itertools import repeat
 
 import numpy as np
 
+from switchd.events import QueueLogEntry
 from switchd.reports.intervals import intervals, zone
 from switchd.reports.logsum import LogSummary, summarize
 from switchd.reports.model import (
@@ -89,7 +90,6 @@ from switchd.reports.model import (
     CallRow,
     Figures,
     Interval,
-    QueueLogRow,
     Report,
     ReportSettings,
 )
@@ -140,19 +140,21 @@ def merge_calls(calls: Sequence[CallRow]) -> dict[str, CallRow]:
     return out
 
 
-def _log_lines(log: Sequence[QueueLogRow]) -> list[str]:
-    """Rows as queue_log lines in time order (a stable sort: lines of one instant keep
-    their order), for :func:`switchd.reports.logsum.summarize`."""
+def _log_lines(log: Sequence[QueueLogEntry]) -> list[str]:
+    """Entries as queue_log lines in time order (a stable sort: lines of one instant keep
+    their order), for :func:`switchd.reports.logsum.summarize`. Unlike
+    :meth:`QueueLogEntry.line` (the file's whole seconds) a time keeps its fractions."""
     rows = sorted(log, key=lambda r: r.time)
     return ["|".join((repr(r.time), r.call_id, r.queue, r.agent, r.event, *r.data))
             for r in rows]
 
 
-def compute(calls: Sequence[CallRow], log: Sequence[QueueLogRow], *, start: float, end: float,
+def compute(calls: Sequence[CallRow], log: Sequence[QueueLogEntry], *, start: float, end: float,
             tz: str, by: str, settings: ReportSettings | None = None,
             queue: str | None = None, agent: str | None = None) -> Report:
     """Figures per interval of ``[start, end)`` (epoch seconds) in zone ``tz``, and in total,
-    from CDR rows and queue_log rows (:func:`compute_columns` on their columns).
+    from CDR rows and the ACD's queue_log entries (:func:`compute_columns` on their
+    columns and summary).
 
     ``calls`` and ``log`` may hold records outside the range (they are ignored), and rows
     sharing a uniqueid (:func:`merge_calls`); ``queue`` and ``agent`` restrict the report as

@@ -70,11 +70,6 @@ def cjk_font() -> str | None:
     return next((name for name in CJK_FONTS if name in installed), None)
 
 
-def _rate(num: int, den: int) -> float:
-    """num/den, NaN when den is 0 (a gap in a line chart)."""
-    return num / den if den else math.nan
-
-
 def _pct(value: float | None) -> float:
     return math.nan if value is None else value * 100.0
 
@@ -149,7 +144,7 @@ def _charts(report: Report, font: str | None) -> dict[str, str]:
         out["service"] = _svg(fig, "service")
 
         fig, ax = plt.subplots(figsize=(10, 3.2))
-        ax.plot(xs, [_rate(f.abandoned, f.offered) * 100 for f in figs], marker="o",
+        ax.plot(xs, [_pct(f.abandon_rate) for f in figs], marker="o",
                 markersize=3, color="#c44e52", label="放弃率 abandon rate")
         ax.plot(xs, [_pct(f.loss_rate) for f in figs], marker="s", markersize=3,
                 linestyle="--", color="#8172b2", label="呼损率 loss rate")

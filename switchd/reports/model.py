@@ -37,18 +37,6 @@ class CallRow:
 
 
 @dataclass(frozen=True)
-class QueueLogRow:
-    """One queue_log line `epoch|call_id|queue|agent|EVENT|data1|...` (time in epoch seconds)."""
-
-    time: float
-    call_id: str
-    queue: str
-    agent: str
-    event: str
-    data: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
 class ReportSettings:
     """Report thresholds in seconds: the service-level threshold T and the short-abandon limit."""
 

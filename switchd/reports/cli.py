@@ -36,9 +36,10 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from switchd.reports.intervals import BY_CHOICES
+
 __all__ = ["BY_CHOICES", "FORMATS", "add_report_parser", "parse_when", "run_report"]
 
-BY_CHOICES: tuple[str, ...] = ("hour", "day", "week", "month")
 FORMATS: tuple[str, ...] = ("table", "csv", "json", "html", "xlsx")
 #: The default report length when ``--from`` is not given, before ``--to``.
 DEFAULT_DAYS = 7

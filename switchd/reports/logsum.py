@@ -252,8 +252,7 @@ class _Agents:
 
 class _Other:
     """Every line of the report's queue (the caller checked) but the bulk ones, which
-    :func:`summarize` takes inline (ENTERQUEUE without an agent, CONNECT, COMPLETE*,
-    WRAPUPEND), in order: the per-call facts they carry and the agent figures
+    :func:`summarize` takes inline (ENTERQUEUE, CONNECT, COMPLETE*, WRAPUPEND), in order: the per-call facts they carry and the agent figures
     (:class:`_Agents`)."""
 
     def __init__(self, out: LogSummary, ag: _Agents, agent: str | None) -> None:
@@ -262,13 +261,7 @@ class _Other:
     def line(self, t: float, cid: str, q: str, a: str, ev: str, parts: list[str]) -> None:
         out = self.out
         if cid not in _NONE:
-            if ev == "ENTERQUEUE":
-                ex = out.exit_queues.get(cid)
-                if ex is not None and (len(ex) > 1 or q not in ex):
-                    out.overflow_enter.add(cid)
-                if cid not in out.first_enter:
-                    out.first_enter[cid] = t
-            elif ev == "ABANDON":
+            if ev == "ABANDON":
                 w = _num(parts, 7)
                 out.abandon_wait[cid] = math.nan if w is None else w
             elif ev == "CALLBACK":
@@ -328,9 +321,9 @@ def summarize(lines: Iterable[str], *, start: float, end: float, window: tuple[f
             continue
         cid, q, a, ev = parts[1], parts[2], parts[3], parts[4]
         mine = queue is None or q == queue
-        # The three lines of nearly every queue call first, inline: they are most of the
-        # log (ENTERQUEUE, CONNECT, COMPLETE*); the rest take the general path below.
-        if ev == "ENTERQUEUE" and a in _NONE:
+        # The lines of nearly every queue call first, inline: they are most of the log
+        # (ENTERQUEUE, CONNECT, COMPLETE*, WRAPUPEND); the rest take _Other.line.
+        if ev == "ENTERQUEUE":
             if cid not in _NONE:
                 if exit_queues:
                     # Every queue: an overflow's destination.
@@ -339,15 +332,13 @@ def summarize(lines: Iterable[str], *, start: float, end: float, window: tuple[f
                         overflow_enter.add(cid)
                 if mine and cid not in first_enter:
                     first_enter[cid] = t
+            if mine and a not in _NONE and (agent is None or a == agent):
+                ag.line(t, cid, q, a, ev, parts)    # one naming an agent (not switchd's)
             continue
         if ev == "QUEUESTART":
             ag.restart(t)           # whatever --queue: it is the switch's, not a queue's
             continue
         if not mine:
-            if ev == "ENTERQUEUE" and cid not in _NONE:
-                ex = exit_queues.get(cid)
-                if ex is not None and (len(ex) > 1 or q not in ex):
-                    overflow_enter.add(cid)
             continue
         if ev == "CONNECT":
             if cid not in _NONE and cid not in connect_hold:

@@ -4,8 +4,10 @@ The bench builds a throw-away state directory the way the daemon would have left
 ``switchd.db`` and a ``queue_log`` in Asterisk's format, written by
 :func:`switchd.store.offline.write_state`. ``--rows N`` calls are spread evenly over 30 days
 (December 2026, UTC) from a fixed seed, so two runs report the same figures. The call
-mix of a small inbound centre (8 agents ``a1``..``a8``, queues ``sales`` and
-``support``):
+mix of an inbound centre with queues ``sales`` and ``support`` and as many agents
+``a1``, ``a2``… as keep them about 85 % busy (8 for the 30 000 calls of an 8-seat month,
+78 for 1 000 000); each answered call goes to the agent free soonest, so an agent's
+calls never overlap and the occupancy figure stays real:
 
 * 80 % reach a queue and a person answers (ENTERQUEUE, CONNECT|hold|bridged|ring,
   COMPLETEAGENT or COMPLETECALLER|hold|calltime|origpos, WRAPUPEND|30), 1 in 20 of them
@@ -34,6 +36,8 @@ met it.
 from __future__ import annotations
 
 import argparse
+import heapq
+import math
 import random
 import shutil
 import subprocess
@@ -54,7 +58,8 @@ MONTH_START = datetime(2026, 12, 1, tzinfo=UTC).timestamp()
 MONTH_S = 30 * 86400.0
 #: Goal of issue 18 for 1 000 000 CDR rows, load + compute + render (s).
 GOAL_S = 5.0
-AGENTS = tuple(f"a{i}" for i in range(1, 9))
+#: Agents' target occupancy (talk + wrap-up over logged-in time) the agent count is sized for.
+OCCUPANCY = 0.85
 #: Every answered queue call's wrap-up (s): a WRAPUPEND line each.
 WRAPUP_S = 30
 QUEUES = ("sales", "support")
@@ -95,6 +100,10 @@ def _calls(n: int, seed: int) -> tuple[list[Any], list[str]]:
 
     rnd = random.Random(seed)
     step = MONTH_S / max(n, 1)
+    # Busy seconds per answered call: 3 s IVR, mean talk 180 s and the wrap-up.
+    busy_s = 0.80 * n * (180 + WRAPUP_S)
+    agents = tuple(f"a{i}" for i in range(1, max(8, math.ceil(busy_s / MONTH_S / OCCUPANCY)) + 1))
+    free = [(MONTH_START, a) for a in agents]   # (free at, agent): a heap
     cdrs: list[Any] = []
     lines: list[str] = []
     for i in range(n):
@@ -102,7 +111,6 @@ def _calls(n: int, seed: int) -> tuple[list[Any], list[str]]:
         uid = f"01KB{i:022X}"   # 26 characters, as switchd's ULID call ids
         kind = rnd.random()
         queue = QUEUES[i % 2]
-        agent = AGENTS[rnd.randrange(len(AGENTS))]
         src = f"138{rnd.randrange(10**8):08d}"
         base = {"uniqueid": uid, "linkedid": uid, "src": src, "dst": "6000", "clid": src,
                 "start": start, "direction": "inbound", "trunk": 1 + i % 30}
@@ -111,6 +119,8 @@ def _calls(n: int, seed: int) -> tuple[list[Any], list[str]]:
             talk = 30 + rnd.expovariate(1 / 150.0)
             answer = start + 3 + wait
             end = answer + talk
+            _, agent = heapq.heappop(free)
+            heapq.heappush(free, (end + WRAPUP_S, agent))
             cdrs.append(Cdr(**base, answer=answer, end=end, duration=round(end - start),
                             billsec=round(talk), disposition="ANSWERED", agent=agent,
                             queue=queue, wait_s=wait, ivr_path="start,menu,queue",
@@ -118,7 +128,7 @@ def _calls(n: int, seed: int) -> tuple[list[Any], list[str]]:
             t0 = start + 3
             lines.append(f"{t0:.0f}|{uid}|{queue}|NONE|ENTERQUEUE||{src}|1")
             if rnd.random() < 0.05:
-                other = AGENTS[(int(agent[1:])) % len(AGENTS)]
+                other = agents[int(agent[1:]) % len(agents)]
                 lines.append(f"{t0 + wait / 2:.0f}|{uid}|{queue}|{other}|RINGNOANSWER|15000")
             hold = round(wait)
             lines.append(f"{answer:.0f}|{uid}|{queue}|{agent}|CONNECT|{hold}|{uid}|2")
@@ -148,6 +158,7 @@ def _calls(n: int, seed: int) -> tuple[list[Any], list[str]]:
                             disposition="CONGESTION", blocked_reason="trunks_full",
                             hangup_by="switch"))
         else:
+            agent = agents[rnd.randrange(len(agents))]
             talk = rnd.uniform(20, 300)
             answer = start + 8
             end = answer + talk
@@ -156,7 +167,7 @@ def _calls(n: int, seed: int) -> tuple[list[Any], list[str]]:
                             billsec=round(talk), disposition="ANSWERED", agent=agent,
                             extension=100 + int(agent[1:]), hangup_by="agent"))
     # The agents logged in to both queues an hour before the month (one line per queue).
-    lines.extend(f"{MONTH_START - 3600:.0f}|NONE|{q}|{a}|ADDMEMBER" for a in AGENTS
+    lines.extend(f"{MONTH_START - 3600:.0f}|NONE|{q}|{a}|ADDMEMBER" for a in agents
                  for q in QUEUES)
     lines.sort(key=lambda s: float(s.split("|", 1)[0]))
     return cdrs, lines

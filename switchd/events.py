@@ -52,6 +52,8 @@ __all__ = [
     "IvrOutcome",
     "IvrRouteRequest",
     "LineError",
+    "SipAuthFailed",
+    "SipRegistration",
     "LineState",
     "MonitorEnded",
     "MonitorStarted",
@@ -1007,6 +1009,37 @@ class VoicemailNew(CallEvent):
     #: event (an agent's session sees events of its own line).
     line: str | None = None
 
+
+
+@dataclass(frozen=True, slots=True)
+class SipAuthFailed(Event):
+    """A SIP request from ``source`` (``host:port``) failed digest authentication or came
+    from an address no trunk accepts: ``method``, the ``user`` it claimed (may be empty),
+    ``reason`` (``bad_credentials``, ``unknown_user``, ``not_a_trunk``,
+    ``rate_limited``) and how many failures that address has in the last minute."""
+
+    name: ClassVar[str] = "sip.auth_failed"
+    source: str
+    method: str
+    user: str
+    reason: str
+    failures: int
+    time: float
+
+
+@dataclass(frozen=True, slots=True)
+class SipRegistration(Event):
+    """Extension ``line``'s SIP phone registered, refreshed or dropped a contact:
+    ``contacts`` is how many are bound now (0: unregistered), ``contact`` the one that
+    changed, ``expires_s`` its lifetime (0 when removed or expired)."""
+
+    name: ClassVar[str] = "sip.registration"
+    line: str
+    contacts: int
+    contact: str
+    expires_s: float
+    source: str
+    time: float
 
 #: Values kept off the wire (``Event.fields``): the CDR and a recording's marks.
 _OFF_WIRE = (Cdr, RecordingMarks)

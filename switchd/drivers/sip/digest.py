@@ -106,7 +106,9 @@ class DigestServer:
         self._max = max_nonces
 
     def _nonce(self, now: float) -> str:
-        stamp = f"{now:.3f}"
+        # A random part: two phones challenged in the same millisecond get different
+        # nonces (their nonce counts are checked per nonce).
+        stamp = f"{now:.3f}.{os.urandom(6).hex()}"
         mac = hmac.new(self._key, stamp.encode(), hashlib.sha256).hexdigest()[:32]
         return f"{stamp}.{mac}"
 
@@ -117,7 +119,7 @@ class DigestServer:
         if not hmac.compare_digest(want, mac):
             return None
         try:
-            return now - float(stamp)
+            return now - float(stamp.rpartition(".")[0])
         except ValueError:
             return None
 

@@ -1,0 +1,225 @@
+"""The SIP engine in virtual time (switchd.drivers.sip.engine): registration with digest,
+a phone's call, ringing a phone, a carrier's call, BYE and CANCEL both ways, hold by
+re-INVITE, refusals for unauthenticated sources, and the rate limit on bad credentials."""
+
+from __future__ import annotations
+
+from switchd.core.inputs import Answer, Dial, FarBusy, Hangup, Hold, Incoming, OffHook, Retrieve
+from switchd.drivers.sip.digest import ha1_line, parse_credentials_line
+from switchd.drivers.sip.engine import MediaStart, MediaStop, SipEngine
+from switchd.drivers.sip.message import Request, Response
+from switchd.drivers.sip.settings import SipSettings, SipTrunk
+from switchd.events import CallRinging, LineState, SipAuthFailed, SipRegistration
+from switchd.lines.state import LineStatus
+from tests.sip_phone import Phone, msgs
+
+LINES = ["trunk/1", "trunk/2", "ext/201", "ext/202"]
+CARRIER = ("10.1.1.1", 5060)
+T0 = 1_800_000_000.0
+
+
+def _engine() -> SipEngine:
+    creds = {n: parse_credentials_line(str(n), ha1_line(str(n), "switchd", "s3cret"))
+             for n in (201, 202)}
+    trunk = SipTrunk("carrier", host=CARRIER[0], port=CARRIER[1], channels=2, first_line=1,
+                     dids={"4930123": "8000"})
+    return SipEngine(SipSettings(extensions=creds, trunks=(trunk,), auth_fail_limit=3),
+                     LINES, nonce_key=b"k" * 32)
+
+
+def _only(outputs: list, kind: type) -> list:
+    return [o for o in outputs if isinstance(o, kind)]
+
+
+def _register(e: SipEngine, phone: Phone, now: float = T0) -> None:
+    first = msgs(e.receive(now, phone.register().to_bytes(), phone.addr))
+    assert first[0].status == 401
+    out = e.receive(now, phone.register(challenge=first[0]).to_bytes(), phone.addr)
+    assert msgs(out)[0].status == 200
+
+
+def _state(e: SipEngine, line: str, state: LineStatus, now: float = T0) -> list:
+    return e.handle(now, LineState(line, state, e.status[line], now))
+
+
+def test_a_phone_registers_with_digest_and_its_binding_expires() -> None:
+    e = _engine()
+    phone = Phone("201")
+    out = e.receive(T0, phone.register(expires=120).to_bytes(), phone.addr)
+    challenge = msgs(out)[0]
+    assert challenge.status == 401
+    assert [c.split(",")[2].strip() for c in challenge.get_all("WWW-Authenticate")] == [
+        "algorithm=SHA-256", "algorithm=MD5"]
+    out = e.receive(T0, phone.register(expires=120, challenge=challenge).to_bytes(), phone.addr)
+    ok = msgs(out)[0]
+    assert ok.status == 200 and "expires=120" in ok.get("Contact")
+    assert _only(out, SipRegistration)[0].contacts == 1
+    assert list(e.registrations(T0)) == ["ext/201"]
+    while (d := e.next_deadline()) is not None and d <= T0 + 121:
+        gone = e.handle_timer(d)
+    assert e.registrations(T0 + 121) == {}
+    assert _only(gone, SipRegistration)[0].contacts == 0
+
+
+def test_a_register_too_short_gets_423_and_another_users_address_403() -> None:
+    e = _engine()
+    phone = Phone("201")
+    ch = msgs(e.receive(T0, phone.register(expires=10).to_bytes(), phone.addr))[0]
+    out = msgs(e.receive(T0, phone.register(expires=10, challenge=ch).to_bytes(), phone.addr))
+    assert out[0].status == 423 and out[0].get("Min-Expires") == "60"
+    ch = msgs(e.receive(T0, phone.register().to_bytes(), phone.addr))[0]
+    forged = phone.register(challenge=ch).with_headers(("To", "<sip:202@127.0.0.1>"))
+    assert msgs(e.receive(T0, forged.to_bytes(), phone.addr))[0].status == 403
+
+
+def test_a_phone_dials_out_is_answered_at_once_and_goes_off_hook_and_dials() -> None:
+    e = _engine()
+    phone = Phone("201")
+    ch = msgs(e.receive(T0, phone.invite("8000").to_bytes(), phone.addr))
+    assert [m.status for m in ch] == [100, 401]
+    out = e.receive(T0, phone.invite("8000", challenge=ch[1]).to_bytes(), phone.addr)
+    sent = msgs(out)
+    assert [m.status for m in sent] == [100, 200]
+    assert b"m=audio 20004 RTP/AVP 0 101" in sent[1].body    # ext/201 is channel 2
+    assert _only(out, OffHook) == [OffHook("ext/201")] and _only(out, Dial) == [Dial("ext/201", "8000")]
+    assert _only(out, MediaStart)[0].remote == ("127.0.0.1", 30000)
+    ok = sent[1]
+    assert e.receive(T0, phone.in_dialog("ACK", ok).to_bytes(), phone.addr) == []
+    # The phone hangs up.
+    out = e.receive(T0 + 5, phone.in_dialog("BYE", ok).to_bytes(), phone.addr)
+    assert msgs(out)[0].status == 200
+    assert _only(out, Hangup) == [Hangup("ext/201")] and _only(out, MediaStop)
+
+
+def test_the_switch_hanging_up_sends_bye_to_the_phone() -> None:
+    e = _engine()
+    phone = Phone("201")
+    ch = msgs(e.receive(T0, phone.invite("8000").to_bytes(), phone.addr))[1]
+    ok = msgs(e.receive(T0, phone.invite("8000", challenge=ch).to_bytes(), phone.addr))[1]
+    _state(e, "ext/201", LineStatus.OFFHOOK)
+    out = _state(e, "ext/201", LineStatus.IDLE, T0 + 3)
+    bye = msgs(out)[0]
+    assert isinstance(bye, Request) and bye.method == "BYE"
+    assert bye.call_id == ok.call_id and bye.to.tag == phone.tag and bye.from_.tag == ok.to.tag
+    assert bye.uri == "sip:201@127.0.0.1:5062"
+
+
+def test_a_rung_extension_gets_an_invite_and_answering_it_answers_the_line() -> None:
+    e = _engine()
+    phone = Phone("201")
+    _register(e, phone)
+    _state(e, "ext/201", LineStatus.ALERTING)
+    out = e.handle(T0, CallRinging("c1", T0, line="ext/201", caller="13800000000", callee="201"))
+    invite = msgs(out)[0]
+    assert isinstance(invite, Request) and invite.method == "INVITE"
+    assert invite.uri == "sip:201@127.0.0.1:5062" and "13800000000" in invite.get("From")
+    e.receive(T0, phone.answer(invite, 180).to_bytes(), phone.addr)
+    out = e.receive(T0 + 2, phone.answer(invite).to_bytes(), phone.addr)
+    assert _only(out, Answer) == [Answer("ext/201")]
+    ack = msgs(out)[0]
+    assert ack.method == "ACK" and ack.cseq.seq == invite.cseq.seq
+    assert _only(out, MediaStart)[0].codec.name == "PCMU"
+    # The phone hangs up: BYE from the called side.
+    ok = phone.answer(invite)
+    out = e.receive(T0 + 9, phone.request_to_switch(invite, "BYE", ok).to_bytes(), phone.addr)
+    assert msgs(out)[0].status == 200 and _only(out, Hangup) == [Hangup("ext/201")]
+
+
+def test_a_ring_the_switch_withdraws_is_cancelled_once_the_phone_rang() -> None:
+    e = _engine()
+    phone = Phone("201")
+    _register(e, phone)
+    _state(e, "ext/201", LineStatus.ALERTING)
+    invite = msgs(e.handle(T0, CallRinging("c1", T0, line="ext/201", caller="1", callee="201")))[0]
+    assert msgs(_state(e, "ext/201", LineStatus.IDLE, T0 + 1)) == []   # no provisional yet
+    out = e.receive(T0 + 1.1, phone.answer(invite, 180).to_bytes(), phone.addr)
+    cancel = msgs(out)[0]
+    assert cancel.method == "CANCEL" and cancel.vias[0].branch == invite.vias[0].branch
+
+
+def test_an_unregistered_extension_is_not_rung_anywhere() -> None:
+    e = _engine()
+    _state(e, "ext/202", LineStatus.ALERTING)
+    assert e.handle(T0, CallRinging("c1", T0, line="ext/202", caller="1", callee="202")) == []
+
+
+def test_a_carriers_call_takes_a_trunk_line_with_the_dids_dnis_and_is_answered_on_connect() -> None:
+    e = _engine()
+    carrier = Phone("13900000000", addr=CARRIER)
+    out = e.receive(T0, carrier.invite("4930123").to_bytes(), CARRIER)
+    assert _only(out, Incoming) == [Incoming(caller="13900000000", dnis="8000", trunk=1)]
+    assert [m.status for m in msgs(out)] == [100]
+    assert msgs(_state(e, "trunk/1", LineStatus.ALERTING))[0].status == 180
+    out = _state(e, "trunk/1", LineStatus.CONNECTED)
+    ok = msgs(out)[0]
+    assert ok.status == 200 and b"m=audio 20000" in ok.body and _only(out, MediaStart)
+    # The caller gives up before... no: after; it hangs up with BYE.
+    out = e.receive(T0 + 20, carrier.in_dialog("BYE", ok).to_bytes(), CARRIER)
+    assert _only(out, Hangup) == [Hangup("trunk/1")]
+
+
+def test_a_caller_cancelling_before_the_answer_hangs_up_the_trunk_with_487() -> None:
+    e = _engine()
+    carrier = Phone("139", addr=CARRIER)
+    invite = carrier.invite("4930123")
+    e.receive(T0, invite.to_bytes(), CARRIER)
+    cancel = Request(headers=invite.with_headers(("CSeq", f"{invite.cseq.seq} CANCEL")).headers,
+                     method="CANCEL", uri=invite.uri)
+    out = e.receive(T0 + 1, cancel.to_bytes(), CARRIER)
+    assert sorted(m.status for m in msgs(out)) == [200, 487]
+    assert _only(out, Hangup) == [Hangup("trunk/1")]
+
+
+def test_the_switch_calling_out_on_a_trunk_reports_the_carriers_busy() -> None:
+    e = _engine()
+    _state(e, "trunk/2", LineStatus.DIALING)
+    out = e.handle(T0, CallRinging("c2", T0, line="trunk/2", caller="201", callee="13700000000"))
+    invite = msgs(out)[0]
+    assert invite.uri == "sip:13700000000@10.1.1.1:5060" and out[0].addr == CARRIER
+    carrier = Phone("x", addr=CARRIER)
+    out = e.receive(T0 + 1, carrier.answer(invite, 486).to_bytes(), CARRIER)
+    assert _only(out, FarBusy) == [FarBusy("trunk/2")]
+    assert msgs(out)[0].method == "ACK"
+
+
+def test_hold_and_retrieve_by_re_invite_map_to_the_cores_hold() -> None:
+    e = _engine()
+    phone = Phone("201")
+    ch = msgs(e.receive(T0, phone.invite("8000").to_bytes(), phone.addr))[1]
+    ok = msgs(e.receive(T0, phone.invite("8000", challenge=ch).to_bytes(), phone.addr))[1]
+    out = e.receive(T0 + 1, phone.in_dialog("INVITE", ok, body=phone.offer("sendonly")).to_bytes(),
+                    phone.addr)
+    assert _only(out, Hold) == [Hold("ext/201")]
+    reply = [m for m in msgs(out) if isinstance(m, Response) and m.status == 200][0]
+    assert b"a=recvonly" in reply.body
+    out = e.receive(T0 + 2, phone.in_dialog("INVITE", ok, body=phone.offer()).to_bytes(), phone.addr)
+    assert _only(out, Retrieve) == [Retrieve("ext/201")]
+
+
+def test_an_unknown_source_never_reaches_a_trunk_and_bad_credentials_are_rate_limited() -> None:
+    e = _engine()
+    scanner = Phone("100", password="guess", addr=("203.0.113.9", 5060))
+    ch = msgs(e.receive(T0, scanner.invite("0044123456789").to_bytes(), scanner.addr))
+    assert [m.status for m in ch] == [100, 401]
+    failures = []
+    for i in range(3):
+        out = e.receive(T0 + i, scanner.invite("0044123456789", challenge=ch[1]).to_bytes(),
+                        scanner.addr)
+        assert not _only(out, Incoming) and not _only(out, OffHook) and not _only(out, Dial)
+        failures += _only(out, SipAuthFailed)
+    assert [f.reason for f in failures] == ["unknown_user"] * 3 + ["rate_limited"]
+    assert e.receive(T0 + 4, scanner.invite("1").to_bytes(), scanner.addr) == []   # ignored
+    # A registered phone keeps working meanwhile.
+    _register(e, Phone("202", addr=("127.0.0.1", 5064)), T0 + 5)
+    assert e.receive(T0 + 70, scanner.invite("1").to_bytes(), scanner.addr) != []   # block ends
+
+
+def test_garbage_gets_a_400_naming_the_fault_when_it_can_be_answered() -> None:
+    e = _engine()
+    phone = Phone("201")
+    data = phone.invite("8000").to_bytes().replace(b"CSeq: 1 INVITE", b"CSeq: one INVITE")
+    out = e.receive(T0, data, phone.addr)
+    assert out[0].data.startswith(b"SIP/2.0 400 CSeq 'one INVITE' is not")
+    assert b"Call-ID: " + phone.call_id.encode() in out[0].data
+    assert e.receive(T0, b"\x00\x01garbage", phone.addr) == []
+    assert e.receive(T0, b"\r\n\r\n", phone.addr) == []

@@ -134,7 +134,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_passwd(args: argparse.Namespace) -> int:
-    """Print a PBKDF2 hash of a secret for the ``secret:`` key of a user in config.yaml."""
+    """Print a PBKDF2 hash of a secret for the ``secret:`` key of a user in config.yaml, or
+    with ``--sip`` the digest line of a SIP extension's password."""
     from switchd.passwords import hash_secret
 
     if args.stdin:
@@ -155,6 +156,13 @@ def cmd_passwd(args: argparse.Namespace) -> int:
     if not secret:
         _err("switchd passwd: the secret is empty")
         return 1
+    if args.sip is not None:
+        from switchd.drivers.sip.digest import ha1_line
+
+        # SIP digest needs H(user:realm:password), not a salted hash: the line keeps
+        # only that, for each algorithm phones use (RFC 8760).
+        print(ha1_line(args.sip, args.realm, secret))
+        return 0
     print(hash_secret(secret))
     return 0
 
@@ -217,6 +225,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     pw = sub.add_parser("passwd", help="print a PBKDF2 hash of a secret for config.yaml")
     pw.add_argument("--stdin", action="store_true", help="read the secret from one line of stdin")
+    pw.add_argument("--sip", metavar="EXTENSION",
+                    help="print the digest line for sip.extensions.EXTENSION.password instead")
+    pw.add_argument("--realm", default="switchd", help="the SIP realm (sip.realm; default switchd)")
     pw.set_defaults(func=cmd_passwd)
 
     bench = sub.add_parser("bench", help="benchmarks")

@@ -30,7 +30,7 @@ from switchd.config import Config, config_warnings, demo_secret_problem, load_co
 from switchd.control import CallInfo, UserInfo
 from switchd.core.engine import CoreError, SwitchCore
 from switchd.core.ids import CallIds
-from switchd.core.inputs import CORE_INPUTS, Incoming, Shutdown
+from switchd.core.inputs import CORE_INPUTS, Digit, Incoming, Shutdown
 from switchd.core.routing import CoreConfig
 from switchd.cti.commands import Commands
 from switchd.cti.server import CtiServer
@@ -43,6 +43,7 @@ from switchd.drivers.sim.board import (
     TrafficSettings,
 )
 from switchd.drivers.sim.driver import SimDriver
+from switchd.drivers.sip.driver import SipDriver
 from switchd.engine import Input
 from switchd.events import AgentState, CallEnded, Event, IvrLeave, QueueLogEntry, VoicemailNew
 from switchd.exceptions import ConfigError, ProtocolError, StorageError
@@ -208,10 +209,15 @@ class App:
         self.core = SwitchCore(core_config(config), id_factory=CallIds(),
                                contacts=self._contact_lookup)
         lines = list(self.core.lines)
-        self.driver = SimDriver(
-            sim_settings(config), tuple(config.board.extension_numbers), lines,
-            caller_source=SourceKind[config.sim.audio.callers.upper()],
-            agent_source=SourceKind[config.sim.audio.agents.upper()])
+        self.driver: SimDriver | SipDriver
+        if config.board.driver == "sip" and config.sip is not None:
+            # Real phones and carriers; its sockets are bound in _start.
+            self.driver = SipDriver(config.sip, lines, clock=time.time)
+        else:
+            self.driver = SimDriver(
+                sim_settings(config), tuple(config.board.extension_numbers), lines,
+                caller_source=SourceKind[config.sim.audio.callers.upper()],
+                agent_source=SourceKind[config.sim.audio.agents.upper()])
         self.cache = cache or PromptCache(config.media.prompt_cache_bytes)
         self.media = MediaPlane(lines, port=self.driver, tone_plan=config.board.tone_plan,
                                 prompt_cache=self.cache)
@@ -267,7 +273,8 @@ class App:
             # Raises FlowError (a ConfigError) naming every problem: the start is refused.
             self.ivr.set_flows(await asyncio.to_thread(load_routed_flows, cfg, cache=self.cache))
         await self._preload_prompts(self.ivr.flows, cfg.acd, cfg.voicemail)
-        self.driver.audio = await asyncio.to_thread(_sim_audio, cfg, len(self.media.lines))
+        if isinstance(self.driver, SimDriver):
+            self.driver.audio = await asyncio.to_thread(_sim_audio, cfg, len(self.media.lines))
         for warning in await asyncio.to_thread(config_warnings, cfg, cache=self.cache):
             log.warning("config_warning", problem=warning)
 
@@ -396,6 +403,13 @@ class App:
         # However the process leaves from here on (a stop request, or an error), live
         # calls are ended with their CDRs before the writer closes (the stack unwinds in
         # reverse order).
+        if isinstance(self.driver, SipDriver):
+            sip = self.driver
+            sip.clock = shell.now
+            sip.dispatch = lambda items: shell.dispatch(items, shell.now())
+            await sip.start_sockets()
+            # Closed after the calls are ended below: their BYEs still go out.
+            stack.callback(sip.close)
         stack.callback(self._end_calls)
         shell.add(self.core, takes=CORE_INPUTS)
         shell.add(self.driver, follows=self.driver.FOLLOWS)
@@ -408,7 +422,8 @@ class App:
         self.bus.on_any(self.media.on_event)
         host, port = self.listen_address()
         cti = self.config.cti
-        self.server = CtiServer(Commands(self, sim=self.driver), host=host, port=port,
+        sim = self.driver if isinstance(self.driver, SimDriver) else None
+        self.server = CtiServer(Commands(self, sim=sim), host=host, port=port,
                                 version=__version__, max_line_bytes=cti.max_line_bytes,
                                 outbound_queue=cti.outbound_queue)
         self.bus.on_any(self._to_clients)
@@ -598,8 +613,9 @@ class App:
         if self.shell is not None:
             # Agents the reload added with `login: true` log in now.
             self.shell.dispatch(self.acd.login_configured(self.shell.now()))
-        self.driver.reconfigure(sim_settings(plan.config),
-                                tuple(plan.config.board.extension_numbers))
+        if isinstance(self.driver, SimDriver):
+            self.driver.reconfigure(sim_settings(plan.config),
+                                    tuple(plan.config.board.extension_numbers))
         if self.shell is not None:
             self.driver.start(self.shell.now())
             self.shell.rearm()
@@ -934,7 +950,16 @@ class App:
 
     def _on_frames(self, frames: int) -> None:
         assert self.shell is not None
-        run_frames(self.media, self.playout, self.shell.submit, frames, self.shell.now())
+        submit = self.shell.submit
+        driver = self.driver
+        if isinstance(driver, SipDriver):
+            # A key the phone sent as an RFC 4733 event and also in-band is one key.
+            def submit(item: Any, _submit: Any = self.shell.submit) -> object:
+                if type(item) is Digit and driver.claims_digit(item.line, item.digit,
+                                                                item.time or 0.0):
+                    return None
+                return _submit(item)
+        run_frames(self.media, self.playout, submit, frames, self.shell.now())
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.ensure_future(coro)

@@ -70,6 +70,7 @@ from switchd.core.routing import (
     TargetKind,
 )
 from switchd.drivers.sim.board import check_key_group
+from switchd.drivers.sip.settings import SipSettings
 from switchd.exceptions import ConfigError
 from switchd.ivr import say
 from switchd.ivr.loader import PROMPT_SUFFIXES, prompt_path
@@ -86,6 +87,7 @@ from switchd.recorder.model import (
     RouteMode,
     VoicemailSettings,
 )
+from switchd.sipconfig import check_sip
 from switchd.yamlerrors import ProblemCollector, describe, dotted, unknown_key_message
 from switchd.yamlloc import LocatedDocument, Mark, YamlPath, compose_located
 
@@ -119,7 +121,7 @@ __all__ = [
     "parse_listen",
 ]
 
-Driver: TypeAlias = Literal["sim"]
+Driver: TypeAlias = Literal["sim", "sip"]
 TonePlan: TypeAlias = Literal["cn", "us"]
 Strategy: TypeAlias = Literal["ringall", "hunt"]
 Role: TypeAlias = Literal["agent", "supervisor", "crm", "admin"]
@@ -337,6 +339,8 @@ class Config:
     ivr: IvrConfig = field(default_factory=IvrConfig)
     recording: RecordingSettings = field(default_factory=RecordingSettings)
     voicemail: VoicemailSettings = field(default_factory=VoicemailSettings)
+    #: The SIP board's settings (``board.driver: sip``); None on the simulated board.
+    sip: SipSettings | None = None
     source: Path = Path("config.yaml")
     marks: Mapping[YamlPath, Mark] = field(
         default_factory=lambda: MappingProxyType({}), compare=False, repr=False
@@ -777,6 +781,7 @@ _SECTIONS = (
     "ivr",
     "recording",
     "voicemail",
+    "sip",
 )
 _STATE_DIR_DEFAULT = "state"
 #: Target kinds an inbound route may name (``number:`` is only a flow's transfer target).
@@ -1630,6 +1635,19 @@ def _build(doc: LocatedDocument, source: Path) -> Config:
     if board is not None and dialplan is not None and extensions is not None:
         _check_prefix(c, dialplan.outside_prefix, extensions, board)
 
+    sip_settings: SipSettings | None = None
+    sip_data = _section(top, "sip", dict)
+    driver = board.driver if board is not None else None
+    if driver == "sip" or "sip" in top:
+        if driver != "sip":
+            c.add(("sip",), "sip: this section is read only with board.driver: sip", key=True)
+        else:
+            given = isinstance(board_data, dict) and "trunks" in board_data
+            sip_settings, sip_lines = check_sip(c, sip_data, extensions=extensions,
+                                                trunks=trunks_for_checks, trunks_given=given)
+            if sip_lines is not None:
+                trunks_for_checks = sip_lines
+
     groups_data = _section(top, "ring_groups", dict)
     groups = _check_groups(c, groups_data, extensions)
     # Names that exist even if their body has errors, so a route to them is not
@@ -1713,7 +1731,8 @@ def _build(doc: LocatedDocument, source: Path) -> Config:
     return Config(
         board=BoardConfig(
             driver=board.driver,
-            trunks=board.trunks,
+            trunks=trunks_for_checks if sip_settings is not None and sip_settings.trunks
+            else board.trunks,
             extension_numbers=extensions,
             extension_names=MappingProxyType(names),
             first_extension=board.first_extension,
@@ -1784,6 +1803,7 @@ def _build(doc: LocatedDocument, source: Path) -> Config:
         ivr=IvrConfig(flows_dir=flows_dir),
         recording=recording_settings,
         voicemail=voicemail_settings,
+        sip=sip_settings,
         source=source,
         marks=MappingProxyType(dict(doc.values)),
     )

@@ -160,6 +160,8 @@ class SipEngine:
     def __init__(self, settings: SipSettings, lines: list[str], *,
                  nonce_key: bytes | None = None) -> None:
         self.settings = settings
+        #: the SIP port in Via and Contact (the bound one: the OS picks for port 0)
+        self.port = settings.port
         self.lines = list(lines)
         self.channel_of = {name: i for i, name in enumerate(self.lines)}
         self.tx = Transactions()
@@ -180,7 +182,7 @@ class SipEngine:
 
     @property
     def _me(self) -> str:
-        return f"{self.settings.address}:{self.settings.port}"
+        return f"{self.settings.address}:{self.port}"
 
     def _via(self) -> str:
         return f"SIP/2.0/UDP {self._me};branch={new_branch()};rport"

@@ -1,0 +1,281 @@
+"""The SIP board driver: the sans-IO :class:`SipEngine` on real UDP sockets, plus RTP media.
+
+Implements :class:`switchd.lines.board.BoardDriver`. Signalling: SIP datagrams go to
+:meth:`SipEngine.receive`; what it returns is carried out here (datagrams sent, RTP
+started and stopped) and the core inputs and bus events are handed to the shell
+(``dispatch``). Media: each line has its own RTP socket (port ``sip.rtp_port + 2·channel``,
+bound at start); every 20 ms tick :meth:`inbound` takes one frame per line from its
+jitter buffer and decodes all lines' G.711 at once (numpy), and :meth:`outbound` encodes
+all lines at once and sends one packet per line in a call. RTP is symmetric (RFC 4961
+style latching): once a line's peer sends from some address, its audio goes back there,
+so phones behind NAT work. Keys sent as RFC 4733 events become the core's ``Digit``
+inputs; the media plane's in-band detector does not count the same key again
+(:meth:`claims_digit`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import structlog
+
+from switchd.core.inputs import Digit
+from switchd.drivers.sip.engine import FOLLOWS, MediaStart, MediaStop, SipEngine
+from switchd.drivers.sip.rtp import FRAME_SAMPLES, RtpPacket, RtpReceiver, RtpSender, RtpStats
+from switchd.drivers.sip.settings import SipSettings
+from switchd.drivers.sip.transaction import Send
+from switchd.lines import g711
+
+__all__ = ["SipDriver"]
+
+log = structlog.get_logger("switchd.sip")
+Address = tuple[str, int]
+#: How long after an RFC 4733 key the same key heard in-band is the same press (s).
+_SAME_KEY_S = 0.3
+
+
+@dataclass(eq=False)
+class _Media:
+    """One line's RTP in a call."""
+
+    receiver: RtpReceiver
+    sender: RtpSender
+    remote: Address
+    alaw: bool
+    send: bool = True
+    latched: bool = False
+
+
+class _SipProtocol(asyncio.DatagramProtocol):
+    def __init__(self, driver: SipDriver) -> None:
+        self.driver = driver
+
+    def datagram_received(self, data: bytes, addr: tuple[Any, ...]) -> None:
+        self.driver.sip_datagram(data, (addr[0], addr[1]))
+
+    def error_received(self, exc: Exception) -> None:     # ICMP unreachable and the like
+        log.debug("sip_socket_error", error=str(exc))
+
+
+class _RtpProtocol(asyncio.DatagramProtocol):
+    def __init__(self, driver: SipDriver, channel: int) -> None:
+        self.driver = driver
+        self.channel = channel
+
+    def datagram_received(self, data: bytes, addr: tuple[Any, ...]) -> None:
+        self.driver.rtp_datagram(self.channel, data, (addr[0], addr[1]))
+
+    def error_received(self, exc: Exception) -> None:
+        pass
+
+
+class SipDriver:
+    """SIP phones and trunks on every line of the board (see the module docstring).
+
+    ``lines``: line names in the media plane's channel order. ``clock``: epoch seconds
+    now (the shell's). ``dispatch``: hands core inputs and bus events to the shell;
+    set by the composition root before :meth:`start`.
+    """
+
+    FOLLOWS: tuple[type, ...] = FOLLOWS
+
+    def __init__(self, settings: SipSettings, lines: Sequence[str], *,
+                 clock: Callable[[], float],
+                 dispatch: Callable[[list[Any]], None] | None = None) -> None:
+        self.settings = settings
+        self.lines = list(lines)
+        self.engine = SipEngine(settings, self.lines)
+        self.clock = clock
+        self.dispatch = dispatch or (lambda items: None)
+        self._sip: asyncio.DatagramTransport | None = None
+        self._rtp: list[asyncio.DatagramTransport | None] = [None] * len(self.lines)
+        self._media: dict[int, _Media] = {}
+        self._last_key: dict[int, tuple[str, float]] = {}
+        #: final RTP figures of each line's last call (line -> stats), for call.ended/CDR
+        self.last_stats: dict[str, RtpStats] = {}
+        self._silence = np.zeros((len(self.lines), FRAME_SAMPLES), dtype=np.int16)
+        self.heard = np.zeros((len(self.lines), FRAME_SAMPLES), dtype=np.int16)
+
+    # ------------------------------------------------------------------ sockets
+
+    async def start_sockets(self) -> None:
+        """Bind the SIP socket and one RTP socket per line. Raises OSError naming the
+        address that could not be bound (a port in use, an address not on this host)."""
+        loop = asyncio.get_running_loop()
+        s = self.settings
+        try:
+            self._sip, _ = await loop.create_datagram_endpoint(
+                lambda: _SipProtocol(self), local_addr=(s.host, s.port))
+        except OSError as e:
+            raise OSError(e.errno, f"cannot listen for SIP on {s.host}:{s.port}: "
+                          f"{e.strerror}") from None
+        self.engine.port = self.sip_port
+        for ch, line in enumerate(self.lines):
+            port = self.engine.rtp_port(line)
+            try:
+                tr, _ = await loop.create_datagram_endpoint(
+                    lambda ch=ch: _RtpProtocol(self, ch), local_addr=(s.host, port))
+            except OSError as e:
+                self.close()
+                raise OSError(e.errno, f"cannot bind RTP port {port} for {line} on {s.host}: "
+                              f"{e.strerror}; choose another sip.rtp_port") from None
+            self._rtp[ch] = tr
+        log.info("sip_listening", host=s.host, port=self.sip_port,
+                 rtp_ports=f"{s.rtp_port}-{s.rtp_port + 2 * len(self.lines) - 1}")
+
+    @property
+    def sip_port(self) -> int:
+        """The bound SIP port (the configured one; the OS's pick for port 0)."""
+        if self._sip is None:
+            return self.settings.port
+        return int(self._sip.get_extra_info("sockname")[1])
+
+    def close(self) -> None:
+        """Close every socket (calls in progress are the core's to end first)."""
+        if self._sip is not None:
+            self._sip.close()
+            self._sip = None
+        for i, tr in enumerate(self._rtp):
+            if tr is not None:
+                tr.close()
+            self._rtp[i] = None
+
+    def start(self, now: float) -> None:
+        """Nothing to start at a time: phones register and carriers call on their own."""
+
+    # ------------------------------------------------------------------ signalling
+
+    def _carry_out(self, outputs: list[Any]) -> list[Any]:
+        """Send datagrams and start/stop media; return what is the shell's."""
+        rest: list[Any] = []
+        for o in outputs:
+            t = type(o)
+            if t is Send:
+                if self._sip is not None:
+                    self._sip.sendto(o.data, o.addr)
+            elif t is MediaStart:
+                self._media_start(o)
+            elif t is MediaStop:
+                self._media_stop(o.line)
+            else:
+                rest.append(o)
+        return rest
+
+    def sip_datagram(self, data: bytes, addr: Address) -> None:
+        """A SIP datagram arrived (from the socket)."""
+        now = self.clock()
+        try:
+            rest = self._carry_out(self.engine.receive(now, data, addr))
+        except Exception:       # a bug of ours must not take the loop down with one packet
+            log.exception("sip_receive_failed", source=f"{addr[0]}:{addr[1]}")
+            return
+        if rest:
+            self.dispatch(rest)
+
+    def handle(self, now: float, item: Any) -> list[Any]:
+        """Follow one core event (ring a phone, answer or end a SIP call)."""
+        return self._carry_out(self.engine.handle(now, item))
+
+    def next_deadline(self) -> float | None:
+        """When the engine next needs the time (retransmissions, expiries)."""
+        return self.engine.next_deadline()
+
+    def handle_timer(self, now: float) -> list[Any]:
+        """Retransmit, time out, expire registrations."""
+        return self._carry_out(self.engine.handle_timer(now))
+
+    # ------------------------------------------------------------------ media
+
+    def _media_start(self, m: MediaStart) -> None:
+        ch = self.engine.channel_of[m.line]
+        cur = self._media.get(ch)
+        if cur is not None and cur.receiver.payload == m.codec.payload:
+            cur.send = m.send
+            if not cur.latched:
+                cur.remote = m.remote
+            return
+        self._media[ch] = _Media(RtpReceiver(m.codec.payload, m.codec.dtmf_payload),
+                                 RtpSender(m.codec.payload, m.codec.dtmf_payload),
+                                 m.remote, alaw=m.codec.name == "PCMA", send=m.send)
+
+    def _media_stop(self, line: str) -> None:
+        ch = self.engine.channel_of[line]
+        m = self._media.pop(ch, None)
+        if m is not None:
+            self.last_stats[line] = m.receiver.stats()
+            st = m.receiver.stats()
+            log.info("sip_media_ended", line=line, received=st.received, lost=st.lost,
+                     late=st.late, jitter_ms=round(st.jitter_ms, 1), sent=m.sender.sent)
+
+    def rtp_datagram(self, channel: int, data: bytes, addr: Address) -> None:
+        """An RTP datagram for ``channel`` arrived."""
+        m = self._media.get(channel)
+        if m is None:
+            return
+        pkt = RtpPacket.parse(data)
+        if pkt is None:
+            return
+        if m.remote != addr:
+            # Symmetric RTP: answer where the peer really sends from (NAT).
+            m.remote = addr
+            m.latched = True
+        now = self.clock()
+        key = m.receiver.receive(pkt, now)
+        if key is not None:
+            self._last_key[channel] = (key.digit, now)
+            self.dispatch([Digit(self.lines[channel], key.digit, now)])
+
+    def claims_digit(self, line: str, digit: str, time: float) -> bool:
+        """True when ``digit`` heard in-band on ``line`` at ``time`` is a key already
+        reported as an RFC 4733 event (one key press is one digit)."""
+        ch = self.engine.channel_of.get(line)
+        last = self._last_key.get(ch) if ch is not None else None
+        return last is not None and last[0] == digit and abs(time - last[1]) < _SAME_KEY_S
+
+    def inbound(self, frame: int, time: float) -> np.ndarray:
+        """int16 [C, 160]: what every line's far end said this frame (silence where
+        nothing arrived in time)."""
+        out = np.zeros((len(self.lines), FRAME_SAMPLES), dtype=np.int16)
+        if not self._media:
+            return out
+        rows: list[int] = []
+        chunks: list[bytes] = []
+        alaw: list[bool] = []
+        for ch, m in self._media.items():
+            data = m.receiver.pull()
+            if data is not None:
+                rows.append(ch)
+                chunks.append(data)
+                alaw.append(m.alaw)
+        if rows:
+            codes = np.frombuffer(b"".join(chunks), dtype=np.uint8).reshape(len(rows), -1)
+            idx = np.asarray(rows)
+            is_a = np.asarray(alaw)
+            if (~is_a).any():
+                out[idx[~is_a]] = g711.ulaw_decode(codes[~is_a])
+            if is_a.any():
+                out[idx[is_a]] = g711.alaw_decode(codes[is_a])
+        return out
+
+    def outbound(self, frame: int, time: float, samples: np.ndarray) -> None:
+        """Send every line in a call its frame: G.711 encoded for all lines at once."""
+        self.heard = samples
+        if not self._media:
+            return
+        sending = [(ch, m) for ch, m in self._media.items() if m.send]
+        if not sending:
+            return
+        idx = np.fromiter((ch for ch, _ in sending), dtype=np.intp, count=len(sending))
+        rows = samples[idx]
+        ulaw = g711.ulaw_encode(rows)
+        alaw = g711.alaw_encode(rows) if any(m.alaw for _, m in sending) else ulaw
+        for k, (ch, m) in enumerate(sending):
+            tr = self._rtp[ch]
+            if tr is None:
+                continue
+            payload = (alaw if m.alaw else ulaw)[k].tobytes()
+            tr.sendto(m.sender.audio(payload), m.remote)

@@ -226,9 +226,12 @@ class SipEngine:
         naming the fault (when its Via can be read); nothing else ever comes of garbage."""
         until = self._blocked.get(source[0])
         if until is not None:
-            if now < until:
+            if now >= until:
+                del self._blocked[source[0]]
+            elif not self._registered_from(source, now):
+                # Blocked; a phone registered from this very address (an office behind
+                # the same NAT as the attacker) keeps working.
                 return []
-            del self._blocked[source[0]]
         if data.strip(b"\r\n") == b"":
             return []               # a keep-alive
         try:
@@ -382,6 +385,10 @@ class SipEngine:
                       for b in current)
         return self._respond(now, key, req, 200, headers=bound + (("Date", _http_date(now)),)) \
             + events
+
+    def _registered_from(self, source: Address, now: float) -> bool:
+        return any(b.source == source and b.expires_at > now
+                   for binds in self.bindings.values() for b in binds)
 
     def _trunk_from(self, host: str) -> SipTrunk | None:
         return next((t for t in self.settings.trunks if t.accepts(host)), None)

@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint bench check clean speech-tools chromium prompts
+.PHONY: run test lint bench check clean speech-tools chromium baresip prompts
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -16,8 +16,8 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(BIN)/switchd run -c config.yaml
 
-## test: ruff, then the whole test suite (speech tools and chromium first, when they can be installed)
-test: $(STAMP) speech-tools chromium
+## test: ruff, then the whole test suite (speech tools, chromium and baresip first, when they can be installed)
+test: $(STAMP) speech-tools chromium baresip
 	$(BIN)/ruff check switchd tests tools
 	$(BIN)/pytest
 
@@ -40,6 +40,15 @@ chromium:
 	  { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
 	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-wqy-microhei >/dev/null) ; } || \
 	  echo "note: chromium/fonts-wqy-microhei not installed (as root: apt-get install chromium fonts-wqy-microhei); the HTML report's browser test will be skipped"
+
+## baresip: Debian's headless SIP softphone, the real peer of the SIP board's tests (it registers,
+## answers, sends RFC 4733 keys); optional — installed with apt-get when running as root,
+## otherwise those tests skip and say why
+baresip:
+	@command -v baresip >/dev/null 2>&1 || \
+	  { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends baresip-core >/dev/null) ; } || \
+	  echo "note: baresip not installed (as root: apt-get install baresip-core); the SIP softphone tests will be skipped"
 
 ## prompts: regenerate the IVR prompts (prompts/zh, prompts/en) with espeak-ng; unchanged files stay
 prompts: $(STAMP)

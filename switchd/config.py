@@ -1639,12 +1639,13 @@ def _build(doc: LocatedDocument, source: Path) -> Config:
     sip_data = _section(top, "sip", dict)
     driver = board.driver if board is not None else None
     if driver == "sip" or "sip" in top:
-        if driver != "sip":
-            c.add(("sip",), "sip: this section is read only with board.driver: sip", key=True)
-        else:
-            given = isinstance(board_data, dict) and "trunks" in board_data
-            sip_settings, sip_lines = check_sip(c, sip_data, extensions=extensions,
-                                                trunks=trunks_for_checks, trunks_given=given)
+        # Checked on the simulated board too, so `switchd check` finds its mistakes before
+        # the driver is switched; used only with board.driver: sip.
+        given = isinstance(board_data, dict) and "trunks" in board_data
+        checked, sip_lines = check_sip(c, sip_data, extensions=extensions,
+                                       trunks=trunks_for_checks, trunks_given=given)
+        if driver == "sip":
+            sip_settings = checked
             if sip_lines is not None:
                 trunks_for_checks = sip_lines
 

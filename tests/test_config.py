@@ -289,7 +289,7 @@ def test_missing_file_is_one_problem(tmp_path):
 def test_top_level_must_be_a_mapping(problems):
     assert problems("- board\n- cti\n") == [
         "c.yaml:1:1: the file must be a mapping of sections (board, dialplan, ring_groups, "
-        "queues, agents, routes, users, cti, log, state_dir, sim, media, ivr, recording, voicemail), got a list"
+        "queues, agents, routes, users, cti, log, state_dir, sim, media, ivr, recording, voicemail, sip), got a list"
     ]
 
 

@@ -39,7 +39,7 @@ def _users() -> dict:
 
 @pytest.mark.parametrize("which", [0, 1])
 def test_a_phone_answering_either_offered_algorithm_is_let_in(which: int) -> None:
-    srv = DigestServer("switchd", key=b"k" * 32)
+    srv = DigestServer("switchd", key=b"k" * 32, algorithms=("SHA-256", "MD5"))
     challenge = srv.challenges(1000.0)[which]
     auth = answer_challenge(challenge, method="REGISTER", uri="sip:127.0.0.1", username="201",
                             password="s3cret")
@@ -71,7 +71,7 @@ def test_wrong_password_forged_nonce_other_realm_and_replay_are_refused() -> Non
 
 def test_an_expired_nonce_with_the_right_answer_is_stale() -> None:
     srv = DigestServer("switchd", key=b"k" * 32, nonce_ttl_s=300)
-    ch = srv.challenges(1000.0)[1]
+    ch = srv.challenges(1000.0)[0]
     auth = answer_challenge(ch, method="REGISTER", uri="sip:h", username="201", password="s3cret")
     assert srv.check(1400.0, "REGISTER", auth, _users()) == (None, True)
     assert "stale=true" in srv.challenges(1400.0, stale=True)[0]
@@ -80,3 +80,10 @@ def test_an_expired_nonce_with_the_right_answer_is_stale() -> None:
 def test_a_credentials_line_that_is_not_ours_says_how_to_make_one() -> None:
     with pytest.raises(ValueError, match="switchd passwd --sip"):
         parse_credentials_line("201", "plaintext")
+
+
+def test_an_answer_with_an_algorithm_not_offered_is_refused() -> None:
+    srv = DigestServer("switchd", key=b"k" * 32)            # MD5 only, the default
+    sha = DigestServer("switchd", key=b"k" * 32, algorithms=("SHA-256",)).challenges(1000.0)[0]
+    auth = answer_challenge(sha, method="REGISTER", uri="sip:h", username="201", password="s3cret")
+    assert srv.check(1000.0, "REGISTER", auth, _users()) == (None, False)

@@ -23,7 +23,8 @@ def _engine() -> SipEngine:
              for n in (201, 202)}
     trunk = SipTrunk("carrier", host=CARRIER[0], port=CARRIER[1], channels=2, first_line=1,
                      dids={"4930123": "8000"})
-    return SipEngine(SipSettings(extensions=creds, trunks=(trunk,), auth_fail_limit=3),
+    return SipEngine(SipSettings(extensions=creds, trunks=(trunk,), auth_fail_limit=3,
+                                 auth_algorithms=("SHA-256", "MD5")),
                      LINES, nonce_key=b"k" * 32)
 
 

@@ -1,8 +1,8 @@
 """SIP digest authentication (RFC 3261 §22, RFC 7616, RFC 8760): challenge, check, answer.
 
 Server side (phones registering, calling out): :class:`DigestServer` makes challenges
-(one ``WWW-Authenticate`` per algorithm, SHA-256 first, then MD5 for phones that know
-only that, as RFC 8760 §2.4 lets a server offer several) and checks the
+(one ``WWW-Authenticate`` per algorithm, MD5 and SHA-256, as RFC 8760 §2.4 lets a server
+offer several; MD5 alone by default, see :data:`ALGORITHMS`) and checks the
 ``Authorization`` a phone sends back. Nonces are stateless: ``<issued at>.<HMAC of it>``
 with a per-process key, so a restart or a forged nonce cannot pass, and one older than
 :attr:`DigestServer.nonce_ttl_s` gets a fresh challenge with ``stale=true`` (the phone
@@ -26,11 +26,15 @@ import time
 from collections import OrderedDict
 from dataclasses import dataclass
 
-__all__ = ["ALGORITHMS", "Credentials", "DigestServer", "answer_challenge", "ha1_line",
+__all__ = ["ALGORITHMS", "DEFAULT_ALGORITHMS", "Credentials", "DigestServer", "answer_challenge", "ha1_line",
            "parse_credentials_line", "parse_digest"]
 
-#: Algorithms offered, most preferred first (RFC 8760 §2.4), and their hash functions.
+#: Algorithms a server may offer (RFC 8760 §2.4: one challenge each, most preferred
+#: first). The switch offers ``sip.auth_algorithms``, MD5 alone by default: phones on
+#: older SIP stacks fail on the first challenge they cannot answer, or on seeing two
+#: (baresip 1.0 answers "Function not implemented" to a SHA-256 one beside MD5).
 ALGORITHMS = ("SHA-256", "MD5")
+DEFAULT_ALGORITHMS = ("MD5",)
 _HASH = {"SHA-256": hashlib.sha256, "MD5": hashlib.md5}
 _PARAM = re.compile(r'\s*([A-Za-z0-9_-]+)\s*=\s*("(?:[^"\\]|\\.)*"|[^\s,]+)\s*,?')
 
@@ -93,12 +97,15 @@ class DigestServer:
     """Challenges and checks for one realm (see the module docstring).
 
     ``key``: the nonce HMAC key (random per process unless given, for tests);
-    ``nonce_ttl_s``: how long a nonce is good for (s).
+    ``nonce_ttl_s``: how long a nonce is good for (s); ``algorithms``: those offered, in
+    order (an answer with another is refused).
     """
 
     def __init__(self, realm: str, *, key: bytes | None = None, nonce_ttl_s: float = 300.0,
-                 max_nonces: int = 10_000) -> None:
+                 max_nonces: int = 10_000,
+                 algorithms: tuple[str, ...] = DEFAULT_ALGORITHMS) -> None:
         self.realm = realm
+        self.algorithms = algorithms
         self.nonce_ttl_s = nonce_ttl_s
         self._key = key if key is not None else os.urandom(32)
         #: nonce -> highest nonce count used (oldest first; bounded)
@@ -128,7 +135,7 @@ class DigestServer:
         nonce = self._nonce(now)
         extra = ", stale=true" if stale else ""
         return [f'Digest realm="{self.realm}", nonce="{nonce}", algorithm={alg}, '
-                f'qop="auth"{extra}' for alg in ALGORITHMS]
+                f'qop="auth"{extra}' for alg in self.algorithms]
 
     def check(self, now: float, method: str, authorization: str | None,
               lookup: dict[str, Credentials]) -> tuple[str | None, bool]:
@@ -146,7 +153,7 @@ class DigestServer:
             return None, False
         alg = p.get("algorithm", "MD5").upper()
         cred = lookup.get(user)
-        if cred is None or alg not in _HASH or cred.realm != self.realm:
+        if cred is None or alg not in self.algorithms or cred.realm != self.realm:
             return None, False
         ha1 = cred.ha1_for(alg)
         age = self._nonce_age(nonce, now)

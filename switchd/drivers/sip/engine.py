@@ -165,7 +165,8 @@ class SipEngine:
         self.lines = list(lines)
         self.channel_of = {name: i for i, name in enumerate(self.lines)}
         self.tx = Transactions()
-        self.digest = DigestServer(settings.realm, key=nonce_key)
+        self.digest = DigestServer(settings.realm, key=nonce_key,
+                                   algorithms=settings.auth_algorithms)
         self.bindings: dict[int, list[Binding]] = defaultdict(list)
         self.status: dict[str, LineStatus] = dict.fromkeys(self.lines, LineStatus.IDLE)
         self.legs: dict[str, _Leg] = {}

@@ -68,4 +68,5 @@ class SipSettings:
     max_expires_s: int = 3600
     auth_fail_limit: int = 10
     block_s: float = 60.0
+    auth_algorithms: tuple[str, ...] = ("MD5",)
     user_agent: str = "switchd"

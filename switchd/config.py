@@ -1641,9 +1641,11 @@ def _build(doc: LocatedDocument, source: Path) -> Config:
     if driver == "sip" or "sip" in top:
         # Checked on the simulated board too, so `switchd check` finds its mistakes before
         # the driver is switched; used only with board.driver: sip.
+        # Its references to the board (extensions, the trunk count) only hold with sip.
         given = isinstance(board_data, dict) and "trunks" in board_data
-        checked, sip_lines = check_sip(c, sip_data, extensions=extensions,
-                                       trunks=trunks_for_checks, trunks_given=given)
+        on_sip = driver == "sip"
+        checked, sip_lines = check_sip(c, sip_data, extensions=extensions if on_sip else None,
+                                       trunks=trunks_for_checks, trunks_given=given and on_sip)
         if driver == "sip":
             sip_settings = checked
             if sip_lines is not None:
@@ -1897,8 +1899,14 @@ def demo_secret_problem(cfg: Config, host: str) -> str | None:
     returned sentence is the one refusal message of `switchd check`, `switchd run`
     and reload: it names the config file, the users and the address, and says
     how to fix it. Costs PBKDF2 runs only when ``host`` is not loopback (see
-    :func:`demo_secret_users`). Never raises.
+    :func:`demo_secret_users`). The SIP board's demo phone passwords follow the same
+    rule for ``sip.listen`` (:func:`switchd.sipconfig.sip_demo_problem`). Never raises.
     """
+    if cfg.sip is not None:
+        from switchd.sipconfig import sip_demo_problem
+        sip = sip_demo_problem(cfg.sip)
+        if sip is not None:
+            return f"{cfg.source}: {sip}"
     if is_loopback(host):
         return None
     users = demo_secret_users(cfg)

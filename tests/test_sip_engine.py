@@ -224,3 +224,30 @@ def test_garbage_gets_a_400_naming_the_fault_when_it_can_be_answered() -> None:
     assert b"Call-ID: " + phone.call_id.encode() in out[0].data
     assert e.receive(T0, b"\x00\x01garbage", phone.addr) == []
     assert e.receive(T0, b"\r\n\r\n", phone.addr) == []
+
+
+def test_a_200_racing_the_cancel_of_a_withdrawn_ring_gets_ack_and_bye() -> None:
+    e = _engine()
+    phone = Phone("201")
+    _register(e, phone)
+    _state(e, "ext/201", LineStatus.ALERTING)
+    invite = msgs(e.handle(T0, CallRinging("c1", T0, line="ext/201", caller="1", callee="201")))[0]
+    e.receive(T0 + 0.1, phone.answer(invite, 180).to_bytes(), phone.addr)
+    cancel = msgs(_state(e, "ext/201", LineStatus.IDLE, T0 + 1))[0]
+    assert cancel.method == "CANCEL"
+    # The phone was answered just before the CANCEL reached it.
+    out = e.receive(T0 + 1.01, phone.answer(invite).to_bytes(), phone.addr)
+    assert [m.method for m in msgs(out)] == ["ACK", "BYE"]
+    assert not _only(out, Answer)           # the core's line stays released
+
+
+def test_a_bye_for_no_call_gets_481_and_an_unknown_method_405() -> None:
+    e = _engine()
+    phone = Phone("201")
+    stray = Request(headers=phone._headers("BYE", "<sip:8000@h>;tag=nope"), method="BYE",
+                    uri="sip:8000@h")
+    assert msgs(e.receive(T0, stray.to_bytes(), phone.addr))[0].status == 481
+    info = Request(headers=phone._headers("SUBSCRIBE", "<sip:8000@h>"), method="SUBSCRIBE",
+                   uri="sip:8000@h")
+    resp = msgs(e.receive(T0, info.to_bytes(), phone.addr))[0]
+    assert resp.status == 405 and "INVITE" in resp.get("Allow")

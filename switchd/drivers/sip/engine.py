@@ -239,12 +239,16 @@ class SipEngine:
             msg = parse(data, stream=transport != "UDP")
         except SipParseError as e:
             return self._bad_request(data, source, transport, e)
-        items = self.tx.receive(now, msg, source, transport)
-        # The transaction's own sends (a 100 Trying, a resent answer) go first.
-        out: list[Any] = [i for i in items if not isinstance(i, Deliver)]
-        for item in items:
-            if isinstance(item, Deliver):
-                out += self._deliver(now, item)
+        try:
+            items = self.tx.receive(now, msg, source, transport)
+            # The transaction's own sends (a 100 Trying, a resent answer) go first.
+            out: list[Any] = [i for i in items if not isinstance(i, Deliver)]
+            for item in items:
+                if isinstance(item, Deliver):
+                    out += self._deliver(now, item)
+        except SipParseError as e:
+            # A header read only now (a Contact, a Request-URI) is broken: 400 it too.
+            return self._bad_request(data, source, transport, e)
         return out
 
     def _bad_request(self, data: bytes, source: Address, transport: str,

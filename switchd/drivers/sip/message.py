@@ -245,7 +245,7 @@ def parse(data: bytes, *, stream: bool = False) -> Message:
 
     Raises :class:`SipParseError` naming the fault: not UTF-8 in the head, a bad start
     line, a header line without a colon, a missing mandatory header (Call-ID, CSeq,
-    From, To, Via; RFC 3261 §8.1.1), a bad CSeq, a Content-Length that is not a number
+    From, To, Via; RFC 3261 §8.1.1), a bad CSeq, Via, From or To, a Content-Length that is not a number
     or longer than the body, a message over :data:`MAX_MESSAGE` bytes (status 413) or
     with more than :data:`MAX_HEADERS` headers. ``stream``: Content-Length is required
     (RFC 3261 §18.3).
@@ -324,6 +324,12 @@ def parse(data: bytes, *, stream: bool = False) -> Message:
         if msg.get(name) is None:
             raise SipParseError(f"no {name} header")
     cseq = CSeq.parse(msg.get("CSeq") or "")     # raises for a bad one
+    # The headers every layer reads, parsed once here, so a message that gets past
+    # parse() cannot fail later on them (a fuzzer found a Via after a NUL did).
+    for v in msg.get_all("Via"):
+        Via.parse(v)
+    NameAddr.parse(msg.get("From") or "")
+    NameAddr.parse(msg.get("To") or "")
     if isinstance(msg, Request) and cseq.method != msg.method:
         raise SipParseError(f"CSeq method {cseq.method} is not the request's {msg.method}")
     # Content-Length is framing: to_bytes() writes it from the body.

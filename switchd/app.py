@@ -207,7 +207,7 @@ class App:
         self.bus = Bus()
         self.contact_flags: dict[str, tuple[bool, bool]] = {}
         self.core = SwitchCore(core_config(config), id_factory=CallIds(),
-                               contacts=self._contact_lookup)
+                               contacts=self._contact_lookup, media_stats=self._media_stats)
         lines = list(self.core.lines)
         self.driver: SimDriver | SipDriver
         if config.board.driver == "sip" and config.sip is not None:
@@ -251,6 +251,11 @@ class App:
         self._stop = asyncio.Event()
         self._reload_lock = asyncio.Lock()
         self._tasks: set[asyncio.Task[Any]] = set()
+
+    def _media_stats(self, call_id: str) -> str | None:
+        """A call's RTP figures for its CDR (the SIP board's; None on the simulated one)."""
+        driver = getattr(self, "driver", None)
+        return driver.stats_for_call(call_id) if isinstance(driver, SipDriver) else None
 
     # ------------------------------------------------------------ config
 

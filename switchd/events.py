@@ -254,6 +254,9 @@ class Cdr:
     q850: int | None = None
     #: The agent's note on the call (``CALL.NOTE``); the last one given replaces earlier ones.
     note: str | None = None
+    #: RTP on the call's lines at its end (the SIP board): ``"trunk/1 rx=812 lost=0 late=1
+    #: jitter_ms=2.3; ext/201 …"``; None on the simulated board.
+    media: str | None = None
 
 
 #: Field names per event class, computed once: ``fields()`` runs for every event published.
@@ -502,6 +505,8 @@ class CallEnded(CallEvent):
     hangup_cause: HangupCause
     q850: int
     cdr: Cdr
+    #: RTP figures of the call's lines (as ``Cdr.media``), None on the simulated board.
+    media: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

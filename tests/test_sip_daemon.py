@@ -116,6 +116,12 @@ def test_a_carriers_call_rings_a_registered_phone_and_both_hear_each_other(tmp_p
             await asyncio.wait_for(call.ended.wait(), 5)     # the switch BYEs the caller
             [cdr] = await _wait_cdr(d)
             assert cdr["disposition"] == "ANSWERED" and cdr["src"] == "13900000000"
+            # What each side's RTP receiver saw is in the CDR: both lines, nothing lost.
+            media = dict(part.split(" ", 1) for part in cdr["media"].split("; "))
+            assert set(media) == {"trunk/1", "ext/202"}
+            for figures in media.values():
+                f = dict(kv.split("=") for kv in figures.split())
+                assert int(f["rx"]) > 50 and int(f["lost"]) == 0 and float(f["jitter_ms"]) < 20
         finally:
             agent.close()
             caller.close()
@@ -148,7 +154,10 @@ def test_a_stranger_cannot_call_out_and_a_register_flood_is_rate_limited(tmp_pat
             phone.close()
             scanner.close()
 
-    with _daemon(tmp_path, _sip_config(**{"sip.auth_fail_limit": 5})) as (d, sw):
+    # The carrier sits elsewhere here: a carrier's own address is never blocked.
+    cfg = _sip_config(**{"sip.auth_fail_limit": 5})
+    cfg["sip"]["trunks"]["carrier"]["host"] = "127.0.0.2"
+    with _daemon(tmp_path, cfg) as (d, sw):
         asyncio.run(run(sw, d))
         fails = [json.loads(ln) for ln in d.log_lines() if '"sip.auth_failed"' in ln]
         assert fails and fails[-1]["reason"] == "rate_limited"

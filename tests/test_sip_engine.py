@@ -251,3 +251,14 @@ def test_a_bye_for_no_call_gets_481_and_an_unknown_method_405() -> None:
                    uri="sip:8000@h")
     resp = msgs(e.receive(T0, info.to_bytes(), phone.addr))[0]
     assert resp.status == 405 and "INVITE" in resp.get("Allow")
+
+
+def test_a_carriers_address_is_never_blocked_whatever_fails_from_it() -> None:
+    e = _engine()
+    liar = Phone("201", password="wrong", addr=CARRIER)
+    for i in range(5):
+        ch = msgs(e.receive(T0 + i, liar.register().to_bytes(), CARRIER))[0]
+        e.receive(T0 + i, liar.register(challenge=ch).to_bytes(), CARRIER)
+    carrier = Phone("139", addr=CARRIER)
+    out = e.receive(T0 + 6, carrier.invite("4930123").to_bytes(), CARRIER)
+    assert _only(out, Incoming)

@@ -114,7 +114,7 @@ async def test_version_2_database_gains_ivr_vars_keeping_its_rows(tmp_path, monk
         m.setattr(schema, "SCHEMA_VERSION", 2)
         await (await Store.open(path)).close()
     old = make_cdr(1, ivr_path="main:welcome", hangup_cause="NORMAL_CLEARING", q850=16)
-    row = {k: v for k, v in schema.cdr_row(old).items() if k not in ("ivr_vars", "note")}
+    row = {k: v for k, v in schema.cdr_row(old).items() if k not in ("ivr_vars", "note", "media")}
     columns = ", ".join(f'"{k}"' for k in row)  # "end" is a reserved word
     values = ", ".join(f":{k}" for k in row)
     assert raw_pragma(path, "user_version") == 2
@@ -129,7 +129,7 @@ async def test_version_2_database_gains_ivr_vars_keeping_its_rows(tmp_path, monk
         rows = {r["uniqueid"]: r for r in await s.query_cdrs()}
     finally:
         await s.close()
-    assert rows[old.uniqueid] == schema.cdr_row(old) | {"ivr_vars": None, "note": None}
+    assert rows[old.uniqueid] == schema.cdr_row(old) | {"ivr_vars": None, "note": None, "media": None}
     assert (rows[new.uniqueid]["ivr_path"], rows[new.uniqueid]["ivr_vars"]) == (
         "main:welcome>menu", '{"lang": "en"}')
 

@@ -142,11 +142,15 @@ class SwitchCore:
     def __init__(
         self, config: CoreConfig, *, id_factory: Callable[[float], str] | None = None,
         contacts: Callable[[str], tuple[bool, bool]] | None = None,
+        media_stats: Callable[[str], str | None] | None = None,
     ) -> None:
         """``contacts(number) -> (vip, blacklisted)``: the in-memory contact flags, looked up
-        for every inbound caller (a pure lookup; the store keeps it current)."""
+        for every inbound caller (a pure lookup; the store keeps it current).
+        ``media_stats(call_id) -> text or None``: what the board's RTP receivers saw on the
+        call's lines (the SIP board), read as the call ends for its CDR and ``call.ended``."""
         self.config = config
         self._contacts = contacts
+        self._media_stats = media_stats
         # Each core its own monotonic factory: ids sort in creation order (core/ids.py).
         self._new_id = id_factory if id_factory is not None else CallIds()
         self.lines: dict[str, Line] = {}
@@ -1487,6 +1491,7 @@ class SwitchCore:
                 cause = _H.NO_ANSWER
         self._set_state(call, _CI.END)
         self._timers.cancel(("tone", call.call_id))
+        media = self._media_of(call)
         # Supervisors first (so no bridge.changed lists lines already gone), then the
         # caller's side, the other parties, and phones still ringing: the order clients
         # have always seen the lines go idle in.
@@ -1505,11 +1510,15 @@ class SwitchCore:
             bridge.members.clear()
             self._dissolve(now, call, bridge)
         del self.calls[call.call_id]
-        cdr = self._cdr(now, call, cause)
+        cdr = self._cdr(now, call, cause, media)
         self._emit(CallEnded(call.call_id, now, Disposition(cdr.disposition), cdr.duration,
-                             cdr.billsec, call.hangup_by, cause, cause.q850, cdr))
+                             cdr.billsec, call.hangup_by, cause, cause.q850, cdr, media))
 
-    def _cdr(self, now: float, call: Call, cause: HangupCause) -> Cdr:
+    def _media_of(self, call: Call) -> str | None:
+        """The board's RTP figures of the call's lines, read before they are released."""
+        return self._media_stats(call.call_id) if self._media_stats is not None else None
+
+    def _cdr(self, now: float, call: Call, cause: HangupCause, media: str | None = None) -> Cdr:
         self._stop_queue_wait(now, call)
         if call.answer_time is not None:
             disposition = Disposition.ANSWERED
@@ -1528,6 +1537,7 @@ class SwitchCore:
             hangup_by=call.hangup_by, blocked_reason=call.blocked_reason, dnis=call.dnis,
             hangup_cause=str(cause), q850=cause.q850, ivr_path=call.ivr_path,
             ivr_vars=call.ivr_vars, recording_id=call.recording_id, note=call.note,
+            media=media,
         )
 
     # ------------------------------------------------------------ primitives

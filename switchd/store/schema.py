@@ -168,6 +168,11 @@ MIGRATIONS: tuple[str, ...] = (
     DROP INDEX IF EXISTS cdr_src_idx;
     DROP INDEX IF EXISTS cdr_dst_idx;
     """,
+    # 5 -> 6: what the SIP board's RTP receivers saw on the call's lines at its end
+    # (packets, loss, late, jitter per line; NULL on the simulated board).
+    """
+    ALTER TABLE cdr ADD COLUMN media TEXT;
+    """,
 )
 
 SCHEMA_VERSION: int = len(MIGRATIONS)
@@ -201,6 +206,7 @@ CDR_COLUMNS: tuple[str, ...] = (
     "hangup_cause",
     "q850",
     "note",
+    "media",
 )
 
 CONTACT_COLUMNS: tuple[str, ...] = (

@@ -25,9 +25,10 @@ import structlog
 
 from switchd.core.inputs import Digit
 from switchd.drivers.sip.engine import FOLLOWS, MediaStart, MediaStop, SipEngine
-from switchd.drivers.sip.rtp import FRAME_SAMPLES, RtpPacket, RtpReceiver, RtpSender, RtpStats
+from switchd.drivers.sip.rtp import FRAME_SAMPLES, RtpPacket, RtpReceiver, RtpSender
 from switchd.drivers.sip.settings import SipSettings
 from switchd.drivers.sip.transaction import Send
+from switchd.events import LineState
 from switchd.lines import g711
 
 __all__ = ["SipDriver"]
@@ -95,8 +96,10 @@ class SipDriver:
         self._rtp: list[asyncio.DatagramTransport | None] = [None] * len(self.lines)
         self._media: dict[int, _Media] = {}
         self._last_key: dict[int, tuple[str, float]] = {}
-        #: final RTP figures of each line's last call (line -> stats), for call.ended/CDR
-        self.last_stats: dict[str, RtpStats] = {}
+        #: line -> the call it is in (from line.state), so RTP figures go to their call
+        self._line_call: dict[str, str] = {}
+        #: call id -> line -> RTP figures of lines that left the call before it ended
+        self._ended: dict[str, dict[str, str]] = {}
         self._silence = np.zeros((len(self.lines), FRAME_SAMPLES), dtype=np.int16)
         self.heard = np.zeros((len(self.lines), FRAME_SAMPLES), dtype=np.int16)
 
@@ -178,6 +181,8 @@ class SipDriver:
 
     def handle(self, now: float, item: Any) -> list[Any]:
         """Follow one core event (ring a phone, answer or end a SIP call)."""
+        if type(item) is LineState and item.call_id is not None:
+            self._line_call[item.line] = item.call_id     # whose call its RTP figures are
         return self._carry_out(self.engine.handle(now, item))
 
     def next_deadline(self) -> float | None:
@@ -205,11 +210,33 @@ class SipDriver:
     def _media_stop(self, line: str) -> None:
         ch = self.engine.channel_of[line]
         m = self._media.pop(ch, None)
+        call_id = self._line_call.pop(line, None)
         if m is not None:
-            self.last_stats[line] = m.receiver.stats()
+            if call_id is not None:
+                ended = self._ended.setdefault(call_id, {})
+                ended[line] = self._text(m)
+                while len(self._ended) > 1000:      # calls that ended without asking
+                    del self._ended[next(iter(self._ended))]
             st = m.receiver.stats()
             log.info("sip_media_ended", line=line, received=st.received, lost=st.lost,
                      late=st.late, jitter_ms=round(st.jitter_ms, 1), sent=m.sender.sent)
+
+    @staticmethod
+    def _text(m: _Media) -> str:
+        st = m.receiver.stats()
+        return (f"rx={st.received} lost={st.lost} late={st.late} concealed={st.concealed} "
+                f"jitter_ms={st.jitter_ms:.1f} tx={m.sender.sent}")
+
+    def stats_for_call(self, call_id: str) -> str | None:
+        """What the RTP receivers of ``call_id``'s lines saw (``trunk/1 rx=… lost=… late=…
+        concealed=… jitter_ms=… tx=…; ext/201 …``): the lines still in it and those that
+        left it; None when none had RTP. Forgets the lines that left."""
+        parts = dict(self._ended.pop(call_id, {}))
+        for line, cid in self._line_call.items():
+            ch = self.engine.channel_of[line]
+            if cid == call_id and ch in self._media:
+                parts[line] = self._text(self._media[ch])
+        return "; ".join(f"{line} {text}" for line, text in parts.items()) or None
 
     def rtp_datagram(self, channel: int, data: bytes, addr: Address) -> None:
         """An RTP datagram for ``channel`` arrived."""

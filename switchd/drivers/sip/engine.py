@@ -306,7 +306,9 @@ class SipEngine:
             q.popleft()
         out: list[Any] = [SipAuthFailed(f"{source[0]}:{source[1]}", method, user, reason,
                                         len(q), now)]
-        if len(q) >= self.settings.auth_fail_limit:
+        if len(q) >= self.settings.auth_fail_limit and self._trunk_from(source[0]) is None:
+            # A carrier's address is never blocked: a forged source (UDP) must not be able
+            # to cut the centre off from its inbound calls.
             self._blocked[source[0]] = now + self.settings.block_s
             q.clear()
             out.append(SipAuthFailed(f"{source[0]}:{source[1]}", method, user, "rate_limited",

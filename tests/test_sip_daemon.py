@@ -161,3 +161,37 @@ def test_a_stranger_cannot_call_out_and_a_register_flood_is_rate_limited(tmp_pat
         asyncio.run(run(sw, d))
         fails = [json.loads(ln) for ln in d.log_lines() if '"sip.auth_failed"' in ln]
         assert fails and fails[-1]["reason"] == "rate_limited"
+
+
+def test_a_phone_registers_and_is_answered_over_tcp(tmp_path: Path) -> None:
+    from switchd.drivers.sip.message import StreamFramer, parse
+    from tests.sip_phone import Phone
+
+    async def run(sw: tuple[str, int]) -> None:
+        reader, writer = await asyncio.open_connection(*sw)
+        framer = StreamFramer()
+        here = writer.get_extra_info("sockname")[:2]
+        phone = Phone("201", password=PASSWORD, addr=here)
+
+        async def exchange(data: bytes):
+            writer.write(data.replace(b"SIP/2.0/UDP", b"SIP/2.0/TCP"))
+            while True:
+                for m in framer.feed(await asyncio.wait_for(reader.read(65536), 5)):
+                    msg = parse(m, stream=True)
+                    if msg.status >= 200:
+                        return msg
+
+        import tests.sip_phone as sp
+        sp.SWITCH = f"{sw[0]}:{sw[1]}"
+        challenge = await exchange(phone.register().to_bytes())
+        assert challenge.status == 401
+        ok = await exchange(phone.register(challenge=challenge).to_bytes())
+        assert ok.status == 200 and "expires=" in ok.get("Contact")
+        writer.write(b"\r\n\r\n")              # a keep-alive is ignored
+        writer.write(b"GARBAGE WITHOUT A LENGTH\r\n\r\n")   # the stream cannot be framed
+        assert await asyncio.wait_for(reader.read(65536), 5) == b""     # the switch hangs up
+        writer.close()
+
+    with _daemon(tmp_path, _sip_config()) as (d, sw):
+        asyncio.run(run(sw))
+        assert any('"sip.registration"' in ln and '"ext/201"' in ln for ln in d.log_lines())

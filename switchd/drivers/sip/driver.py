@@ -1,6 +1,7 @@
 """The SIP board driver: the sans-IO :class:`SipEngine` on real UDP sockets, plus RTP media.
 
-Implements :class:`switchd.lines.board.BoardDriver`. Signalling: SIP datagrams go to
+Implements :class:`switchd.lines.board.BoardDriver`. Signalling: SIP over UDP and TCP
+(one port; a TCP stream is cut into messages by Content-Length) goes to
 :meth:`SipEngine.receive`; what it returns is carried out here (datagrams sent, RTP
 started and stopped) and the core inputs and bus events are handed to the shell
 (``dispatch``). Media: each line has its own RTP socket (port ``sip.rtp_port + 2·channel``,
@@ -25,6 +26,7 @@ import structlog
 
 from switchd.core.inputs import Digit
 from switchd.drivers.sip.engine import FOLLOWS, MediaStart, MediaStop, SipEngine
+from switchd.drivers.sip.message import MAX_MESSAGE, SipParseError, StreamFramer
 from switchd.drivers.sip.rtp import FRAME_SAMPLES, RtpPacket, RtpReceiver, RtpSender
 from switchd.drivers.sip.settings import SipSettings
 from switchd.drivers.sip.transaction import Send
@@ -93,6 +95,9 @@ class SipDriver:
         self.clock = clock
         self.dispatch = dispatch or (lambda items: None)
         self._sip: asyncio.DatagramTransport | None = None
+        self._tcp: asyncio.Server | None = None
+        #: open TCP connections by peer address: requests and responses to it go there
+        self._streams: dict[Address, asyncio.StreamWriter] = {}
         self._rtp: list[asyncio.DatagramTransport | None] = [None] * len(self.lines)
         self._media: dict[int, _Media] = {}
         self._last_key: dict[int, tuple[str, float]] = {}
@@ -117,6 +122,14 @@ class SipDriver:
             raise OSError(e.errno, f"cannot listen for SIP on {s.host}:{s.port}: "
                           f"{e.strerror}") from None
         self.engine.port = self.sip_port
+        try:
+            # SIP over TCP on the same port (RFC 3261 §18: a UA takes both).
+            self._tcp = await asyncio.start_server(self._serve_tcp, s.host, self.sip_port,
+                                                   limit=MAX_MESSAGE * 2)
+        except OSError as e:
+            self.close()
+            raise OSError(e.errno, f"cannot listen for SIP over TCP on {s.host}:"
+                          f"{self.sip_port}: {e.strerror}") from None
         for ch, line in enumerate(self.lines):
             port = self.engine.rtp_port(line)
             try:
@@ -142,6 +155,12 @@ class SipDriver:
         if self._sip is not None:
             self._sip.close()
             self._sip = None
+        if self._tcp is not None:
+            self._tcp.close()
+            self._tcp = None
+        for w in list(self._streams.values()):
+            w.close()
+        self._streams.clear()
         for i, tr in enumerate(self._rtp):
             if tr is not None:
                 tr.close()
@@ -158,8 +177,16 @@ class SipDriver:
         for o in outputs:
             t = type(o)
             if t is Send:
-                if self._sip is not None:
-                    self._sip.sendto(o.data, o.addr)
+                if o.transport == "UDP":
+                    if self._sip is not None:
+                        self._sip.sendto(o.data, o.addr)
+                else:
+                    w = self._streams.get(o.addr)
+                    if w is None or w.is_closing():
+                        # The phone's connection is gone; it registers again over a new one.
+                        log.info("sip_tcp_no_connection", to=f"{o.addr[0]}:{o.addr[1]}")
+                    else:
+                        w.write(o.data)
             elif t is MediaStart:
                 self._media_start(o)
             elif t is MediaStop:
@@ -168,16 +195,40 @@ class SipDriver:
                 rest.append(o)
         return rest
 
-    def sip_datagram(self, data: bytes, addr: Address) -> None:
-        """A SIP datagram arrived (from the socket)."""
+    def sip_datagram(self, data: bytes, addr: Address, transport: str = "UDP") -> None:
+        """A SIP message arrived (a datagram, or one cut from a TCP stream)."""
         now = self.clock()
         try:
-            rest = self._carry_out(self.engine.receive(now, data, addr))
+            rest = self._carry_out(self.engine.receive(now, data, addr, transport))
         except Exception:       # a bug of ours must not take the loop down with one packet
             log.exception("sip_receive_failed", source=f"{addr[0]}:{addr[1]}")
             return
         if rest:
             self.dispatch(rest)
+
+    async def _serve_tcp(self, reader: asyncio.StreamReader,
+                         writer: asyncio.StreamWriter) -> None:
+        """One SIP-over-TCP connection: messages cut by Content-Length (RFC 3261 §18.3)."""
+        peer = writer.get_extra_info("peername")
+        addr: Address = (peer[0], peer[1])
+        self._streams[addr] = writer
+        framer = StreamFramer()
+        try:
+            while data := await reader.read(65536):
+                try:
+                    messages = framer.feed(data)
+                except SipParseError as e:
+                    # The stream cannot be resynchronised: say why and close it.
+                    log.info("sip_bad_message", source=f"{addr[0]}:{addr[1]}", error=str(e))
+                    break
+                for m in messages:
+                    self.sip_datagram(m, addr, "TCP")
+        except (ConnectionError, OSError):
+            pass
+        finally:
+            if self._streams.get(addr) is writer:
+                del self._streams[addr]
+            writer.close()
 
     def handle(self, now: float, item: Any) -> list[Any]:
         """Follow one core event (ring a phone, answer or end a SIP call)."""

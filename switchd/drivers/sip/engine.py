@@ -112,6 +112,7 @@ class _Fork:
     key: str
     request: Request
     addr: Address
+    transport: str = "UDP"
     provisional: bool = False
     cancel_when_provisional: bool = False
     auth_tried: bool = False
@@ -128,6 +129,7 @@ class _Leg:
     remote_target: str = ""     # where in-dialog requests go (its Contact)
     remote_tag: str | None = None
     addr: Address = ("", 0)
+    transport: str = "UDP"
     cseq: int = 1
     server_key: str | None = None       # the peer's INVITE transaction (incoming)
     invite: Request | None = None
@@ -185,8 +187,8 @@ class SipEngine:
     def _me(self) -> str:
         return f"{self.settings.address}:{self.port}"
 
-    def _via(self) -> str:
-        return f"SIP/2.0/UDP {self._me};branch={new_branch()};rport"
+    def _via(self, transport: str = "UDP") -> str:
+        return f"SIP/2.0/{transport} {self._me};branch={new_branch()};rport"
 
     def _contact(self, user: str = "switchd") -> str:
         return f"<sip:{user}@{self._me}>"
@@ -420,7 +422,7 @@ class SipEngine:
         ext, out = self._authenticate(now, key, req, source)
         if ext is None:
             return out
-        return self._phone_invite(now, key, req, source, ext)
+        return self._phone_invite(now, key, req, source, ext, transport)
 
     def _offer(self, now: float, key: str, req: Request,
                codecs: tuple[str, ...]) -> tuple[sdp.Media | None, sdp.Codec | None, list[Any]]:
@@ -434,7 +436,7 @@ class SipEngine:
             return None, None, self._respond(now, key, req, 488, reason=str(e)[:120])
 
     def _phone_invite(self, now: float, key: str, req: Request, source: Address,
-                      ext: int) -> list[Any]:
+                      ext: int, transport: str = "UDP") -> list[Any]:
         line = f"ext/{ext}"
         if line not in self.channel_of:
             return self._respond(now, key, req, 404, reason=f"extension {ext} is not on this board")
@@ -447,8 +449,8 @@ class SipEngine:
         tag = _tag()
         leg = _Leg(line, LegState.CONFIRMED, req.call_id, tag,
                    local=f"{req.get('To') or ''};tag={tag}", remote=req.get("From") or "",
-                   remote_tag=req.from_.tag, addr=source, server_key=key, invite=req,
-                   codec=codec, media=media)
+                   remote_tag=req.from_.tag, addr=source, transport=transport,
+                   server_key=key, invite=req, codec=codec, media=media)
         leg.remote_target = self._target(req)
         self._add_leg(leg)
         out = self._respond(now, key, req, 200, to_tag=leg.local_tag,
@@ -560,15 +562,16 @@ class SipEngine:
 
     # ------------------------------------------------------------------ INVITE out
 
-    def _invite(self, now: float, leg: _Leg, target: str, addr: Address) -> list[Any]:
-        headers = (("Via", self._via()), ("Max-Forwards", "70"),
+    def _invite(self, now: float, leg: _Leg, target: str, addr: Address,
+                transport: str = "UDP") -> list[Any]:
+        headers = (("Via", self._via(transport)), ("Max-Forwards", "70"),
                    ("From", leg.local), ("To", leg.remote),
                    ("Call-ID", leg.call_id), ("CSeq", f"{leg.cseq} INVITE"),
                    ("Contact", self._contact()), ("Allow", _ALLOW),
                    ("User-Agent", self.settings.user_agent), ("Content-Type", "application/sdp"))
         req = Request(headers=headers, method="INVITE", uri=target, body=self._our_sdp(leg))
-        key, sends = self.tx.request(now, req, addr)
-        leg.forks.append(_Fork(key, req, addr))
+        key, sends = self.tx.request(now, req, addr, transport)
+        leg.forks.append(_Fork(key, req, addr, transport))
         return list(sends)
 
     def _ring_phone(self, now: float, line: str, caller: str) -> list[Any]:
@@ -585,7 +588,7 @@ class SipEngine:
         self._add_leg(leg)
         out: list[Any] = []
         for b in contacts:
-            out += self._invite(now, leg, b.contact, b.source)
+            out += self._invite(now, leg, b.contact, b.source, b.transport)
         return out
 
     def _call_out(self, now: float, line: str, callee: str, caller: str) -> list[Any]:
@@ -670,7 +673,7 @@ class SipEngine:
         leg.remote_tag = resp.to.tag
         leg.remote = resp.get("To") or leg.remote
         leg.remote_target = self._target(resp) or fork.request.uri
-        leg.addr = fork.addr
+        leg.addr, leg.transport = fork.addr, fork.transport
         leg.media, leg.codec = media, codec
         for other in leg.forks:
             if other is not fork:
@@ -679,22 +682,22 @@ class SipEngine:
         return out + self._media_start(leg) + [Answer(leg.line)]
 
     def _ack(self, now: float, fork: _Fork, resp: Response) -> list[Any]:
-        headers = (("Via", self._via()), ("Max-Forwards", "70"),
+        headers = (("Via", self._via(fork.transport)), ("Max-Forwards", "70"),
                    ("From", fork.request.get("From") or ""), ("To", resp.get("To") or ""),
                    ("Call-ID", fork.request.call_id), ("CSeq", f"{fork.request.cseq.seq} ACK"))
         target = self._target(resp) or fork.request.uri
         _, sends = self.tx.request(now, Request(headers=headers, method="ACK", uri=target),
-                                   fork.addr)
+                                   fork.addr, fork.transport)
         return list(sends)
 
     def _bye_dialog(self, now: float, fork: _Fork, resp: Response) -> list[Any]:
-        headers = (("Via", self._via()), ("Max-Forwards", "70"),
+        headers = (("Via", self._via(fork.transport)), ("Max-Forwards", "70"),
                    ("From", fork.request.get("From") or ""), ("To", resp.get("To") or ""),
                    ("Call-ID", fork.request.call_id),
                    ("CSeq", f"{fork.request.cseq.seq + 1} BYE"))
         _, sends = self.tx.request(now, Request(headers=headers, method="BYE",
                                                 uri=self._target(resp) or fork.request.uri),
-                                   fork.addr)
+                                   fork.addr, fork.transport)
         return list(sends)
 
     def _cancel(self, now: float, fork: _Fork) -> list[Any]:
@@ -706,7 +709,7 @@ class SipEngine:
                    ("From", req.get("From") or ""), ("To", req.get("To") or ""),
                    ("Call-ID", req.call_id), ("CSeq", f"{req.cseq.seq} CANCEL"))
         _, sends = self.tx.request(now, Request(headers=headers, method="CANCEL", uri=req.uri),
-                                   fork.addr)
+                                   fork.addr, fork.transport)
         return list(sends)
 
     def _retry_with_auth(self, now: float, leg: _Leg, fork: _Fork, resp: Response) -> list[Any]:
@@ -721,11 +724,11 @@ class SipEngine:
             out = self._drop_leg(leg)
             return out + [FarBusy(leg.line)]
         leg.cseq += 1
-        req = fork.request.with_headers(("Via", self._via()), ("CSeq", f"{leg.cseq} INVITE"),
-                                        (header, auth))
+        req = fork.request.with_headers(("Via", self._via(fork.transport)),
+                                        ("CSeq", f"{leg.cseq} INVITE"), (header, auth))
         assert isinstance(req, Request)
-        key, sends = self.tx.request(now, req, fork.addr)
-        leg.forks.append(_Fork(key, req, fork.addr, auth_tried=True))
+        key, sends = self.tx.request(now, req, fork.addr, fork.transport)
+        leg.forks.append(_Fork(key, req, fork.addr, fork.transport, auth_tried=True))
         return list(sends)
 
     # ------------------------------------------------------------------ ending a call
@@ -735,10 +738,11 @@ class SipEngine:
         out: list[Any] = []
         if leg.state is LegState.CONFIRMED:
             leg.cseq += 1
-            headers = (("Via", self._via()), ("Max-Forwards", "70"), ("From", leg.local),
+            headers = (("Via", self._via(leg.transport)), ("Max-Forwards", "70"),
+                       ("From", leg.local),
                        ("To", leg.remote), ("Call-ID", leg.call_id), ("CSeq", f"{leg.cseq} BYE"))
             req = Request(headers=headers, method="BYE", uri=leg.remote_target)
-            _, sends = self.tx.request(now, req, leg.addr)
+            _, sends = self.tx.request(now, req, leg.addr, leg.transport)
             out += sends
         elif leg.state is LegState.INCOMING and leg.server_key is not None and leg.invite:
             out += self._respond(now, leg.server_key, leg.invite, 480, to_tag=leg.local_tag)

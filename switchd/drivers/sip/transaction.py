@@ -263,7 +263,9 @@ class Transactions:
             return []
         kind = Kind.INVITE_SERVER if req.method == "INVITE" else Kind.NON_INVITE_SERVER
         state = State.PROCEEDING if kind is Kind.INVITE_SERVER else State.TRYING
-        tx = _Tx(kind, key, state, req, _response_address(via, source), transport)
+        # Over TCP the answer goes back on the connection the request came in on.
+        back = _response_address(via, source) if transport == "UDP" else source
+        tx = _Tx(kind, key, state, req, back, transport)
         self._txs[key] = tx
         out: list[Deliver | Send] = []
         if kind is Kind.INVITE_SERVER:

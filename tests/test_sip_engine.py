@@ -262,3 +262,47 @@ def test_a_carriers_address_is_never_blocked_whatever_fails_from_it() -> None:
     carrier = Phone("139", addr=CARRIER)
     out = e.receive(T0 + 6, carrier.invite("4930123").to_bytes(), CARRIER)
     assert _only(out, Incoming)
+
+
+def test_a_carrier_registration_answers_the_challenge_and_is_refreshed_before_it_expires() -> None:
+    from switchd.drivers.sip.digest import DigestServer, parse_digest
+
+    creds = {201: parse_credentials_line("201", ha1_line("201", "switchd", "s3cret"))}
+    trunk = SipTrunk("carrier", host=CARRIER[0], port=CARRIER[1], channels=1, username="acct",
+                     password="carrier-pw", register=True, register_s=300, keepalive_s=0)
+    e = SipEngine(SipSettings(extensions=creds, trunks=(trunk,)), ["trunk/1", "ext/201"])
+    reg = msgs(e.start(T0))[0]
+    assert reg.method == "REGISTER" and reg.uri == "sip:10.1.1.1:5060" and reg.get("Expires") == "300"
+    carrier = DigestServer("carrier.example", key=b"c" * 32)
+    challenge = response_to_with(reg, 401, ("WWW-Authenticate", carrier.challenges(T0)[0]))
+    again = msgs(e.receive(T0, challenge.to_bytes(), CARRIER))[0]
+    auth = again.get("Authorization")
+    assert parse_digest(auth)["username"] == "acct"
+    lookup = {"acct": parse_credentials_line("acct", ha1_line("acct", "carrier.example",
+                                                              "carrier-pw"))}
+    assert carrier.check(T0, "REGISTER", auth, lookup)[0] == "acct"
+    ok = response_to_with(again, 200, ("Contact", f"{again.get('Contact')};expires=120"))
+    e.receive(T0, ok.to_bytes(), CARRIER)
+    assert e.trunk_status()["carrier"]["registered"] is True
+    assert e.start(T0 + 1) == []                    # a reload does not register twice
+    refresh = []
+    while (d := e.next_deadline()) is not None and d <= T0 + 100:
+        refresh += msgs(e.handle_timer(d))
+    # One refresh at 0.8 × 120 s (then its UDP retransmissions, unanswered here).
+    assert {(m.method, m.cseq.seq) for m in refresh} == {("REGISTER", again.cseq.seq + 1)}
+
+
+def test_keep_alives_tell_when_a_carrier_stops_answering() -> None:
+    trunk = SipTrunk("carrier", host=CARRIER[0], port=CARRIER[1], channels=1, keepalive_s=30)
+    e = SipEngine(SipSettings(trunks=(trunk,)), ["trunk/1"])
+    assert e.start(T0) == []
+    sent = []
+    while (d := e.next_deadline()) is not None and d <= T0 + 100:
+        sent += msgs(e.handle_timer(d))
+    assert {m.method for m in sent} == {"OPTIONS"}
+    assert e.trunk_status()["carrier"]["reachable"] is False
+
+
+def response_to_with(req: Request, status: int, *headers: tuple[str, str]) -> Response:
+    from switchd.drivers.sip.transaction import response_to
+    return response_to(req, status, to_tag="c1", headers=headers)

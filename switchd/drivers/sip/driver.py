@@ -167,7 +167,11 @@ class SipDriver:
             self._rtp[i] = None
 
     def start(self, now: float) -> None:
-        """Nothing to start at a time: phones register and carriers call on their own."""
+        """Register to carriers that want it and start their keep-alives (phones register
+        on their own)."""
+        rest = self._carry_out(self.engine.start(now))
+        if rest:
+            self.dispatch(rest)
 
     # ------------------------------------------------------------------ signalling
 

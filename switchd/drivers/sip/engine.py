@@ -180,6 +180,9 @@ class SipEngine:
         self._trunk_of_line = {ln: t for t in settings.trunks for ln in t.lines}
         #: INVITEs of calls that ended while they rang (client transaction key -> fork)
         self._orphans: dict[str, _Fork] = {}
+        #: carriers: registration and reachability; our REGISTER/OPTIONS to them by key
+        self._trunks: dict[str, _TrunkStatus] = {}
+        self._client_for: dict[str, tuple[str, str]] = {}
 
     # ------------------------------------------------------------------ helpers
 
@@ -607,7 +610,7 @@ class SipEngine:
 
     def _on_response(self, now: float, key: str, resp: Response) -> list[Any]:
         if resp.cseq.method != "INVITE":
-            return []
+            return self._trunk_response(now, key, resp)
         leg, fork = self._fork_of(key)
         if leg is None or fork is None:
             return self._orphan_response(now, key, resp)
@@ -811,6 +814,9 @@ class SipEngine:
                 out.append(item)
         while (due := self._timers.pop_due(now)) is not None:
             (what, *rest), _ = due
+            if what in ("trunk-reg", "trunk-ping"):
+                out += self._trunk_timer(now, what, rest[0])
+                continue
             if what == "reg":
                 ext, contact = rest
                 binds = self.bindings.get(ext, [])
@@ -823,7 +829,7 @@ class SipEngine:
 
     def _on_timeout(self, now: float, t: Timeout) -> list[Any]:
         if t.request.method != "INVITE":
-            return []
+            return self._trunk_timeout(now, t.key)
         self._orphans.pop(t.key, None)
         leg, fork = self._fork_of(t.key)
         if leg is None or fork is None or leg.state is not LegState.OUTGOING:
@@ -834,12 +840,151 @@ class SipEngine:
         out = self._drop_leg(leg)
         return out + ([FarBusy(leg.line)] if leg.line.startswith("trunk/") else [])
 
+    # ------------------------------------------------------------------ carriers
+
+    def start(self, now: float) -> list[Any]:
+        """Register to the carriers that want it and start their keep-alives (again after a
+        reload: timers already armed are kept)."""
+        out: list[Any] = []
+        for t in self.settings.trunks:
+            status = self._trunks.setdefault(t.name, _TrunkStatus())
+            if t.register and not self._timers.armed(("trunk-reg", t.name)) \
+                    and status.reg_key is None:
+                out += self._trunk_register(now, t)
+            if t.keepalive_s > 0 and not self._timers.armed(("trunk-ping", t.name)):
+                self._timers.arm(("trunk-ping", t.name), now + t.keepalive_s)
+        return out
+
+    def _trunk_request(self, now: float, t: SipTrunk, method: str, *,
+                       extra: tuple[tuple[str, str], ...] = ()) -> tuple[str, list[Any]]:
+        status = self._trunks[t.name]
+        status.cseq += 1
+        user = t.username or "switchd"
+        aor = f"<sip:{user}@{t.host}:{t.port}>"
+        headers = (("Via", self._via()), ("Max-Forwards", "70"),
+                   ("From", f"{aor};tag={status.tag}"), ("To", aor),
+                   ("Call-ID", status.call_id + method.lower()),
+                   ("CSeq", f"{status.cseq} {method}"), ("Contact", self._contact(user)),
+                   ("User-Agent", self.settings.user_agent)) + extra
+        uri = f"sip:{t.host}:{t.port}"
+        key, sends = self.tx.request(now, Request(headers=headers, method=method, uri=uri),
+                                     (t.host, t.port))
+        self._client_for[key] = (t.name, method)
+        return key, list(sends)
+
+    def _trunk_register(self, now: float, t: SipTrunk, auth: str | None = None,
+                        header: str = "Authorization") -> list[Any]:
+        extra: tuple[tuple[str, str], ...] = (("Expires", str(t.register_s)),)
+        if auth is not None:
+            extra += ((header, auth),)
+        key, sends = self._trunk_request(now, t, "REGISTER", extra=extra)
+        self._trunks[t.name].reg_key = key
+        self._trunks[t.name].auth_tried = auth is not None
+        return sends
+
+    def _trunk_response(self, now: float, key: str, resp: Response) -> list[Any]:
+        who = self._client_for.pop(key, None)
+        if who is None:
+            return []
+        name, method = who
+        trunk = next((t for t in self.settings.trunks if t.name == name), None)
+        status = self._trunks.get(name)
+        if trunk is None or status is None:
+            return []
+        status.reachable = True
+        if method == "OPTIONS":
+            return []
+        status.reg_key = None
+        if resp.status in (401, 407) and not status.auth_tried and trunk.password:
+            challenge = resp.get("WWW-Authenticate") or resp.get("Proxy-Authenticate") or ""
+            auth = answer_challenge(challenge, method="REGISTER",
+                                    uri=f"sip:{trunk.host}:{trunk.port}",
+                                    username=trunk.username or "", password=trunk.password)
+            if auth is not None:
+                return self._trunk_register(now, trunk, auth, "Authorization"
+                                            if resp.status == 401 else "Proxy-Authorization")
+        if 200 <= resp.status < 300:
+            expires = _granted_expires(resp, trunk.register_s)
+            status.registered = True
+            status.reason = "registered"
+            # Refresh before it runs out (RFC 3261 §10.2.4 leaves the margin to us).
+            self._timers.arm(("trunk-reg", name), now + max(30.0, expires * 0.8))
+            log.info("sip_trunk_registered", trunk=name, expires_s=expires)
+        else:
+            status.registered = False
+            status.reason = f"{resp.status} {resp.reason}"
+            self._timers.arm(("trunk-reg", name), now + 60.0)
+            log.warning("sip_trunk_register_failed", trunk=name, status=resp.status,
+                        reason=resp.reason)
+        return []
+
+    def _trunk_timeout(self, now: float, key: str) -> list[Any]:
+        who = self._client_for.pop(key, None)
+        if who is None:
+            return []
+        name, method = who
+        status = self._trunks.get(name)
+        if status is None:
+            return []
+        if status.reachable:
+            log.warning("sip_trunk_unreachable", trunk=name, method=method)
+        status.reachable = False
+        if method == "REGISTER":
+            status.reg_key = None
+            status.registered = False
+            status.reason = "no answer"
+            self._timers.arm(("trunk-reg", name), now + 60.0)
+        return []
+
+    def _trunk_timer(self, now: float, what: str, name: str) -> list[Any]:
+        trunk = next((t for t in self.settings.trunks if t.name == name), None)
+        if trunk is None:
+            return []
+        if what == "trunk-reg":
+            return self._trunk_register(now, trunk) if trunk.register else []
+        if trunk.keepalive_s > 0:
+            self._timers.arm(("trunk-ping", name), now + trunk.keepalive_s)
+            return self._trunk_request(now, trunk, "OPTIONS")[1]
+        return []
+
+    def trunk_status(self) -> dict[str, dict[str, Any]]:
+        """Per carrier: ``reachable`` (its last keep-alive or registration was answered),
+        ``registered`` and the last registration result."""
+        return {name: {"reachable": st.reachable, "registered": st.registered,
+                       "reason": st.reason} for name, st in self._trunks.items()}
+
     # ------------------------------------------------------------------ views
 
     def registrations(self, now: float) -> dict[str, list[Binding]]:
         """Live bindings per extension line (``ext/N``), for ``CALLS`` and switchctl."""
         return {f"ext/{ext}": [b for b in binds if b.expires_at > now]
                 for ext, binds in self.bindings.items() if binds}
+
+
+@dataclass(eq=False)
+class _TrunkStatus:
+    reachable: bool | None = None
+    registered: bool = False
+    reason: str = ""
+    reg_key: str | None = None
+    auth_tried: bool = False
+    cseq: int = 0
+    tag: str = field(default_factory=_tag)
+    call_id: str = field(default_factory=lambda: os.urandom(8).hex())
+
+
+def _granted_expires(resp: Response, asked: int) -> int:
+    """The registration lifetime the registrar granted (RFC 3261 §10.2.4): our Contact's
+    ``expires``, else the Expires header, else what we asked."""
+    for c in resp.get_all("Contact"):
+        try:
+            e = NameAddr.parse(c).param("expires")
+        except SipParseError:
+            continue
+        if e and e.isdigit():
+            return int(e)
+    e = resp.get("Expires")
+    return int(e) if e and e.isdigit() else asked
 
 
 def _http_date(now: float) -> str:

@@ -20,7 +20,10 @@ class SipTrunk:
     always is). ``dids``: called number (Request-URI user) → DNIS for routing (a number
     not listed is used as it is). ``caller_id``: the number presented on outbound calls
     (None: the extension's caller). ``username``/``password``: digest credentials when
-    the carrier challenges our requests (demo values only on loopback)."""
+    the carrier challenges our requests (demo values only on loopback). ``register``:
+    the switch registers to the carrier as ``username`` (refreshed before ``register_s``
+    runs out, retried every minute after a failure); ``keepalive_s``: OPTIONS to it that
+    tell whether it answers (:meth:`SipEngine.trunk_status`)."""
 
     name: str
     host: str
@@ -33,6 +36,11 @@ class SipTrunk:
     codecs: tuple[str, ...] = ("PCMU", "PCMA")
     username: str | None = None
     password: str | None = None
+    #: Register to the carrier (with ``username``/``password``) every ``register_s``.
+    register: bool = False
+    register_s: int = 600
+    #: Seconds between OPTIONS keep-alives to the carrier (0: none).
+    keepalive_s: float = 30.0
 
     @property
     def lines(self) -> tuple[str, ...]:

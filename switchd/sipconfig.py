@@ -45,7 +45,8 @@ class _RawSipTrunk(_Raw):
         default_factory=lambda: ["PCMU", "PCMA"])
     username: str | None = None
     password: str | None = None
-    register: bool = False
+    # `register` is BaseModel's (ABC) method name: the field is register_, spelt `register`.
+    register_: bool = Field(False, alias="register")
     register_s: Annotated[int, Field(ge=60, le=86_400)] = 600
     keepalive_s: Annotated[float, Field(ge=0, le=3600, allow_inf_nan=False)] = 30.0
 
@@ -141,7 +142,7 @@ def check_sip(c: ProblemCollector, data: Any, *, extensions: tuple[int, ...] | N
         if (t.username is None) != (t.password is None):
             c.add(at, f"sip.trunks.{name}: give both username and password, or neither")
             ok = False
-        if t.register and t.username is None:
+        if t.register_ and t.username is None:
             c.add(at + ("register",), f"sip.trunks.{name}.register: registering needs "
                   "username and password")
             ok = False
@@ -149,7 +150,7 @@ def check_sip(c: ProblemCollector, data: Any, *, extensions: tuple[int, ...] | N
                               first_line=first, allow=tuple(t.allow),
                               dids=MappingProxyType(dict(t.dids)), caller_id=t.caller_id,
                               codecs=tuple(t.codecs), username=t.username, password=t.password,
-                              register=t.register, register_s=t.register_s,
+                              register=t.register_, register_s=t.register_s,
                               keepalive_s=t.keepalive_s))
         first += t.channels
     lines = first - 1 if built else None

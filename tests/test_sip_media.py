@@ -124,3 +124,24 @@ def test_a_key_sent_as_rfc_4733_is_one_digit_whatever_the_repeats() -> None:
     assert keys == [KeyPress("5", 120.0), KeyPress("#", 120.0)]
     with pytest.raises(ValueError):
         tx.key("x")
+
+
+def test_the_short_path_for_plain_packets_counts_exactly_as_the_full_one() -> None:
+    """receive_datagram's fast path and receive() agree on every figure and frame."""
+    rng = random.Random(5)
+    pkts = _stream(300)
+    order = list(range(300))
+    for i in range(0, 290, 7):
+        order[i], order[i + 2] = order[i + 2], order[i]
+    for lost in (40, 41, 150):
+        order.remove(lost)
+    a, b = RtpReceiver(0), RtpReceiver(0)
+    played_a, played_b = [], []
+    for t, i in enumerate(order):
+        at = t * 0.02 + rng.uniform(0, 0.01)
+        a.receive(pkts[i], at)
+        b.receive_datagram(pkts[i].to_bytes(), at)
+        played_a.append(a.pull())
+        played_b.append(b.pull())
+    assert played_a == played_b
+    assert a.stats() == b.stats() and a.stats().lost == 3

@@ -27,7 +27,7 @@ import structlog
 from switchd.core.inputs import Digit
 from switchd.drivers.sip.engine import FOLLOWS, MediaStart, MediaStop, SipEngine
 from switchd.drivers.sip.message import MAX_MESSAGE, SipParseError, StreamFramer
-from switchd.drivers.sip.rtp import FRAME_SAMPLES, RtpPacket, RtpReceiver, RtpSender
+from switchd.drivers.sip.rtp import FRAME_SAMPLES, RtpReceiver, RtpSender
 from switchd.drivers.sip.settings import SipSettings
 from switchd.drivers.sip.transaction import Send
 from switchd.events import LineState
@@ -298,15 +298,12 @@ class SipDriver:
         m = self._media.get(channel)
         if m is None:
             return
-        pkt = RtpPacket.parse(data)
-        if pkt is None:
-            return
         if m.remote != addr:
             # Symmetric RTP: answer where the peer really sends from (NAT).
             m.remote = addr
             m.latched = True
         now = self.clock()
-        key = m.receiver.receive(pkt, now)
+        key = m.receiver.receive_datagram(data, now)
         if key is not None:
             self._last_key[channel] = (key.digit, now)
             self.dispatch([Digit(self.lines[channel], key.digit, now)])

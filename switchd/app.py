@@ -684,7 +684,39 @@ class App:
                 "agent": agent.agent_id if agent is not None else None,
                 "agent_state": agent.state.value if agent is not None else None,
             })
+        driver = self.driver
+        if isinstance(driver, SipDriver):
+            # The SIP board: whether each phone is registered, and each line's RTP so far.
+            regs = driver.engine.registrations(self.shell.now() if self.shell else time.time())
+            for item in out:
+                if item["kind"] == "ext":
+                    binds = regs.get(item["line"], [])
+                    item["registered"] = len(binds)
+                    item["contact"] = binds[0].contact if binds else None
+                item["media"] = driver.line_media(item["line"])
         return out
+
+    def sip_status(self) -> tuple[list[dict[str, Any]], list[dict[str, Any]]] | None:
+        """The SIP board's registrations (one entry per bound contact) and carriers;
+        None on the simulated board."""
+        driver = self.driver
+        if not isinstance(driver, SipDriver):
+            return None
+        now = self.shell.now() if self.shell else time.time()
+        regs = [{"line": line, "contact": b.contact, "source": f"{b.source[0]}:{b.source[1]}",
+                 "transport": b.transport, "expires_s": max(0, round(b.expires_at - now))}
+                for line, binds in sorted(driver.engine.registrations(now).items())
+                for b in binds]
+        trunks = []
+        status = driver.engine.trunk_status()
+        for t in driver.settings.trunks:
+            st = status.get(t.name, {})
+            trunks.append({"trunk": t.name, "host": f"{t.host}:{t.port}",
+                           "lines": f"{t.lines[0]}-{t.lines[-1].split('/')[1]}",
+                           "reachable": st.get("reachable"), "register": t.register,
+                           "registered": st.get("registered") if t.register else None,
+                           "reason": st.get("reason") or None})
+        return regs, trunks
 
     def send_keys(self, line: str, digits: str) -> list[str]:
         """``line`` sends ``digits`` as DTMF (each key 80 ms of tone, 80 ms apart: twice
@@ -719,6 +751,8 @@ class App:
                 "extension": call.extension, "start": iso_utc(call.start),
                 "answer": iso_utc(call.answer_time) if call.answer_time is not None else None,
                 "lines": ",".join(call.lines()), "vip": call.vip or None,
+                "media": (self.driver.call_media(call.call_id)
+                          if isinstance(self.driver, SipDriver) else None),
             })
         return out
 

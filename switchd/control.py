@@ -102,6 +102,10 @@ class Control(Protocol):
         """Live calls as CTI ``ITEM`` fields, oldest first."""
         ...
 
+    def sip_status(self) -> tuple[list[dict[str, Any]], list[dict[str, Any]]] | None:
+        """The SIP board's registrations and carriers (``SIP.REGS``); None on another board."""
+        ...
+
     async def query_cdrs(self, **filters: Any) -> list[dict[str, Any]]:
         """CDRs matching ``filters`` (caller, callee, since, until, disposition, limit),
         including the calls that just ended. Raises ValueError for a bad filter."""

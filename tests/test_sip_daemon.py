@@ -195,3 +195,34 @@ def test_a_phone_registers_and_is_answered_over_tcp(tmp_path: Path) -> None:
     with _daemon(tmp_path, _sip_config()) as (d, sw):
         asyncio.run(run(sw))
         assert any('"sip.registration"' in ln and '"ext/201"' in ln for ln in d.log_lines())
+
+
+def test_lines_calls_and_sip_regs_show_registrations_and_media(tmp_path: Path) -> None:
+    from tests.daemon import admin, fields
+
+    async def run(sw: tuple[str, int], port: int) -> None:
+        c = await admin(port)
+        phone = await Ua("202", sw, PASSWORD).start()
+        caller = await Ua("139", sw, voice=tone(1000, 1.0)).start()
+        try:
+            assert (await phone.register()).status == 200
+            regs = [fields(x) for x in (await c.cmd("SIP.REGS"))[:-1]]
+            assert [(r["kind"], r.get("line"), r.get("trunk")) for r in regs] == [
+                ("phone", "ext/202", None), ("trunk", None, "carrier")]
+            assert regs[0]["transport"] == "UDP" and 0 < int(regs[0]["expires_s"]) <= 300
+            resp, call = await caller.dial("4930123")
+            await asyncio.sleep(1.0)
+            lines = {f["line"]: f for f in (fields(x) for x in (await c.cmd("LINES"))[:-1])}
+            assert lines["ext/202"]["registered"] == "1" and lines["ext/201"]["registered"] == "0"
+            assert "rx=" in lines["trunk/1"]["media"] and "rx=" in lines["ext/202"]["media"]
+            [live] = [fields(x) for x in (await c.cmd("CALLS"))[:-1]]
+            assert "trunk/1 rx=" in live["media"] and "ext/202 rx=" in live["media"]
+            await caller.hang_up(call)
+        finally:
+            phone.close()
+            caller.close()
+
+    cfg = _sip_config()
+    cfg["routes"].insert(0, {"dnis": "8200", "to": "extension:202"})
+    with _daemon(tmp_path, cfg) as (d, sw):
+        asyncio.run(run(sw, d.port))

@@ -30,6 +30,7 @@ from switchd.cti.rec_verbs import REC_VERBS, RecVerbs
 from switchd.cti.report_verbs import REPORT_VERBS, ReportVerbs
 from switchd.cti.server import Reply, Session
 from switchd.cti.sim_verbs import SIM_VERBS, SimVerbs
+from switchd.cti.sip_verbs import SIP_VERBS, SipVerbs
 from switchd.cti.super_verbs import SUPER_VERBS, SuperVerbs
 from switchd.cti.verbs import (
     ADMIN,
@@ -90,6 +91,7 @@ register(NOTE_VERBS)
 register(SUPER_VERBS)
 register(BOARD_VERBS)
 register(REPORT_VERBS)
+register(SIP_VERBS)
 
 
 def _balanced(pattern: str) -> bool:
@@ -144,6 +146,7 @@ class Commands:
             (PHONE_VERBS, PhoneVerbs(control)), (CALL_VERBS, CallVerbs(control)),
             (NOTE_VERBS, NoteVerbs(control)), (SUPER_VERBS, SuperVerbs(control)),
             (BOARD_VERBS, BoardVerbs(control)), (REPORT_VERBS, ReportVerbs(control)),
+            (SIP_VERBS, SipVerbs(control)),
         ]
         if sim is not None:
             groups.append((SIM_VERBS, SimVerbs(control, sim)))

@@ -282,6 +282,20 @@ class SipDriver:
         return (f"rx={st.received} lost={st.lost} late={st.late} concealed={st.concealed} "
                 f"jitter_ms={st.jitter_ms:.1f} tx={m.sender.sent}")
 
+    def line_media(self, line: str) -> str | None:
+        """``line``'s RTP figures so far in its call, or None when it has no RTP now."""
+        ch = self.engine.channel_of.get(line)
+        m = self._media.get(ch) if ch is not None else None
+        return self._text(m) if m is not None else None
+
+    def call_media(self, call_id: str) -> str | None:
+        """RTP figures so far of the lines in call ``call_id`` (as :meth:`stats_for_call`,
+        the lines still in it only, forgetting nothing)."""
+        parts = [f"{line} {self._text(self._media[self.engine.channel_of[line]])}"
+                 for line, cid in self._line_call.items()
+                 if cid == call_id and self.engine.channel_of[line] in self._media]
+        return "; ".join(parts) or None
+
     def stats_for_call(self, call_id: str) -> str | None:
         """What the RTP receivers of ``call_id``'s lines saw (``trunk/1 rx=… lost=… late=…
         concealed=… jitter_ms=… tx=…; ext/201 …``): the lines still in it and those that

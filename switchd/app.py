@@ -990,7 +990,7 @@ class App:
     def _on_frames(self, frames: int) -> None:
         assert self.shell is not None
         submit = self.shell.submit
-        driver = self.driver
+        driver = getattr(self, "driver", None)
         if isinstance(driver, SipDriver):
             # A key the phone sent as an RFC 4733 event and also in-band is one key.
             def submit(item: Any, _submit: Any = self.shell.submit) -> object:

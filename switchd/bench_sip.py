@@ -107,7 +107,9 @@ def _config(calls: int, flows_dir: Path, rtp_port: int) -> dict[str, Any]:
     sip = cfg["sip"]
     sip["listen"] = "127.0.0.1:0"
     sip["rtp_port"] = rtp_port
-    sip["trunks"] = {"load": {"host": "127.0.0.1", "channels": calls, "keepalive_s": 0}}
+    # The load client sends from any port of 127.0.0.1 (no phones here to tell apart).
+    sip["trunks"] = {"load": {"host": "127.0.0.1", "allow": ["127.0.0.1"], "channels": calls,
+                              "keepalive_s": 0}}
     cfg["routes"] = [{"dnis": DNIS, "to": "flow:bench"}]
     cfg["sim"]["traffic"]["enabled"] = False
     cfg["ivr"]["flows_dir"] = str(flows_dir)

@@ -1020,8 +1020,7 @@ class VoicemailNew(CallEvent):
 class SipAuthFailed(Event):
     """A SIP request from ``source`` (``host:port``) failed digest authentication or came
     from an address no trunk accepts: ``method``, the ``user`` it claimed (may be empty),
-    ``reason`` (``bad_credentials``, ``unknown_user``, ``not_a_trunk``,
-    ``rate_limited``) and how many failures that address has in the last minute."""
+    ``reason`` (``bad_credentials``, ``unknown_user``, ``rate_limited``) and how many failures that address has in the last minute."""
 
     name: ClassVar[str] = "sip.auth_failed"
     source: str

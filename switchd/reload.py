@@ -19,9 +19,10 @@ __all__ = ["RESTART_SECTIONS", "ReloadPlan", "plan_reload"]
 #: loggers; the music on hold and the simulated voices are loaded once; the recordings'
 #: and the voicemail's directories hold open files, and the recording writer keeps the
 #: flush and buffer settings it started with (the rest of both sections reloads: new
-#: modes, formats, retention and boxes apply to the next call).
+#: modes, formats, retention and boxes apply to the next call); the SIP board's sockets,
+#: phones' credentials and carriers are set up once (``sip``).
 RESTART_SECTIONS = ("board", "cti", "state_dir", "log", "media", "sim.audio", "recording.path",
-                    "recording.flush_s", "recording.buffer_s", "voicemail.path")
+                    "recording.flush_s", "recording.buffer_s", "voicemail.path", "sip")
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +43,7 @@ def plan_reload(old: Config, new: Config) -> ReloadPlan:
         "recording.flush_s": (old.recording.flush_s, new.recording.flush_s),
         "recording.buffer_s": (old.recording.buffer_s, new.recording.buffer_s),
         "voicemail.path": (old.voicemail.directory, new.voicemail.directory),
+        "sip": (old.sip, new.sip),
     }
     restart = tuple(name for name in RESTART_SECTIONS if pairs[name][0] != pairs[name][1])
     if restart:
@@ -50,5 +52,6 @@ def plan_reload(old: Config, new: Config) -> ReloadPlan:
                       recording=replace(new.recording, directory=old.recording.directory,
                                         flush_s=old.recording.flush_s,
                                         buffer_s=old.recording.buffer_s),
-                      voicemail=replace(new.voicemail, directory=old.voicemail.directory))
+                      voicemail=replace(new.voicemail, directory=old.voicemail.directory),
+                      sip=old.sip)
     return ReloadPlan(new, restart)

@@ -64,6 +64,7 @@ class _RawSip(_Raw):
     max_expires_s: Annotated[int, Field(ge=10, le=86_400)] = 3600
     auth_fail_limit: Annotated[int, Field(ge=1, le=10_000)] = 10
     block_s: Annotated[float, Field(gt=0, le=86_400, allow_inf_nan=False)] = 60.0
+    unregistered: Literal["busy", "ring"] = "busy"
     auth_algorithms: Annotated[list[Literal["MD5", "SHA-256"]], Field(min_length=1, max_length=2)] = \
         Field(default_factory=lambda: ["MD5"])
 
@@ -130,6 +131,10 @@ def check_sip(c: ProblemCollector, data: Any, *, extensions: tuple[int, ...] | N
     first = 1
     for name, t in raw.trunks.items():
         at = ("sip", "trunks", name)
+        if not _ip(t.host):
+            c.add(at + ("host",), f"sip.trunks.{name}.host: {t.host!r} is not an IP address "
+                  "(carriers are matched by the address their requests come from)")
+            ok = False
         for i, a in enumerate(t.allow):
             if not _ip(a):
                 c.add(at + ("allow", i), f"sip.trunks.{name}.allow: {a!r} is not an IP address")
@@ -164,7 +169,8 @@ def check_sip(c: ProblemCollector, data: Any, *, extensions: tuple[int, ...] | N
                        realm=raw.realm, extensions=MappingProxyType(creds), trunks=tuple(built),
                        codecs=tuple(raw.codecs), min_expires_s=raw.min_expires_s,
                        max_expires_s=raw.max_expires_s, auth_fail_limit=raw.auth_fail_limit,
-                       block_s=raw.block_s, auth_algorithms=tuple(raw.auth_algorithms)), lines
+                       block_s=raw.block_s, auth_algorithms=tuple(raw.auth_algorithms),
+                       unregistered=raw.unregistered), lines
 
 
 def sip_demo_problem(settings: SipSettings) -> str | None:

@@ -66,11 +66,14 @@ class Call:
 
 
 class Ua:
-    """A phone (``user``/``password``) or a carrier (no password) at 127.0.0.1."""
+    """A phone (``user``/``password``) or a carrier (no password) at ``host`` (a loopback
+    address: a carrier on 127.0.0.2 is told apart from phones on 127.0.0.1)."""
 
     def __init__(self, user: str, switch: tuple[str, int], password: str | None = None,
-                 *, voice: np.ndarray | None = None, auto_answer: bool = True) -> None:
+                 *, voice: np.ndarray | None = None, auto_answer: bool = True,
+                 host: str = "127.0.0.1") -> None:
         self.user, self.password, self.switch = user, password, switch
+        self.host = host
         self.voice = voice if voice is not None else np.zeros(160, dtype=np.int16)
         self.auto_answer = auto_answer
         self.tag = os.urandom(4).hex()
@@ -88,9 +91,9 @@ class Ua:
     async def start(self) -> Ua:
         loop = asyncio.get_running_loop()
         self.sip, _ = await loop.create_datagram_endpoint(lambda: _Proto(self, False),
-                                                          local_addr=("127.0.0.1", 0))
+                                                          local_addr=(self.host, 0))
         self.rtp, _ = await loop.create_datagram_endpoint(lambda: _Proto(self, True),
-                                                          local_addr=("127.0.0.1", 0))
+                                                          local_addr=(self.host, 0))
         self.addr = self.sip.get_extra_info("sockname")[:2]
         self.rtp_port = self.rtp.get_extra_info("sockname")[1]
         self._sender = asyncio.ensure_future(self._send_audio())
@@ -149,7 +152,7 @@ class Ua:
         sw = f"{self.switch[0]}:{self.switch[1]}"
         call = Call(os.urandom(6).hex())
         self.calls[call.call_id] = call
-        body = sdp.build("127.0.0.1", self.rtp_port, [sdp.Codec("PCMU", 0)], session_id=1)
+        body = sdp.build(self.host, self.rtp_port, [sdp.Codec("PCMU", 0)], session_id=1)
         h = self._headers("INVITE", f"<sip:{number}@{sw}>", call.call_id) + (
             ("Content-Type", "application/sdp"),)
         resp = await self.request(Request(headers=h, method="INVITE",
@@ -229,7 +232,7 @@ class Ua:
     def answer(self, call: Call) -> None:
         """Answer the switch's INVITE with 200 and our SDP."""
         assert call.invite is not None
-        body = sdp.build("127.0.0.1", self.rtp_port, [sdp.Codec("PCMU", 0)], session_id=2)
+        body = sdp.build(self.host, self.rtp_port, [sdp.Codec("PCMU", 0)], session_id=2)
         host, port = self.addr
         resp = response_to(call.invite, 200, to_tag=self.tag, body=body, headers=(
             ("Contact", f"<sip:{self.user}@{host}:{port}>"), ("Content-Type", "application/sdp")))

@@ -17,7 +17,7 @@ import pytest
 
 from tests.baresip import BINARY, Baresip, write_wav
 from tests.sip_ua import Ua, power_at, tone
-from tests.test_sip_daemon import PASSWORD, _daemon, _sip_config, _wait_cdr
+from tests.test_sip_daemon import CARRIER_HOST, PASSWORD, _daemon, _sip_config, _wait_cdr
 
 pytestmark = pytest.mark.skipif(
     BINARY is None, reason="baresip is not installed (as root `make test` installs it with "
@@ -38,7 +38,7 @@ def test_baresip_registers_answers_a_carrier_call_and_both_sides_hear_each_other
             phone.wait_registered()
 
             async def carrier_call() -> np.ndarray:
-                caller = await Ua("13900000000", sw, voice=tone(600, 1.0)).start()
+                caller = await Ua("13900000000", sw, voice=tone(600, 1.0), host=CARRIER_HOST).start()
                 try:
                     resp, call = await caller.dial("4930123")
                     assert resp.status == 200

@@ -117,3 +117,28 @@ def test_the_shipped_config_checks_its_sip_section_and_passwd_prints_a_usable_li
                          input="pw\n", capture_output=True, text=True, check=True).stdout.strip()
     cred = parse_credentials_line("205", out)
     assert cred.realm == "switchd" and cred.ha1_for("MD5") is not None
+
+
+def test_a_carrier_host_must_be_an_ip_address(tmp_path: Path) -> None:
+    got = _problems(tmp_path, """
+        board: {driver: sip, extensions: 2}
+        sip:
+          trunks:
+            a: {host: sip.example.com, channels: 1}
+        """)
+    assert got == ["4:15: sip.trunks.a.host: 'sip.example.com' is not an IP address (carriers "
+                   "are matched by the address their requests come from)"]
+
+
+def test_a_reload_keeps_the_sip_settings_and_says_a_restart_is_needed(tmp_path: Path) -> None:
+    from switchd.reload import plan_reload
+
+    text = """
+        board: {{driver: sip, extensions: 2}}
+        sip:
+          rtp_port: {port}
+        """
+    old = _load(tmp_path, text.format(port=20000))
+    new = _load(tmp_path, text.format(port=30000))
+    plan = plan_reload(old, new)
+    assert "sip" in plan.restart and plan.config.sip == old.sip

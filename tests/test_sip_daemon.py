@@ -21,6 +21,7 @@ from tests.daemon import Daemon, make_config, running
 from tests.sip_ua import Ua, power_at, tone
 
 PASSWORD = "s3cret"
+CARRIER_HOST = "127.0.0.2"
 
 
 def _sip_config(**extra: object) -> dict:
@@ -30,8 +31,9 @@ def _sip_config(**extra: object) -> dict:
         "sip.rtp_port": rtp,
         "sip.extensions": {n: {"password": ha1_line(str(n), "switchd", PASSWORD)}
                            for n in (201, 202)},
-        "sip.trunks": {"carrier": {"host": "127.0.0.1", "channels": 2,
-                                   "dids": {"4930123": "8200"}}},
+        # The carrier's calls come from 127.0.0.2 (CARRIER_HOST), the phones' from 127.0.0.1.
+        "sip.trunks": {"carrier": {"host": CARRIER_HOST, "allow": [CARRIER_HOST], "channels": 2,
+                                   "dids": {"4930123": "8200"}, "keepalive_s": 0}},
         **extra})
     # Two carrier channels are the board's trunks: the shipped night-line route (trunk 8) goes.
     cfg["routes"] = [r for r in cfg["routes"] if "trunk" not in r]
@@ -88,7 +90,9 @@ def test_a_phone_registers_calls_the_ivr_hears_the_prompt_and_its_keys_arrive_on
             await asyncio.sleep(1.0)
             assert (await phone.hang_up(call)).status == 200
             [cdr] = await _wait_cdr(d)
-            assert cdr["src"] == "201" and cdr["dst"] == "8000"
+            # The phone's own call (not a carrier's): extension 201 placed it.
+            assert cdr["src"] == "201" and cdr["dst"] == "8000" and cdr["extension"] == 201
+            assert cdr["trunk"] is None
         finally:
             phone.close()
 
@@ -101,7 +105,7 @@ def test_a_phone_registers_calls_the_ivr_hears_the_prompt_and_its_keys_arrive_on
 def test_a_carriers_call_rings_a_registered_phone_and_both_hear_each_other(tmp_path: Path) -> None:
     async def run(sw: tuple[str, int], d: Daemon) -> None:
         agent = await Ua("202", sw, PASSWORD, voice=tone(600, 1.0)).start()
-        caller = await Ua("13900000000", sw, voice=tone(1000, 1.0)).start()
+        caller = await Ua("13900000000", sw, voice=tone(1000, 1.0), host=CARRIER_HOST).start()
         try:
             assert (await agent.register()).status == 200
             resp, call = await caller.dial("4930123")
@@ -137,8 +141,6 @@ def test_a_stranger_cannot_call_out_and_a_register_flood_is_rate_limited(tmp_pat
         phone = await Ua("201", sw, PASSWORD).start()
         scanner = await Ua("100", sw, "guess").start()
         try:
-            # 127.0.0.1 is the carrier's address in this config; a "phone" claiming to be an
-            # extension from there is still challenged, and a wrong password fails.
             assert (await phone.register()).status == 200
             for _ in range(12):
                 try:
@@ -154,9 +156,7 @@ def test_a_stranger_cannot_call_out_and_a_register_flood_is_rate_limited(tmp_pat
             phone.close()
             scanner.close()
 
-    # The carrier sits elsewhere here: a carrier's own address is never blocked.
     cfg = _sip_config(**{"sip.auth_fail_limit": 5})
-    cfg["sip"]["trunks"]["carrier"]["host"] = "127.0.0.2"
     with _daemon(tmp_path, cfg) as (d, sw):
         asyncio.run(run(sw, d))
         fails = [json.loads(ln) for ln in d.log_lines() if '"sip.auth_failed"' in ln]
@@ -203,7 +203,7 @@ def test_lines_calls_and_sip_regs_show_registrations_and_media(tmp_path: Path) -
     async def run(sw: tuple[str, int], port: int) -> None:
         c = await admin(port)
         phone = await Ua("202", sw, PASSWORD).start()
-        caller = await Ua("139", sw, voice=tone(1000, 1.0)).start()
+        caller = await Ua("139", sw, voice=tone(1000, 1.0), host=CARRIER_HOST).start()
         try:
             assert (await phone.register()).status == 200
             regs = [fields(x) for x in (await c.cmd("SIP.REGS"))[:-1]]

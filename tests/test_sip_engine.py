@@ -138,10 +138,24 @@ def test_a_ring_the_switch_withdraws_is_cancelled_once_the_phone_rang() -> None:
     assert cancel.method == "CANCEL" and cancel.vias[0].branch == invite.vias[0].branch
 
 
-def test_an_unregistered_extension_is_not_rung_anywhere() -> None:
+def test_an_unregistered_extension_declines_at_once_or_rings_out_as_configured() -> None:
     e = _engine()
     _state(e, "ext/202", LineStatus.ALERTING)
-    assert e.handle(T0, CallRinging("c1", T0, line="ext/202", caller="1", callee="202")) == []
+    ring = CallRinging("c1", T0, line="ext/202", caller="1", callee="202")
+    assert e.handle(T0, ring) == [Hangup("ext/202")]        # busy, the default
+    quiet = SipEngine(SipSettings(unregistered="ring"), LINES)
+    quiet.handle(T0, LineState("ext/202", LineStatus.ALERTING, LineStatus.IDLE, T0))
+    assert quiet.handle(T0, ring) == []
+
+
+def test_a_phone_that_declines_declines_the_ring() -> None:
+    e = _engine()
+    phone = Phone("201")
+    _register(e, phone)
+    _state(e, "ext/201", LineStatus.ALERTING)
+    invite = msgs(e.handle(T0, CallRinging("c1", T0, line="ext/201", caller="1", callee="201")))[0]
+    out = e.receive(T0 + 1, phone.answer(invite, 603).to_bytes(), phone.addr)
+    assert _only(out, Hangup) == [Hangup("ext/201")] and msgs(out)[0].method == "ACK"
 
 
 def test_a_carriers_call_takes_a_trunk_line_with_the_dids_dnis_and_is_answered_on_connect() -> None:
@@ -306,3 +320,15 @@ def test_keep_alives_tell_when_a_carrier_stops_answering() -> None:
 def response_to_with(req: Request, status: int, *headers: tuple[str, str]) -> Response:
     from switchd.drivers.sip.transaction import response_to
     return response_to(req, status, to_tag="c1", headers=headers)
+
+
+def test_busy_for_a_carriers_unanswered_call_is_a_486_not_an_answer() -> None:
+    from switchd.events import Tone, ToneStarted
+
+    e = _engine()
+    carrier = Phone("139", addr=CARRIER)
+    e.receive(T0, carrier.invite("4930123").to_bytes(), CARRIER)
+    _state(e, "trunk/1", LineStatus.ALERTING)
+    assert msgs(_state(e, "trunk/1", LineStatus.TONE)) == []        # no 200 for a tone
+    out = e.handle(T0, ToneStarted("trunk/1", Tone.BUSY, T0))
+    assert [m.status for m in msgs(out)] == [486] and _only(out, Hangup) == [Hangup("trunk/1")]

@@ -145,3 +145,15 @@ def test_the_short_path_for_plain_packets_counts_exactly_as_the_full_one() -> No
         played_b.append(b.pull())
     assert played_a == played_b
     assert a.stats() == b.stats() and a.stats().lost == 3
+
+
+def test_key_packets_share_the_sequence_numbers_and_are_not_counted_lost() -> None:
+    tx = RtpSender(0, 101)
+    rx = RtpReceiver(0, 101)
+    for _ in range(10):
+        rx.receive(RtpPacket.parse(tx.audio(b"\xff" * FRAME_SAMPLES)), 0.0)
+    for pkt in tx.key("1", 120):
+        rx.receive(RtpPacket.parse(pkt), 0.0)
+    for _ in range(10):
+        rx.receive_datagram(tx.audio(b"\xff" * FRAME_SAMPLES), 0.0)
+    assert rx.stats().lost == 0 and rx.stats().received == 20

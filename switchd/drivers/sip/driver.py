@@ -9,7 +9,8 @@ bound at start); every 20 ms tick :meth:`inbound` takes one frame per line from 
 jitter buffer and decodes all lines' G.711 at once (numpy), and :meth:`outbound` encodes
 all lines at once and sends one packet per line in a call. RTP is symmetric (RFC 4961
 style latching): once a line's peer sends from some address, its audio goes back there,
-so phones behind NAT work. Keys sent as RFC 4733 events become the core's ``Digit``
+so phones behind NAT work; once learnt, packets from any other address are dropped
+(nobody else can talk into the call). Keys sent as RFC 4733 events become the core's ``Digit``
 inputs; the media plane's in-band detector does not count the same key again
 (:meth:`claims_digit`).
 """
@@ -51,6 +52,7 @@ class _Media:
     alaw: bool
     send: bool = True
     latched: bool = False
+    sdp_remote: Address = ("", 0)     # the address its SDP gave
 
 
 class _SipProtocol(asyncio.DatagramProtocol):
@@ -255,12 +257,15 @@ class SipDriver:
         cur = self._media.get(ch)
         if cur is not None and cur.receiver.payload == m.codec.payload:
             cur.send = m.send
-            if not cur.latched:
-                cur.remote = m.remote
+            if m.remote != cur.sdp_remote:
+                # The peer moved its media (a re-INVITE): learn its source again.
+                cur.remote = cur.sdp_remote = m.remote
+                cur.latched = False
             return
         self._media[ch] = _Media(RtpReceiver(m.codec.payload, m.codec.dtmf_payload),
                                  RtpSender(m.codec.payload, m.codec.dtmf_payload),
-                                 m.remote, alaw=m.codec.name == "PCMA", send=m.send)
+                                 m.remote, alaw=m.codec.name == "PCMA", send=m.send,
+                                 sdp_remote=m.remote)
 
     def _media_stop(self, line: str) -> None:
         ch = self.engine.channel_of[line]
@@ -313,9 +318,12 @@ class SipDriver:
         if m is None:
             return
         if m.remote != addr:
-            # Symmetric RTP: answer where the peer really sends from (NAT).
+            if m.latched:
+                return      # another source once latched: not this call's peer (injection)
+            # Symmetric RTP: answer where the peer really sends from (NAT), learnt from
+            # its first packet; later packets from elsewhere are dropped.
             m.remote = addr
-            m.latched = True
+        m.latched = True
         now = self.clock()
         key = m.receiver.receive_datagram(data, now)
         if key is not None:

@@ -55,7 +55,7 @@ from switchd.drivers.sip.transaction import (
     response_to,
 )
 from switchd.engine import TimerHeap
-from switchd.events import CallRinging, LineState, SipAuthFailed, SipRegistration
+from switchd.events import CallRinging, LineState, SipAuthFailed, SipRegistration, Tone, ToneStarted
 from switchd.lines.state import LineStatus
 
 __all__ = ["FOLLOWS", "Binding", "MediaStart", "MediaStop", "SipEngine"]
@@ -64,7 +64,7 @@ log = structlog.get_logger("switchd.sip")
 Address = tuple[str, int]
 
 #: The core events the SIP board follows.
-FOLLOWS: tuple[type, ...] = (LineState, CallRinging)
+FOLLOWS: tuple[type, ...] = (LineState, CallRinging, ToneStarted)
 _ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER"
 
 
@@ -311,7 +311,7 @@ class SipEngine:
             q.popleft()
         out: list[Any] = [SipAuthFailed(f"{source[0]}:{source[1]}", method, user, reason,
                                         len(q), now)]
-        if len(q) >= self.settings.auth_fail_limit and self._trunk_from(source[0]) is None:
+        if len(q) >= self.settings.auth_fail_limit and self._trunk_from(source) is None:
             # A carrier's address is never blocked: a forged source (UDP) must not be able
             # to cut the centre off from its inbound calls.
             self._blocked[source[0]] = now + self.settings.block_s
@@ -402,8 +402,8 @@ class SipEngine:
         return any(b.source == source and b.expires_at > now
                    for binds in self.bindings.values() for b in binds)
 
-    def _trunk_from(self, host: str) -> SipTrunk | None:
-        return next((t for t in self.settings.trunks if t.accepts(host)), None)
+    def _trunk_from(self, source: Address) -> SipTrunk | None:
+        return next((t for t in self.settings.trunks if t.accepts(*source)), None)
 
     # ------------------------------------------------------------------ OPTIONS
 
@@ -419,7 +419,7 @@ class SipEngine:
         to_tag = req.to.tag
         if to_tag:
             return self._on_reinvite(now, key, req, to_tag)
-        trunk = self._trunk_from(source[0])
+        trunk = self._trunk_from(source)
         if trunk is not None:
             return self._trunk_invite(now, key, req, source, trunk)
         ext, out = self._authenticate(now, key, req, source)
@@ -581,7 +581,9 @@ class SipEngine:
         ext = int(line.split("/")[1])
         contacts = [b for b in self.bindings.get(ext, []) if b.expires_at > now]
         if not contacts:
-            log.info("sip_extension_unregistered", line=line)
+            log.info("sip_extension_unregistered", line=line, then=self.settings.unregistered)
+            if self.settings.unregistered == "busy":
+                return [Hangup(line)]       # the phone "declines" at once (not registered)
             return []           # it rings nowhere: the core's ring timeout ends the offer
         call_id = f"{os.urandom(8).hex()}@{self.settings.address}"
         tag = _tag()
@@ -631,7 +633,7 @@ class SipEngine:
         out = self._drop_leg(leg)
         if leg.line.startswith("trunk/"):
             return out + [FarBusy(leg.line)]
-        return out      # every phone of the extension declined: the ring times out
+        return out + [Hangup(leg.line)]     # every phone of the extension declined
 
     def _orphan_response(self, now: float, key: str, resp: Response) -> list[Any]:
         """A response to an INVITE of a call the switch already ended: CANCEL it at its
@@ -763,6 +765,8 @@ class SipEngine:
         kind = type(event)
         if kind is LineState:
             return self._line_state(now, event)
+        if kind is ToneStarted:
+            return self._tone(now, event)
         if kind is CallRinging:
             line = event.line
             if line in self.legs:
@@ -786,7 +790,7 @@ class SipEngine:
         if leg.state is LegState.INCOMING and leg.server_key is not None and leg.invite:
             if ev.state is LineStatus.ALERTING:
                 return self._respond(now, leg.server_key, leg.invite, 180, to_tag=leg.local_tag)
-            if ev.state in (LineStatus.CONNECTED, LineStatus.TONE, LineStatus.HELD):
+            if ev.state in (LineStatus.CONNECTED, LineStatus.HELD):
                 # The switch connected the caller (an IVR, a queue, an agent): answer.
                 leg.state = LegState.CONFIRMED
                 out = self._respond(now, leg.server_key, leg.invite, 200, to_tag=leg.local_tag,
@@ -794,6 +798,17 @@ class SipEngine:
                                     body=self._our_sdp(leg))
                 return out + self._media_start(leg)
         return []
+
+    def _tone(self, now: float, ev: ToneStarted) -> list[Any]:
+        """Busy or congestion for a carrier's call not answered yet: a SIP answer (486 /
+        503), not a 200 to play the tone over: an answered call is a billed one."""
+        leg = self.legs.get(ev.line)
+        if leg is None or leg.state is not LegState.INCOMING or leg.server_key is None \
+                or leg.invite is None or ev.tone not in (Tone.BUSY, Tone.CONGESTION):
+            return []
+        status = 486 if ev.tone is Tone.BUSY else 503
+        out = self._respond(now, leg.server_key, leg.invite, status, to_tag=leg.local_tag)
+        return out + self._drop_leg(leg) + [Hangup(leg.line)]
 
     # ------------------------------------------------------------------ time
 
@@ -926,7 +941,8 @@ class SipEngine:
         status = self._trunks.get(name)
         if status is None:
             return []
-        if status.reachable:
+        if status.reachable is not False:
+            # Once per change (or at the first check): not every unanswered keep-alive.
             log.warning("sip_trunk_unreachable", trunk=name, method=method)
         status.reachable = False
         if method == "REGISTER":

@@ -167,11 +167,10 @@ class RtpReceiver:
             self._base_seq = None
             self._received_here = 0
         self._ssrc = pkt.ssrc
-        if self.dtmf_payload is not None and pkt.payload_type == self.dtmf_payload:
-            return self._event(pkt)
-        if pkt.payload_type != self.payload or not pkt.payload:
+        is_key = self.dtmf_payload is not None and pkt.payload_type == self.dtmf_payload
+        if not is_key and (pkt.payload_type != self.payload or not pkt.payload):
             return None
-        self.received += 1
+        # Keys and audio share the sequence numbers: both count for loss (RFC 3550 A.3).
         self._received_here += 1
         if self._base_seq is None:
             self._base_seq = self._ext_max = pkt.sequence
@@ -181,6 +180,9 @@ class RtpReceiver:
             ext = self._ext_max + (delta if delta < 0x8000 else delta - 0x10000)
             self._ext_max = max(self._ext_max, ext)
             self._base_seq = min(self._base_seq, ext)      # reordered at the very start
+        if is_key:
+            return self._event(pkt)
+        self.received += 1
         # Interarrival jitter (RFC 3550 A.8), in samples.
         transit = arrival * 8000.0 - pkt.timestamp
         if self._transit is not None:

@@ -16,8 +16,8 @@ class SipTrunk:
     """One carrier trunk: its SIP peer, the trunk lines it owns, and who may call in on it.
 
     ``first_line``..``first_line + channels - 1`` are its trunk lines (``trunk/N``).
-    ``allow``: source IP addresses accepted for inbound INVITEs (the carrier's host
-    always is). ``dids``: called number (Request-URI user) → DNIS for routing (a number
+    ``allow``: more source IP addresses whose INVITEs come in on it, from any port (the
+    carrier's own ``host``:``port`` always does). ``dids``: called number (Request-URI user) → DNIS for routing (a number
     not listed is used as it is). ``caller_id``: the number presented on outbound calls
     (None: the extension's caller). ``username``/``password``: digest credentials when
     the carrier challenges our requests (demo values only on loopback). ``register``:
@@ -47,9 +47,11 @@ class SipTrunk:
         """Its trunk lines, ``trunk/<first_line>``…"""
         return tuple(f"trunk/{n}" for n in range(self.first_line, self.first_line + self.channels))
 
-    def accepts(self, host: str) -> bool:
-        """An INVITE from ``host`` may come in on this trunk."""
-        return host == self.host or host in self.allow
+    def accepts(self, host: str, port: int) -> bool:
+        """A request from ``host``:``port`` comes from this carrier: its own address
+        (host and SIP port: a phone on the same machine is not the carrier), or an IP in
+        ``allow`` (any port)."""
+        return (host == self.host and port == self.port) or host in self.allow
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,4 +79,8 @@ class SipSettings:
     auth_fail_limit: int = 10
     block_s: float = 60.0
     auth_algorithms: tuple[str, ...] = ("MD5",)
+    #: A call rung on an extension with no registered phone: ``busy`` declines it at once
+    #: (FreeSWITCH's USER_NOT_REGISTERED: the ACD offers the next agent, a direct caller
+    #: goes on as when the phone declines); ``ring`` lets it ring out (the ring timeout).
+    unregistered: str = "busy"
     user_agent: str = "switchd"

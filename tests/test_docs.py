@@ -127,13 +127,16 @@ def _config_keys(node: object, prefix: str = "") -> list[str]:
 
     List entries become ``routes[].dnis``; ring-group and queue names become
     ``ring_groups.<name>.strategy``, ``queues.<name>.strategy`` and
-    ``agents[].queues.<name>``.
+    ``agents[].queues.<name>``; SIP extensions ``sip.extensions.<number>``, carriers
+    ``sip.trunks.<name>`` and their DIDs ``sip.trunks.<name>.dids.<did>``.
     """
     keys: list[str] = []
     if isinstance(node, dict):
         for key, value in node.items():
             name = ("<name>" if prefix in ("ring_groups.", "queues.", "agents[].queues.",
-                                           "voicemail.boxes.")
+                                           "voicemail.boxes.", "sip.trunks.")
+                    else "<number>" if prefix == "sip.extensions."
+                    else "<did>" if prefix == "sip.trunks.<name>.dids."
                     else str(key))
             dotted = f"{prefix}{name}"
             if dotted not in keys:

@@ -737,7 +737,13 @@ class App:
         if not hearers:
             raise ProtocolError("wrong_state", f"nobody hears {line} now (the other party "
                                 "is on hold, or it only listens); no keys sent")
-        self.media.send_keys(line, samples, hearers)
+        rest = hearers
+        if isinstance(self.driver, SipDriver):
+            # A SIP peer that took telephone-event gets RFC 4733 events, not tones.
+            took = self.driver.send_keys(hearers, digits)
+            rest = [h for h in hearers if h not in took]
+        if rest:
+            self.media.send_keys(line, samples, rest)
         return hearers
 
     def calls(self) -> list[dict[str, Any]]:

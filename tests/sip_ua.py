@@ -87,6 +87,8 @@ class Ua:
         self._pos = 0
         self._keys: list[bytes] = []
         self.requests: list[Request] = []
+        #: keys received as RFC 4733 events, one per press
+        self.keys: list[str] = []
 
     async def start(self) -> Ua:
         loop = asyncio.get_running_loop()
@@ -242,8 +244,13 @@ class Ua:
 
     def _rtp_in(self, data: bytes, addr: Any) -> None:
         pkt = RtpPacket.parse(data)
-        if pkt is not None and pkt.payload_type == 0:
+        if pkt is None:
+            return
+        if pkt.payload_type == 0:
             self._received.append(g711.ulaw_decode(np.frombuffer(pkt.payload, dtype=np.uint8)))
+        key = self._rx.receive(pkt, 0.0)
+        if key is not None:
+            self.keys.append(key.digit)
 
     def heard(self) -> np.ndarray:
         """Everything heard so far (int16 at 8 kHz), and forget it."""

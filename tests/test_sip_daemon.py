@@ -226,3 +226,33 @@ def test_lines_calls_and_sip_regs_show_registrations_and_media(tmp_path: Path) -
     cfg["routes"].insert(0, {"dnis": "8200", "to": "extension:202"})
     with _daemon(tmp_path, cfg) as (d, sw):
         asyncio.run(run(sw, d.port))
+
+
+def test_call_dtmf_reaches_a_sip_peer_as_rfc_4733_events_once_per_key(tmp_path: Path) -> None:
+    from tests.daemon import Client
+
+    async def run(sw: tuple[str, int], port: int) -> None:
+        agent = await Client.connect(port)
+        await agent.ok("AUTH user=agent2 secret=demo")       # the agent at extension 202
+        phone = await Ua("202", sw, PASSWORD).start()
+        caller = await Ua("139", sw, host=CARRIER_HOST).start()
+        try:
+            assert (await phone.register()).status == 200
+            resp, call = await caller.dial("4930123")
+            assert resp.status == 200
+            await asyncio.sleep(0.5)
+            await agent.ok("CALL.DTMF digits=1#")
+            await asyncio.sleep(1.5)
+            assert caller.keys == ["1", "#"]
+            # Sent as events in place of audio: no in-band tones reached the caller.
+            from switchd.lines.dtmf import detect_digits
+            assert detect_digits(caller.heard()) == ""
+            await caller.hang_up(call)
+        finally:
+            phone.close()
+            caller.close()
+
+    cfg = _sip_config()
+    cfg["routes"].insert(0, {"dnis": "8200", "to": "extension:202"})
+    with _daemon(tmp_path, cfg) as (d, sw):
+        asyncio.run(run(sw, d.port))

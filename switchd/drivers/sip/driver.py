@@ -12,14 +12,16 @@ style latching): once a line's peer sends from some address, its audio goes back
 so phones behind NAT work; once learnt, packets from any other address are dropped
 (nobody else can talk into the call). Keys sent as RFC 4733 events become the core's ``Digit``
 inputs; the media plane's in-band detector does not count the same key again
-(:meth:`claims_digit`).
+(:meth:`claims_digit`). Keys the switch sends (``CALL.DTMF``) go to a peer that took
+``telephone-event`` as RFC 4733 events too (:meth:`send_keys`).
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -40,6 +42,17 @@ log = structlog.get_logger("switchd.sip")
 Address = tuple[str, int]
 #: How long after an RFC 4733 key the same key heard in-band is the same press (s).
 _SAME_KEY_S = 0.3
+
+
+@dataclass(eq=False)
+class _KeysOut:
+    """Keys the switch sends a line as RFC 4733 events: the keys still to send, the event
+    packets of the key being sent (one per 20 ms, in place of audio), and the frames of
+    silence still to leave before the next key."""
+
+    pending: deque[str]
+    packets: deque[bytes] = field(default_factory=deque)
+    gap: int = 0
 
 
 @dataclass(eq=False)
@@ -103,6 +116,8 @@ class SipDriver:
         self._rtp: list[asyncio.DatagramTransport | None] = [None] * len(self.lines)
         self._media: dict[int, _Media] = {}
         self._last_key: dict[int, tuple[str, float]] = {}
+        #: channel -> keys being sent to it as RFC 4733 events
+        self._keys_out: dict[int, _KeysOut] = {}
         #: line -> the call it is in (from line.state), so RTP figures go to their call
         self._line_call: dict[str, str] = {}
         #: call id -> line -> RTP figures of lines that left the call before it ended
@@ -270,6 +285,7 @@ class SipDriver:
     def _media_stop(self, line: str) -> None:
         ch = self.engine.channel_of[line]
         m = self._media.pop(ch, None)
+        self._keys_out.pop(ch, None)
         call_id = self._line_call.pop(line, None)
         if m is not None:
             if call_id is not None:
@@ -330,6 +346,39 @@ class SipDriver:
             self._last_key[channel] = (key.digit, now)
             self.dispatch([Digit(self.lines[channel], key.digit, now)])
 
+    def send_keys(self, lines: list[str], digits: str) -> list[str]:
+        """Send ``digits`` to those of ``lines`` whose peer takes RFC 4733 events (each key
+        120 ms of events, 80 ms apart, RFC 4733 §2.5, in place of their audio meanwhile);
+        returns them. The others are the caller's to send in-band."""
+        took = []
+        for line in lines:
+            ch = self.engine.channel_of.get(line)
+            m = self._media.get(ch) if ch is not None else None
+            if ch is None or m is None or m.sender.dtmf_payload is None or not m.send:
+                continue
+            ko = self._keys_out.setdefault(ch, _KeysOut(deque()))
+            ko.pending.extend(digits)
+            took.append(line)
+        return took
+
+    def _next_key_packet(self, ch: int, m: _Media) -> bytes | None:
+        """The RFC 4733 packet to send ``ch`` this frame instead of audio, or None."""
+        ko = self._keys_out[ch]
+        if ko.packets:
+            pkt = ko.packets.popleft()
+            if not ko.packets:
+                ko.gap = 4                                  # 80 ms before the next key
+            return pkt
+        if ko.gap > 0:
+            ko.gap -= 1
+            return None
+        if ko.pending:
+            # Made now, not ahead: the key's sequence numbers follow the audio sent so far.
+            ko.packets.extend(m.sender.key(ko.pending.popleft(), 120))
+            return ko.packets.popleft()
+        del self._keys_out[ch]
+        return None
+
     def claims_digit(self, line: str, digit: str, time: float) -> bool:
         """True when ``digit`` heard in-band on ``line`` at ``time`` is a key already
         reported as an RFC 4733 event (one key press is one digit)."""
@@ -374,9 +423,15 @@ class SipDriver:
         rows = samples[idx]
         ulaw = g711.ulaw_encode(rows)
         alaw = g711.alaw_encode(rows) if any(m.alaw for _, m in sending) else ulaw
+        keys_out = self._keys_out
         for k, (ch, m) in enumerate(sending):
             tr = self._rtp[ch]
             if tr is None:
                 continue
+            if keys_out and ch in keys_out:
+                pkt = self._next_key_packet(ch, m)
+                if pkt is not None:
+                    tr.sendto(pkt, m.remote)
+                    continue
             payload = (alaw if m.alaw else ulaw)[k].tobytes()
             tr.sendto(m.sender.audio(payload), m.remote)

@@ -122,7 +122,9 @@ class SipDriver:
         self._line_call: dict[str, str] = {}
         #: call id -> line -> RTP figures of lines that left the call before it ended
         self._ended: dict[str, dict[str, str]] = {}
-        self._silence = np.zeros((len(self.lines), FRAME_SAMPLES), dtype=np.int16)
+        #: each line's last frame heard, and how many frames in a row it has missed since
+        self._last_in = np.zeros((len(self.lines), FRAME_SAMPLES), dtype=np.int16)
+        self._lost_run = np.zeros(len(self.lines), dtype=np.int64)
         self.heard = np.zeros((len(self.lines), FRAME_SAMPLES), dtype=np.int16)
 
     # ------------------------------------------------------------------ sockets
@@ -277,6 +279,8 @@ class SipDriver:
                 cur.remote = cur.sdp_remote = m.remote
                 cur.latched = False
             return
+        self._last_in[ch] = 0           # nothing of an earlier call is ever repeated
+        self._lost_run[ch] = 0
         self._media[ch] = _Media(RtpReceiver(m.codec.payload, m.codec.dtmf_payload),
                                  RtpSender(m.codec.payload, m.codec.dtmf_payload),
                                  m.remote, alaw=m.codec.name == "PCMA", send=m.send,
@@ -387,20 +391,26 @@ class SipDriver:
         return last is not None and last[0] == digit and abs(time - last[1]) < _SAME_KEY_S
 
     def inbound(self, frame: int, time: float) -> np.ndarray:
-        """int16 [C, 160]: what every line's far end said this frame (silence where
-        nothing arrived in time)."""
+        """int16 [C, 160]: what every line's far end said this frame.
+
+        A frame that did not arrive in time is concealed: the last frame heard is played
+        again at half its level, then at a quarter, then silence (a crude form of ITU-T
+        G.711 Appendix I's repetition: a lost packet is a dip, not a click)."""
         out = np.zeros((len(self.lines), FRAME_SAMPLES), dtype=np.int16)
         if not self._media:
             return out
         rows: list[int] = []
         chunks: list[bytes] = []
         alaw: list[bool] = []
+        missed: list[int] = []
         for ch, m in self._media.items():
             data = m.receiver.pull()
             if data is not None:
                 rows.append(ch)
                 chunks.append(data)
                 alaw.append(m.alaw)
+            elif m.receiver.received:
+                missed.append(ch)
         if rows:
             codes = np.frombuffer(b"".join(chunks), dtype=np.uint8).reshape(len(rows), -1)
             idx = np.asarray(rows)
@@ -409,6 +419,16 @@ class SipDriver:
                 out[idx[~is_a]] = g711.ulaw_decode(codes[~is_a])
             if is_a.any():
                 out[idx[is_a]] = g711.alaw_decode(codes[is_a])
+            self._last_in[idx] = out[idx]
+            self._lost_run[idx] = 0
+        if missed:
+            gone = np.asarray(missed)
+            run = self._lost_run[gone] + 1
+            self._lost_run[gone] = run
+            fade = run <= 2
+            if fade.any():
+                k = gone[fade]
+                out[k] = self._last_in[k] >> run[fade][:, None].astype(np.int16)
         return out
 
     def outbound(self, frame: int, time: float, samples: np.ndarray) -> None:

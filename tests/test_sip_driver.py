@@ -56,3 +56,35 @@ def test_rtp_from_a_second_source_after_the_first_is_dropped() -> None:
         d.rtp_datagram(0, intruder.audio(b"\x00" * 160), ("10.6.6.6", 4444))
     m = d._media[0]
     assert m.remote == ("10.0.0.5", 30000) and m.receiver.received == 1
+
+
+class _Capture:
+    def __init__(self) -> None:
+        self.sent: list[tuple[bytes, tuple[str, int]]] = []
+
+    def sendto(self, data: bytes, addr: tuple[str, int]) -> None:
+        self.sent.append((data, addr))
+
+
+def test_rtcp_goes_to_the_rtp_port_plus_one_every_5_s_and_the_peers_report_is_in_the_figures() -> None:
+    from switchd.drivers.sip import rtcp
+
+    d, clock = _driver()
+    rtp_out, rtcp_out = _Capture(), _Capture()
+    d._rtp[0], d._rtcp[0] = rtp_out, rtcp_out           # type: ignore[assignment]
+    tx = RtpSender(0, 101, ssrc=7)
+    silence = np.zeros((len(LINES), 160), dtype=np.int16)
+    for k in range(300):                                 # 6 s of calls both ways
+        d.rtp_datagram(0, tx.audio(b"\xff" * 160), ("127.0.0.1", 40000))
+        clock[0] += 0.02
+        d.inbound(k, clock[0])
+        d.outbound(k, clock[0], silence)
+    assert len(rtp_out.sent) == 300
+    assert [a for _, a in rtcp_out.sent] == [("127.0.0.1", 40001)]     # one report so far
+    report, _ = rtcp.parse(rtcp_out.sent[0][0], 7, clock[0])
+    assert report is not None and report.lost == 0
+    ours = d._media[0].sender.ssrc
+    peer_rr = rtcp.compound(clock[0], 7, 0, 0, 0,
+                            rtcp.ReceptionState(ours, 300, 297, 300, 16.0), (0, 0), "p")
+    d.rtcp_datagram(0, peer_rr, ("127.0.0.1", 40001))
+    assert "peer_lost=3 peer_jitter_ms=2.0" in d.line_media("trunk/1")

@@ -28,8 +28,10 @@ import numpy as np
 import structlog
 
 from switchd.core.inputs import Digit
+from switchd.drivers.sip import rtcp
 from switchd.drivers.sip.engine import FOLLOWS, MediaStart, MediaStop, SipEngine
 from switchd.drivers.sip.message import MAX_MESSAGE, SipParseError, StreamFramer
+from switchd.drivers.sip.rtcp import PeerReport
 from switchd.drivers.sip.rtp import FRAME_SAMPLES, RtpReceiver, RtpSender
 from switchd.drivers.sip.settings import SipSettings
 from switchd.drivers.sip.transaction import Send
@@ -66,6 +68,12 @@ class _Media:
     send: bool = True
     latched: bool = False
     sdp_remote: Address = ("", 0)     # the address its SDP gave
+    rtcp_remote: Address = ("", 0)    # where our RTCP goes (SDP port + 1, then latched)
+    rtcp_latched: bool = False
+    next_rtcp: float = 0.0
+    prior: tuple[int, int] = (0, 0)   # (expected, received) at our last report
+    octets: int = 0
+    peer: PeerReport | None = None    # the peer's last report on what we sent it
 
 
 class _SipProtocol(asyncio.DatagramProtocol):
@@ -80,12 +88,16 @@ class _SipProtocol(asyncio.DatagramProtocol):
 
 
 class _RtpProtocol(asyncio.DatagramProtocol):
-    def __init__(self, driver: SipDriver, channel: int) -> None:
+    def __init__(self, driver: SipDriver, channel: int, control: bool = False) -> None:
         self.driver = driver
         self.channel = channel
+        self.control = control          # the RTCP socket (port + 1)
 
     def datagram_received(self, data: bytes, addr: tuple[Any, ...]) -> None:
-        self.driver.rtp_datagram(self.channel, data, (addr[0], addr[1]))
+        if self.control:
+            self.driver.rtcp_datagram(self.channel, data, (addr[0], addr[1]))
+        else:
+            self.driver.rtp_datagram(self.channel, data, (addr[0], addr[1]))
 
     def error_received(self, exc: Exception) -> None:
         pass
@@ -114,6 +126,7 @@ class SipDriver:
         #: open TCP connections by peer address: requests and responses to it go there
         self._streams: dict[Address, asyncio.StreamWriter] = {}
         self._rtp: list[asyncio.DatagramTransport | None] = [None] * len(self.lines)
+        self._rtcp: list[asyncio.DatagramTransport | None] = [None] * len(self.lines)
         self._media: dict[int, _Media] = {}
         self._last_key: dict[int, tuple[str, float]] = {}
         #: channel -> keys being sent to it as RFC 4733 events
@@ -159,6 +172,15 @@ class SipDriver:
                 raise OSError(e.errno, f"cannot bind RTP port {port} for {line} on {s.host}: "
                               f"{e.strerror}; choose another sip.rtp_port") from None
             self._rtp[ch] = tr
+            try:
+                ctl, _ = await loop.create_datagram_endpoint(
+                    lambda ch=ch: _RtpProtocol(self, ch, control=True),
+                    local_addr=(s.host, port + 1))
+            except OSError as e:
+                self.close()
+                raise OSError(e.errno, f"cannot bind RTCP port {port + 1} for {line} on "
+                              f"{s.host}: {e.strerror}; choose another sip.rtp_port") from None
+            self._rtcp[ch] = ctl
         log.info("sip_listening", host=s.host, port=self.sip_port,
                  rtp_ports=f"{s.rtp_port}-{s.rtp_port + 2 * len(self.lines) - 1}")
 
@@ -180,10 +202,11 @@ class SipDriver:
         for w in list(self._streams.values()):
             w.close()
         self._streams.clear()
-        for i, tr in enumerate(self._rtp):
-            if tr is not None:
-                tr.close()
-            self._rtp[i] = None
+        for socks in (self._rtp, self._rtcp):
+            for i, tr in enumerate(socks):
+                if tr is not None:
+                    tr.close()
+                socks[i] = None
 
     def start(self, now: float) -> None:
         """Register to carriers that want it and start their keep-alives (phones register
@@ -277,14 +300,17 @@ class SipDriver:
             if m.remote != cur.sdp_remote:
                 # The peer moved its media (a re-INVITE): learn its source again.
                 cur.remote = cur.sdp_remote = m.remote
-                cur.latched = False
+                cur.rtcp_remote = (m.remote[0], m.remote[1] + 1)
+                cur.latched = cur.rtcp_latched = False
             return
         self._last_in[ch] = 0           # nothing of an earlier call is ever repeated
         self._lost_run[ch] = 0
         self._media[ch] = _Media(RtpReceiver(m.codec.payload, m.codec.dtmf_payload),
                                  RtpSender(m.codec.payload, m.codec.dtmf_payload),
                                  m.remote, alaw=m.codec.name == "PCMA", send=m.send,
-                                 sdp_remote=m.remote)
+                                 sdp_remote=m.remote,
+                                 rtcp_remote=(m.remote[0], m.remote[1] + 1),
+                                 next_rtcp=self.clock() + rtcp.INTERVAL_S)
 
     def _media_stop(self, line: str) -> None:
         ch = self.engine.channel_of[line]
@@ -304,8 +330,30 @@ class SipDriver:
     @staticmethod
     def _text(m: _Media) -> str:
         st = m.receiver.stats()
-        return (f"rx={st.received} lost={st.lost} late={st.late} concealed={st.concealed} "
+        text = (f"rx={st.received} lost={st.lost} late={st.late} concealed={st.concealed} "
                 f"jitter_ms={st.jitter_ms:.1f} tx={m.sender.sent}")
+        if m.peer is not None:
+            # What the far end said (RTCP) of what we sent it.
+            text += f" peer_lost={m.peer.lost} peer_jitter_ms={m.peer.jitter_ms:.1f}"
+            if m.peer.rtt_ms is not None:
+                text += f" rtt_ms={m.peer.rtt_ms:.1f}"
+        return text
+
+    def rtcp_datagram(self, channel: int, data: bytes, addr: Address) -> None:
+        """An RTCP datagram for ``channel``: the peer's reports (RFC 3550 §6.4)."""
+        m = self._media.get(channel)
+        if m is None:
+            return
+        if addr != m.rtcp_remote:
+            if m.rtcp_latched:
+                return
+            m.rtcp_remote = addr
+        m.rtcp_latched = True
+        report, sr = rtcp.parse(data, m.sender.ssrc, self.clock())
+        if report is not None:
+            m.peer = report
+        if sr is not None:
+            m.receiver.last_sr = sr
 
     def line_media(self, line: str) -> str | None:
         """``line``'s RTP figures so far in its call, or None when it has no RTP now."""
@@ -455,3 +503,19 @@ class SipDriver:
                     continue
             payload = (alaw if m.alaw else ulaw)[k].tobytes()
             tr.sendto(m.sender.audio(payload), m.remote)
+            m.octets += FRAME_SAMPLES
+            if time >= m.next_rtcp:
+                self._send_rtcp(ch, m, time)
+
+    def _send_rtcp(self, ch: int, m: _Media, now: float) -> None:
+        """Our Sender Report and CNAME to the line's peer (every rtcp.INTERVAL_S)."""
+        m.next_rtcp = now + rtcp.INTERVAL_S
+        ctl = self._rtcp[ch]
+        if ctl is None:
+            return
+        rx = m.receiver.reception()
+        ctl.sendto(rtcp.compound(now, m.sender.ssrc, m.sender.timestamp, m.sender.sent,
+                                 m.octets, rx, m.prior, f"switchd@{self.settings.address}"),
+                   m.rtcp_remote)
+        if rx is not None:
+            m.prior = (rx.expected, rx.received)

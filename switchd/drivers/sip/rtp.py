@@ -25,6 +25,8 @@ import struct
 from collections import deque
 from dataclasses import dataclass
 
+from switchd.drivers.sip.rtcp import ReceptionState
+
 __all__ = ["FRAME_SAMPLES", "MAX_FRAMES", "KeyPress", "RtpPacket", "RtpReceiver", "RtpSender",
            "RtpStats"]
 
@@ -119,6 +121,8 @@ class RtpReceiver:
         self._transit: float | None = None
         self._ssrc: int | None = None
         self._last_event_ts: int | None = None       # RFC 4733: the event being reported
+        #: the peer's last Sender Report: (middle 32 bits of its NTP time, arrival epoch s)
+        self.last_sr: tuple[int, float] = (0, 0.0)
         self._ended_events: deque[int] = deque(maxlen=16)
 
     def receive_datagram(self, data: bytes, arrival: float) -> KeyPress | None:
@@ -262,6 +266,14 @@ class RtpReceiver:
         else:
             self._over = 0
         return frame
+
+    def reception(self) -> ReceptionState | None:
+        """What our RTCP report block says of the peer's stream (None before a packet)."""
+        if self._base_seq is None or self._ssrc is None:
+            return None
+        return ReceptionState(self._ssrc, self._ext_max - self._base_seq + 1,
+                              self._received_here, self._ext_max, self._jitter,
+                              self.last_sr[0], self.last_sr[1])
 
     def stats(self) -> RtpStats:
         """Counters so far (see :class:`RtpStats`)."""

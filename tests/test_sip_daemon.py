@@ -256,3 +256,50 @@ def test_call_dtmf_reaches_a_sip_peer_as_rfc_4733_events_once_per_key(tmp_path: 
     cfg["routes"].insert(0, {"dnis": "8200", "to": "extension:202"})
     with _daemon(tmp_path, cfg) as (d, sw):
         asyncio.run(run(sw, d.port))
+
+
+def test_a_queue_call_skips_an_agent_whose_phone_is_unregistered_and_a_sip_agent_takes_it(
+        tmp_path: Path) -> None:
+    from tests.daemon import admin, fields
+
+    agents = [{"id": "a1", "extension": 201, "queues": {"q": 0}, "login": True},
+              {"id": "a2", "extension": 202, "queues": {"q": 0}, "login": True}]
+    q = {"strategy": "linear", "ring_timeout_s": 10, "wrapup_s": 0, "music": True}
+    cfg = make_config(queues={"q": q}, agents=agents, queue_routes={"6000": "q"}, **{
+        "board.driver": "sip", "board.trunks": 2, "sip.listen": "127.0.0.1:0",
+        "sip.rtp_port": 30000 + 64 * random.randrange(400),
+        "sip.extensions": {n: {"password": ha1_line(str(n), "switchd", PASSWORD)}
+                           for n in (201, 202)},
+        "sip.trunks": {"carrier": {"host": CARRIER_HOST, "allow": [CARRIER_HOST], "channels": 2,
+                                   "dids": {"4930600": "6000"}, "keepalive_s": 0}}})
+    cfg["routes"] = [r for r in cfg["routes"] if "trunk" not in r]
+
+    async def run(sw: tuple[str, int], port: int, d: Daemon) -> None:
+        c = await admin(port)
+        agent = await Ua("202", sw, PASSWORD, voice=tone(600, 1.0)).start()
+        caller = await Ua("139", sw, voice=tone(1000, 1.0), host=CARRIER_HOST).start()
+        try:
+            assert (await agent.register()).status == 200
+            t0 = time.monotonic()
+            resp, call = await caller.dial("4930600")
+            assert resp.status == 200                    # the queue answers the caller
+            ringing = await asyncio.wait_for(agent.incoming.get(), 10)
+            # a1 (first in line) has no phone registered: declined at once, not after the
+            # queue's 10 s ring time.
+            assert time.monotonic() - t0 < 3
+            await asyncio.wait_for(ringing.established.wait(), 5)
+            await asyncio.sleep(1.2)
+            assert power_at(caller.heard()[-6000:], 600) > 0.8
+            assert power_at(agent.heard()[-6000:], 1000) > 0.8
+            states = {f["agent"]: f["state"] for f in
+                      (fields(x) for x in (await c.cmd("AGENT.LIST"))[:-1])}
+            assert states["a2"] == "on_call"
+            await caller.hang_up(call)
+            [cdr] = await _wait_cdr(d)
+            assert cdr["agent"] == "a2" and cdr["queue"] == "q" and cdr["disposition"] == "ANSWERED"
+        finally:
+            agent.close()
+            caller.close()
+
+    with _daemon(tmp_path, cfg) as (d, sw):
+        asyncio.run(run(sw, d.port, d))

@@ -10,10 +10,11 @@ import json
 import random
 import sqlite3
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from switchd.drivers.sip.digest import ha1_line
@@ -52,6 +53,28 @@ def _daemon(tmp: Path, cfg: dict) -> Iterator[tuple[Daemon, tuple[str, int]]]:
             time.sleep(0.02)
         assert port, "the daemon did not log sip_listening"
         yield d, ("127.0.0.1", port)
+
+
+def _to_202() -> dict:
+    """The SIP config with DNIS 8200 (the carrier's DID 4930123) ringing extension 202."""
+    cfg = _sip_config()
+    cfg["routes"].insert(0, {"dnis": "8200", "to": "extension:202"})
+    return cfg
+
+
+@asynccontextmanager
+async def _agent_and_caller(sw: tuple[str, int], *, agent_voice: np.ndarray | None = None,
+                            caller_voice: np.ndarray | None = None
+                            ) -> AsyncIterator[tuple[Ua, Ua]]:
+    """Extension 202's phone, registered, and a carrier's caller on CARRIER_HOST."""
+    agent = await Ua("202", sw, PASSWORD, voice=agent_voice).start()
+    caller = await Ua("13900000000", sw, voice=caller_voice, host=CARRIER_HOST).start()
+    try:
+        assert (await agent.register()).status == 200
+        yield agent, caller
+    finally:
+        agent.close()
+        caller.close()
 
 
 def _cdrs(d: Daemon) -> list[sqlite3.Row]:
@@ -104,12 +127,10 @@ def test_a_phone_registers_calls_the_ivr_hears_the_prompt_and_its_keys_arrive_on
 
 def test_a_carriers_call_rings_a_registered_phone_and_both_hear_each_other(tmp_path: Path) -> None:
     async def run(sw: tuple[str, int], d: Daemon) -> None:
-        agent = await Ua("202", sw, PASSWORD, voice=tone(600, 1.0)).start()
-        caller = await Ua("13900000000", sw, voice=tone(1000, 1.0), host=CARRIER_HOST).start()
-        try:
-            assert (await agent.register()).status == 200
+        async with _agent_and_caller(sw, agent_voice=tone(600, 1.0),
+                                     caller_voice=tone(1000, 1.0)) as (agent, caller):
             resp, call = await caller.dial("4930123")
-            assert resp.status == 200      # DID 4930123 → DNIS 8200 → extension 201? no: 8200
+            assert resp.status == 200      # DID 4930123 → DNIS 8200 → extension 202
             ringing = await asyncio.wait_for(agent.incoming.get(), 5)
             await asyncio.wait_for(ringing.established.wait(), 5)
             await asyncio.sleep(1.5)
@@ -126,13 +147,8 @@ def test_a_carriers_call_rings_a_registered_phone_and_both_hear_each_other(tmp_p
             for figures in media.values():
                 f = dict(kv.split("=") for kv in figures.split())
                 assert int(f["rx"]) > 50 and int(f["lost"]) == 0 and float(f["jitter_ms"]) < 20
-        finally:
-            agent.close()
-            caller.close()
 
-    cfg = _sip_config()
-    cfg["routes"].insert(0, {"dnis": "8200", "to": "extension:202"})
-    with _daemon(tmp_path, cfg) as (d, sw):
+    with _daemon(tmp_path, _to_202()) as (d, sw):
         asyncio.run(run(sw, d))
 
 
@@ -202,10 +218,7 @@ def test_lines_calls_and_sip_regs_show_registrations_and_media(tmp_path: Path) -
 
     async def run(sw: tuple[str, int], port: int) -> None:
         c = await admin(port)
-        phone = await Ua("202", sw, PASSWORD).start()
-        caller = await Ua("139", sw, voice=tone(1000, 1.0), host=CARRIER_HOST).start()
-        try:
-            assert (await phone.register()).status == 200
+        async with _agent_and_caller(sw, caller_voice=tone(1000, 1.0)) as (phone, caller):
             regs = [fields(x) for x in (await c.cmd("SIP.REGS"))[:-1]]
             assert [(r["kind"], r.get("line"), r.get("trunk")) for r in regs] == [
                 ("phone", "ext/202", None), ("trunk", None, "carrier")]
@@ -218,13 +231,8 @@ def test_lines_calls_and_sip_regs_show_registrations_and_media(tmp_path: Path) -
             [live] = [fields(x) for x in (await c.cmd("CALLS"))[:-1]]
             assert "trunk/1 rx=" in live["media"] and "ext/202 rx=" in live["media"]
             await caller.hang_up(call)
-        finally:
-            phone.close()
-            caller.close()
 
-    cfg = _sip_config()
-    cfg["routes"].insert(0, {"dnis": "8200", "to": "extension:202"})
-    with _daemon(tmp_path, cfg) as (d, sw):
+    with _daemon(tmp_path, _to_202()) as (d, sw):
         asyncio.run(run(sw, d.port))
 
 
@@ -234,10 +242,7 @@ def test_call_dtmf_reaches_a_sip_peer_as_rfc_4733_events_once_per_key(tmp_path: 
     async def run(sw: tuple[str, int], port: int) -> None:
         agent = await Client.connect(port)
         await agent.ok("AUTH user=agent2 secret=demo")       # the agent at extension 202
-        phone = await Ua("202", sw, PASSWORD).start()
-        caller = await Ua("139", sw, host=CARRIER_HOST).start()
-        try:
-            assert (await phone.register()).status == 200
+        async with _agent_and_caller(sw) as (_, caller):
             resp, call = await caller.dial("4930123")
             assert resp.status == 200
             await asyncio.sleep(0.5)
@@ -248,13 +253,8 @@ def test_call_dtmf_reaches_a_sip_peer_as_rfc_4733_events_once_per_key(tmp_path: 
             from switchd.lines.dtmf import detect_digits
             assert detect_digits(caller.heard()) == ""
             await caller.hang_up(call)
-        finally:
-            phone.close()
-            caller.close()
 
-    cfg = _sip_config()
-    cfg["routes"].insert(0, {"dnis": "8200", "to": "extension:202"})
-    with _daemon(tmp_path, cfg) as (d, sw):
+    with _daemon(tmp_path, _to_202()) as (d, sw):
         asyncio.run(run(sw, d.port))
 
 

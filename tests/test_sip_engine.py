@@ -332,3 +332,17 @@ def test_busy_for_a_carriers_unanswered_call_is_a_486_not_an_answer() -> None:
     assert msgs(_state(e, "trunk/1", LineStatus.TONE)) == []        # no 200 for a tone
     out = e.handle(T0, ToneStarted("trunk/1", Tone.BUSY, T0))
     assert [m.status for m in msgs(out)] == [486] and _only(out, Hangup) == [Hangup("trunk/1")]
+
+
+def test_broken_sdp_is_a_400_and_sdp_with_no_codec_we_take_a_488() -> None:
+    e = _engine()
+    carrier = Phone("139", addr=CARRIER)
+    bad = carrier.invite("4930123")
+    broken = Request(headers=bad.headers, method="INVITE", uri=bad.uri,
+                     body=b"v=0\r\nc=IN IP4 not-an-ip\r\nm=audio 4000 RTP/AVP 0\r\n")
+    out = msgs(e.receive(T0, broken.to_bytes(), CARRIER))
+    assert out[-1].status == 400 and out[-1].reason.startswith("SDP: c= address")
+    g722 = Request(headers=carrier.invite("4930123").headers, method="INVITE", uri=bad.uri,
+                   body=b"v=0\r\nc=IN IP4 10.1.1.1\r\nm=audio 4000 RTP/AVP 9\r\n")
+    assert msgs(e.receive(T0, g722.to_bytes(), CARRIER))[-1].status == 488
+    assert e.legs == {}

@@ -434,6 +434,11 @@ class SipEngine:
                                              reason="an SDP offer in the INVITE is required")
         try:
             media = sdp.parse(req.body)
+        except sdp.SdpError as e:
+            # Broken SDP is a bad request (400); good SDP we cannot use is 488 below.
+            return None, None, self._respond(now, key, req, 400,
+                                             reason=f"SDP: {e}"[:120].replace("\n", " "))
+        try:
             return media, sdp.answer(media, codecs), []
         except sdp.SdpError as e:
             return None, None, self._respond(now, key, req, 488, reason=str(e)[:120])
@@ -514,7 +519,7 @@ class SipEngine:
         try:
             media = sdp.parse(req.body)
         except sdp.SdpError as e:
-            return self._respond(now, key, req, 488, reason=str(e)[:120])
+            return self._respond(now, key, req, 400, reason=f"SDP: {e}"[:120])
         leg.media = media
         leg.remote_target = self._target(req) or leg.remote_target
         answer_dir = {"sendonly": "recvonly", "inactive": "inactive",

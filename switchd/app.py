@@ -412,6 +412,7 @@ class App:
             sip = self.driver
             sip.clock = shell.now
             sip.dispatch = lambda items: shell.dispatch(items, shell.now())
+            sip.submit = shell.submit
             await sip.start_sockets()
             # Closed after the calls are ended below: their BYEs still go out.
             stack.callback(sip.close)

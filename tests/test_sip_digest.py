@@ -87,3 +87,18 @@ def test_an_answer_with_an_algorithm_not_offered_is_refused() -> None:
     sha = DigestServer("switchd", key=b"k" * 32, algorithms=("SHA-256",)).challenges(1000.0)[0]
     auth = answer_challenge(sha, method="REGISTER", uri="sip:h", username="201", password="s3cret")
     assert srv.check(1000.0, "REGISTER", auth, _users()) == (None, False)
+
+
+def test_an_answer_without_qop_or_for_another_uri_or_not_ascii_is_refused() -> None:
+    srv = DigestServer("switchd", key=b"k" * 32)
+    ch = srv.challenges(1000.0)[0].replace(', qop="auth"', "")    # qop stripped on the path
+    no_qop = answer_challenge(ch, method="INVITE", uri="sip:202@h", username="201",
+                              password="s3cret")
+    assert no_qop is not None and "qop" not in no_qop
+    assert srv.check(1000.0, "INVITE", no_qop, _users(), "sip:202@h") == (None, False)
+    good = answer_challenge(srv.challenges(1000.0)[0], method="INVITE", uri="sip:202@h",
+                            username="201", password="s3cret")
+    assert srv.check(1000.0, "INVITE", good, _users(), "sip:0900123456@h") == (None, False)
+    assert srv.check(1000.0, "INVITE", good, _users(), "sip:202@h") == ("201", False)
+    weird = good.replace('nonce="', 'nonce="é')
+    assert srv.check(1000.0, "INVITE", weird, _users(), "sip:202@h") == (None, False)

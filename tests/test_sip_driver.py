@@ -47,15 +47,28 @@ def test_a_lost_frame_is_the_last_one_at_half_then_a_quarter_then_silence() -> N
     assert np.array_equal(out[gap].astype(np.int32), before >> 1)
 
 
-def test_rtp_from_a_second_source_after_the_first_is_dropped() -> None:
-    d, clock = _driver()
+def test_rtp_latches_to_a_nat_address_only_after_three_good_packets_and_then_never_moves() -> None:
+    d, clock = _driver()                                   # SDP said 127.0.0.1:40000
+    m = d._media[0]
+    d.rtp_datagram(0, b"\x00", ("203.0.113.66", 4444))     # garbage from a scanner
+    d.rtp_datagram(0, RtpSender(8, ssrc=1).audio(b"\x00" * 160), ("203.0.113.66", 4444))
+    assert m.remote == ("127.0.0.1", 40000) and not m.latched     # wrong payload type
     tx = RtpSender(0, 101, ssrc=7)
-    d.rtp_datagram(0, tx.audio(b"\xff" * 160), ("10.0.0.5", 30000))      # the phone, via NAT
+    for _ in range(2):
+        d.rtp_datagram(0, tx.audio(b"\xff" * 160), ("10.0.0.5", 30000))   # the phone, via NAT
+    assert m.remote == ("127.0.0.1", 40000) and m.receiver.received == 0  # still learning
+    d.rtp_datagram(0, tx.audio(b"\xff" * 160), ("10.0.0.5", 30000))
+    assert m.remote == ("10.0.0.5", 30000) and m.latched and m.receiver.received == 1
     intruder = RtpSender(0, 101, ssrc=9)
     for _ in range(5):
         d.rtp_datagram(0, intruder.audio(b"\x00" * 160), ("10.6.6.6", 4444))
-    m = d._media[0]
     assert m.remote == ("10.0.0.5", 30000) and m.receiver.received == 1
+
+
+def test_rtp_from_the_sdp_address_is_taken_at_once() -> None:
+    d, _ = _driver()
+    d.rtp_datagram(0, RtpSender(0, ssrc=7).audio(b"\xff" * 160), ("127.0.0.1", 40000))
+    assert d._media[0].latched and d._media[0].receiver.received == 1
 
 
 class _Capture:

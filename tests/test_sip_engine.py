@@ -346,3 +346,84 @@ def test_broken_sdp_is_a_400_and_sdp_with_no_codec_we_take_a_488() -> None:
                    body=b"v=0\r\nc=IN IP4 10.1.1.1\r\nm=audio 4000 RTP/AVP 9\r\n")
     assert msgs(e.receive(T0, g722.to_bytes(), CARRIER))[-1].status == 488
     assert e.legs == {}
+
+
+def _run_until(e: SipEngine, until: float) -> list:
+    out = []
+    while (d := e.next_deadline()) is not None and d <= until:
+        out += e.handle_timer(d)
+    return out
+
+
+def test_a_retransmitted_200_of_the_answering_phone_gets_the_ack_again_and_nothing_else() -> None:
+    e = _engine()
+    phone = Phone("201")
+    _register(e, phone)
+    _state(e, "ext/201", LineStatus.ALERTING)
+    invite = msgs(e.handle(T0, CallRinging("c1", T0, line="ext/201", caller="1", callee="201")))[0]
+    ok = phone.answer(invite)
+    assert _only(e.receive(T0 + 1, ok.to_bytes(), phone.addr), Answer)
+    again = e.receive(T0 + 1.5, ok.to_bytes(), phone.addr)
+    assert [m.method for m in msgs(again)] == ["ACK"] and not _only(again, Hangup)
+
+
+def test_a_second_phone_answering_late_gets_ack_and_bye_and_its_bye_cannot_end_the_call() -> None:
+    e = _engine()
+    desk, soft = Phone("201"), Phone("201", addr=("127.0.0.1", 5064))
+    soft.tag = "softtag"
+    _register(e, desk)
+    e2 = soft.register()
+    ch = msgs(e.receive(T0, e2.to_bytes(), soft.addr))[0]
+    e.receive(T0, soft.register(challenge=ch).to_bytes(), soft.addr)
+    _state(e, "ext/201", LineStatus.ALERTING)
+    invites = msgs(e.handle(T0, CallRinging("c1", T0, line="ext/201", caller="1", callee="201")))
+    to_desk = next(m for m in invites if m.uri.endswith(":5062"))
+    to_soft = next(m for m in invites if m.uri.endswith(":5064"))
+    e.receive(T0 + 0.1, soft.answer(to_soft, 180).to_bytes(), soft.addr)
+    out = e.receive(T0 + 1, desk.answer(to_desk).to_bytes(), desk.addr)
+    assert _only(out, Answer) == [Answer("ext/201")]
+    assert "CANCEL" in [m.method for m in msgs(out)]
+    late = e.receive(T0 + 1.01, soft.answer(to_soft).to_bytes(), soft.addr)   # crossed it
+    assert [m.method for m in msgs(late)] == ["ACK", "BYE"]
+    ok_soft = soft.answer(to_soft)
+    bye = e.receive(T0 + 2, soft.request_to_switch(to_soft, "BYE", ok_soft).to_bytes(), soft.addr)
+    assert msgs(bye)[0].status == 481 and not _only(bye, Hangup)
+    assert e.legs["ext/201"].state.value == "confirmed"
+
+
+def test_a_phone_ringing_past_timer_b_is_not_given_up_on_by_sip() -> None:
+    e = _engine()
+    phone = Phone("201")
+    _register(e, phone)
+    _state(e, "ext/201", LineStatus.ALERTING)
+    invite = msgs(e.handle(T0, CallRinging("c1", T0, line="ext/201", caller="1", callee="201")))[0]
+    e.receive(T0 + 0.1, phone.answer(invite, 180).to_bytes(), phone.addr)
+    assert not _only(_run_until(e, T0 + 60), Hangup)           # the core's ring time decides
+    assert _only(e.receive(T0 + 61, phone.answer(invite).to_bytes(), phone.addr), Answer)
+
+
+def test_a_200_never_acked_ends_the_call_with_bye() -> None:
+    e = _engine()
+    carrier = Phone("139", addr=CARRIER)
+    e.receive(T0, carrier.invite("4930123").to_bytes(), CARRIER)
+    ok = msgs(_state(e, "trunk/1", LineStatus.CONNECTED))[0]
+    assert ok.status == 200
+    out = _run_until(e, T0 + 40)
+    assert _only(out, Hangup) == [Hangup("trunk/1")]
+    assert "BYE" in [m.method for m in msgs(out) if isinstance(m, Request)]
+
+
+def test_a_carriers_call_the_core_refuses_is_answered_503() -> None:
+    e = _engine()
+    carrier = Phone("139", addr=CARRIER)
+    assert _only(e.receive(T0, carrier.invite("4930123").to_bytes(), CARRIER), Incoming)
+    out = e.refused(T0, "trunk/1", "switchd is shutting down")
+    assert [m.status for m in msgs(out)] == [503] and e.legs == {}
+
+
+def test_a_challenge_to_a_request_without_credentials_is_sent_once() -> None:
+    e = _engine()
+    stranger = Phone("201", addr=("198.51.100.9", 5060))
+    first = msgs(e.receive(T0, stranger.invite("8000").to_bytes(), stranger.addr))
+    assert [m.status for m in first] == [100, 401]
+    assert not msgs(_run_until(e, T0 + 60)) and len(e.tx) == 0

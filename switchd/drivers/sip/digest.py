@@ -7,7 +7,8 @@ offer several; MD5 alone by default, see :data:`ALGORITHMS`) and checks the
 with a per-process key, so a restart or a forged nonce cannot pass, and one older than
 :attr:`DigestServer.nonce_ttl_s` gets a fresh challenge with ``stale=true`` (the phone
 retries without asking its user). ``qop=auth`` with the nonce count checked to grow
-per nonce, so a captured ``Authorization`` cannot be replayed.
+per nonce (an answer without it is refused), so a captured ``Authorization`` cannot be
+replayed, nor used for another Request-URI.
 
 Credentials are kept as HA1 = H(username ":" realm ":" password) for each algorithm, the
 form a SIP registrar can store without the password (Asterisk's ``md5secret``);
@@ -123,7 +124,7 @@ class DigestServer:
         """Age (s) of a nonce this server made, or None for a forged/garbled one."""
         stamp, _, mac = nonce.rpartition(".")
         want = hmac.new(self._key, stamp.encode(), hashlib.sha256).hexdigest()[:32]
-        if not hmac.compare_digest(want, mac):
+        if not hmac.compare_digest(want.encode(), mac.encode()):
             return None
         try:
             return now - float(stamp.rpartition(".")[0])
@@ -138,19 +139,26 @@ class DigestServer:
                 f'qop="auth"{extra}' for alg in self.algorithms]
 
     def check(self, now: float, method: str, authorization: str | None,
-              lookup: dict[str, Credentials]) -> tuple[str | None, bool]:
-        """Check an ``Authorization`` header value for a request with ``method``.
+              lookup: dict[str, Credentials], request_uri: str | None = None
+              ) -> tuple[str | None, bool]:
+        """Check an ``Authorization`` header value for a request with ``method`` (and
+        ``request_uri``: the answer's ``uri`` must be it, RFC 3261 §22.4).
 
-        Returns (the authenticated username or None, stale): stale is True when the
-        answer was right but its nonce expired (challenge again with ``stale=true``).
-        ``lookup``: username -> credentials. Never raises for a peer's garbage.
+        Only ``qop=auth`` answers are taken — the switch always asks for it — so every
+        answer carries a nonce count, and a count not above the nonce's last is a replay
+        (an answer without qop, RFC 2069's, could be replayed as it stands). Returns (the
+        authenticated username or None, stale): stale is True when the answer was right
+        but its nonce expired (challenge again with ``stale=true``). ``lookup``:
+        username -> credentials. Never raises for a peer's garbage.
         """
-        if not authorization:
+        if not authorization or not authorization.isascii():
             return None, False
         p = parse_digest(authorization)
         user, nonce, uri, response = (p.get(k) for k in ("username", "nonce", "uri", "response"))
         if not (user and nonce and uri and response) or p.get("realm") != self.realm:
             return None, False
+        if request_uri is not None and uri != request_uri:
+            return None, False      # an answer made for another request
         alg = p.get("algorithm", "MD5").upper()
         cred = lookup.get(user)
         if cred is None or alg not in self.algorithms or cred.realm != self.realm:
@@ -159,29 +167,22 @@ class DigestServer:
         age = self._nonce_age(nonce, now)
         if ha1 is None or age is None:
             return None, False
-        ha2 = _h(alg, f"{method}:{uri}")
-        qop = p.get("qop")
-        if qop is None:
-            want = _h(alg, f"{ha1}:{nonce}:{ha2}")   # RFC 2617 compatibility (no qop)
-        elif qop == "auth":
-            nc, cnonce = p.get("nc", ""), p.get("cnonce", "")
-            if not re.fullmatch(r"[0-9a-fA-F]{8}", nc) or not cnonce:
-                return None, False
-            want = _h(alg, f"{ha1}:{nonce}:{nc}:{cnonce}:{qop}:{ha2}")
-        else:
+        nc, cnonce = p.get("nc", ""), p.get("cnonce", "")
+        if p.get("qop") != "auth" or not re.fullmatch(r"[0-9a-fA-F]{8}", nc) or not cnonce:
             return None, False
-        if not hmac.compare_digest(want, response.lower()):
+        ha2 = _h(alg, f"{method}:{uri}")
+        want = _h(alg, f"{ha1}:{nonce}:{nc}:{cnonce}:auth:{ha2}")
+        if not hmac.compare_digest(want.encode(), response.lower().encode()):
             return None, False
         if age > self.nonce_ttl_s or age < -5.0:
             return None, True
-        if qop == "auth":
-            count = int(p["nc"], 16)
-            if count <= self._counts.get(nonce, 0):
-                return None, False      # a replayed answer
-            self._counts[nonce] = count
-            self._counts.move_to_end(nonce)
-            while len(self._counts) > self._max:
-                self._counts.popitem(last=False)
+        count = int(nc, 16)
+        if count <= self._counts.get(nonce, 0):
+            return None, False      # a replayed answer
+        self._counts[nonce] = count
+        self._counts.move_to_end(nonce)
+        while len(self._counts) > self._max:
+            self._counts.popitem(last=False)
         return user, False
 
 

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 import structlog
 
-from switchd.core.inputs import Digit
+from switchd.core.inputs import Digit, Incoming
 from switchd.drivers.sip import rtcp
 from switchd.drivers.sip.engine import FOLLOWS, MediaStart, MediaStop, SipEngine
 from switchd.drivers.sip.message import MAX_MESSAGE, SipParseError, StreamFramer
@@ -44,6 +44,13 @@ log = structlog.get_logger("switchd.sip")
 Address = tuple[str, int]
 #: How long after an RFC 4733 key the same key heard in-band is the same press (s).
 _SAME_KEY_S = 0.3
+#: Most SIP-over-TCP connections at once, and seconds one may stay silent before it is
+#: closed (a registered phone refreshes, or sends keep-alives, well within it).
+MAX_TCP_CONNECTIONS = 1000
+TCP_IDLE_S = 3600.0
+#: Valid packets in a row, numbered one after the other, before RTP from an address that
+#: is not the one in the peer's SDP is taken as the peer's (symmetric RTP behind NAT).
+_LEARN_PACKETS = 3
 
 
 @dataclass(eq=False)
@@ -68,12 +75,20 @@ class _Media:
     send: bool = True
     latched: bool = False
     sdp_remote: Address = ("", 0)     # the address its SDP gave
+    learning: tuple[Address, int, int] | None = None   # (source, last seq, packets in a row)
     rtcp_remote: Address = ("", 0)    # where our RTCP goes (SDP port + 1, then latched)
     rtcp_latched: bool = False
     next_rtcp: float = 0.0
     prior: tuple[int, int] = (0, 0)   # (expected, received) at our last report
     octets: int = 0
     peer: PeerReport | None = None    # the peer's last report on what we sent it
+
+
+def _plain(addr: Address) -> Address:
+    """An IPv4 peer seen on an IPv6 socket (``::ffff:192.0.2.1``) as its IPv4 address, so
+    carriers' addresses match."""
+    host = addr[0]
+    return (host[7:], addr[1]) if host.startswith("::ffff:") and "." in host else addr
 
 
 class _SipProtocol(asyncio.DatagramProtocol):
@@ -121,6 +136,8 @@ class SipDriver:
         self.engine = SipEngine(settings, self.lines)
         self.clock = clock
         self.dispatch = dispatch or (lambda items: None)
+        #: the shell's submit, for a carrier's Incoming (its refusal must be known)
+        self.submit: Callable[[Any], object] | None = None
         self._sip: asyncio.DatagramTransport | None = None
         self._tcp: asyncio.Server | None = None
         #: open TCP connections by peer address: requests and responses to it go there
@@ -243,24 +260,41 @@ class SipDriver:
 
     def sip_datagram(self, data: bytes, addr: Address, transport: str = "UDP") -> None:
         """A SIP message arrived (a datagram, or one cut from a TCP stream)."""
+        addr = _plain(addr)
         now = self.clock()
         try:
             rest = self._carry_out(self.engine.receive(now, data, addr, transport))
         except Exception:       # a bug of ours must not take the loop down with one packet
             log.exception("sip_receive_failed", source=f"{addr[0]}:{addr[1]}")
             return
-        if rest:
-            self.dispatch(rest)
+        for item in rest:
+            if type(item) is Incoming and self.submit is not None:
+                # A carrier's call the core may refuse (shutting down): the INVITE must
+                # then be answered, not left ringing.
+                try:
+                    self.submit(item)
+                except Exception as e:
+                    line = f"trunk/{item.trunk}"
+                    more = self._carry_out(self.engine.refused(self.clock(), line, str(e)))
+                    if more:
+                        self.dispatch(more)
+            else:
+                self.dispatch([item])
 
     async def _serve_tcp(self, reader: asyncio.StreamReader,
                          writer: asyncio.StreamWriter) -> None:
         """One SIP-over-TCP connection: messages cut by Content-Length (RFC 3261 §18.3)."""
         peer = writer.get_extra_info("peername")
-        addr: Address = (peer[0], peer[1])
+        addr: Address = _plain((peer[0], peer[1]))
+        if len(self._streams) >= MAX_TCP_CONNECTIONS:
+            log.warning("sip_tcp_refused", source=f"{addr[0]}:{addr[1]}",
+                        connections=len(self._streams))
+            writer.close()
+            return
         self._streams[addr] = writer
         framer = StreamFramer()
         try:
-            while data := await reader.read(65536):
+            while data := await asyncio.wait_for(reader.read(65536), TCP_IDLE_S):
                 try:
                     messages = framer.feed(data)
                 except SipParseError as e:
@@ -269,8 +303,8 @@ class SipDriver:
                     break
                 for m in messages:
                     self.sip_datagram(m, addr, "TCP")
-        except (ConnectionError, OSError):
-            pass
+        except (ConnectionError, OSError, TimeoutError):
+            pass            # gone, or silent past TCP_IDLE_S (a phone re-registers well before)
         finally:
             if self._streams.get(addr) is writer:
                 del self._streams[addr]
@@ -344,8 +378,10 @@ class SipDriver:
         m = self._media.get(channel)
         if m is None:
             return
+        addr = _plain(addr)
         if addr != m.rtcp_remote:
-            if m.rtcp_latched:
+            # Only from the peer's own address (its RTP's), and only once.
+            if m.rtcp_latched or addr[0] != m.remote[0]:
                 return
             m.rtcp_remote = addr
         m.rtcp_latched = True
@@ -385,12 +421,10 @@ class SipDriver:
         m = self._media.get(channel)
         if m is None:
             return
-        if m.remote != addr:
-            if m.latched:
-                return      # another source once latched: not this call's peer (injection)
-            # Symmetric RTP: answer where the peer really sends from (NAT), learnt from
-            # its first packet; later packets from elsewhere are dropped.
-            m.remote = addr
+        addr = _plain(addr)
+        if addr != m.remote:
+            if m.latched or not self._learn(m, data, addr):
+                return      # not this call's peer (or not proven yet): dropped
         m.latched = True
         now = self.clock()
         key = m.receiver.receive_datagram(data, now)
@@ -430,6 +464,30 @@ class SipDriver:
             return ko.packets.popleft()
         del self._keys_out[ch]
         return None
+
+    @staticmethod
+    def _learn(m: _Media, data: bytes, addr: Address) -> bool:
+        """Symmetric RTP with care (Asterisk's strictrtp "learning"): before the call's
+        media is latched, an address other than the SDP's becomes the peer's only after
+        :data:`_LEARN_PACKETS` valid packets in a row of the agreed payload types, each
+        numbered after the last, so a stray or forged datagram cannot take the call's
+        audio. Returns True when ``addr`` is now the peer (this packet is played)."""
+        if len(data) < 12 or data[0] >> 6 != 2:
+            return False
+        pt = data[1] & 0x7F
+        if pt != m.receiver.payload and pt != m.receiver.dtmf_payload:
+            return False
+        seq = int.from_bytes(data[2:4], "big")
+        if m.learning is not None and m.learning[0] == addr \
+                and seq == (m.learning[1] + 1) & 0xFFFF:
+            m.learning = (addr, seq, m.learning[2] + 1)
+        else:
+            m.learning = (addr, seq, 1)
+        if m.learning[2] < _LEARN_PACKETS:
+            return False
+        m.remote = addr
+        m.learning = None
+        return True
 
     def claims_digit(self, line: str, digit: str, time: float) -> bool:
         """True when ``digit`` heard in-band on ``line`` at ``time`` is a key already

@@ -44,9 +44,18 @@ import structlog
 from switchd.core.inputs import Answer, Dial, FarBusy, Hangup, Hold, Incoming, OffHook, Retrieve
 from switchd.drivers.sip import sdp
 from switchd.drivers.sip.digest import DigestServer, answer_challenge
-from switchd.drivers.sip.message import NameAddr, Request, Response, SipParseError, Uri, parse
+from switchd.drivers.sip.message import (
+    NameAddr,
+    Request,
+    Response,
+    SipParseError,
+    Uri,
+    is_number,
+    parse,
+)
 from switchd.drivers.sip.settings import SipSettings, SipTrunk
 from switchd.drivers.sip.transaction import (
+    AckTimeout,
     Deliver,
     Send,
     Timeout,
@@ -254,6 +263,14 @@ class SipEngine:
         except SipParseError as e:
             # A header read only now (a Contact, a Request-URI) is broken: 400 it too.
             return self._bad_request(data, source, transport, e)
+        except Exception:
+            # A bug of ours must not leave the request's transaction alive for ever.
+            log.exception("sip_request_failed", source=f"{source[0]}:{source[1]}")
+            if isinstance(msg, Request) and msg.method != "ACK":
+                key = self.tx.key_of(msg)
+                if key is not None:
+                    return list(self.tx.respond_once(key, response_to(msg, 500, to_tag=_tag())))
+            return []
         return out
 
     def _bad_request(self, data: bytes, source: Address, transport: str,
@@ -309,6 +326,10 @@ class SipEngine:
         q.append(now)
         while q and q[0] < now - 60.0:
             q.popleft()
+        if len(self._failures) > 10_000:
+            # Forget the addresses with no failure in the last minute (oldest first).
+            for ip in [ip for ip, d in self._failures.items() if d[-1] < now - 60.0]:
+                del self._failures[ip]
         out: list[Any] = [SipAuthFailed(f"{source[0]}:{source[1]}", method, user, reason,
                                         len(q), now)]
         if len(q) >= self.settings.auth_fail_limit and self._trunk_from(source) is None:
@@ -328,11 +349,13 @@ class SipEngine:
         user = _user_of(req.get("From") or "")
         auth = req.get("Authorization") or req.get("Proxy-Authorization")
         lookup = {str(n): c for n, c in self.settings.extensions.items()}
-        who, stale = self.digest.check(now, req.method, auth, lookup)
+        who, stale = self.digest.check(now, req.method, auth, lookup, request_uri=req.uri)
         if who is not None:
             return int(who), []
         challenge = tuple(("WWW-Authenticate", c) for c in self.digest.challenges(now, stale=stale))
-        out = self._respond(now, key, req, 401, headers=challenge)
+        # Sent once and forgotten (a proxy's stateless 401): a forged source gets one packet.
+        out: list[Any] = list(self.tx.respond_once(key, response_to(
+            req, 401, to_tag=_tag(), headers=challenge + (("Server", self.settings.user_agent),))))
         if auth and not stale:
             out += self._fail(now, source, req.method, user,
                               "bad_credentials" if user in lookup else "unknown_user")
@@ -371,7 +394,7 @@ class SipEngine:
             except SipParseError as e:
                 return self._respond(now, key, req, 400, reason=f"Contact: {e}")
             exp_text = na.param("expires") or default or "3600"
-            if not exp_text.isdigit():
+            if not is_number(exp_text):
                 return self._respond(now, key, req, 400, reason=f"expires {exp_text!r} is not a number")
             expires = int(exp_text)
             if 0 < expires < self.settings.min_expires_s:
@@ -510,10 +533,11 @@ class SipEngine:
         return [MediaStop(leg.line)]
 
     def _on_reinvite(self, now: float, key: str, req: Request, to_tag: str) -> list[Any]:
-        line = self._dialogs.get((req.call_id, to_tag))
-        leg = self.legs.get(line) if line is not None else None
+        leg = self._dialog_leg(req)
+        line = leg.line if leg is not None else None
         if leg is None or leg.state is not LegState.CONFIRMED:
             return self._respond(now, key, req, 481)
+        leg.server_key = key        # its ACK stops this 2xx's retransmissions
         if not req.body:
             return self._respond(now, key, req, 488, reason="a re-INVITE without SDP is not taken")
         try:
@@ -538,18 +562,25 @@ class SipEngine:
         return out
 
     def _on_ack(self, now: float, req: Request) -> list[Any]:
-        line = self._dialogs.get((req.call_id, req.to.tag or ""))
-        leg = self.legs.get(line) if line is not None else None
+        leg = self._dialog_leg(req)
         if leg is not None and leg.server_key is not None:
             self.tx.acked(leg.server_key)
         return []
 
     # ------------------------------------------------------------------ BYE / CANCEL in
 
-    def _on_bye(self, now: float, key: str, req: Request, source: Address,
-                transport: str) -> list[Any]:
+    def _dialog_leg(self, req: Request) -> _Leg | None:
+        """The confirmed leg whose dialog ``req`` is in: Call-ID, our tag (its To) and the
+        peer's (its From) — a forked phone that lost the race shares the first two."""
         line = self._dialogs.get((req.call_id, req.to.tag or ""))
         leg = self.legs.get(line) if line is not None else None
+        if leg is None or (leg.remote_tag is not None and req.from_.tag != leg.remote_tag):
+            return None
+        return leg
+
+    def _on_bye(self, now: float, key: str, req: Request, source: Address,
+                transport: str) -> list[Any]:
+        leg = self._dialog_leg(req)
         if leg is None:
             return self._respond(now, key, req, 481)
         out = self._respond(now, key, req, 200, to_tag=leg.local_tag)
@@ -666,6 +697,8 @@ class SipEngine:
     def _fork_answered(self, now: float, leg: _Leg, fork: _Fork, resp: Response) -> list[Any]:
         out = self._ack(now, fork, resp)
         if leg.state is LegState.CONFIRMED:
+            if resp.to.tag == leg.remote_tag:
+                return out      # our ACK was lost: the 2xx again gets the ACK again
             # Another contact answered too late: it gets ACK and BYE (§13.2.2.4).
             return out + self._bye_dialog(now, fork, resp)
         try:
@@ -688,6 +721,8 @@ class SipEngine:
         for other in leg.forks:
             if other is not fork:
                 out += self._cancel(now, other)
+                # Its answer may cross the CANCEL: a 1xx is cancelled, a 2xx gets ACK+BYE.
+                self._orphans[other.key] = other
         leg.forks = [fork]
         return out + self._media_start(leg) + [Answer(leg.line)]
 
@@ -828,6 +863,8 @@ class SipEngine:
         for item in self.tx.handle_timer(now):
             if isinstance(item, Timeout):
                 out += self._on_timeout(now, item)
+            elif isinstance(item, AckTimeout):
+                out += self._on_ack_timeout(now, item.key)
             elif isinstance(item, Deliver):
                 out += self._deliver(now, item)
             else:
@@ -846,6 +883,26 @@ class SipEngine:
                     out.append(SipRegistration(f"ext/{ext}", len(binds), contact, 0.0,
                                                f"{b.source[0]}:{b.source[1]}", now))
         return out
+
+    def _on_ack_timeout(self, now: float, key: str) -> list[Any]:
+        """Our 2xx got no ACK (RFC 3261 §13.3.1.4): the peer is not there — BYE, and the
+        core's line hangs up (a forged INVITE cannot keep a call streaming anywhere)."""
+        leg = next((lg for lg in self.legs.values() if lg.server_key == key), None)
+        if leg is None or leg.state is not LegState.CONFIRMED:
+            return []
+        log.info("sip_no_ack", line=leg.line)
+        return self._hang_up(now, leg) + [Hangup(leg.line)]
+
+    def refused(self, now: float, line: str, reason: str) -> list[Any]:
+        """The core refused a carrier's call on ``line`` (shutting down, the trunk not
+        idle): answer its INVITE 503 and forget it."""
+        leg = self.legs.get(line)
+        if leg is None or leg.state is not LegState.INCOMING or leg.server_key is None \
+                or leg.invite is None:
+            return []
+        out = self._respond(now, leg.server_key, leg.invite, 503, to_tag=leg.local_tag,
+                            reason=reason[:100])
+        return out + self._drop_leg(leg)
 
     def _on_timeout(self, now: float, t: Timeout) -> list[Any]:
         if t.request.method != "INVITE":
@@ -1002,10 +1059,10 @@ def _granted_expires(resp: Response, asked: int) -> int:
             e = NameAddr.parse(c).param("expires")
         except SipParseError:
             continue
-        if e and e.isdigit():
+        if e and is_number(e):
             return int(e)
     e = resp.get("Expires")
-    return int(e) if e and e.isdigit() else asked
+    return int(e) if e and is_number(e) else asked
 
 
 def _http_date(now: float) -> str:

@@ -37,6 +37,7 @@ __all__ = [
     "StreamFramer",
     "Uri",
     "Via",
+    "is_number",
     "parse",
     "reason_phrase",
 ]
@@ -82,6 +83,12 @@ _REASONS = {
     504: "Server Time-out", 505: "Version Not Supported", 513: "Message Too Large",
     603: "Decline", 604: "Does Not Exist Anywhere",
 }
+
+
+def is_number(text: str) -> bool:
+    """``text`` is ASCII digits 0-9 (``str.isdigit`` also takes "¹" and "３", which
+    ``int`` refuses)."""
+    return text.isascii() and text.isdigit()
 
 
 def reason_phrase(status: int) -> str:
@@ -384,7 +391,7 @@ def _host_port(text: str) -> tuple[str, int | None]:
     if not host:
         raise SipParseError(f"no host in {text[:40]!r}")
     if port_text:
-        if not port_text.isdigit() or not 0 < int(port_text) < 65536:
+        if not is_number(port_text) or not 0 < int(port_text) < 65536:
             raise SipParseError(f"port {port_text[:10]!r} is not 1..65535")
         return host, int(port_text)
     return host, None
@@ -522,7 +529,7 @@ class CSeq:
     def parse(cls, text: str) -> CSeq:
         """Parse ``"314159 INVITE"``. Raises SipParseError."""
         parts = text.split()
-        if len(parts) != 2 or not parts[0].isdigit() or int(parts[0]) >= 2**31:
+        if len(parts) != 2 or not is_number(parts[0]) or int(parts[0]) >= 2**31:
             raise SipParseError(f"CSeq {text[:40]!r} is not '<number below 2**31> METHOD'")
         return cls(int(parts[0]), parts[1].upper())
 

@@ -337,7 +337,9 @@ class RtpSender:
             dur += FRAME_SAMPLES
         for _ in range(3):
             out.append(self._event_packet(event, volume, total, start, end=True, marker=False))
-        self.timestamp = (start + total) & 0xFFFFFFFF
+        # The packets go one per 20 ms in place of audio: the media clock moves on by all
+        # of them, or the audio after the key would run behind real time.
+        self.timestamp = (start + FRAME_SAMPLES * len(out)) & 0xFFFFFFFF
         return out
 
     def _event_packet(self, event: int, volume: int, duration: int, ts: int, *, end: bool,

@@ -13,6 +13,8 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass, field
 
+from switchd.drivers.sip.message import is_number
+
 __all__ = ["Codec", "Media", "SdpError", "answer", "build", "parse"]
 
 #: Static payload types of the codecs we take (RFC 3551 table 4).
@@ -80,12 +82,12 @@ def parse(body: bytes) -> Media:
             in_audio = len(bits) >= 4 and bits[0] == "audio"
             if in_audio:
                 seen_audio = True
-                if not bits[1].split("/")[0].isdigit() or int(bits[1].split("/")[0]) > 65535:
+                if not is_number(bits[1].split("/")[0]) or int(bits[1].split("/")[0]) > 65535:
                     raise SdpError(f"m=audio port {bits[1]!r} is not a port number")
                 port = int(bits[1].split("/")[0])
                 if not bits[2].startswith("RTP/"):
                     raise SdpError(f"m=audio transport {bits[2]!r} is not RTP/AVP")
-                payloads = tuple(int(p) for p in bits[3:] if p.isdigit() and int(p) < 128)
+                payloads = tuple(int(p) for p in bits[3:] if is_number(p) and int(p) < 128)
             continue
         if kind == "c":
             bits = value.split()
@@ -110,9 +112,9 @@ def parse(body: bytes) -> Media:
                     session_dir = name
             elif name == "rtpmap" and in_audio:
                 pt, _, enc = rest.partition(" ")
-                if pt.isdigit():
+                if is_number(pt):
                     names[int(pt)] = enc.split("/")[0].strip()
-            elif name == "ptime" and in_audio and rest.strip().isdigit():
+            elif name == "ptime" and in_audio and is_number(rest.strip()):
                 ptime = int(rest.strip())
     if not seen_audio:
         raise SdpError("no m=audio stream")

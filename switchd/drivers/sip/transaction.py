@@ -26,7 +26,7 @@ from enum import Enum
 from switchd.drivers.sip.message import Request, Response, Via, reason_phrase
 from switchd.engine import TimerHeap
 
-__all__ = ["T1", "T2", "T4", "Deliver", "Kind", "Send", "State", "Timeout", "Transactions",
+__all__ = ["T1", "T2", "T4", "AckTimeout", "Deliver", "Kind", "Send", "State", "Timeout", "Transactions",
            "new_branch", "response_to"]
 
 T1 = 0.5
@@ -91,6 +91,14 @@ class Timeout:
     request: Request
 
 
+@dataclass(frozen=True, slots=True)
+class AckTimeout:
+    """A 2xx the UA sent in server transaction ``key`` got no ACK within 64·T1: the UA
+    ends the session with a BYE (RFC 3261 §13.3.1.4)."""
+
+    key: str
+
+
 @dataclass(eq=False)
 class _Tx:
     kind: Kind
@@ -103,6 +111,7 @@ class _Tx:
     interval: float = T1
     ack: bytes = b""            # an INVITE client's ACK to a non-2xx
     final: Response | None = field(default=None)
+    acked: bool = False         # an INVITE server's 2xx got its ACK
 
     @property
     def reliable(self) -> bool:
@@ -162,7 +171,10 @@ def _server_key(req: Request, via: Via) -> str:
 class Transactions:
     """Every transaction of one SIP endpoint (see the module docstring)."""
 
-    def __init__(self) -> None:
+    def __init__(self, max_transactions: int = 20_000) -> None:
+        #: beyond this many live transactions a new request is dropped (a flood must not
+        #: eat the memory: each keeps its request, up to 64 KB)
+        self.max_transactions = max_transactions
         self._txs: dict[str, _Tx] = {}
         self._timers: TimerHeap[tuple[str, str]] = TimerHeap()
 
@@ -224,6 +236,10 @@ class Transactions:
         if not entering:
             return out if not first else [Deliver(key, resp, source, transport), *out]
         self._timers.cancel((key, "retransmit"))
+        if nxt is State.PROCEEDING and tx.kind is Kind.INVITE_CLIENT:
+            # §17.1.1.2: timer B runs in Calling only; a ringing phone rings until the TU
+            # (the core's ring time) cancels it.
+            self._timers.cancel((key, "timeout"))
         if nxt is State.PROCEEDING and tx.kind is Kind.NON_INVITE_CLIENT and not tx.reliable:
             self._timers.arm((key, "retransmit"), now + T2)     # §17.1.2.2: keep at T2
         if nxt is State.COMPLETED:
@@ -261,12 +277,17 @@ class Transactions:
             if _TABLE.get((tx.kind, tx.state, "request")) is not None and tx.last:
                 return [Send(tx.last, tx.addr, tx.transport)]
             return []
+        if len(self._txs) >= self.max_transactions:
+            return []
         kind = Kind.INVITE_SERVER if req.method == "INVITE" else Kind.NON_INVITE_SERVER
         state = State.PROCEEDING if kind is Kind.INVITE_SERVER else State.TRYING
         # Over TCP the answer goes back on the connection the request came in on.
         back = _response_address(via, source) if transport == "UDP" else source
         tx = _Tx(kind, key, state, req, back, transport)
         self._txs[key] = tx
+        if kind is Kind.NON_INVITE_SERVER:
+            # The UA answers a non-INVITE at once; one it never answers (a bug) still ends.
+            self._timers.arm((key, "timeout"), now + 64 * T1)
         out: list[Deliver | Send] = []
         if kind is Kind.INVITE_SERVER:
             # §17.2.1: a 100 Trying at once stops the caller's retransmissions.
@@ -308,6 +329,28 @@ class Transactions:
     def acked(self, key: str) -> None:
         """The UA saw the ACK for the 2xx sent in ``key``: stop retransmitting it."""
         self._timers.cancel((key, "retransmit"))
+        tx = self._txs.get(key)
+        if tx is not None:
+            tx.acked = True
+
+    def key_of(self, req: Request) -> str | None:
+        """The key of the live server transaction of ``req``, or None."""
+        try:
+            key = _server_key(req, req.vias[0])
+        except (IndexError, ValueError):
+            return None
+        return key if key in self._txs else None
+
+    def respond_once(self, key: str, resp: Response) -> list[Send]:
+        """Send ``resp`` and end server transaction ``key`` at once, keeping nothing to
+        retransmit: a challenge to a request without credentials (a proxy's stateless
+        401). A spoofed source then gets one answer per request, not a train of them;
+        a real phone that lost it retransmits its request and is answered again."""
+        tx = self._txs.get(key)
+        if tx is None:
+            return []
+        self._end(key)
+        return [Send(resp.to_bytes(), tx.addr, tx.transport)]
 
     # ------------------------------------------------------------------ in and time
 
@@ -322,9 +365,9 @@ class Transactions:
         """When :meth:`handle_timer` must next run, epoch s."""
         return self._timers.next_deadline()
 
-    def handle_timer(self, now: float) -> list[Send | Timeout | Deliver]:
+    def handle_timer(self, now: float) -> list[Send | Timeout | Deliver | AckTimeout]:
         """Fire the due timers: retransmissions, time-outs, ends."""
-        out: list[Send | Timeout | Deliver] = []
+        out: list[Send | Timeout | Deliver | AckTimeout] = []
         while (due := self._timers.pop_due(now)) is not None:
             (key, what), _ = due
             tx = self._txs.get(key)
@@ -349,6 +392,9 @@ class Transactions:
                     out.append(Timeout(key, tx.request))                        # B / F
                 self._end(key)                                                   # H: no ACK
             elif what == "end":
+                if tx.kind is Kind.INVITE_SERVER and tx.state is State.ACCEPTED \
+                        and not tx.acked:
+                    out.append(AckTimeout(key))                           # §13.3.1.4
                 self._end(key)
         return out
 

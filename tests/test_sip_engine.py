@@ -427,3 +427,33 @@ def test_a_challenge_to_a_request_without_credentials_is_sent_once() -> None:
     first = msgs(e.receive(T0, stranger.invite("8000").to_bytes(), stranger.addr))
     assert [m.status for m in first] == [100, 401]
     assert not msgs(_run_until(e, T0 + 60)) and len(e.tx) == 0
+
+
+def test_a_record_routing_proxy_is_kept_in_the_dialog() -> None:
+    e = _engine()
+    carrier = Phone("139", addr=CARRIER)
+    rr = ("Record-Route", "<sip:sbc.example.net;lr>")
+    invite = carrier.invite("4930123")
+    invite = Request(headers=invite.headers + (rr,), method="INVITE", uri=invite.uri,
+                     body=invite.body)
+    e.receive(T0, invite.to_bytes(), CARRIER)
+    ok = msgs(_state(e, "trunk/1", LineStatus.CONNECTED))[0]
+    assert ok.get("Record-Route") == "<sip:sbc.example.net;lr>"
+    bye = msgs(_state(e, "trunk/1", LineStatus.IDLE, T0 + 5))[0]
+    assert bye.method == "BYE" and bye.get("Route") == "<sip:sbc.example.net;lr>"
+
+
+def test_a_phone_dialling_a_tel_uri_dials_its_number() -> None:
+    e = _engine()
+    phone = Phone("201")
+    inv = phone.invite("90123")
+    tel = Request(headers=inv.headers, method="INVITE", uri="tel:9-0123", body=inv.body)
+    ch = msgs(e.receive(T0, tel.to_bytes(), phone.addr))[-1]
+    inv2 = phone.invite("90123", challenge=ch)
+    from switchd.drivers.sip.digest import answer_challenge
+    auth = answer_challenge(ch.get_all("WWW-Authenticate")[0], method="INVITE", uri="tel:9-0123",
+                            username="201", password="s3cret")
+    tel2 = Request(headers=inv2.with_headers(("Authorization", auth)).headers, method="INVITE",
+                   uri="tel:9-0123", body=inv2.body)
+    out = e.receive(T0, tel2.to_bytes(), phone.addr)
+    assert _only(out, Dial) == [Dial("ext/201", "90123")]

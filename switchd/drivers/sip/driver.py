@@ -329,7 +329,8 @@ class SipDriver:
     def _media_start(self, m: MediaStart) -> None:
         ch = self.engine.channel_of[m.line]
         cur = self._media.get(ch)
-        if cur is not None and cur.receiver.payload == m.codec.payload:
+        if cur is not None and cur.receiver.payload == m.codec.payload \
+                and cur.receiver.dtmf_payload == m.codec.dtmf_payload:
             cur.send = m.send
             if m.remote != cur.sdp_remote:
                 # The peer moved its media (a re-INVITE): learn its source again.

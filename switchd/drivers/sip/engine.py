@@ -148,6 +148,8 @@ class _Leg:
     sdp_version: int = 1
     held: bool = False
     trunk: SipTrunk | None = None
+    #: the dialog's route set (RFC 3261 §12.1): Route headers of our in-dialog requests
+    route: tuple[str, ...] = ()
 
 
 def _tag() -> str:
@@ -223,6 +225,9 @@ class SipEngine:
                  to_tag: str | None = None, headers: tuple[tuple[str, str], ...] = (),
                  body: bytes = b"", reason: str | None = None) -> list[Any]:
         extra = headers + (("Server", self.settings.user_agent),)
+        if req.method == "INVITE" and 100 < status < 300:
+            # Proxies that record-route see the dialog's requests (RFC 3261 §12.1.1).
+            extra = tuple(("Record-Route", r) for r in req.get_all("Record-Route")) + extra
         if body:
             extra += (("Content-Type", "application/sdp"),)
         return list(self.tx.respond(now, key, response_to(
@@ -261,7 +266,14 @@ class SipEngine:
                 if isinstance(item, Deliver):
                     out += self._deliver(now, item)
         except SipParseError as e:
-            # A header read only now (a Contact, a Request-URI) is broken: 400 it too.
+            # A header read only now (a Contact, a Request-URI) is broken: 400 it too, in
+            # its transaction if it has one (which then ends).
+            key = self.tx.key_of(msg) if isinstance(msg, Request) and msg.method != "ACK" \
+                else None
+            if key is not None and isinstance(msg, Request):
+                reason = str(e)[:100].replace("\r", " ").replace("\n", " ")
+                return list(self.tx.respond_once(key, response_to(
+                    msg, e.status, reason, to_tag=_tag())))
             return self._bad_request(data, source, transport, e)
         except Exception:
             # A bug of ours must not leave the request's transaction alive for ever.
@@ -473,7 +485,7 @@ class SipEngine:
             return self._respond(now, key, req, 404, reason=f"extension {ext} is not on this board")
         if self.status[line] is not LineStatus.IDLE or line in self.legs:
             return self._respond(now, key, req, 486)
-        number = Uri.parse(req.uri).user if req.uri.startswith("sip") else ""
+        number = _dialled(req.uri)
         media, codec, refused = self._offer(now, key, req, self.settings.codecs)
         if refused:
             return refused
@@ -483,6 +495,7 @@ class SipEngine:
                    remote_tag=req.from_.tag, addr=source, transport=transport,
                    server_key=key, invite=req, codec=codec, media=media)
         leg.remote_target = self._target(req)
+        leg.route = tuple(req.get_all("Record-Route"))
         self._add_leg(leg)
         out = self._respond(now, key, req, 200, to_tag=leg.local_tag,
                             headers=(("Contact", self._contact(str(ext))), ("Allow", _ALLOW)),
@@ -502,7 +515,7 @@ class SipEngine:
         media, codec, refused = self._offer(now, key, req, trunk.codecs)
         if refused:
             return refused
-        did = Uri.parse(req.uri).user
+        did = _dialled(req.uri)
         dnis = trunk.dids.get(did, did)
         caller = _user_of(req.get("P-Asserted-Identity") or req.get("From") or "") or "anonymous"
         tag = _tag()
@@ -511,6 +524,7 @@ class SipEngine:
                    remote_tag=req.from_.tag, addr=source, server_key=key, invite=req,
                    codec=codec, media=media, trunk=trunk)
         leg.remote_target = self._target(req)
+        leg.route = tuple(req.get_all("Record-Route"))
         self._add_leg(leg)
         return [Incoming(caller=caller, dnis=dnis, trunk=int(line.split("/")[1]))]
 
@@ -544,6 +558,11 @@ class SipEngine:
             media = sdp.parse(req.body)
         except sdp.SdpError as e:
             return self._respond(now, key, req, 400, reason=f"SDP: {e}"[:120])
+        try:
+            # A new offer is negotiated anew (RFC 3264 §8): its codec, its event type.
+            leg.codec = sdp.answer(media, leg.trunk.codecs if leg.trunk else self.settings.codecs)
+        except sdp.SdpError as e:
+            return self._respond(now, key, req, 488, reason=str(e)[:120])
         leg.media = media
         leg.remote_target = self._target(req) or leg.remote_target
         answer_dir = {"sendonly": "recvonly", "inactive": "inactive",
@@ -717,6 +736,7 @@ class SipEngine:
         leg.remote = resp.get("To") or leg.remote
         leg.remote_target = self._target(resp) or fork.request.uri
         leg.addr, leg.transport = fork.addr, fork.transport
+        leg.route = tuple(reversed(resp.get_all("Record-Route")))
         leg.media, leg.codec = media, codec
         for other in leg.forks:
             if other is not fork:
@@ -727,7 +747,8 @@ class SipEngine:
         return out + self._media_start(leg) + [Answer(leg.line)]
 
     def _ack(self, now: float, fork: _Fork, resp: Response) -> list[Any]:
-        headers = (("Via", self._via(fork.transport)), ("Max-Forwards", "70"),
+        routes = tuple(("Route", r) for r in reversed(resp.get_all("Record-Route")))
+        headers = (("Via", self._via(fork.transport)), ("Max-Forwards", "70"), *routes,
                    ("From", fork.request.get("From") or ""), ("To", resp.get("To") or ""),
                    ("Call-ID", fork.request.call_id), ("CSeq", f"{fork.request.cseq.seq} ACK"))
         target = self._target(resp) or fork.request.uri
@@ -784,7 +805,7 @@ class SipEngine:
         if leg.state is LegState.CONFIRMED:
             leg.cseq += 1
             headers = (("Via", self._via(leg.transport)), ("Max-Forwards", "70"),
-                       ("From", leg.local),
+                       *(("Route", r) for r in leg.route), ("From", leg.local),
                        ("To", leg.remote), ("Call-ID", leg.call_id), ("CSeq", f"{leg.cseq} BYE"))
             req = Request(headers=headers, method="BYE", uri=leg.remote_target)
             _, sends = self.tx.request(now, req, leg.addr, leg.transport)
@@ -915,7 +936,8 @@ class SipEngine:
         if leg.forks:
             return []
         out = self._drop_leg(leg)
-        return out + ([FarBusy(leg.line)] if leg.line.startswith("trunk/") else [])
+        # Nobody answered in time at SIP level: a carrier is busy, a phone declines.
+        return out + [FarBusy(leg.line) if leg.line.startswith("trunk/") else Hangup(leg.line)]
 
     # ------------------------------------------------------------------ carriers
 
@@ -1063,6 +1085,16 @@ def _granted_expires(resp: Response, asked: int) -> int:
             return int(e)
     e = resp.get("Expires")
     return int(e) if e and is_number(e) else asked
+
+
+def _dialled(uri: str) -> str:
+    """The number a phone dialled: the user part of its ``sip:`` Request-URI, or the number
+    of a ``tel:`` one (RFC 3966), visual separators dropped."""
+    if uri.lower().startswith("tel:"):
+        number = uri[4:].split(";", 1)[0]
+    else:
+        number = Uri.parse(uri).user
+    return "".join(c for c in number if c not in "-.()")
 
 
 def _http_date(now: float) -> str:

@@ -100,7 +100,7 @@ def reason_phrase(status: int) -> str:
 class SipParseError(ValueError):
     """A message that is not SIP as RFC 3261 writes it; ``str()`` says what is wrong.
 
-    ``status`` is what a server answers a request that failed so (400, 413 for a
+    ``status`` is what a server answers a request that failed so (400, 513 for a
     message over the size limit, 505 for another SIP version)."""
 
     def __init__(self, msg: str, status: int = 400) -> None:
@@ -253,7 +253,7 @@ def parse(data: bytes, *, stream: bool = False) -> Message:
     Raises :class:`SipParseError` naming the fault: not UTF-8 in the head, a bad start
     line, a header line without a colon, a missing mandatory header (Call-ID, CSeq,
     From, To, Via; RFC 3261 §8.1.1), a bad CSeq, Via, From or To, a Content-Length that is not a number
-    or longer than the body, a message over :data:`MAX_MESSAGE` bytes (status 413) or
+    or longer than the body, a message over :data:`MAX_MESSAGE` bytes (status 513) or
     with more than :data:`MAX_HEADERS` headers. ``stream``: Content-Length is required
     (RFC 3261 §18.3).
     """

@@ -84,7 +84,7 @@ def test_rtcp_goes_to_the_rtp_port_plus_one_every_5_s_and_the_peers_report_is_in
 
     d, clock = _driver()
     rtp_out, rtcp_out = _Capture(), _Capture()
-    d._rtp[0], d._rtcp[0] = rtp_out, rtcp_out           # type: ignore[assignment]
+    d._rtp_raw[0], d._rtcp[0] = rtp_out, rtcp_out       # type: ignore[assignment,call-overload]
     tx = RtpSender(0, 101, ssrc=7)
     silence = np.zeros((len(LINES), 160), dtype=np.int16)
     for k in range(300):                                 # 6 s of calls both ways

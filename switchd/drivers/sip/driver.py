@@ -110,10 +110,13 @@ class _RtpProtocol(asyncio.DatagramProtocol):
         self.control = control          # the RTCP socket (port + 1)
 
     def datagram_received(self, data: bytes, addr: tuple[Any, ...]) -> None:
+        # 50 packets a second per line: an IPv4 address is passed on as it came.
+        if len(addr) != 2:
+            addr = (addr[0], addr[1])       # IPv6 has flow info and scope id besides
         if self.control:
-            self.driver.rtcp_datagram(self.channel, data, (addr[0], addr[1]))
+            self.driver.rtcp_datagram(self.channel, data, addr)
         else:
-            self.driver.rtp_datagram(self.channel, data, (addr[0], addr[1]))
+            self.driver.rtp_datagram(self.channel, data, addr)
 
     def error_received(self, exc: Exception) -> None:
         pass
@@ -440,9 +443,9 @@ class SipDriver:
         m = self._media.get(channel)
         if m is None:
             return
-        addr = _plain(addr)
         if addr != m.remote:
-            if m.latched or not self._learn(m, data, addr):
+            addr = _plain(addr)
+            if addr != m.remote and (m.latched or not self._learn(m, data, addr)):
                 return      # not this call's peer (or not proven yet): dropped
         m.latched = True
         now = self.clock()
@@ -566,8 +569,9 @@ class SipDriver:
             return
         idx = np.fromiter((ch for ch, _ in sending), dtype=np.intp, count=len(sending))
         rows = samples[idx]
-        ulaw = g711.ulaw_encode(rows)
-        alaw = g711.alaw_encode(rows) if any(m.alaw for _, m in sending) else ulaw
+        # One bytes object per codec, sliced per line (cheaper than a row's tobytes()).
+        ulaw = g711.ulaw_encode(rows).tobytes()
+        alaw = g711.alaw_encode(rows).tobytes() if any(m.alaw for _, m in sending) else ulaw
         keys_out = self._keys_out
         raw = self._rtp_raw
         for k, (ch, m) in enumerate(sending):
@@ -578,7 +582,8 @@ class SipDriver:
             if keys_out and ch in keys_out:
                 pkt = self._next_key_packet(ch, m)
             if pkt is None:
-                pkt = m.sender.audio((alaw if m.alaw else ulaw)[k].tobytes())
+                at = k * FRAME_SAMPLES
+                pkt = m.sender.audio((alaw if m.alaw else ulaw)[at:at + FRAME_SAMPLES])
             try:
                 sock.sendto(pkt, m.remote)
             except OSError:

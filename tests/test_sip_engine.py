@@ -43,6 +43,15 @@ def _state(e: SipEngine, line: str, state: LineStatus, now: float = T0) -> list:
     return e.handle(now, LineState(line, state, e.status[line], now))
 
 
+def _ring_201(e: SipEngine) -> tuple[Phone, Request]:
+    """Extension 201's phone registered, and the core ringing it: (the phone, our INVITE)."""
+    phone = Phone("201")
+    _register(e, phone)
+    _state(e, "ext/201", LineStatus.ALERTING)
+    invite = msgs(e.handle(T0, CallRinging("c1", T0, line="ext/201", caller="1", callee="201")))[0]
+    return phone, invite
+
+
 def test_a_phone_registers_with_digest_and_its_binding_expires() -> None:
     e = _engine()
     phone = Phone("201")
@@ -128,10 +137,7 @@ def test_a_rung_extension_gets_an_invite_and_answering_it_answers_the_line() -> 
 
 def test_a_ring_the_switch_withdraws_is_cancelled_once_the_phone_rang() -> None:
     e = _engine()
-    phone = Phone("201")
-    _register(e, phone)
-    _state(e, "ext/201", LineStatus.ALERTING)
-    invite = msgs(e.handle(T0, CallRinging("c1", T0, line="ext/201", caller="1", callee="201")))[0]
+    phone, invite = _ring_201(e)
     assert msgs(_state(e, "ext/201", LineStatus.IDLE, T0 + 1)) == []   # no provisional yet
     out = e.receive(T0 + 1.1, phone.answer(invite, 180).to_bytes(), phone.addr)
     cancel = msgs(out)[0]
@@ -150,10 +156,7 @@ def test_an_unregistered_extension_declines_at_once_or_rings_out_as_configured()
 
 def test_a_phone_that_declines_declines_the_ring() -> None:
     e = _engine()
-    phone = Phone("201")
-    _register(e, phone)
-    _state(e, "ext/201", LineStatus.ALERTING)
-    invite = msgs(e.handle(T0, CallRinging("c1", T0, line="ext/201", caller="1", callee="201")))[0]
+    phone, invite = _ring_201(e)
     out = e.receive(T0 + 1, phone.answer(invite, 603).to_bytes(), phone.addr)
     assert _only(out, Hangup) == [Hangup("ext/201")] and msgs(out)[0].method == "ACK"
 
@@ -242,10 +245,7 @@ def test_garbage_gets_a_400_naming_the_fault_when_it_can_be_answered() -> None:
 
 def test_a_200_racing_the_cancel_of_a_withdrawn_ring_gets_ack_and_bye() -> None:
     e = _engine()
-    phone = Phone("201")
-    _register(e, phone)
-    _state(e, "ext/201", LineStatus.ALERTING)
-    invite = msgs(e.handle(T0, CallRinging("c1", T0, line="ext/201", caller="1", callee="201")))[0]
+    phone, invite = _ring_201(e)
     e.receive(T0 + 0.1, phone.answer(invite, 180).to_bytes(), phone.addr)
     cancel = msgs(_state(e, "ext/201", LineStatus.IDLE, T0 + 1))[0]
     assert cancel.method == "CANCEL"
@@ -357,10 +357,7 @@ def _run_until(e: SipEngine, until: float) -> list:
 
 def test_a_retransmitted_200_of_the_answering_phone_gets_the_ack_again_and_nothing_else() -> None:
     e = _engine()
-    phone = Phone("201")
-    _register(e, phone)
-    _state(e, "ext/201", LineStatus.ALERTING)
-    invite = msgs(e.handle(T0, CallRinging("c1", T0, line="ext/201", caller="1", callee="201")))[0]
+    phone, invite = _ring_201(e)
     ok = phone.answer(invite)
     assert _only(e.receive(T0 + 1, ok.to_bytes(), phone.addr), Answer)
     again = e.receive(T0 + 1.5, ok.to_bytes(), phone.addr)
@@ -393,10 +390,7 @@ def test_a_second_phone_answering_late_gets_ack_and_bye_and_its_bye_cannot_end_t
 
 def test_a_phone_ringing_past_timer_b_is_not_given_up_on_by_sip() -> None:
     e = _engine()
-    phone = Phone("201")
-    _register(e, phone)
-    _state(e, "ext/201", LineStatus.ALERTING)
-    invite = msgs(e.handle(T0, CallRinging("c1", T0, line="ext/201", caller="1", callee="201")))[0]
+    phone, invite = _ring_201(e)
     e.receive(T0 + 0.1, phone.answer(invite, 180).to_bytes(), phone.addr)
     assert not _only(_run_until(e, T0 + 60), Hangup)           # the core's ring time decides
     assert _only(e.receive(T0 + 61, phone.answer(invite).to_bytes(), phone.addr), Answer)

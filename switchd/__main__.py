@@ -248,6 +248,8 @@ def build_parser() -> argparse.ArgumentParser:
     media.add_argument("--record", action="store_true",
                        help="record every call through the real recording tap and writer "
                             "(stereo PCM into a temporary folder): the cost of recording")
+    media.add_argument("--find-max", action="store_true",
+                       help="also search the largest channel count with rtf <= 0.5 (short runs)")
     media.add_argument("--json", action="store_true", help="print one JSON object")
     media.set_defaults(func=cmd_bench_media)
     ivr = bsub.add_parser("ivr", help="interpreter cost per step, and calls in flows with media")

@@ -158,6 +158,11 @@ def test_a_stranger_cannot_call_out_and_a_register_flood_is_rate_limited(tmp_pat
         scanner = await Ua("100", sw, "guess").start()
         try:
             assert (await phone.register()).status == 200
+            # A stranger dialling an outside number (the outside prefix 9 and a
+            # premium-rate number): challenged, its guess refused, no call made.
+            resp, _ = await scanner.dial("90900123456")
+            assert resp.status == 401
+            assert _cdrs(d) == [] and not any('"call.new"' in ln for ln in d.log_lines())
             for _ in range(12):
                 try:
                     r = await scanner.register(timeout=1.0)

@@ -128,7 +128,12 @@ class LiveResult:
     calls; ``cdrs``: accepted calls found in the ``cdr`` table after shutdown,
     ``missing_cdrs`` the accepted ones not found; ``wall_s``: seconds from the first
     SIM.CALL sent to the last ``call.ended`` received; ``daemon_exit``: the daemon's
-    exit code after SIGTERM (None if it had to be killed).
+    exit code after SIGTERM (None if it had to be killed). ``daemon_cpu_s``: the
+    daemon's CPU time (all its threads: the loop, the CDR and recording writers) while
+    the calls ran, and ``daemon_cpu_ms_per_call`` that over the calls ended — the
+    switch's own cost per call set-up, answer and hang-up with its CDR (from /proc;
+    0 where there is none). The rate is bounded by the window over the call's length
+    (bots answer and talk for a fraction of a second), not only by the daemon.
     """
 
     calls: int
@@ -147,6 +152,8 @@ class LiveResult:
     rate: float | None
     timed_out: bool
     dispositions: dict[str, int] = field(default_factory=dict)
+    daemon_cpu_s: float = 0.0
+    daemon_cpu_ms_per_call: float = 0.0
     mode: str = "live"
 
     @property
@@ -290,6 +297,16 @@ class _Tally:
     finished: int = 0  # calls settled: refused with ERR, or ended
     first_send: float | None = None
     last_end: float | None = None
+
+
+def _proc_cpu_s(pid: int) -> float:
+    """CPU seconds (user + system, every thread) of process ``pid``; 0.0 without /proc."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return 0.0
+    fields_ = stat.rsplit(")", 1)[1].split()
+    return (int(fields_[11]) + int(fields_[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _free_port() -> int:
@@ -544,7 +561,9 @@ def bench_live(calls: int = DEFAULT_LIVE_CALLS, lines: int = 200, *, rate: float
                                     cwd=tmp, env=env)
         port = _wait_for_port(proc, log_path, err_path, fixed_port, _STARTUP_TIMEOUT_S)
         tally = _Tally(calls=calls)
+        cpu0 = _proc_cpu_s(proc.pid)
         timed_out = asyncio.run(_drive(port, tally, window, rate, timeout_s))
+        cpu = _proc_cpu_s(proc.pid) - cpu0
         proc.send_signal(signal.SIGTERM)
         try:
             daemon_exit: int | None = proc.wait(timeout=_SHUTDOWN_TIMEOUT_S)
@@ -561,6 +580,8 @@ def bench_live(calls: int = DEFAULT_LIVE_CALLS, lines: int = 200, *, rate: float
             calls_per_s=round(ended / wall_s, 1) if wall_s > 0 else 0.0,
             daemon_exit=daemon_exit, lines=lines, log_level=log_level, window=window, rate=rate,
             timed_out=timed_out, dispositions=dict(sorted(tally.dispositions.items())),
+            daemon_cpu_s=round(cpu, 3),
+            daemon_cpu_ms_per_call=round(cpu * 1000 / ended, 3) if ended else 0.0,
         )
     finally:
         if proc is not None and proc.poll() is None:

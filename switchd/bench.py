@@ -299,7 +299,7 @@ class _Tally:
     last_end: float | None = None
 
 
-def _proc_cpu_s(pid: int) -> float:
+def _cpu_s(pid: int) -> float:
     """CPU seconds (user + system, every thread) of process ``pid``; 0.0 without /proc."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
@@ -561,9 +561,9 @@ def bench_live(calls: int = DEFAULT_LIVE_CALLS, lines: int = 200, *, rate: float
                                     cwd=tmp, env=env)
         port = _wait_for_port(proc, log_path, err_path, fixed_port, _STARTUP_TIMEOUT_S)
         tally = _Tally(calls=calls)
-        cpu0 = _proc_cpu_s(proc.pid)
+        cpu0 = _cpu_s(proc.pid)
         timed_out = asyncio.run(_drive(port, tally, window, rate, timeout_s))
-        cpu = _proc_cpu_s(proc.pid) - cpu0
+        cpu = _cpu_s(proc.pid) - cpu0
         proc.send_signal(signal.SIGTERM)
         try:
             daemon_exit: int | None = proc.wait(timeout=_SHUTDOWN_TIMEOUT_S)

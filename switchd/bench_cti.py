@@ -51,7 +51,7 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from switchd.bench import BenchError, _wait_for_port, report
+from switchd.bench import BenchError, _cpu_s, _wait_for_port, report
 
 if TYPE_CHECKING:
     from multiprocessing.connection import Connection
@@ -543,16 +543,6 @@ async def _drive(port: int, rate: float, stop: asyncio.Event, calls: _Calls) -> 
             reader.cancel()
             with contextlib.suppress(BaseException):
                 await reader
-
-
-def _cpu_s(pid: int) -> float:
-    """CPU seconds (user + system) of process ``pid`` from /proc; 0.0 where there is no /proc."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return 0.0
-    fields = stat.rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _machine_busy_s() -> float:

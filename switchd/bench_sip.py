@@ -42,7 +42,8 @@ from typing import Any
 import numpy as np
 import yaml
 
-from switchd.bench_cti import Latency, _cpu_s
+from switchd.bench import _cpu_s
+from switchd.bench_cti import Latency
 
 __all__ = ["SipBenchResult", "add_sip_bench_parser", "bench_sip"]
 

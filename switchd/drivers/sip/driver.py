@@ -85,6 +85,11 @@ class _Media:
     peer: PeerReport | None = None    # the peer's last report on what we sent it
 
 
+def _joined(parts: dict[str, str]) -> str | None:
+    """``line figures; line figures`` (call.ended's and the CDR's ``media``), or None."""
+    return "; ".join(f"{line} {text}" for line, text in parts.items()) or None
+
+
 def _plain(addr: Address) -> Address:
     """An IPv4 peer seen on an IPv6 socket (``::ffff:192.0.2.1``) as its IPv4 address, so
     carriers' addresses match."""
@@ -419,24 +424,25 @@ class SipDriver:
         m = self._media.get(ch) if ch is not None else None
         return self._text(m) if m is not None else None
 
+    def _live(self, call_id: str) -> dict[str, str]:
+        """Line -> RTP figures so far, of the lines in call ``call_id`` with RTP now."""
+        out = {}
+        for line, cid in self._line_call.items():
+            ch = self.engine.channel_of[line]
+            if cid == call_id and ch in self._media:
+                out[line] = self._text(self._media[ch])
+        return out
+
     def call_media(self, call_id: str) -> str | None:
         """RTP figures so far of the lines in call ``call_id`` (as :meth:`stats_for_call`,
         the lines still in it only, forgetting nothing)."""
-        parts = [f"{line} {self._text(self._media[self.engine.channel_of[line]])}"
-                 for line, cid in self._line_call.items()
-                 if cid == call_id and self.engine.channel_of[line] in self._media]
-        return "; ".join(parts) or None
+        return _joined(self._live(call_id))
 
     def stats_for_call(self, call_id: str) -> str | None:
         """What the RTP receivers of ``call_id``'s lines saw (``trunk/1 rx=… lost=… late=…
         concealed=… jitter_ms=… tx=…; ext/201 …``): the lines still in it and those that
         left it; None when none had RTP. Forgets the lines that left."""
-        parts = dict(self._ended.pop(call_id, {}))
-        for line, cid in self._line_call.items():
-            ch = self.engine.channel_of[line]
-            if cid == call_id and ch in self._media:
-                parts[line] = self._text(self._media[ch])
-        return "; ".join(f"{line} {text}" for line, text in parts.items()) or None
+        return _joined({**self._ended.pop(call_id, {}), **self._live(call_id)})
 
     def rtp_datagram(self, channel: int, data: bytes, addr: Address) -> None:
         """An RTP datagram for ``channel`` arrived."""

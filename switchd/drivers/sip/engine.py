@@ -746,25 +746,24 @@ class SipEngine:
         leg.forks = [fork]
         return out + self._media_start(leg) + [Answer(leg.line)]
 
-    def _ack(self, now: float, fork: _Fork, resp: Response) -> list[Any]:
+    def _in_fork_dialog(self, now: float, fork: _Fork, resp: Response, method: str,
+                        cseq: int) -> list[Any]:
+        """Send ``method`` in the dialog ``resp`` (a 2xx to ``fork``'s INVITE) made: to its
+        Contact, through its record-route set (RFC 3261 §12.2.1.1)."""
         routes = tuple(("Route", r) for r in reversed(resp.get_all("Record-Route")))
         headers = (("Via", self._via(fork.transport)), ("Max-Forwards", "70"), *routes,
                    ("From", fork.request.get("From") or ""), ("To", resp.get("To") or ""),
-                   ("Call-ID", fork.request.call_id), ("CSeq", f"{fork.request.cseq.seq} ACK"))
+                   ("Call-ID", fork.request.call_id), ("CSeq", f"{cseq} {method}"))
         target = self._target(resp) or fork.request.uri
-        _, sends = self.tx.request(now, Request(headers=headers, method="ACK", uri=target),
+        _, sends = self.tx.request(now, Request(headers=headers, method=method, uri=target),
                                    fork.addr, fork.transport)
         return list(sends)
 
+    def _ack(self, now: float, fork: _Fork, resp: Response) -> list[Any]:
+        return self._in_fork_dialog(now, fork, resp, "ACK", fork.request.cseq.seq)
+
     def _bye_dialog(self, now: float, fork: _Fork, resp: Response) -> list[Any]:
-        headers = (("Via", self._via(fork.transport)), ("Max-Forwards", "70"),
-                   ("From", fork.request.get("From") or ""), ("To", resp.get("To") or ""),
-                   ("Call-ID", fork.request.call_id),
-                   ("CSeq", f"{fork.request.cseq.seq + 1} BYE"))
-        _, sends = self.tx.request(now, Request(headers=headers, method="BYE",
-                                                uri=self._target(resp) or fork.request.uri),
-                                   fork.addr, fork.transport)
-        return list(sends)
+        return self._in_fork_dialog(now, fork, resp, "BYE", fork.request.cseq.seq + 1)
 
     def _cancel(self, now: float, fork: _Fork) -> list[Any]:
         if not fork.provisional:

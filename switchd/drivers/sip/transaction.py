@@ -20,7 +20,7 @@ an RFC 3261 branch (``z9hG4bK``) are matched by Call-ID, CSeq and From tag inste
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import Enum
 
 from switchd.drivers.sip.message import Request, Response, Via, reason_phrase
@@ -110,7 +110,6 @@ class _Tx:
     last: bytes = b""           # what this transaction retransmits / resends
     interval: float = T1
     ack: bytes = b""            # an INVITE client's ACK to a non-2xx
-    final: Response | None = field(default=None)
     acked: bool = False         # an INVITE server's 2xx got its ACK
 
     @property

@@ -165,24 +165,26 @@ def _sim_audio(cfg: Config, channels: int) -> SimAudio:
 def _compute_report(db: Path, queue_log: Path, *, start: float, end: float, tz: str, by: str,
                     settings: ReportSettings, queue: str | None, agent: str | None) -> Report:
     """What ``switchd report`` computes, for ``REPORT``: the CDRs starting in [start, end)
-    from ``db`` (read-only, beside the writer) and the queue_log entries within
-    ``LOG_MARGIN_S`` of it (none when the file does not exist yet). Blocking: run it in a
-    worker thread. Raises sqlite3.Error or OSError when the data cannot be read,
-    ValueError for a ``by`` or ``tz`` the figures refuse."""
-    from switchd.reports import figures
+    from ``db`` (read-only, beside the writer) with the stored report facts, or the
+    queue_log entries within ``LOG_MARGIN_S`` of it when those do not cover the range
+    (none when the file does not exist yet). Blocking: run it in a worker thread. Raises
+    sqlite3.Error or OSError when the data cannot be read, ValueError for a ``by`` or
+    ``tz`` the figures refuse."""
     from switchd.reports.cli import LOG_MARGIN_S
-    from switchd.reports.data import load_call_columns, stored_elsewhere, summarize_queue_log
+    from switchd.reports.data import summarize_queue_log
     from switchd.reports.logsum import LogSummary
+    from switchd.reports.run import compute_report
 
-    calls = load_call_columns(db, start, end, names=queue is not None or agent is not None)
-    try:
-        log = summarize_queue_log(queue_log, start=start, end=end, margin_s=LOG_MARGIN_S,
-                                  queue=queue, agent=agent)
-    except FileNotFoundError:
-        log = LogSummary()
-    return figures.compute_columns(calls, log, start=start, end=end, tz=tz, by=by,
-                                   settings=settings, queue=queue, agent=agent,
-                                   elsewhere=lambda ids: stored_elsewhere(db, ids))
+    def from_file() -> LogSummary:
+        try:
+            return summarize_queue_log(queue_log, start=start, end=end,
+                                       margin_s=LOG_MARGIN_S, queue=queue, agent=agent)
+        except FileNotFoundError:
+            return LogSummary()
+
+    return compute_report(db, start=start, end=end, tz=tz, by=by, now=time.time(),
+                          file_summary=from_file, settings=settings, queue=queue,
+                          agent=agent)
 
 
 class App:

@@ -164,7 +164,7 @@ def _report_text(args: argparse.Namespace) -> str | bytes:
         short_abandon_s=_seconds("--short-abandon", args.short_abandon, positive=False),
     )
 
-    from switchd.reports.data import gc_paused, require_db, start_call_columns
+    from switchd.reports.data import gc_paused, require_db
     from switchd.reports.progress import Stages
 
     state = _state_dir(args)
@@ -173,51 +173,41 @@ def _report_text(args: argparse.Namespace) -> str | bytes:
         require_db(db)
     except FileNotFoundError as exc:
         raise _Fail(f"switchd report: {exc}", 1) from None
+    from switchd.reports.run import start_report
+
     # Millions of rows and no cycles: no GC passes. The CDRs are read beside (a forked
-    # child, started before the progress bar's thread) while the queue_log is read here.
+    # child, started before the progress bar's thread) while the facts are read here.
     with gc_paused():
-        reader = start_call_columns(
-            db, start, end, names=args.queue is not None or args.agent is not None)
+        try:
+            job = start_report(db, start=start, end=end, tz=args.tz, by=args.by,
+                               now=time.time(),
+                               file_summary=lambda: _queue_log(args, state, start, end),
+                               settings=settings, queue=args.queue, agent=args.agent)
+        except ValueError as exc:
+            raise _Fail(f"switchd report: {exc}", 2) from None
         try:
             # A progress bar on a terminal (stderr) only.
             with Stages(4) as stages:
-                return _report_body(args, start, end, settings, stages, state, db, reader)
+                report = _compute(job, stages, db)
+                return _render(args, report, stages)
         finally:
-            reader.cancel()      # stopped early (an error, Ctrl-C): the reader goes too
+            job.cancel()      # stopped early (an error, Ctrl-C): the reader goes too
 
 
-def _report_body(args: argparse.Namespace, start: float, end: float, settings: Any,
-                 stages: Any, state: Path, db: Path, reader: Any) -> Any:
-    """Read the data for [start, end) (the CDRs from ``reader``), compute and render the
-    report (str, or bytes for xlsx). Raises _Fail."""
-    stages.step("reading the queue_log (and the CDRs beside)")
-    qlog = _queue_log(args, state, start, end)
-    stages.step("reading CDRs")
-    from switchd.reports.data import stored_elsewhere
-
+def _compute(job: Any, stages: Any, db: Path) -> Any:
+    """Read the rest of the data (the stored report facts or the queue_log file, and the
+    CDRs: :class:`switchd.reports.run.ReportJob`) and compute the report. Raises _Fail."""
     try:
-        calls = reader.result()
+        return job.finish(stages.step)
     except FileNotFoundError as exc:
         raise _Fail(f"switchd report: {exc}", 1) from None
+    except ValueError as exc:
+        raise _Fail(f"switchd report: {exc}", 2) from None
     except (sqlite3.Error, OSError) as exc:
         raise _Fail(f"switchd report: cannot read {db}: {exc}", 1) from None
     except MemoryError:
         raise _Fail(f"switchd report: not enough memory to read {db} for this range: "
                     "report a shorter period", 1) from None
-
-    from switchd.reports import figures
-
-    stages.step("computing figures")
-    try:
-        report = figures.compute_columns(calls, qlog, start=start, end=end, tz=args.tz,
-                                         by=args.by, settings=settings, queue=args.queue,
-                                         agent=args.agent,
-                                         elsewhere=lambda ids: stored_elsewhere(db, ids))
-    except ValueError as exc:
-        raise _Fail(f"switchd report: {exc}", 2) from None
-    except sqlite3.Error as exc:
-        raise _Fail(f"switchd report: cannot read {db}: {exc}", 1) from None
-    return _render(args, report, stages)
 
 
 def _queue_log(args: argparse.Namespace, state: Path, start: float, end: float) -> Any:

@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from switchd.reports.logsum import LogSummary, summarize
-from switchd.reports.model import CallColumns
+from switchd.reports.model import CallColumns, CallFacts
 from switchd.timefmt import iso_utc
 
 __all__ = ["CallsReader", "epoch_of_iso", "gc_paused", "load_call_columns", "require_db",
@@ -92,14 +92,15 @@ def _epoch(value: object) -> float:
 # What figures.py needs of a CDR, one row per call: its flags worked out by SQLite (in C)
 # and packed in one integer (bit 0 inbound, 1 answered by a person, 2 an IVR path,
 # 3 blocked, 4 a queue), since every value fetched is a Python object made per row.
+# Columns of the table ``c`` (the cdr).
 _COLUMN_SQL = (
-    f"uniqueid, coalesce({_epoch_sql('start')}, start), "
-    f"CASE WHEN answer IS NULL THEN NULL ELSE coalesce({_epoch_sql('answer')}, answer) END, "
-    "(direction = 'inbound') | ((disposition = 'ANSWERED' AND answer IS NOT NULL) << 1) | "
-    "((coalesce(ivr_path, '') != '') << 2) | "
-    "((coalesce(blocked_reason, '') != '' OR disposition IN ('BUSY', 'CONGESTION')) << 3) | "
-    "((coalesce(queue, '') != '') << 4), "
-    "CAST(coalesce(wait_s, 0) AS REAL), CAST(coalesce(billsec, 0) AS REAL)"
+    f"c.uniqueid, coalesce({_epoch_sql('c.start')}, c.start), "
+    f"CASE WHEN c.answer IS NULL THEN NULL ELSE coalesce({_epoch_sql('c.answer')}, c.answer) END, "
+    "(c.direction = 'inbound') | ((c.disposition = 'ANSWERED' AND c.answer IS NOT NULL) << 1) | "
+    "((coalesce(c.ivr_path, '') != '') << 2) | "
+    "((coalesce(c.blocked_reason, '') != '' OR c.disposition IN ('BUSY', 'CONGESTION')) << 3) | "
+    "((coalesce(c.queue, '') != '') << 4), "
+    "CAST(coalesce(c.wait_s, 0) AS REAL), CAST(coalesce(c.billsec, 0) AS REAL)"
 )
 
 
@@ -111,21 +112,50 @@ def load_call_columns(db: Path, start: float, end: float, *,
     look at them). Raises FileNotFoundError naming ``db`` when it does not exist, and
     ``sqlite3.Error`` when it is not a switchd database (no ``cdr`` table), cannot be
     read, or holds a CDR time that is not ISO-8601 (``sqlite3.DataError`` naming it)."""
+    calls, _ = _load(db, start, end, names=names, facts_key=None)
+    return calls
+
+
+def load_calls_and_facts(db: Path, start: float, end: float, *, names: bool = True,
+                         facts_key: str = "") -> tuple[CallColumns, CallFacts]:
+    """:func:`load_call_columns` and each call's stored report facts in queue
+    ``facts_key`` ('' all its queues; :mod:`switchd.reports.stored`), aligned, in one
+    query. Raises as :func:`load_call_columns` (and sqlite3.Error before schema 7)."""
+    calls, facts = _load(db, start, end, names=names, facts_key=facts_key)
+    assert facts is not None
+    return calls, facts
+
+
+def _load(db: Path, start: float, end: float, *, names: bool,
+          facts_key: str | None) -> tuple[CallColumns, CallFacts | None]:
     import numpy as np
+
+    from switchd.reports.stored import FACTS_COLUMNS_SQL, facts_from_rows
 
     db = Path(db)
     require_db(db)
     uri = f"{db.absolute().as_uri()}?mode=ro"
     conn = sqlite3.connect(uri, uri=True)
     try:
-        columns = _COLUMN_SQL + (", queue, agent" if names else "")
-        rows = conn.execute(f"SELECT {columns} FROM cdr WHERE start >= ? AND start < ?",
-                            (iso_utc(start), iso_utc(end))).fetchall()
+        columns = _COLUMN_SQL + (", c.queue, c.agent" if names else "")
+        params: tuple[object, ...] = (iso_utc(start), iso_utc(end))
+        join = ""
+        if facts_key is not None:
+            columns += ", " + FACTS_COLUMNS_SQL
+            join = " LEFT JOIN call_facts f ON f.uniqueid = c.uniqueid AND f.queue = ?"
+            params = (facts_key, *params)
+        rows = conn.execute(f"SELECT {columns} FROM cdr c{join} "
+                            "WHERE c.start >= ? AND c.start < ?", params).fetchall()
     finally:
         conn.close()
     if not rows:
-        return CallColumns.from_rows([])
+        empty = CallColumns.from_rows([])
+        return empty, (None if facts_key is None else CallFacts.none(0))
     cols = list(zip(*rows, strict=True))
+    facts = None
+    if facts_key is not None:
+        facts = facts_from_rows(*cols[-6:])
+        del cols[-6:]
     uid, t0, ans, packed, wait, bill = cols[:6]
     try:
         start_s = np.array(t0, dtype=np.float64)
@@ -150,7 +180,7 @@ def load_call_columns(db: Path, start: float, end: float, *,
         inbound=(flags & 1).astype(bool), answered=(flags & 2).astype(bool),
         queue=objects[0], agent=objects[1], wait_s=np.array(wait, dtype=np.float64),
         billsec=np.array(bill, dtype=np.float64), ivr=(flags & 4).astype(bool),
-        blocked=(flags & 8).astype(bool), has_queue=(flags & 16).astype(bool))
+        blocked=(flags & 8).astype(bool), has_queue=(flags & 16).astype(bool)), facts
 
 
 class CallsReader:
@@ -159,7 +189,7 @@ class CallsReader:
     forked reader."""
 
     def __init__(self, pid: int | None, folder: Path | None,
-                 ready: CallColumns | None = None) -> None:
+                 ready: tuple[CallColumns, CallFacts | None] | None = None) -> None:
         self._pid, self._folder, self._ready = pid, folder, ready
 
     @property
@@ -167,8 +197,8 @@ class CallsReader:
         """The reading child's process id while it is not reaped yet, else None."""
         return self._pid
 
-    def result(self) -> CallColumns:
-        """The columns, raising what the load raised (and OSError naming the signal when
+    def result(self) -> tuple[CallColumns, CallFacts | None]:
+        """The columns and their facts (None unless asked for), raising what the load raised (and OSError naming the signal when
         the reading process died: out of memory?). Interrupted (Ctrl-C), it cancels."""
         import os
 
@@ -208,9 +238,11 @@ class CallsReader:
             self._folder = None
 
 
-def start_call_columns(db: Path, start: float, end: float, *,
-                       names: bool = True) -> CallsReader:
-    """Start :func:`load_call_columns`; returns the :class:`CallsReader` to wait for it.
+def start_call_columns(db: Path, start: float, end: float, *, names: bool = True,
+                       facts_key: str | None = None) -> CallsReader:
+    """Start :func:`load_call_columns` (with ``facts_key`` not None,
+    :func:`load_calls_and_facts`); returns the :class:`CallsReader` to wait for it: its
+    result is (the columns, their facts or None).
 
     In a single-threaded process that can fork (``switchd report``) the CDRs are read by
     a forked child while this process goes on (it reads the queue_log meanwhile: the
@@ -225,7 +257,7 @@ def start_call_columns(db: Path, start: float, end: float, *,
     import threading
 
     if not hasattr(os, "fork") or threading.active_count() > 1:
-        return CallsReader(None, None, load_call_columns(db, start, end, names=names))
+        return CallsReader(None, None, _load(db, start, end, names=names, facts_key=facts_key))
     require_db(db)
     folder = Path(tempfile.mkdtemp(prefix="switchd-report-"))
     parent = os.getpid()
@@ -236,7 +268,7 @@ def start_call_columns(db: Path, start: float, end: float, *,
             signal.signal(signal.SIGINT, signal.SIG_IGN)
             _die_with_parent(parent)
             try:
-                value: object = load_call_columns(db, start, end, names=names)
+                value: object = _load(db, start, end, names=names, facts_key=facts_key)
                 code = 0
             except Exception as exc:   # handed over and raised by the parent
                 value, code = exc, 3

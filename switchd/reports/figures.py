@@ -79,6 +79,7 @@ from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from itertools import repeat
+from typing import Protocol
 
 import numpy as np
 
@@ -86,7 +87,9 @@ from switchd.events import QueueLogEntry
 from switchd.reports.intervals import intervals, zone
 from switchd.reports.logsum import LogSummary, summarize
 from switchd.reports.model import (
+    AgentFigures,
     CallColumns,
+    CallFacts,
     CallRow,
     Figures,
     Interval,
@@ -94,7 +97,8 @@ from switchd.reports.model import (
     ReportSettings,
 )
 
-__all__ = ["compute", "compute_columns", "merge_calls"]
+__all__ = ["AgentTime", "compute", "compute_columns", "compute_facts", "facts_of_summary",
+           "merge_calls"]
 
 
 def _ratio(num: float, den: float) -> float | None:
@@ -193,10 +197,13 @@ class _Calls:
     wrap_n: np.ndarray
 
 
-def _choose(cols: CallColumns, log: LogSummary, s: ReportSettings, *, start: float, end: float,
-            queue: str | None, agent: str | None,
-            elsewhere: Callable[[set[str]], Collection[str]] | None = None) -> _Calls:
-    """The calls the report counts (module docstring) with their facts, as arrays."""
+def facts_of_summary(cols: CallColumns, log: LogSummary, *, queue: str | None,
+                     agent: str | None,
+                     elsewhere: Callable[[set[str]], Collection[str]] | None = None
+                     ) -> CallFacts:
+    """The queue_log summary's per-call facts aligned with ``cols``, then the calls the
+    log knows without a CDR among ``cols`` (counted at their first join; not with
+    ``agent``; ``elsewhere`` drops those whose CDR starts outside the range)."""
     n = len(cols)
     index = dict(zip(cols.uid, range(n), strict=True))
     get = index.get
@@ -224,27 +231,12 @@ def _choose(cols: CallColumns, log: LogSummary, s: ReportSettings, *, start: flo
     extra_id: list[str] = []
     extra_at: list[float] = []
     if agent is None and unknown:
-        # Calls the queue_log knows and the CDRs do not (yet): counted at their first join.
         for cid, t in fe.items():
             if cid in unknown:
                 extra_id.append(cid)
                 extra_at.append(t)
         index.update(zip(extra_id, range(n, n + len(extra_id)), strict=True))
     m = n + len(extra_id)
-
-    def pad(x: np.ndarray, fill: object) -> np.ndarray:
-        return np.concatenate((x, np.full(len(extra_id), fill, dtype=x.dtype)))
-
-    at = np.concatenate((cols.start, np.asarray(extra_at, dtype=np.float64)))
-    has_queue = pad(cols.has_queue, False)
-    if queue is not None:
-        pick = (cols.queue == queue) | entered
-    else:
-        pick = cols.inbound.copy()
-    if agent is not None:
-        pick &= cols.agent == agent
-    pick = pad(pick, True) & (at >= start) & (at < end)
-    entered = pad(entered, True)
 
     def flags(keys: Iterable[str]) -> np.ndarray:
         out = np.zeros(m, dtype=bool)
@@ -259,10 +251,6 @@ def _choose(cols: CallColumns, log: LogSummary, s: ReportSettings, *, start: flo
         out[r[ok]] = np.fromiter(d.values(), dtype=np.float64, count=len(d))[ok]
         return out
 
-    abandoned = flags(log.abandon_wait)
-    ab_wait = values(log.abandon_wait)
-    refused = flags(log.refused)
-    callback = flags(log.callback)
     if queue is None:
         hold = np.full(m, nan)
         ch = log.connect_hold
@@ -270,13 +258,7 @@ def _choose(cols: CallColumns, log: LogSummary, s: ReportSettings, *, start: flo
                                 count=len(noq))
     else:
         hold = values(log.connect_hold)
-    answer = pad(cols.answer, nan)
-    overflowed = np.zeros(m, dtype=bool)
-    for cid, t in log.first_exit.items():
-        i = index.get(cid)
-        if i is not None:
-            # It left a queue and went on: into another queue, or a person answered it after.
-            overflowed[i] = cid in log.overflow_enter or bool(answer[i] >= t)
+    overflow = flags(log.overflow_enter)
     wrap_sum = np.zeros(m)
     wrap_n = np.zeros(m, dtype=np.int64)
     r = rows_of(log.wrapup)
@@ -285,7 +267,38 @@ def _choose(cols: CallColumns, log: LogSummary, s: ReportSettings, *, start: flo
                                   count=len(log.wrapup))[ok]
     wrap_n[r[ok]] = np.fromiter(map(log.wrapups.__getitem__, log.wrapup), dtype=np.int64,
                                 count=len(log.wrapup))[ok]
+    return CallFacts(
+        entered=np.concatenate((entered, np.ones(len(extra_id), dtype=bool))),
+        abandoned=flags(log.abandon_wait), abandon_wait=values(log.abandon_wait),
+        refused=flags(log.refused), callback=flags(log.callback),
+        connected=flags(log.connect_hold), connect_hold=hold,
+        exited=flags(log.first_exit), first_exit=values(log.first_exit), overflow=overflow,
+        wrap_sum=wrap_sum, wrap_n=wrap_n, extra_at=np.asarray(extra_at, dtype=np.float64))
 
+
+def _choose(cols: CallColumns, f: CallFacts, s: ReportSettings, *, start: float, end: float,
+            queue: str | None, agent: str | None) -> _Calls:
+    """The calls the report counts (module docstring) with their facts, as arrays."""
+    n_extra = len(f.extra_at)
+
+    def pad(x: np.ndarray, fill: object) -> np.ndarray:
+        return np.concatenate((x, np.full(n_extra, fill, dtype=x.dtype)))
+
+    at = np.concatenate((cols.start, f.extra_at))
+    has_queue = pad(cols.has_queue, False)
+    entered = f.entered
+    if queue is not None:
+        pick = (cols.queue == queue) | entered[:len(cols)]
+    else:
+        pick = cols.inbound.copy()
+    if agent is not None:
+        pick &= cols.agent == agent
+    pick = pad(pick, True) & (at >= start) & (at < end)
+    answer = pad(cols.answer, np.nan)
+    with np.errstate(invalid="ignore"):
+        # It left a queue and went on: into another queue, or a person answered it after.
+        overflowed = f.exited & (f.overflow | (answer >= f.first_exit))
+    abandoned, ab_wait = f.abandoned, f.abandon_wait
     answered = pad(cols.answered, False)
     blocked = pad(cols.blocked, False)
     wait_s = pad(cols.wait_s, 0.0)
@@ -294,9 +307,9 @@ def _choose(cols: CallColumns, log: LogSummary, s: ReportSettings, *, start: flo
     # Either way a queue agent took it (a CONNECT): a caller who left the queue (a key, a
     # timeout) and was answered elsewhere was not answered by the queue (switchd.acd.stats).
     if queue is None:
-        waited = np.where(has_queue & flags(log.connect_hold), wait_s, hold)
+        waited = np.where(has_queue & f.connected, wait_s, f.connect_hold)
     else:
-        waited = hold
+        waited = f.connect_hold
     with np.errstate(invalid="ignore"):
         within = in_queue & answered & (waited <= s.sl_threshold_s)
         short = abandoned & (ab_wait < s.short_abandon_s)
@@ -307,14 +320,31 @@ def _choose(cols: CallColumns, log: LogSummary, s: ReportSettings, *, start: flo
     return _Calls(
         at=at[order], answered=answered[order], blocked=blocked[order],
         abandoned=abandoned[order], short=short[order], abandoned_after=after[order],
-        refused=refused[order], callback=callback[order], overflowed=overflowed[order],
+        refused=f.refused[order], callback=f.callback[order], overflowed=overflowed[order],
         ivr_only=(ivr & ~answered & ~abandoned & ~blocked)[order], in_queue=in_queue[order],
         within=within[order], has_queue=has_queue[order], wait_s=wait_s[order],
-        billsec=pad(cols.billsec, 0.0)[order], wrap_sum=wrap_sum[order],
-        wrap_n=wrap_n[order])
+        billsec=pad(cols.billsec, 0.0)[order], wrap_sum=f.wrap_sum[order],
+        wrap_n=f.wrap_n[order])
 
 
-def _table(ivs: Sequence[Interval], c: _Calls, log: LogSummary) -> tuple[tuple[Interval, Figures], ...]:
+class AgentTime(Protocol):
+    """The agents' side of a report: their figures over the period, and the occupancy of
+    any interval (:class:`switchd.reports.logsum.LogSummary` from the file, or
+    :class:`switchd.reports.stored.StoredAgents` from the report facts)."""
+
+    @property
+    def agents(self) -> tuple[AgentFigures, ...]:
+        """Per-agent figures over the whole period, sorted by agent."""
+        ...
+
+    def occupancy(self, bounds: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(busy s, logged-in s) of the agents in each interval of ``bounds`` (float64
+        epoch s, increasing): two float64 arrays of ``len(bounds) - 1``."""
+        ...
+
+
+def _table(ivs: Sequence[Interval], c: _Calls, log: AgentTime
+           ) -> tuple[tuple[Interval, Figures], ...]:
     """The figures of each interval of ``ivs`` (in time order): each call in the interval
     of its start, the agents' occupancy clipped to each interval."""
     k_n = len(ivs)
@@ -383,15 +413,26 @@ def compute_columns(cols: CallColumns, log: LogSummary, *, start: float, end: fl
                     elsewhere: Callable[[set[str]], Collection[str]] | None = None) -> Report:
     """:func:`compute` on the calls' columns (one entry per call) and the queue_log's
     summary (:func:`switchd.reports.logsum.summarize`, made with the same range,
-    ``queue`` and ``agent``): what ``switchd report`` runs. ``elsewhere(ids)``: asked
-    only when the queue_log names calls without a CDR among the columns, it returns
-    those of ``ids`` whose CDR starts outside the range (:func:`switchd.reports.data.
-    stored_elsewhere`): they are not counted as calls without a CDR. Raises ValueError
-    as :func:`compute`, and what ``elsewhere`` raises."""
+    ``queue`` and ``agent``): what ``switchd report`` runs over the queue_log file.
+    ``elsewhere(ids)``: asked only when the queue_log names calls without a CDR among
+    the columns, it returns those of ``ids`` whose CDR starts outside the range
+    (:func:`switchd.reports.data.stored_elsewhere`): they are not counted as calls
+    without a CDR. Raises ValueError as :func:`compute`, and what ``elsewhere`` raises."""
+    facts = facts_of_summary(cols, log, queue=queue, agent=agent, elsewhere=elsewhere)
+    return compute_facts(cols, facts, log, start=start, end=end, tz=tz, by=by,
+                         settings=settings, queue=queue, agent=agent)
+
+
+def compute_facts(cols: CallColumns, facts: CallFacts, agents: AgentTime, *, start: float,
+                  end: float, tz: str, by: str, settings: ReportSettings | None = None,
+                  queue: str | None = None, agent: str | None = None) -> Report:
+    """The report of [start, end) from the calls' columns, their queue_log facts aligned
+    with them (:class:`~switchd.reports.model.CallFacts`: from the file's summary, or the
+    stored report facts) and the agents' side. Raises ValueError as :func:`compute`."""
     s = settings or ReportSettings()
     ivs = intervals(start, end, tz, by)
-    c = _choose(cols, log, s, start=start, end=end, queue=queue, agent=agent,
-                elsewhere=elsewhere)
+    c = _choose(cols, facts, s, start=start, end=end, queue=queue, agent=agent)
+    log = agents
     rows = _table(ivs, c, log)
     daily = rows if by == "day" else _table(intervals(start, end, tz, "day"), c, log)
     monthly = rows if by == "month" else _table(intervals(start, end, tz, "month"), c, log)

@@ -219,3 +219,47 @@ def _objects(values: list[Any]) -> Any:
     out = np.empty(len(values), dtype=object)
     out[:] = values
     return out
+
+
+@dataclass(frozen=True)
+class CallFacts:
+    """What the queue_log says of each call of a report, as arrays aligned with its
+    :class:`CallColumns` and then its calls without a CDR (same order, one entry per
+    call; :mod:`switchd.reports.figures` defines each fact).
+
+    ``entered``: a join (ENTERQUEUE; in the report's queue with ``--queue``);
+    ``abandoned`` with ``abandon_wait`` (float64 s, NaN unreadable); ``refused``,
+    ``callback``, ``connected`` (a CONNECT) with ``connect_hold`` (its holdtime, float64
+    s, NaN unknown); ``exited`` (EXIT*/FULL/JOINEMPTY) with ``first_exit`` (epoch s) and
+    ``overflow`` (a join elsewhere after it); ``wrap_sum`` (float64 s) and ``wrap_n``
+    (int64) of its WRAPUPEND lines. ``extra_at``: the epoch s each call without a CDR
+    counts at (its first join), float64 of that many."""
+
+    entered: Any
+    abandoned: Any
+    abandon_wait: Any
+    refused: Any
+    callback: Any
+    connected: Any
+    connect_hold: Any
+    exited: Any
+    first_exit: Any
+    overflow: Any
+    wrap_sum: Any
+    wrap_n: Any
+    extra_at: Any
+
+    @classmethod
+    def none(cls, n: int, extra_at: Any = None) -> CallFacts:
+        """Facts of ``n`` calls (and of the extra calls at ``extra_at``) that the queue_log
+        says nothing of."""
+        import numpy as np
+
+        extra = np.zeros(0) if extra_at is None else np.asarray(extra_at, dtype=np.float64)
+        m = n + len(extra)
+        no = np.zeros(m, dtype=bool)
+        nan = np.full(m, np.nan)
+        return cls(entered=no, abandoned=no, abandon_wait=nan, refused=no, callback=no,
+                   connected=no, connect_hold=nan, exited=no, first_exit=nan, overflow=no,
+                   wrap_sum=np.zeros(m), wrap_n=np.zeros(m, dtype=np.int64), extra_at=extra)
+

@@ -1,8 +1,9 @@
 """Writing a whole state directory in one go, outside the daemon: ``switchd sim
 --records`` and ``switchd bench report`` leave what a daemon would have left — a
 ``switchd.db`` created and migrated by :class:`switchd.store.sqlite.Store`, its CDRs
-inserted with :data:`switchd.store.schema.SQL_INSERT_CDR`, and a ``queue_log`` in
-Asterisk's format — so that ``switchd report --state-dir`` reads them like any other.
+inserted with :data:`switchd.store.schema.SQL_INSERT_CDR`, a ``queue_log`` in
+Asterisk's format, and the report facts folded from it (:mod:`switchd.reports.facts`) —
+so that ``switchd report --state-dir`` reads them like any other.
 """
 
 from __future__ import annotations
@@ -28,7 +29,8 @@ def write_state(state_dir: Path, cdrs: Sequence[Cdr], queue_log: Sequence[str]) 
     ``queue_log`` of ``queue_log`` lines (each without its newline).
 
     Existing files are added to: the callers check that the folder is new when that
-    matters. Raises StorageError when the database cannot be created or migrated,
+    matters. The report facts begin at the first line's whole second (``facts_since``,
+    unless an earlier write set it). Raises StorageError when the database cannot be created or migrated,
     sqlite3.Error / OSError when it or the queue_log cannot be written.
     """
     import structlog.testing
@@ -53,7 +55,32 @@ def write_state(state_dir: Path, cdrs: Sequence[Cdr], queue_log: Sequence[str]) 
             conn.executemany(schema.SQL_INSERT_CDR,
                              [schema.cdr_row(c) for c in cdrs[i:i + _BATCH]])
             conn.execute("COMMIT")
+        _write_facts(conn, queue_log)
     finally:
         conn.close()
     with (state_dir / QUEUE_LOG_NAME).open("a", encoding="utf-8") as f:
         f.writelines(line + "\n" for line in queue_log)
+
+
+def _write_facts(conn: sqlite3.Connection, queue_log: Sequence[str]) -> None:
+    """Fold ``queue_log`` into the report facts of the database on ``conn``."""
+    import math
+
+    from switchd.reports.facts import FactsFold
+    from switchd.store import schema
+    from switchd.store.facts_writer import facts_steps, load_facts_state, write_facts_sync
+
+    if not queue_log:
+        return
+    first = queue_log[0].split("|", 1)[0]
+    try:
+        origin = float(math.floor(float(first)))
+    except ValueError:
+        origin = 0.0
+    write_facts_sync(conn, [(schema.SQL_FACTS_SINCE_SET, [(repr(origin),)])])
+    since, spans = load_facts_state(conn)
+    fold = FactsFold(origin if since is None else since, spans)
+    for i in range(0, len(queue_log), _BATCH * 4):
+        fold.feed_all(queue_log[i:i + _BATCH * 4])
+        write_facts_sync(conn, facts_steps(fold.take()))
+

@@ -43,6 +43,7 @@ __all__ = [
     "SQL_GET_CONTACT",
     "SQL_INSERT_CDR",
     "SQL_SET_CDR_NOTE",
+    "SQL_UPSERT_CALL_FACT",
     "TIME_FORMATS_HELP",
     "caller_of",
     "cdr_row",
@@ -173,6 +174,64 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE cdr ADD COLUMN media TEXT;
     """,
+    # 6 -> 7: the report facts folded from the queue_log as it is written
+    # (switchd.reports.facts): per call and queue ('' = all its queues), per agent,
+    # queue and quarter hour, the agents' spans still open, and since when the facts
+    # are complete (report_meta 'facts_since', epoch s; reports of earlier periods read
+    # the queue_log file).
+    """
+    CREATE TABLE call_facts (
+        uniqueid     TEXT NOT NULL,
+        queue        TEXT NOT NULL,
+        first_enter  DOUBLE PRECISION,
+        abandoned    INTEGER NOT NULL DEFAULT 0,
+        abandon_wait DOUBLE PRECISION,
+        refused      INTEGER NOT NULL DEFAULT 0,
+        callback     INTEGER NOT NULL DEFAULT 0,
+        connected    INTEGER NOT NULL DEFAULT 0,
+        connect_hold DOUBLE PRECISION,
+        first_exit   DOUBLE PRECISION,
+        overflow     INTEGER NOT NULL DEFAULT 0,
+        wrapup_s     DOUBLE PRECISION NOT NULL DEFAULT 0,
+        wrapups      INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (uniqueid, queue)
+    );
+    CREATE INDEX call_facts_enter_idx ON call_facts (queue, first_enter);
+    CREATE TABLE agent_time (
+        agent    TEXT NOT NULL,
+        queue    TEXT NOT NULL,
+        bucket   INTEGER NOT NULL,
+        events   INTEGER NOT NULL DEFAULT 0,
+        handled  INTEGER NOT NULL DEFAULT 0,
+        talk_s   DOUBLE PRECISION NOT NULL DEFAULT 0,
+        hold_s   DOUBLE PRECISION NOT NULL DEFAULT 0,
+        wrapup_s DOUBLE PRECISION NOT NULL DEFAULT 0,
+        busy_s   DOUBLE PRECISION NOT NULL DEFAULT 0,
+        logged_s DOUBLE PRECISION NOT NULL DEFAULT 0,
+        rona     INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (queue, bucket, agent)
+    );
+    CREATE TABLE agent_not_ready (
+        agent   TEXT NOT NULL,
+        queue   TEXT NOT NULL,
+        bucket  INTEGER NOT NULL,
+        reason  TEXT NOT NULL,
+        seconds DOUBLE PRECISION NOT NULL DEFAULT 0,
+        PRIMARY KEY (queue, bucket, agent, reason)
+    );
+    CREATE TABLE agent_open (
+        agent  TEXT NOT NULL,
+        queue  TEXT NOT NULL,
+        kind   TEXT NOT NULL CHECK (kind IN ('logged', 'paused')),
+        since  DOUBLE PRECISION NOT NULL,
+        reason TEXT NOT NULL DEFAULT '',
+        PRIMARY KEY (agent, queue, kind)
+    );
+    CREATE TABLE report_meta (
+        key   TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    );
+    """,
 )
 
 SCHEMA_VERSION: int = len(MIGRATIONS)
@@ -222,6 +281,68 @@ CONTACT_COLUMNS: tuple[str, ...] = (
 )
 
 _TIME_COLUMNS = frozenset({"start", "answer", "end"})
+
+#: Merge one call's facts (switchd.reports.facts.CallFact.row order) into its row: the
+#: first join, first CONNECT and first exit kept, the latest ABANDON's wait, flags set
+#: once stay set, wrap-up added (a row may be written again as later lines come).
+SQL_UPSERT_CALL_FACT = """
+INSERT INTO call_facts (uniqueid, queue, first_enter, abandoned, abandon_wait, refused,
+    callback, connected, connect_hold, first_exit, overflow, wrapup_s, wrapups)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (uniqueid, queue) DO UPDATE SET
+    first_enter = coalesce(call_facts.first_enter, excluded.first_enter),
+    abandon_wait = CASE WHEN excluded.abandoned = 1 THEN excluded.abandon_wait
+                        ELSE call_facts.abandon_wait END,
+    abandoned = max(call_facts.abandoned, excluded.abandoned),
+    refused = max(call_facts.refused, excluded.refused),
+    callback = max(call_facts.callback, excluded.callback),
+    connect_hold = CASE WHEN call_facts.connected = 1 THEN call_facts.connect_hold
+                        ELSE excluded.connect_hold END,
+    connected = max(call_facts.connected, excluded.connected),
+    first_exit = coalesce(call_facts.first_exit, excluded.first_exit),
+    overflow = max(call_facts.overflow, excluded.overflow),
+    wrapup_s = call_facts.wrapup_s + excluded.wrapup_s,
+    wrapups = call_facts.wrapups + excluded.wrapups
+"""
+
+#: Add one (agent, queue, quarter hour)'s increments (switchd.reports.facts.AGENT_FIELDS).
+SQL_ADD_AGENT_TIME = """
+INSERT INTO agent_time (agent, queue, bucket, events, handled, talk_s, hold_s, wrapup_s,
+    busy_s, logged_s, rona)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (queue, bucket, agent) DO UPDATE SET
+    events = agent_time.events + excluded.events,
+    handled = agent_time.handled + excluded.handled,
+    talk_s = agent_time.talk_s + excluded.talk_s,
+    hold_s = agent_time.hold_s + excluded.hold_s,
+    wrapup_s = agent_time.wrapup_s + excluded.wrapup_s,
+    busy_s = agent_time.busy_s + excluded.busy_s,
+    logged_s = agent_time.logged_s + excluded.logged_s,
+    rona = agent_time.rona + excluded.rona
+"""
+
+#: Add not-ready seconds of one (agent, queue, quarter hour, reason).
+SQL_ADD_NOT_READY = """
+INSERT INTO agent_not_ready (agent, queue, bucket, reason, seconds) VALUES (?, ?, ?, ?, ?)
+ON CONFLICT (queue, bucket, agent, reason) DO UPDATE SET
+    seconds = agent_not_ready.seconds + excluded.seconds
+"""
+
+#: An agent's span that is open (logged in, paused) from now on; and one that closed.
+SQL_OPEN_SPAN = """
+INSERT INTO agent_open (agent, queue, kind, since, reason) VALUES (?, ?, ?, ?, ?)
+ON CONFLICT (agent, queue, kind) DO UPDATE SET since = excluded.since,
+    reason = excluded.reason
+"""
+SQL_CLOSE_SPAN = "DELETE FROM agent_open WHERE agent = ? AND queue = ? AND kind = ?"
+
+#: Since when the facts are complete (epoch s as text), set once.
+SQL_FACTS_SINCE_SET = ("INSERT INTO report_meta (key, value) VALUES ('facts_since', ?) "
+                       "ON CONFLICT (key) DO NOTHING")
+SQL_FACTS_SINCE_GET = "SELECT value FROM report_meta WHERE key = 'facts_since'"
+SQL_OPEN_SPANS = "SELECT agent, queue, kind, since, reason FROM agent_open"
+
+
 
 
 def _q(column: str) -> str:

@@ -300,6 +300,30 @@ class Store:
                 raise
         return changed
 
+    async def write_rows(self, steps: Sequence[tuple[str, Sequence[Sequence[object]]]]) -> None:
+        """Run ``steps`` — each a write statement with ``?`` placeholders and its rows — in
+        order, in one transaction (the report facts: thousands of rows a batch, as
+        tuples). Raises as :meth:`execute`; on any error nothing of the batch is kept."""
+        async with self._lock:
+            conn = self._connection()
+            await conn.execute("BEGIN IMMEDIATE")
+            try:
+                for sql, rows in steps:
+                    await conn.executemany(sql, rows)
+                await conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    await conn.execute("ROLLBACK")
+                raise
+
+    async def fetch_rows(self, sql: str, params: Sequence[object] = ()) -> list[tuple[object, ...]]:
+        """Rows of a read-only ``sql`` with ``?`` placeholders, as tuples."""
+        async with self._lock:
+            cur = await self._connection().execute(sql, tuple(params))
+            rows = await cur.fetchall()
+            await cur.close()
+        return [tuple(r) for r in rows]
+
     async def fetch(self, sql: str, params: Mapping[str, object] = MappingProxyType({})
                     ) -> list[dict[str, object]]:
         """Run one query; rows as dicts keyed by column name. Raises ``StorageError`` if the

@@ -1,0 +1,445 @@
+"""The report facts, folded as the queue_log is written: what ``switchd report`` needs of
+the queue_log, kept in the database so a month of a busy centre is not re-read line by
+line for every report.
+
+Why: the queue_log of a million calls is 3.6 M lines; reading them back in CPython costs
+~1.5 µs each (``switchd bench report``), most of a report's time. The facts a report
+takes from the log are few per call and per agent and quarter hour, and they are known
+the moment a line is written. So the daemon (and ``switchd sim --records``, ``switchd
+bench report``) feeds every line it appends to the file to :class:`FactsFold` too,
+and writes what it folded to three tables (:mod:`switchd.store.schema`, migration 7):
+
+* ``call_facts``: one row per call and queue (``queue = ''``: all the call's queues),
+  the per-call facts of :class:`switchd.reports.logsum.LogSummary` — first ENTERQUEUE,
+  ABANDON and its waittime, FULL/JOINEMPTY (refused), CALLBACK, the first CONNECT's
+  holdtime, the first exit and whether the call overflowed after it, WRAPUPEND seconds
+  and count;
+* ``agent_time``: per agent, queue (``''``: all) and quarter hour (:data:`BUCKET_S`,
+  epoch seconds of its start): the events that list an agent, calls handled, talk,
+  hold, wrap-up, RONA, busy and logged-in seconds (spans cut at the quarter hours),
+  and ``agent_not_ready`` the not-ready seconds per reason;
+* ``agent_open``: the logged-in and paused spans still open (since when), so a report
+  counts them up to its end, and a restart (QUEUESTART) closes them at its time.
+
+Every definition is that of :mod:`switchd.reports.figures` as :mod:`switchd.reports.logsum`
+implements it over the file (the same lines, the same order), with two differences a
+report over whole quarter hours cannot see: a call's lines count whatever their distance
+from the report's range (the file is read a day either side), and a call counts as
+handled by an agent at its first CONNECT to that agent. Local hours, days and months of
+every time zone in use begin on a quarter hour (UTC offsets are whole quarter hours), so
+any report whose bounds are whole quarter hours sums whole buckets and is exact.
+
+Pure: no I/O, no clock; :meth:`FactsFold.take` hands over what changed since the last
+take as a :class:`FactsBatch` for the store to write in one transaction.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+
+__all__ = ["BUCKET_S", "AGENT_FIELDS", "CallFact", "FactsBatch", "FactsFold", "OpenSpan"]
+
+#: Length of an agent-time bucket (s): a quarter hour, so local hours of every zone in use
+#: (UTC offsets are whole quarter hours: +05:45, +08:45, −09:30 …) are whole buckets.
+BUCKET_S = 900
+
+#: The summed columns of an ``agent_time`` row, in order.
+AGENT_FIELDS = ("events", "handled", "talk_s", "hold_s", "wrapup_s", "busy_s", "logged_s",
+                "rona")
+_EVENTS, _HANDLED, _TALK, _HOLD, _WRAP, _BUSY, _LOGGED, _RONA = range(len(AGENT_FIELDS))
+
+_NONE = ("", "NONE")
+_EXITS_ON = frozenset(("EXITWITHTIMEOUT", "EXITEMPTY", "EXITWITHKEY", "FULL", "JOINEMPTY"))
+_TRANSFERS = frozenset(("BLINDTRANSFER", "ATTENDEDTRANSFER"))
+#: COMPLETE* (calltime) and WRAPUPEND (wrapup_s): the index of their seconds in the line.
+_BUSY_FIELD = {"COMPLETEAGENT": 6, "COMPLETECALLER": 6, "WRAPUPEND": 5}
+#: A call's state is forgotten this long (s) after its last line (every line of a call
+#: comes within its life and its agents' wrap-up), or when more than
+#: :data:`MAX_CALLS` are kept: memory stays bounded at any call rate. A line of a call
+#: forgotten still folds right (the store merges rows: first join and first CONNECT
+#: kept, wrap-up added); only an overflow after it or a second CONNECT to the same
+#: agent would go unseen.
+KEEP_CALL_S = 3600.0
+MAX_CALLS = 100_000
+
+
+def _num(parts: list[str], i: int) -> float | None:
+    """Field ``i`` of a split line as a finite number, else None."""
+    if len(parts) <= i:
+        return None
+    try:
+        x = float(parts[i])
+    except ValueError:
+        return None
+    return x if math.isfinite(x) else None
+
+
+@dataclass
+class CallFact:
+    """The facts of one call in one queue (``queue == ''``: in all its queues).
+
+    Times are epoch s; ``abandon_wait``/``connect_hold`` NaN when the line's number was
+    unreadable (the flag still set); ``first_exit`` None without an exit. ``wrapup_s``
+    and ``wrapups`` are what was added since the last take (the store adds them up)."""
+
+    uniqueid: str
+    queue: str
+    first_enter: float | None = None
+    abandoned: bool = False
+    abandon_wait: float = math.nan
+    refused: bool = False
+    callback: bool = False
+    connected: bool = False
+    connect_hold: float = math.nan
+    first_exit: float | None = None
+    overflow: bool = False
+    wrapup_s: float = 0.0
+    wrapups: int = 0
+    #: Not stored: the queues it left (overflow), the agents it was connected to.
+    exit_queues: set[str] = field(default_factory=set)
+    agents: set[str] = field(default_factory=set)
+    last: float = 0.0
+
+    def copy_out(self) -> CallFact:
+        """A copy to write, holding the wrap-up added since the last take; this fact's
+        own count restarts at zero."""
+        out = CallFact(self.uniqueid, self.queue, self.first_enter, self.abandoned,
+                       self.abandon_wait, self.refused, self.callback, self.connected,
+                       self.connect_hold, self.first_exit, self.overflow, self.wrapup_s,
+                       self.wrapups)
+        self.wrapup_s, self.wrapups = 0.0, 0
+        return out
+
+    def row(self) -> tuple[object, ...]:
+        """The ``call_facts`` row (:data:`switchd.store.schema.SQL_UPSERT_CALL_FACT`'s
+        order); NaN becomes NULL."""
+        def num(x: float) -> float | None:
+            return None if math.isnan(x) else x
+
+        return (self.uniqueid, self.queue, self.first_enter, int(self.abandoned),
+                num(self.abandon_wait), int(self.refused), int(self.callback),
+                int(self.connected), num(self.connect_hold), self.first_exit,
+                int(self.overflow), self.wrapup_s, self.wrapups)
+
+
+@dataclass(frozen=True)
+class OpenSpan:
+    """An agent's logged-in (``kind == 'logged'``) or paused (``'paused'``, with its
+    ``reason``) span in ``queue`` (``''``: any queue) open since ``since`` (epoch s)."""
+
+    agent: str
+    queue: str
+    kind: str
+    since: float
+    reason: str = ""
+
+
+@dataclass
+class FactsBatch:
+    """What changed since the last :meth:`FactsFold.take`: whole ``calls`` rows to
+    upsert; ``agent_time`` increments per (agent, queue, bucket) in
+    :data:`AGENT_FIELDS` order; ``not_ready`` increments per (agent, queue, bucket,
+    reason) in seconds; ``opened`` spans to store, ``closed`` (agent, queue, kind) keys
+    to delete (a key is in one of the two at most)."""
+
+    calls: list[CallFact] = field(default_factory=list)
+    agent_time: dict[tuple[str, str, int], list[float]] = field(default_factory=dict)
+    not_ready: dict[tuple[str, str, int, str], float] = field(default_factory=dict)
+    opened: list[OpenSpan] = field(default_factory=list)
+    closed: list[tuple[str, str, str]] = field(default_factory=list)
+    lines: int = 0
+
+    def __bool__(self) -> bool:
+        return bool(self.calls or self.agent_time or self.not_ready or self.opened
+                    or self.closed)
+
+
+class _AgentState:
+    """One agent in one queue key: logged in since, paused since (and why)."""
+
+    __slots__ = ("login_at", "paused", "queues")
+
+    def __init__(self) -> None:
+        self.queues: set[str] | None = set()   # None: logged in before the facts began
+        self.login_at: float | None = None
+        self.paused: tuple[float, str] | None = None
+
+
+def _buckets(t0: float, t1: float) -> Iterator[tuple[int, float]]:
+    """(bucket start, seconds of [t0, t1) in it) for each quarter hour the span touches."""
+    b = int(math.floor(t0 / BUCKET_S)) * BUCKET_S
+    while b < t1:
+        nxt = b + BUCKET_S
+        secs = min(t1, nxt) - max(t0, b)
+        if secs > 0:
+            yield b, secs
+        b = nxt
+
+
+class FactsFold:
+    """The report facts of the queue_log lines fed to it, in the order written.
+
+    ``origin`` (epoch s): when the facts begin (an agent seen without an ADDMEMBER was
+    logged in since then). ``opened``: the spans a previous run left open
+    (``agent_open``), so the QUEUESTART of this run closes them as the file fold does.
+    """
+
+    def __init__(self, origin: float, opened: Iterable[OpenSpan] = ()) -> None:
+        self.origin = origin
+        self._calls: dict[str, dict[str, CallFact]] = {}
+        self._agents: dict[tuple[str, str], _AgentState] = {}
+        self._dirty: dict[tuple[str, str], CallFact] = {}
+        self._time: dict[tuple[str, str, int], list[float]] = {}
+        self._not_ready: dict[tuple[str, str, int, str], float] = {}
+        self._open: dict[tuple[str, str, str], OpenSpan | None] = {}
+        self._seen: set[tuple[str, str, tuple[str, ...]]] = set()
+        self._seen_at = -math.inf
+        self._latest = -math.inf
+        self._lines = 0
+        self.skipped = 0
+        for span in opened:
+            st = self._agent(span.agent, span.queue)
+            if span.kind == "logged":
+                st.login_at = span.since
+                st.queues = None if span.queue == "" else {span.queue}
+            elif span.kind == "paused":
+                st.paused = (span.since, span.reason)
+
+    # ------------------------------------------------------------------ input
+
+    def feed(self, line: str) -> None:
+        """Fold one queue_log line (``epoch|call_id|queue|agent|EVENT|data…``, no line
+        end). A malformed line (fewer than five fields, no event, a time that is not a
+        finite number) is counted in ``skipped``, never raised."""
+        parts = line.split("|")
+        if len(parts) < 5 or not parts[4]:
+            if line and not line.isspace():
+                self.skipped += 1
+            return
+        try:
+            t = float(parts[0])
+        except ValueError:
+            self.skipped += 1
+            return
+        if not math.isfinite(t):
+            self.skipped += 1
+            return
+        self._lines += 1
+        self._latest = max(self._latest, t)
+        cid, q, a, ev = parts[1], parts[2], parts[3], parts[4]
+        keys = ("",) if q in _NONE else ("", q)
+        if ev == "QUEUESTART":
+            self._restart(t)
+            return
+        if cid not in _NONE:
+            self._call_line(t, cid, q, ev, parts, keys)
+        if a not in _NONE:
+            for key in keys:
+                self._agent_line(t, cid, key, a, ev, parts)
+
+    def feed_all(self, lines: Iterable[str]) -> None:
+        """:meth:`feed` each of ``lines``."""
+        for line in lines:
+            self.feed(line)
+
+    # ------------------------------------------------------------------ calls
+
+    def _fact(self, cid: str, key: str, t: float) -> CallFact:
+        per = self._calls.get(cid)
+        if per is None:
+            per = self._calls[cid] = {}
+        f = per.get(key)
+        if f is None:
+            f = per[key] = CallFact(cid, key)
+        f.last = t
+        self._dirty[(cid, key)] = f
+        return f
+
+    def _call_line(self, t: float, cid: str, q: str, ev: str, parts: list[str],
+                   keys: tuple[str, ...]) -> None:
+        if ev == "ENTERQUEUE":
+            # An overflow's destination: a join after leaving other queue(s).
+            for f in self._calls.get(cid, {}).values():
+                ex = f.exit_queues
+                if ex and (len(ex) > 1 or q not in ex) and not f.overflow:
+                    f.overflow = True
+                    self._dirty[(cid, f.queue)] = f
+            for key in keys:
+                f = self._fact(cid, key, t)
+                if f.first_enter is None:
+                    f.first_enter = t
+            return
+        if ev == "CONNECT":
+            for key in keys:
+                f = self._fact(cid, key, t)
+                if not f.connected:
+                    f.connected = True
+                    h = _num(parts, 5)
+                    f.connect_hold = math.nan if h is None else h
+            return
+        if ev == "WRAPUPEND":
+            secs = _num(parts, 5) or 0.0
+            for key in keys:
+                f = self._fact(cid, key, t)
+                f.wrapup_s += secs
+                f.wrapups += 1
+            return
+        if ev == "ABANDON":
+            w = _num(parts, 7)
+            for key in keys:
+                f = self._fact(cid, key, t)
+                f.abandoned = True
+                f.abandon_wait = math.nan if w is None else w
+        elif ev == "CALLBACK":
+            for key in keys:
+                self._fact(cid, key, t).callback = True
+        if ev in _EXITS_ON:
+            for key in keys:
+                f = self._fact(cid, key, t)
+                if ev == "FULL" or ev == "JOINEMPTY":
+                    f.refused = True
+                if f.first_exit is None:
+                    f.first_exit = t
+                f.exit_queues.add(q)
+
+    # ----------------------------------------------------------------- agents
+
+    def _agent(self, a: str, key: str) -> _AgentState:
+        st = self._agents.get((a, key))
+        if st is None:
+            st = self._agents[(a, key)] = _AgentState()
+        return st
+
+    def _add(self, a: str, key: str, t: float, col: int, value: float) -> None:
+        b = int(math.floor(t / BUCKET_S)) * BUCKET_S
+        row = self._time.get((a, key, b))
+        if row is None:
+            row = self._time[(a, key, b)] = [0.0] * len(AGENT_FIELDS)
+        row[col] += value
+
+    def _spread(self, a: str, key: str, t0: float, t1: float, col: int) -> None:
+        """Add the seconds of [t0, t1) to column ``col`` of each quarter hour it covers."""
+        t0 = max(t0, self.origin)
+        for b, secs in _buckets(t0, t1):
+            row = self._time.get((a, key, b))
+            if row is None:
+                row = self._time[(a, key, b)] = [0.0] * len(AGENT_FIELDS)
+            row[col] += secs
+
+    def _set_open(self, span: OpenSpan | None, a: str, key: str, kind: str) -> None:
+        self._open[(a, key, kind)] = span
+
+    def _first_seen(self, a: str, key: str, st: _AgentState, ev: str) -> None:
+        """Agent ``a``'s first line in ``key``: logged in since the facts began unless
+        that line is its ADDMEMBER (as the file fold: logged in before the log read)."""
+        if ev != "ADDMEMBER":
+            st.queues = None
+            st.login_at = -math.inf
+            self._set_open(OpenSpan(a, key, "logged", self.origin), a, key, "logged")
+
+    def _close_pause(self, a: str, key: str, st: _AgentState, at: float) -> None:
+        p = st.paused
+        if p is None:
+            return
+        st.paused = None
+        self._set_open(None, a, key, "paused")
+        t0 = max(p[0], self.origin)
+        for b, secs in _buckets(t0, at):
+            k = (a, key, b, p[1])
+            self._not_ready[k] = self._not_ready.get(k, 0.0) + secs
+
+    def _log_out(self, a: str, key: str, st: _AgentState, t: float) -> None:
+        start = st.login_at if st.login_at is not None else t
+        self._spread(a, key, start, t, _LOGGED)
+        st.login_at = None
+        st.queues = set()
+        self._set_open(None, a, key, "logged")
+
+    def _restart(self, t: float) -> None:
+        """QUEUESTART: nobody is logged in or paused any more (the file fold's restart)."""
+        for (a, key), st in self._agents.items():
+            self._close_pause(a, key, st, t)
+            if st.queues is None or st.queues or st.login_at is not None:
+                self._log_out(a, key, st, t)
+
+    def _agent_line(self, t: float, cid: str, key: str, a: str, ev: str,
+                    parts: list[str]) -> None:
+        phone = "/" in a   # a ring group's phone (ext/N): no agent, never logged in
+        known = (a, key) in self._agents
+        st = self._agent(a, key)
+        if not phone and not known:
+            self._first_seen(a, key, st, ev)
+        if ev == "CONNECT":
+            if cid not in _NONE:
+                f = self._calls[cid][key]
+                if a not in f.agents:
+                    f.agents.add(a)
+                    self._add(a, key, t, _HANDLED, 1.0)
+            self._add(a, key, t, _EVENTS, 1.0)
+            return
+        field_no = _BUSY_FIELD.get(ev)
+        if field_no is not None or ev in _TRANSFERS:
+            secs = _num(parts, 8 if field_no is None else field_no) or 0.0
+            if not phone:
+                self._spread(a, key, t - secs, t, _BUSY)
+            self._add(a, key, t, _WRAP if ev == "WRAPUPEND" else _TALK, secs)
+            self._add(a, key, t, _EVENTS, 1.0)
+            return
+        if not phone:
+            if ev == "ADDMEMBER" and st.queues is not None:
+                if not st.queues:
+                    st.login_at = t
+                    self._set_open(OpenSpan(a, key, "logged", t), a, key, "logged")
+                st.queues.add(parts[2])
+            elif ev == "REMOVEMEMBER" and (st.queues is None or parts[2] in st.queues):
+                if st.queues is not None:
+                    st.queues.discard(parts[2])
+                if st.queues is None or not st.queues:
+                    self._log_out(a, key, st, t)
+        if ev in ("PAUSE", "UNPAUSE", "REMOVEMEMBER"):
+            if t != self._seen_at:
+                self._seen.clear()
+                self._seen_at = t
+            dedupe = (a, key + "|" + ev, tuple(parts[5:]))
+            if dedupe in self._seen:
+                return   # the same change, written once per queue of the agent
+            self._seen.add(dedupe)
+            self._close_pause(a, key, st, t)
+            if ev == "PAUSE":
+                reason = parts[5] if len(parts) > 5 else ""
+                st.paused = (t, reason)
+                self._set_open(OpenSpan(a, key, "paused", t, reason), a, key, "paused")
+                self._add(a, key, t, _EVENTS, 1.0)
+            return
+        if ev == "UNHOLD":
+            self._add(a, key, t, _HOLD, _num(parts, 5) or 0.0)
+            self._add(a, key, t, _EVENTS, 1.0)
+        elif ev == "RINGNOANSWER":
+            self._add(a, key, t, _RONA, 1.0)
+            self._add(a, key, t, _EVENTS, 1.0)
+
+    # ----------------------------------------------------------------- output
+
+    def take(self) -> FactsBatch:
+        """What changed since the last take (and forget calls idle for
+        :data:`KEEP_CALL_S`)."""
+        out = FactsBatch(calls=[f.copy_out() for f in self._dirty.values()],
+                         agent_time=self._time, not_ready=self._not_ready, lines=self._lines)
+        for (a, key, kind), span in self._open.items():
+            if span is None:
+                out.closed.append((a, key, kind))
+            else:
+                out.opened.append(span)
+        self._dirty, self._time, self._not_ready, self._open = {}, {}, {}, {}
+        self._lines = 0
+        # Forget the oldest calls (first line first: dict order) once idle or too many.
+        horizon = self._latest - KEEP_CALL_S
+        calls = self._calls
+        while calls:
+            cid = next(iter(calls))
+            if len(calls) <= MAX_CALLS and max(f.last for f in calls[cid].values()) >= horizon:
+                break
+            del calls[cid]
+        return out

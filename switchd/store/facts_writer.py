@@ -1,0 +1,142 @@
+"""Background writer of the report facts: the queue_log's lines folded
+(:class:`switchd.reports.facts.FactsFold`) and written to SQLite beside the CDRs.
+
+DESIGN.md §6, as the CDR writer: ``submit`` only appends the line to an in-memory deque
+and never waits for the disk; one asyncio task folds what has piled up and writes the
+result in one transaction, retrying with a doubling delay while the database fails.
+Lines leave the deque only once their facts are committed; a fold is made once per
+line (a batch that failed is written again as it was, never folded twice).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import sqlite3
+from collections.abc import Sequence
+
+import structlog
+
+from switchd.exceptions import StorageError
+from switchd.reports.facts import FactsBatch, FactsFold, OpenSpan
+from switchd.store import schema
+from switchd.store.background import BatchWriter, Outcome
+from switchd.store.sqlite import Store
+
+__all__ = ["FactsWriter", "facts_steps", "load_facts_state", "start_facts", "write_facts_sync"]
+
+log = structlog.get_logger(__name__)
+
+Steps = list[tuple[str, list[tuple[object, ...]]]]
+
+
+def facts_steps(batch: FactsBatch) -> Steps:
+    """The statements and rows that write ``batch`` (one transaction, in this order)."""
+    steps: Steps = []
+    if batch.calls:
+        steps.append((schema.SQL_UPSERT_CALL_FACT, [f.row() for f in batch.calls]))
+    if batch.agent_time:
+        steps.append((schema.SQL_ADD_AGENT_TIME,
+                      [(a, q, b, *v) for (a, q, b), v in batch.agent_time.items()]))
+    if batch.not_ready:
+        steps.append((schema.SQL_ADD_NOT_READY,
+                      [(*k, v) for k, v in batch.not_ready.items()]))
+    if batch.closed:
+        steps.append((schema.SQL_CLOSE_SPAN, [tuple(k) for k in batch.closed]))
+    if batch.opened:
+        steps.append((schema.SQL_OPEN_SPAN, [(s.agent, s.queue, s.kind, s.since, s.reason)
+                                             for s in batch.opened]))
+    return steps
+
+
+def load_facts_state(conn: sqlite3.Connection) -> tuple[float | None, list[OpenSpan]]:
+    """(``facts_since`` or None when never set, the open spans) of a migrated database."""
+    row = conn.execute(schema.SQL_FACTS_SINCE_GET).fetchone()
+    since = float(row[0]) if row is not None else None
+    spans = [OpenSpan(a, q, k, float(s), r)
+             for a, q, k, s, r in conn.execute(schema.SQL_OPEN_SPANS)]
+    return since, spans
+
+
+class FactsWriter(BatchWriter[str]):
+    """Folds queue_log lines into ``fold`` and writes its batches through ``store``.
+
+    ``submit(line)`` (the event loop's thread) queues one line as written to the file.
+    Errors: as the CDR writer (logged as ``report_facts_write_failed``, retried);
+    ``flush``/``close`` raise :class:`~switchd.exceptions.StorageError`."""
+
+    _label = "report facts writer"
+    _unit = "queue_log lines"
+    _error = StorageError
+
+    def __init__(self, store: Store, fold: FactsFold, *, batch_max: int = 5000,
+                 retry_initial_s: float = 0.5, retry_max_s: float = 30.0) -> None:
+        """Prepare a writer for ``store``; nothing runs until ``start()``. Raises
+        ValueError for bad retry delays."""
+        super().__init__(retry_initial_s=retry_initial_s, retry_max_s=retry_max_s)
+        self._store = store
+        self._batch_max = batch_max
+        self.fold = fold
+        #: The folded batch being written, and how many queued lines it holds.
+        self._ready: tuple[FactsBatch, int] | None = None
+
+    def submit(self, line: str) -> None:
+        """Queue one queue_log line (no line end). After ``close()`` began it is dropped
+        and logged: its facts would be missing from the reports of its time."""
+        if self._closing:
+            log.error("report_facts_line_dropped", line=line, reason="writer closed")
+            return
+        self._put(line)
+
+    def _batch(self, taken: list[str]) -> list[str]:
+        if self._ready is not None:
+            return taken[:self._ready[1]]   # a failed batch goes again as folded
+        return taken
+
+    async def _attempt(self, items: list[str]) -> Outcome:
+        if self._ready is None:
+            self.fold.feed_all(items)
+            self._ready = (self.fold.take(), len(items))
+        batch = self._ready[0]
+        try:
+            await self._store.write_rows(facts_steps(batch))
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.error("report_facts_write_failed", error=f"{type(exc).__name__}: {exc}",
+                      pending=self.pending, retry_in_s=self._delay_s)
+            return Outcome.FAILED
+        self._ready = None
+        return Outcome.COMMITTED
+
+    def _left_unwritten(self, left: int) -> None:
+        if left:
+            log.error("report_facts_closed_with_pending", pending=left,
+                      written=self._written)
+
+
+def initial_since(now: float) -> float:
+    """The ``facts_since`` a database gets when facts begin at ``now`` (epoch s): the
+    whole second, as the queue_log writes its times."""
+    return float(math.floor(now))
+
+
+async def start_facts(store: Store, now: float) -> FactsFold:
+    """The fold a daemon starting at ``now`` continues: ``facts_since`` set if it was
+    not, the spans left open by the last run. Raises sqlite3.Error."""
+    since = initial_since(now)
+    await store.write_rows([(schema.SQL_FACTS_SINCE_SET, [(repr(since),)])])
+    rows = await store.fetch_rows(schema.SQL_FACTS_SINCE_GET)
+    if rows:
+        since = float(rows[0][0])
+    spans = [OpenSpan(a, q, k, float(s), r)
+             for a, q, k, s, r in await store.fetch_rows(schema.SQL_OPEN_SPANS)]
+    return FactsFold(since, spans)
+
+
+def write_facts_sync(conn: sqlite3.Connection, steps: Sequence[tuple[str, list[tuple[object, ...]]]]
+                     ) -> None:
+    """Run ``steps`` in one transaction on a plain sqlite3 connection (offline writers)."""
+    with conn:
+        for sql, rows in steps:
+            conn.executemany(sql, rows)

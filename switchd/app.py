@@ -76,6 +76,7 @@ from switchd.screenpop import ScreenPop
 from switchd.sdnotify import SdNotifier, watchdog_interval_s
 from switchd.shell import LoopClock, Shell
 from switchd.store import QUEUE_LOG_NAME, CdrWriter, QueueLogWriter, Store
+from switchd.store.facts_writer import FactsWriter, start_facts
 from switchd.store.schema import caller_of
 from switchd.timefmt import iso_utc
 
@@ -246,6 +247,7 @@ class App:
         self.store: Store | None = None
         self.cdr_writer: CdrWriter | None = None
         self.queue_log: QueueLogWriter | None = None
+        self.facts: FactsWriter | None = None
         self.server: CtiServer | None = None
         self.screen_pop: ScreenPop | None = None
         self.shell: Shell | None = None
@@ -359,7 +361,12 @@ class App:
         self.cdr_writer = CdrWriter(self.store)
         self.cdr_writer.start()
         stack.push_async_callback(self._close_writer)
-        self.queue_log = QueueLogWriter(self.state_dir / QUEUE_LOG_NAME)
+        # The report facts: each queue_log line folded and stored beside the CDRs
+        # (switchd.reports.facts), so reports need not re-read the file.
+        self.facts = FactsWriter(self.store, await start_facts(self.store))
+        self.facts.start()
+        stack.push_async_callback(self._close_facts)
+        self.queue_log = QueueLogWriter(self.state_dir / QUEUE_LOG_NAME, facts=self.facts)
         self.queue_log.start()
         stack.push_async_callback(self._close_queue_log)
         # Files left open by a crash are repaired and indexed before anything records.
@@ -489,9 +496,9 @@ class App:
             t.cancel()
         # Every writer drains at once, so the CDRs, the queue_log and the recordings share
         # one budget.
-        unwritten, lines_left, files_left = await asyncio.gather(
+        unwritten, lines_left, files_left, _ = await asyncio.gather(
             self.cdr_writer.close(timeout_s=SHUTDOWN_BUDGET_S), self._close_queue_log(),
-            self._close_recordings())
+            self._close_recordings(), self._close_facts())
         if unwritten:
             log.error("cdrs_not_written", count=unwritten,
                       database=str(self.store.path if self.store else ""))
@@ -508,6 +515,13 @@ class App:
     async def _close_writer(self) -> None:
         if self.cdr_writer is not None:
             await self.cdr_writer.close(timeout_s=SHUTDOWN_BUDGET_S)
+
+    async def _close_facts(self) -> int:
+        # Facts not written are logged by the writer; the queue_log file still has them
+        # (a report of their period then reads the file: see switchd.reports.stored).
+        if self.facts is None:
+            return 0
+        return await self.facts.close(timeout_s=SHUTDOWN_BUDGET_S)
 
     async def _close_queue_log(self) -> int:
         if self.queue_log is None:
@@ -777,10 +791,11 @@ class App:
                      settings: ReportSettings, queue: str | None,
                      agent: str | None) -> Report:
         """``switchd report``'s figures for the CTI ``REPORT`` (Control.report): flushes the
-        CDR and queue_log writers (≤ 2 s, never waiting on a failing disk), then reads the
+        CDR, queue_log and report facts writers (≤ 2 s, never waiting on a failing disk),
+        then reads the
         database read-only and the queue_log in a worker thread and computes there."""
         assert self.store is not None and self.cdr_writer is not None
-        writers = [w for w in (self.cdr_writer, self.queue_log) if w is not None]
+        writers = [w for w in (self.cdr_writer, self.queue_log, self.facts) if w is not None]
 
         async def drain(writer: Any) -> None:
             with contextlib.suppress(TimeoutError, StorageError, RuntimeError):

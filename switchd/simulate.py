@@ -541,7 +541,7 @@ def simulate(o: SimOptions, *, progress: Callable[[float], None] | None = None,
         from switchd.store.offline import write_state
 
         try:
-            write_state(records, cdrs, log_lines)
+            write_state(records, cdrs, log_lines, facts_since=math.floor(t0))
         except (OSError, sqlite3.Error, StorageError) as exc:
             raise SimError(f"--records {records}: cannot write the records: {exc}") from exc
         kept = (str(records), t0, until)

@@ -378,7 +378,7 @@ def test_the_forked_cdr_reader_dying_is_a_clear_error(state: Path, monkeypatch) 
     import switchd.reports.data as data
 
     _need_fork()
-    monkeypatch.setattr(data, "load_call_columns",
+    monkeypatch.setattr(data, "_load",
                         _in_child(lambda: os.kill(os.getpid(), signal.SIGKILL)))
     reader = data.start_call_columns(state / "switchd.db", 0.0, 2e9)
     pid = reader.pid
@@ -395,7 +395,7 @@ def test_ctrl_c_while_waiting_kills_and_reaps_the_cdr_reader(state: Path, monkey
     import switchd.reports.data as data
 
     _need_fork()
-    monkeypatch.setattr(data, "load_call_columns", _in_child(lambda: time.sleep(60)))
+    monkeypatch.setattr(data, "_load", _in_child(lambda: time.sleep(60)))
 
     def interrupt(signum: int, frame: object) -> None:
         raise KeyboardInterrupt

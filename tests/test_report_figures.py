@@ -7,12 +7,14 @@ BLINDTRANSFER|target|switchd|holdtime|calltime|origpos, RINGNOANSWER|ms, PAUSE|r
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from functools import partial
 
 import pytest
 
 from switchd.events import QueueLogEntry
 from switchd.reports.figures import compute
 from switchd.reports.model import CallRow, Figures, ReportSettings
+from tests.report_stored import compute_stored
 
 S = ReportSettings(sl_threshold_s=20.0, short_abandon_s=5.0)
 
@@ -119,8 +121,21 @@ LOG = [
 DAY = (utc("2026-12-07 00:00"), utc("2026-12-08 00:00"))
 
 
+@pytest.fixture(scope="module", params=["queue_log file", "stored facts"], autouse=True)
+def path(request, tmp_path_factory):
+    """Every figure of this module from the queue_log file's fold and again from the report
+    facts the daemon stores as it writes the queue_log (switchd.reports.facts)."""
+    if request.param == "queue_log file":
+        yield request.param
+        return
+    folder = tmp_path_factory.mktemp("stored")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setitem(globals(), "compute", partial(compute_stored, folder))
+        yield request.param
+
+
 @pytest.fixture(scope="module")
-def by_hour():
+def by_hour(path):
     return compute(CALLS, LOG, start=DAY[0], end=DAY[1], tz="UTC", by="hour", settings=S)
 
 

@@ -87,7 +87,7 @@ def report_items(report: Report, start: float, end: float) -> list[dict[str, Any
     items.append({"kind": "total", "start": _local_iso(start, tz), "end": _local_iso(end, tz),
                   "tz": report.tz, "by": report.by, "busiest_hour": report.busiest_hour,
                   "sl_threshold_s": s.sl_threshold_s, "short_abandon_s": s.short_abandon_s,
-                  **report.total.as_dict()})
+                  "source": report.source, **report.total.as_dict()})
     items.extend({"kind": "agent", **_agent_fields(a.as_dict())} for a in report.agents)
     return items
 

@@ -150,10 +150,12 @@ class FactsBatch:
     opened: list[OpenSpan] = field(default_factory=list)
     closed: list[tuple[str, str, str]] = field(default_factory=list)
     lines: int = 0
+    #: When the facts begin (epoch s), to store once: set in the first batch of new facts.
+    since: float | None = None
 
     def __bool__(self) -> bool:
         return bool(self.calls or self.agent_time or self.not_ready or self.opened
-                    or self.closed)
+                    or self.closed or self.since is not None)
 
 
 class _AgentState:
@@ -182,12 +184,15 @@ class FactsFold:
     """The report facts of the queue_log lines fed to it, in the order written.
 
     ``origin`` (epoch s): when the facts begin (an agent seen without an ADDMEMBER was
-    logged in since then). ``opened``: the spans a previous run left open
-    (``agent_open``), so the QUEUESTART of this run closes them as the file fold does.
+    logged in since then); None: they begin now, at the first line's whole second (the
+    next :meth:`take` carries it as ``since``, to be stored). ``opened``: the spans a
+    previous run left open (``agent_open``), so the QUEUESTART of this run closes them
+    as the file fold does.
     """
 
-    def __init__(self, origin: float, opened: Iterable[OpenSpan] = ()) -> None:
-        self.origin = origin
+    def __init__(self, origin: float | None, opened: Iterable[OpenSpan] = ()) -> None:
+        self.origin = -math.inf if origin is None else origin
+        self._new_origin = origin is None
         self._calls: dict[str, dict[str, CallFact]] = {}
         self._agents: dict[tuple[str, str], _AgentState] = {}
         self._dirty: dict[tuple[str, str], CallFact] = {}
@@ -227,6 +232,8 @@ class FactsFold:
             self.skipped += 1
             return
         self._lines += 1
+        if self._new_origin and self._lines == 1 and self.origin == -math.inf:
+            self.origin = float(math.floor(t))
         self._latest = max(self._latest, t)
         cid, q, a, ev = parts[1], parts[2], parts[3], parts[4]
         keys = ("",) if q in _NONE else ("", q)
@@ -432,6 +439,9 @@ class FactsFold:
                 out.closed.append((a, key, kind))
             else:
                 out.opened.append(span)
+        if self._new_origin and self.origin > -math.inf:
+            out.since = self.origin
+            self._new_origin = False
         self._dirty, self._time, self._not_ready, self._open = {}, {}, {}, {}
         self._lines = 0
         # Forget the oldest calls (first line first: dict order) once idle or too many.

@@ -154,6 +154,9 @@ class Report:
     #: calendar day and month of the period, whatever ``by`` is.
     daily: tuple[tuple[Interval, Figures], ...] = ()
     monthly: tuple[tuple[Interval, Figures], ...] = ()
+    #: Where the queue_log's facts came from: "report_facts" (stored beside the CDRs as
+    #: the queue_log was written) or "queue_log" (the file read).
+    source: str = "queue_log"
 
 
 @dataclass(frozen=True)

@@ -16,9 +16,10 @@
   ``--by day`` / ``--by month``.)
 - :func:`as_json`: one JSON object ``{"tz", "by", "settings", "busiest_hour",
   "intervals": [{"interval", "start", "end", …figures}], "total": {…figures},
-  "agents": [{…}], "daily": [...], "monthly": [...]}`` (daily and monthly rows as the
-  intervals'); figures as ``Figures.as_dict()`` gives them (seconds, fractions 0..1,
-  null for no value).
+  "agents": [{…}], "daily": [...], "monthly": [...], "source"}`` (daily and monthly
+  rows as the intervals'; ``source`` where the queue_log's facts came from:
+  ``report_facts`` stored in the database, or the ``queue_log`` file); figures as
+  ``Figures.as_dict()`` gives them (seconds, fractions 0..1, null for no value).
 
 Nothing here reads or writes files; none of these raise for a well-formed Report.
 """
@@ -206,5 +207,6 @@ def as_json(report: Report) -> str:
         "agents": [a.as_dict() for a in report.agents],
         "daily": _json_rows(report, report.daily),
         "monthly": _json_rows(report, report.monthly),
+        "source": report.source,
     }
     return json.dumps(doc, indent=2, ensure_ascii=False) + "\n"

@@ -11,7 +11,7 @@ stored ones in a fraction of the time (``switchd bench report``).
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from switchd.reports.intervals import intervals
@@ -116,7 +116,7 @@ class ReportJob:
                                           elsewhere=lambda ids: stored_elsewhere(db, ids))
         t3 = time.perf_counter()
         t.load_log_s, t.load_calls_s, t.compute_s = t1 - self._t0, t2 - t1, t3 - t2
-        return rep
+        return replace(rep, source="report_facts" if t.stored else "queue_log")
 
 
 def start_report(db: Path, **kw: object) -> ReportJob:

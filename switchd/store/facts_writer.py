@@ -11,7 +11,6 @@ line (a batch that failed is written again as it was, never folded twice).
 from __future__ import annotations
 
 import asyncio
-import math
 import sqlite3
 from collections.abc import Sequence
 
@@ -33,6 +32,8 @@ Steps = list[tuple[str, list[tuple[object, ...]]]]
 def facts_steps(batch: FactsBatch) -> Steps:
     """The statements and rows that write ``batch`` (one transaction, in this order)."""
     steps: Steps = []
+    if batch.since is not None:
+        steps.append((schema.SQL_FACTS_SINCE_SET, [(repr(batch.since),)]))
     if batch.calls:
         steps.append((schema.SQL_UPSERT_CALL_FACT, [f.row() for f in batch.calls]))
     if batch.agent_time:
@@ -115,21 +116,13 @@ class FactsWriter(BatchWriter[str]):
                       written=self._written)
 
 
-def initial_since(now: float) -> float:
-    """The ``facts_since`` a database gets when facts begin at ``now`` (epoch s): the
-    whole second, as the queue_log writes its times."""
-    return float(math.floor(now))
-
-
-async def start_facts(store: Store, now: float) -> FactsFold:
-    """The fold a daemon starting at ``now`` continues: ``facts_since`` set if it was
-    not, the spans left open by the last run. Raises sqlite3.Error."""
-    since = initial_since(now)
-    await store.write_rows([(schema.SQL_FACTS_SINCE_SET, [(repr(since),)])])
+async def start_facts(store: Store) -> FactsFold:
+    """The fold a starting daemon continues: since when the facts are stored (None the
+    first time: they begin at its first queue_log line) and the spans its last run left
+    open. Raises sqlite3.Error."""
     rows = await store.fetch_rows(schema.SQL_FACTS_SINCE_GET)
-    if rows:
-        since = float(rows[0][0])
-    spans = [OpenSpan(a, q, k, float(s), r)
+    since = float(str(rows[0][0])) if rows else None
+    spans = [OpenSpan(str(a), str(q), str(k), float(str(s)), str(r))
              for a, q, k, s, r in await store.fetch_rows(schema.SQL_OPEN_SPANS)]
     return FactsFold(since, spans)
 

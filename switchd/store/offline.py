@@ -24,13 +24,14 @@ DB_NAME = "switchd.db"
 _BATCH = 50_000
 
 
-def write_state(state_dir: Path, cdrs: Sequence[Cdr], queue_log: Sequence[str]) -> None:
+def write_state(state_dir: Path, cdrs: Sequence[Cdr], queue_log: Sequence[str], *,
+                facts_since: float | None = None) -> None:
     """Create ``state_dir`` (and its parents) holding ``switchd.db`` with ``cdrs`` and a
     ``queue_log`` of ``queue_log`` lines (each without its newline).
 
     Existing files are added to: the callers check that the folder is new when that
-    matters. The report facts begin at the first line's whole second (``facts_since``,
-    unless an earlier write set it). Raises StorageError when the database cannot be created or migrated,
+    matters. The report facts begin at ``facts_since`` (epoch s; default the first
+    line's whole second), unless an earlier write set it. Raises StorageError when the database cannot be created or migrated,
     sqlite3.Error / OSError when it or the queue_log cannot be written.
     """
     import structlog.testing
@@ -54,33 +55,27 @@ def write_state(state_dir: Path, cdrs: Sequence[Cdr], queue_log: Sequence[str]) 
             conn.execute("BEGIN")
             conn.executemany(schema.SQL_INSERT_CDR,
                              [schema.cdr_row(c) for c in cdrs[i:i + _BATCH]])
+            conn.executemany(schema.SQL_FACTS_HAVE_CDR,
+                             [{"uniqueid": c.uniqueid} for c in cdrs[i:i + _BATCH]])
             conn.execute("COMMIT")
-        _write_facts(conn, queue_log)
+        _write_facts(conn, queue_log, facts_since)
     finally:
         conn.close()
     with (state_dir / QUEUE_LOG_NAME).open("a", encoding="utf-8") as f:
         f.writelines(line + "\n" for line in queue_log)
 
 
-def _write_facts(conn: sqlite3.Connection, queue_log: Sequence[str]) -> None:
+def _write_facts(conn: sqlite3.Connection, queue_log: Sequence[str],
+                 facts_since: float | None) -> None:
     """Fold ``queue_log`` into the report facts of the database on ``conn``."""
-    import math
-
     from switchd.reports.facts import FactsFold
     from switchd.store import schema
     from switchd.store.facts_writer import facts_steps, load_facts_state, write_facts_sync
 
-    if not queue_log:
-        return
-    first = queue_log[0].split("|", 1)[0]
-    try:
-        origin = float(math.floor(float(first)))
-    except ValueError:
-        origin = 0.0
-    write_facts_sync(conn, [(schema.SQL_FACTS_SINCE_SET, [(repr(origin),)])])
+    if facts_since is not None:
+        write_facts_sync(conn, [(schema.SQL_FACTS_SINCE_SET, [(repr(float(facts_since)),)])])
     since, spans = load_facts_state(conn)
-    fold = FactsFold(origin if since is None else since, spans)
+    fold = FactsFold(since, spans)
     for i in range(0, len(queue_log), _BATCH * 4):
         fold.feed_all(queue_log[i:i + _BATCH * 4])
         write_facts_sync(conn, facts_steps(fold.take()))
-

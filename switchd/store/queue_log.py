@@ -26,6 +26,7 @@ import contextlib
 import os
 from collections.abc import Callable
 from pathlib import Path
+from typing import Protocol
 
 import structlog
 
@@ -41,6 +42,14 @@ QUEUE_LOG_NAME = "queue_log"
 
 #: ``os.write`` as the worker thread calls it (tests inject a failing disk).
 Writer = Callable[[int, bytes], int]
+
+
+class LineSink(Protocol):
+    """Where a copy of each line goes (the report facts writer)."""
+
+    def submit(self, line: str) -> None:
+        """Take one queue_log line (no line end); never blocks."""
+        ...
 
 
 class QueueLogWriter(BackgroundWriter[bytes]):
@@ -63,8 +72,10 @@ class QueueLogWriter(BackgroundWriter[bytes]):
 
     def __init__(self, path: Path, *, batch_max: int = 2000, max_pending: int = 200_000,
                  retry_initial_s: float = 0.5, retry_max_s: float = 30.0,
-                 write: Writer = os.write) -> None:
+                 write: Writer = os.write, facts: LineSink | None = None) -> None:
         """Prepare a writer appending to ``path``; nothing runs until ``start()``.
+        ``facts``: also given every line queued for the file (the report facts writer,
+        :class:`switchd.store.facts_writer.FactsWriter`), the very text the file gets.
 
         Raises ``ValueError`` if ``batch_max`` or ``max_pending`` < 1, or the retry
         delays are not 0 < ``retry_initial_s`` <= ``retry_max_s``.
@@ -77,6 +88,7 @@ class QueueLogWriter(BackgroundWriter[bytes]):
         self._batch_max = batch_max
         self._max_pending = max_pending
         self._write = write
+        self._facts = facts
         # The queue holds encoded lines, each ending in LF; its head may be the unwritten
         # rest of a line cut short by a failing disk.
         self._dropped = 0  # lines dropped since start (memory bound, or after close)
@@ -113,7 +125,10 @@ class QueueLogWriter(BackgroundWriter[bytes]):
             self._dropping += 1
             self._dropped += 1
             return
-        self._put(entry.line().encode("utf-8") + b"\n")
+        line = entry.line()
+        self._put(line.encode("utf-8") + b"\n")
+        if self._facts is not None:
+            self._facts.submit(line)
 
     async def _finish(self, timeout_s: float) -> None:
         if self._done:

@@ -175,10 +175,12 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE cdr ADD COLUMN media TEXT;
     """,
     # 6 -> 7: the report facts folded from the queue_log as it is written
-    # (switchd.reports.facts): per call and queue ('' = all its queues), per agent,
-    # queue and quarter hour, the agents' spans still open, and since when the facts
-    # are complete (report_meta 'facts_since', epoch s; reports of earlier periods read
-    # the queue_log file).
+    # (switchd.reports.facts): per call and queue ('' = all its queues; has_cdr: its
+    # CDR is stored, so the calls without one are found by a small partial index), per
+    # agent, queue and quarter hour, the agents' spans still open, and since when the
+    # facts are complete (report_meta 'facts_since', epoch s; reports of earlier
+    # periods read the queue_log file). WITHOUT ROWID: each table is its key's b-tree,
+    # one lookup per CDR when a report joins them.
     """
     CREATE TABLE call_facts (
         uniqueid     TEXT NOT NULL,
@@ -194,9 +196,10 @@ MIGRATIONS: tuple[str, ...] = (
         overflow     INTEGER NOT NULL DEFAULT 0,
         wrapup_s     DOUBLE PRECISION NOT NULL DEFAULT 0,
         wrapups      INTEGER NOT NULL DEFAULT 0,
+        has_cdr      INTEGER NOT NULL DEFAULT 0,
         PRIMARY KEY (uniqueid, queue)
-    );
-    CREATE INDEX call_facts_enter_idx ON call_facts (queue, first_enter);
+    ) WITHOUT ROWID;
+    CREATE INDEX call_facts_no_cdr_idx ON call_facts (queue, first_enter) WHERE has_cdr = 0;
     CREATE TABLE agent_time (
         agent    TEXT NOT NULL,
         queue    TEXT NOT NULL,
@@ -210,7 +213,7 @@ MIGRATIONS: tuple[str, ...] = (
         logged_s DOUBLE PRECISION NOT NULL DEFAULT 0,
         rona     INTEGER NOT NULL DEFAULT 0,
         PRIMARY KEY (queue, bucket, agent)
-    );
+    ) WITHOUT ROWID;
     CREATE TABLE agent_not_ready (
         agent   TEXT NOT NULL,
         queue   TEXT NOT NULL,
@@ -218,7 +221,7 @@ MIGRATIONS: tuple[str, ...] = (
         reason  TEXT NOT NULL,
         seconds DOUBLE PRECISION NOT NULL DEFAULT 0,
         PRIMARY KEY (queue, bucket, agent, reason)
-    );
+    ) WITHOUT ROWID;
     CREATE TABLE agent_open (
         agent  TEXT NOT NULL,
         queue  TEXT NOT NULL,
@@ -287,8 +290,9 @@ _TIME_COLUMNS = frozenset({"start", "answer", "end"})
 #: once stay set, wrap-up added (a row may be written again as later lines come).
 SQL_UPSERT_CALL_FACT = """
 INSERT INTO call_facts (uniqueid, queue, first_enter, abandoned, abandon_wait, refused,
-    callback, connected, connect_hold, first_exit, overflow, wrapup_s, wrapups)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+    callback, connected, connect_hold, first_exit, overflow, wrapup_s, wrapups, has_cdr)
+VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13,
+    EXISTS (SELECT 1 FROM cdr WHERE cdr.uniqueid = ?1))
 ON CONFLICT (uniqueid, queue) DO UPDATE SET
     first_enter = coalesce(call_facts.first_enter, excluded.first_enter),
     abandon_wait = CASE WHEN excluded.abandoned = 1 THEN excluded.abandon_wait
@@ -302,8 +306,13 @@ ON CONFLICT (uniqueid, queue) DO UPDATE SET
     first_exit = coalesce(call_facts.first_exit, excluded.first_exit),
     overflow = max(call_facts.overflow, excluded.overflow),
     wrapup_s = call_facts.wrapup_s + excluded.wrapup_s,
-    wrapups = call_facts.wrapups + excluded.wrapups
+    wrapups = call_facts.wrapups + excluded.wrapups,
+    has_cdr = max(call_facts.has_cdr, excluded.has_cdr)
 """
+
+#: A CDR stored: its call's facts rows know (the other half of has_cdr: facts written
+#: after the CDR look it up as they are inserted).
+SQL_FACTS_HAVE_CDR = "UPDATE call_facts SET has_cdr = 1 WHERE uniqueid = :uniqueid AND has_cdr = 0"
 
 #: Add one (agent, queue, quarter hour)'s increments (switchd.reports.facts.AGENT_FIELDS).
 SQL_ADD_AGENT_TIME = """

@@ -211,6 +211,8 @@ class Store:
             await conn.execute("BEGIN IMMEDIATE")
             try:
                 await conn.executemany(schema.SQL_INSERT_CDR, rows)
+                await conn.executemany(schema.SQL_FACTS_HAVE_CDR,
+                                       [{"uniqueid": c.uniqueid} for c in cdrs])
                 if touches:
                     await conn.executemany(schema.SQL_CONTACT_TOUCH, touches)
                 await conn.execute("COMMIT")

@@ -26,7 +26,7 @@ from __future__ import annotations
 import asyncio
 import math
 import re
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -35,7 +35,7 @@ from switchd.cti.codec import Request
 from switchd.cti.server import Reply, Session
 from switchd.cti.verbs import STAFF, VERBS, Verb, float_arg, only
 from switchd.exceptions import ProtocolError
-from switchd.reports.cli import BY_CHOICES, DEFAULT_DAYS, parse_when, zone
+from switchd.reports.cli import BY_CHOICES, default_start, parse_when, zone
 from switchd.reports.model import Report, ReportSettings
 
 __all__ = ["MAX_INTERVALS", "REPORTS_AT_ONCE", "REPORT_VERBS", "ReportVerbs", "report_items"]
@@ -164,7 +164,7 @@ class ReportVerbs:
         if start is None:
             # 7 local days, as switchd report (7 x 24 h give or take a DST change).
             try:
-                start = (datetime.fromtimestamp(end, tz) - timedelta(days=DEFAULT_DAYS)).timestamp()
+                start = default_start(end, tz)
             except (OverflowError, ValueError, OSError):
                 raise ProtocolError("bad_arg", f"to={req.args.get('to')!r} is out of "
                                     "range") from None

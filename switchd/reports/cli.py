@@ -49,6 +49,15 @@ DEFAULT_DAYS = 7
 LOG_MARGIN_S = 86400.0
 
 
+def default_start(end: float, tz: ZoneInfo) -> float:
+    """The start of a report that names no ``--from``: :data:`DEFAULT_DAYS` local days
+    (wall-clock: 7 x 24 h give or take a DST change) before ``end`` (epoch s), down to
+    its quarter hour, so that the report sums whole quarter hours of the stored report
+    facts (switchd.reports.stored)."""
+    start = (datetime.fromtimestamp(end, tz) - timedelta(days=DEFAULT_DAYS)).timestamp()
+    return float(math.floor(start / 900.0) * 900)
+
+
 class _Fail(Exception):
     """The command cannot go on: ``msg`` for stderr, ``code`` the exit code."""
 
@@ -150,8 +159,7 @@ def _report_text(args: argparse.Namespace) -> str | bytes:
     try:
         end = time.time() if args.to is None else parse_when(args.to, tz)
         if args.from_ is None:
-            # 7 local days (wall-clock: 7 x 24 h give or take a DST change).
-            start = (datetime.fromtimestamp(end, tz) - timedelta(days=DEFAULT_DAYS)).timestamp()
+            start = default_start(end, tz)
         else:
             start = parse_when(args.from_, tz)
     except ValueError as exc:

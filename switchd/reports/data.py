@@ -34,10 +34,10 @@ from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from itertools import chain
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from switchd.reports.logsum import LogSummary, summarize
-from switchd.reports.model import CallColumns, CallFacts
+from switchd.reports.model import CallColumns
 from switchd.timefmt import iso_utc
 
 __all__ = ["CallsReader", "epoch_of_iso", "gc_paused", "load_call_columns", "require_db",
@@ -100,7 +100,7 @@ _COLUMN_SQL = (
     "((coalesce(c.ivr_path, '') != '') << 2) | "
     "((coalesce(c.blocked_reason, '') != '' OR c.disposition IN ('BUSY', 'CONGESTION')) << 3) | "
     "((coalesce(c.queue, '') != '') << 4), "
-    "CAST(coalesce(c.wait_s, 0) AS REAL), CAST(coalesce(c.billsec, 0) AS REAL)"
+    "CAST(coalesce(c.wait_s, 0) AS REAL), coalesce(c.billsec, 0)"
 )
 
 
@@ -112,25 +112,15 @@ def load_call_columns(db: Path, start: float, end: float, *,
     look at them). Raises FileNotFoundError naming ``db`` when it does not exist, and
     ``sqlite3.Error`` when it is not a switchd database (no ``cdr`` table), cannot be
     read, or holds a CDR time that is not ISO-8601 (``sqlite3.DataError`` naming it)."""
-    calls, _ = _load(db, start, end, names=names, facts_key=None)
+    calls, _ = _load(db, start, end, names=names, rowids=False)
     return calls
 
 
-def load_calls_and_facts(db: Path, start: float, end: float, *, names: bool = True,
-                         facts_key: str = "") -> tuple[CallColumns, CallFacts]:
-    """:func:`load_call_columns` and each call's stored report facts in queue
-    ``facts_key`` ('' all its queues; :mod:`switchd.reports.stored`), aligned, in one
-    query. Raises as :func:`load_call_columns` (and sqlite3.Error before schema 7)."""
-    calls, facts = _load(db, start, end, names=names, facts_key=facts_key)
-    assert facts is not None
-    return calls, facts
-
-
 def _load(db: Path, start: float, end: float, *, names: bool,
-          facts_key: str | None) -> tuple[CallColumns, CallFacts | None]:
+          rowids: bool) -> tuple[CallColumns, Any]:
+    """:func:`load_call_columns`, and with ``rowids`` each CDR's rowid (int64 array, for
+    :func:`switchd.reports.stored.facts_for`; else None)."""
     import numpy as np
-
-    from switchd.reports.stored import FACTS_COLUMNS_SQL, facts_from_rows
 
     db = Path(db)
     require_db(db)
@@ -138,24 +128,16 @@ def _load(db: Path, start: float, end: float, *, names: bool,
     conn = sqlite3.connect(uri, uri=True)
     try:
         columns = _COLUMN_SQL + (", c.queue, c.agent" if names else "")
-        params: tuple[object, ...] = (iso_utc(start), iso_utc(end))
-        join = ""
-        if facts_key is not None:
-            columns += ", " + FACTS_COLUMNS_SQL
-            join = " LEFT JOIN call_facts f ON f.uniqueid = c.uniqueid AND f.queue = ?"
-            params = (facts_key, *params)
-        rows = conn.execute(f"SELECT {columns} FROM cdr c{join} "
-                            "WHERE c.start >= ? AND c.start < ?", params).fetchall()
+        if rowids:
+            columns += ", c.rowid"
+        rows = conn.execute(f"SELECT {columns} FROM cdr c WHERE c.start >= ? AND c.start < ?",
+                            (iso_utc(start), iso_utc(end))).fetchall()
     finally:
         conn.close()
     if not rows:
-        empty = CallColumns.from_rows([])
-        return empty, (None if facts_key is None else CallFacts.none(0))
+        return CallColumns.from_rows([]), (np.zeros(0, dtype=np.int64) if rowids else None)
     cols = list(zip(*rows, strict=True))
-    facts = None
-    if facts_key is not None:
-        facts = facts_from_rows(*cols[-6:])
-        del cols[-6:]
+    ids = np.array(cols.pop(), dtype=np.int64) if rowids else None
     uid, t0, ans, packed, wait, bill = cols[:6]
     try:
         start_s = np.array(t0, dtype=np.float64)
@@ -180,7 +162,7 @@ def _load(db: Path, start: float, end: float, *, names: bool,
         inbound=(flags & 1).astype(bool), answered=(flags & 2).astype(bool),
         queue=objects[0], agent=objects[1], wait_s=np.array(wait, dtype=np.float64),
         billsec=np.array(bill, dtype=np.float64), ivr=(flags & 4).astype(bool),
-        blocked=(flags & 8).astype(bool), has_queue=(flags & 16).astype(bool)), facts
+        blocked=(flags & 8).astype(bool), has_queue=(flags & 16).astype(bool)), ids
 
 
 class CallsReader:
@@ -189,7 +171,7 @@ class CallsReader:
     forked reader."""
 
     def __init__(self, pid: int | None, folder: Path | None,
-                 ready: tuple[CallColumns, CallFacts | None] | None = None) -> None:
+                 ready: tuple[CallColumns, Any] | None = None) -> None:
         self._pid, self._folder, self._ready = pid, folder, ready
 
     @property
@@ -197,8 +179,8 @@ class CallsReader:
         """The reading child's process id while it is not reaped yet, else None."""
         return self._pid
 
-    def result(self) -> tuple[CallColumns, CallFacts | None]:
-        """The columns and their facts (None unless asked for), raising what the load raised (and OSError naming the signal when
+    def result(self) -> tuple[CallColumns, Any]:
+        """The columns and their rowids (an int64 array; None unless asked for), raising what the load raised (and OSError naming the signal when
         the reading process died: out of memory?). Interrupted (Ctrl-C), it cancels."""
         import os
 
@@ -239,10 +221,9 @@ class CallsReader:
 
 
 def start_call_columns(db: Path, start: float, end: float, *, names: bool = True,
-                       facts_key: str | None = None) -> CallsReader:
-    """Start :func:`load_call_columns` (with ``facts_key`` not None,
-    :func:`load_calls_and_facts`); returns the :class:`CallsReader` to wait for it: its
-    result is (the columns, their facts or None).
+                       rowids: bool = False) -> CallsReader:
+    """Start :func:`load_call_columns`; returns the :class:`CallsReader` to wait for it:
+    its result is (the columns, with ``rowids`` each CDR's rowid as int64, else None).
 
     In a single-threaded process that can fork (``switchd report``) the CDRs are read by
     a forked child while this process goes on (it reads the queue_log meanwhile: the
@@ -257,7 +238,7 @@ def start_call_columns(db: Path, start: float, end: float, *, names: bool = True
     import threading
 
     if not hasattr(os, "fork") or threading.active_count() > 1:
-        return CallsReader(None, None, _load(db, start, end, names=names, facts_key=facts_key))
+        return CallsReader(None, None, _load(db, start, end, names=names, rowids=rowids))
     require_db(db)
     folder = Path(tempfile.mkdtemp(prefix="switchd-report-"))
     parent = os.getpid()
@@ -268,7 +249,7 @@ def start_call_columns(db: Path, start: float, end: float, *, names: bool = True
             signal.signal(signal.SIGINT, signal.SIG_IGN)
             _die_with_parent(parent)
             try:
-                value: object = _load(db, start, end, names=names, facts_key=facts_key)
+                value: object = _load(db, start, end, names=names, rowids=rowids)
                 code = 0
             except Exception as exc:   # handed over and raised by the parent
                 value, code = exc, 3

@@ -183,16 +183,21 @@ def _buckets(t0: float, t1: float) -> Iterator[tuple[int, float]]:
 class FactsFold:
     """The report facts of the queue_log lines fed to it, in the order written.
 
-    ``origin`` (epoch s): when the facts begin (an agent seen without an ADDMEMBER was
-    logged in since then); None: they begin now, at the first line's whole second (the
-    next :meth:`take` carries it as ``since``, to be stored). ``opened``: the spans a
-    previous run left open (``agent_open``), so the QUEUESTART of this run closes them
-    as the file fold does.
+    ``origin`` (epoch s): when the facts begin; None: they begin now, at the first
+    line's whole second (the next :meth:`take` carries it as ``since``, to be stored;
+    ``fresh``: as 0, nothing having come before). ``opened``: the spans a previous run
+    left open (``agent_open``), so the QUEUESTART of this run closes them as the file
+    fold does. An agent seen without its ADDMEMBER counts as logged in since
+    ``run_start`` (default: this run's first line).
     """
 
-    def __init__(self, origin: float | None, opened: Iterable[OpenSpan] = ()) -> None:
+    def __init__(self, origin: float | None, opened: Iterable[OpenSpan] = (), *,
+                 fresh: bool = False, run_start: float | None = None) -> None:
         self.origin = -math.inf if origin is None else origin
         self._new_origin = origin is None
+        # A new database and no queue_log yet: nothing came before these facts, so they
+        # cover every report (stored as since 0); spans still start at the first line.
+        self._fresh = fresh
         self._calls: dict[str, dict[str, CallFact]] = {}
         self._agents: dict[tuple[str, str], _AgentState] = {}
         self._dirty: dict[tuple[str, str], CallFact] = {}
@@ -202,6 +207,8 @@ class FactsFold:
         self._seen: set[tuple[str, str, tuple[str, ...]]] = set()
         self._seen_at = -math.inf
         self._latest = -math.inf
+        self._run_start = self.origin if run_start is None else run_start
+        self._run_start_given = run_start is not None
         self._lines = 0
         self.skipped = 0
         for span in opened:
@@ -232,8 +239,13 @@ class FactsFold:
             self.skipped += 1
             return
         self._lines += 1
-        if self._new_origin and self._lines == 1 and self.origin == -math.inf:
-            self.origin = float(math.floor(t))
+        if self._lines == 1:
+            # This run's first line: an agent seen without its ADDMEMBER was logged in
+            # since then (never earlier: a span is never spread over unknown time).
+            if not self._run_start_given:
+                self._run_start = float(math.floor(t))
+            if self._new_origin:
+                self.origin = self._run_start
         self._latest = max(self._latest, t)
         cid, q, a, ev = parts[1], parts[2], parts[3], parts[4]
         keys = ("",) if q in _NONE else ("", q)
@@ -343,8 +355,8 @@ class FactsFold:
         that line is its ADDMEMBER (as the file fold: logged in before the log read)."""
         if ev != "ADDMEMBER":
             st.queues = None
-            st.login_at = -math.inf
-            self._set_open(OpenSpan(a, key, "logged", self.origin), a, key, "logged")
+            st.login_at = self._run_start
+            self._set_open(OpenSpan(a, key, "logged", self._run_start), a, key, "logged")
 
     def _close_pause(self, a: str, key: str, st: _AgentState, at: float) -> None:
         p = st.paused
@@ -440,7 +452,7 @@ class FactsFold:
             else:
                 out.opened.append(span)
         if self._new_origin and self.origin > -math.inf:
-            out.since = self.origin
+            out.since = 0.0 if self._fresh else self.origin
             self._new_origin = False
         self._dirty, self._time, self._not_ready, self._open = {}, {}, {}, {}
         self._lines = 0

@@ -67,7 +67,7 @@ class ReportJob:
         self._t0 = time.perf_counter()
         self.reader = start_call_columns(
             db, start, end, names=queue is not None or agent is not None,
-            facts_key=(queue or "") if self.times.stored else None)
+            rowids=self.times.stored)
 
     def cancel(self) -> None:
         """Stop and reap the CDR reader if it still runs."""
@@ -89,6 +89,7 @@ class ReportJob:
             extra = None
             if t.stored:
                 say("reading the report facts (and the CDRs beside)")
+                rows = stored.facts_rows(db, start, end, queue or "")
                 agents: figures.AgentTime = stored.StoredAgents(
                     db, start=start, end=end, queue=queue, agent=agent)
                 if agent is None:
@@ -99,7 +100,7 @@ class ReportJob:
                 agents = summary
             t1 = time.perf_counter()
             say("reading CDRs")
-            calls, facts = self.reader.result()
+            calls, rowids = self.reader.result()
         finally:
             self.reader.cancel()
         t2 = time.perf_counter()
@@ -107,7 +108,7 @@ class ReportJob:
         kw = dict(start=start, end=end, tz=self.tz, by=self.by, settings=self.settings,
                   queue=queue, agent=agent)
         if t.stored:
-            assert facts is not None
+            facts = stored.align_facts(rows, rowids)
             if extra is not None and len(extra.extra_at):
                 facts = stored.with_extra(facts, extra)
             rep = figures.compute_facts(calls, facts, agents, **kw)  # type: ignore[arg-type]

@@ -116,15 +116,16 @@ class FactsWriter(BatchWriter[str]):
                       written=self._written)
 
 
-async def start_facts(store: Store) -> FactsFold:
+async def start_facts(store: Store, *, fresh: bool = False) -> FactsFold:
     """The fold a starting daemon continues: since when the facts are stored (None the
-    first time: they begin at its first queue_log line) and the spans its last run left
-    open. Raises sqlite3.Error."""
+    first time: they begin at its first queue_log line, or cover all time when
+    ``fresh``: no CDR and no queue_log before) and the spans its last run left open.
+    Raises sqlite3.Error."""
     rows = await store.fetch_rows(schema.SQL_FACTS_SINCE_GET)
     since = float(str(rows[0][0])) if rows else None
     spans = [OpenSpan(str(a), str(q), str(k), float(str(s)), str(r))
              for a, q, k, s, r in await store.fetch_rows(schema.SQL_OPEN_SPANS)]
-    return FactsFold(since, spans)
+    return FactsFold(since, spans, fresh=fresh and since is None)
 
 
 def write_facts_sync(conn: sqlite3.Connection, steps: Sequence[tuple[str, list[tuple[object, ...]]]]

@@ -75,7 +75,7 @@ def _write_facts(conn: sqlite3.Connection, queue_log: Sequence[str],
     if facts_since is not None:
         write_facts_sync(conn, [(schema.SQL_FACTS_SINCE_SET, [(repr(float(facts_since)),)])])
     since, spans = load_facts_state(conn)
-    fold = FactsFold(since, spans)
+    fold = FactsFold(since, spans, run_start=facts_since)
     for i in range(0, len(queue_log), _BATCH * 4):
         fold.feed_all(queue_log[i:i + _BATCH * 4])
         write_facts_sync(conn, facts_steps(fold.take()))

@@ -180,21 +180,23 @@ MIGRATIONS: tuple[str, ...] = (
     # agent, queue and quarter hour, the agents' spans still open, and since when the
     # facts are complete (report_meta 'facts_since', epoch s; reports of earlier
     # periods read the queue_log file). WITHOUT ROWID: each table is its key's b-tree,
-    # one lookup per CDR when a report joins them.
+    # one lookup per CDR when a report joins them. The call facts' times and seconds are
+    # NUMERIC: the queue_log's whole seconds come back as small integers, which a report
+    # reading a million rows does not allocate one by one.
     """
     CREATE TABLE call_facts (
         uniqueid     TEXT NOT NULL,
         queue        TEXT NOT NULL,
-        first_enter  DOUBLE PRECISION,
+        first_enter  NUMERIC,
         abandoned    INTEGER NOT NULL DEFAULT 0,
-        abandon_wait DOUBLE PRECISION,
+        abandon_wait NUMERIC,
         refused      INTEGER NOT NULL DEFAULT 0,
         callback     INTEGER NOT NULL DEFAULT 0,
         connected    INTEGER NOT NULL DEFAULT 0,
-        connect_hold DOUBLE PRECISION,
-        first_exit   DOUBLE PRECISION,
+        connect_hold NUMERIC,
+        first_exit   NUMERIC,
         overflow     INTEGER NOT NULL DEFAULT 0,
-        wrapup_s     DOUBLE PRECISION NOT NULL DEFAULT 0,
+        wrapup_s     NUMERIC NOT NULL DEFAULT 0,
         wrapups      INTEGER NOT NULL DEFAULT 0,
         has_cdr      INTEGER NOT NULL DEFAULT 0,
         PRIMARY KEY (uniqueid, queue)

@@ -22,15 +22,15 @@ Call ids are 26 characters like switchd's ULIDs, times whole seconds as the ACD 
 them, and the agents' ADDMEMBER lines open the log (an hour before the month).
 
 Then it times the three stages of ``switchd report --by day --format json`` over the
-whole month, in this process, as the command runs them: **load** (the queue_log read
-here by :func:`switchd.reports.data.summarize_queue_log` while a forked child reads the
-CDRs, :func:`~switchd.reports.data.start_call_columns`; ``load_calls_s`` is the wait for
-the child afterwards), **compute** (:func:`switchd.reports.figures.compute_columns`) and
-**render**
-(:func:`switchd.reports.render.as_json`), and, with ``--cli``, the whole command in
-a child process (interpreter start-up included). The goal (issue 18) is under 5 s
-end to end for 1 000 000 CDR rows: ``passed`` says whether load + compute + render
-met it.
+whole month, in this process, as the command runs them
+(:func:`switchd.reports.run.compute_report`): **load** (the report facts that
+:func:`~switchd.store.offline.write_state` stored as it wrote the queue_log — or with
+``--queue-log`` the file, :func:`switchd.reports.data.summarize_queue_log` — read here
+while a forked child reads the CDRs; ``load_calls_s`` is the wait for the child
+afterwards), **compute** (:func:`switchd.reports.figures.compute_facts`) and **render**
+(:func:`switchd.reports.render.as_json`), and, with ``--cli``, the whole command in a
+child process (interpreter start-up included). The goal (issue 18) is under 5 s end to
+end for 1 000 000 CDR rows: ``passed`` says whether load + compute + render met it.
 """
 
 from __future__ import annotations

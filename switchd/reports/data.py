@@ -93,15 +93,17 @@ def _epoch(value: object) -> float:
 # and packed in one integer (bit 0 inbound, 1 answered by a person, 2 an IVR path,
 # 3 blocked, 4 a queue), since every value fetched is a Python object made per row.
 # Columns of the table ``c`` (the cdr).
-_COLUMN_SQL = (
-    f"c.uniqueid, coalesce({_epoch_sql('c.start')}, c.start), "
+_TIMES_SQL = (
+    f"coalesce({_epoch_sql('c.start')}, c.start), "
     f"CASE WHEN c.answer IS NULL THEN NULL ELSE coalesce({_epoch_sql('c.answer')}, c.answer) END, "
     "(c.direction = 'inbound') | ((c.disposition = 'ANSWERED' AND c.answer IS NOT NULL) << 1) | "
     "((coalesce(c.ivr_path, '') != '') << 2) | "
     "((coalesce(c.blocked_reason, '') != '' OR c.disposition IN ('BUSY', 'CONGESTION')) << 3) | "
-    "((coalesce(c.queue, '') != '') << 4), "
-    "CAST(coalesce(c.wait_s, 0) AS REAL), coalesce(c.billsec, 0)"
+    "((coalesce(c.queue, '') != '') << 4)"
 )
+#: A CDR's queue wait and talk seconds (read beside its facts on the stored path).
+WAIT_TALK_SQL = "CAST(coalesce(c.wait_s, 0) AS REAL), coalesce(c.billsec, 0)"
+_COLUMN_SQL = f"c.uniqueid, {_TIMES_SQL}, {WAIT_TALK_SQL}"
 
 
 def load_call_columns(db: Path, start: float, end: float, *,
@@ -118,8 +120,10 @@ def load_call_columns(db: Path, start: float, end: float, *,
 
 def _load(db: Path, start: float, end: float, *, names: bool,
           rowids: bool) -> tuple[CallColumns, Any]:
-    """:func:`load_call_columns`, and with ``rowids`` each CDR's rowid (int64 array, for
-    :func:`switchd.reports.stored.facts_for`; else None)."""
+    """:func:`load_call_columns`; with ``rowids`` (the stored facts' path) also each CDR's
+    rowid (int64 array, for :func:`switchd.reports.stored.align_facts`), which then
+    stands for the uniqueid in ``uid``, and ``wait_s``/``billsec`` left zero: they are
+    read beside the facts, in the other process (else None)."""
     import numpy as np
 
     db = Path(db)
@@ -127,9 +131,8 @@ def _load(db: Path, start: float, end: float, *, names: bool,
     uri = f"{db.absolute().as_uri()}?mode=ro"
     conn = sqlite3.connect(uri, uri=True)
     try:
-        columns = _COLUMN_SQL + (", c.queue, c.agent" if names else "")
-        if rowids:
-            columns += ", c.rowid"
+        columns = (f"c.rowid, {_TIMES_SQL}" if rowids else _COLUMN_SQL) + (
+            ", c.queue, c.agent" if names else "")
         rows = conn.execute(f"SELECT {columns} FROM cdr c WHERE c.start >= ? AND c.start < ?",
                             (iso_utc(start), iso_utc(end))).fetchall()
     finally:
@@ -137,8 +140,20 @@ def _load(db: Path, start: float, end: float, *, names: bool,
     if not rows:
         return CallColumns.from_rows([]), (np.zeros(0, dtype=np.int64) if rowids else None)
     cols = list(zip(*rows, strict=True))
-    ids = np.array(cols.pop(), dtype=np.int64) if rowids else None
-    uid, t0, ans, packed, wait, bill = cols[:6]
+    if names:
+        queue, agent = cols[-2], cols[-1]
+        del cols[-2:]
+    ids = None
+    if rowids:
+        ids = np.array(cols[0], dtype=np.int64)
+        uid: Any = ids
+        t0, ans, packed = cols[1:4]
+        wait_s = bill_s = np.zeros(len(rows))
+    else:
+        uid, t0, ans, packed, wait, bill = cols[:6]
+        uid = list(uid)
+        wait_s = np.array(wait, dtype=np.float64)
+        bill_s = np.array(bill, dtype=np.float64)
     try:
         start_s = np.array(t0, dtype=np.float64)
         # No answer: NaN (the conversion itself turns None into nan).
@@ -154,15 +169,15 @@ def _load(db: Path, start: float, end: float, *, names: bool,
                                     f"({exc})") from None
     objects = np.full((2, len(rows)), None, dtype=object)
     if names:
-        objects[0, :] = cols[6]
-        objects[1, :] = cols[7]
+        objects[0, :] = queue
+        objects[1, :] = agent
     flags = np.array(packed, dtype=np.int64)
     return CallColumns(
-        uid=list(uid), start=start_s, answer=answer_s,
+        uid=uid, start=start_s, answer=answer_s,
         inbound=(flags & 1).astype(bool), answered=(flags & 2).astype(bool),
-        queue=objects[0], agent=objects[1], wait_s=np.array(wait, dtype=np.float64),
-        billsec=np.array(bill, dtype=np.float64), ivr=(flags & 4).astype(bool),
-        blocked=(flags & 8).astype(bool), has_queue=(flags & 16).astype(bool)), ids
+        queue=objects[0], agent=objects[1], wait_s=wait_s, billsec=bill_s,
+        ivr=(flags & 4).astype(bool), blocked=(flags & 8).astype(bool),
+        has_queue=(flags & 16).astype(bool)), ids
 
 
 class CallsReader:

@@ -76,7 +76,7 @@ def _num(parts: list[str], i: int) -> float | None:
     return x if math.isfinite(x) else None
 
 
-@dataclass
+@dataclass(eq=False)   # hashed by identity: kept in a set of changed facts
 class CallFact:
     """The facts of one call in one queue (``queue == ''``: in all its queues).
 
@@ -102,13 +102,10 @@ class CallFact:
     agents: set[str] = field(default_factory=set)
     last: float = 0.0
 
-    def copy_out(self) -> CallFact:
-        """A copy to write, holding the wrap-up added since the last take; this fact's
-        own count restarts at zero."""
-        out = CallFact(self.uniqueid, self.queue, self.first_enter, self.abandoned,
-                       self.abandon_wait, self.refused, self.callback, self.connected,
-                       self.connect_hold, self.first_exit, self.overflow, self.wrapup_s,
-                       self.wrapups)
+    def take_row(self) -> tuple[object, ...]:
+        """:meth:`row`, holding the wrap-up added since the last take; this fact's own
+        count restarts at zero."""
+        out = self.row()
         self.wrapup_s, self.wrapups = 0.0, 0
         return out
 
@@ -138,13 +135,13 @@ class OpenSpan:
 
 @dataclass
 class FactsBatch:
-    """What changed since the last :meth:`FactsFold.take`: whole ``calls`` rows to
-    upsert; ``agent_time`` increments per (agent, queue, bucket) in
+    """What changed since the last :meth:`FactsFold.take`: ``calls`` rows to upsert
+    (:meth:`CallFact.row`); ``agent_time`` increments per (agent, queue, bucket) in
     :data:`AGENT_FIELDS` order; ``not_ready`` increments per (agent, queue, bucket,
     reason) in seconds; ``opened`` spans to store, ``closed`` (agent, queue, kind) keys
     to delete (a key is in one of the two at most)."""
 
-    calls: list[CallFact] = field(default_factory=list)
+    calls: list[tuple[object, ...]] = field(default_factory=list)
     agent_time: dict[tuple[str, str, int], list[float]] = field(default_factory=dict)
     not_ready: dict[tuple[str, str, int, str], float] = field(default_factory=dict)
     opened: list[OpenSpan] = field(default_factory=list)
@@ -200,7 +197,7 @@ class FactsFold:
         self._fresh = fresh
         self._calls: dict[str, dict[str, CallFact]] = {}
         self._agents: dict[tuple[str, str], _AgentState] = {}
-        self._dirty: dict[tuple[str, str], CallFact] = {}
+        self._dirty: set[CallFact] = set()
         self._time: dict[tuple[str, str, int], list[float]] = {}
         self._not_ready: dict[tuple[str, str, int, str], float] = {}
         self._open: dict[tuple[str, str, str], OpenSpan | None] = {}
@@ -273,7 +270,7 @@ class FactsFold:
         if f is None:
             f = per[key] = CallFact(cid, key)
         f.last = t
-        self._dirty[(cid, key)] = f
+        self._dirty.add(f)
         return f
 
     def _call_line(self, t: float, cid: str, q: str, ev: str, parts: list[str],
@@ -284,7 +281,7 @@ class FactsFold:
                 ex = f.exit_queues
                 if ex and (len(ex) > 1 or q not in ex) and not f.overflow:
                     f.overflow = True
-                    self._dirty[(cid, f.queue)] = f
+                    self._dirty.add(f)
             for key in keys:
                 f = self._fact(cid, key, t)
                 if f.first_enter is None:
@@ -331,21 +328,27 @@ class FactsFold:
             st = self._agents[(a, key)] = _AgentState()
         return st
 
-    def _add(self, a: str, key: str, t: float, col: int, value: float) -> None:
-        b = int(math.floor(t / BUCKET_S)) * BUCKET_S
-        row = self._time.get((a, key, b))
+    def _row(self, a: str, key: str, t: float) -> list[float]:
+        """The ``agent_time`` increments of ``a`` in ``key`` for the quarter hour of ``t``."""
+        k = (a, key, int(t // BUCKET_S) * BUCKET_S)
+        row = self._time.get(k)
         if row is None:
-            row = self._time[(a, key, b)] = [0.0] * len(AGENT_FIELDS)
-        row[col] += value
+            row = self._time[k] = [0.0] * len(AGENT_FIELDS)
+        return row
+
+    def _add(self, a: str, key: str, t: float, col: int, value: float) -> None:
+        self._row(a, key, t)[col] += value
 
     def _spread(self, a: str, key: str, t0: float, t1: float, col: int) -> None:
         """Add the seconds of [t0, t1) to column ``col`` of each quarter hour it covers."""
         t0 = max(t0, self.origin)
+        if t1 <= t0:
+            return
+        if t0 // BUCKET_S == t1 // BUCKET_S or t1 % BUCKET_S == 0 and (t1 - t0) <= BUCKET_S:
+            self._row(a, key, t0)[col] += t1 - t0      # within one quarter hour
+            return
         for b, secs in _buckets(t0, t1):
-            row = self._time.get((a, key, b))
-            if row is None:
-                row = self._time[(a, key, b)] = [0.0] * len(AGENT_FIELDS)
-            row[col] += secs
+            self._row(a, key, b)[col] += secs
 
     def _set_open(self, span: OpenSpan | None, a: str, key: str, kind: str) -> None:
         self._open[(a, key, kind)] = span
@@ -391,20 +394,22 @@ class FactsFold:
         if not phone and not known:
             self._first_seen(a, key, st, ev)
         if ev == "CONNECT":
+            row = self._row(a, key, t)
+            row[_EVENTS] += 1.0
             if cid not in _NONE:
                 f = self._calls[cid][key]
                 if a not in f.agents:
                     f.agents.add(a)
-                    self._add(a, key, t, _HANDLED, 1.0)
-            self._add(a, key, t, _EVENTS, 1.0)
+                    row[_HANDLED] += 1.0
             return
         field_no = _BUSY_FIELD.get(ev)
         if field_no is not None or ev in _TRANSFERS:
             secs = _num(parts, 8 if field_no is None else field_no) or 0.0
+            row = self._row(a, key, t)
+            row[_WRAP if ev == "WRAPUPEND" else _TALK] += secs
+            row[_EVENTS] += 1.0
             if not phone:
                 self._spread(a, key, t - secs, t, _BUSY)
-            self._add(a, key, t, _WRAP if ev == "WRAPUPEND" else _TALK, secs)
-            self._add(a, key, t, _EVENTS, 1.0)
             return
         if not phone:
             if ev == "ADDMEMBER" and st.queues is not None:
@@ -444,7 +449,7 @@ class FactsFold:
     def take(self) -> FactsBatch:
         """What changed since the last take (and forget calls idle for
         :data:`KEEP_CALL_S`)."""
-        out = FactsBatch(calls=[f.copy_out() for f in self._dirty.values()],
+        out = FactsBatch(calls=[f.take_row() for f in self._dirty],
                          agent_time=self._time, not_ready=self._not_ready, lines=self._lines)
         for (a, key, kind), span in self._open.items():
             if span is None:
@@ -454,14 +459,17 @@ class FactsFold:
         if self._new_origin and self.origin > -math.inf:
             out.since = 0.0 if self._fresh else self.origin
             self._new_origin = False
-        self._dirty, self._time, self._not_ready, self._open = {}, {}, {}, {}
+        self._dirty, self._time, self._not_ready, self._open = set(), {}, {}, {}
         self._lines = 0
         # Forget the oldest calls (first line first: dict order) once idle or too many.
         horizon = self._latest - KEEP_CALL_S
         calls = self._calls
-        while calls:
-            cid = next(iter(calls))
-            if len(calls) <= MAX_CALLS and max(f.last for f in calls[cid].values()) >= horizon:
+        extra = len(calls) - MAX_CALLS
+        stale = []
+        for cid, per in calls.items():
+            if len(stale) >= extra and max(f.last for f in per.values()) >= horizon:
                 break
+            stale.append(cid)
+        for cid in stale:
             del calls[cid]
         return out

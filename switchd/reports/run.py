@@ -100,7 +100,7 @@ class ReportJob:
                 agents = summary
             t1 = time.perf_counter()
             say("reading CDRs")
-            calls, rowids = self.reader.result()
+            calls, _ = self.reader.result()
         finally:
             self.reader.cancel()
         t2 = time.perf_counter()
@@ -108,7 +108,7 @@ class ReportJob:
         kw = dict(start=start, end=end, tz=self.tz, by=self.by, settings=self.settings,
                   queue=queue, agent=agent)
         if t.stored:
-            facts = stored.align_facts(rows, rowids)
+            calls, facts = stored.align_facts(rows, calls)
             if extra is not None and len(extra.extra_at):
                 facts = stored.with_extra(facts, extra)
             rep = figures.compute_facts(calls, facts, agents, **kw)  # type: ignore[arg-type]

@@ -20,13 +20,15 @@ from __future__ import annotations
 import sqlite3
 from collections import defaultdict
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
+from switchd.reports.data import WAIT_TALK_SQL
 from switchd.reports.facts import BUCKET_S
 from switchd.reports.logsum import covered
-from switchd.reports.model import AgentFigures, CallFacts
+from switchd.reports.model import AgentFigures, CallColumns, CallFacts
 from switchd.timefmt import iso_utc
 
 __all__ = ["FACTS_COLUMNS_SQL", "StoredAgents", "align_facts", "extra_calls", "facts_from_rows",
@@ -98,36 +100,42 @@ def facts_from_rows(packed: Sequence[int], ab_wait: Sequence[object],
 
 def facts_rows(db: Path, start: float, end: float, key: str) -> list[tuple[object, ...]]:
     """The stored facts in queue ``key`` ('' all) of the CDRs starting in [start, end):
-    rows of (the CDR's rowid, then :data:`FACTS_COLUMNS_SQL`), for :func:`align_facts`.
+    rows of (the CDR's rowid, its wait and talk seconds, then :data:`FACTS_COLUMNS_SQL`),
+    for :func:`align_facts`.
     Read here while the forked reader fetches the CDRs' own columns (one query of a
     million rows and 14 columns costs about twice one of 8: on two cores each takes
     half). Raises sqlite3.Error."""
     conn = _connect(db)
     try:
         return conn.execute(
-            f"SELECT c.rowid, {FACTS_COLUMNS_SQL} FROM cdr c LEFT JOIN call_facts f "
+            f"SELECT c.rowid, {WAIT_TALK_SQL}, {FACTS_COLUMNS_SQL} FROM cdr c "
+            "LEFT JOIN call_facts f "
             "ON f.uniqueid = c.uniqueid AND f.queue = ? WHERE c.start >= ? AND c.start < ?",
             (key, iso_utc(start), iso_utc(end))).fetchall()
     finally:
         conn.close()
 
 
-def align_facts(rows: Sequence[Sequence[object]], rowids: np.ndarray) -> CallFacts:
-    """Facts rows (rowid, then :data:`FACTS_COLUMNS_SQL`: :func:`facts_rows`) put in the
-    order of ``rowids`` (int64, the CDRs the reader read); a CDR written between the two
-    reads has no row here and gets no facts (its call counts as one the queue_log said
-    nothing of)."""
+def align_facts(rows: Sequence[Sequence[object]], calls: CallColumns
+                ) -> tuple[CallColumns, CallFacts]:
+    """``calls`` (read with rowids: :func:`switchd.reports.data.start_call_columns`) with
+    their wait and talk seconds, and their facts, from :func:`facts_rows` ``rows`` put in
+    the order of the calls' rowids (``calls.uid``). A CDR written between the two reads
+    has no row here: no wait, no talk, no facts (the next report counts it whole)."""
+    rowids = np.asarray(calls.uid, dtype=np.int64)
     n = len(rowids)
     if not rows:
-        return CallFacts.none(n)
+        return calls, CallFacts.none(n)
     cols = list(zip(*rows, strict=True))
     got = np.array(cols[0], dtype=np.int64)
-    facts = facts_from_rows(*cols[1:7])  # type: ignore[arg-type]
+    wait = np.array(cols[1], dtype=np.float64)
+    talk = np.array(cols[2], dtype=np.float64)
+    facts = facts_from_rows(*cols[3:9])  # type: ignore[arg-type]
     if len(got) == n and np.array_equal(got, rowids):
-        return facts                       # the same rows in the same order: as read
+        # The same rows in the same order (the usual case: one index, one order).
+        return replace(calls, wait_s=wait, billsec=talk), facts
     order = np.argsort(got, kind="stable")
-    pos = np.searchsorted(got[order], rowids)
-    pos = np.minimum(pos, len(got) - 1)
+    pos = np.minimum(np.searchsorted(got[order], rowids), len(got) - 1)
     found = got[order][pos] == rowids
     take = np.where(found, order[pos], 0)
     none = CallFacts.none(n)
@@ -135,7 +143,9 @@ def align_facts(rows: Sequence[Sequence[object]], rowids: np.ndarray) -> CallFac
     for name in ("entered", "abandoned", "abandon_wait", "refused", "callback", "connected",
                  "connect_hold", "exited", "first_exit", "overflow", "wrap_sum", "wrap_n"):
         out[name] = np.where(found, getattr(facts, name)[take], getattr(none, name))
-    return CallFacts(**out, extra_at=np.zeros(0))
+    return (replace(calls, wait_s=np.where(found, wait[take], 0.0),
+                    billsec=np.where(found, talk[take], 0.0)),
+            CallFacts(**out, extra_at=np.zeros(0)))
 
 
 def extra_calls(db: Path, start: float, end: float, key: str) -> tuple[np.ndarray, CallFacts]:

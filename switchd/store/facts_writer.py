@@ -35,7 +35,7 @@ def facts_steps(batch: FactsBatch) -> Steps:
     if batch.since is not None:
         steps.append((schema.SQL_FACTS_SINCE_SET, [(repr(batch.since),)]))
     if batch.calls:
-        steps.append((schema.SQL_UPSERT_CALL_FACT, [f.row() for f in batch.calls]))
+        steps.append((schema.SQL_UPSERT_CALL_FACT, batch.calls))
     if batch.agent_time:
         steps.append((schema.SQL_ADD_AGENT_TIME,
                       [(a, q, b, *v) for (a, q, b), v in batch.agent_time.items()]))

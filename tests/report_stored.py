@@ -48,3 +48,31 @@ def compute_stored(folder: Path, calls: Sequence[CallRow], log: Sequence[QueueLo
                          queue=queue, agent=agent, times=times)
     assert times.stored
     return rep
+
+
+def reports_by_both_paths(folder: Path, cdrs: Sequence[Cdr], log: Sequence[QueueLogEntry], *,
+                          queue: str | None = None, agent: str | None = None,
+                          by: str = "hour") -> tuple[Report, Report]:
+    """Write ``cdrs`` and the queue_log lines of ``log`` (as the daemon writes them, whole
+    seconds) to a new state directory under ``folder``, with the report facts; return the
+    report of the whole quarter hours they span read from the queue_log file, and read
+    from the stored facts."""
+    from switchd.reports.data import summarize_queue_log
+
+    state = folder / f"state{next(_count)}"
+    lines = [e.line() for e in sorted(log, key=lambda e: e.time)]
+    times = [e.time for e in log] + [c.start for c in cdrs] + [c.end for c in cdrs]
+    start = (min(times) // 900) * 900 if times else 0.0
+    end = (max(times) // 900 + 2) * 900 if times else 900.0
+    write_state(state, list(cdrs), lines, facts_since=start)
+    out = []
+    for stored in (False, True):
+        t = ReportTimes()
+        out.append(compute_report(
+            state / "switchd.db", start=start, end=end, tz="UTC", by=by, now=time.time(),
+            file_summary=lambda: summarize_queue_log(state / "queue_log", start=start,
+                                                     end=end, margin_s=86400.0,
+                                                     queue=queue, agent=agent),
+            queue=queue, agent=agent, times=t, stored=None if stored else False))
+        assert t.stored is stored
+    return out[0], out[1]

@@ -11,7 +11,10 @@ centre; the agent invariants of issue 15 item 1 are checked after every step.
 
 from __future__ import annotations
 
+import tempfile
 from collections import Counter
+from dataclasses import replace
+from pathlib import Path
 
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
@@ -33,8 +36,16 @@ from switchd.core.inputs import (
     Redirect,
 )
 from switchd.core.routing import Target, TargetKind
-from switchd.events import AgentState, CallEnded, CallNew, QueueJoin, QueueLeave
+from switchd.events import (
+    AgentState,
+    CallEnded,
+    CallNew,
+    QueueJoin,
+    QueueLeave,
+    QueueLogEntry,
+)
 from tests.acdhelp import Centre, queue
+from tests.report_stored import reports_by_both_paths
 
 AGENTS = (
     AgentSettings("a1", extension=201, queues={"A": 0, "B": 1}, login=True),
@@ -149,6 +160,15 @@ class CentreMachine(RuleBasedStateMachine):
         joins = Counter((e.call_id, e.queue) for e in c.of(QueueJoin))
         left = Counter((e.call_id, e.queue) for e in c.of(QueueLeave) if e.position > 0)
         assert joins == left + waiting, (joins, left, waiting)
+        # The report facts folded from this queue_log give the file's figures (for the
+        # richer runs: each check writes a database and reads it twice).
+        log = c.of(QueueLogEntry)
+        if len(log) >= 25:
+            cdrs = [e.cdr for e in c.of(CallEnded)]
+            q = "A" if len(log) % 2 else None
+            with tempfile.TemporaryDirectory() as tmp:
+                from_file, stored = reports_by_both_paths(Path(tmp), cdrs, log, queue=q)
+            assert replace(stored, source="") == replace(from_file, source=""), q
 
 
 CentreMachine.TestCase.settings = settings(

@@ -23,6 +23,20 @@ def test_bench_report_json(capsys, tmp_path):
         assert out[key] >= 0
     assert out["total_s"] >= out["compute_s"]
     assert (tmp_path / "switchd.db").is_file() and (tmp_path / "queue_log").is_file()
+    # The month is whole quarter hours after the facts began: the stored facts are read.
+    assert out["stored_facts"] is True
+
+
+def test_bench_report_from_the_queue_log_file_gives_the_same_calls(capsys, tmp_path):
+    assert main(["bench", "report", "--rows", "2000", "--json", "--queue-log", "--keep",
+                 str(tmp_path / "f")]) in (0, 1)
+    from_file = json.loads(capsys.readouterr().out)
+    assert main(["bench", "report", "--rows", "2000", "--json", "--keep",
+                 str(tmp_path / "s")]) in (0, 1)
+    stored = json.loads(capsys.readouterr().out)
+    assert (from_file["stored_facts"], stored["stored_facts"]) == (False, True)
+    for key in ("offered", "answered", "abandoned"):
+        assert from_file[key] == stored[key]
 
 
 def test_bench_report_rejects_nonsense(capsys):

@@ -45,7 +45,6 @@ import queue
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from enum import StrEnum
 from functools import partial
@@ -242,7 +241,7 @@ class RecordingWriter:
         self._thread = threading.Thread(target=self._run, name="recording-writer",
                                         daemon=True)
         # Threads start on first use; the writer thread waits for them before it ends.
-        self._sealers = ThreadPoolExecutor(SEAL_THREADS, thread_name_prefix="recording-seal")
+        self._sealers = _Sealers(SEAL_THREADS)
 
     # ------------------------------------------------------------- loop side
 
@@ -401,7 +400,7 @@ class RecordingWriter:
         self._report_overflows()
         self._patch_dirty()
         # Every close was handed over before _STOP: the files are sealed when this returns.
-        self._sealers.shutdown(wait=True)
+        self._sealers.join()
         with self._lock:
             self._state = _LIFE[(self._state, "ended")]
 
@@ -462,10 +461,7 @@ class RecordingWriter:
         # The file is the sealing thread's from here: nothing else queued can touch it
         # (CLOSING takes no more audio; the header patch comes with the close).
         rec.file = None
-        try:
-            self._sealers.submit(self._seal, rec, f)
-        except RuntimeError:  # cannot happen: the pool is shut down only after _STOP
-            self._seal(rec, f)
+        self._sealers.submit(partial(self._seal, rec, f))
 
     def _seal(self, rec: _Rec, f: WavFile) -> None:
         """A sealing thread: patch, fsync, read back and close ``f``, then report."""
@@ -552,6 +548,40 @@ class RecordingWriter:
         except RuntimeError:  # the loop is closed: nobody is left to tell
             log.error("recording_report_lost", recording=args[0],
                       reason="the event loop is closed")
+
+
+class _Sealers:
+    """``count`` daemon threads running the jobs handed to :meth:`submit` (each job
+    handles its own errors). Daemon threads, like the writer's: a disk that hangs in an
+    fsync must not keep the process from exiting (the next start repairs the file),
+    which a ``ThreadPoolExecutor``'s threads would. Used by the writer thread only."""
+
+    def __init__(self, count: int) -> None:
+        self._jobs: queue.SimpleQueue[Callable[[], None] | None] = queue.SimpleQueue()
+        self._threads = [threading.Thread(target=self._work, name=f"recording-seal-{i}",
+                                          daemon=True) for i in range(count)]
+        self._started = False
+
+    def submit(self, job: Callable[[], None]) -> None:
+        """Run ``job`` on one of the threads (started on the first job)."""
+        if not self._started:
+            self._started = True
+            for t in self._threads:
+                t.start()
+        self._jobs.put(job)
+
+    def join(self) -> None:
+        """Let the threads finish every job submitted, then end them."""
+        if not self._started:
+            return
+        for _ in self._threads:
+            self._jobs.put(None)
+        for t in self._threads:
+            t.join()
+
+    def _work(self) -> None:
+        while (job := self._jobs.get()) is not None:
+            job()
 
 
 def _move(state: RecState, event: _Ev) -> RecState:

@@ -437,7 +437,7 @@ class App:
         shell.add(vm, takes=VoicemailService.TAKES, follows=VoicemailService.FOLLOWS)
         shell.add(self.recorder, takes=RECORDER_INPUTS, follows=Recorder.FOLLOWS)
         shell.add(self.rec_service, takes=RecordingService.TAKES)
-        self.bus.on_any(self.media.on_event)
+        self.bus.on_any(self.media.on_event, only=[k.name for k in MediaPlane.FOLLOWS])
         host, port = self.listen_address()
         cti = self.config.cti
         sim = self.driver if isinstance(self.driver, SimDriver) else None
@@ -450,7 +450,7 @@ class App:
         pop = self.screen_pop = ScreenPop(self.core.calls, self.store,
                                           flush=self.cdr_writer.flush,
                                           publish=self.server.publish, agent_at=self.agent_at)
-        self.bus.on_any(pop.on_event)
+        self.bus.on_any(pop.on_event, only=[k.name for k in ScreenPop.FOLLOWS])
         stack.push_async_callback(pop.close)
         port = await self.server.start()
         stack.push_async_callback(self.server.close)

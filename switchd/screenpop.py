@@ -26,7 +26,7 @@ import contextlib
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, replace
-from typing import Protocol
+from typing import ClassVar, Protocol
 
 import structlog
 
@@ -159,8 +159,12 @@ class ScreenPop:
     ``calls``: the core's live calls (``SwitchCore.calls``), read when a phone rings;
     ``store``: where history is read; ``flush``: waits until the CDRs of ended calls are
     written; ``publish``: hands a pop to the CTI server; ``agent_at``: the ACD agent
-    logged in at a phone, or None. Feed it every bus event (:meth:`on_event`).
+    logged in at a phone, or None. Feed it every bus event (:meth:`on_event`), or those
+    in :attr:`FOLLOWS`: it ignores the others.
     """
+
+    #: The events :meth:`on_event` acts on.
+    FOLLOWS: ClassVar[tuple[type[Event], ...]] = (CallRinging, QueueCallback, CallNew, CallEnded)
 
     def __init__(self, calls: Mapping[str, Call], store: HistoryStore, *,
                  flush: Callable[[], Awaitable[None]], publish: Callable[[Event], None],

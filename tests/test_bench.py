@@ -79,3 +79,18 @@ def test_live_bench_writes_a_cdr_for_every_accepted_call(capsys, monkeypatch, tm
     assert result["log_level"] == "info" and result["lines"] == 20
     assert code == 0
     assert list(tmp_path.iterdir()) == [], "the bench left its temporary directory behind"
+    # The output's shape (not its speed): every field, in order, with its type.
+    shape = {"mode": str, "calls": int, "ok": int, "errors": dict, "ended": int,
+             "answered": int, "cdrs": int, "missing_cdrs": int, "wall_s": float,
+             "calls_per_s": float, "daemon_exit": int, "lines": int, "log_level": str,
+             "window": int, "rate": type(None), "timed_out": bool, "dispositions": dict,
+             "daemon_cpu_s": float, "daemon_cpu_ms_per_call": float}
+    assert list(result) == list(shape)
+    for key, kind in shape.items():
+        assert type(result[key]) is kind, (key, result[key])
+    assert result["dispositions"] == {"ANSWERED": 200}
+    assert result["window"] == 16  # 80 % of the lines in flight
+    if sys.platform == "linux":  # /proc: the daemon's CPU time is measured
+        assert result["daemon_cpu_s"] > 0
+        assert result["daemon_cpu_ms_per_call"] == pytest.approx(
+            result["daemon_cpu_s"] * 1000 / result["ended"], abs=0.005)

@@ -369,3 +369,19 @@ def test_anything_else_is_a_clear_error(samples, message):
 def test_empty_input_of_either_type_has_no_digits():
     assert detect_digits(np.zeros(0, np.float32)) == ""
     assert detect_digits(np.zeros(0, np.int16)) == ""
+
+
+def test_resetting_one_line_by_list_forgets_what_the_array_path_forgets():
+    from switchd.lines.dtmf import DtmfDetector
+
+    rng = np.random.default_rng(7)
+    one, many = DtmfDetector(6), DtmfDetector(6)
+    frames = (rng.standard_normal((6, 160)) * 3000).astype(np.int16)
+    for det in (one, many):
+        det.process(frames)
+    one.reset([2])
+    many.reset(np.array([2, 2]))
+    for attr in ("_buf", "_origin", "_cur", "_last", "_misses", "_last_offsets"):
+        assert np.array_equal(getattr(one, attr), getattr(many, attr), equal_nan=True), attr
+    with pytest.raises(IndexError):
+        one.reset([6])

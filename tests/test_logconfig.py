@@ -260,11 +260,93 @@ def test_a_value_whose_str_raises_does_not_lose_the_line():
 
 
 def test_the_pieces_are_structlogs_own():
-    configure_logging("json", "info", io.BytesIO())
+    # JSON lines come from one fused processor whose output is the structlog chain's
+    # (test_json_lines_are_those_of_structlogs_own_processor_chain); the console's
+    # pieces are structlog's, and both write through structlog's BytesLogger.
+    configure_logging("console", "info", io.BytesIO())
     cfg = structlog.get_config()
     assert isinstance(cfg["logger_factory"], structlog.BytesLoggerFactory)
     kinds = {type(p) for p in cfg["processors"]}
     assert structlog.processors.TimeStamper in kinds
-    assert structlog.processors.JSONRenderer in kinds
+    assert structlog.dev.ConsoleRenderer in kinds
     stamper = next(p for p in cfg["processors"] if isinstance(p, structlog.processors.TimeStamper))
     assert stamper.fmt == "iso" and stamper.utc
+    configure_logging("json", "info", io.BytesIO())
+    assert isinstance(structlog.get_config()["logger_factory"], structlog.BytesLoggerFactory)
+
+
+def _structlog_reference_chain() -> list:
+    """The JSON chain `_render_json` replaced, built from structlog's own processors."""
+    from switchd import logconfig
+
+    def first(logger, method_name, event_dict):
+        head = {k: event_dict.pop(k) for k in ("timestamp", "level", "event") if k in event_dict}
+        head.update(event_dict)
+        return head
+
+    return [logconfig._drop_below_level, structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level, logconfig._add_logger_name,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            structlog.processors.StackInfoRenderer(), structlog.processors.format_exc_info,
+            first, structlog.processors.JSONRenderer(serializer=logconfig._orjson_dumps,
+                                                     default=logconfig._str_or_repr)]
+
+
+def test_json_lines_are_those_of_structlogs_own_processor_chain():
+    from switchd import logconfig
+
+    configure_logging("json", "info", io.BytesIO())
+
+    class Named:
+        name = "switchd.core"
+
+    try:
+        raise ValueError("boom")
+    except ValueError:
+        import sys
+        exc = sys.exc_info()
+    cases = [
+        ("info", {"event": "call.ended", "call_id": "01X", "duration": 2, "q850": 16,
+                  "agent": None, "wait_s": 0.25, "vip": False}),
+        ("warning", {"event": "line.error", "line": "trunk/1", "reason": "busy"}),
+        ("warn", {"event": "w", "level": "ignored", "timestamp": "ignored"}),
+        ("error", {"event": "e", "logger": "mine", "exc_info": exc}),
+        ("exception", {"event": "x", "exc_info": True}),
+        ("info", {"event": "odd", "obj": object.__new__(Named), 7: "int key", "big": 2**70}),
+        ("info", {"note": "no event"}),
+    ]
+    with structlog.contextvars.bound_contextvars(call_id="ctx", queue="sales"):
+        for logger in (Named(), object()):
+            for method, ev in cases:
+                want = dict(ev)
+                for proc in _structlog_reference_chain():
+                    want = proc(logger, method, want)
+                got = logconfig._render_json(logger, method, dict(ev))
+                w, g = json.loads(want), json.loads(got)
+                assert list(g) == list(w)
+                w["timestamp"] = g["timestamp"]
+                assert g == w
+                assert got.count(b"\n") == 0
+
+
+def test_json_renderer_drops_lines_below_the_level_as_structlog_did():
+    from switchd import logconfig
+
+    configure_logging("json", "warning", io.BytesIO())
+    with pytest.raises(structlog.DropEvent):
+        logconfig._render_json(object(), "info", {"event": "quiet"})
+
+
+@pytest.mark.parametrize("ns", [0, 1_764_000_000_000_000_000, 1_764_000_000_123_456_789,
+                                1_764_000_000_999_999_999, 1_764_000_001_000_000_000,
+                                1_764_000_001_000_000_999, 951_782_400_000_001_000])
+def test_log_timestamps_are_datetime_isoformat_to_the_microsecond(ns):
+    from switchd.logconfig import _IsoUtcNow
+
+    stamp = _IsoUtcNow()
+    want = (dt.datetime(1970, 1, 1, tzinfo=dt.UTC) + dt.timedelta(microseconds=ns // 1000))
+    assert stamp.at(ns) == want.isoformat().replace("+00:00", "Z")
+    # The cached seconds do not leak into the next second or back.
+    assert stamp.at(ns + 1_000_000_000) == (want + dt.timedelta(seconds=1)).isoformat().replace(
+        "+00:00", "Z")
+    assert stamp.at(ns) == want.isoformat().replace("+00:00", "Z")

@@ -443,3 +443,36 @@ def test_kill_9_while_recording_leaves_a_file_that_repair_brings_to_the_last_sec
     np.testing.assert_array_equal(got[:, 1], -(i % 20000))
     if SOX is not None:
         assert sox_info(path)["samples"] == str(frames)
+
+
+def test_closed_recordings_are_fsynced_side_by_side_each_with_its_own_fsync(
+        tmp_path, make_writer, reports, monkeypatch):
+    # One fsync at a time was the writer's ceiling (a busy switch ends more calls a
+    # second than a disk does fsyncs one by one). Each fsync here waits until
+    # SEAL_THREADS of them are in flight: sealed one at a time, the barrier times out.
+    from switchd.recorder import writer as writer_mod
+
+    n = writer_mod.SEAL_THREADS
+    barrier = threading.Barrier(n, timeout=5.0)
+    synced: list[int] = []
+    real_fsync = os.fsync
+
+    def fsync(fd: int) -> None:
+        barrier.wait()
+        synced.append(fd)
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    w = make_writer()
+    ids = [f"r{i}" for i in range(n)]
+    for rid in ids:
+        w.open(rid, Path(f"{rid}.wav"), 1, PCM)
+        w.write(rid, encode(audio(1, 800), PCM))
+        w.close(rid)
+    wait_until(reports.done(*ids))
+    assert reports.errors == {}
+    assert len(synced) == n
+    for rid in ids:
+        info = read_info(tmp_path / f"{rid}.wav")
+        assert reports.closed[rid].data_bytes == 1600 and info.data_bytes == 1600
+    assert asyncio.run(w.stop(5.0)) == 0

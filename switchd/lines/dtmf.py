@@ -397,6 +397,20 @@ class DtmfDetector:
         zeroed so nothing of the old call can complete a digit in the new one.
         Raises IndexError for a channel number out of range.
         """
+        if isinstance(channels, list | tuple) and len(channels) == 1 \
+                and isinstance(channels[0], int):
+            # One line (every call's end): scalar indexing, no index array nor reductions,
+            # about a tenth of the cost of the general path below.
+            c = channels[0]
+            if not 0 <= c < self._channels:
+                raise IndexError(f"channel out of range 0..{self._channels - 1}: [{c}]")
+            self._buf[c] = 0.0
+            self._origin[c] = self._block_start + self._fill
+            self._cur[c] = _NONE
+            self._last[c] = _NONE
+            self._misses[c] = 0
+            self._last_offsets[c] = np.nan
+            return
         ch = np.asarray(channels, dtype=np.int64).reshape(-1)
         if ch.size and (ch.min() < 0 or ch.max() >= self._channels):
             raise IndexError(f"channel out of range 0..{self._channels - 1}: {ch.tolist()}")

@@ -43,6 +43,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 
@@ -104,6 +105,11 @@ class MediaPlane:
     (default: silence). ``moh``: the loaded music on hold (default: the generated
     chime).
     """
+
+    #: The events :meth:`on_event` acts on; the others need not reach it (the daemon's
+    #: bus skips it for them: a call publishes about 25 events, five of these kinds).
+    FOLLOWS: ClassVar[tuple[type[Event], ...]] = (BridgeChanged, ToneStarted, ToneStopped,
+                                                  CallEnded, LineState)
 
     def __init__(self, lines: Sequence[str], *, port: AudioPort | None = None,
                  tone_plan: str = "cn", moh: MusicOnHold | None = None,

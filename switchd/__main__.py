@@ -241,6 +241,9 @@ def build_parser() -> argparse.ArgumentParser:
     calls.add_argument("--rate", type=float, default=None,
                        help="live: offered calls per second (default: as fast as accepted)")
     calls.add_argument("--lines", type=int, default=200, help="trunks and extensions on the board")
+    calls.add_argument("--record", action="store_true",
+                       help="live: record every call to WAV as well (recording.mode on_answer; "
+                            "default off: the call path alone)")
     calls.set_defaults(func=cmd_bench)
     media = bsub.add_parser("media", help="real-time factor of the 20 ms media tick")
     media.add_argument("--channels", type=int, default=1000, help="channels (default 1000)")

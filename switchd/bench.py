@@ -154,6 +154,8 @@ class LiveResult:
     dispositions: dict[str, int] = field(default_factory=dict)
     daemon_cpu_s: float = 0.0
     daemon_cpu_ms_per_call: float = 0.0
+    #: Every call recorded to WAV as well (``--record``).
+    recorded: bool = False
     mode: str = "live"
 
     @property
@@ -253,13 +255,15 @@ def bench_virtual(calls: int = DEFAULT_VIRTUAL_CALLS, lines: int = 200, *,
 # --------------------------------------------------------------------------- live
 
 
-def live_config(lines: int, secret_hash: str, *, log_level: str = "info") -> dict[str, Any]:
+def live_config(lines: int, secret_hash: str, *, log_level: str = "info",
+                record: bool = False) -> dict[str, Any]:
     """The config document of the live bench's daemon (to dump as YAML).
 
     ``lines`` trunks and extensions (from :data:`FIRST_EXTENSION`), one hunt group of
     every extension behind a catch-all route, bots in auto mode answering at once and
     talking 0.1..0.3 s, demo traffic off, one admin user :data:`BENCH_USER` whose
-    secret hash is ``secret_hash``.
+    secret hash is ``secret_hash``; every call recorded to WAV when ``record``, else
+    none (the call path alone: set-up, answer, hang-up and the CDR).
     """
     exts = list(range(FIRST_EXTENSION, FIRST_EXTENSION + lines))
     return {
@@ -274,6 +278,7 @@ def live_config(lines: int, secret_hash: str, *, log_level: str = "info") -> dic
         # Two lines per call in flight (OK, call.ended) must never look like a slow client.
         "cti": {"listen": "127.0.0.1:0", "outbound_queue": max(1024, 4 * lines)},
         "log": {"format": "json", "level": log_level},
+        "recording": {"mode": "on_answer" if record else "off"},
         "state_dir": "state",
         "sim": {
             "bots": {"mode": "auto", "answer_after_s": _LIVE_ANSWER_S,
@@ -516,7 +521,7 @@ def _count_cdrs(db: Path, call_ids: Sequence[str]) -> int:
 
 def bench_live(calls: int = DEFAULT_LIVE_CALLS, lines: int = 200, *, rate: float | None = None,
                window: int | None = None, log_level: str = "info", timeout_s: float = 120.0,
-               python_args: Sequence[str] = ()) -> LiveResult:
+               python_args: Sequence[str] = (), record: bool = False) -> LiveResult:
     """Start a real daemon, drive ``calls`` calls through its CTI socket, check CDRs on disk.
 
     Without ``rate`` at most ``window`` calls (default 80 % of ``lines``) are in flight
@@ -545,7 +550,8 @@ def bench_live(calls: int = DEFAULT_LIVE_CALLS, lines: int = 200, *, rate: float
     proc: subprocess.Popen[bytes] | None = None
     try:
         cfg_path = tmp / "config.yaml"
-        doc = live_config(lines, hash_secret(BENCH_SECRET, iterations=1000), log_level=log_level)
+        doc = live_config(lines, hash_secret(BENCH_SECRET, iterations=1000), log_level=log_level,
+                          record=record)
         cfg_path.write_text(yaml.safe_dump(doc, sort_keys=False))
         # Below info the cti_listening line is not logged: pick the port ourselves.
         fixed_port = None if log_level in ("debug", "info") else _free_port()
@@ -582,6 +588,7 @@ def bench_live(calls: int = DEFAULT_LIVE_CALLS, lines: int = 200, *, rate: float
             timed_out=timed_out, dispositions=dict(sorted(tally.dispositions.items())),
             daemon_cpu_s=round(cpu, 3),
             daemon_cpu_ms_per_call=round(cpu * 1000 / ended, 3) if ended else 0.0,
+            recorded=record,
         )
     finally:
         if proc is not None and proc.poll() is None:
@@ -628,7 +635,7 @@ def run_bench(args: argparse.Namespace) -> int:
 
     def run() -> VirtualResult | LiveResult:
         if live:
-            return bench_live(calls, args.lines, rate=args.rate)
+            return bench_live(calls, args.lines, rate=args.rate, record=bool(args.record))
         return bench_virtual(calls, args.lines)
 
     return report("calls", run, _table, json_out=bool(args.json))

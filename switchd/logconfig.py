@@ -5,9 +5,9 @@ UTC), ``JSONRenderer`` with orjson as its serializer, ``ConsoleRenderer``, and
 ``BytesLoggerFactory`` (orjson returns bytes, so the lines are written as bytes
 and never re-encoded). Level filtering is done by the bound logger class itself
 (``structlog.make_filtering_bound_logger``: a call below the level is a bare
-``return None``); loggers are cached on first use; each event costs one
-``write()`` and one ``flush()`` of a single line (switchd logs every call event,
-200+ calls/s under load).
+``return None``); loggers are cached on first use; the lines logged in one turn of
+the event loop reach the stream in one ``flush()`` at its end (switchd logs every
+call event, hundreds of calls/s under load; ``_Sink.flush``).
 
 Output (DESIGN.md §7, "Logs"):
 
@@ -38,7 +38,10 @@ What is ours, and why (three small pieces around structlog's):
 
 from __future__ import annotations
 
+import asyncio
+import atexit
 import sys
+import threading
 import time
 from collections.abc import MutableMapping
 from typing import Any, BinaryIO, cast
@@ -74,40 +77,72 @@ class _Sink:
     """The one binary file every logger writes to; its stream is swapped by `configure_logging`.
 
     structlog's ``BytesLogger`` holds a lock per file object and writes each line
-    with one ``write()`` then ``flush()``; this object is that file.
+    with one ``write()`` then ``flush()``; this object is that file. It keeps the lines
+    and hands them to the stream in one ``write()`` per flush (:meth:`flush`).
     """
 
     # __weakref__: structlog keeps its per-file lock in a WeakKeyDictionary.
-    __slots__ = ("__weakref__", "broken", "stream")
+    __slots__ = ("__weakref__", "_buf", "_flush_on", "_lock", "broken", "stream")
 
     def __init__(self, stream: BinaryIO | None) -> None:
         self.stream = stream
         self.broken = False
+        self._buf: list[bytes] = []
+        self._lock = threading.Lock()
+        #: The event loop a flush is scheduled on (None: none pending).
+        self._flush_on: asyncio.AbstractEventLoop | None = None
 
     def write(self, data: bytes) -> int:
-        """Write ``data`` to the current stream; after a failure, drop it silently."""
+        """Keep ``data`` for the next flush; after a failure of the stream, drop it."""
         if self.broken or self.stream is None:
             return 0
-        try:
-            return self.stream.write(data)
-        except (OSError, ValueError):
-            # BrokenPipeError/EPIPE and other OSErrors: the reader is gone.
-            # ValueError: "I/O operation on closed file".
-            self.broken = True
-            return 0
+        with self._lock:
+            self._buf.append(data)
+        return len(data)
 
     def flush(self) -> None:
-        """Flush the current stream, with the same tolerance as :meth:`write`."""
+        """Write what was kept to the stream and flush it, with the same tolerance as
+        :meth:`write` — at once, or, on a thread running an event loop, once at the end
+        of the loop's current iteration for all the lines logged in it.
+
+        Why: the daemon logs a dozen lines per call; a ``write()`` system call per line
+        gives up the GIL each time (the systemd unit runs Python unbuffered so that
+        journald gets each line at once), and under load getting the GIL back from the
+        writer threads cost the loop more than the line itself (``switchd bench calls
+        --live``). A line waits at most one loop iteration (the loop never blocks while
+        lines wait); what is left when the process exits is written then (atexit).
+        """
         if self.broken or self.stream is None:
             return
         try:
-            self.stream.flush()
-        except (OSError, ValueError):
-            self.broken = True
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self.flush_now()
+            return
+        if self._flush_on is not loop:
+            self._flush_on = loop
+            loop.call_soon(self.flush_now)
+
+    def flush_now(self) -> None:
+        """Write the kept lines to the stream in one piece and flush it, now."""
+        with self._lock:
+            self._flush_on = None
+            data = b"".join(self._buf)
+            self._buf.clear()
+            if self.broken or self.stream is None or not data:
+                return
+            try:
+                self.stream.write(data)
+                self.stream.flush()
+            except (OSError, ValueError):
+                # BrokenPipeError/EPIPE and other OSErrors: the reader is gone.
+                # ValueError: "I/O operation on closed file".
+                self.broken = True
 
 
 # No stream until `configure_logging` names one (before it, structlog's defaults apply).
 _SINK = _Sink(None)
+atexit.register(_SINK.flush_now)
 
 # Current minimum level; read by `_drop_below_level` for loggers cached before a
 # reconfigure raised the level.
@@ -309,6 +344,7 @@ def configure_logging(
         # not run before it.
         chain = [*shared, structlog.dev.ConsoleRenderer(colors=tty), _encode]
 
+    _SINK.flush_now()        # what the previous stream was given goes to it
     _SINK.stream = out
     _SINK.broken = False
     _min_level = LEVELS[level_key]

@@ -84,13 +84,35 @@ def test_live_bench_writes_a_cdr_for_every_accepted_call(capsys, monkeypatch, tm
              "answered": int, "cdrs": int, "missing_cdrs": int, "wall_s": float,
              "calls_per_s": float, "daemon_exit": int, "lines": int, "log_level": str,
              "window": int, "rate": type(None), "timed_out": bool, "dispositions": dict,
-             "daemon_cpu_s": float, "daemon_cpu_ms_per_call": float}
+             "daemon_cpu_s": float, "daemon_cpu_ms_per_call": float, "recorded": bool}
     assert list(result) == list(shape)
     for key, kind in shape.items():
         assert type(result[key]) is kind, (key, result[key])
     assert result["dispositions"] == {"ANSWERED": 200}
+    assert result["recorded"] is False       # the call path alone unless --record
     assert result["window"] == 16  # 80 % of the lines in flight
     if sys.platform == "linux":  # /proc: the daemon's CPU time is measured
         assert result["daemon_cpu_s"] > 0
         assert result["daemon_cpu_ms_per_call"] == pytest.approx(
             result["daemon_cpu_s"] * 1000 / result["ended"], abs=0.005)
+
+
+def test_live_bench_with_record_records_every_call_and_still_passes(capsys, monkeypatch,
+                                                                     tmp_path):
+    import switchd.bench as bench
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    seen: list[dict] = []
+    real = bench.live_config
+
+    def spy(*args, **kw):
+        doc = real(*args, **kw)
+        seen.append(doc)
+        return doc
+
+    monkeypatch.setattr(bench, "live_config", spy)
+    code, result = _run_json(capsys, ["bench", "calls", "--live", "--json", "--calls", "40",
+                                      "--lines", "10", "--record"])
+    assert code == 0 and result["recorded"] is True and result["cdrs"] == 40
+    assert seen[0]["recording"] == {"mode": "on_answer"}
+

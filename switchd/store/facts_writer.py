@@ -59,45 +59,51 @@ def load_facts_state(conn: sqlite3.Connection) -> tuple[float | None, list[OpenS
     return since, spans
 
 
-class FactsWriter(BatchWriter[str]):
+class FactsWriter(BatchWriter[bool]):
     """Folds queue_log lines into ``fold`` and writes its batches through ``store``.
 
-    ``submit(line)`` (the event loop's thread) queues one line as written to the file.
-    Errors: as the CDR writer (logged as ``report_facts_write_failed``, retried);
-    ``flush``/``close`` raise :class:`~switchd.exceptions.StorageError`."""
+    ``submit(line)`` (the event loop's thread) folds one line as written to the file, at
+    once (a few µs: a batch folded at write time would stall the loop for tens of ms)
+    and queues a mark for it; the task writes all that was folded since its last
+    write in one transaction, and the marks leave the queue once it committed. Errors:
+    as the CDR writer (logged as ``report_facts_write_failed``, retried: the batch goes
+    again as it was, never folded twice); ``flush``/``close`` raise
+    :class:`~switchd.exceptions.StorageError`."""
 
     _label = "report facts writer"
     _unit = "queue_log lines"
     _error = StorageError
 
-    def __init__(self, store: Store, fold: FactsFold, *, batch_max: int = 5000,
-                 retry_initial_s: float = 0.5, retry_max_s: float = 30.0) -> None:
+    def __init__(self, store: Store, fold: FactsFold, *, retry_initial_s: float = 0.5,
+                 retry_max_s: float = 30.0) -> None:
         """Prepare a writer for ``store``; nothing runs until ``start()``. Raises
         ValueError for bad retry delays."""
         super().__init__(retry_initial_s=retry_initial_s, retry_max_s=retry_max_s)
         self._store = store
-        self._batch_max = batch_max
+        # Every mark queued so far is taken at once: a take covers them all.
+        self._batch_max = 1 << 62
         self.fold = fold
-        #: The folded batch being written, and how many queued lines it holds.
+        #: The batch being written, and how many queued lines it holds.
         self._ready: tuple[FactsBatch, int] | None = None
 
     def submit(self, line: str) -> None:
-        """Queue one queue_log line (no line end). After ``close()`` began it is dropped
-        and logged: its facts would be missing from the reports of its time."""
+        """Fold one queue_log line (no line end) and queue it for writing. After
+        ``close()`` began it is dropped and logged: its facts would be missing from the
+        reports of its time."""
         if self._closing:
             log.error("report_facts_line_dropped", line=line, reason="writer closed")
             return
-        self._put(line)
+        self.fold.feed(line)
+        self._put(True)
 
-    def _batch(self, taken: list[str]) -> list[str]:
-        if self._ready is not None:
-            return taken[:self._ready[1]]   # a failed batch goes again as folded
-        return taken
-
-    async def _attempt(self, items: list[str]) -> Outcome:
+    def _batch(self, taken: list[bool]) -> list[bool]:
         if self._ready is None:
-            self.fold.feed_all(items)
-            self._ready = (self.fold.take(), len(items))
+            # What was folded so far: the lines queued now (submit folds as it queues).
+            self._ready = (self.fold.take(), len(taken))
+        return taken[:self._ready[1]]
+
+    async def _attempt(self, items: list[bool]) -> Outcome:
+        assert self._ready is not None
         batch = self._ready[0]
         try:
             await self._store.write_rows(facts_steps(batch))

@@ -366,7 +366,8 @@ class App:
         log_file = self.state_dir / QUEUE_LOG_NAME
         fresh = await self.store.cdr_count() == 0 and not (
             log_file.exists() and log_file.stat().st_size)
-        self.facts = FactsWriter(self.store, await start_facts(self.store, fresh=fresh))
+        self.facts = FactsWriter(self.store, await start_facts(
+            self.store, queue_log=log_file, now=time.time(), fresh=fresh))
         self.facts.start()
         stack.push_async_callback(self._close_facts)
         self.queue_log = QueueLogWriter(self.state_dir / QUEUE_LOG_NAME, facts=self.facts)

@@ -251,3 +251,79 @@ def test_only_whole_quarter_hours_read_the_stored_facts(tmp_path: Path,
     assert usable(db, [t0, now - 7], now=now)               # up to now: the end may be any
     assert not usable(db, [t0 - BUCKET_S, t0 + 3600], now=now)   # before the facts began
     assert not usable(db, [t0 + 60, t0 + 3600], now=now)
+
+
+async def test_lines_the_facts_never_got_make_a_gap_that_reports_read_from_the_file(
+        tmp_path: Path) -> None:
+    from switchd.reports.stored import usable
+    from switchd.store.facts_writer import start_facts
+
+    t0 = 1_796_083_200.0
+    stored_lines = [_line(t0, "NONE", "NONE", "NONE", "QUEUESTART", ""),
+                    _line(t0 + 10, "c1", "q", "NONE", "ENTERQUEUE", "", "1"),
+                    _line(t0 + 10, "c2", "q", "NONE", "ENTERQUEUE", "", "2")]
+    await asyncio.to_thread(write_state, tmp_path, [], stored_lines, facts_since=t0)
+    db, log_file = tmp_path / "switchd.db", tmp_path / "queue_log"
+    now = t0 + 7200
+    # Same tail: nothing to say.
+    store = await Store.open(db)
+    try:
+        await start_facts(store, queue_log=log_file, now=now)
+    finally:
+        await store.close()
+    assert usable(db, [t0, t0 + 3600], now=now + 86400)
+    # A crash: the file got a line (at the same second) the facts never did.
+    with log_file.open("a") as f:
+        f.write(_line(t0 + 10, "c3", "q", "NONE", "ABANDON", "1", "1", "9") + "\n")
+    store = await Store.open(db)
+    try:
+        await start_facts(store, queue_log=log_file, now=now)
+    finally:
+        await store.close()
+    assert not usable(db, [t0, t0 + 3600], now=now + 86400)        # overlaps the gap
+    assert not usable(db, [t0 + 5400, t0 + 7200], now=now + 86400)
+    assert usable(db, [t0 + 7200, t0 + 9000], now=now + 86400)     # after the restart
+
+
+async def test_a_writer_that_cannot_keep_up_gives_up_and_marks_a_gap(tmp_path: Path) -> None:
+    from switchd.reports.stored import usable
+
+    t0 = 1_796_083_200.0
+    await asyncio.to_thread(write_state, tmp_path, [], [], facts_since=t0)
+    store = _FlakyStore(tmp_path / "switchd.db")
+    store.fails = 10**9                         # a database failing for good, for now
+    writer = FactsWriter(store, FactsFold(t0), max_pending=5,  # type: ignore[arg-type]
+                         retry_initial_s=0.01, retry_max_s=0.01)
+    writer.start()
+    for i in range(8):
+        writer.submit(_line(t0 + 60 * i, f"c{i}", "q", "NONE", "ENTERQUEUE", "", "1"))
+    assert writer.gap_from == t0 + 300 and writer.pending == 5   # the 6th line gave up
+    store.fails = 0                             # the disk is back: what was kept is written
+    await asyncio.wait_for(writer.flush(), 5)
+    await writer.close()
+    db = tmp_path / "switchd.db"
+    assert usable(db, [t0, t0 + 900], now=t0) is False            # overlaps the gap
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("SELECT count(*) FROM call_facts WHERE queue = ''"
+                            ).fetchone() == (5,)
+
+
+def test_a_span_longer_than_a_day_is_stored_whole_and_reported_as_the_file_does(
+        tmp_path: Path) -> None:
+    from switchd.events import QueueLogEntry
+    from tests.report_stored import reports_by_both_paths
+
+    t0 = 1_796_083_200.0
+    log = [QueueLogEntry(t0, "NONE", "q", "a1", "ADDMEMBER", ()),
+           QueueLogEntry(t0 + 3600, "NONE", "q", "a1", "PAUSE", ("lunch",)),
+           QueueLogEntry(t0 + 3 * 86400, "NONE", "q", "a1", "UNPAUSE", ()),
+           QueueLogEntry(t0 + 3 * 86400 + 600, "NONE", "q", "a1", "REMOVEMEMBER", ())]
+    from_file, stored = reports_by_both_paths(tmp_path, [], log, by="day")
+    assert [a.agent for a in stored.agents] == ["a1"]
+    assert stored.agents == from_file.agents
+    [a1] = stored.agents
+    assert dict(a1.not_ready_s)["lunch"] == 3 * 86400 - 3600
+    with sqlite3.connect(next(tmp_path.glob("state*")) / "switchd.db") as conn:
+        kinds = sorted(r[0] for r in conn.execute("SELECT kind FROM agent_spans"))
+        buckets = conn.execute("SELECT count(*) FROM agent_not_ready").fetchone()[0]
+    assert kinds == ["logged", "logged", "paused", "paused"] and buckets == 0

@@ -39,7 +39,7 @@ import math
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
-__all__ = ["BUCKET_S", "AGENT_FIELDS", "CallFact", "FactsBatch", "FactsFold", "OpenSpan"]
+__all__ = ["AGENT_FIELDS", "BUCKET_S", "LONG_SPAN_S", "CallFact", "FactsBatch", "FactsFold", "OpenSpan"]
 
 #: Length of an agent-time bucket (s): a quarter hour, so local hours of every zone in use
 #: (UTC offsets are whole quarter hours: +05:45, +08:45, −09:30 …) are whole buckets.
@@ -63,6 +63,11 @@ _BUSY_FIELD = {"COMPLETEAGENT": 6, "COMPLETECALLER": 6, "WRAPUPEND": 5}
 #: agent would go unseen.
 KEEP_CALL_S = 3600.0
 MAX_CALLS = 100_000
+#: A logged-in or paused span longer than this (s) is stored whole (``agent_spans``)
+#: rather than cut into quarter hours: an agent left logged in over a weekend, or the
+#: days a stopped switch's last logins run until its next start, are a few rows, not
+#: thousands written in one loop turn.
+LONG_SPAN_S = 86400.0
 
 
 def _num(parts: list[str], i: int) -> float | None:
@@ -149,10 +154,15 @@ class FactsBatch:
     lines: int = 0
     #: When the facts begin (epoch s), to store once: set in the first batch of new facts.
     since: float | None = None
+    #: Spans stored whole: (agent, queue, kind, reason, t0, t1) epoch s.
+    long_spans: list[tuple[str, str, str, str, float, float]] = field(default_factory=list)
+    #: The last line folded: its time (epoch s) and how many lines in a row, up to it,
+    #: had that time (None before the first): the file's tail must match them.
+    last: tuple[float, int] | None = None
 
     def __bool__(self) -> bool:
         return bool(self.calls or self.agent_time or self.not_ready or self.opened
-                    or self.closed or self.since is not None)
+                    or self.closed or self.since is not None or self.long_spans)
 
 
 class _AgentState:
@@ -207,6 +217,9 @@ class FactsFold:
         self._run_start = self.origin if run_start is None else run_start
         self._run_start_given = run_start is not None
         self._lines = 0
+        self._long: list[tuple[str, str, str, str, float, float]] = []
+        self._last_t = math.nan
+        self._last_n = 0
         self.skipped = 0
         for span in opened:
             st = self._agent(span.agent, span.queue)
@@ -236,6 +249,10 @@ class FactsFold:
             self.skipped += 1
             return
         self._lines += 1
+        if t == self._last_t:
+            self._last_n += 1
+        else:
+            self._last_t, self._last_n = t, 1
         if self._lines == 1:
             # This run's first line: an agent seen without its ADDMEMBER was logged in
             # since then (never earlier: a span is never spread over unknown time).
@@ -254,6 +271,11 @@ class FactsFold:
         if a not in _NONE:
             for key in keys:
                 self._agent_line(t, cid, key, a, ev, parts)
+
+    @property
+    def latest(self) -> float:
+        """The latest line time folded (epoch s; -inf before any)."""
+        return self._latest
 
     def feed_all(self, lines: Iterable[str]) -> None:
         """:meth:`feed` each of ``lines``."""
@@ -368,13 +390,19 @@ class FactsFold:
         st.paused = None
         self._set_open(None, a, key, "paused")
         t0 = max(p[0], self.origin)
+        if at - t0 > LONG_SPAN_S:
+            self._long.append((a, key, "paused", p[1], t0, at))
+            return
         for b, secs in _buckets(t0, at):
             k = (a, key, b, p[1])
             self._not_ready[k] = self._not_ready.get(k, 0.0) + secs
 
     def _log_out(self, a: str, key: str, st: _AgentState, t: float) -> None:
         start = st.login_at if st.login_at is not None else t
-        self._spread(a, key, start, t, _LOGGED)
+        if t - max(start, self.origin) > LONG_SPAN_S:
+            self._long.append((a, key, "logged", "", max(start, self.origin), t))
+        else:
+            self._spread(a, key, start, t, _LOGGED)
         st.login_at = None
         st.queues = set()
         self._set_open(None, a, key, "logged")
@@ -450,7 +478,10 @@ class FactsFold:
         """What changed since the last take (and forget calls idle for
         :data:`KEEP_CALL_S`)."""
         out = FactsBatch(calls=[f.take_row() for f in self._dirty],
-                         agent_time=self._time, not_ready=self._not_ready, lines=self._lines)
+                         agent_time=self._time, not_ready=self._not_ready, lines=self._lines,
+                         long_spans=self._long,
+                         last=None if self._last_n == 0 else (self._last_t, self._last_n))
+        self._long = []
         for (a, key, kind), span in self._open.items():
             if span is None:
                 out.closed.append((a, key, kind))

@@ -70,11 +70,13 @@ def usable(db: Path, bounds: Sequence[float], *, now: float) -> bool:
         try:
             row = conn.execute(
                 "SELECT value FROM report_meta WHERE key = 'facts_since'").fetchone()
+            gap = conn.execute("SELECT 1 FROM facts_gaps WHERE t0 < ? AND t1 > ? LIMIT 1",
+                               (bounds[-1], bounds[0])).fetchone()
         finally:
             conn.close()
     except sqlite3.Error:
         return False       # before schema 7, or not readable: the file it is
-    return row is not None and float(row[0]) <= bounds[0]
+    return row is not None and float(row[0]) <= bounds[0] and gap is None
 
 
 def facts_from_rows(packed: Sequence[int], ab_wait: Sequence[object],
@@ -196,10 +198,15 @@ class StoredAgents:
             pause_rows = conn.execute(
                 f"SELECT agent, reason, sum(seconds) FROM agent_not_ready WHERE {where} "
                 "GROUP BY agent, reason", params).fetchall()
+            only = [key] + ([agent] if agent is not None else [])
+            who = " AND agent = ?" if agent is not None else ""
             open_rows = conn.execute(
-                "SELECT agent, kind, since, reason FROM agent_open WHERE queue = ?"
-                + (" AND agent = ?" if agent is not None else ""),
-                [key] + ([agent] if agent is not None else [])).fetchall()
+                f"SELECT agent, kind, since, reason FROM agent_open WHERE queue = ?{who}",
+                only).fetchall()
+            long_rows = conn.execute(
+                "SELECT agent, kind, reason, t0, t1 FROM agent_spans WHERE queue = ? "
+                f"AND t1 > ? AND t0 < ?{who}",
+                [key, start, end] + ([agent] if agent is not None else [])).fetchall()
         finally:
             conn.close()
         self._start, self._end = start, end
@@ -209,7 +216,12 @@ class StoredAgents:
         self._logged = np.array(cols[2], dtype=np.float64)
         period = np.array([start, end], dtype=np.float64)
         logged_open = [(a, since) for a, kind, since, _ in open_rows if kind == "logged"]
-        self._open_since = np.array([s for _, s in logged_open], dtype=np.float64)
+        # Logged-in spans not in the quarter hours: those still open (to the report's
+        # end, as the file fold counts them) and those longer than a day, whole.
+        spans = [(since, np.inf) for _, since in logged_open] + [
+            (t0, t1) for _, kind, _, t0, t1 in long_rows if kind == "logged"]
+        self._span_t0 = np.array([x for x, _ in spans], dtype=np.float64)
+        self._span_t1 = np.array([y for _, y in spans], dtype=np.float64)
         sums = {a: list(values) for a, *values in sum_rows}
         not_ready: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
         for a, reason, secs in pause_rows:
@@ -224,6 +236,14 @@ class StoredAgents:
         for a, since in logged_open:
             open_logged[a] += float(covered(np.array([since]), np.array([np.inf]),
                                             period)[0])
+        for a, kind, reason, t0, t1 in long_rows:
+            secs = float(covered(np.array([t0]), np.array([t1]), period)[0])
+            if secs <= 0:
+                continue
+            if kind == "logged":
+                open_logged[a] += secs
+            else:
+                not_ready[a][reason] += secs
         figures = []
         for a in sorted(set(sums) | set(not_ready) | set(open_logged)):
             events, handled, talk, hold, wrap, busy, logged, rona = sums.get(a, [0.0] * 8)
@@ -254,7 +274,7 @@ class StoredAgents:
         ok = (k >= 0) & (k < k_n)
         busy = np.bincount(k[ok], weights=self._busy[ok], minlength=k_n).astype(np.float64)
         logged = np.bincount(k[ok], weights=self._logged[ok], minlength=k_n).astype(np.float64)
-        logged += covered(self._open_since, np.full(len(self._open_since), np.inf), bounds)
+        logged += covered(self._span_t0, self._span_t1, bounds)
         return busy, logged
 
 

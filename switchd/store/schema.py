@@ -179,7 +179,11 @@ MIGRATIONS: tuple[str, ...] = (
     # CDR is stored, so the calls without one are found by a small partial index), per
     # agent, queue and quarter hour, the agents' spans still open, and since when the
     # facts are complete (report_meta 'facts_since', epoch s; reports of earlier
-    # periods read the queue_log file). WITHOUT ROWID: each table is its key's b-tree,
+    # periods read the queue_log file), agent_spans (spans longer than a day, whole),
+    # facts_gaps (periods whose facts are incomplete: the queue_log has lines they never
+    # got, after a crash or a failing disk; reports overlapping one read the file) and
+    # report_meta 'facts_last' (the last line stored: its time and how many lines in a
+    # row had it). WITHOUT ROWID: each table is its key's b-tree,
     # one lookup per CDR when a report joins them. The call facts' times and seconds are
     # NUMERIC: the queue_log's whole seconds come back as small integers, which a report
     # reading a million rows does not allocate one by one.
@@ -231,6 +235,19 @@ MIGRATIONS: tuple[str, ...] = (
         since  DOUBLE PRECISION NOT NULL,
         reason TEXT NOT NULL DEFAULT '',
         PRIMARY KEY (agent, queue, kind)
+    );
+    CREATE TABLE agent_spans (
+        agent  TEXT NOT NULL,
+        queue  TEXT NOT NULL,
+        kind   TEXT NOT NULL CHECK (kind IN ('logged', 'paused')),
+        reason TEXT NOT NULL DEFAULT '',
+        t0     DOUBLE PRECISION NOT NULL,
+        t1     DOUBLE PRECISION NOT NULL
+    );
+    CREATE INDEX agent_spans_idx ON agent_spans (queue, t1);
+    CREATE TABLE facts_gaps (
+        t0 DOUBLE PRECISION NOT NULL,
+        t1 DOUBLE PRECISION NOT NULL
     );
     CREATE TABLE report_meta (
         key   TEXT PRIMARY KEY,
@@ -352,6 +369,17 @@ SQL_FACTS_SINCE_SET = ("INSERT INTO report_meta (key, value) VALUES ('facts_sinc
                        "ON CONFLICT (key) DO NOTHING")
 SQL_FACTS_SINCE_GET = "SELECT value FROM report_meta WHERE key = 'facts_since'"
 SQL_OPEN_SPANS = "SELECT agent, queue, kind, since, reason FROM agent_open"
+#: A span longer than a day, stored whole (switchd.reports.facts.LONG_SPAN_S).
+SQL_ADD_LONG_SPAN = ("INSERT INTO agent_spans (agent, queue, kind, reason, t0, t1) "
+                     "VALUES (?, ?, ?, ?, ?, ?)")
+#: The last queue_log line stored: "<epoch s> <lines in a row with that time>".
+SQL_FACTS_LAST_SET = ("INSERT INTO report_meta (key, value) VALUES ('facts_last', ?) "
+                      "ON CONFLICT (key) DO UPDATE SET value = excluded.value")
+SQL_FACTS_LAST_GET = "SELECT value FROM report_meta WHERE key = 'facts_last'"
+#: A period whose facts are incomplete (epoch s; t1 far ahead while it is still open).
+SQL_ADD_GAP = "INSERT INTO facts_gaps (t0, t1) VALUES (?, ?)"
+#: Open gaps end at a restart (its QUEUESTART resets every agent's state).
+SQL_CLOSE_GAPS = "UPDATE facts_gaps SET t1 = ? WHERE t1 > ?"
 
 
 

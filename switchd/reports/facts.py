@@ -22,10 +22,12 @@ and writes what it folded to three tables (:mod:`switchd.store.schema`, migratio
   counts them up to its end, and a restart (QUEUESTART) closes them at its time.
 
 Every definition is that of :mod:`switchd.reports.figures` as :mod:`switchd.reports.logsum`
-implements it over the file (the same lines, the same order), with two differences a
-report over whole quarter hours cannot see: a call's lines count whatever their distance
-from the report's range (the file is read a day either side), and a call counts as
-handled by an agent at its first CONNECT to that agent. Local hours, days and months of
+implements it over the file (the same lines, the same order), with three differences
+where the file's window (a day either side of the range) cannot see: a call's lines
+count whatever their distance from the range, a call counts as handled by an agent at
+its first CONNECT to that agent, and an agent logged in or paused since more than a day
+before the range counts so in it even with no line of its own there. Spans longer than
+a day (:data:`LONG_SPAN_S`) are stored whole (``agent_spans``), not cut. Local hours, days and months of
 every time zone in use begin on a quarter hour (UTC offsets are whole quarter hours), so
 any report whose bounds are whole quarter hours sums whole buckets and is exact.
 

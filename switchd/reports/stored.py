@@ -4,6 +4,8 @@ instead of the queue_log file: the same figures, in a fraction of the time.
 ``switchd report`` (and ``REPORT``) take this path when :func:`usable` says the stored
 facts cover the report exactly: the database has them (schema 7), they began before the
 report's start (``facts_since``: a daemon upgraded mid-month has the file only before),
+no gap overlaps it (``facts_gaps``: lines the queue_log has and the facts never got,
+found at a start by :func:`switchd.store.facts_writer.start_facts`),
 and every interval bound is a whole quarter hour (``--from``/``--to`` given to the
 minute off a quarter hour, or a zone whose offset is not whole quarter hours, use the
 file), except the end when it is now or later (nothing after it is stored yet; within

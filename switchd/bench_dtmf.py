@@ -173,12 +173,14 @@ def music_bed(seconds: float, seed: int) -> np.ndarray:
 @dataclass(frozen=True)
 class KeyMaterial:
     """One cell's signal: ``samples`` (int16 [n], 8 kHz, after G.711), the ``sent`` keys,
-    and each key's SNR in dB as built (float64 [keys]: key power over interference power
-    on the key's samples, before G.711)."""
+    each key's SNR in dB as built (float64 [keys]: key power over interference power
+    on the key's samples, before G.711) and where each key sounds (``spans``: int64
+    [keys, 2], first and one-past-last sample)."""
 
     samples: np.ndarray
     sent: str
     key_snr_db: np.ndarray
+    spans: np.ndarray
 
 
 def key_material(
@@ -250,7 +252,8 @@ def key_material(
     keyed = np.concatenate(tones + [np.zeros(tail)])
     snr = np.array([10 * np.log10(np.mean(keyed[a:b] ** 2) / np.mean(interference[a:b] ** 2))
                     for a, b in spans])
-    return KeyMaterial(g711_round_trip(interference + keyed), keys, snr)
+    return KeyMaterial(g711_round_trip(interference + keyed), keys, snr,
+                       np.array(spans, dtype=np.int64).reshape(-1, 2))
 
 
 def _active_piece(bed: np.ndarray, gap: int, on: int, rng: np.random.Generator) -> np.ndarray:

@@ -29,9 +29,17 @@ needs_espeak = pytest.mark.skipif(
 #: Twists inside Q.24's acceptance that the material uses (dB, + = high group louder).
 IN_SPEC_TWISTS = (-6.0, -3.0, 0.0, 3.0)
 
-#: switchd's floor: share of keys detected (all 16 keys at each in-spec twist, after
-#: G.711) per SNR in dB, the same for every interference class.
-FLOORS = {20.0: 0.98, 10.0: 0.80, 6.0: 0.05}
+#: switchd's floor: share of the 64 keys detected (all 16 keys at each in-spec twist,
+#: after G.711) per interference class and SNR in dB.  Measured on this material with
+#: the noisy-hit rule (switchd/lines/dtmf.py): noise 64/63/61/45 of 64 at 20/10/8/6 dB,
+#: speech 64/61/57/54, music 64/55/44/21; with the 85 % energy share alone the 8 and
+#: 6 dB figures were noise 53/8, speech 55/52, music 38/6.  The floors leave 2-3 keys
+#: of slack (speech more: the espeak-ng version changes the material).
+FLOORS: dict[str, dict[float, float]] = {
+    "noise": {20.0: 1.0, 10.0: 0.95, 8.0: 0.90, 6.0: 0.66},
+    "speech": {20.0: 1.0, 10.0: 0.88, 8.0: 0.82, 6.0: 0.78},
+    "music": {20.0: 1.0, 10.0: 0.82, 8.0: 0.64, 6.0: 0.28},
+}
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +58,7 @@ def _detection(cls: str, snr: float, beds: dict[str, np.ndarray | None]) -> tupl
     return keys, detected, false
 
 
-@pytest.mark.parametrize("snr", sorted(FLOORS, reverse=True))
+@pytest.mark.parametrize("snr", [20.0, 10.0, 8.0, 6.0])
 @pytest.mark.parametrize(
     "cls", [pytest.param("speech", marks=needs_espeak), "music", "noise"]
 )
@@ -59,7 +67,7 @@ def test_switchd_detects_keys_under_interference_above_the_floor(
 ) -> None:
     keys, detected, false = _detection(cls, snr, beds)
     assert keys == 64
-    assert detected >= FLOORS[snr] * keys, (cls, snr, detected, keys)
+    assert detected >= FLOORS[cls][snr] * keys, (cls, snr, detected, keys)
     assert false <= 2, (cls, snr, false)
 
 

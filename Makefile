@@ -80,6 +80,7 @@ bench: $(STAMP)
 	$(BIN)/switchd bench media --channels 1000 --seconds 10 --json
 	$(BIN)/switchd bench ivr --json
 	$(BIN)/switchd bench cti --json
+	$(BIN)/switchd bench dtmf --json
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache build *.egg-info

@@ -57,6 +57,7 @@ import importlib.util
 import json
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
 import wave
@@ -585,7 +586,8 @@ def format_table(res: DtmfBenchResult) -> str:
     names = list(res.decoders)
     width = 16
     head = "".join(f"{n:>{width}}" for n in names)
-    lines = ["DTMF keys detected % (false digits), twists inside Q.24 (-6 … +3 dB)",
+    lines = ["DTMF keys detected % (false digits), twists inside Q.24 (-6 … +3 dB); "
+             "SNR = key power / interference power over the key's samples; after G.711 µ-law",
              f"{'class':<8}{'SNR dB':>7}{'keys':>6}" + head]
     groups: dict[tuple[str, float], list[Cell]] = {}
     for c in res.cells:
@@ -642,7 +644,14 @@ def format_table(res: DtmfBenchResult) -> str:
 
 
 def run_dtmf_bench(args: argparse.Namespace) -> int:
-    """``switchd bench dtmf``: print the table (or JSON); exit status 0 (a measurement)."""
+    """``switchd bench dtmf``: print the table (or JSON); exit status 0 (a measurement),
+    2 for an unknown ``--only`` decoder name."""
+    known = ("switchd", "spandsp", "multimon-ng", "dtmf2num")
+    unknown = [n for n in args.only or [] if n not in known]
+    if unknown:
+        print(f"switchd bench dtmf: unknown decoder {', '.join(unknown)} "
+              f"(one of {', '.join(known)})", file=sys.stderr)
+        return 2
     res = bench_dtmf(quick=args.quick, reps=args.reps, talkoff_seconds=args.talkoff_seconds,
                      seed=args.seed, only=tuple(args.only) if args.only else None)
     if args.json:

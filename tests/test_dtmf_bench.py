@@ -156,3 +156,9 @@ def test_cli_has_bench_dtmf_with_json_and_quick() -> None:
     args = build_parser().parse_args(["bench", "dtmf", "--json", "--quick"])
     assert args.json and args.quick
     assert args.func is bench_dtmf.run_dtmf_bench
+
+
+def test_cli_refuses_an_unknown_decoder_name(capsys: pytest.CaptureFixture[str]) -> None:
+    args = build_parser().parse_args(["bench", "dtmf", "--only", "asterisk"])
+    assert bench_dtmf.run_dtmf_bench(args) == 2
+    assert "unknown decoder asterisk" in capsys.readouterr().err

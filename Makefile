@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint bench check clean speech-tools chromium baresip prompts
+.PHONY: run test lint bench check clean speech-tools dtmf-tools chromium baresip prompts
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -16,8 +16,9 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(BIN)/switchd run -c config.yaml
 
-## test: ruff, then the whole test suite (speech tools, chromium and baresip first, when they can be installed)
-test: $(STAMP) speech-tools chromium baresip
+## test: ruff, then the whole test suite (speech tools, DTMF decoders, chromium and baresip
+## first, when they can be installed)
+test: $(STAMP) speech-tools dtmf-tools chromium baresip
 	$(BIN)/ruff check switchd tests tools
 	$(BIN)/pytest
 
@@ -30,6 +31,17 @@ speech-tools:
 	  { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
 	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq espeak-ng sox ffmpeg graphviz >/dev/null) ; } || \
 	  echo "note: espeak-ng/sox/ffmpeg/graphviz not installed; the tests that need them will be skipped"
+
+## dtmf-tools: the Debian DTMF decoders that `switchd bench dtmf` compares switchd with
+## (multimon-ng, dtmf2num; libspandsp2 for spandsp's dtmf_rx); optional — installed with
+## apt-get when running as root, otherwise their columns say "not installed" and the
+## tests that need them skip and say why
+dtmf-tools:
+	@command -v multimon-ng >/dev/null 2>&1 && command -v dtmf2num >/dev/null 2>&1 && \
+	  { ldconfig -p 2>/dev/null | grep -q 'libspandsp\.so\.2'; } || \
+	  { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq multimon-ng dtmf2num libspandsp2 >/dev/null) ; } || \
+	  echo "note: multimon-ng/dtmf2num/libspandsp2 not installed (as root: apt-get install multimon-ng dtmf2num libspandsp2); the DTMF comparison's columns for them say so and their tests skip"
 
 ## chromium: headless Chromium and a CJK font (WenQuanYi Micro Hei) for the test that renders
 ## `switchd report --format html` and checks its screenshot and page text; optional — installed
@@ -68,6 +80,7 @@ bench: $(STAMP)
 	$(BIN)/switchd bench media --channels 1000 --seconds 10 --json
 	$(BIN)/switchd bench ivr --json
 	$(BIN)/switchd bench cti --json
+	$(BIN)/switchd bench dtmf --json
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache build *.egg-info

@@ -282,11 +282,13 @@ def build_parser() -> argparse.ArgumentParser:
                           "requests/s in all (default 4)")
     cti.add_argument("--json", action="store_true", help="print one JSON object")
     cti.set_defaults(func=cmd_bench_cti)
+    from switchd.bench_dtmf import add_dtmf_bench_parser
     from switchd.bench_report import add_report_bench_parser
     from switchd.bench_sip import add_sip_bench_parser
 
     add_report_bench_parser(bsub)
     add_sip_bench_parser(bsub)
+    add_dtmf_bench_parser(bsub)
     # The engines are imported when `sim` runs, not to build the parser: the strategy
     # and talk names are checked there (a wrong one is named with the valid ones).
     sim = sub.add_parser("sim", help="a call centre in virtual time on the production engines, "

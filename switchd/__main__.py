@@ -240,7 +240,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="number of calls (default 100000 virtual, 6000 live)")
     calls.add_argument("--rate", type=float, default=None,
                        help="live: offered calls per second (default: as fast as accepted)")
-    calls.add_argument("--lines", type=int, default=200, help="trunks and extensions on the board")
+    calls.add_argument("--lines", type=int, default=None,
+                       help="trunks and extensions on the board (default 200 virtual, 800 live: "
+                            "enough calls in flight that the daemon, not the window, bounds the rate)")
     calls.add_argument("--record", action="store_true",
                        help="live: record every call to WAV as well (recording.mode on_answer; "
                             "default off: the call path alone)")

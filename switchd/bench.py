@@ -519,7 +519,12 @@ def _count_cdrs(db: Path, call_ids: Sequence[str]) -> int:
     return sum(1 for c in call_ids if c in stored)
 
 
-def bench_live(calls: int = DEFAULT_LIVE_CALLS, lines: int = 200, *, rate: float | None = None,
+#: Lines of the live bench's board by default: 640 calls in flight, so that the daemon's
+#: own speed, not the window over the calls' fraction of a second, bounds the rate.
+DEFAULT_LIVE_LINES = 800
+
+
+def bench_live(calls: int = DEFAULT_LIVE_CALLS, lines: int = DEFAULT_LIVE_LINES, *, rate: float | None = None,
                window: int | None = None, log_level: str = "info", timeout_s: float = 120.0,
                python_args: Sequence[str] = (), record: bool = False) -> LiveResult:
     """Start a real daemon, drive ``calls`` calls through its CTI socket, check CDRs on disk.
@@ -633,10 +638,12 @@ def run_bench(args: argparse.Namespace) -> int:
     if not live and args.rate is not None:
         sys.stderr.write("switchd bench: --rate applies to --live only; ignored\n")
 
+    lines = args.lines if args.lines is not None else (DEFAULT_LIVE_LINES if live else 200)
+
     def run() -> VirtualResult | LiveResult:
         if live:
-            return bench_live(calls, args.lines, rate=args.rate, record=bool(args.record))
-        return bench_virtual(calls, args.lines)
+            return bench_live(calls, lines, rate=args.rate, record=bool(args.record))
+        return bench_virtual(calls, lines)
 
     return report("calls", run, _table, json_out=bool(args.json))
 

@@ -50,7 +50,7 @@ import orjson
 import structlog
 from structlog.typing import EventDict, FilteringBoundLogger, Processor, WrappedLogger
 
-__all__ = ["LEVELS", "FORMATS", "configure_logging", "get_logger"]
+__all__ = ["LEVELS", "FORMATS", "configure_logging", "emit", "get_logger"]
 
 # Numeric values match the stdlib `logging` constants, which is what
 # `structlog.make_filtering_bound_logger` expects.
@@ -247,6 +247,9 @@ _HEAD = ("timestamp", "level", "event")
 # log method, not at `_render_json` (which calls it).
 _stack_info = structlog.processors.StackInfoRenderer(additional_ignores=[__name__])
 _merge_contextvars = structlog.contextvars.merge_contextvars
+#: structlog's registry of the context variables `bind_contextvars` made (empty until
+#: one is bound); None if this structlog keeps no such registry: then always merge.
+_bound_vars: dict[str, Any] | None = getattr(structlog.contextvars, "_CONTEXT_VARS", None)
 _format_exc_info = structlog.processors.format_exc_info
 
 
@@ -263,7 +266,10 @@ def _render_json(logger: WrappedLogger, method_name: str, event_dict: EventDict)
     """
     if _METHOD_LEVEL.get(method_name, 20) < _min_level:
         raise structlog.DropEvent
-    event_dict = _merge_contextvars(logger, method_name, event_dict)
+    if _bound_vars is None or _bound_vars:
+        # Only when a context variable was ever bound: merging walks every variable of
+        # the context, a few µs a line on the daemon's hot path, which binds none.
+        event_dict = _merge_contextvars(logger, method_name, event_dict)
     event_dict["level"] = _LEVEL_NAME.get(method_name, method_name)
     name = getattr(logger, "name", None)
     if name and "logger" not in event_dict:
@@ -276,6 +282,45 @@ def _render_json(logger: WrappedLogger, method_name: str, event_dict: EventDict)
     head = {k: event_dict.pop(k) for k in _HEAD if k in event_dict}
     head.update(event_dict)
     return _orjson_dumps(head, default=_str_or_repr)
+
+
+class _Named:
+    """Stands for the logger ``_render_json`` reads the name of (:func:`emit`)."""
+
+    __slots__ = ("name",)
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+
+_NAMED: dict[str, _Named] = {}
+
+
+def emit(name: str, method: str, event: str, fields: dict[str, Any]) -> bool:
+    """Log ``event`` with ``fields`` (this dict is used up) at ``method``'s level as the
+    logger ``name`` would — the same JSON line — straight through ``_render_json`` to
+    the sink, without structlog's bound-logger layers. Returns False, having done
+    nothing, when the lines are not JSON (console, or logging not configured): the
+    caller then logs through structlog.
+
+    Why: the shell logs every call event (a dozen lines a call); the layers between
+    the log call and ``_render_json`` cost about as much as the line itself.
+    """
+    if not _PROCESSORS or _PROCESSORS[0] is not _render_json:
+        return False
+    if _METHOD_LEVEL.get(method, 20) < _min_level:
+        return True
+    named = _NAMED.get(name)
+    if named is None:
+        named = _NAMED[name] = _Named(name)
+    fields["event"] = event
+    try:
+        data = _render_json(named, method, fields)
+    except structlog.DropEvent:
+        return True
+    _SINK.write(data + b"\n")
+    _SINK.flush()
+    return True
 
 
 # The list object handed to structlog never changes; `configure_logging` replaces

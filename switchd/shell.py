@@ -36,6 +36,7 @@ from switchd.events import (
     ToneStarted,
     ToneStopped,
 )
+from switchd.logconfig import emit
 
 __all__ = ["Clock", "LoopClock", "RefusedInput", "Shell", "VirtualClock"]
 
@@ -344,9 +345,10 @@ class Shell:
                               agent=cdr.agent, queue=cdr.queue, wait_s=cdr.wait_s,
                               blocked_reason=cdr.blocked_reason)
             # A flow that could not do something at run time is for the operator to fix.
-            level = self.log.warning if isinstance(ev, IvrError) else self.log.info
-            level(ev.name, call_id=call_id, **fields)
-        elif isinstance(ev, LineError):
-            self.log.warning(ev.name, **fields)
+            method = "warning" if isinstance(ev, IvrError) else "info"
+            fields = {"call_id": call_id, **fields}
         else:
-            self.log.info(ev.name, **fields)
+            method = "warning" if isinstance(ev, LineError) else "info"
+        # The same line as self.log's, without structlog's layers (logconfig.emit).
+        if not emit("switchd", method, ev.name, fields):
+            getattr(self.log, method)(ev.name, **fields)

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import fields
 from datetime import UTC, datetime, timedelta
 from decimal import ROUND_CEILING, Decimal, InvalidOperation
 
@@ -536,12 +535,11 @@ def cdr_row(cdr: Cdr) -> dict[str, object]:
     Epoch times become ISO-8601 text (see ``iso_utc``); everything else is stored
     as is. Raises ``ValueError`` for a non-finite time.
     """
-    row: dict[str, object] = {}
-    for f in fields(cdr):
-        value = getattr(cdr, f.name)
-        if f.name in _TIME_COLUMNS and value is not None:
-            value = iso_utc(value)
-        row[f.name] = value
+    row: dict[str, object] = {name: getattr(cdr, name) for name in CDR_COLUMNS}
+    for name in _TIME_COLUMNS:
+        value = row[name]
+        if value is not None:
+            row[name] = iso_utc(value)    # type: ignore[arg-type]
     return row
 
 

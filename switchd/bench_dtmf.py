@@ -61,7 +61,7 @@ import sys
 import tempfile
 import time
 import wave
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from types import ModuleType
@@ -576,6 +576,20 @@ def bench_dtmf(
 # --- report ------------------------------------------------------------------------------------
 
 
+def _decoder_cells(cs: list[Cell], names: Sequence[str], keys: int, width: int) -> str:
+    """One table row's cells: per decoder, keys detected in % and (false digits) over the
+    cells ``cs`` holding ``keys`` keys, or "not installed"."""
+    row = ""
+    for n in names:
+        if cs[0].detected[n] is None:
+            row += f"{'not installed':>{width}}"
+        else:
+            det = sum(c.detected[n] or 0 for c in cs)
+            fal = sum(c.false[n] or 0 for c in cs)
+            row += f"{_pct(det, keys) + f' ({fal})':>{width}}"
+    return row
+
+
 def _pct(det: int | None, keys: int) -> str:
     return "n/a" if det is None else f"{100.0 * det / keys:5.1f}"
 
@@ -595,15 +609,7 @@ def format_table(res: DtmfBenchResult) -> str:
             groups.setdefault((c.cls, c.snr_db), []).append(c)
     for (cls, snr), cs in groups.items():
         keys = sum(c.keys for c in cs)
-        row = f"{cls:<8}{snr:>7.0f}{keys:>6}"
-        for n in names:
-            if cs[0].detected[n] is None:
-                row += f"{'not installed':>{width}}"
-            else:
-                det = sum(c.detected[n] or 0 for c in cs)
-                fal = sum(c.false[n] or 0 for c in cs)
-                row += f"{_pct(det, keys) + f' ({fal})':>{width}}"
-        lines.append(row)
+        lines.append(f"{cls:<8}{snr:>7.0f}{keys:>6}" + _decoder_cells(cs, names, keys, width))
     lines += ["", "by twist (dB, + = high group louder), all classes, SNR <= 10 dB",
               f"{'twist':<8}{'':>7}{'keys':>6}" + head]
     twists = sorted({c.twist_db for c in res.cells})
@@ -613,15 +619,8 @@ def format_table(res: DtmfBenchResult) -> str:
             continue
         keys = sum(c.keys for c in cs)
         tag = "" if cs[0].in_spec else " *"
-        row = f"{tw:+6.0f}{tag:<2}{'':>7}{keys:>6}"
-        for n in names:
-            if cs[0].detected[n] is None:
-                row += f"{'not installed':>{width}}"
-            else:
-                det = sum(c.detected[n] or 0 for c in cs)
-                fal = sum(c.false[n] or 0 for c in cs)
-                row += f"{_pct(det, keys) + f' ({fal})':>{width}}"
-        lines.append(row)
+        lines.append(f"{tw:+6.0f}{tag:<2}{'':>7}{keys:>6}"
+                     + _decoder_cells(cs, names, keys, width))
     lines.append("  * beyond Q.24's +4 dB reverse twist: not counted in the ranking")
     lines += ["", "talk-off: false digits on key-free material",
               f"{'class':<8}{'min':>7}{'':>6}" + head]

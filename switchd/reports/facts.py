@@ -41,6 +41,9 @@ import math
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
+from switchd.reports.logsum import _BUSY_FIELD, _EXITS_ON, _NONE, _num
+from switchd.reports.logsum import _TRANSFERS as _TRANSFER_EVENTS
+
 __all__ = ["AGENT_FIELDS", "BUCKET_S", "LONG_SPAN_S", "CallFact", "FactsBatch", "FactsFold", "OpenSpan"]
 
 #: Length of an agent-time bucket (s): a quarter hour, so local hours of every zone in use
@@ -52,11 +55,9 @@ AGENT_FIELDS = ("events", "handled", "talk_s", "hold_s", "wrapup_s", "busy_s", "
                 "rona")
 _EVENTS, _HANDLED, _TALK, _HOLD, _WRAP, _BUSY, _LOGGED, _RONA = range(len(AGENT_FIELDS))
 
-_NONE = ("", "NONE")
-_EXITS_ON = frozenset(("EXITWITHTIMEOUT", "EXITEMPTY", "EXITWITHKEY", "FULL", "JOINEMPTY"))
-_TRANSFERS = frozenset(("BLINDTRANSFER", "ATTENDEDTRANSFER"))
-#: COMPLETE* (calltime) and WRAPUPEND (wrapup_s): the index of their seconds in the line.
-_BUSY_FIELD = {"COMPLETEAGENT": 6, "COMPLETECALLER": 6, "WRAPUPEND": 5}
+#: The queue_log format as the file fold reads it (the same lines must mean the same).
+_TRANSFERS = frozenset(_TRANSFER_EVENTS)
+
 #: A call's state is forgotten this long (s) after its last line (every line of a call
 #: comes within its life and its agents' wrap-up), or when more than
 #: :data:`MAX_CALLS` are kept: memory stays bounded at any call rate. A line of a call
@@ -70,17 +71,6 @@ MAX_CALLS = 100_000
 #: days a stopped switch's last logins run until its next start, are a few rows, not
 #: thousands written in one loop turn.
 LONG_SPAN_S = 86400.0
-
-
-def _num(parts: list[str], i: int) -> float | None:
-    """Field ``i`` of a split line as a finite number, else None."""
-    if len(parts) <= i:
-        return None
-    try:
-        x = float(parts[i])
-    except ValueError:
-        return None
-    return x if math.isfinite(x) else None
 
 
 @dataclass(eq=False)   # hashed by identity: kept in a set of changed facts

@@ -363,11 +363,8 @@ class App:
         stack.push_async_callback(self._close_writer)
         # The report facts: each queue_log line folded and stored beside the CDRs
         # (switchd.reports.facts), so reports need not re-read the file.
-        log_file = self.state_dir / QUEUE_LOG_NAME
-        fresh = await self.store.cdr_count() == 0 and not (
-            log_file.exists() and log_file.stat().st_size)
         self.facts = FactsWriter(self.store, await start_facts(
-            self.store, queue_log=log_file, now=time.time(), fresh=fresh))
+            self.store, queue_log=self.state_dir / QUEUE_LOG_NAME, now=time.time()))
         self.facts.start()
         stack.push_async_callback(self._close_facts)
         self.queue_log = QueueLogWriter(self.state_dir / QUEUE_LOG_NAME, facts=self.facts)

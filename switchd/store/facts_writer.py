@@ -187,11 +187,12 @@ def queue_log_tail(path: Path, *, chunk: int = 1 << 16) -> tuple[float, int] | N
     return last, n
 
 
-async def start_facts(store: Store, *, queue_log: Path | None = None, now: float = 0.0,
-                      fresh: bool = False) -> FactsFold:
+async def start_facts(store: Store, *, queue_log: Path | None = None,
+                      now: float = 0.0) -> FactsFold:
     """The fold a starting daemon continues: since when the facts are stored (None the
-    first time: they begin at its first queue_log line, or cover all time when
-    ``fresh``: no CDR and no queue_log before) and the spans its last run left open.
+    first time: they begin at its first queue_log line, or cover all time when the
+    database has no CDR and ``queue_log`` no line: nothing came before) and the spans its
+    last run left open.
 
     First, the facts are checked against ``queue_log``: lines the file has after the
     last one stored (the last run crashed, or stopped with facts unwritten) make the
@@ -216,9 +217,15 @@ async def start_facts(store: Store, *, queue_log: Path | None = None, now: float
                       action="reports of this period read the queue_log file")
             steps.append((schema.SQL_ADD_GAP, [(start, now)]))
         await store.write_rows(steps)
+    fresh = False
+    if since is None:
+        # Only the first time (a new database, or one from before the facts): counting
+        # a big cdr table at every start is not needed.
+        empty_log = queue_log is None or not queue_log.exists() or not queue_log.stat().st_size
+        fresh = empty_log and await store.cdr_count() == 0
     spans = [OpenSpan(str(a), str(q), str(k), float(str(s)), str(r))
              for a, q, k, s, r in await store.fetch_rows(schema.SQL_OPEN_SPANS)]
-    return FactsFold(since, spans, fresh=fresh and since is None)
+    return FactsFold(since, spans, fresh=fresh)
 
 
 def write_facts_sync(conn: sqlite3.Connection, steps: Sequence[tuple[str, list[tuple[object, ...]]]]

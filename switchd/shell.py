@@ -40,6 +40,10 @@ from switchd.logconfig import emit
 
 __all__ = ["Clock", "LoopClock", "RefusedInput", "Shell", "VirtualClock"]
 
+#: Events logged at debug only (lines' and bridges' own steps). A tuple, not ``A | B``:
+#: this runs for every event, and a union written in the call is built at each call.
+_DEBUG_ONLY = (LineState, ToneStarted, ToneStopped, BridgeChanged)
+
 
 class Clock(Protocol):
     """Where the shell's ``now`` comes from (epoch seconds)."""
@@ -325,7 +329,7 @@ class Shell:
     # ------------------------------------------------------------ logging
 
     def _log_event(self, ev: Event) -> None:
-        if isinstance(ev, LineState | ToneStarted | ToneStopped | BridgeChanged):
+        if isinstance(ev, _DEBUG_ONLY):
             if self.debug:
                 self.log.debug(ev.name, **ev.fields())
             return

@@ -30,6 +30,7 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from enum import Enum, StrEnum
+from itertools import filterfalse, islice
 from typing import Any
 
 from switchd.acd.agents import Agent, AgentCounts
@@ -222,6 +223,16 @@ class _Queue:
     logged_in: int = 0
     #: A ring group (a queue with no waiting): its member phones, in hunt order.
     phones: tuple[str, ...] = ()
+    #: The same phones as a set (is any idle?) and by position (where a hunt goes on),
+    #: so a hunt through a big group's busy phones runs in C, not a Python loop.
+    phone_set: frozenset[str] = frozenset()
+    phone_index: dict[str, int] = field(default_factory=dict)
+
+    def set_phones(self, phones: tuple[str, ...]) -> None:
+        """Make ``phones`` (hunt order) the group's members."""
+        self.phones = phones
+        self.phone_set = frozenset(phones)
+        self.phone_index = {line: i for i, line in enumerate(phones)}
 
     def callers(self) -> Iterable[Caller]:
         """Waiting callers in queue order (priority, then join order)."""
@@ -425,11 +436,12 @@ class Acd:
         phones = tuple(f"ext/{m}" for m in group.members)
         q = self.queues.get(key)
         if q is None:
-            self.queues[key] = _Queue(qs, phones=phones)
+            q = self.queues[key] = _Queue(qs)
             self.stats[key] = QueueStats()
             self.interval[key] = QueueStats()
         else:
-            q.settings, q.phones = qs, phones
+            q.settings = qs
+        q.set_phones(phones)
 
     def stop(self) -> None:
         """switchd is stopping: offer nobody any more (every call is about to end)."""
@@ -1132,7 +1144,7 @@ class Acd:
         self._log(now, ev.call_id, key, "NONE", "ENTERQUEUE", "", ev.caller)
         c = Caller(ev.call_id, key, ev.line, ev.caller, 0, now, 0)
         c.ring_timeout_s = ev.timeout_s or q.settings.ring_timeout_s
-        if not any(line not in self._busy_lines for line in q.phones):
+        if q.phone_set <= self._busy_lines:
             self._group_refused(now, ev, q)
             return
         self.callers[c.call_id] = c
@@ -1163,12 +1175,14 @@ class Acd:
                     if line not in self._busy_lines:
                         self._ring_phone(now, c, line)
         elif not c.ringing:
-            while c.hunt_next < len(q.phones):
-                line = q.phones[c.hunt_next]
-                c.hunt_next += 1
-                if line not in self._busy_lines:
-                    self._ring_phone(now, c, line)
-                    break
+            # The next idle member from where the hunt stands (busy ones skipped in C).
+            line = next(filterfalse(self._busy_lines.__contains__,
+                                    islice(q.phones, c.hunt_next, None)), None)
+            if line is None:
+                c.hunt_next = len(q.phones)
+            else:
+                c.hunt_next = q.phone_index[line] + 1
+                self._ring_phone(now, c, line)
         if not c.ringing:
             self._group_rang_out(now, c)
 

@@ -33,6 +33,9 @@ from switchd.timefmt import iso_utc
 
 __all__ = ["CtiServer", "Reply", "Session", "event_wire_fields"]
 
+#: A tuple, not ``A | B``: the check runs for every event to every agent's session.
+_CALL_OVER = (CallEnded, CallTransferred)
+
 log = structlog.get_logger("switchd.cti")
 
 #: Seconds a reply waits for room in a full outbound queue before the client is overloaded.
@@ -400,7 +403,7 @@ class CtiServer:
                     s.held.append(data)
             else:
                 s.send(data)
-        if isinstance(event, CallEnded | CallTransferred):
+        if isinstance(event, _CALL_OVER):
             # An agent stops following a call when it ends, or when the agent transferred
             # it away, whether or not it subscribed to those events.
             for s in self.sessions:

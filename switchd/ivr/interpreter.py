@@ -132,6 +132,9 @@ __all__ = ["PATH_MAX", "RECORDER_GRACE_S", "STEP_BUDGET", "TRANSITIONS", "VOICEM
            "IvrPath", "Kind", "MailboxLookup", "RouteReplyError", "Session", "State", "render",
            "submit_reply"]
 
+#: A tuple, not ``A | B`` (built at each call): checked for every event the IVR follows.
+_ENDS_OR_ANSWERS = (CallEnded, CallAnswered)
+
 #: Nodes one call may enter in one instant (the same ``now``) before the flow is judged
 #: to loop without waiting for anyone — set -> branch -> set within one input, or a
 #: transfer that fails at once whose ``on_fail`` leads back to it, input after input:
@@ -740,7 +743,7 @@ class Ivr:
         self._emit(IvrExit(call_id, now, flow, version, IvrOutcome.ERROR, node))
         # A call that ended is gone; one a person answered is theirs: cutting it off
         # would be worse than the error.
-        if not isinstance(item, CallEnded | CallAnswered):
+        if not isinstance(item, _ENDS_OR_ANSWERS):
             self._emit(Release(call_id))
         return True
 

@@ -276,6 +276,11 @@ class Shell:
         at = self.next_deadline()
         if at == self._timer_at:
             return
+        armed = self._timer_at
+        if self._timer is not None and armed is not None and (at is None or at > armed):
+            # The armed timer fires first and re-arms then (firing finds nothing due):
+            # cheaper than a cancel and a new loop timer each time a call's timer goes.
+            return
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None

@@ -7,7 +7,7 @@ from __future__ import annotations
 from switchd.core.inputs import Answer, Dial, FarBusy, Hangup, Hold, Incoming, OffHook, Retrieve
 from switchd.drivers.sip.digest import ha1_line, parse_credentials_line
 from switchd.drivers.sip.engine import MediaStart, MediaStop, SipEngine
-from switchd.drivers.sip.message import Request, Response
+from switchd.drivers.sip.message import Request, Response, parse
 from switchd.drivers.sip.settings import SipSettings, SipTrunk
 from switchd.events import CallRinging, LineState, SipAuthFailed, SipRegistration
 from switchd.lines.state import LineStatus
@@ -451,3 +451,21 @@ def test_a_phone_dialling_a_tel_uri_dials_its_number() -> None:
                    uri="tel:9-0123", body=inv2.body)
     out = e.receive(T0, tel2.to_bytes(), phone.addr)
     assert _only(out, Dial) == [Dial("ext/201", "90123")]
+
+
+def test_a_broken_request_is_never_answered_with_broken_sip() -> None:
+    # Found by the fuzzer: a 505 copied a From holding a NUL and no '>' into our reply.
+    e = _engine()
+    phone = Phone("201")
+    good = phone.invite("8000").to_bytes()
+    nul = good.replace(b"SIP/2.0\r\n", b"SIP/\x00.0\r\n", 1).replace(b"From: <", b"From: <\x00", 1)
+    assert e.receive(T0, nul, phone.addr) == []            # nothing fit to echo
+    unclosed = good.replace(b"SIP/2.0\r\n", b"SIP/3.0\r\n", 1)
+    unclosed = unclosed.replace(b"From: <sip:", b"From: <broken sip:", 1).replace(
+        b">;tag=", b";tag=", 1)
+    [reply] = e.receive(T0 + 1, unclosed, phone.addr)
+    assert reply.data.startswith(b"SIP/2.0 400 ")           # a bad request, said so
+    version_only = good.replace(b"SIP/2.0\r\n", b"SIP/3.0\r\n", 1)
+    [reply] = e.receive(T0 + 2, version_only, phone.addr)
+    assert reply.data.startswith(b"SIP/2.0 505 ")
+    parse(reply.data)

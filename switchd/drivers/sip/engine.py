@@ -33,6 +33,7 @@ authenticated extension or a listed carrier address starts a call; anything else
 from __future__ import annotations
 
 import os
+import re
 import time as _time
 from collections import defaultdict, deque
 from dataclasses import dataclass, field
@@ -70,6 +71,9 @@ from switchd.lines.state import LineStatus
 __all__ = ["FOLLOWS", "Binding", "MediaStart", "MediaStop", "SipEngine"]
 
 log = structlog.get_logger("switchd.sip")
+
+#: Characters a header value copied into a reply must not hold (C0 controls but tab, DEL).
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 Address = tuple[str, int]
 
 #: The core events the SIP board follows.
@@ -307,12 +311,24 @@ class SipEngine:
         names = {n.lower() for n, _ in keep}
         if not {"via", "from", "to", "call-id", "cseq"} <= names:
             return []
+        if any(_CONTROL.search(v) for _, v in keep):
+            return []     # NULs and the like: nothing of it is fit to echo (RFC 3261 §18.3)
         reason = str(err)[:100].replace("\r", " ").replace("\n", " ")
-        resp = Response(headers=tuple(keep), status=err.status, reason=reason)
+        status = err.status
         try:
-            return [Send(resp.to_bytes(), source, transport)]
+            data_out = Response(headers=tuple(keep), status=status, reason=reason).to_bytes()
+            if status != 400:
+                try:
+                    parse(data_out)
+                except SipParseError as again:
+                    # The copied headers are broken too (a From without its '>'): the
+                    # request is a bad one before it is another version or too big.
+                    reason = str(again)[:100].replace("\r", " ").replace("\n", " ")
+                    data_out = Response(headers=tuple(keep), status=400,
+                                        reason=reason).to_bytes()
         except Exception:   # pragma: no cover
             return []
+        return [Send(data_out, source, transport)]
 
     def _deliver(self, now: float, d: Deliver) -> list[Any]:
         msg = d.message

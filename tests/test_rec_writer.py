@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from switchd.recorder import writer as writer_mod
 from switchd.recorder.model import RecordFormat
 from switchd.recorder.wav import WavFile, WavSummary, read_info, repair
 from switchd.recorder.writer import RecordingWriter, WriterState
@@ -384,6 +385,29 @@ async def test_stop_gives_up_on_a_hung_disk_and_says_how_many_are_left(
     stall.release()  # the disk wakes up: the thread still finishes its work
     assert await w.stop(5.0) == 0
     assert sorted(reports.closed) == ["c1", "c2"]
+
+
+async def test_stop_keeps_waiting_while_a_slow_disk_keeps_sealing(
+        tmp_path, reports, monkeypatch):
+    # A backlog of recordings on a disk whose fsyncs are slow: each wait of the stop
+    # finishes some, so it waits on (up to most_s) instead of giving up after one.
+    real_fsync = os.fsync
+
+    def slow_fsync(fd: int) -> None:
+        time.sleep(0.05)
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", slow_fsync)
+    w = RecordingWriter(tmp_path, on_closed=reports.on_closed, on_error=reports.on_error)
+    w.start()
+    n = 3 * writer_mod.SEAL_THREADS           # three rounds of 50 ms: past one 0.1 s wait
+    for i in range(n):
+        w.open(f"s{i}", Path(f"s{i}.wav"), 1, PCM)
+        w.write(f"s{i}", bytes(1600))
+    began = time.monotonic()
+    assert await w.stop(0.1, most_s=10.0) == 0
+    assert time.monotonic() - began > 0.1
+    assert len(reports.closed) == n
 
 
 # ---------------------------------------------------------------- kill -9

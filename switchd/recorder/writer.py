@@ -72,6 +72,9 @@ CallSoon = Callable[[Callable[[], None]], object]
 #: module docstring): with 4 a recorded-call rate past 1 000/s (``switchd bench calls
 #: --live --record``) left thousands unsealed at a stop; 16 kept up in every run.
 SEAL_THREADS = 16
+#: The longest a stop waits for a disk that keeps sealing (s): inside systemd's
+#: TimeoutStopSec (15 s, contrib/systemd/switchd.service) with the other writers' time.
+STOP_MOST_S = 10.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -337,14 +340,16 @@ class RecordingWriter:
             rec.state = _move(rec.state, _Ev.CLOSE)
         self._queue.put(_Item(_Do.CLOSE, rec))
 
-    async def stop(self, timeout_s: float = 5.0) -> int:
+    async def stop(self, timeout_s: float = 5.0, *, most_s: float = STOP_MOST_S) -> int:
         """Close every open recording (each reported through ``on_closed``) after the audio
         queued for it, end the thread, and return how many recordings were not closed
-        within ``timeout_s`` seconds (0: all done).
+        (0: all done). It waits ``timeout_s`` seconds at a time, for as long as each wait
+        finished some (a busy disk sealing a backlog of thousands), up to ``most_s`` in
+        all; a wait that finished none ends it (a disk that hangs).
 
-        Those left (a disk that hangs) stay open in the thread, which is a daemon: their
-        files are repaired at the next start. Safe to call twice. Runs on the event loop
-        (the wait is in a worker thread).
+        Those left stay open in the thread, which is a daemon: their files are repaired
+        at the next start. Safe to call twice. Runs on the event loop (the wait is in a
+        worker thread).
         """
         with self._lock:
             first = (self._state, "stop") in _LIFE
@@ -361,9 +366,16 @@ class RecordingWriter:
             for rec_id in left_open:
                 self.close(rec_id)
             self._queue.put(_STOP)
-        await asyncio.to_thread(self._thread.join, timeout_s)
+        until = time.monotonic() + max(timeout_s, most_s)
         with self._lock:
-            return len(self._active)
+            before = len(self._active)
+        while True:
+            await asyncio.to_thread(self._thread.join, min(timeout_s, until - time.monotonic()))
+            with self._lock:
+                left = len(self._active)
+            if not self._thread.is_alive() or left >= before or time.monotonic() >= until:
+                return left
+            before = left
 
     def stats(self) -> WriterStats:
         """The writer's figures now (see :class:`WriterStats`)."""

@@ -74,7 +74,7 @@ CallSoon = Callable[[Callable[[], None]], object]
 SEAL_THREADS = 16
 #: The longest a stop waits for a disk that keeps sealing (s): inside systemd's
 #: TimeoutStopSec (15 s, contrib/systemd/switchd.service) with the other writers' time.
-STOP_MOST_S = 10.0
+STOP_MOST_S = 8.0
 
 
 @dataclass(frozen=True, slots=True)

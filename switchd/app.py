@@ -45,7 +45,15 @@ from switchd.drivers.sim.board import (
 from switchd.drivers.sim.driver import SimDriver
 from switchd.drivers.sip.driver import SipDriver
 from switchd.engine import Input
-from switchd.events import AgentState, CallEnded, Event, IvrLeave, QueueLogEntry, VoicemailNew
+from switchd.events import (
+    AgentState,
+    CallEnded,
+    CallOffered,
+    Event,
+    IvrLeave,
+    QueueLogEntry,
+    VoicemailNew,
+)
 from switchd.exceptions import ConfigError, ProtocolError, StorageError
 from switchd.ivr.inputs import RouteReply
 from switchd.ivr.interpreter import Ivr, RouteReplyError, submit_reply
@@ -445,9 +453,11 @@ class App:
         self.bus.on_any(self._to_clients)
         # After _to_clients: a pop follows the call.ringing it is about. Closed before
         # the store (the stack unwinds in reverse): no look-up outlives the database.
-        pop = self.screen_pop = ScreenPop(self.core.calls, self.store,
-                                          flush=self.cdr_writer.flush,
-                                          publish=self.server.publish, agent_at=self.agent_at)
+        server = self.server
+        pop = self.screen_pop = ScreenPop(
+            self.core.calls, self.store, flush=self.cdr_writer.flush, publish=server.publish,
+            agent_at=self.agent_at,
+            listened=lambda: server.anyone_subscribed(CallOffered.name))
         self.bus.on_any(pop.on_event, only=[k.name for k in ScreenPop.FOLLOWS])
         stack.push_async_callback(pop.close)
         port = await self.server.start()

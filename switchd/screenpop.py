@@ -159,8 +159,10 @@ class ScreenPop:
     ``calls``: the core's live calls (``SwitchCore.calls``), read when a phone rings;
     ``store``: where history is read; ``flush``: waits until the CDRs of ended calls are
     written; ``publish``: hands a pop to the CTI server; ``agent_at``: the ACD agent
-    logged in at a phone, or None. Feed it every bus event (:meth:`on_event`), or those
-    in :attr:`FOLLOWS`: it ignores the others.
+    logged in at a phone, or None; ``listened``: whether a client listens for pops now
+    (when none does, a new call's history is not read ahead: the ring that pops reads
+    it). Feed it every bus event (:meth:`on_event`), or those in :attr:`FOLLOWS`: it
+    ignores the others.
     """
 
     #: The events :meth:`on_event` acts on.
@@ -169,12 +171,14 @@ class ScreenPop:
     def __init__(self, calls: Mapping[str, Call], store: HistoryStore, *,
                  flush: Callable[[], Awaitable[None]], publish: Callable[[Event], None],
                  agent_at: Callable[[str], str | None],
-                 timeout_s: float = HISTORY_TIMEOUT_S, flush_s: float = FLUSH_WAIT_S) -> None:
+                 timeout_s: float = HISTORY_TIMEOUT_S, flush_s: float = FLUSH_WAIT_S,
+                 listened: Callable[[], bool] = lambda: True) -> None:
         self._calls = calls
         self._store = store
         self._flush = flush
         self._publish = publish
         self._agent_at = agent_at
+        self._listened = listened
         self._timeout_s = timeout_s
         self._flush_s = min(flush_s, timeout_s)
         #: call id -> (customer number, its look-up), for the call's life.
@@ -197,7 +201,9 @@ class ScreenPop:
         elif isinstance(ev, QueueCallback) and ev.outcome == "dialling":
             self._callback(ev)
         elif isinstance(ev, CallNew):
-            if ev.direction is Direction.INBOUND and ev.caller:
+            # Read the caller's history early, so the pop is ready when a phone rings —
+            # unless no client listens for pops now (its ring reads it then, if one does).
+            if ev.direction is Direction.INBOUND and ev.caller and self._listened():
                 self._look_up(ev.call_id, ev.caller)
         elif isinstance(ev, CallEnded):
             self._forget(ev.call_id)

@@ -187,6 +187,21 @@ async def test_history_started_at_call_new_is_ready_when_the_phone_rings():
     assert store.asked == [NUMBER]   # one look-up per call, however many rings
 
 
+async def test_with_nobody_listening_for_pops_the_history_is_read_at_the_ring_not_ahead():
+    call, sent = make_call(), []
+    store = FakeStore({"calls": 2, "last": None})
+    listening = [False]
+    pop_service = service(call, store, sent, listened=lambda: listening[0])
+    pop_service.on_event(CallNew(CALL, T0, Direction.INBOUND, NUMBER, "6000", trunk=1))
+    await settle()
+    assert store.asked == []          # no client, no read: a busy switch saves the query
+    listening[0] = True               # a softphone subscribed meanwhile; its phone rings
+    pop_service.on_event(ring(call, "ext/201"))
+    await settle()
+    [pop] = pops(sent)
+    assert pop.previous_calls == 2 and store.asked == [NUMBER]
+
+
 async def test_a_pop_waits_for_a_slow_lookup_and_goes_only_to_phones_still_ringing():
     call, sent = make_call(), []
     store = FakeStore({"calls": 1, "last": None})

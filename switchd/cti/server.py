@@ -371,6 +371,11 @@ class CtiServer:
             if (self._due or self._urgent) and self._flush_handle is None:
                 self._flush_handle = asyncio.get_running_loop().call_soon(self._flush_due)
 
+    def anyone_subscribed(self, name: str) -> bool:
+        """True when a connected session subscribed to events named ``name`` (what its
+        role may see aside): False means an event of that name would reach nobody."""
+        return any(s.subscribed and s.matches(name) for s in self.sessions)
+
     def publish(self, event: Event) -> None:
         """Send ``event`` to every subscribed session that may see it. Never waits."""
         if not self.sessions:

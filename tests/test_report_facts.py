@@ -327,3 +327,15 @@ def test_a_span_longer_than_a_day_is_stored_whole_and_reported_as_the_file_does(
         kinds = sorted(r[0] for r in conn.execute("SELECT kind FROM agent_spans"))
         buckets = conn.execute("SELECT count(*) FROM agent_not_ready").fetchone()[0]
     assert kinds == ["logged", "logged", "paused", "paused"] and buckets == 0
+
+
+def test_an_agent_seen_without_addmember_counts_from_the_runs_first_line_across_batches(
+        ) -> None:
+    # The run's start is its first line, not the first line of each batch written.
+    t0 = 1_796_083_200.0
+    fold = FactsFold(None)
+    fold.feed(_line(t0, "NONE", "NONE", "NONE", "QUEUESTART", ""))
+    fold.take()
+    fold.feed(_line(t0 + 600, "c1", "q", "a9", "CONNECT", "1", "x", "1"))
+    opened = {(s.agent, s.queue): s.since for s in fold.take().opened}
+    assert opened == {("a9", ""): t0, ("a9", "q"): t0}

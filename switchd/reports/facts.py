@@ -143,7 +143,6 @@ class FactsBatch:
     not_ready: dict[tuple[str, str, int, str], float] = field(default_factory=dict)
     opened: list[OpenSpan] = field(default_factory=list)
     closed: list[tuple[str, str, str]] = field(default_factory=list)
-    lines: int = 0
     #: When the facts begin (epoch s), to store once: set in the first batch of new facts.
     since: float | None = None
     #: Spans stored whole: (agent, queue, kind, reason, t0, t1) epoch s.
@@ -208,11 +207,9 @@ class FactsFold:
         self._latest = -math.inf
         self._run_start = self.origin if run_start is None else run_start
         self._run_start_given = run_start is not None
-        self._lines = 0
         self._long: list[tuple[str, str, str, str, float, float]] = []
         self._last_t = math.nan
         self._last_n = 0
-        self.skipped = 0
         for span in opened:
             st = self._agent(span.agent, span.queue)
             if span.kind == "logged":
@@ -226,26 +223,21 @@ class FactsFold:
     def feed(self, line: str) -> None:
         """Fold one queue_log line (``epoch|call_id|queue|agent|EVENT|data…``, no line
         end). A malformed line (fewer than five fields, no event, a time that is not a
-        finite number) is counted in ``skipped``, never raised."""
+        finite number) is passed over as the file's readers pass it over, never raised."""
         parts = line.split("|")
         if len(parts) < 5 or not parts[4]:
-            if line and not line.isspace():
-                self.skipped += 1
             return
         try:
             t = float(parts[0])
         except ValueError:
-            self.skipped += 1
             return
         if not math.isfinite(t):
-            self.skipped += 1
             return
-        self._lines += 1
         if t == self._last_t:
             self._last_n += 1
         else:
             self._last_t, self._last_n = t, 1
-        if self._lines == 1:
+        if self._latest == -math.inf:
             # This run's first line: an agent seen without its ADDMEMBER was logged in
             # since then (never earlier: a span is never spread over unknown time).
             if not self._run_start_given:
@@ -470,7 +462,7 @@ class FactsFold:
         """What changed since the last take (and forget calls idle for
         :data:`KEEP_CALL_S`)."""
         out = FactsBatch(calls=[f.take_row() for f in self._dirty],
-                         agent_time=self._time, not_ready=self._not_ready, lines=self._lines,
+                         agent_time=self._time, not_ready=self._not_ready,
                          long_spans=self._long,
                          last=None if self._last_n == 0 else (self._last_t, self._last_n))
         self._long = []
@@ -483,7 +475,6 @@ class FactsFold:
             out.since = 0.0 if self._fresh else self.origin
             self._new_origin = False
         self._dirty, self._time, self._not_ready, self._open = set(), {}, {}, {}
-        self._lines = 0
         # Forget the oldest calls (first line first: dict order) once idle or too many.
         horizon = self._latest - KEEP_CALL_S
         calls = self._calls

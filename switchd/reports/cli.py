@@ -181,17 +181,17 @@ def _report_text(args: argparse.Namespace) -> str | bytes:
         require_db(db)
     except FileNotFoundError as exc:
         raise _Fail(f"switchd report: {exc}", 1) from None
-    from switchd.reports.run import start_report
+    from switchd.reports.run import ReportJob
 
     # Millions of rows and no cycles: no GC passes. The CDRs are read beside (a forked
     # child, started before the progress bar's thread) while the facts are read here.
     with gc_paused():
         try:
-            job = start_report(db, start=start, end=end, tz=args.tz, by=args.by,
-                               now=time.time(),
-                               file_summary=lambda: _queue_log(args, state, start, end),
-                               settings=settings, queue=args.queue, agent=args.agent,
-                               stored=False if args.queue_log else None)
+            job = ReportJob(db, start=start, end=end, tz=args.tz, by=args.by,
+                            now=time.time(),
+                            file_summary=lambda: _queue_log(args, state, start, end),
+                            settings=settings, queue=args.queue, agent=args.agent,
+                            stored=False if args.queue_log else None)
         except ValueError as exc:
             raise _Fail(f"switchd report: {exc}", 2) from None
         try:

@@ -18,7 +18,7 @@ from switchd.reports.intervals import intervals
 from switchd.reports.logsum import LogSummary
 from switchd.reports.model import Report, ReportSettings
 
-__all__ = ["ReportJob", "ReportTimes", "compute_report", "report_bounds", "start_report"]
+__all__ = ["ReportJob", "ReportTimes", "compute_report", "report_bounds"]
 
 
 @dataclass
@@ -44,9 +44,11 @@ def report_bounds(start: float, end: float, tz: str, by: str) -> list[float]:
 
 
 class ReportJob:
-    """One report being read and computed (:func:`start_report`): :meth:`finish` reads
-    the rest and computes, :meth:`cancel` stops the CDR reader (call it in a ``finally``;
-    harmless after :meth:`finish`)."""
+    """One report being read and computed. Making it decides where the queue_log's facts
+    come from and starts reading the CDRs in a forked child (make it before any thread,
+    such as a progress bar's), raising ValueError for a bad ``tz`` or ``by``;
+    :meth:`finish` reads the rest and computes, :meth:`cancel` stops the CDR reader (call
+    it in a ``finally``; harmless after :meth:`finish`)."""
 
     def __init__(self, db: Path, *, start: float, end: float, tz: str, by: str, now: float,
                  file_summary: Callable[[], LogSummary],
@@ -93,7 +95,7 @@ class ReportJob:
                 agents: figures.AgentTime = stored.StoredAgents(
                     db, start=start, end=end, queue=queue, agent=agent)
                 if agent is None:
-                    _, extra = stored.extra_calls(db, start, end, queue or "")
+                    extra = stored.extra_calls(db, start, end, queue or "")
             else:
                 say("reading the queue_log (and the CDRs beside)")
                 summary = self.file_summary()
@@ -118,14 +120,6 @@ class ReportJob:
         t3 = time.perf_counter()
         t.load_log_s, t.load_calls_s, t.compute_s = t1 - self._t0, t2 - t1, t3 - t2
         return replace(rep, source="report_facts" if t.stored else "queue_log")
-
-
-def start_report(db: Path, **kw: object) -> ReportJob:
-    """Start a report (:class:`ReportJob`, same arguments): it decides where the
-    queue_log's facts come from and starts reading the CDRs in a forked child (start it
-    before any thread, such as a progress bar's). Raises ValueError for a bad ``tz`` or
-    ``by``."""
-    return ReportJob(db, **kw)  # type: ignore[arg-type]
 
 
 def compute_report(db: Path, *, start: float, end: float, tz: str, by: str, now: float,

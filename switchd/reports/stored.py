@@ -22,7 +22,7 @@ from __future__ import annotations
 import sqlite3
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import fields, replace
 from pathlib import Path
 
 import numpy as np
@@ -48,6 +48,9 @@ FACTS_COLUMNS_SQL = (
     "coalesce(f.wrapups, 0)"
 )
 
+
+#: The per-call arrays of a CallFacts (every field but ``extra_at``).
+_PER_CALL = tuple(f.name for f in fields(CallFacts) if f.name != "extra_at")
 
 #: An end this close to now (s) counts as "now": a report "up to now" (no ``--to``) sums
 #: its last quarter hour whole, with what the seconds it took to start added.
@@ -143,19 +146,17 @@ def align_facts(rows: Sequence[Sequence[object]], calls: CallColumns
     found = got[order][pos] == rowids
     take = np.where(found, order[pos], 0)
     none = CallFacts.none(n)
-    out = {}
-    for name in ("entered", "abandoned", "abandon_wait", "refused", "callback", "connected",
-                 "connect_hold", "exited", "first_exit", "overflow", "wrap_sum", "wrap_n"):
-        out[name] = np.where(found, getattr(facts, name)[take], getattr(none, name))
+    out = {name: np.where(found, getattr(facts, name)[take], getattr(none, name))
+           for name in _PER_CALL}
     return (replace(calls, wait_s=np.where(found, wait[take], 0.0),
                     billsec=np.where(found, talk[take], 0.0)),
             CallFacts(**out, extra_at=np.zeros(0)))
 
 
-def extra_calls(db: Path, start: float, end: float, key: str) -> tuple[np.ndarray, CallFacts]:
+def extra_calls(db: Path, start: float, end: float, key: str) -> CallFacts:
     """The calls the facts know in queue ``key`` ('' all) with a first join in
-    [start, end) and no CDR at all (in progress): (their first join, epoch s, float64;
-    their facts with ``extra_at`` set). Raises sqlite3.Error."""
+    [start, end) and no CDR at all (in progress): their facts, ``extra_at`` their first
+    joins (epoch s, float64). Raises sqlite3.Error."""
     conn = _connect(db)
     try:
         rows = conn.execute(
@@ -167,7 +168,7 @@ def extra_calls(db: Path, start: float, end: float, key: str) -> tuple[np.ndarra
         conn.close()
     at = np.array([r[0] for r in rows], dtype=np.float64)
     cols = list(zip(*rows, strict=True)) if rows else [()] * 7
-    return at, facts_from_rows(*cols[1:7], extra_at=at)  # type: ignore[arg-type]
+    return facts_from_rows(*cols[1:7], extra_at=at)  # type: ignore[arg-type]
 
 
 class StoredAgents:
@@ -211,7 +212,6 @@ class StoredAgents:
                 [key, start, end] + ([agent] if agent is not None else [])).fetchall()
         finally:
             conn.close()
-        self._start, self._end = start, end
         cols = list(zip(*bucket_rows, strict=True)) if bucket_rows else [()] * 3
         self._bucket = np.array(cols[0], dtype=np.float64)
         self._busy = np.array(cols[1], dtype=np.float64)
@@ -282,7 +282,5 @@ class StoredAgents:
 
 def with_extra(facts: CallFacts, extra: CallFacts) -> CallFacts:
     """The facts of the CDR calls followed by those of the calls without a CDR."""
-    names = ("entered", "abandoned", "abandon_wait", "refused", "callback", "connected",
-             "connect_hold", "exited", "first_exit", "overflow", "wrap_sum", "wrap_n")
-    joined = {n: np.concatenate((getattr(facts, n), getattr(extra, n))) for n in names}
+    joined = {n: np.concatenate((getattr(facts, n), getattr(extra, n))) for n in _PER_CALL}
     return CallFacts(**joined, extra_at=extra.extra_at)
